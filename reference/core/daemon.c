@@ -1,0 +1,466 @@
+/*
+ * daemon: one zolderd instance (see daemon.h).
+ *
+ * SECURITY: started as root, zolderd binds its ports and reads the TLS key, then switches
+ * to run_as (setgroups, setgid, setuid, verified) before the event loop reads a byte from
+ * the network. Everything after that, SMTP parsing and local delivery into the spool it
+ * owns, runs unprivileged. Started as another user (tests, demos) it runs as that user.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "deliver/deliver.h"
+#include "fsutil.h"
+#include "log.h"
+#include "queue/queue.h"
+#include "smtpd/smtpd.h"
+#include "str.h"
+#include "xalloc.h"
+#include "zmaps.h"
+
+#define DAEMON_CONFIG_MAX (1u << 20)
+#define DAEMON_CONTROL_LINE_MAX 512
+
+struct daemon {
+    char *config_path;
+    struct zconf conf;
+    struct zmaps *maps;
+    struct event_base *base;
+    struct queue queue;
+    struct smtpd smtpd;
+    struct smtpd_maps smtpd_maps;
+    struct deliver deliver;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
+    struct event *queue_timer;
+    struct evconnlistener *control;
+    char *control_path;
+    bool queue_run_scheduled;
+};
+
+bool daemon_load_config(const char *path, struct zconf *conf, struct cfg_error *err)
+{
+    char *data;
+    size_t len;
+    char *dir = fs_dirname(path);
+    zconf_defaults(conf, dir);
+    free(dir);
+    if (fs_read_file(path, DAEMON_CONFIG_MAX, &data, &len) < 0) {
+        cfg_error_set(err, path, 0, "cannot read config: %s", strerror(errno));
+        return false;
+    }
+    bool ok = zconf_parse(conf, path, data, len, err) && zconf_validate(conf, err);
+    free(data);
+    return ok;
+}
+
+char *daemon_control_path(const struct zconf *conf)
+{
+    size_t n = strlen(conf->state_dir) + 16;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/zolderd.ctl", conf->state_dir);
+    return p;
+}
+
+int daemon_check(const char *path)
+{
+    struct zconf conf;
+    struct cfg_error err;
+    if (!daemon_load_config(path, &conf, &err)) {
+        fprintf(stderr, "zolderd: %s\n", err.text);
+        zconf_free(&conf);
+        return 1;
+    }
+    struct zmaps *maps = zmaps_load(&conf, &err);
+    if (!maps) {
+        fprintf(stderr, "zolderd: %s\n", err.text);
+        zconf_free(&conf);
+        return 1;
+    }
+    if (zmaps_localhost_denied(maps))
+        fprintf(stderr, "zolderd: warning: hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: "
+                        "local programs (fetch, sendmail, cron) cannot hand over mail\n");
+    zmaps_free(maps);
+    printf("zolderd: %s: config ok\n", path);
+    zconf_free(&conf);
+    return 0;
+}
+
+static enum log_level daemon_log_level(const char *name)
+{
+    if (strcmp(name, "debug") == 0)
+        return LOG_LEVEL_DEBUG;
+    if (strcmp(name, "warning") == 0)
+        return LOG_LEVEL_WARN;
+    if (strcmp(name, "error") == 0)
+        return LOG_LEVEL_ERROR;
+    return LOG_LEVEL_INFO;
+}
+
+static SSL_CTX *daemon_tls_context(const struct zconf *conf)
+{
+    if (!conf->tls_cert[0])
+        return NULL;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx)
+        log_fatalx("tls: cannot create context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1)
+        log_fatalx("tls: cannot load certificate %s: %s", conf->tls_cert,
+                   ERR_reason_error_string(ERR_get_error()));
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1)
+        log_fatalx("tls: cannot load key %s: %s", conf->tls_key,
+                   ERR_reason_error_string(ERR_get_error()));
+    return ctx;
+}
+
+static void daemon_prepare_state_dir(const struct zconf *conf, const struct passwd *pw)
+{
+    const char *subdirs[] = {"", "/queue", "/queue/tmp", "/queue/msg", "/queue/hold", "/spool",
+                             "/spool/mail", "/maildir"};
+    for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s", conf->state_dir, subdirs[i]);
+        if (fs_mkdir_p(path, 0700) < 0)
+            log_fatal("cannot create %s", path);
+        if (pw && chown(path, pw->pw_uid, pw->pw_gid) < 0)
+            log_fatal("cannot give %s to %s", path, pw->pw_name);
+    }
+}
+
+/* Drops root for good; a no-op when not started as root. */
+static void daemon_drop_privileges(const struct zconf *conf, const struct passwd *pw)
+{
+    if (geteuid() != 0)
+        return;
+    if (!pw)
+        log_fatalx("run_as user \"%s\" does not exist (tools/deps creates \"zolder\")", conf->run_as);
+    if (pw->pw_uid == 0)
+        log_fatalx("run_as must not be root");
+    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+        log_fatal("cannot switch to user %s", pw->pw_name);
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        log_fatalx("privilege drop failed: root could be regained");
+    log_info("running as %s (uid %ld)", pw->pw_name, (long)pw->pw_uid);
+}
+
+/* ---- queue runs --------------------------------------------------------------------------- */
+
+static void daemon_run_queue(struct daemon *d)
+{
+    char **ids;
+    size_t n;
+    queue_list(&d->queue, false, &ids, &n);
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+        if (deliver_message(&d->deliver, ids[i]) == DELIVER_DONE)
+            done++;
+    if (n)
+        log_info("queue run: %zu messages, %zu finished, %zu waiting", n, done, n - done);
+    queue_list_free(ids, n);
+}
+
+static void daemon_queue_run_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)fd;
+    (void)what;
+    d->queue_run_scheduled = false;
+    daemon_run_queue(d);
+}
+
+static void daemon_schedule_queue_run(struct daemon *d)
+{
+    if (d->queue_run_scheduled)
+        return;
+    d->queue_run_scheduled = true;
+    event_base_once(d->base, -1, EV_TIMEOUT, daemon_queue_run_cb, d, &(struct timeval){0, 0});
+}
+
+struct daemon_delivery {
+    struct daemon *d;
+    char id[QUEUE_ID_LEN + 1];
+};
+
+static void daemon_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon_delivery *job = arg;
+    (void)fd;
+    (void)what;
+    deliver_message(&job->d->deliver, job->id);
+    free(job);
+}
+
+/* A committed message is delivered right after its 250 went out, in the next loop turn. */
+static void daemon_on_queued(const char *id, void *ctx)
+{
+    struct daemon_delivery *job = xmalloc(sizeof *job);
+    job->d = ctx;
+    str_copy(job->id, sizeof job->id, id);
+    event_base_once(job->d->base, -1, EV_TIMEOUT, daemon_deliver_cb, job, &(struct timeval){0, 0});
+}
+
+static void daemon_on_etrn(const char *domain, void *ctx)
+{
+    (void)domain;
+    daemon_schedule_queue_run(ctx);
+}
+
+static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_run_queue(arg);
+}
+
+/* ---- signals and reload ------------------------------------------------------------------- */
+
+static void daemon_reload(struct daemon *d)
+{
+    struct zconf fresh;
+    struct cfg_error err;
+    if (!daemon_load_config(d->config_path, &fresh, &err)) {
+        log_error("reload refused, keeping the running config: %s", err.text);
+        zconf_free(&fresh);
+        return;
+    }
+    struct zmaps *maps = zmaps_load(&fresh, &err);
+    if (!maps) {
+        log_error("reload refused, keeping the running config: %s", err.text);
+        zconf_free(&fresh);
+        return;
+    }
+    if (zmaps_localhost_denied(maps))
+        log_error("hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: local programs (fetch, "
+                  "sendmail, cron) cannot hand over mail; add \"smtpd: 127.0.0.1\" to hosts.allow");
+    /* Listeners, state_dir and TLS stay as started: they need root or a restart. */
+    free(fresh.state_dir);
+    fresh.state_dir = xstrdup(d->conf.state_dir);
+    zmaps_free(d->maps);
+    zconf_free(&d->conf);
+    d->conf = fresh;
+    d->maps = maps;
+    zmaps_smtpd(d->maps, &d->smtpd_maps);
+    struct deliver_resolver resolver;
+    zmaps_resolver(d->maps, &resolver);
+    deliver_free(&d->deliver);
+    deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
+    log_set_level(daemon_log_level(d->conf.log_level));
+    log_info("reloaded %s", d->config_path);
+}
+
+static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        daemon_reload(d);
+    } else if (sig == SIGUSR1) {
+        daemon_schedule_queue_run(d);
+    } else {
+        log_info("stopping on signal %d", (int)sig);
+        event_base_loopbreak(d->base);
+    }
+}
+
+/* ---- control socket (zolderctl) ----------------------------------------------------------- */
+
+static void daemon_control_read(struct bufferevent *bev, void *arg)
+{
+    struct daemon *d = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len;
+    char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+    if (!line) {
+        if (evbuffer_get_length(in) > DAEMON_CONTROL_LINE_MAX)
+            bufferevent_free(bev);
+        return;
+    }
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (strcmp(line, "flush") == 0) {
+        daemon_run_queue(d);
+        evbuffer_add_printf(out, "ok queue run done\n");
+    } else if (strcmp(line, "reload") == 0) {
+        daemon_reload(d);
+        evbuffer_add_printf(out, "ok reload requested (see the log)\n");
+    } else if (strcmp(line, "ping") == 0) {
+        evbuffer_add_printf(out, "ok pong\n");
+    } else {
+        evbuffer_add_printf(out, "error unknown command\n");
+    }
+    free(line);
+}
+
+static void daemon_control_write(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    bufferevent_free(bev); /* one request, one reply */
+}
+
+static void daemon_control_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        bufferevent_free(bev);
+}
+
+static void daemon_control_accept(struct evconnlistener *l, evutil_socket_t fd,
+                                  struct sockaddr *sa, int salen, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)salen;
+    struct daemon *d = arg;
+    struct bufferevent *bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        close(fd);
+        return;
+    }
+    bufferevent_setcb(bev, daemon_control_read, daemon_control_write, daemon_control_event, d);
+    bufferevent_set_timeouts(bev, &(struct timeval){30, 0}, &(struct timeval){30, 0});
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void daemon_open_control(struct daemon *d)
+{
+    d->control_path = daemon_control_path(&d->conf);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (!str_copy(sun.sun_path, sizeof sun.sun_path, d->control_path))
+        log_fatalx("control socket path too long: %s", d->control_path);
+    unlink(d->control_path);
+    mode_t old = umask(0077);
+    d->control = evconnlistener_new_bind(d->base, daemon_control_accept, d,
+                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+                                         (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (!d->control)
+        log_fatal("cannot listen on control socket %s", d->control_path);
+}
+
+/* ---- main loop ---------------------------------------------------------------------------- */
+
+int daemon_run(const char *path)
+{
+    struct daemon d;
+    struct cfg_error err;
+    memset(&d, 0, sizeof d);
+    d.config_path = xstrdup(path);
+    signal(SIGPIPE, SIG_IGN);
+    /* A write over RLIMIT_FSIZE must fail with EFBIG (and be rolled back), not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
+
+    if (!daemon_load_config(path, &d.conf, &err))
+        log_fatalx("%s", err.text);
+    log_set_level(daemon_log_level(d.conf.log_level));
+    d.maps = zmaps_load(&d.conf, &err);
+    if (!d.maps)
+        log_fatalx("%s", err.text);
+    if (zmaps_localhost_denied(d.maps))
+        log_error("hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: local programs (fetch, "
+                  "sendmail, cron) cannot hand over mail; add \"smtpd: 127.0.0.1\" to hosts.allow");
+
+    /* Privileged part: ports, key, state folder ownership. */
+    int fds[ZCONF_LISTEN_MAX * 2];
+    size_t nfds = 0;
+    for (size_t i = 0; i < d.conf.nlisten + d.conf.nsubmission; i++) {
+        const struct zconf_listen *l = i < d.conf.nlisten ? &d.conf.listen[i]
+                                                          : &d.conf.submission[i - d.conf.nlisten];
+        int fd = smtpd_bind(l);
+        if (fd < 0)
+            log_fatal("cannot listen on %s", l->text);
+        fds[nfds++] = fd;
+    }
+    SSL_CTX *tls = daemon_tls_context(&d.conf);
+    const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
+    daemon_prepare_state_dir(&d.conf, pw);
+    daemon_drop_privileges(&d.conf, pw);
+
+    d.base = event_base_new();
+    if (!d.base)
+        log_fatalx("cannot create event base");
+    if (queue_open(&d.queue, d.conf.state_dir) < 0)
+        log_fatal("cannot open queue under %s", d.conf.state_dir);
+    queue_clean_tmp(&d.queue);
+    struct deliver_resolver resolver;
+    zmaps_resolver(d.maps, &resolver);
+    deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
+
+    /* Recovery: whatever a previous run promised and did not finish goes out first. */
+    daemon_run_queue(&d);
+
+    zmaps_smtpd(d.maps, &d.smtpd_maps);
+    d.smtpd.conf = &d.conf;
+    d.smtpd.base = d.base;
+    d.smtpd.queue = &d.queue;
+    d.smtpd.maps = &d.smtpd_maps;
+    d.smtpd.tls = tls;
+    d.smtpd.on_queued = daemon_on_queued;
+    d.smtpd.on_queued_ctx = &d;
+    d.smtpd.on_etrn = daemon_on_etrn;
+    d.smtpd.on_etrn_ctx = &d;
+    if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
+        log_fatalx("cannot start SMTP listeners");
+    daemon_open_control(&d);
+
+    d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
+    d.sig_int = evsignal_new(d.base, SIGINT, daemon_signal_cb, &d);
+    d.sig_hup = evsignal_new(d.base, SIGHUP, daemon_signal_cb, &d);
+    d.sig_usr1 = evsignal_new(d.base, SIGUSR1, daemon_signal_cb, &d);
+    evsignal_add(d.sig_term, NULL);
+    evsignal_add(d.sig_int, NULL);
+    evsignal_add(d.sig_hup, NULL);
+    evsignal_add(d.sig_usr1, NULL);
+    d.queue_timer = event_new(d.base, -1, EV_PERSIST, daemon_queue_timer_cb, &d);
+    event_add(d.queue_timer, &(struct timeval){(time_t)d.conf.queue_run_interval, 0});
+
+    struct buf where;
+    buf_init(&where, 0);
+    for (size_t i = 0; i < d.conf.nlisten; i++)
+        buf_printf(&where, " smtp=%s", d.conf.listen[i].text);
+    for (size_t i = 0; i < d.conf.nsubmission; i++)
+        buf_printf(&where, " submission=%s", d.conf.submission[i].text);
+    log_info("ready: zolderd %s hostname=%s%s tls=%s state_dir=%s", ZOLDER_VERSION,
+             d.conf.hostname, where.data ? where.data : "", tls ? "yes" : "no", d.conf.state_dir);
+    buf_free(&where);
+
+    event_base_dispatch(d.base);
+
+    smtpd_stop(&d.smtpd);
+    evconnlistener_free(d.control);
+    unlink(d.control_path);
+    free(d.control_path);
+    event_free(d.sig_term);
+    event_free(d.sig_int);
+    event_free(d.sig_hup);
+    event_free(d.sig_usr1);
+    event_free(d.queue_timer);
+    deliver_free(&d.deliver);
+    queue_close(&d.queue);
+    event_base_free(d.base);
+    if (tls)
+        SSL_CTX_free(tls);
+    zmaps_free(d.maps);
+    zconf_free(&d.conf);
+    free(d.config_path);
+    log_info("stopped");
+    return 0;
+}

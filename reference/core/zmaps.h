@@ -1,0 +1,27 @@
+/*
+ * zmaps: the lookup tables one zolderd instance loads from its config (users, aliases,
+ * access map, hosts.allow/hosts.deny, hosts file), and the adapters that hand them to the
+ * SMTP service (struct smtpd_maps) and to delivery (struct deliver_resolver).
+ * A reload loads a whole new set first and swaps only when every file parsed.
+ */
+#ifndef ZOLDER_ZMAPS_H
+#define ZOLDER_ZMAPS_H
+
+#include <stdbool.h>
+
+#include "cfglex.h"
+#include "deliver/deliver.h"
+#include "smtpd/maps.h"
+#include "zconf.h"
+
+struct zmaps;
+
+/* Loads every map the config names. NULL with err (FILE:LINE: ...) on the first bad one. */
+struct zmaps *zmaps_load(const struct zconf *conf, struct cfg_error *err);
+void zmaps_free(struct zmaps *maps);
+void zmaps_smtpd(struct zmaps *maps, struct smtpd_maps *out);
+void zmaps_resolver(struct zmaps *maps, struct deliver_resolver *out);
+/* The seed's pitfall: true when hosts.allow/hosts.deny would refuse 127.0.0.1 for smtpd. */
+bool zmaps_localhost_denied(const struct zmaps *maps);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * deliver: runs one queued message: local recipients are expanded through aliases and
+ * delivered to their mailboxes, remote ones wait for an outbound route (issue "Outbound
+ * delivery"); each delivered recipient is marked done (fsync'd) after its mailbox was
+ * fsync'd, and the queue file goes when nothing is pending.
+ */
+#ifndef ZOLDER_DELIVER_H
+#define ZOLDER_DELIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "queue/queue.h"
+#include "zconf.h"
+
+/* Where a local recipient goes after alias expansion. */
+struct deliver_targets {
+    char **addrs;    /* local user names, or full addresses for remote targets */
+    bool *remote;
+    size_t n;
+};
+
+struct deliver_resolver {
+    void *ctx;
+    /*
+     * Expands a local part through the aliases into final targets. Returns 0 and fills
+     * targets (the caller frees with deliver_targets_free); -1 when the name is neither a
+     * user nor an alias (the recipient fails).
+     */
+    int (*expand)(void *ctx, const char *local, struct deliver_targets *targets);
+    /* Is user a mailbox owner (users file)? */
+    bool (*is_user)(void *ctx, const char *user);
+};
+
+struct deliver {
+    const struct zconf *conf;
+    struct queue *queue;
+    struct deliver_resolver resolver;
+    char *spool_dir;   /* STATE_DIR/spool/mail or STATE_DIR/maildir */
+};
+
+enum deliver_outcome {
+    DELIVER_DONE,      /* queue file removed */
+    DELIVER_PENDING,   /* something still waits (remote, deferred) */
+    DELIVER_ERROR,     /* could not even read the queue file */
+};
+
+void deliver_init(struct deliver *d, const struct zconf *conf, struct queue *queue,
+                  const struct deliver_resolver *resolver);
+void deliver_free(struct deliver *d);
+enum deliver_outcome deliver_message(struct deliver *d, const char *id);
+void deliver_targets_add(struct deliver_targets *t, const char *addr, bool remote);
+void deliver_targets_free(struct deliver_targets *t);
+
+#endif

@@ -1,0 +1,229 @@
+/* local: final delivery into mbox or Maildir (see local.h for the crash-safety argument). */
+#include "local.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "mbox.h"
+#include "xalloc.h"
+
+#define LOCAL_DOTLOCK_TRIES 100        /* x 50 ms */
+#define LOCAL_DOTLOCK_STALE_SECONDS 300
+
+void local_render_mbox(const struct queue_msg *msg, const char *rcpt, const struct buf *data,
+                       struct buf *out)
+{
+    struct mbox_quoter q;
+    mbox_from_line(out, msg->env.sender, msg->env.arrival);
+    buf_printf(out, "Delivered-To: %s\n", rcpt);
+    mbox_quoter_init(&q);
+    mbox_quoter_feed(&q, data->data, data->len, out);
+    mbox_quoter_finish(&q, out);
+}
+
+static char *local_join(const char *dir, const char *name, const char *suffix)
+{
+    size_t n = strlen(dir) + strlen(name) + strlen(suffix) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s%s", dir, name, suffix);
+    return p;
+}
+
+static int local_dotlock(const char *lock_path)
+{
+    for (int i = 0; i < LOCAL_DOTLOCK_TRIES; i++) {
+        int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (errno != EEXIST)
+            return -1;
+        struct stat st;
+        if (stat(lock_path, &st) == 0 && time(NULL) - st.st_mtime > LOCAL_DOTLOCK_STALE_SECONDS) {
+            log_warnx("removing stale lock %s", lock_path);
+            unlink(lock_path);
+            continue;
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    errno = EWOULDBLOCK;
+    return -1;
+}
+
+/* 1: the entry is already there; 0: not there (file truncated back if a torn copy was); -1 error */
+static int local_check_previous(int fd, long long attempt, const struct buf *entry, off_t size)
+{
+    if (attempt < 0 || attempt >= size)
+        return 0;
+    size_t have = (size_t)(size - attempt);
+    size_t cmp = have < entry->len ? have : entry->len;
+    char *tmp = xmalloc(cmp ? cmp : 1);
+    ssize_t n = pread(fd, tmp, cmp, (off_t)attempt);
+    int same = n == (ssize_t)cmp && memcmp(tmp, entry->data, cmp) == 0;
+    free(tmp);
+    if (!same)
+        return 0; /* someone else's bytes: leave them, deliver again at the end */
+    if (have >= entry->len)
+        return 1;
+    /* Our own torn write (kill -9 mid-append): cut it off before writing it whole. */
+    if (ftruncate(fd, (off_t)attempt) < 0 || fsync(fd) < 0)
+        return -1;
+    log_warnx("truncated a torn delivery at offset %lld", attempt);
+    return 0;
+}
+
+static enum local_result local_deliver_mbox(const struct local_target *t, struct queue_msg *msg,
+                                            size_t rcpt, const struct buf *data,
+                                            const char **error_r)
+{
+    enum local_result result = LOCAL_DEFER;
+    char *path = local_join(t->spool_dir, t->user, "");
+    char *lock_path = local_join(t->spool_dir, t->user, ".lock");
+    struct buf entry;
+    buf_init(&entry, 0);
+    local_render_mbox(msg, t->rcpt, data, &entry);
+
+    if (local_dotlock(lock_path) < 0) {
+        *error_r = errno == EWOULDBLOCK ? "mailbox is locked" : "cannot create lock file";
+        goto out;
+    }
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        *error_r = "cannot open mailbox";
+        goto unlock;
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLKW, &fl) < 0) {
+        *error_r = "cannot lock mailbox";
+        goto close_fd;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        *error_r = "mailbox is not a regular file";
+        goto close_fd;
+    }
+    int prev = local_check_previous(fd, msg->env.rcpts[rcpt].attempt, &entry, st.st_size);
+    if (prev == 1) {
+        log_info("%s: to=<%s> mailbox=%s already delivered before a restart", msg->id,
+                 t->rcpt, path);
+        result = LOCAL_OK;
+        goto close_fd;
+    }
+    if (prev < 0 || fstat(fd, &st) < 0) {
+        *error_r = "cannot repair mailbox";
+        goto close_fd;
+    }
+    if (queue_set_attempt(msg, rcpt, (long long)st.st_size) < 0) {
+        *error_r = "cannot record delivery attempt";
+        goto close_fd;
+    }
+    if (fs_write_all(fd, entry.data, entry.len) < 0 || fsync(fd) < 0) {
+        int saved = errno;
+        /* Nothing half-written survives: cut back to where this message started. */
+        if (ftruncate(fd, st.st_size) < 0 || fsync(fd) < 0)
+            log_warn("%s: cannot truncate %s back to %lld", msg->id, path, (long long)st.st_size);
+        errno = saved;
+        *error_r = saved == ENOSPC ? "mailbox write failed: no space"
+                   : saved == EFBIG || saved == EDQUOT ? "mailbox write failed: size limit or quota"
+                                                       : "mailbox write failed";
+        goto close_fd;
+    }
+    result = LOCAL_OK;
+close_fd:
+    close(fd); /* releases the fcntl lock */
+unlock:
+    unlink(lock_path);
+out:
+    buf_free(&entry);
+    free(path);
+    free(lock_path);
+    return result;
+}
+
+static enum local_result local_deliver_maildir(const struct local_target *t,
+                                               struct queue_msg *msg, size_t rcpt,
+                                               const struct buf *data, const char **error_r)
+{
+    enum local_result result = LOCAL_DEFER;
+    char *box = local_join(t->spool_dir, t->user, "");
+    char *tmp_dir = local_join(box, "tmp", ""), *new_dir = local_join(box, "new", "");
+    char *cur_dir = local_join(box, "cur", "");
+    char name[256];
+    snprintf(name, sizeof name, "%lld.%s_%zu.%s", (long long)msg->env.arrival, msg->id, rcpt,
+             t->hostname);
+    char *tmp_path = local_join(tmp_dir, name, ""), *new_path = local_join(new_dir, name, "");
+    struct buf body;
+    buf_init(&body, 0);
+
+    if (fs_mkdir_p(tmp_dir, 0700) < 0 || fs_mkdir_p(new_dir, 0700) < 0 ||
+        fs_mkdir_p(cur_dir, 0700) < 0) {
+        *error_r = "cannot create Maildir";
+        goto out;
+    }
+    if (access(new_path, F_OK) == 0) {
+        result = LOCAL_OK; /* delivered by an attempt that died before marking it */
+        goto out;
+    }
+    /* Maildir keeps LF line ends too, for the mail readers that open the files directly. */
+    buf_printf(&body, "Delivered-To: %s\n", t->rcpt);
+    for (size_t i = 0; i < data->len; i++)
+        if (!(data->data[i] == '\r' && i + 1 < data->len && data->data[i + 1] == '\n'))
+            buf_append_char(&body, data->data[i]);
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        *error_r = "cannot create Maildir file";
+        goto out;
+    }
+    if (fs_write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0) {
+        close(fd);
+        unlink(tmp_path);
+        *error_r = "Maildir write failed";
+        goto out;
+    }
+    close(fd);
+    if (link(tmp_path, new_path) < 0 && errno != EEXIST) {
+        unlink(tmp_path);
+        *error_r = "cannot move Maildir file into new/";
+        goto out;
+    }
+    unlink(tmp_path);
+    if (fs_fsync_dir(new_dir) < 0) {
+        *error_r = "cannot sync Maildir";
+        goto out;
+    }
+    result = LOCAL_OK;
+out:
+    buf_free(&body);
+    free(box);
+    free(tmp_dir);
+    free(new_dir);
+    free(cur_dir);
+    free(tmp_path);
+    free(new_path);
+    return result;
+}
+
+enum local_result local_deliver(const struct local_target *target, struct queue_msg *msg,
+                                size_t rcpt, const struct buf *data, const char **error_r)
+{
+    if (strchr(target->user, '/') || target->user[0] == '.' || !target->user[0]) {
+        *error_r = "invalid mailbox name";
+        return LOCAL_DEFER;
+    }
+    if (fs_mkdir_p(target->spool_dir, 0700) < 0) {
+        *error_r = "cannot create spool folder";
+        return LOCAL_DEFER;
+    }
+    return target->maildir ? local_deliver_maildir(target, msg, rcpt, data, error_r)
+                           : local_deliver_mbox(target, msg, rcpt, data, error_r);
+}

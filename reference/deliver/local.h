@@ -1,0 +1,45 @@
+/*
+ * local: final delivery into one user's mailbox (mbox, RFC 4155; or Maildir), idempotent
+ * across a crash.
+ *
+ * mbox: dotlock (USER.lock beside the spool) + fcntl lock, the same pair mutt and procmail
+ * respect, held only while appending. Before appending, the mailbox size is written into the
+ * recipient's attempt field in the queue file; after a kill -9 the next attempt compares the
+ * bytes at that offset with the exact entry it would write: equal means it was delivered,
+ * a prefix means a torn write (truncated away and written again). A failed write (disk full,
+ * quota, RLIMIT_FSIZE) truncates the mbox back to its old size, so nothing half-written stays.
+ *
+ * Maildir: tmp/ then link() into new/ under a name made of the queue id and recipient
+ * number, so a second attempt finds the first one's file and stops.
+ */
+#ifndef ZOLDER_LOCAL_H
+#define ZOLDER_LOCAL_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "queue/queue.h"
+
+enum local_result { LOCAL_OK, LOCAL_DEFER };
+
+struct local_target {
+    const char *user;      /* mailbox owner, e.g. "sjoerd" */
+    const char *rcpt;      /* the address for Delivered-To, e.g. "sjoerd@zolder.thuis" */
+    const char *spool_dir; /* STATE_DIR/spool/mail (mbox) or STATE_DIR/maildir (Maildir) */
+    const char *hostname;  /* for Maildir file names */
+    bool maildir;
+};
+
+/* Renders the mbox entry (From_ line, Delivered-To, quoted message, blank line). */
+void local_render_mbox(const struct queue_msg *msg, const char *rcpt, const struct buf *data,
+                       struct buf *out);
+
+/*
+ * Delivers msg (its bytes in data) for recipient index rcpt of msg to target.
+ * LOCAL_OK: durably in the mailbox (fsync'd). LOCAL_DEFER: not delivered, *error_r says why,
+ * the mailbox is as it was.
+ */
+enum local_result local_deliver(const struct local_target *target, struct queue_msg *msg,
+                                size_t rcpt, const struct buf *data, const char **error_r);
+
+#endif

@@ -1,0 +1,514 @@
+/*
+ * zconf: zolderd's configuration file, one table for every key (see zconf.h and
+ * docs/config.md, which must list the same keys).
+ */
+#include "zconf.h"
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "str.h"
+#include "xalloc.h"
+
+enum zconf_type {
+    ZCONF_STR,
+    ZCONF_PATH,
+    ZCONF_BOOL,
+    ZCONF_UINT,
+    ZCONF_LISTEN,
+    ZCONF_SUBMISSION,
+    ZCONF_DOMAINS,
+    ZCONF_NETS,
+    ZCONF_MASQ,
+    ZCONF_OUTBOUND,
+    ZCONF_CHOICE,
+};
+
+struct zconf_key {
+    const char *name;
+    enum zconf_type type;
+    size_t offset;
+    const char *def;         /* text default, parsed like a config value ("" = unset) */
+    unsigned long min, max;  /* ZCONF_UINT bounds */
+    const char *choices;     /* ZCONF_CHOICE: space separated */
+};
+
+#define K(name, type, def) {#name, type, offsetof(struct zconf, name), def, 0, 0, NULL}
+#define KU(name, def, min, max) {#name, ZCONF_UINT, offsetof(struct zconf, name), def, min, max, NULL}
+#define KC(name, def, choices) {#name, ZCONF_CHOICE, offsetof(struct zconf, name), def, 0, 0, choices}
+
+static const struct zconf_key zconf_keys[] = {
+    K(hostname, ZCONF_STR, "localhost"),
+    K(listen, ZCONF_LISTEN, "127.0.0.1:25"),
+    K(submission, ZCONF_SUBMISSION, ""),
+    K(local_domains, ZCONF_DOMAINS, "localhost"),
+    K(relay_from, ZCONF_NETS, ""),
+    K(masquerade, ZCONF_MASQ, ""),
+    K(outbound_allow, ZCONF_OUTBOUND, ""),
+    K(state_dir, ZCONF_PATH, "/var/lib/zolder"),
+    K(users, ZCONF_PATH, ""),
+    K(aliases, ZCONF_PATH, ""),
+    K(access, ZCONF_PATH, ""),
+    K(hosts_allow, ZCONF_PATH, ""),
+    K(hosts_deny, ZCONF_PATH, ""),
+    K(hosts_file, ZCONF_PATH, ""),
+    K(run_as, ZCONF_STR, "zolder"),
+    K(tls_cert, ZCONF_PATH, ""),
+    K(tls_key, ZCONF_PATH, ""),
+    KC(mailbox_format, "mbox", "mbox maildir"),
+    KC(log_level, "info", "debug info warning error"),
+    K(vrfy, ZCONF_BOOL, "no"),
+    K(expn, ZCONF_BOOL, "no"),
+    KU(message_size_limit, "10240000", 1024, 1UL << 31),
+    KU(recipient_limit, "100", 1, 10000),
+    KU(line_length_limit, "1000", 512, 65536),
+    KU(smtpd_error_limit, "20", 1, 1000),
+    KU(smtpd_client_connection_limit, "10", 1, 10000),
+    KU(smtpd_connection_limit, "100", 1, 100000),
+    KU(smtpd_timeout, "300", 1, 86400),
+    KU(smtpd_data_timeout, "600", 1, 86400),
+    KU(hop_count_limit, "100", 5, 1000),
+    KU(queue_run_interval, "300", 1, 86400),
+};
+
+#define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
+
+bool zconf_parse_listen(const char *text, unsigned default_port, struct zconf_listen *out)
+{
+    char host[NETADDR_STRLEN + 2];
+    const char *port_text = NULL;
+    size_t hlen;
+    memset(out, 0, sizeof *out);
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close)
+            return false;
+        hlen = (size_t)(close - text - 1);
+        if (hlen >= sizeof host)
+            return false;
+        memcpy(host, text + 1, hlen);
+        if (close[1] == ':')
+            port_text = close + 2;
+        else if (close[1])
+            return false;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon && strchr(text, ':') != colon)
+            return false; /* bare IPv6 needs brackets to carry a port */
+        hlen = colon ? (size_t)(colon - text) : strlen(text);
+        if (hlen >= sizeof host)
+            return false;
+        memcpy(host, text, hlen);
+        if (colon)
+            port_text = colon + 1;
+    }
+    host[hlen] = '\0';
+    unsigned long port = default_port;
+    if (port_text && !str_to_ulong(port_text, 65535, &port))
+        return false;
+    if (port == 0)
+        return false;
+    struct netaddr a;
+    if (!netaddr_parse(host, &a))
+        return false;
+    if (a.family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&out->sa;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        memcpy(&sin->sin_addr, a.bytes, 4);
+        out->salen = sizeof *sin;
+        snprintf(out->text, sizeof out->text, "%s:%lu", host, port);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->sa;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        memcpy(&sin6->sin6_addr, a.bytes, 16);
+        out->salen = sizeof *sin6;
+        snprintf(out->text, sizeof out->text, "[%s]:%lu", host, port);
+    }
+    return true;
+}
+
+static void zconf_free_strs(char **list, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free(list[i]);
+    *n = 0;
+}
+
+/* Splits a list value on commas and blanks into at most ZCONF_LIST_MAX fields. */
+static int zconf_split_list(char *value, char **fields)
+{
+    return str_split(value, ", \t", fields, ZCONF_LIST_MAX);
+}
+
+static bool zconf_valid_domain(const char *d)
+{
+    size_t len = strlen(d), label = 0;
+    if (len == 0 || len > 253)
+        return false;
+    for (const char *p = d; *p; p++) {
+        if (*p == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || *p == '-' || *p == '_') {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label > 0;
+}
+
+static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value,
+                      const char *base_dir, const char *file, unsigned lineno,
+                      struct cfg_error *err)
+{
+    char *base = (char *)conf;
+    char *items[ZCONF_LIST_MAX];
+    int n;
+
+    switch (k->type) {
+    case ZCONF_STR: {
+        char **slot = (char **)(void *)(base + k->offset);
+        if (strcmp(k->name, "hostname") == 0 && !zconf_valid_domain(value)) {
+            cfg_error_set(err, file, lineno, "hostname: expected a host name like zolder.thuis, got \"%s\"", value);
+            return false;
+        }
+        free(*slot);
+        *slot = xstrdup(value);
+        return true;
+    }
+    case ZCONF_PATH: {
+        char **slot = (char **)(void *)(base + k->offset);
+        free(*slot);
+        *slot = value[0] ? fs_path_resolve(base_dir, value) : xstrdup("");
+        return true;
+    }
+    case ZCONF_CHOICE: {
+        char **slot = (char **)(void *)(base + k->offset);
+        char choices[128];
+        str_copy(choices, sizeof choices, k->choices);
+        char *opts[8];
+        int nopts = str_split(choices, " ", opts, 8);
+        for (int i = 0; i < nopts; i++) {
+            if (strcmp(opts[i], value) == 0) {
+                free(*slot);
+                *slot = xstrdup(value);
+                return true;
+            }
+        }
+        cfg_error_set(err, file, lineno, "%s: expected one of: %s; got \"%s\"", k->name,
+                      k->choices, value);
+        return false;
+    }
+    case ZCONF_BOOL: {
+        bool *slot = (bool *)(void *)(base + k->offset);
+        if (str_eq_nocase(value, "yes") || str_eq_nocase(value, "true") || strcmp(value, "1") == 0)
+            *slot = true;
+        else if (str_eq_nocase(value, "no") || str_eq_nocase(value, "false") || strcmp(value, "0") == 0)
+            *slot = false;
+        else {
+            cfg_error_set(err, file, lineno, "%s: expected yes or no, got \"%s\"", k->name, value);
+            return false;
+        }
+        return true;
+    }
+    case ZCONF_UINT: {
+        unsigned long *slot = (unsigned long *)(void *)(base + k->offset);
+        unsigned long v;
+        if (!str_to_ulong(value, k->max, &v) || v < k->min) {
+            cfg_error_set(err, file, lineno, "%s: expected a whole number from %lu to %lu, got \"%s\"",
+                          k->name, k->min, k->max, value);
+            return false;
+        }
+        *slot = v;
+        return true;
+    }
+    case ZCONF_LISTEN:
+    case ZCONF_SUBMISSION: {
+        bool sub = k->type == ZCONF_SUBMISSION;
+        struct zconf_listen *arr = sub ? conf->submission : conf->listen;
+        size_t *count = sub ? &conf->nsubmission : &conf->nlisten;
+        n = zconf_split_list(value, items);
+        if (n < 0 || (size_t)n > ZCONF_LISTEN_MAX) {
+            cfg_error_set(err, file, lineno, "%s: at most %d addresses", k->name, ZCONF_LISTEN_MAX);
+            return false;
+        }
+        *count = 0;
+        for (int i = 0; i < n; i++) {
+            if (!zconf_parse_listen(items[i], sub ? 587 : 25, &arr[i])) {
+                cfg_error_set(err, file, lineno,
+                              "%s: expected ADDRESS[:PORT] such as 127.0.0.1:25 or [::1]:25, got \"%s\"",
+                              k->name, items[i]);
+                return false;
+            }
+        }
+        *count = (size_t)n;
+        return true;
+    }
+    case ZCONF_DOMAINS:
+    case ZCONF_OUTBOUND: {
+        bool dom = k->type == ZCONF_DOMAINS;
+        char **arr = dom ? conf->local_domains : conf->outbound_allow;
+        size_t *count = dom ? &conf->nlocal_domains : &conf->noutbound_allow;
+        n = zconf_split_list(value, items);
+        if (n < 0) {
+            cfg_error_set(err, file, lineno, "%s: at most %d entries", k->name, ZCONF_LIST_MAX);
+            return false;
+        }
+        zconf_free_strs(arr, count);
+        for (int i = 0; i < n; i++) {
+            if (dom && !zconf_valid_domain(items[i])) {
+                cfg_error_set(err, file, lineno, "%s: expected domain names, got \"%s\"", k->name, items[i]);
+                return false;
+            }
+            arr[i] = xstrdup(items[i]);
+            if (dom)
+                str_lower(arr[i]);
+            *count = (size_t)i + 1;
+        }
+        if (!dom)
+            conf->outbound_restricted = true;
+        return true;
+    }
+    case ZCONF_NETS: {
+        n = zconf_split_list(value, items);
+        if (n < 0) {
+            cfg_error_set(err, file, lineno, "%s: at most %d networks", k->name, ZCONF_LIST_MAX);
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!netmask_parse(items[i], &conf->relay_from[i])) {
+                cfg_error_set(err, file, lineno,
+                              "%s: expected networks such as 192.168.1.0/24 or 192.168.1, got \"%s\"",
+                              k->name, items[i]);
+                return false;
+            }
+        }
+        conf->nrelay_from = (size_t)n;
+        return true;
+    }
+    case ZCONF_MASQ: {
+        struct zconf_masquerade *m = &conf->masquerade;
+        zconf_free_strs(m->hosts, &m->nhosts);
+        free(m->domain);
+        m->domain = NULL;
+        if (!value[0])
+            return true;
+        char *arrow = strstr(value, "->");
+        if (!arrow) {
+            cfg_error_set(err, file, lineno,
+                          "masquerade: expected \"HOST [HOST...] -> DOMAIN\", got \"%s\"", value);
+            return false;
+        }
+        *arrow = '\0';
+        char *target = str_trim(arrow + 2);
+        n = zconf_split_list(value, items);
+        if (n <= 0 || !zconf_valid_domain(target) || strchr(target, ' ')) {
+            cfg_error_set(err, file, lineno,
+                          "masquerade: expected \"HOST [HOST...] -> DOMAIN\" with at least one host");
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!zconf_valid_domain(items[i])) {
+                zconf_free_strs(m->hosts, &m->nhosts);
+                cfg_error_set(err, file, lineno, "masquerade: \"%s\" is not a host name", items[i]);
+                return false;
+            }
+            m->hosts[i] = xstrdup(items[i]);
+            str_lower(m->hosts[i]);
+            m->nhosts = (size_t)i + 1;
+        }
+        m->domain = xstrdup(target);
+        str_lower(m->domain);
+        return true;
+    }
+    }
+    return false;
+}
+
+void zconf_defaults(struct zconf *conf, const char *base_dir)
+{
+    struct cfg_error err;
+    memset(conf, 0, sizeof *conf);
+    for (size_t i = 0; i < ZCONF_NKEYS; i++) {
+        char value[128];
+        str_copy(value, sizeof value, zconf_keys[i].def);
+        if (!zconf_set(conf, &zconf_keys[i], value, base_dir, "(defaults)", 0, &err))
+            log_panic("bad default for %s: %s", zconf_keys[i].name, err.text);
+    }
+    conf->outbound_restricted = false;
+}
+
+bool zconf_parse(struct zconf *conf, const char *file, const char *data, size_t len,
+                 struct cfg_error *err)
+{
+    struct cfg_reader r;
+    char *line;
+    unsigned lineno;
+    int rc;
+    bool seen[ZCONF_NKEYS] = {false};
+    char *base_dir = fs_dirname(file);
+    bool ok = true;
+
+    free(conf->file);
+    conf->file = xstrdup(file);
+    cfg_reader_init(&r, file, data, len, CFG_CONT_INDENT | CFG_TRAILING_COMMENT);
+    while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
+        char *key, *value;
+        if (!cfg_split_key_value(line, '=', &key, &value)) {
+            cfg_error_set(err, file, lineno, "expected \"key = value\", got \"%s\"", line);
+            ok = false;
+            break;
+        }
+        size_t i;
+        for (i = 0; i < ZCONF_NKEYS; i++)
+            if (strcmp(zconf_keys[i].name, key) == 0)
+                break;
+        if (i == ZCONF_NKEYS) {
+            cfg_error_set(err, file, lineno, "unknown key \"%s\" (docs/config.md lists every key)", key);
+            ok = false;
+            break;
+        }
+        if (seen[i]) {
+            cfg_error_set(err, file, lineno, "key \"%s\" set twice", key);
+            ok = false;
+            break;
+        }
+        seen[i] = true;
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
+        if (!zconf_set(conf, &zconf_keys[i], value, base_dir, file, lineno, err)) {
+            ok = false;
+            break;
+        }
+    }
+    if (rc < 0)
+        ok = false;
+    cfg_reader_free(&r);
+    free(base_dir);
+    return ok;
+}
+
+bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
+{
+    const char *file = conf->file ? conf->file : "-";
+    if (!conf->tls_cert[0] != !conf->tls_key[0]) {
+        cfg_error_set(err, file, 0, "tls_cert and tls_key must be set together");
+        return false;
+    }
+    if (conf->nlisten == 0 && conf->nsubmission == 0) {
+        cfg_error_set(err, file, 0, "no listen or submission address: nothing to serve");
+        return false;
+    }
+    if (!conf->state_dir[0]) {
+        cfg_error_set(err, file, 0, "state_dir must be set");
+        return false;
+    }
+    return true;
+}
+
+void zconf_free(struct zconf *conf)
+{
+    free(conf->file);
+    free(conf->hostname);
+    free(conf->state_dir);
+    free(conf->users);
+    free(conf->aliases);
+    free(conf->access);
+    free(conf->hosts_allow);
+    free(conf->hosts_deny);
+    free(conf->hosts_file);
+    free(conf->run_as);
+    free(conf->tls_cert);
+    free(conf->tls_key);
+    free(conf->mailbox_format);
+    free(conf->log_level);
+    zconf_free_strs(conf->local_domains, &conf->nlocal_domains);
+    zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
+    zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);
+    free(conf->masquerade.domain);
+    memset(conf, 0, sizeof *conf);
+}
+
+static void zconf_print_strs(struct buf *out, const char *key, char *const *list, size_t n)
+{
+    buf_printf(out, "%s =", key);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(out, "%s%s", i ? ", " : " ", list[i]);
+    buf_append_char(out, '\n');
+}
+
+void zconf_print(const struct zconf *conf, struct buf *out)
+{
+    const char *base = (const char *)conf;
+    for (size_t i = 0; i < ZCONF_NKEYS; i++) {
+        const struct zconf_key *k = &zconf_keys[i];
+        const void *slot = base + k->offset;
+        switch (k->type) {
+        case ZCONF_STR:
+        case ZCONF_PATH:
+        case ZCONF_CHOICE:
+            buf_printf(out, "%s = %s\n", k->name, *(char *const *)slot);
+            break;
+        case ZCONF_BOOL:
+            buf_printf(out, "%s = %s\n", k->name, *(const bool *)slot ? "yes" : "no");
+            break;
+        case ZCONF_UINT:
+            buf_printf(out, "%s = %lu\n", k->name, *(const unsigned long *)slot);
+            break;
+        case ZCONF_LISTEN:
+        case ZCONF_SUBMISSION: {
+            bool sub = k->type == ZCONF_SUBMISSION;
+            size_t n = sub ? conf->nsubmission : conf->nlisten;
+            const struct zconf_listen *arr = sub ? conf->submission : conf->listen;
+            buf_printf(out, "%s =", k->name);
+            for (size_t j = 0; j < n; j++)
+                buf_printf(out, "%s%s", j ? ", " : " ", arr[j].text);
+            buf_append_char(out, '\n');
+            break;
+        }
+        case ZCONF_DOMAINS:
+            zconf_print_strs(out, k->name, conf->local_domains, conf->nlocal_domains);
+            break;
+        case ZCONF_OUTBOUND:
+            zconf_print_strs(out, k->name, conf->outbound_allow, conf->noutbound_allow);
+            break;
+        case ZCONF_NETS:
+            buf_printf(out, "%s =", k->name);
+            for (size_t j = 0; j < conf->nrelay_from; j++) {
+                char a[NETADDR_STRLEN];
+                netaddr_format(&conf->relay_from[j].addr, a, sizeof a);
+                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, conf->relay_from[j].prefix);
+            }
+            buf_append_char(out, '\n');
+            break;
+        case ZCONF_MASQ:
+            buf_printf(out, "%s =", k->name);
+            for (size_t j = 0; j < conf->masquerade.nhosts; j++)
+                buf_printf(out, " %s", conf->masquerade.hosts[j]);
+            if (conf->masquerade.domain)
+                buf_printf(out, " -> %s", conf->masquerade.domain);
+            buf_append_char(out, '\n');
+            break;
+        }
+    }
+}
+
+bool zconf_is_local_domain(const struct zconf *conf, const char *domain)
+{
+    for (size_t i = 0; i < conf->nlocal_domains; i++)
+        if (str_eq_nocase(conf->local_domains[i], domain))
+            return true;
+    return str_eq_nocase(conf->hostname, domain);
+}

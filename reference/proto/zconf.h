@@ -1,0 +1,90 @@
+/*
+ * zconf: zolderd's configuration file (docs/config.md is the registry of every key).
+ *
+ * Flat `key = value` lines (Postfix main.cf spirit), '#' comments, continuation lines that
+ * start with blanks. One table describes every key: its type, default and bounds. Unknown
+ * keys, bad values and duplicates are errors naming FILE:LINE and what was expected.
+ * Relative paths are resolved against the config file's folder. Pure: bytes in, struct out.
+ */
+#ifndef ZOLDER_ZCONF_H
+#define ZOLDER_ZCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "cfglex.h"
+#include "netaddr.h"
+
+#define ZCONF_LISTEN_MAX 8
+#define ZCONF_LIST_MAX 64
+
+struct zconf_listen {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char text[NETADDR_STRLEN + 10]; /* "127.0.1.20:25" / "[::1]:25" */
+};
+
+struct zconf_masquerade {
+    char *hosts[ZCONF_LIST_MAX];
+    size_t nhosts;
+    char *domain;
+};
+
+struct zconf {
+    char *file;                 /* the config file itself */
+    char *hostname;
+    struct zconf_listen listen[ZCONF_LISTEN_MAX];
+    size_t nlisten;
+    struct zconf_listen submission[ZCONF_LISTEN_MAX];
+    size_t nsubmission;
+    char *local_domains[ZCONF_LIST_MAX];
+    size_t nlocal_domains;
+    struct netmask relay_from[ZCONF_LIST_MAX];
+    size_t nrelay_from;
+    struct zconf_masquerade masquerade;
+    char *outbound_allow[ZCONF_LIST_MAX]; /* who may send off the LAN; empty list: everyone */
+    size_t noutbound_allow;
+    bool outbound_restricted;             /* outbound_allow was set */
+    char *state_dir;
+    char *users;
+    char *aliases;
+    char *access;
+    char *hosts_allow;
+    char *hosts_deny;
+    char *hosts_file;
+    char *run_as;
+    char *tls_cert;
+    char *tls_key;
+    char *mailbox_format;       /* "mbox" or "maildir" */
+    char *log_level;
+    bool vrfy;
+    bool expn;
+    unsigned long message_size_limit;
+    unsigned long recipient_limit;
+    unsigned long line_length_limit;
+    unsigned long smtpd_error_limit;
+    unsigned long smtpd_client_connection_limit;
+    unsigned long smtpd_connection_limit;
+    unsigned long smtpd_timeout;        /* seconds, waiting for a command */
+    unsigned long smtpd_data_timeout;   /* seconds, waiting for more DATA */
+    unsigned long hop_count_limit;      /* Received lines before a loop is declared */
+    unsigned long queue_run_interval;   /* seconds between queue scans */
+};
+
+/* Fills every field with its default (paths relative to base_dir). */
+void zconf_defaults(struct zconf *conf, const char *base_dir);
+/* Parses a config file's bytes over the defaults. false with err on the first bad line. */
+bool zconf_parse(struct zconf *conf, const char *file, const char *data, size_t len,
+                 struct cfg_error *err);
+/* Cross-key checks after parsing (e.g. tls_cert without tls_key). */
+bool zconf_validate(const struct zconf *conf, struct cfg_error *err);
+void zconf_free(struct zconf *conf);
+/* Prints the effective configuration, one `key = value` line per key (zolderd -n). */
+void zconf_print(const struct zconf *conf, struct buf *out);
+
+/* Parses "ADDR:PORT", "[V6]:PORT" or "ADDR" (default_port). */
+bool zconf_parse_listen(const char *text, unsigned default_port, struct zconf_listen *out);
+bool zconf_is_local_domain(const struct zconf *conf, const char *domain);
+
+#endif

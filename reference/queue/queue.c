@@ -1,0 +1,626 @@
+/*
+ * queue: the durable mail queue (see queue.h for the layout and the promises).
+ *
+ * Envelope lines (values %XX-escaped so they never contain blanks or newlines; "-" is empty):
+ *   Z zolder-queue 1
+ *   I ID
+ *   T ARRIVAL-EPOCH
+ *   S SENDER
+ *   C CLIENT-IP HELO RDNS PROTO AUTH-USER
+ *   E RET ENVID BODY
+ *   R STATUS ATTEMPT16HEX EXPANDED ADDR ORCPT NOTIFY      (one per recipient)
+ *   D
+ *   message bytes...
+ */
+#include "queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "str.h"
+#include "xalloc.h"
+
+#define QUEUE_ENVELOPE_MAX (4u << 20)
+
+static char *queue_subdir(const char *root, const char *name)
+{
+    size_t n = strlen(root) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s", root, name);
+    return p;
+}
+
+int queue_open(struct queue *q, const char *state_dir)
+{
+    q->root = queue_subdir(state_dir, "queue");
+    q->tmp_dir = queue_subdir(q->root, "tmp");
+    q->msg_dir = queue_subdir(q->root, "msg");
+    q->hold_dir = queue_subdir(q->root, "hold");
+    if (fs_mkdir_p(q->tmp_dir, 0700) < 0 || fs_mkdir_p(q->msg_dir, 0700) < 0 ||
+        fs_mkdir_p(q->hold_dir, 0700) < 0)
+        return -1;
+    return 0;
+}
+
+void queue_close(struct queue *q)
+{
+    free(q->root);
+    free(q->tmp_dir);
+    free(q->msg_dir);
+    free(q->hold_dir);
+    memset(q, 0, sizeof *q);
+}
+
+void queue_new_id(char out[QUEUE_ID_LEN + 1])
+{
+    /* Seconds and microseconds keep ids time-ordered; pid and a counter keep two processes
+     * (zolderd and sendmail) or two messages in one microsecond apart. */
+    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
+    static unsigned counter;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    unsigned long long v = (unsigned long long)tv.tv_sec;
+    char *p = out;
+    for (int i = 6; i >= 0; i--) {
+        p[i] = digits[v % 31];
+        v /= 31;
+    }
+    p += 7;
+    unsigned long long u = (unsigned long long)tv.tv_usec * 31 * 31 +
+                           (((unsigned)getpid() * 7u + counter++) % (31 * 31));
+    for (int i = 8; i >= 0; i--) {
+        p[i] = digits[u % 31];
+        u /= 31;
+    }
+    out[QUEUE_ID_LEN] = '\0';
+}
+
+bool queue_id_valid(const char *id)
+{
+    if (strlen(id) != QUEUE_ID_LEN)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z')))
+            return false;
+    return true;
+}
+
+static void queue_escape(struct buf *out, const char *s)
+{
+    if (!s || !*s) {
+        buf_append_char(out, '-');
+        return;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p <= ' ' || *p >= 0x7f || *p == '%' || (*p == '-' && p == (const unsigned char *)s))
+            buf_printf(out, "%%%02X", *p);
+        else
+            buf_append_char(out, (char)*p);
+    }
+}
+
+static char *queue_unescape(const char *s)
+{
+    if (strcmp(s, "-") == 0)
+        return xstrdup("");
+    size_t n = strlen(s);
+    char *out = xmalloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n + 1 && s[i + 1] && s[i + 2]) {
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            char *end;
+            long v = strtol(hex, &end, 16);
+            if (*end == '\0' && v > 0) {
+                *o++ = (char)v;
+                i += 2;
+                continue;
+            }
+        }
+        *o++ = s[i];
+    }
+    *o = '\0';
+    return out;
+}
+
+void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr, const char *orcpt,
+                             const char *notify, bool expanded)
+{
+    env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1, sizeof *env->rcpts);
+    struct queue_rcpt *r = &env->rcpts[env->nrcpts++];
+    memset(r, 0, sizeof *r);
+    r->addr = xstrdup(addr);
+    r->orcpt = xstrdup(orcpt ? orcpt : "");
+    r->notify = xstrdup(notify ? notify : "");
+    r->expanded = expanded;
+    r->status = QUEUE_RCPT_PENDING;
+    r->attempt = -1;
+}
+
+void queue_envelope_free(struct queue_envelope *env)
+{
+    free(env->sender);
+    free(env->client_ip);
+    free(env->helo);
+    free(env->rdns);
+    free(env->proto);
+    free(env->auth_user);
+    free(env->ret);
+    free(env->envid);
+    free(env->body);
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        free(env->rcpts[i].addr);
+        free(env->rcpts[i].orcpt);
+        free(env->rcpts[i].notify);
+    }
+    free(env->rcpts);
+    memset(env, 0, sizeof *env);
+}
+
+static void queue_format_envelope(struct buf *out, const char *id, const struct queue_envelope *env)
+{
+    buf_printf(out, "Z zolder-queue 1\nI %s\nT %lld\nS ", id, (long long)env->arrival);
+    queue_escape(out, env->sender);
+    buf_append_str(out, "\nC ");
+    queue_escape(out, env->client_ip);
+    buf_append_char(out, ' ');
+    queue_escape(out, env->helo);
+    buf_append_char(out, ' ');
+    queue_escape(out, env->rdns);
+    buf_append_char(out, ' ');
+    queue_escape(out, env->proto);
+    buf_append_char(out, ' ');
+    queue_escape(out, env->auth_user);
+    buf_append_str(out, "\nE ");
+    queue_escape(out, env->ret);
+    buf_append_char(out, ' ');
+    queue_escape(out, env->envid);
+    buf_append_char(out, ' ');
+    queue_escape(out, env->body);
+    buf_append_char(out, '\n');
+    for (size_t i = 0; i < env->nrcpts; i++) {
+        const struct queue_rcpt *r = &env->rcpts[i];
+        buf_printf(out, "R %c %016llx %c ", r->status,
+                   (unsigned long long)r->attempt, r->expanded ? 'x' : '-');
+        queue_escape(out, r->addr);
+        buf_append_char(out, ' ');
+        queue_escape(out, r->orcpt);
+        buf_append_char(out, ' ');
+        queue_escape(out, r->notify);
+        buf_append_char(out, '\n');
+    }
+    buf_append_str(out, "D\n");
+}
+
+static char *queue_path(const char *dir, const char *id)
+{
+    return queue_subdir(dir, id);
+}
+
+int queue_writer_begin_id(struct queue *q, const char *id, const struct queue_envelope *env,
+                          struct queue_writer *w)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    str_copy(w->id, sizeof w->id, id);
+    char *final = queue_path(q->msg_dir, id);
+    bool exists = access(final, F_OK) == 0;
+    free(final);
+    if (exists) {
+        errno = EEXIST;
+        return -1;
+    }
+    w->tmp_path = queue_path(q->tmp_dir, id);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        int saved = errno;
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+        errno = saved;
+        return -1;
+    }
+    struct buf b;
+    buf_init(&b, QUEUE_ENVELOPE_MAX);
+    queue_format_envelope(&b, id, env);
+    int rc = fs_write_all(w->fd, b.data, b.len);
+    buf_free(&b);
+    if (rc < 0) {
+        int saved = errno;
+        queue_writer_abort(w);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+}
+
+int queue_writer_begin(struct queue *q, const struct queue_envelope *env, struct queue_writer *w)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        char id[QUEUE_ID_LEN + 1];
+        queue_new_id(id);
+        if (queue_writer_begin_id(q, id, env, w) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+int queue_writer_write(struct queue_writer *w, const void *data, size_t len)
+{
+    if (w->failed)
+        return -1;
+    if (fs_write_all(w->fd, data, len) < 0) {
+        w->failed = true;
+        return -1;
+    }
+    w->size += len;
+    return 0;
+}
+
+void queue_writer_abort(struct queue_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp_path) {
+        unlink(w->tmp_path);
+        free(w->tmp_path);
+    }
+    w->fd = -1;
+    w->tmp_path = NULL;
+}
+
+int queue_writer_commit(struct queue *q, struct queue_writer *w)
+{
+    int saved;
+    if (w->failed || fsync(w->fd) < 0)
+        goto fail;
+    if (close(w->fd) < 0) {
+        w->fd = -1;
+        goto fail;
+    }
+    w->fd = -1;
+    char *final = queue_path(q->msg_dir, w->id);
+    /* RENAME_NOREPLACE: a queue file, once promised, is never clobbered by another. */
+    if (renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+        free(final);
+        goto fail;
+    }
+    free(final);
+    if (fs_fsync_dir(q->msg_dir) < 0) {
+        saved = errno;
+        /* The file is in msg/ but not durably: it will still be delivered, but we must not
+         * promise it; the sender retries and may cause a duplicate, never a loss. */
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+        errno = saved;
+        return -1;
+    }
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    return 0;
+fail:
+    saved = errno;
+    queue_writer_abort(w);
+    errno = saved;
+    return -1;
+}
+
+void queue_msg_free(struct queue_msg *msg)
+{
+    queue_envelope_free(&msg->env);
+    free(msg->path);
+    memset(msg, 0, sizeof *msg);
+}
+
+static int queue_parse_envelope(struct queue_msg *msg, const char *data, size_t len,
+                                const char **error_r)
+{
+    size_t pos = 0;
+    bool saw_magic = false;
+    while (pos < len) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        if (!nl)
+            break;
+        size_t llen = (size_t)(nl - (data + pos));
+        char *line = xstrndup(data + pos, llen);
+        size_t line_off = pos;
+        pos += llen + 1;
+        char *f[8];
+        int n = str_split(line, " ", f, 8);
+        int ok = 1;
+        if (n < 1) {
+            ok = 0;
+        } else if (strcmp(f[0], "Z") == 0) {
+            saw_magic = n == 3 && strcmp(f[1], "zolder-queue") == 0 && strcmp(f[2], "1") == 0;
+            ok = saw_magic;
+        } else if (strcmp(f[0], "I") == 0 && n == 2) {
+            ok = strcmp(f[1], msg->id) == 0;
+        } else if (strcmp(f[0], "T") == 0 && n == 2) {
+            msg->env.arrival = (time_t)strtoll(f[1], NULL, 10);
+        } else if (strcmp(f[0], "S") == 0 && n == 2) {
+            msg->env.sender = queue_unescape(f[1]);
+        } else if (strcmp(f[0], "C") == 0 && n == 6) {
+            msg->env.client_ip = queue_unescape(f[1]);
+            msg->env.helo = queue_unescape(f[2]);
+            msg->env.rdns = queue_unescape(f[3]);
+            msg->env.proto = queue_unescape(f[4]);
+            msg->env.auth_user = queue_unescape(f[5]);
+        } else if (strcmp(f[0], "E") == 0 && n == 4) {
+            msg->env.ret = queue_unescape(f[1]);
+            msg->env.envid = queue_unescape(f[2]);
+            msg->env.body = queue_unescape(f[3]);
+        } else if (strcmp(f[0], "R") == 0 && n == 7 && strlen(f[1]) == 1 && strlen(f[2]) == 16) {
+            if (msg->env.nrcpts >= QUEUE_RCPT_MAX) {
+                ok = 0;
+            } else {
+                char *addr = queue_unescape(f[4]), *orcpt = queue_unescape(f[5]),
+                     *notify = queue_unescape(f[6]);
+                queue_envelope_add_rcpt(&msg->env, addr, orcpt, notify, f[3][0] == 'x');
+                free(addr);
+                free(orcpt);
+                free(notify);
+                struct queue_rcpt *r = &msg->env.rcpts[msg->env.nrcpts - 1];
+                r->status = f[1][0];
+                r->attempt = (long long)strtoull(f[2], NULL, 16);
+                r->status_off = (off_t)(line_off + 2);
+                r->attempt_off = (off_t)(line_off + 4);
+            }
+        } else if (strcmp(f[0], "D") == 0 && n == 1) {
+            free(line);
+            if (!saw_magic || !msg->env.sender || !msg->env.client_ip) {
+                *error_r = "incomplete envelope";
+                return -1;
+            }
+            msg->data_off = (off_t)pos;
+            msg->size = len - pos;
+            return 0;
+        } else {
+            ok = 0;
+        }
+        free(line);
+        if (!ok) {
+            *error_r = "malformed envelope line";
+            return -1;
+        }
+    }
+    *error_r = "no data marker (truncated queue file)";
+    return -1;
+}
+
+int queue_load(struct queue *q, const char *id, struct queue_msg *msg, const char **error_r)
+{
+    memset(msg, 0, sizeof *msg);
+    if (!queue_id_valid(id)) {
+        *error_r = "invalid queue id";
+        return -1;
+    }
+    str_copy(msg->id, sizeof msg->id, id);
+    msg->path = queue_path(q->msg_dir, id);
+    int fd = open(msg->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        free(msg->path);
+        msg->path = queue_path(q->hold_dir, id);
+        msg->held = true;
+        fd = open(msg->path, O_RDONLY | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        *error_r = errno == ENOENT ? "no such queue file" : "cannot open queue file";
+        queue_msg_free(msg);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        *error_r = "cannot stat queue file";
+        queue_msg_free(msg);
+        return -1;
+    }
+    /* Only the envelope is parsed here; it is at most QUEUE_ENVELOPE_MAX bytes. */
+    size_t want = (size_t)st.st_size < QUEUE_ENVELOPE_MAX ? (size_t)st.st_size : QUEUE_ENVELOPE_MAX;
+    char *data = xmalloc(want + 1);
+    ssize_t got = pread(fd, data, want, 0);
+    close(fd);
+    if (got < 0) {
+        free(data);
+        *error_r = "cannot read queue file";
+        queue_msg_free(msg);
+        return -1;
+    }
+    int rc = queue_parse_envelope(msg, data, (size_t)got, error_r);
+    free(data);
+    if (rc < 0) {
+        queue_msg_free(msg);
+        return -1;
+    }
+    msg->size = (size_t)st.st_size - (size_t)msg->data_off;
+    return 0;
+}
+
+int queue_read_data(const struct queue_msg *msg, struct buf *out)
+{
+    int fd = open(msg->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    buf_reset(out);
+    char chunk[65536];
+    off_t off = msg->data_off;
+    for (;;) {
+        ssize_t n = pread(fd, chunk, sizeof chunk, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (!buf_append(out, chunk, (size_t)n)) {
+            close(fd);
+            errno = EFBIG;
+            return -1;
+        }
+        off += n;
+    }
+    close(fd);
+    return 0;
+}
+
+static int queue_pwrite_sync(const char *path, const void *data, size_t len, off_t off)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = pwrite(fd, data, len, off);
+    int rc = (n == (ssize_t)len && fdatasync(fd) == 0) ? 0 : -1;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int queue_mark(struct queue_msg *msg, size_t rcpt, char status)
+{
+    struct queue_rcpt *r = &msg->env.rcpts[rcpt];
+    if (queue_pwrite_sync(msg->path, &status, 1, r->status_off) < 0)
+        return -1;
+    r->status = status;
+    return 0;
+}
+
+int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt)
+{
+    /* No fsync: the attempt field only narrows recovery after kill -9 (the page cache
+     * survives it); after a power loss, recovery errs towards delivering again. */
+    struct queue_rcpt *r = &msg->env.rcpts[rcpt];
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)attempt);
+    int fd = open(msg->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = pwrite(fd, hex, 16, r->attempt_off);
+    close(fd);
+    if (n != 16)
+        return -1;
+    r->attempt = attempt;
+    return 0;
+}
+
+int queue_remove_if_done(struct queue *q, struct queue_msg *msg)
+{
+    for (size_t i = 0; i < msg->env.nrcpts; i++)
+        if (msg->env.rcpts[i].status == QUEUE_RCPT_PENDING)
+            return 0;
+    if (unlink(msg->path) < 0)
+        return -1;
+    if (fs_fsync_dir(msg->held ? q->hold_dir : q->msg_dir) < 0)
+        return -1;
+    return 1;
+}
+
+static int queue_cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void queue_list_dir(const char *dir, char ***ids, size_t *n, size_t *cap)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!queue_id_valid(e->d_name))
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *ids = xreallocarray(*ids, *cap, sizeof **ids);
+        }
+        (*ids)[(*n)++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+}
+
+int queue_list(struct queue *q, bool with_hold, char ***ids_r, size_t *n_r)
+{
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    queue_list_dir(q->msg_dir, &ids, &n, &cap);
+    if (with_hold)
+        queue_list_dir(q->hold_dir, &ids, &n, &cap);
+    if (n)
+        qsort(ids, n, sizeof *ids, queue_cmp_str);
+    *ids_r = ids;
+    *n_r = n;
+    return 0;
+}
+
+void queue_list_free(char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static int queue_move(const char *from_dir, const char *to_dir, const char *id)
+{
+    if (!queue_id_valid(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *from = queue_path(from_dir, id), *to = queue_path(to_dir, id);
+    int rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
+    free(from);
+    free(to);
+    if (rc < 0 || fs_fsync_dir(to_dir) < 0 || fs_fsync_dir(from_dir) < 0)
+        return -1;
+    return 0;
+}
+
+int queue_hold(struct queue *q, const char *id) { return queue_move(q->msg_dir, q->hold_dir, id); }
+
+int queue_release(struct queue *q, const char *id) { return queue_move(q->hold_dir, q->msg_dir, id); }
+
+int queue_delete(struct queue *q, const char *id)
+{
+    if (!queue_id_valid(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    const char *dirs[2] = {q->msg_dir, q->hold_dir};
+    for (int i = 0; i < 2; i++) {
+        char *p = queue_path(dirs[i], id);
+        int rc = unlink(p);
+        free(p);
+        if (rc == 0)
+            return fs_fsync_dir(dirs[i]);
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+void queue_clean_tmp(struct queue *q)
+{
+    DIR *d = opendir(q->tmp_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!queue_id_valid(e->d_name))
+            continue;
+        char *p = queue_path(q->tmp_dir, e->d_name);
+        if (unlink(p) == 0)
+            log_info("%s: removed unfinished queue file from tmp (never promised)", e->d_name);
+        free(p);
+    }
+    closedir(d);
+}

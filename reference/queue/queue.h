@@ -1,0 +1,127 @@
+/*
+ * queue: the durable mail queue under STATE_DIR/queue (docs/architecture.md, "Queue").
+ *
+ *   tmp/ID    being written; never looked at except to clean up
+ *   msg/ID    committed: the 250 after DATA was (or will be) sent only after this file and
+ *             the msg/ folder were fsync'd
+ *   hold/ID   put on hold by an operator (postsuper -h); not delivered until released
+ *
+ * A queue file is an envelope of text lines followed by "data" and the message bytes (CRLF
+ * line ends, as received). Each recipient line carries a status byte and an attempt field
+ * that are overwritten in place (as Postfix marks done recipients), so marking a recipient
+ * delivered is one pwrite + fdatasync, never a rewrite of the file.
+ */
+#ifndef ZOLDER_QUEUE_H
+#define ZOLDER_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "buf.h"
+
+#define QUEUE_ID_LEN 16
+#define QUEUE_RCPT_MAX 10000
+
+enum queue_rcpt_status {
+    QUEUE_RCPT_PENDING = 'P',
+    QUEUE_RCPT_DONE = 'D',    /* delivered (or handed to a child queue file) */
+    QUEUE_RCPT_FAILED = 'F',  /* permanently failed; bounce written */
+};
+
+struct queue_rcpt {
+    char *addr;         /* final envelope recipient, local@domain */
+    char *orcpt;        /* RFC 3461 ORCPT (decoded), or "" */
+    char *notify;       /* RFC 3461 NOTIFY, or "" */
+    bool expanded;      /* produced by alias expansion: deliver as is */
+    char status;        /* enum queue_rcpt_status */
+    long long attempt;  /* mailbox size before the last delivery attempt, -1 when none */
+    off_t status_off;   /* file offset of the status byte */
+    off_t attempt_off;  /* file offset of the 16 hex digit attempt field */
+};
+
+struct queue_envelope {
+    char *sender;       /* "" for the null path */
+    char *client_ip;
+    char *helo;
+    char *rdns;         /* "" when unknown */
+    char *proto;        /* ESMTP, ESMTPSA, local, ... */
+    char *auth_user;    /* "" when none */
+    char *ret;          /* RFC 3461 RET, or "" */
+    char *envid;        /* RFC 3461 ENVID (decoded), or "" */
+    char *body;         /* 7BIT, 8BITMIME, or "" */
+    time_t arrival;
+    struct queue_rcpt *rcpts;
+    size_t nrcpts;
+};
+
+struct queue_msg {
+    char id[QUEUE_ID_LEN + 1];
+    char *path;
+    struct queue_envelope env;
+    off_t data_off;     /* where the message bytes start */
+    size_t size;        /* message size in bytes */
+    bool held;
+};
+
+struct queue {
+    char *root;     /* STATE_DIR/queue */
+    char *tmp_dir;
+    char *msg_dir;
+    char *hold_dir;
+};
+
+struct queue_writer {
+    int fd;
+    char id[QUEUE_ID_LEN + 1];
+    char *tmp_path;
+    size_t size;
+    bool failed;
+};
+
+int queue_open(struct queue *q, const char *state_dir);
+void queue_close(struct queue *q);
+/* A new unique id (time-ordered, like Postfix's long ids). */
+void queue_new_id(char out[QUEUE_ID_LEN + 1]);
+
+void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr, const char *orcpt,
+                             const char *notify, bool expanded);
+void queue_envelope_free(struct queue_envelope *env);
+
+/* Creates tmp/ID and writes the envelope; the caller then writes the message bytes. */
+int queue_writer_begin(struct queue *q, const struct queue_envelope *env, struct queue_writer *w);
+/* Like begin, but with a chosen id (a child of an alias explosion); EEXIST when it exists. */
+int queue_writer_begin_id(struct queue *q, const char *id, const struct queue_envelope *env,
+                          struct queue_writer *w);
+int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
+/*
+ * fsync the file, rename it into msg/, fsync msg/. Only after this returns 0 may the message
+ * be promised (the 250). On failure the temporary file is removed.
+ */
+int queue_writer_commit(struct queue *q, struct queue_writer *w);
+void queue_writer_abort(struct queue_writer *w);
+
+/* Loads the envelope of msg/ID (or hold/ID). 0, or -1 with a reason in *error_r. */
+int queue_load(struct queue *q, const char *id, struct queue_msg *msg, const char **error_r);
+void queue_msg_free(struct queue_msg *msg);
+/* Reads the message bytes into out. */
+int queue_read_data(const struct queue_msg *msg, struct buf *out);
+/* Overwrites one recipient's status (and attempt field), then fdatasync. */
+int queue_mark(struct queue_msg *msg, size_t rcpt, char status);
+int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt);
+/* Removes the queue file when no recipient is pending; fsyncs the folder. 1 removed, 0 kept. */
+int queue_remove_if_done(struct queue *q, struct queue_msg *msg);
+
+/* Lists ids in msg/ (and hold/ when with_hold), sorted. Caller frees each and the array. */
+int queue_list(struct queue *q, bool with_hold, char ***ids_r, size_t *n_r);
+void queue_list_free(char **ids, size_t n);
+/* hold/release/delete by id, as postsuper -h/-H/-d. */
+int queue_hold(struct queue *q, const char *id);
+int queue_release(struct queue *q, const char *id);
+int queue_delete(struct queue *q, const char *id);
+/* Removes leftovers in tmp/ (messages never promised). */
+void queue_clean_tmp(struct queue *q);
+bool queue_id_valid(const char *id);
+
+#endif

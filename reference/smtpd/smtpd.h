@@ -1,0 +1,58 @@
+/*
+ * smtpd: zolderd's SMTP service (RFC 5321) on libevent: listeners, sessions, relay control.
+ * A session buffers one message (bounded by message_size_limit), checks it, writes it to
+ * the queue and only then answers 250 (queue_writer_commit fsyncs file and folder first).
+ */
+#ifndef ZOLDER_SMTPD_H
+#define ZOLDER_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "queue/queue.h"
+#include "zconf.h"
+
+struct smtpd_maps; /* users, aliases, access, hosts: see smtpd/maps.h */
+
+struct smtpd_client_count {
+    struct netaddr addr;
+    unsigned count;
+};
+
+/* What the service calls when a message was committed (local delivery, later relay). */
+typedef void (*smtpd_queued_fn)(const char *queue_id, void *ctx);
+
+struct smtpd {
+    const struct zconf *conf;
+    struct event_base *base;
+    struct queue *queue;
+    struct smtpd_maps *maps;
+    SSL_CTX *tls;                 /* NULL: no STARTTLS */
+    struct evconnlistener *listeners[ZCONF_LISTEN_MAX * 2];
+    bool listener_is_submission[ZCONF_LISTEN_MAX * 2];
+    size_t nlisteners;
+    unsigned nsessions;
+    struct smtpd_client_count *clients;
+    size_t nclients;
+    unsigned long long next_session_id;
+    smtpd_queued_fn on_queued;
+    void *on_queued_ctx;
+    smtpd_queued_fn on_etrn;
+    void *on_etrn_ctx;
+};
+
+/*
+ * Binds a listening socket for addr (done by the privileged part, before dropping root).
+ * Returns the fd or -1 with errno.
+ */
+int smtpd_bind(const struct zconf_listen *addr);
+
+/* Starts accepting on already bound fds (listen fds then submission fds). */
+int smtpd_start(struct smtpd *s, const int *fds, size_t nlisten, size_t nsubmission);
+void smtpd_stop(struct smtpd *s);
+
+#endif
