@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/daemon.h"
+#include "core/instance.h"
 #include "log.h"
 
 static void usage(void)
@@ -36,7 +37,7 @@ int main(int argc, char **argv)
     if (print) {
         struct zconf conf;
         struct cfg_error err;
-        if (!daemon_load_config(config, &conf, &err)) {
+        if (!instance_load_config(config, &conf, &err)) {
             fprintf(stderr, "zolderd: %s\n", err.text);
             zconf_free(&conf);
             return 1;

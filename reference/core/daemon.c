@@ -34,9 +34,9 @@
 #include "smtpd/smtpd.h"
 #include "str.h"
 #include "xalloc.h"
+#include "instance.h"
 #include "zmaps.h"
 
-#define DAEMON_CONFIG_MAX (1u << 20)
 #define DAEMON_CONTROL_LINE_MAX 512
 
 struct daemon {
@@ -55,35 +55,11 @@ struct daemon {
     bool queue_run_scheduled;
 };
 
-bool daemon_load_config(const char *path, struct zconf *conf, struct cfg_error *err)
-{
-    char *data;
-    size_t len;
-    char *dir = fs_dirname(path);
-    zconf_defaults(conf, dir);
-    free(dir);
-    if (fs_read_file(path, DAEMON_CONFIG_MAX, &data, &len) < 0) {
-        cfg_error_set(err, path, 0, "cannot read config: %s", strerror(errno));
-        return false;
-    }
-    bool ok = zconf_parse(conf, path, data, len, err) && zconf_validate(conf, err);
-    free(data);
-    return ok;
-}
-
-char *daemon_control_path(const struct zconf *conf)
-{
-    size_t n = strlen(conf->state_dir) + 16;
-    char *p = xmalloc(n);
-    snprintf(p, n, "%s/zolderd.ctl", conf->state_dir);
-    return p;
-}
-
 int daemon_check(const char *path)
 {
     struct zconf conf;
     struct cfg_error err;
-    if (!daemon_load_config(path, &conf, &err)) {
+    if (!instance_load_config(path, &conf, &err)) {
         fprintf(stderr, "zolderd: %s\n", err.text);
         zconf_free(&conf);
         return 1;
@@ -238,7 +214,7 @@ static void daemon_reload(struct daemon *d)
 {
     struct zconf fresh;
     struct cfg_error err;
-    if (!daemon_load_config(d->config_path, &fresh, &err)) {
+    if (!instance_load_config(d->config_path, &fresh, &err)) {
         log_error("reload refused, keeping the running config: %s", err.text);
         zconf_free(&fresh);
         return;
@@ -342,7 +318,7 @@ static void daemon_control_accept(struct evconnlistener *l, evutil_socket_t fd,
 
 static void daemon_open_control(struct daemon *d)
 {
-    d->control_path = daemon_control_path(&d->conf);
+    d->control_path = instance_control_path(&d->conf);
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (!str_copy(sun.sun_path, sizeof sun.sun_path, d->control_path))
         log_fatalx("control socket path too long: %s", d->control_path);
@@ -368,7 +344,7 @@ int daemon_run(const char *path)
     /* A write over RLIMIT_FSIZE must fail with EFBIG (and be rolled back), not kill us. */
     signal(SIGXFSZ, SIG_IGN);
 
-    if (!daemon_load_config(path, &d.conf, &err))
+    if (!instance_load_config(path, &d.conf, &err))
         log_fatalx("%s", err.text);
     log_set_level(daemon_log_level(d.conf.log_level));
     d.maps = zmaps_load(&d.conf, &err);

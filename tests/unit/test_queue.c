@@ -1,0 +1,279 @@
+/*
+ * Unit tests for reference/queue and reference/deliver/local: the durable queue file
+ * format, in-place recipient marks, and mailbox delivery that survives a torn write.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "deliver/local.h"
+#include "fsutil.h"
+#include "queue/queue.h"
+#include "xalloc.h"
+
+struct fixture {
+    char dir[64];
+    struct queue q;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/zolder-test-queue-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    if (queue_open(&f->q, f->dir) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    queue_close(&f->q);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void make_envelope(struct queue_envelope *env)
+{
+    memset(env, 0, sizeof *env);
+    env->sender = xstrdup("sjoerd@ecs.thuis");
+    env->client_ip = xstrdup("127.0.1.5");
+    env->helo = xstrdup("hccnet.nl with spaces");
+    env->rdns = xstrdup("");
+    env->proto = xstrdup("ESMTP");
+    env->auth_user = xstrdup("");
+    env->ret = xstrdup("");
+    env->envid = xstrdup("-odd value%");
+    env->body = xstrdup("8BITMIME");
+    env->arrival = 1037484433;
+    queue_envelope_add_rcpt(env, "bouke@zolder.thuis", "rfc822;bouke@zolder.thuis", "SUCCESS,FAILURE", false);
+    queue_envelope_add_rcpt(env, "\"odd name\"@paprika", "", "", true);
+}
+
+static const char message[] = "Subject: Langs welke weg gaat mijn post?\r\n\r\nFrom here\r\nbody\r\n";
+
+static void commit_message(struct fixture *f, char id[QUEUE_ID_LEN + 1])
+{
+    struct queue_envelope env;
+    struct queue_writer w;
+    make_envelope(&env);
+    assert_int_equal(queue_writer_begin(&f->q, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, message, sizeof message - 1), 0);
+    assert_int_equal(queue_writer_commit(&f->q, &w), 0);
+    memcpy(id, w.id, QUEUE_ID_LEN + 1);
+    queue_envelope_free(&env);
+}
+
+static void test_queue_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    assert_true(queue_id_valid(id));
+
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_string_equal(msg.env.sender, "sjoerd@ecs.thuis");
+    assert_string_equal(msg.env.helo, "hccnet.nl with spaces");
+    assert_string_equal(msg.env.rdns, "");
+    assert_string_equal(msg.env.envid, "-odd value%");
+    assert_int_equal(msg.env.arrival, 1037484433);
+    assert_int_equal(msg.env.nrcpts, 2);
+    assert_string_equal(msg.env.rcpts[1].addr, "\"odd name\"@paprika");
+    assert_true(msg.env.rcpts[1].expanded);
+    assert_string_equal(msg.env.rcpts[0].notify, "SUCCESS,FAILURE");
+    assert_int_equal(msg.env.rcpts[0].attempt, -1);
+    assert_int_equal(msg.size, sizeof message - 1);
+    struct buf data;
+    buf_init(&data, 0);
+    assert_int_equal(queue_read_data(&msg, &data), 0);
+    assert_memory_equal(data.data, message, sizeof message - 1);
+    buf_free(&data);
+
+    /* Marks are in place: a reload sees them, and the file goes only when none is pending. */
+    assert_int_equal(queue_set_attempt(&msg, 0, 4242), 0);
+    assert_int_equal(queue_mark(&msg, 0, QUEUE_RCPT_DONE), 0);
+    assert_int_equal(queue_remove_if_done(&f->q, &msg), 0);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_int_equal(msg.env.rcpts[0].status, QUEUE_RCPT_DONE);
+    assert_int_equal(msg.env.rcpts[0].attempt, 4242);
+    assert_int_equal(msg.env.rcpts[1].status, QUEUE_RCPT_PENDING);
+    assert_int_equal(queue_mark(&msg, 1, QUEUE_RCPT_FAILED), 0);
+    assert_int_equal(queue_remove_if_done(&f->q, &msg), 1);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), -1);
+    assert_string_equal(error, "no such queue file");
+}
+
+static void test_queue_hold_release_delete_list(void **state)
+{
+    struct fixture *f = *state;
+    char a[QUEUE_ID_LEN + 1], b[QUEUE_ID_LEN + 1];
+    commit_message(f, a);
+    commit_message(f, b);
+    assert_string_not_equal(a, b);
+    assert_int_equal(queue_hold(&f->q, a), 0);
+    char **ids;
+    size_t n;
+    queue_list(&f->q, false, &ids, &n);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], b);
+    queue_list_free(ids, n);
+    queue_list(&f->q, true, &ids, &n);
+    assert_int_equal(n, 2);
+    queue_list_free(ids, n);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, a, &msg, &error), 0);
+    assert_true(msg.held);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_release(&f->q, a), 0);
+    assert_int_equal(queue_delete(&f->q, a), 0);
+    assert_int_equal(queue_delete(&f->q, a), -1);
+    assert_int_equal(queue_delete(&f->q, "../../etc/passwd"), -1);
+    assert_int_equal(queue_hold(&f->q, "nonsense"), -1);
+}
+
+static void test_queue_rejects_damaged_files(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", f->q.msg_dir, id);
+    assert_int_equal(truncate(path, 40), 0);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), -1);
+    assert_string_equal(error, "no data marker (truncated queue file)");
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+    char *data;
+    if (fs_read_file(path, 1 << 20, &data, len) < 0)
+        return NULL;
+    return data;
+}
+
+static void test_local_mbox_delivery_is_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    struct buf data;
+    buf_init(&data, 0);
+    assert_int_equal(queue_read_data(&msg, &data), 0);
+    char spool[128];
+    snprintf(spool, sizeof spool, "%s/spool/mail", f->dir);
+    struct local_target t = {.user = "bouke", .rcpt = "bouke@zolder.thuis", .spool_dir = spool,
+                             .hostname = "zolder.thuis"};
+    assert_int_equal(fs_mkdir_p(spool, 0700), 0);
+
+    /* An earlier message already in the box. */
+    char path[192];
+    snprintf(path, sizeof path, "%s/bouke", spool);
+    const char earlier[] = "From a@b Sat Nov 16 23:00:00 2002\nSubject: x\n\nold\n\n";
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, earlier, sizeof earlier - 1), (ssize_t)(sizeof earlier - 1));
+    close(fd);
+
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    size_t len;
+    char *box = read_all(path, &len);
+    struct buf entry;
+    buf_init(&entry, 0);
+    local_render_mbox(&msg, "bouke@zolder.thuis", &data, &entry);
+    assert_int_equal(len, sizeof earlier - 1 + entry.len);
+    assert_memory_equal(box + sizeof earlier - 1, entry.data, entry.len);
+    assert_non_null(strstr(box, "\n>From here\n"));
+    assert_non_null(strstr(box, "Delivered-To: bouke@zolder.thuis\n"));
+    assert_null(strstr(box, "\r"));
+    free(box);
+
+    /* Crash after the mailbox fsync, before the queue mark: the retry finds it and stops. */
+    assert_int_equal(msg.env.rcpts[0].attempt, (long long)(sizeof earlier - 1));
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    box = read_all(path, &len);
+    assert_int_equal(len, sizeof earlier - 1 + entry.len);
+    free(box);
+
+    /* Torn write (kill -9 mid-append): the retry truncates it and writes the whole entry. */
+    assert_int_equal(truncate(path, (off_t)(sizeof earlier - 1 + entry.len / 2)), 0);
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    box = read_all(path, &len);
+    assert_int_equal(len, sizeof earlier - 1 + entry.len);
+    assert_memory_equal(box + sizeof earlier - 1, entry.data, entry.len);
+    free(box);
+    assert_int_equal(access(path, F_OK), 0);
+    char lock[200];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    assert_int_equal(access(lock, F_OK), -1);
+
+    buf_free(&entry);
+    buf_free(&data);
+    queue_msg_free(&msg);
+}
+
+static void test_local_maildir_delivery_is_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    struct buf data;
+    buf_init(&data, 0);
+    assert_int_equal(queue_read_data(&msg, &data), 0);
+    char spool[128];
+    snprintf(spool, sizeof spool, "%s/maildir", f->dir);
+    struct local_target t = {.user = "bouke", .rcpt = "bouke@zolder.thuis", .spool_dir = spool,
+                             .hostname = "zolder.thuis", .maildir = true};
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test $(ls '%s/bouke/new' | wc -l) -eq 1", spool);
+    assert_int_equal(system(cmd), 0);
+    struct local_target bad = t;
+    bad.user = "../evil";
+    assert_int_equal(local_deliver(&bad, &msg, 0, &data, &error), LOCAL_DEFER);
+    assert_string_equal(error, "invalid mailbox name");
+    buf_free(&data);
+    queue_msg_free(&msg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_queue_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_hold_release_delete_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_rejects_damaged_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_mbox_delivery_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_maildir_delivery_is_idempotent, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
