@@ -1,0 +1,52 @@
+/*
+ * mailq: the queue listing of `zolderctl mailq` and `sendmail -bp`, in the shape of Postfix's
+ * mailq so that people and scripts that know that one can read this one:
+ *
+ *   -Queue ID-        --Size-- ----Arrival Time---- -Sender/Recipient-------
+ *   0Z3K1B2C4D5F6G7H!      312 Sat Nov 16 23:07:13  sjoerd@zolder.thuis
+ *                                                  (deferred: no outbound route yet)
+ *                                                   bouke@example.org
+ *
+ *   -- 1 Kbytes in 1 Request.
+ *
+ * A '!' after the id marks a message on hold. Only recipients still pending are listed, each
+ * after the reason it waits. Formatting is pure (loaded struct queue_msg values in, text out)
+ * so it is unit-tested without a queue on disk; mailq_list() is the thin part that reads one.
+ */
+#ifndef ZOLDER_MAILQ_H
+#define ZOLDER_MAILQ_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "queue/queue.h"
+#include "zconf.h"
+
+#define MAILQ_REASON_REMOTE "deferred: no outbound route yet"
+#define MAILQ_REASON_LOCAL "waiting for local delivery"
+
+/* Running totals for the `-- N Kbytes in M Requests.` line. */
+struct mailq_totals {
+    size_t requests;
+    unsigned long long bytes;
+};
+
+/* The column header line. */
+void mailq_format_header(struct buf *out);
+/* One message: its id line, then a reason and an address line per pending recipient. */
+void mailq_format_msg(const struct zconf *conf, const struct queue_msg *msg,
+                      struct mailq_totals *totals, struct buf *out);
+/* The closing totals line (the caller prints "Mail queue is empty" for none). */
+void mailq_format_footer(const struct mailq_totals *totals, struct buf *out);
+/* The whole listing of msgs[0..n), or "Mail queue is empty". */
+void mailq_format(const struct zconf *conf, const struct queue_msg *msgs, size_t n,
+                  struct buf *out);
+
+/*
+ * Lists the queue of the instance conf describes (msg/ and hold/) into out. A message that
+ * is delivered while we read the folder is simply left out. 0, or -1 with *error_r (static
+ * text; errno tells the cause) when the queue cannot be read at all.
+ */
+int mailq_list(const struct zconf *conf, struct buf *out, const char **error_r);
+
+#endif
