@@ -294,8 +294,13 @@ static int sendmail_transaction(struct sendmail_conn *c, const struct sendmail_e
     }
 
     buf_printf(&cmd, "MAIL FROM:<%s>", env->sender);
-    if (c->size)
-        buf_printf(&cmd, " SIZE=%zu", len);
+    if (c->size) {
+        /* RFC 1870 asks for an estimate: every LF may become CRLF on the wire. */
+        size_t estimate = len;
+        for (const char *p = msg; (p = memchr(p, '\n', (size_t)(msg + len - p))) != NULL; p++)
+            estimate++;
+        buf_printf(&cmd, " SIZE=%zu", estimate);
+    }
     const char *body = env->body ? env->body : sendmail_is_8bit(msg, len) ? "8BITMIME" : NULL;
     if (body && c->eightbit)
         buf_printf(&cmd, " BODY=%s", body);
