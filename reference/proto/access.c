@@ -341,10 +341,15 @@ static int access_line_parse(struct access_entry *e, char *line, const char *fil
     return access_value_parse(e, value, file, lineno, err);
 }
 
+/* Sorting entries in place would reorder the map; duplicates are found on references. */
+struct access_ref {
+    const struct access_entry *e;
+};
+
 static int access_canon_cmp(const void *a, const void *b)
 {
-    const struct access_entry *x = *(const struct access_entry *const *)a;
-    const struct access_entry *y = *(const struct access_entry *const *)b;
+    const struct access_entry *x = ((const struct access_ref *)a)->e;
+    const struct access_entry *y = ((const struct access_ref *)b)->e;
     int c = strcmp(x->canon, y->canon);
     if (c != 0)
         return c;
@@ -357,20 +362,20 @@ static int access_check_duplicates(const struct access *a, const char *file,
 {
     if (a->count < 2)
         return 0;
-    const struct access_entry **v = xreallocarray(NULL, a->count, sizeof *v);
+    struct access_ref *v = xreallocarray(NULL, a->count, sizeof *v);
     for (size_t i = 0; i < a->count; i++)
-        v[i] = &a->entries[i];
+        v[i].e = &a->entries[i];
     qsort(v, a->count, sizeof *v, access_canon_cmp);
     const struct access_entry *dup = NULL, *first = NULL;
     size_t run = 0;
     for (size_t i = 1; i < a->count; i++) {
-        if (strcmp(v[i]->canon, v[run]->canon) != 0) {
+        if (strcmp(v[i].e->canon, v[run].e->canon) != 0) {
             run = i;
             continue;
         }
-        if (!dup || v[i]->verdict.lineno < dup->verdict.lineno) {
-            dup = v[i];
-            first = v[run];
+        if (!dup || v[i].e->verdict.lineno < dup->verdict.lineno) {
+            dup = v[i].e;
+            first = v[run].e;
         }
     }
     free(v);
