@@ -81,6 +81,10 @@ static int hostsfile_line_parse(struct hostsfile_entry *e, char *line, const cha
                       HOSTSFILE_NAMES_MAX);
         return -1;
     }
+    if (n == 0) {
+        cfg_error_set(err, file, lineno, "expected an address and host names");
+        return -1;
+    }
     /* netaddr_parse also takes "[::1]", which /etc/hosts does not. */
     if (f[0][0] == '[' || !netaddr_parse(f[0], &e->addr)) {
         cfg_error_set(err, file, lineno, "expected an IPv4 or IPv6 address, got \"%.60s\"", f[0]);
@@ -120,6 +124,10 @@ int hostsfile_load(struct hostsfile **hosts_r, const char *file, const char *dat
     *hosts_r = NULL;
     cfg_reader_init(&r, file, data, len, CFG_TRAILING_COMMENT);
     while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
+        /* cfglex trims all isspace() but only skips blank/tab lines: "\f" or "\r\r" arrive
+         * here empty. They are blank lines to a reader, so they are to us. */
+        if (*line == '\0')
+            continue;
         if (h->count == HOSTSFILE_ENTRIES_MAX) {
             cfg_error_set(err, file, lineno, "more than %d entries", HOSTSFILE_ENTRIES_MAX);
             rc = -1;

@@ -237,6 +237,9 @@ static void test_access_errors(void **state)
     /* Tagged and untagged versions of one key are not duplicates. */
     struct access *a = load_ok("10.1 OK\nConnect:10.1 REJECT\n");
     access_free(a);
+    a = load_ok("\f\n10.2 OK\n\r\r\n");
+    assert_int_equal(access_count(a), 1);
+    access_free(a);
 
     char big[400];
     memset(big, 'x', sizeof big);

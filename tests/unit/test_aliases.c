@@ -75,6 +75,9 @@ static void test_aliases_syntax(void **state)
     a = load_ok("");
     assert_int_equal(aliases_count(a), 0);
     aliases_free(a);
+    a = load_ok("\f\nroot: admin\n\r\r\n");
+    assert_int_equal(aliases_count(a), 1);
+    aliases_free(a);
 }
 
 static const struct {

@@ -136,6 +136,10 @@ static void test_hostsallow_nested_except(void **state)
     };
     run_cases(allow, NULL, cases, sizeof cases / sizeof cases[0]);
     hostsallow_free(allow);
+    /* Lines of other white space (form feed, stray CRs) are blank lines. */
+    allow = load_ok("hosts.allow", "\f\nALL: ALL\n\r\r\n");
+    assert_int_equal(hostsallow_count(allow), 1);
+    hostsallow_free(allow);
 }
 
 static void test_hostsallow_localhost_pitfall(void **state)

@@ -95,6 +95,10 @@ static void test_hostsfile_by_addr(void **state)
     h = load_ok("");
     assert_int_equal(hostsfile_count(h), 0);
     hostsfile_free(h);
+    /* Lines of other white space (form feed, stray CRs) are blank lines (fuzzer find). */
+    h = load_ok("\f\n127.8.3.1 ghost\n\r\r\r\n\v\n");
+    assert_int_equal(hostsfile_count(h), 1);
+    hostsfile_free(h);
 }
 
 static const struct {

@@ -66,7 +66,7 @@ static void test_users_lookup(void **state)
     assert_string_equal(users_lookup(u, "v-1")->home, "/");
     users_free(u);
 
-    u = load_ok("# nobody yet\n");
+    u = load_ok("# nobody yet\n\f\n\r\r\n");
     assert_int_equal(users_count(u), 0);
     assert_null(users_lookup(u, "x"));
     users_free(u);
