@@ -1,6 +1,7 @@
 /* cfglex: the shared line lexer for config and map files (see cfglex.h). */
 #include "cfglex.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,10 +68,11 @@ static size_t cfg_comment_start(const char *p, size_t len, unsigned flags)
     return len;
 }
 
+/* Blank as str_trim sees it, so a line that trims to "" is never handed out. */
 static bool cfg_is_blank(const char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (p[i] != ' ' && p[i] != '\t')
+        if (!isspace((unsigned char)p[i]))
             return false;
     return true;
 }

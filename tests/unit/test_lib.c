@@ -133,6 +133,13 @@ static void test_cfglex_lines(void **state)
     assert_string_equal(err.text, "bad.conf:2: NUL byte in line");
     cfg_reader_free(&r);
 
+    const char *ws = "\f\r\n \v \nkey = 1\n";
+    cfg_reader_init(&r, "ws.conf", ws, strlen(ws), 0);
+    assert_int_equal(cfg_reader_next(&r, &line, &lineno, &err), 1);
+    assert_string_equal(line, "key = 1");
+    assert_int_equal(lineno, 3);
+    cfg_reader_free(&r);
+
     const char *bs = "ALL: 127.0.0.1 \\\n  192.168.1.\n";
     cfg_reader_init(&r, "hosts.allow", bs, strlen(bs), CFG_CONT_BACKSLASH);
     assert_int_equal(cfg_reader_next(&r, &line, &lineno, &err), 1);
