@@ -41,6 +41,15 @@ SIM_MAIN  := $(wildcard simulator/main/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 
+# Quiet by default (one short line per file); `make V=1` shows every command.
+ifeq ($(V),1)
+Q :=
+say = @:
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2)
+endif
+
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 LIBZBASE  := $(BUILD)/libzbase.a
@@ -62,7 +71,8 @@ tests: $(UNIT_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(call say,CC,$<)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIBZBASE): $(call obj,$(LIB_SRC))
 $(LIBZPROTO): $(call obj,$(PROTO_SRC))
@@ -70,31 +80,35 @@ $(LIBZSVC): $(call obj,$(SVC_SRC))
 $(LIBZSIM): $(call obj,$(SIM_SRC))
 $(BUILD)/%.a:
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
+	@rm -f $@
+	$(call say,AR,$@)
+	$(Q)ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
 
 # ar needs at least one member; an empty folder gets an empty object.
 $(BUILD)/empty.o:
 	@mkdir -p $(dir $@)
-	echo 'typedef int zolder_empty_unit;' | $(CC) -x c -c - -o $@
+	$(Q)echo 'typedef int zolder_empty_unit;' | $(CC) -x c -c - -o $@
 $(LIBZSVC) $(LIBZSIM) $(LIBZPROTO): | $(BUILD)/empty.o
 
 REF_LIBS := $(LIBZSVC) $(LIBZPROTO) $(LIBZBASE)
 
 $(BUILD)/bin/%: reference/cmd/%.c $(REF_LIBS)
 	@mkdir -p $(dir $@) $(dir $(call obj,$<))
-	$(CC) $(ALL_CFLAGS) -MF $(call obj,$<:.c=.d) -c $< -o $(call obj,$<)
-	$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(REF_LIBS) $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $(call obj,$<)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(REF_LIBS) $(PKG_LIBS)
 
 $(BUILD)/bin/ispsim: simulator/main/ispsim.c $(LIBZSIM) $(LIBZBASE)
 	@mkdir -p $(dir $@) $(dir $(call obj,$<))
-	$(CC) $(ALL_CFLAGS) -c $< -o $(call obj,$<)
-	$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(LIBZSIM) $(LIBZBASE) $(PKG_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $(call obj,$<)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(LIBZSIM) $(LIBZBASE) $(PKG_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(REF_LIBS) $(LIBZSIM)
 	@mkdir -p $(dir $@) $(dir $(call obj,$<))
-	$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $(call obj,$<)
-	$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(LIBZSIM) $(REF_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $(call obj,$<)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(LIBZSIM) $(REF_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
 # --- tests --------------------------------------------------------------------------------
 unit: tests
@@ -117,10 +131,12 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DZOLDER_VERSION='"$(VERSION)"' -g -O1 \
                -Ireference -Isimulator $(PKG_CFLAGS)
 $(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+	$(call say,FUZZCC,$<)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(FUZZ_OBJ_SRC))
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS)
+	$(call say,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(PKG_LIBS)
 
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
@@ -130,7 +146,11 @@ fuzz: fuzz-build
 deps:
 	@tools/deps
 
+certs:
+	@tools/gen-certs fixtures/certs
+
 check: deps
+	$(MAKE) certs
 	$(MAKE) all tests
 	$(MAKE) unit
 	$(MAKE) integration
