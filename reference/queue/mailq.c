@@ -114,10 +114,12 @@ int mailq_list(const struct zconf *conf, struct buf *out, const char **error_r)
     char *probe = xmalloc(n);
     snprintf(probe, n, "%s/queue/msg", conf->state_dir);
     int rc = access(probe, R_OK | X_OK);
+    int e = errno;
     free(probe);
     if (rc < 0) {
-        *error_r = errno == ENOENT ? "no queue folder (has zolderd run with this config?)"
-                                   : "cannot read the queue folder";
+        *error_r = e == ENOENT ? "no queue folder (has zolderd run with this config?)"
+                               : "cannot read the queue folder";
+        errno = e; /* the caller tells EACCES from ENOENT */
         return -1;
     }
     struct queue q;
