@@ -23,10 +23,9 @@ QUEUE_ID = re.compile(r"^([0-9A-Z]{16})(!?) ", re.M)
 class CliCase(unittest.TestCase):
     def setUp(self):
         self.z = Zolderd(address=ADDRESS, port=PORT, name="zolder-cli")
+        # Registered before start(): a daemon that fails to start still leaves no folder.
+        self.addCleanup(self.z.cleanup)
         self.z.start()
-
-    def tearDown(self):
-        self.z.cleanup()
 
     def run_cmd(self, name, *args, input=b"", env=None, timeout=30):
         full_env = dict(os.environ)
