@@ -284,6 +284,8 @@ static void daemon_control_read(struct bufferevent *bev, void *arg)
         evbuffer_add_printf(out, "error unknown command\n");
     }
     free(line);
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_enable(bev, EV_WRITE);
 }
 
 static void daemon_control_write(struct bufferevent *bev, void *arg)
@@ -313,7 +315,8 @@ static void daemon_control_accept(struct evconnlistener *l, evutil_socket_t fd,
     }
     bufferevent_setcb(bev, daemon_control_read, daemon_control_write, daemon_control_event, d);
     bufferevent_set_timeouts(bev, &(struct timeval){30, 0}, &(struct timeval){30, 0});
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    /* Write only once a reply is queued: the write callback closes the connection. */
+    bufferevent_enable(bev, EV_READ);
 }
 
 static void daemon_open_control(struct daemon *d)

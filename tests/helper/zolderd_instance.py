@@ -56,7 +56,7 @@ class Zolderd:
         lines.update(conf or {})
         self.conf_lines = lines
         self.inst.write("zolder.conf", "".join(f"{k} = {v}\n" for k, v in lines.items() if v is not None))
-        self.inst.write("users", "".join(f"{u}:{h}:\n" for u, h in self.users.items()))
+        self.inst.write("users", "".join(f"{u}:{h}\n" for u, h in self.users.items()))
         self.inst.write("aliases", aliases if aliases is not None else "root: admin\npostmaster: admin\n")
         for rel, text in (files or {}).items():
             self.inst.write(rel, text)

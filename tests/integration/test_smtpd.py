@@ -37,10 +37,8 @@ class ZolderdCase(unittest.TestCase):
     def setUp(self):
         self.z = Zolderd(address=self.address, port=self.port, conf=self.conf, tls=self.tls,
                          files={"hosts": "127.0.1.5 ecs.thuis\n127.0.1.10 visser.thuis\n"})
+        self.addCleanup(lambda: self.z.cleanup())  # the current instance, also if start fails
         self.z.start()
-
-    def tearDown(self):
-        self.z.cleanup()
 
     def smtp(self, source=LAN_HOST):
         return smtplib.SMTP(self.z.address, self.z.port, source_address=(source, 0), timeout=10)
