@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fsutil.h"
-#include "world.h"
+#include "sim_world.h"
 
 static struct sim_world *parse(const char *text, struct cfg_error *err)
 {

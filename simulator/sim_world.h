@@ -1,5 +1,5 @@
 /*
- * world: the world file of ispsim (docs/ispsim.md, "World file"). Pure: bytes in, a struct
+ * sim_world: the world file of ispsim (docs/ispsim.md, "World file"). Pure: bytes in, a struct
  * sim_world out, or a "FILE:LINE: text" error. No I/O, no globals; paths stay as written
  * (the caller resolves them against the world file's folder).
  *

@@ -1,5 +1,5 @@
-/* world: the ispsim world file parser (see world.h and docs/ispsim.md). */
-#include "world.h"
+/* sim_world: the ispsim world file parser (see world.h and docs/ispsim.md). */
+#include "sim_world.h"
 
 #include <ldns/ldns.h>
 #include <stdio.h>
