@@ -266,8 +266,10 @@ static void sim_smtpd_drained(struct bufferevent *bev, void *arg)
     sim_smtpd_free(arg);
 }
 
-/* Sends what the engine wrote and acts on its status. */
-static void sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
+static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg);
+
+/* Sends what the engine wrote and acts on its status. true: c was freed. */
+static bool sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
 {
     if (c->s.out.len) {
         bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
@@ -280,11 +282,13 @@ static void sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
     } else if (st == SIM_SMTP_CLOSE && !c->closing) {
         c->closing = true;
         bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
             sim_smtpd_free(c);
-        else
-            bufferevent_setcb(c->bev, NULL, sim_smtpd_drained, NULL, c);
+            return true;
+        }
+        bufferevent_setcb(c->bev, NULL, sim_smtpd_drained, sim_smtpd_event, c);
     }
+    return false;
 }
 
 static void sim_smtpd_timer(evutil_socket_t fd, short what, void *arg)
@@ -292,7 +296,7 @@ static void sim_smtpd_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct sim_smtpd_conn *c = arg;
-    sim_smtpd_after(c, sim_smtp_resume(&c->s));
+    (void)sim_smtpd_after(c, sim_smtp_resume(&c->s));
 }
 
 static void sim_smtpd_read(struct bufferevent *bev, void *arg)
@@ -313,7 +317,8 @@ static void sim_smtpd_read(struct bufferevent *bev, void *arg)
             }
             continue;
         }
-        sim_smtpd_after(c, st);
+        if (sim_smtpd_after(c, st))
+            return;
     }
 }
 
@@ -354,7 +359,7 @@ static void sim_smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
     bufferevent_setcb(c->bev, sim_smtpd_read, NULL, sim_smtpd_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     log_info("smtp session=%llu host=%s peer=%s connect", c->id, sim_smtpd_host(c), c->peer_text);
-    sim_smtpd_after(c, sim_smtp_start(&c->s));
+    (void)sim_smtpd_after(c, sim_smtp_start(&c->s));
 }
 
 int sim_smtpd_listen(struct sim_run *run, int service)
