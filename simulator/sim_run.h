@@ -56,6 +56,7 @@ struct sim_run {
     struct event *udp_event;
     int udp_fd;
     struct event *signals[2];
+    bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
 };
 
 int sim_run_main(int argc, char **argv);
@@ -74,6 +75,8 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
 
 /* sim_smtpd.c */
 int sim_smtpd_listen(struct sim_run *run, int service);
+/* sim_pop3d.c */
+int sim_pop3d_listen(struct sim_run *run, int service);
 /* sim_dnsd.c */
 int sim_dnsd_listen(struct sim_run *run);
 

@@ -20,6 +20,7 @@ NS = "127.0.2.53"
 SMARTHOST = "127.0.2.25"
 DEMON_MX = "127.0.4.14"
 PAPRIKA_MX = "127.0.6.25"
+DEMON_POP3 = "127.0.4.110"
 
 
 def world_ports(path):
@@ -37,6 +38,8 @@ def world_ports(path):
                 wanted += [(addr, 53, socket.SOCK_DGRAM), (addr, 53, socket.SOCK_STREAM)]
             elif words[0] in ("smarthost", "mx"):
                 wanted.append((hosts[words[1].lower().rstrip(".")], 25, socket.SOCK_STREAM))
+            elif words[0] == "pop3":
+                wanted.append((hosts[words[1].lower().rstrip(".")], 110, socket.SOCK_STREAM))
     return wanted
 
 
