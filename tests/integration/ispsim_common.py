@@ -1,6 +1,7 @@
 """Shared by the ispsim integration tests: run a world with the shared helper, by PID."""
 
 import os
+import shlex
 import socket
 import sys
 import unittest
@@ -60,8 +61,10 @@ class IspsimCase(unittest.TestCase):
         cls.inst = zolder_test.Instance(name="ispsim")
         cls.sock = cls.inst.path("ispsim.sock")
         try:
+            # ISPSIM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full" runs it under memcheck.
+            wrapper = shlex.split(os.environ.get("ISPSIM_WRAPPER", ""))
             cls.inst.start([binary, "-w", cls.world, "-s", cls.sock, "-d", cls.inst.path("data"),
-                            "-r", cls.inst.path("records")])
+                            "-r", cls.inst.path("records")], wrapper=wrapper, timeout=60)
         except Exception:
             cls.inst.cleanup()
             raise
