@@ -14,7 +14,7 @@ void sim_pop3_init(struct sim_pop3_session *s, const struct sim_pop3_hooks *hook
     memset(s, 0, sizeof *s);
     s->hooks = hooks;
     s->state = SIM_POP3_AUTH;
-    buf_init(&s->in, 64 * 1024);
+    buf_init(&s->in, (size_t)64 * 1024);
     buf_init(&s->out, 0);
     buf_printf(&s->out, "+OK %s POP3 ispsim ready\r\n", greeting_host);
     if (hooks->transcript)

@@ -181,9 +181,9 @@ int sim_run_main(int argc, char **argv)
         bad++;
     for (int i = 0; i < run.world->nservices && !bad; i++) {
         enum sim_service_kind k = run.world->services[i].kind;
-        if ((k == SIM_SVC_SMARTHOST || k == SIM_SVC_MX) && sim_smtpd_listen(&run, i) < 0)
-            bad++;
-        else if (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0)
+        bool smtp = k == SIM_SVC_SMARTHOST || k == SIM_SVC_MX;
+        if ((smtp && sim_smtpd_listen(&run, i) < 0) ||
+            (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0))
             bad++;
     }
     if (!bad && sim_control_listen(&run) < 0)
