@@ -1,0 +1,124 @@
+/* sim_records: ispsim's machine-readable and readable records (see sim_records.h). */
+#include "sim_records.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "fsutil.h"
+#include "str.h"
+#include "xalloc.h"
+
+int sim_records_init(struct sim_records *r, const char *dir)
+{
+    memset(r, 0, sizeof *r);
+    r->next_seq = 1;
+    if (!dir)
+        return 0;
+    if (fs_mkdir_p(dir, 0755) < 0)
+        return -1;
+    char *p = fs_path_resolve(dir, "records.jsonl");
+    r->jsonl = fopen(p, "ae");
+    free(p);
+    p = fs_path_resolve(dir, "records.txt");
+    r->txt = fopen(p, "ae");
+    free(p);
+    if (!r->jsonl || !r->txt) {
+        sim_records_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+void sim_records_clear(struct sim_records *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->entries[i].json);
+    r->n = 0;
+}
+
+void sim_records_free(struct sim_records *r)
+{
+    sim_records_clear(r);
+    free(r->entries);
+    r->entries = NULL;
+    r->cap = 0;
+    if (r->jsonl)
+        fclose(r->jsonl);
+    if (r->txt)
+        fclose(r->txt);
+    r->jsonl = r->txt = NULL;
+}
+
+void sim_records_add(struct sim_records *r, const char *kind, const char *fields,
+                     const char *readable)
+{
+    char stamp[40], when[64];
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof when, "%s.%03ldZ", stamp, (long)(tv.tv_usec / 1000));
+
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, "{\"seq\":%llu,\"time\":\"%s\",\"kind\":\"%s\"", r->next_seq, when, kind);
+    if (fields && *fields)
+        buf_printf(&b, "%s%s", *fields == ',' ? "" : ",", fields);
+    buf_append_char(&b, '}');
+    if (r->jsonl) {
+        fprintf(r->jsonl, "%s\n", b.data);
+        fflush(r->jsonl);
+    }
+    if (r->txt) {
+        /* One event, one line: control bytes never reach the readable file raw. */
+        fprintf(r->txt, "%s %s ", when, kind);
+        for (const char *p = readable ? readable : ""; *p; p++)
+            fputc((unsigned char)*p < 0x20 ? '?' : *p, r->txt);
+        fputc('\n', r->txt);
+        fflush(r->txt);
+    }
+    if (r->n == SIM_RECORDS_MAX) {
+        size_t drop = SIM_RECORDS_MAX / 10;
+        for (size_t i = 0; i < drop; i++)
+            free(r->entries[i].json);
+        memmove(r->entries, r->entries + drop, (r->n - drop) * sizeof *r->entries);
+        r->n -= drop;
+        r->dropped += drop;
+    }
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 256;
+        r->entries = xreallocarray(r->entries, r->cap, sizeof *r->entries);
+    }
+    struct sim_record_entry *e = &r->entries[r->n++];
+    e->seq = r->next_seq++;
+    str_copy(e->kind, sizeof e->kind, kind);
+    e->json = buf_steal(&b);
+}
+
+void sim_records_read(const struct sim_records *r, const char *kind, unsigned long long since,
+                      size_t limit, struct buf *out, unsigned long long *next_r)
+{
+    if (limit == 0 || limit > SIM_RECORDS_READ_MAX)
+        limit = SIM_RECORDS_READ_MAX;
+    size_t count = 0;
+    unsigned long long next = since;
+    buf_append_char(out, '[');
+    for (size_t i = 0; i < r->n && count < limit; i++) {
+        const struct sim_record_entry *e = &r->entries[i];
+        if (e->seq < since)
+            continue;
+        next = e->seq + 1;
+        if (kind && strcmp(kind, e->kind) != 0)
+            continue;
+        if (count++)
+            buf_append_char(out, ',');
+        buf_append_str(out, e->json);
+    }
+    buf_append_char(out, ']');
+    if (count < limit)
+        next = r->next_seq;
+    *next_r = next;
+}

@@ -1,0 +1,205 @@
+/* sim_run: ispsim's options, world loading, event loop and shared helpers (see sim_run.h). */
+#include "sim_run.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define SIM_RUN_WORLD_MAX (4u << 20)
+
+void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size)
+{
+    struct netaddr a;
+    char addr[NETADDR_STRLEN];
+    unsigned port = 0;
+    if (!netaddr_from_sockaddr(sa, &a)) {
+        snprintf(out, size, "local");
+        return;
+    }
+    netaddr_unmap_v4(&a);
+    netaddr_format(&a, addr, sizeof addr);
+    if (sa->sa_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    else if (sa->sa_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    snprintf(out, size, "%s:%u", addr, port);
+}
+
+void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
+                    const char *readable)
+{
+    sim_records_add(&run->records, kind, fields, readable);
+}
+
+int sim_run_reset(struct sim_run *run, char *err, size_t errsize)
+{
+    run->dns_faults.n = 0;
+    run->nrules = 0;
+    memset(run->messages, 0, sizeof run->messages);
+    sim_records_clear(&run->records);
+    return sim_store_reset(&run->store, err, errsize);
+}
+
+static void sim_run_usage(void)
+{
+    fprintf(stderr, "usage: ispsim -w WORLD -t\n"
+                    "       ispsim -w WORLD -s SOCKET [-d DATADIR] [-r RECORDDIR] [-v]\n");
+}
+
+/* Reads and checks the world (and its DNS data). NULL after printing the error. */
+static struct sim_world *sim_run_load(const char *path, struct sim_dns_db **db_r)
+{
+    char *data;
+    size_t len;
+    if (fs_read_file(path, SIM_RUN_WORLD_MAX, &data, &len) < 0) {
+        log_warn("%s", path);
+        return NULL;
+    }
+    struct cfg_error err;
+    struct sim_world *w = sim_world_parse(path, data, len, &err);
+    free(data);
+    if (!w) {
+        log_error("%s", err.text);
+        return NULL;
+    }
+    char e[512];
+    struct sim_dns_db *db = sim_dns_db_new(w, e, sizeof e);
+    if (!db) {
+        log_error("%s: %s", path, e);
+        sim_world_free(w);
+        return NULL;
+    }
+    if (db_r)
+        *db_r = db;
+    else
+        sim_dns_db_free(db);
+    return w;
+}
+
+static void sim_run_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct sim_run *run = arg;
+    log_info("signal %d: stopping", (int)sig);
+    event_base_loopbreak(run->base);
+}
+
+static void sim_run_free(struct sim_run *run)
+{
+    for (int i = 0; i < run->nlisteners; i++)
+        evconnlistener_free(run->listeners[i]);
+    if (run->udp_event) {
+        event_free(run->udp_event);
+        close(run->udp_fd);
+    }
+    for (int i = 0; i < 2; i++)
+        if (run->signals[i])
+            event_free(run->signals[i]);
+    if (run->socket_path && run->base)
+        unlink(run->socket_path);
+    if (run->base)
+        event_base_free(run->base);
+    sim_store_close(&run->store);
+    sim_records_free(&run->records);
+    sim_dns_db_free(run->dns);
+    sim_world_free(run->world);
+    free(run->world_dir);
+}
+
+int sim_run_main(int argc, char **argv)
+{
+    const char *world_path = NULL, *socket_path = NULL, *datadir = "ispsim-data",
+               *recdir = NULL;
+    bool check = false;
+    int opt;
+    log_init("ispsim", stderr);
+    while ((opt = getopt(argc, argv, "w:s:d:r:tvh")) != -1) {
+        switch (opt) {
+        case 'w': world_path = optarg; break;
+        case 's': socket_path = optarg; break;
+        case 'd': datadir = optarg; break;
+        case 'r': recdir = optarg; break;
+        case 't': check = true; break;
+        case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
+        default: sim_run_usage(); return 2;
+        }
+    }
+    if (!world_path || optind != argc || (!check && !socket_path)) {
+        sim_run_usage();
+        return 2;
+    }
+    if (check) {
+        struct sim_world *w = sim_run_load(world_path, NULL);
+        if (!w)
+            return 1;
+        log_info("world=%s file=%s ok hosts=%d zones=%d services=%d mailboxes=%d", w->name,
+                 world_path, w->nhosts, w->nzones, w->nservices, w->nmailboxes);
+        sim_world_free(w);
+        return 0;
+    }
+
+    static struct sim_run run;
+    memset(&run, 0, sizeof run);
+    run.udp_fd = -1;
+    run.world = sim_run_load(world_path, &run.dns);
+    if (!run.world)
+        return 1;
+    run.world_path = (char *)world_path;
+    run.world_dir = fs_dirname(world_path);
+    run.socket_path = (char *)socket_path;
+    run.datadir = (char *)datadir;
+    signal(SIGPIPE, SIG_IGN);
+    if (sim_records_init(&run.records, recdir) < 0) {
+        log_warn("records: %s", recdir);
+        sim_run_free(&run);
+        return 1;
+    }
+    char err[512];
+    if (sim_store_open(&run.store, run.world, datadir, run.world_dir, err, sizeof err) < 0) {
+        log_error("mailstore: %s", err);
+        sim_run_free(&run);
+        return 1;
+    }
+    run.base = event_base_new();
+    if (!run.base) {
+        log_error("event_base_new failed");
+        sim_run_free(&run);
+        return 1;
+    }
+    int bad = 0;
+    if (run.world->nameserver >= 0 && sim_dnsd_listen(&run) < 0)
+        bad++;
+    for (int i = 0; i < run.world->nservices && !bad; i++) {
+        enum sim_service_kind k = run.world->services[i].kind;
+        bool smtp = k == SIM_SVC_SMARTHOST || k == SIM_SVC_MX;
+        if ((smtp && sim_smtpd_listen(&run, i) < 0) ||
+            (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0))
+            bad++;
+    }
+    if (!bad && sim_control_listen(&run) < 0)
+        bad++;
+    if (bad) {
+        sim_run_free(&run);
+        return 1;
+    }
+    run.signals[0] = evsignal_new(run.base, SIGTERM, sim_run_signal, &run);
+    run.signals[1] = evsignal_new(run.base, SIGINT, sim_run_signal, &run);
+    event_add(run.signals[0], NULL);
+    event_add(run.signals[1], NULL);
+    log_info("ready world=%s listeners=%d control=%s", run.world->name, run.nlisteners,
+             socket_path);
+    event_base_dispatch(run.base);
+    log_info("stopped");
+    sim_run_free(&run);
+    return 0;
+}

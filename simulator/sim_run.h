@@ -1,0 +1,83 @@
+/*
+ * sim_run: ispsim's running world. The event loop (libevent) around the pure parts: the
+ * nameserver's UDP and TCP sockets, one SMTP listener per smarthost and mx, the POP3
+ * listeners, and the control socket. main() in simulator/main/ispsim.c only calls
+ * sim_run_main.
+ */
+#ifndef ZOLDER_SIM_RUN_H
+#define ZOLDER_SIM_RUN_H
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <stdbool.h>
+
+#include "sim_dns.h"
+#include "sim_records.h"
+#include "sim_smtp.h"
+#include "sim_store.h"
+#include "sim_world.h"
+
+#define SIM_RUN_MAX_RULES 64
+#define SIM_RUN_MAX_LISTENERS (SIM_WORLD_MAX_SERVICES + 4)
+
+/* A scripted SMTP behaviour (control: faults.set service=smtp). */
+struct sim_smtp_rule {
+    int service;                  /* -1: every SMTP host */
+    enum sim_smtp_stage stage;
+    unsigned message;             /* 0: every message; else the Nth on that host */
+    char rcpt[SIM_SMTP_PATH_MAX]; /* "": every recipient */
+    struct sim_smtp_action act;
+};
+
+struct sim_listen_arg {
+    struct sim_run *run;
+    int service;
+};
+
+struct sim_run {
+    struct sim_world *world;
+    char *world_path;
+    char *world_dir;
+    char *datadir;
+    char *socket_path;
+    struct event_base *base;
+    struct sim_records records;
+    struct sim_store store;
+    struct sim_dns_db *dns;
+    struct sim_dns_faults dns_faults;
+    struct sim_smtp_rule rules[SIM_RUN_MAX_RULES];
+    int nrules;
+    unsigned messages[SIM_WORLD_MAX_SERVICES];   /* messages per SMTP service since reset */
+    unsigned long long next_session;
+    unsigned long long next_id;
+    struct evconnlistener *listeners[SIM_RUN_MAX_LISTENERS];
+    struct sim_listen_arg listen_args[SIM_RUN_MAX_LISTENERS];
+    int nlisteners;
+    struct event *udp_event;
+    int udp_fd;
+    struct event *signals[2];
+    bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
+};
+
+int sim_run_main(int argc, char **argv);
+
+/* Shared by the services. */
+void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size);
+void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
+                    const char *readable);
+/* Clears faults, scripts, counters and records, and empties the mailstores. */
+int sim_run_reset(struct sim_run *run, char *err, size_t errsize);
+
+/* sim_control.c */
+int sim_control_listen(struct sim_run *run);
+/* Handles one request line; appends the reply (one line, no newline) to out. */
+void sim_control_handle(struct sim_run *run, const char *line, size_t len, struct buf *out);
+
+/* sim_smtpd.c */
+int sim_smtpd_listen(struct sim_run *run, int service);
+/* sim_pop3d.c */
+int sim_pop3d_listen(struct sim_run *run, int service);
+/* sim_dnsd.c */
+int sim_dnsd_listen(struct sim_run *run);
+
+#endif

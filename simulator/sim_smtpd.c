@@ -1,0 +1,398 @@
+/*
+ * sim_smtpd: the SMTP hosts of the world on their sockets: smarthosts (relay only for their
+ * customers, then hand the message to the destination MX inside the world) and MX hosts
+ * (accept for their domains into their mailstore). The protocol is sim_smtp's.
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "log.h"
+#include "sim_json.h"
+#include "sim_run.h"
+#include "str.h"
+#include "timefmt.h"
+#include "xalloc.h"
+
+#define SIM_SMTPD_READ_CHUNK 65536
+
+struct sim_smtpd_conn {
+    struct sim_run *run;
+    int service;
+    unsigned long long id;
+    struct netaddr peer;
+    char peer_text[NETADDR_STRLEN + 8];
+    struct bufferevent *bev;
+    struct event *timer;
+    struct sim_smtp_hooks hooks;
+    struct sim_smtp_session s;
+    bool closing;
+};
+
+static const char *sim_smtpd_host(const struct sim_smtpd_conn *c)
+{
+    const struct sim_world *w = c->run->world;
+    return w->hosts[w->services[c->service].host].name;
+}
+
+/* Common members of this connection's records: ,"session":N,"host":"h","peer":"a:p" */
+static void sim_smtpd_fields(const struct sim_smtpd_conn *c, struct buf *b)
+{
+    buf_printf(b, "\"session\":%llu,", c->id);
+    sim_json_put_kv(b, true, "host", sim_smtpd_host(c));
+    sim_json_put_kv(b, false, "peer", c->peer_text);
+}
+
+static void sim_smtpd_transcript(void *ctx, char dir, const char *line, size_t len)
+{
+    struct sim_smtpd_conn *c = ctx;
+    struct buf f, r;
+    buf_init(&f, 0);
+    buf_init(&r, 0);
+    sim_smtpd_fields(c, &f);
+    buf_printf(&f, ",\"dir\":\"%c\",\"line\":", dir);
+    sim_json_put_str(&f, line, len);
+    buf_printf(&r, "%llu %s %s %c: %.*s", c->id, sim_smtpd_host(c), c->peer_text, dir,
+               (int)(len > 200 ? 200 : len), line);
+    sim_run_record(c->run, "smtp", f.data, r.data);
+    buf_free(&f);
+    buf_free(&r);
+}
+
+static void sim_smtpd_violation(void *ctx, const char *kind, const char *detail)
+{
+    struct sim_smtpd_conn *c = ctx;
+    struct buf f, r;
+    buf_init(&f, 0);
+    buf_init(&r, 0);
+    sim_smtpd_fields(c, &f);
+    sim_json_put_kv(&f, false, "violation", kind);
+    sim_json_put_kv(&f, false, "detail", detail);
+    buf_printf(&r, "%llu %s %s %s: %s", c->id, sim_smtpd_host(c), c->peer_text, kind, detail);
+    sim_run_record(c->run, "violation", f.data, r.data);
+    log_warnx("smtp session=%llu host=%s peer=%s violation=%s detail=\"%s\"", c->id,
+              sim_smtpd_host(c), c->peer_text, kind, detail);
+    buf_free(&f);
+    buf_free(&r);
+}
+
+static void sim_smtpd_script(void *ctx, enum sim_smtp_stage stage, unsigned msgno,
+                             const char *rcpt, struct sim_smtp_action *act)
+{
+    struct sim_smtpd_conn *c = ctx;
+    struct sim_run *run = c->run;
+    (void)msgno;
+    /* "The Nth message" counts clean messages reaching the final dot on this host. */
+    unsigned n = run->messages[c->service] + 1;
+    if (stage == SIM_STAGE_DOT)
+        run->messages[c->service]++;
+    for (int i = 0; i < run->nrules; i++) {
+        const struct sim_smtp_rule *r = &run->rules[i];
+        if (r->stage != stage || (r->service >= 0 && r->service != c->service) ||
+            (r->message && r->message != n) ||
+            (r->rcpt[0] && (!rcpt || strcasecmp(r->rcpt, rcpt) != 0)))
+            continue;
+        *act = r->act;
+        return;
+    }
+}
+
+static bool sim_smtpd_domain_of(const char *addr, const char **domain_r)
+{
+    const char *at = strrchr(addr, '@');
+    if (!at || !at[1])
+        return false;
+    *domain_r = at + 1;
+    return true;
+}
+
+static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_t size)
+{
+    struct sim_smtpd_conn *c = ctx;
+    const struct sim_world *w = c->run->world;
+    const struct sim_service *svc = &w->services[c->service];
+    if (svc->kind == SIM_SVC_SMARTHOST) {
+        for (int i = 0; i < svc->ncustomers; i++)
+            if (netmask_match(&svc->customers[i], &c->peer))
+                return;
+        snprintf(reply, size, "554 5.7.1 <%s>: Relay access denied", rcpt);
+        return;
+    }
+    const char *domain;
+    bool ours = false;
+    if (sim_smtpd_domain_of(rcpt, &domain))
+        for (int d = 0; d < svc->ndomains; d++)
+            if (strcasecmp(svc->domains[d], domain) == 0)
+                ours = true;
+    if (!ours) {
+        snprintf(reply, size, "554 5.7.1 <%s>: Relay access denied", rcpt);
+        return;
+    }
+    if (sim_world_mailbox_for(w, svc->store, rcpt) < 0)
+        snprintf(reply, size, "550 5.1.1 <%s>: Recipient address rejected: User unknown", rcpt);
+}
+
+static void sim_smtpd_new_id(struct sim_run *run, int service, char *out, size_t size)
+{
+    snprintf(out, size, "%06llX-%04X-00", ++run->next_id, (unsigned)service & 0xffff);
+}
+
+/* Stores one copy for rcpt at mx (a service index) and records the delivery. */
+static void sim_smtpd_store(struct sim_run *run, const char *via, int mx, const char *from_name,
+                            const char *rcpt, const char *mail_from, const struct buf *message,
+                            const char *id)
+{
+    const struct sim_world *w = run->world;
+    const char *status = "stored";
+    const char *store = "";
+    const char *user = "";
+    unsigned uid = 0;
+    if (mx < 0) {
+        status = "no-route";
+    } else {
+        const struct sim_service *svc = &w->services[mx];
+        store = w->stores[svc->store];
+        int box = sim_world_mailbox_for(w, svc->store, rcpt);
+        if (box < 0) {
+            status = "no-mailbox";
+        } else {
+            user = w->mailboxes[box].user;
+            char date[TIMEFMT_RFC5322_LEN], mid[32];
+            timefmt_rfc5322(time(NULL), date, sizeof date);
+            sim_smtpd_new_id(run, mx, mid, sizeof mid);
+            struct buf full;
+            buf_init(&full, 0);
+            buf_printf(&full, "Received: from %s by %s for <%s> id %s; %s\r\n", from_name, store,
+                       rcpt, mid, date);
+            buf_append(&full, message->data, message->len);
+            if (sim_store_deliver(&run->store, box, full.data, full.len, &uid) < 0) {
+                log_warn("delivery id=%s to=<%s> store=%s: cannot store", id, rcpt, store);
+                status = "store-failed";
+            }
+            buf_free(&full);
+        }
+    }
+    struct buf f, r;
+    buf_init(&f, 0);
+    buf_init(&r, 0);
+    sim_json_put_kv(&f, true, "id", id);
+    sim_json_put_kv(&f, false, "via", via);
+    sim_json_put_kv(&f, false, "from", mail_from);
+    sim_json_put_kv(&f, false, "rcpt", rcpt);
+    sim_json_put_kv(&f, false, "status", status);
+    sim_json_put_kv(&f, false, "store", store);
+    sim_json_put_kv(&f, false, "user", user);
+    buf_printf(&f, ",\"uid\":%u,\"size\":%zu", uid, message->len);
+    buf_printf(&r, "id=%s via=%s from=<%s> to=<%s> status=%s store=%s user=%s uid=%u", id, via,
+               mail_from, rcpt, status, store, user, uid);
+    sim_run_record(run, "delivery", f.data, r.data);
+    log_info("delivery id=%s via=%s from=<%s> to=<%s> status=%s store=%s user=%s uid=%u", id,
+             via, mail_from, rcpt, status, store, user, uid);
+    buf_free(&f);
+    buf_free(&r);
+}
+
+static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *reply, size_t size)
+{
+    struct sim_smtpd_conn *c = ctx;
+    struct sim_run *run = c->run;
+    const struct sim_world *w = run->world;
+    const struct sim_service *svc = &w->services[c->service];
+    const struct sim_host *me = &w->hosts[svc->host];
+    char id[32], date[TIMEFMT_RFC5322_LEN], pub[NETADDR_STRLEN];
+    struct netaddr pubaddr;
+    sim_smtpd_new_id(run, c->service, id, sizeof id);
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    sim_world_public_of(w, &c->peer, &pubaddr);
+    netaddr_format(&pubaddr, pub, sizeof pub);
+
+    for (int i = 0; i < tx->nrcpts; i++) {
+        const char *rcpt = tx->rcpts[i];
+        struct buf msg;
+        buf_init(&msg, 0);
+        buf_printf(&msg, "Received: from [%s] (helo=%s)\r\n\tby %s with esmtp (ispsim)\r\n\tid %s"
+                         "\r\n\tfor <%s>; %s\r\n", pub, tx->helo, me->name, id, rcpt, date);
+        buf_append(&msg, tx->data.data ? tx->data.data : "", tx->data.len);
+        if (svc->kind == SIM_SVC_MX) {
+            sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id);
+        } else {
+            /* The in-process hand-off to the destination MX, which adds its own line. */
+            const char *domain;
+            int mx = sim_smtpd_domain_of(rcpt, &domain) ? sim_world_mx_for_domain(w, domain) : -1;
+            if (mx < 0) {
+                sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id);
+            } else {
+                const struct sim_host *mxh = &w->hosts[w->services[mx].host];
+                char mid[32], mepub[NETADDR_STRLEN];
+                sim_smtpd_new_id(run, mx, mid, sizeof mid);
+                netaddr_format(&me->pub, mepub, sizeof mepub);
+                struct buf hop;
+                buf_init(&hop, 0);
+                buf_printf(&hop, "Received: from [%s] (helo=%s)\r\n\tby %s with esmtp (ispsim)"
+                                 "\r\n\tid %s\r\n\tfor <%s>; %s\r\n", mepub, me->name, mxh->name,
+                           mid, rcpt, date);
+                buf_append(&hop, msg.data, msg.len);
+                sim_smtpd_store(run, me->name, mx, mxh->name, rcpt, tx->mail_from, &hop, id);
+                buf_free(&hop);
+            }
+        }
+        buf_free(&msg);
+    }
+    snprintf(reply, size, "250 2.0.0 Ok: queued as %s", id);
+}
+
+static void sim_smtpd_free(struct sim_smtpd_conn *c)
+{
+    log_info("smtp session=%llu host=%s peer=%s closed", c->id, sim_smtpd_host(c), c->peer_text);
+    if (c->timer)
+        event_free(c->timer);
+    bufferevent_free(c->bev);
+    sim_smtp_session_free(&c->s);
+    free(c);
+}
+
+static void sim_smtpd_drained(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    sim_smtpd_free(arg);
+}
+
+static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg);
+
+/* Sends what the engine wrote and acts on its status. true: c was freed. */
+static bool sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
+{
+    if (c->s.out.len) {
+        bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
+        buf_reset(&c->s.out);
+    }
+    if (st == SIM_SMTP_WAIT) {
+        struct timeval tv = {.tv_sec = c->s.delay_ms / 1000,
+                             .tv_usec = (long)(c->s.delay_ms % 1000) * 1000};
+        evtimer_add(c->timer, &tv);
+    } else if (st == SIM_SMTP_CLOSE && !c->closing) {
+        c->closing = true;
+        bufferevent_disable(c->bev, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+            sim_smtpd_free(c);
+            return true;
+        }
+        bufferevent_setcb(c->bev, NULL, sim_smtpd_drained, sim_smtpd_event, c);
+    }
+    return false;
+}
+
+static void sim_smtpd_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sim_smtpd_conn *c = arg;
+    (void)sim_smtpd_after(c, sim_smtp_resume(&c->s));
+}
+
+static void sim_smtpd_read(struct bufferevent *bev, void *arg)
+{
+    struct sim_smtpd_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char chunk[SIM_SMTPD_READ_CHUNK];
+    enum sim_smtp_status st = SIM_SMTP_CONTINUE;
+    while (!c->closing && evbuffer_get_length(in) > 0 && st != SIM_SMTP_CLOSE) {
+        int n = evbuffer_remove(in, chunk, sizeof chunk);
+        if (n <= 0)
+            break;
+        st = sim_smtp_feed(&c->s, chunk, (size_t)n);
+        if (st == SIM_SMTP_WAIT && evtimer_pending(c->timer, NULL)) {
+            if (c->s.out.len) {
+                bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
+                buf_reset(&c->s.out);
+            }
+            continue;
+        }
+        if (sim_smtpd_after(c, st))
+            return;
+    }
+}
+
+static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct sim_smtpd_conn *c = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (!c->closing)
+            sim_smtp_eof(&c->s);
+        sim_smtpd_free(c);
+    }
+}
+
+static void sim_smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                             int salen, void *arg)
+{
+    (void)l;
+    (void)salen;
+    struct sim_listen_arg *la = arg;
+    struct sim_run *run = la->run;
+    int service = la->service;
+    struct sim_smtpd_conn *c = xcalloc(1, sizeof *c);
+    c->run = run;
+    c->service = service;
+    c->id = ++run->next_session;
+    netaddr_from_sockaddr(sa, &c->peer);
+    netaddr_unmap_v4(&c->peer);
+    sim_run_peer_text(sa, c->peer_text, sizeof c->peer_text);
+    c->bev = bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(run->base, sim_smtpd_timer, c);
+    c->hooks = (struct sim_smtp_hooks){.ctx = c, .script = sim_smtpd_script,
+                                       .rcpt_check = sim_smtpd_rcpt_check,
+                                       .message = sim_smtpd_message,
+                                       .transcript = sim_smtpd_transcript,
+                                       .violation = sim_smtpd_violation};
+    sim_smtp_session_init(&c->s, &c->hooks, sim_smtpd_host(c));
+    bufferevent_setcb(c->bev, sim_smtpd_read, NULL, sim_smtpd_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    log_info("smtp session=%llu host=%s peer=%s connect", c->id, sim_smtpd_host(c), c->peer_text);
+    (void)sim_smtpd_after(c, sim_smtp_start(&c->s));
+}
+
+int sim_smtpd_listen(struct sim_run *run, int service)
+{
+    const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sslen;
+    if (h->addr.family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(25);
+        memcpy(&sin->sin_addr, h->addr.bytes, 4);
+        sslen = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(25);
+        memcpy(&sin6->sin6_addr, h->addr.bytes, 16);
+        sslen = sizeof *sin6;
+    }
+    struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
+    arg->run = run;
+    arg->service = service;
+    struct evconnlistener *l = evconnlistener_new_bind(
+        run->base, sim_smtpd_accept, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+        (struct sockaddr *)&ss, (int)sslen);
+    if (!l) {
+        log_warn("smtp host=%s: cannot listen on port 25", h->name);
+        return -1;
+    }
+    run->listeners[run->nlisteners++] = l;
+    log_info("smtp host=%s listening role=%s", h->name,
+             run->world->services[service].kind == SIM_SVC_SMARTHOST ? "smarthost" : "mx");
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * sim_store: ispsim's mailstores. Each mailbox of the world is a folder
+ * DATA/store/STORE/USER/ holding one file per message, UID.eml, with CRLF line ends as
+ * on the wire. Opening (and reset) empties every mailbox and loads its `mbox` file, if the
+ * world gives one. Written to a temp name, fsync'd, renamed: a message is there or not.
+ */
+#ifndef ZOLDER_SIM_STORE_H
+#define ZOLDER_SIM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sim_world.h"
+
+#define SIM_STORE_MSG_MAX (64u << 20)
+#define SIM_STORE_MAX_MSGS 100000
+
+struct sim_store_msg {
+    unsigned uid;
+    size_t size;
+};
+
+struct sim_store_box {
+    char *dir;
+    struct sim_store_msg *msgs;
+    int n;
+    unsigned next_uid;
+};
+
+struct sim_store {
+    const struct sim_world *w;
+    char *root;          /* DATA/store */
+    char *world_dir;     /* mbox paths are relative to it */
+    struct sim_store_box *boxes;   /* one per world mailbox, same index */
+};
+
+int sim_store_open(struct sim_store *st, const struct sim_world *w, const char *datadir,
+                   const char *world_dir, char *err, size_t errsize);
+void sim_store_close(struct sim_store *st);
+/* Empties every mailbox and reloads the mbox files. */
+int sim_store_reset(struct sim_store *st, char *err, size_t errsize);
+int sim_store_deliver(struct sim_store *st, int mailbox, const char *data, size_t len,
+                      unsigned *uid_r);
+/* The message at uid, allocated. -1 when absent. */
+int sim_store_read(struct sim_store *st, int mailbox, unsigned uid, char **data_r, size_t *len_r);
+int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid);
+/* The mailbox of store name and user, or -1. */
+int sim_store_find(const struct sim_store *st, const char *store, const char *user);
+
+/*
+ * Splits an mbox (RFC 4155, "From " lines after a blank line or at the start) into messages,
+ * undoing >From quoting and turning line ends into CRLF. Pure. cb gets each message.
+ */
+void sim_mbox_split(const char *data, size_t len,
+                    void (*cb)(void *ctx, const char *msg, size_t msglen), void *ctx);
+
+#endif

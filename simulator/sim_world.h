@@ -1,0 +1,123 @@
+/*
+ * sim_world: the world file of ispsim (docs/ispsim.md, "World file"). Pure: bytes in, a struct
+ * sim_world out, or a "FILE:LINE: text" error. No I/O, no globals; paths stay as written
+ * (the caller resolves them against the world file's folder).
+ *
+ * One statement per line, keyword first, then positional arguments, then "key value" options:
+ *   world NAME
+ *   zone NAME
+ *   host NAME ADDR [public ADDR]
+ *   record NAME TYPE DATA...          (A, AAAA, MX, CNAME, PTR, TXT; DATA as in a zone file)
+ *   nameserver HOST
+ *   customer ADDR public ADDR
+ *   store NAME
+ *   mailbox STORE USER [password P] [address A[,A...]] [mbox FILE]
+ *   smarthost HOST customers NET[,NET...] [auth USER:PASS]
+ *   mx HOST domains DOMAIN[,DOMAIN...] store STORE
+ *   pop3 HOST store STORE
+ *   imap HOST store STORE
+ */
+#ifndef ZOLDER_SIM_WORLD_H
+#define ZOLDER_SIM_WORLD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cfglex.h"
+#include "netaddr.h"
+
+#define SIM_NAME_MAX 256     /* a DNS name (253) plus room for the NUL */
+#define SIM_USER_MAX 64
+#define SIM_PASS_MAX 128
+#define SIM_WORLD_MAX_HOSTS 256
+#define SIM_WORLD_MAX_ZONES 128
+#define SIM_WORLD_MAX_RECORDS 1024
+#define SIM_WORLD_MAX_SERVICES 256
+#define SIM_WORLD_MAX_STORES 64
+#define SIM_WORLD_MAX_MAILBOXES 1024
+#define SIM_WORLD_MAX_CUSTOMERS 64
+#define SIM_WORLD_MAX_LIST 16  /* domains, customer nets, addresses per statement */
+
+struct sim_host {
+    char name[SIM_NAME_MAX];   /* lower case, no trailing dot */
+    struct netaddr addr;       /* where it listens (127.x.y.z) */
+    struct netaddr pub;        /* what headers show (defaults to addr) */
+    unsigned line;
+};
+
+struct sim_record {
+    char name[SIM_NAME_MAX];
+    char type[8];              /* upper case */
+    char *data;                /* as written */
+    unsigned line;
+};
+
+struct sim_customer {
+    struct netaddr addr;
+    struct netaddr pub;
+};
+
+struct sim_mailbox {
+    int store;                                   /* index into stores */
+    char user[SIM_USER_MAX];
+    char password[SIM_PASS_MAX];
+    char addresses[SIM_WORLD_MAX_LIST][SIM_NAME_MAX];
+    int naddresses;
+    char *mbox;                                  /* NULL or a path as written */
+    unsigned line;
+};
+
+enum sim_service_kind { SIM_SVC_SMARTHOST, SIM_SVC_MX, SIM_SVC_POP3, SIM_SVC_IMAP };
+
+struct sim_service {
+    enum sim_service_kind kind;
+    int host;                                    /* index into hosts */
+    int store;                                   /* -1 for a smarthost */
+    struct netmask customers[SIM_WORLD_MAX_LIST];
+    int ncustomers;
+    char domains[SIM_WORLD_MAX_LIST][SIM_NAME_MAX];
+    int ndomains;
+    char auth_user[SIM_USER_MAX];                /* "" when no AUTH */
+    char auth_pass[SIM_PASS_MAX];
+    unsigned line;
+};
+
+struct sim_world {
+    char name[SIM_USER_MAX];
+    struct sim_host *hosts;
+    int nhosts;
+    char (*zones)[SIM_NAME_MAX];
+    int nzones;
+    struct sim_record *records;
+    int nrecords;
+    struct sim_customer *customers;
+    int ncustomers;
+    char (*stores)[SIM_USER_MAX];
+    int nstores;
+    struct sim_mailbox *mailboxes;
+    int nmailboxes;
+    struct sim_service *services;
+    int nservices;
+    int nameserver;                              /* host index or -1 */
+};
+
+/* NULL with err set on any error; the result is freed with sim_world_free. */
+struct sim_world *sim_world_parse(const char *file, const char *data, size_t len,
+                                  struct cfg_error *err);
+void sim_world_free(struct sim_world *w);
+
+int sim_world_host_index(const struct sim_world *w, const char *name);
+int sim_world_store_index(const struct sim_world *w, const char *name);
+/* The host listening on addr, or -1. */
+int sim_world_host_by_addr(const struct sim_world *w, const struct netaddr *addr);
+/* The public address headers show for a peer at addr: a host's, a customer's, or addr. */
+void sim_world_public_of(const struct sim_world *w, const struct netaddr *addr,
+                         struct netaddr *pub_r);
+/* The MX service that accepts mail for domain, or -1. */
+int sim_world_mx_for_domain(const struct sim_world *w, const char *domain);
+/* The mailbox of store that receives local@domain (address list, else user == local), or -1. */
+int sim_world_mailbox_for(const struct sim_world *w, int store, const char *address);
+/* The zone a name lies in (longest match), or -1. */
+int sim_world_zone_of(const struct sim_world *w, const char *name);
+
+#endif

@@ -1,0 +1,86 @@
+"""Shared by the ispsim integration tests: run a world with the shared helper, by PID."""
+
+import os
+import shlex
+import socket
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "helper"))
+sys.path.insert(0, os.path.join(ROOT, "simulator", "python"))
+
+import zolder_test  # noqa: E402
+from ispsim_client import IspsimClient, IspsimError  # noqa: E402,F401
+
+SEED_WORLD = os.path.join(ROOT, "fixtures", "worlds", "seed.world")
+CUSTOMER = "127.0.3.10"       # the seed's 62.251.70.10, where the link comes out
+OUTSIDER = "127.0.1.20"       # zolder itself, not a customer of the smarthost
+NS = "127.0.2.53"
+SMARTHOST = "127.0.2.25"
+DEMON_MX = "127.0.4.14"
+PAPRIKA_MX = "127.0.6.25"
+DEMON_POP3 = "127.0.4.110"
+
+
+def world_ports(path):
+    """(address, port, proto) of every listener a world file asks for."""
+    hosts, wanted = {}, []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            if not words:
+                continue
+            if words[0] == "host":
+                hosts[words[1].lower().rstrip(".")] = words[2]
+            elif words[0] == "nameserver":
+                addr = hosts[words[1].lower().rstrip(".")]
+                wanted += [(addr, 53, socket.SOCK_DGRAM), (addr, 53, socket.SOCK_STREAM)]
+            elif words[0] in ("smarthost", "mx"):
+                wanted.append((hosts[words[1].lower().rstrip(".")], 25, socket.SOCK_STREAM))
+            elif words[0] == "pop3":
+                wanted.append((hosts[words[1].lower().rstrip(".")], 110, socket.SOCK_STREAM))
+    return wanted
+
+
+class IspsimCase(unittest.TestCase):
+    """Starts ispsim on a world for the class; stops it by PID at the end."""
+
+    world = SEED_WORLD
+
+    @classmethod
+    def setUpClass(cls):
+        binary = zolder_test.binary("ispsim")
+        if not os.path.exists(binary):
+            raise unittest.SkipTest("build/bin/ispsim not built (make all)")
+        busy = [f"{a}:{p}" for a, p, proto in world_ports(cls.world)
+                if not zolder_test.address_free(a, p, proto)]
+        if busy:
+            raise unittest.SkipTest("addresses in use, not ours: " + ", ".join(busy))
+        cls.inst = zolder_test.Instance(name="ispsim")
+        cls.sock = cls.inst.path("ispsim.sock")
+        try:
+            # ISPSIM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full" runs it under memcheck.
+            wrapper = shlex.split(os.environ.get("ISPSIM_WRAPPER", ""))
+            cls.inst.start([binary, "-w", cls.world, "-s", cls.sock, "-d", cls.inst.path("data"),
+                            "-r", cls.inst.path("records")], wrapper=wrapper, timeout=60)
+        except Exception:
+            cls.inst.cleanup()
+            raise
+        cls.isp = IspsimClient(cls.sock)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.isp.close()
+        except OSError:
+            pass  # ispsim died; its status and log tell why
+        status = cls.inst.stop()
+        log = cls.inst.log()
+        cls.inst.cleanup()
+        if status != 0:
+            raise AssertionError(f"ispsim exited with {status}:\n{log}")
+
+    def setUp(self):
+        self.isp.reset()

@@ -1,0 +1,185 @@
+/* Unit tests for simulator/world.c: the ispsim world file parser. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsutil.h"
+#include "sim_world.h"
+
+static struct sim_world *parse(const char *text, struct cfg_error *err)
+{
+    return sim_world_parse("t.world", text, strlen(text), err);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+    struct cfg_error err;
+    memset(&err, 0, sizeof err);
+    struct sim_world *w = parse(text, &err);
+    if (w)
+        fail_msg("parsed but expected error \"%s\" for:\n%s", want, text);
+    if (!strstr(err.text, want))
+        fail_msg("error \"%s\" lacks \"%s\"", err.text, want);
+}
+
+static void test_world_minimal(void **state)
+{
+    (void)state;
+    const char *text = "# a small world\n"
+                       "world small\n"
+                       "zone example.test\n"
+                       "host NS.Example.Test. 127.0.2.53 public 192.0.2.53  # the nameserver\n"
+                       "host mx.example.test 127.0.2.25\n"
+                       "nameserver ns.example.test\n"
+                       "customer 127.0.3.10 public 62.251.70.10\n"
+                       "store s\n"
+                       "mailbox s bob password pw address bob@example.test,b@Example.Test\n"
+                       "mailbox s carol\n"
+                       "mx mx.example.test domains example.test store s\n"
+                       "record example.test TXT \"hello # not a comment\"\n"
+                       "record www.example.test CNAME mx.example.test.\n";
+    struct cfg_error err;
+    struct sim_world *w = parse(text, &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_string_equal(w->name, "small");
+    assert_int_equal(w->nhosts, 2);
+    assert_string_equal(w->hosts[0].name, "ns.example.test");
+    assert_int_equal(w->nameserver, 0);
+    struct netaddr a, pub;
+    assert_true(netaddr_parse("127.0.3.10", &a));
+    sim_world_public_of(w, &a, &pub);
+    char text_pub[NETADDR_STRLEN];
+    netaddr_format(&pub, text_pub, sizeof text_pub);
+    assert_string_equal(text_pub, "62.251.70.10");
+    assert_true(netaddr_parse("127.0.2.25", &a));
+    sim_world_public_of(w, &a, &pub);
+    netaddr_format(&pub, text_pub, sizeof text_pub);
+    assert_string_equal(text_pub, "127.0.2.25");
+    assert_int_equal(sim_world_host_by_addr(w, &a), 1);
+    assert_int_equal(w->nrecords, 2);
+    assert_string_equal(w->records[0].data, "\"hello # not a comment\"");
+    assert_int_equal(sim_world_mx_for_domain(w, "EXAMPLE.test"), 0);
+    assert_int_equal(sim_world_mx_for_domain(w, "other.test"), -1);
+    assert_int_equal(sim_world_mailbox_for(w, 0, "b@example.test"), 0);
+    assert_int_equal(sim_world_mailbox_for(w, 0, "carol@example.test"), 1);
+    assert_int_equal(sim_world_mailbox_for(w, 0, "bob2@example.test"), -1);
+    /* A mailbox with addresses is not also reached by its bare user name. */
+    assert_int_equal(sim_world_mailbox_for(w, 0, "bob@other.test"), -1);
+    assert_int_equal(sim_world_zone_of(w, "a.b.example.test"), 0);
+    assert_int_equal(sim_world_zone_of(w, "xexample.test"), -1);
+    sim_world_free(w);
+}
+
+static void test_world_seed_fixture(void **state)
+{
+    (void)state;
+    char *data;
+    size_t len;
+    if (fs_read_file("fixtures/worlds/seed.world", 1 << 20, &data, &len) < 0)
+        skip();
+    struct cfg_error err;
+    struct sim_world *w = sim_world_parse("seed.world", data, len, &err);
+    free(data);
+    if (!w)
+        fail_msg("%s", err.text);
+    int h = sim_world_host_index(w, "smtp.hccnet.nl");
+    assert_true(h >= 0);
+    int smarthost = -1;
+    for (int i = 0; i < w->nservices; i++)
+        if (w->services[i].kind == SIM_SVC_SMARTHOST)
+            smarthost = i;
+    assert_int_equal(w->services[smarthost].host, h);
+    struct netaddr a;
+    assert_true(netaddr_parse("127.0.3.10", &a));
+    assert_true(netmask_match(&w->services[smarthost].customers[0], &a));
+    assert_true(netaddr_parse("127.0.1.20", &a));
+    assert_false(netmask_match(&w->services[smarthost].customers[0], &a));
+    int mx = sim_world_mx_for_domain(w, "sjoerd-visser.spam.demon.nl");
+    assert_true(mx >= 0);
+    assert_string_equal(w->hosts[w->services[mx].host].name, "relay-14.mail.nl.demon.net");
+    assert_true(sim_world_mailbox_for(w, w->services[mx].store,
+                                      "sjoerd@sjoerd-visser.spam.demon.nl") >= 0);
+    assert_true(sim_world_mx_for_domain(w, "paprika") >= 0);
+    assert_true(sim_world_mx_for_domain(w, "komkommer") >= 0);
+    assert_true(sim_world_mx_for_domain(w, "appel") >= 0);
+    assert_string_equal(w->hosts[w->nameserver].name, "ns.hccnet.nl");
+    for (int i = 0; i < w->nhosts; i++)
+        assert_false(w->hosts[i].addr.bytes[2] == 1); /* 127.0.1.x is the LAN */
+    sim_world_free(w);
+}
+
+static void test_world_errors(void **state)
+{
+    (void)state;
+    expect_error("zone a.test\nbogus x\n", "t.world:2: unknown statement \"bogus\"");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nhost h.a.test 127.0.2.2\n",
+                 "t.world:3: host \"h.a.test\" declared twice");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nhost g.a.test 127.0.2.1\n",
+                 "t.world:3: address 127.0.2.1 already used");
+    expect_error("host h.b.test 127.0.2.1\n", "t.world:1: host \"h.b.test\" lies in no declared zone");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.300\n", "t.world:2: bad address");
+    expect_error("zone a.test\nhost h..a.test 127.0.2.3\n", "bad DNS name");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.3 public\n", "option \"public\" needs a value");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.3 color red\n", "unknown option \"color\"");
+    expect_error("zone a.test\nrecord a.test SOA x\n", "unsupported record type");
+    expect_error("zone a.test\nrecord a.test A 1.2.3\n", "t.world:2: bad record data");
+    expect_error("zone a.test\nrecord b.test A 1.2.3.4\n", "lies in no declared zone");
+    expect_error("nameserver x.a.test\n", "unknown host");
+    expect_error("mailbox s bob\n", "unknown store");
+    expect_error("store s\nstore s\n", "declared twice");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nstore s\n"
+                 "mx h.a.test domains a.test\n", "missing \"store NAME\"");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nhost g.a.test 127.0.2.2\nstore s\n"
+                 "mx h.a.test domains a.test store s\nmx g.a.test domains a.test store s\n",
+                 "t.world:6: domain \"a.test\" already has an mx");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test\n",
+                 "needs \"customers");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.0/40\n",
+                 "bad network");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 auth x\n",
+                 "auth wants USER:PASSWORD");
+    expect_error("store s\nmailbox s bob address bob\n", "want local@domain");
+    expect_error("customer 127.0.3.10\n", "needs \"public ADDR\"");
+    expect_error("world a\nworld b\n", "named twice");
+    const char nul[] = "world a\nzone \0x\n";
+    struct cfg_error err;
+    assert_null(sim_world_parse("t.world", nul, sizeof nul - 1, &err));
+    assert_string_equal(err.text, "t.world:2: NUL byte in line");
+}
+
+static void test_world_limits(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append_str(&b, "store s\nmailbox s u address ");
+    for (int i = 0; i < 17; i++)
+        buf_printf(&b, "%sa%d@x.test", i ? "," : "", i);
+    buf_append_str(&b, "\n");
+    struct cfg_error err;
+    assert_null(sim_world_parse("t.world", b.data, b.len, &err));
+    assert_non_null(strstr(err.text, "more than 16"));
+    buf_reset(&b);
+    for (int i = 0; i < SIM_WORLD_MAX_ZONES + 1; i++)
+        buf_printf(&b, "zone z%d.test\n", i);
+    assert_null(sim_world_parse("t.world", b.data, b.len, &err));
+    assert_non_null(strstr(err.text, "too many zones"));
+    buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_world_minimal),
+        cmocka_unit_test(test_world_seed_fixture),
+        cmocka_unit_test(test_world_errors),
+        cmocka_unit_test(test_world_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
