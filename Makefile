@@ -64,6 +64,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 .PHONY: all tests check unit integration valgrind asan fuzz fuzz-build demo deps clean \
         bench-spool tidy certs
 .DEFAULT_GOAL := all
+# Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
+.SECONDARY:
 
 all: $(BINS)
 
