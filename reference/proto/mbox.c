@@ -44,7 +44,10 @@ void mbox_from_line(struct buf *out, const char *sender, time_t when)
         size_t n = strnlen(sender, MBOX_SENDER_MAX);
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)sender[i];
-            buf_append_char(out, (c <= 32 || c >= 127) ? '_' : (char)c);
+            char o = (char)c;
+            if (c <= 32 || c >= 127)
+                o = '_';
+            buf_append_char(out, o);
         }
     }
     timefmt_mbox(when, date, sizeof date);
