@@ -6,6 +6,11 @@
  * route, and we expose the real mailbox), '%' '!' or '@' inside the local part (the old
  * percent hack, UUCP bang paths, quoted "user@other"@local), a trailing dot on the domain,
  * address literals, and unqualified names.
+ *
+ * Strict RFC 5321 syntax otherwise: no whitespace or comments, no control characters, no
+ * second unquoted '@' (user@other@here is refused; only a quoted local part can carry '@'),
+ * domains are LDH labels of 1-63 bytes, literals are IPv4 or IPv6 (checked with inet_pton).
+ * Lengths are checked on the wire form: local part 64, domain 255, whole path 256.
  */
 #ifndef ZOLDER_ADDR_H
 #define ZOLDER_ADDR_H
@@ -48,6 +53,20 @@ bool addr_parse_path(const char *text, size_t len, struct mailaddr *addr_r, size
 
 /* Parses a bare mailbox (no brackets), as in a users file or an alias target. */
 bool addr_parse_mailbox(const char *text, struct mailaddr *addr_r, const char **error_r);
+
+/*
+ * Parse options (added). The two functions above use 0: every byte above 0x7f is refused
+ * ("8-bit character in address"), because zolder does not offer SMTPUTF8.
+ * ADDR_OPT_ALLOW_8BIT admits well-formed UTF-8 in the local part only (RFC 6531 3.3; atoms and
+ * quoted strings, not quoted-pairs) and sets ADDR_F_8BIT. Domains stay ASCII: U-labels would
+ * need IDNA, which we do not do, so an 8-bit domain is refused under either setting.
+ */
+#define ADDR_OPT_ALLOW_8BIT (1u << 0)
+
+bool addr_parse_path_opts(const char *text, size_t len, unsigned opts, struct mailaddr *addr_r,
+                          size_t *consumed_r, const char **error_r);
+bool addr_parse_mailbox_opts(const char *text, unsigned opts, struct mailaddr *addr_r,
+                             const char **error_r);
 
 /* Writes local@domain, quoting the local part when it needs it; "" for the null path. */
 void addr_format(const struct mailaddr *addr, struct buf *out);

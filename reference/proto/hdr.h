@@ -22,7 +22,8 @@ struct hdr_field {
 /*
  * Length of the header section: offset just after the empty line that ends it, or len when
  * the message has no body separator. A line that is not a field (no colon, bad name) also
- * ends the header section, as RFC 5322 readers treat it.
+ * ends the header section, as RFC 5322 readers treat it; the length is then the offset of
+ * that line (there is no separator to include). A bare LF is accepted as a line end too.
  */
 size_t hdr_section_len(const char *msg, size_t len);
 
@@ -38,6 +39,9 @@ unsigned hdr_count(const char *msg, size_t len, const char *name);
  * Writes the rewritten header section into out; returns the number of addresses rewritten.
  * Comments, display names, groups and quoted strings are respected (a domain inside a
  * quoted display name is not an address).
+ * Only the domain of an addr-spec is replaced, and only when it is a single dot-atom; all
+ * other bytes are copied unchanged. A field with an unclosed comment, quoted string or domain
+ * literal is copied unchanged, as are obsolete forms split by white space (see hdr.c).
  */
 unsigned hdr_masquerade(const char *msg, size_t hdr_len, const char *const *hosts, size_t nhosts,
                         const char *to, struct buf *out);

@@ -15,7 +15,11 @@
 
 #include "buf.h"
 
-/* "From SENDER Sat Nov 16 23:07:13 2002\n"; the null sender is written MAILER-DAEMON. */
+/*
+ * "From SENDER Sat Nov 16 23:07:13 2002\n"; the null sender (NULL, "" or "<>") is written
+ * MAILER-DAEMON. Spaces, control and 8-bit bytes in SENDER become '_' (readers split the line
+ * at spaces), and SENDER is cut at 512 bytes.
+ */
 void mbox_from_line(struct buf *out, const char *sender, time_t when);
 
 struct mbox_quoter {
@@ -28,12 +32,20 @@ struct mbox_quoter {
 
 void mbox_quoter_init(struct mbox_quoter *q);
 void mbox_quoter_feed(struct mbox_quoter *q, const char *data, size_t len, struct buf *out);
-/* Flushes held bytes, ends the last line, and writes the separating blank line. */
+/*
+ * Flushes held bytes, ends the last line, and writes the separating blank line; q is then
+ * ready for the next message. An empty message gives just the blank line. Output goes through
+ * buf_append, so a buf with a max truncates silently: give out no max, or check its length.
+ */
 void mbox_quoter_finish(struct mbox_quoter *q, struct buf *out);
 
 /*
  * Reading side, for recovery and later for IMAP/POP3: true when line (without LF) is a
  * message separator "From " line in the sense RFC 4155 readers use.
+ * As strict as mutt: "From " at the very start, a non-empty sender token (a leading quoted
+ * string may hold spaces), then an asctime date and nothing else:
+ * "Www Mmm [d]d hh:mm[:ss] [ZONE] yyyy [ZONE]" (English names, at most one ZONE, which is
+ * +hhmm/-hhmm or 1-5 capitals such as CET). Runs of spaces count as one separator.
  */
 bool mbox_is_from_line(const char *line, size_t len);
 

@@ -27,7 +27,15 @@ struct received_info {
     time_t when;
 };
 
-/* Appends the whole field, folded, each line ending in CRLF. */
+/*
+ * Appends the whole field, folded, each line ending in CRLF. Lines break before "by" and
+ * before "for <RCPT>;" (without a single recipient: "id QID;" then the date on its own line),
+ * and between words past 78 columns. With tls_info the protocol is followed by the comment
+ * "(using TLS <tls_info>)". Every value is cleaned for its position: bytes outside printable
+ * ASCII and those that would break the syntax (parentheses, brackets, quotes, ';', spaces in
+ * single words) become '?'; the HELO is capped at 63 bytes, other words at 255 ("..." marks a
+ * cut). A NULL/empty HELO or rdns is written "unknown"; other NULL parts are left out.
+ */
 void received_write(struct buf *out, const struct received_info *ri);
 
 #endif

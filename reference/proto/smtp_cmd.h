@@ -47,7 +47,8 @@ struct smtp_param {
 
 struct smtp_cmd {
     enum smtp_verb verb;
-    char arg[SMTP_ARG_MAX + 1];  /* text after the verb, trimmed (HELO/EHLO/VRFY/EXPN/ETRN/HELP/AUTH/NOOP) */
+    char arg[SMTP_ARG_MAX + 1];  /* text after the verb, trimmed (set for every verb; meant for
+                                    HELO/EHLO/VRFY/EXPN/ETRN/HELP/AUTH/NOOP, and for logs) */
     struct mailaddr addr;        /* MAIL FROM:<...> / RCPT TO:<...> */
     struct smtp_param params[SMTP_PARAMS_MAX];
     int nparams;
@@ -59,6 +60,8 @@ struct smtp_reply_err {
     int code;              /* 500, 501, 504, 555 ... */
     const char *enhanced;  /* "5.5.2" */
     const char *text;      /* "Syntax error, command unrecognized" */
+    const char *detail;    /* (added) finer reason for logs or the reply, static text, or NULL:
+                              the addr parser's error ("missing >"), "duplicate parameter" */
 };
 
 /*
@@ -68,6 +71,19 @@ struct smtp_reply_err {
  * and optional LAST. Parameter keywords are esmtp-keyword syntax (RFC 5321 4.1.2) and values
  * esmtp-value (printable, no '=' or space). Returns true, or false with *err filled in.
  * An unknown verb gives verb SMTP_VERB_UNKNOWN and false (500 5.5.2).
+ *
+ * Details of the contract (all replies are static text):
+ *   - line longer than SMTP_LINE_MAX - 2, or any control byte other than tab (NUL, CR, LF, DEL
+ *     ...): 500 5.5.2, before the verb is even looked at;
+ *   - trailing spaces/tabs are ignored ("QUIT " is QUIT), leading ones make the verb unknown;
+ *   - MAIL/RCPT: "FROM:" / "TO:" must follow the verb after exactly one SP, and at most one SP
+ *     may follow the colon; otherwise 501 5.5.4. A bad path is 501 5.1.7 (MAIL) or 501 5.1.3
+ *     (RCPT, also for <>), with the addr parser's reason in err->detail. Addresses are parsed
+ *     without ADDR_OPT_ALLOW_8BIT (no SMTPUTF8). Parameters are separated by one or more SP;
+ *     bad syntax, a duplicate keyword, or more than SMTP_PARAMS_MAX give 555 5.5.4;
+ *   - HELO/EHLO/VRFY/EXPN/ETRN/AUTH without an argument, DATA/RSET/QUIT/STARTTLS with one, and
+ *     BDAT not of the form "size [LAST]" (size 1-20 digits, at most 2^63): 501 5.5.4.
+ * On a failure after the verb was recognised, cmd->verb still names it (for error counting).
  */
 bool smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd, struct smtp_reply_err *err);
 
@@ -79,6 +95,8 @@ const char *smtp_verb_name(enum smtp_verb verb);
 /*
  * Decodes RFC 3461 xtext ("+2B" escapes) into out; false on malformed input or overflow.
  * Used for ORCPT and ENVID, which are stored decoded and re-encoded on relay.
+ * Strict RFC 3461 4: literal bytes are '!'..'~' except '+' and '='; hexchar is "+" and two
+ * upper-case hex digits. "+00" is refused because out is a C string.
  */
 bool smtp_xtext_decode(const char *in, char *out, size_t outsize);
 void smtp_xtext_encode(const char *in, struct buf *out);
