@@ -75,6 +75,8 @@ class Instance:
 
     def start(self, argv, ready="ready", timeout=15.0, env=None, wrapper=None):
         """Starts argv (with optional wrapper such as valgrind/strace) and waits for `ready`."""
+        if self._log:
+            self._log.close()
         self._log = open(self.log_path, "ab")
         full = list(wrapper or []) + list(argv)
         self.proc = subprocess.Popen(full, cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT,

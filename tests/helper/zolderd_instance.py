@@ -53,6 +53,8 @@ class Zolderd:
             ensure_certs()
             lines["tls_cert"] = os.path.join(CERTS, "zolder.thuis.pem")
             lines["tls_key"] = os.path.join(CERTS, "zolder.thuis.key")
+        if files and "hosts" in files:
+            lines["hosts_file"] = "hosts"
         lines.update(conf or {})
         self.conf_lines = lines
         self.inst.write("zolder.conf", "".join(f"{k} = {v}\n" for k, v in lines.items() if v is not None))

@@ -45,6 +45,7 @@ class ZolderdCase(unittest.TestCase):
 
     def talk(self, source=LAN_HOST):
         t = SMTPTalk(self.z.connect(source))
+        self.addCleanup(t.close)
         code, lines = t.reply()
         self.assertEqual(code, 220, lines)
         return t
@@ -63,7 +64,7 @@ class DeliveryTest(ZolderdCase):
         self.assertIn("\n.a line that starts with a dot\n", box)
         self.assertNotIn("\r", box)
         self.assertTrue(box.endswith("\n\n"))
-        received = re.search(r"^Received: from hccnet\.nl \(unknown \[127\.0\.1\.5\]\)\n"
+        received = re.search(r"^Received: from hccnet\.nl \(ecs\.thuis \[127\.0\.1\.5\]\)\n"
                              r"\tby zolder\.thuis \(zolder [0-9.]+\) with ESMTP id ([0-9A-Z]{16})\n"
                              r"\tfor <bouke@zolder\.thuis>; \w{3}, \d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4}$",
                              box, re.M)
