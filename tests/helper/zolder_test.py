@@ -98,10 +98,19 @@ class Instance:
         except FileNotFoundError:
             return ""
 
+    def _signal_group(self, sig):
+        # The program runs in its own session (start_new_session), so its process group holds
+        # exactly what we started: the program and, with a wrapper (strace, valgrind,
+        # prlimit), the wrapper too. Signalling the group ends both, and nothing else.
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
     def kill9(self):
-        """kill -9 the process we started (and only it)."""
+        """kill -9 what we started (the program and its wrapper, if any)."""
         if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            self._signal_group(signal.SIGKILL)
             self.proc.wait()
 
     def signal(self, sig):
@@ -113,11 +122,11 @@ class Instance:
         if not self.proc:
             return None
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
+            self._signal_group(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
+                self._signal_group(signal.SIGKILL)
                 self.proc.wait()
         if self._log:
             self._log.close()
