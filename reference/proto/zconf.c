@@ -177,6 +177,12 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
     switch (k->type) {
     case ZCONF_STR: {
         char **slot = (char **)(void *)(base + k->offset);
+        if (strcmp(k->name, "run_as") == 0 &&
+            (!value[0] || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(value) ||
+             value[0] == '-' || strlen(value) > 32)) {
+            cfg_error_set(err, file, lineno, "run_as: expected a user name, got \"%s\"", value);
+            return false;
+        }
         if (strcmp(k->name, "hostname") == 0 && !zconf_valid_domain(value)) {
             cfg_error_set(err, file, lineno, "hostname: expected a host name like zolder.thuis, got \"%s\"", value);
             return false;
@@ -275,7 +281,7 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
             *count = (size_t)i + 1;
         }
         if (!dom)
-            conf->outbound_restricted = true;
+            conf->outbound_restricted = n > 0; /* empty: nobody is restricted */
         return true;
     }
     case ZCONF_NETS: {
@@ -388,6 +394,11 @@ bool zconf_parse(struct zconf *conf, const char *file, const char *data, size_t 
             value[vlen - 1] = '\0';
             value++;
         }
+        if (strchr(value, '"')) {
+            cfg_error_set(err, file, lineno, "%s: quotes may only enclose the whole value", key);
+            ok = false;
+            break;
+        }
         if (!zconf_set(conf, &zconf_keys[i], value, base_dir, file, lineno, err)) {
             ok = false;
             break;
@@ -458,9 +469,13 @@ void zconf_print(const struct zconf *conf, struct buf *out)
         switch (k->type) {
         case ZCONF_STR:
         case ZCONF_PATH:
-        case ZCONF_CHOICE:
-            buf_printf(out, "%s = %s\n", k->name, *(char *const *)slot);
+        case ZCONF_CHOICE: {
+            const char *v = *(char *const *)slot;
+            /* Quoted when a '#' or edge blank would otherwise read differently. */
+            bool quote = strchr(v, '#') || (v[0] && (v[0] == ' ' || v[strlen(v) - 1] == ' '));
+            buf_printf(out, quote ? "%s = \"%s\"\n" : "%s = %s\n", k->name, v);
             break;
+        }
         case ZCONF_BOOL:
             buf_printf(out, "%s = %s\n", k->name, *(const bool *)slot ? "yes" : "no");
             break;

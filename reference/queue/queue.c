@@ -84,122 +84,6 @@ void queue_new_id(char out[QUEUE_ID_LEN + 1])
     out[QUEUE_ID_LEN] = '\0';
 }
 
-bool queue_id_valid(const char *id)
-{
-    if (strlen(id) != QUEUE_ID_LEN)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z')))
-            return false;
-    return true;
-}
-
-static void queue_escape(struct buf *out, const char *s)
-{
-    if (!s || !*s) {
-        buf_append_char(out, '-');
-        return;
-    }
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= ' ' || *p >= 0x7f || *p == '%' || (*p == '-' && p == (const unsigned char *)s))
-            buf_printf(out, "%%%02X", *p);
-        else
-            buf_append_char(out, (char)*p);
-    }
-}
-
-static char *queue_unescape(const char *s)
-{
-    if (strcmp(s, "-") == 0)
-        return xstrdup("");
-    size_t n = strlen(s);
-    char *out = xmalloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n + 1 && s[i + 1] && s[i + 2]) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (*end == '\0' && v > 0) {
-                *o++ = (char)v;
-                i += 2;
-                continue;
-            }
-        }
-        *o++ = s[i];
-    }
-    *o = '\0';
-    return out;
-}
-
-void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr, const char *orcpt,
-                             const char *notify, bool expanded)
-{
-    env->rcpts = xreallocarray(env->rcpts, env->nrcpts + 1, sizeof *env->rcpts);
-    struct queue_rcpt *r = &env->rcpts[env->nrcpts++];
-    memset(r, 0, sizeof *r);
-    r->addr = xstrdup(addr);
-    r->orcpt = xstrdup(orcpt ? orcpt : "");
-    r->notify = xstrdup(notify ? notify : "");
-    r->expanded = expanded;
-    r->status = QUEUE_RCPT_PENDING;
-    r->attempt = -1;
-}
-
-void queue_envelope_free(struct queue_envelope *env)
-{
-    free(env->sender);
-    free(env->client_ip);
-    free(env->helo);
-    free(env->rdns);
-    free(env->proto);
-    free(env->auth_user);
-    free(env->ret);
-    free(env->envid);
-    free(env->body);
-    for (size_t i = 0; i < env->nrcpts; i++) {
-        free(env->rcpts[i].addr);
-        free(env->rcpts[i].orcpt);
-        free(env->rcpts[i].notify);
-    }
-    free(env->rcpts);
-    memset(env, 0, sizeof *env);
-}
-
-static void queue_format_envelope(struct buf *out, const char *id, const struct queue_envelope *env)
-{
-    buf_printf(out, "Z zolder-queue 1\nI %s\nT %lld\nS ", id, (long long)env->arrival);
-    queue_escape(out, env->sender);
-    buf_append_str(out, "\nC ");
-    queue_escape(out, env->client_ip);
-    buf_append_char(out, ' ');
-    queue_escape(out, env->helo);
-    buf_append_char(out, ' ');
-    queue_escape(out, env->rdns);
-    buf_append_char(out, ' ');
-    queue_escape(out, env->proto);
-    buf_append_char(out, ' ');
-    queue_escape(out, env->auth_user);
-    buf_append_str(out, "\nE ");
-    queue_escape(out, env->ret);
-    buf_append_char(out, ' ');
-    queue_escape(out, env->envid);
-    buf_append_char(out, ' ');
-    queue_escape(out, env->body);
-    buf_append_char(out, '\n');
-    for (size_t i = 0; i < env->nrcpts; i++) {
-        const struct queue_rcpt *r = &env->rcpts[i];
-        buf_printf(out, "R %c %016llx %c ", r->status,
-                   (unsigned long long)r->attempt, r->expanded ? 'x' : '-');
-        queue_escape(out, r->addr);
-        buf_append_char(out, ' ');
-        queue_escape(out, r->orcpt);
-        buf_append_char(out, ' ');
-        queue_escape(out, r->notify);
-        buf_append_char(out, '\n');
-    }
-    buf_append_str(out, "D\n");
-}
-
 static char *queue_path(const char *dir, const char *id)
 {
     return queue_subdir(dir, id);
@@ -229,7 +113,7 @@ int queue_writer_begin_id(struct queue *q, const char *id, const struct queue_en
     }
     struct buf b;
     buf_init(&b, QUEUE_ENVELOPE_MAX);
-    queue_format_envelope(&b, id, env);
+    queue_envelope_format(&b, id, env);
     int rc = fs_write_all(w->fd, b.data, b.len);
     buf_free(&b);
     if (rc < 0) {
@@ -322,81 +206,6 @@ void queue_msg_free(struct queue_msg *msg)
     memset(msg, 0, sizeof *msg);
 }
 
-static int queue_parse_envelope(struct queue_msg *msg, const char *data, size_t len,
-                                const char **error_r)
-{
-    size_t pos = 0;
-    bool saw_magic = false;
-    while (pos < len) {
-        const char *nl = memchr(data + pos, '\n', len - pos);
-        if (!nl)
-            break;
-        size_t llen = (size_t)(nl - (data + pos));
-        char *line = xstrndup(data + pos, llen);
-        size_t line_off = pos;
-        pos += llen + 1;
-        char *f[8];
-        int n = str_split(line, " ", f, 8);
-        int ok = 1;
-        if (n < 1) {
-            ok = 0;
-        } else if (strcmp(f[0], "Z") == 0) {
-            saw_magic = n == 3 && strcmp(f[1], "zolder-queue") == 0 && strcmp(f[2], "1") == 0;
-            ok = saw_magic;
-        } else if (strcmp(f[0], "I") == 0 && n == 2) {
-            ok = strcmp(f[1], msg->id) == 0;
-        } else if (strcmp(f[0], "T") == 0 && n == 2) {
-            msg->env.arrival = (time_t)strtoll(f[1], NULL, 10);
-        } else if (strcmp(f[0], "S") == 0 && n == 2) {
-            msg->env.sender = queue_unescape(f[1]);
-        } else if (strcmp(f[0], "C") == 0 && n == 6) {
-            msg->env.client_ip = queue_unescape(f[1]);
-            msg->env.helo = queue_unescape(f[2]);
-            msg->env.rdns = queue_unescape(f[3]);
-            msg->env.proto = queue_unescape(f[4]);
-            msg->env.auth_user = queue_unescape(f[5]);
-        } else if (strcmp(f[0], "E") == 0 && n == 4) {
-            msg->env.ret = queue_unescape(f[1]);
-            msg->env.envid = queue_unescape(f[2]);
-            msg->env.body = queue_unescape(f[3]);
-        } else if (strcmp(f[0], "R") == 0 && n == 7 && strlen(f[1]) == 1 && strlen(f[2]) == 16) {
-            if (msg->env.nrcpts >= QUEUE_RCPT_MAX) {
-                ok = 0;
-            } else {
-                char *addr = queue_unescape(f[4]), *orcpt = queue_unescape(f[5]),
-                     *notify = queue_unescape(f[6]);
-                queue_envelope_add_rcpt(&msg->env, addr, orcpt, notify, f[3][0] == 'x');
-                free(addr);
-                free(orcpt);
-                free(notify);
-                struct queue_rcpt *r = &msg->env.rcpts[msg->env.nrcpts - 1];
-                r->status = f[1][0];
-                r->attempt = (long long)strtoull(f[2], NULL, 16);
-                r->status_off = (off_t)(line_off + 2);
-                r->attempt_off = (off_t)(line_off + 4);
-            }
-        } else if (strcmp(f[0], "D") == 0 && n == 1) {
-            free(line);
-            if (!saw_magic || !msg->env.sender || !msg->env.client_ip) {
-                *error_r = "incomplete envelope";
-                return -1;
-            }
-            msg->data_off = (off_t)pos;
-            msg->size = len - pos;
-            return 0;
-        } else {
-            ok = 0;
-        }
-        free(line);
-        if (!ok) {
-            *error_r = "malformed envelope line";
-            return -1;
-        }
-    }
-    *error_r = "no data marker (truncated queue file)";
-    return -1;
-}
-
 int queue_load(struct queue *q, const char *id, struct queue_msg *msg, const char **error_r)
 {
     memset(msg, 0, sizeof *msg);
@@ -436,13 +245,15 @@ int queue_load(struct queue *q, const char *id, struct queue_msg *msg, const cha
         queue_msg_free(msg);
         return -1;
     }
-    int rc = queue_parse_envelope(msg, data, (size_t)got, error_r);
+    size_t data_off;
+    int rc = queue_envelope_parse(data, (size_t)got, id, &msg->env, &data_off, error_r);
     free(data);
     if (rc < 0) {
         queue_msg_free(msg);
         return -1;
     }
-    msg->size = (size_t)st.st_size - (size_t)msg->data_off;
+    msg->data_off = (off_t)data_off;
+    msg->size = (size_t)st.st_size - data_off;
     return 0;
 }
 

@@ -20,41 +20,7 @@
 #include <time.h>
 
 #include "buf.h"
-
-#define QUEUE_ID_LEN 16
-#define QUEUE_RCPT_MAX 10000
-
-enum queue_rcpt_status {
-    QUEUE_RCPT_PENDING = 'P',
-    QUEUE_RCPT_DONE = 'D',    /* delivered (or handed to a child queue file) */
-    QUEUE_RCPT_FAILED = 'F',  /* permanently failed; bounce written */
-};
-
-struct queue_rcpt {
-    char *addr;         /* final envelope recipient, local@domain */
-    char *orcpt;        /* RFC 3461 ORCPT (decoded), or "" */
-    char *notify;       /* RFC 3461 NOTIFY, or "" */
-    bool expanded;      /* produced by alias expansion: deliver as is */
-    char status;        /* enum queue_rcpt_status */
-    long long attempt;  /* mailbox size before the last delivery attempt, -1 when none */
-    off_t status_off;   /* file offset of the status byte */
-    off_t attempt_off;  /* file offset of the 16 hex digit attempt field */
-};
-
-struct queue_envelope {
-    char *sender;       /* "" for the null path */
-    char *client_ip;
-    char *helo;
-    char *rdns;         /* "" when unknown */
-    char *proto;        /* ESMTP, ESMTPSA, local, ... */
-    char *auth_user;    /* "" when none */
-    char *ret;          /* RFC 3461 RET, or "" */
-    char *envid;        /* RFC 3461 ENVID (decoded), or "" */
-    char *body;         /* 7BIT, 8BITMIME, or "" */
-    time_t arrival;
-    struct queue_rcpt *rcpts;
-    size_t nrcpts;
-};
+#include "qenv.h"
 
 struct queue_msg {
     char id[QUEUE_ID_LEN + 1];
@@ -84,10 +50,6 @@ int queue_open(struct queue *q, const char *state_dir);
 void queue_close(struct queue *q);
 /* A new unique id (time-ordered, like Postfix's long ids). */
 void queue_new_id(char out[QUEUE_ID_LEN + 1]);
-
-void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr, const char *orcpt,
-                             const char *notify, bool expanded);
-void queue_envelope_free(struct queue_envelope *env);
 
 /* Creates tmp/ID and writes the envelope; the caller then writes the message bytes. */
 int queue_writer_begin(struct queue *q, const struct queue_envelope *env, struct queue_writer *w);
@@ -122,6 +84,5 @@ int queue_release(struct queue *q, const char *id);
 int queue_delete(struct queue *q, const char *id);
 /* Removes leftovers in tmp/ (messages never promised). */
 void queue_clean_tmp(struct queue *q);
-bool queue_id_valid(const char *id);
 
 #endif

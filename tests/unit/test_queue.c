@@ -167,6 +167,32 @@ static void test_queue_rejects_damaged_files(void **state)
     assert_string_equal(error, "no data marker (truncated queue file)");
 }
 
+static void test_queue_envelope_parser_is_strict(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        /* duplicate sender line */
+        "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nS c@d\nC 1.2.3.4 h - ESMTP -\nE - - -\nD\n",
+        /* status byte not at its column (double blank) */
+        "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\nE - - -\n"
+        "R  P ffffffffffffffff - x@y - -\nD\n",
+        /* unknown status */
+        "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\nE - - -\n"
+        "R Q ffffffffffffffff - x@y - -\nD\n",
+        /* missing E line */
+        "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\nD\n",
+        /* another message's id */
+        "Z zolder-queue 1\nI 20QKBSX000THV999\nS a@b\nC 1.2.3.4 h - ESMTP -\nE - - -\nD\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct queue_envelope env;
+        size_t off;
+        const char *error = NULL;
+        assert_int_equal(queue_envelope_parse(bad[i], strlen(bad[i]), "20QKBSX000THV273", &env, &off, &error), -1);
+        assert_non_null(error);
+    }
+}
+
 static char *read_all(const char *path, size_t *len)
 {
     char *data;
@@ -272,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_hold_release_delete_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_rejects_damaged_files, setup, teardown),
+        cmocka_unit_test(test_queue_envelope_parser_is_strict),
         cmocka_unit_test_setup_teardown(test_local_mbox_delivery_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_maildir_delivery_is_idempotent, setup, teardown),
     };

@@ -72,6 +72,13 @@ static void test_zconf_seed_config(void **state)
     zconf_print(&c, &out);
     assert_non_null(strstr(out.data, "masquerade = ecs.thuis visser.thuis -> mijn.domein.nl\n"));
     assert_non_null(strstr(out.data, "relay_from = 127.0.1.0/24, 192.168.1.0/24\n"));
+    buf_reset(&out);
+    zconf_free(&c);
+    /* A value holding " #" is printed quoted, so -n output parses back to the same value. */
+    assert_true(parse(&c, "users = \"my # users\"\n", &err));
+    assert_string_equal(c.users, "/etc/zolder/my # users");
+    zconf_print(&c, &out);
+    assert_non_null(strstr(out.data, "users = \"/etc/zolder/my # users\"\n"));
     buf_free(&out);
     zconf_free(&c);
 }
@@ -102,6 +109,9 @@ static void test_zconf_errors_name_file_and_line(void **state)
          .error = "/etc/zolder/zolder.conf:1: mailbox_format: expected one of: mbox maildir; got \"mh\""},
         {.text = "hostname = bad_host!\n",
          .error = "/etc/zolder/zolder.conf:1: hostname: expected a host name like zolder.thuis, got \"bad_host!\""},
+        {.text = "run_as = #\n", .error = "/etc/zolder/zolder.conf:1: run_as: expected a user name, got \"#\""},
+        {.text = "users = a\"b\n",
+         .error = "/etc/zolder/zolder.conf:1: users: quotes may only enclose the whole value"},
         {.text = "listen = ::1:25\n",
          .error = "/etc/zolder/zolder.conf:1: listen: expected ADDRESS[:PORT] such as 127.0.0.1:25 or [::1]:25, got \"::1:25\""},
     };

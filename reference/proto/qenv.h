@@ -1,0 +1,75 @@
+/*
+ * qenv: the queue file's envelope, the text lines before the message bytes, as a pure
+ * writer and parser (reference/queue does the file I/O). Format, values %XX-escaped so they
+ * never contain blanks or newlines ("-" is the empty value):
+ *   Z zolder-queue 1
+ *   I ID
+ *   T ARRIVAL-EPOCH
+ *   S SENDER
+ *   C CLIENT-IP HELO RDNS PROTO AUTH-USER
+ *   E RET ENVID BODY
+ *   R STATUS ATTEMPT16HEX EXPANDED ADDR ORCPT NOTIFY      (one per recipient)
+ *   D
+ * Each R line's status byte and attempt field sit at fixed offsets so they can be
+ * overwritten in place.
+ */
+#ifndef ZOLDER_QENV_H
+#define ZOLDER_QENV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "buf.h"
+
+#define QUEUE_ID_LEN 16
+#define QUEUE_RCPT_MAX 10000
+
+enum queue_rcpt_status {
+    QUEUE_RCPT_PENDING = 'P',
+    QUEUE_RCPT_DONE = 'D',    /* delivered (or handed to a child queue file) */
+    QUEUE_RCPT_FAILED = 'F',  /* permanently failed; bounce written */
+};
+
+struct queue_rcpt {
+    char *addr;         /* final envelope recipient, local@domain */
+    char *orcpt;        /* RFC 3461 ORCPT (decoded), or "" */
+    char *notify;       /* RFC 3461 NOTIFY, or "" */
+    bool expanded;      /* produced by alias expansion: deliver as is */
+    char status;        /* enum queue_rcpt_status */
+    long long attempt;  /* mailbox size before the last delivery attempt, -1 when none */
+    off_t status_off;   /* file offset of the status byte */
+    off_t attempt_off;  /* file offset of the 16 hex digit attempt field */
+};
+
+struct queue_envelope {
+    char *sender;       /* "" for the null path */
+    char *client_ip;
+    char *helo;
+    char *rdns;         /* "" when unknown */
+    char *proto;        /* ESMTP, ESMTPSA, local, ... */
+    char *auth_user;    /* "" when none */
+    char *ret;          /* RFC 3461 RET, or "" */
+    char *envid;        /* RFC 3461 ENVID (decoded), or "" */
+    char *body;         /* 7BIT, 8BITMIME, or "" */
+    time_t arrival;
+    struct queue_rcpt *rcpts;
+    size_t nrcpts;
+};
+
+void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr, const char *orcpt,
+                             const char *notify, bool expanded);
+void queue_envelope_free(struct queue_envelope *env);
+/* Appends the envelope lines for id (through the "D" line). */
+void queue_envelope_format(struct buf *out, const char *id, const struct queue_envelope *env);
+/*
+ * Parses the envelope at the start of data, which must name id. On success stores the offset
+ * of the message bytes in *data_off_r and fills env (free with queue_envelope_free); -1 with a
+ * static reason in *error_r otherwise (env is then freed).
+ */
+int queue_envelope_parse(const char *data, size_t len, const char *id,
+                         struct queue_envelope *env, size_t *data_off_r, const char **error_r);
+bool queue_id_valid(const char *id);
+
+#endif
