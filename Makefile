@@ -116,12 +116,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(REF_LIBS) $(LIBZSIM)
 unit: tests
 	@tools/run-unit $(BUILD)/tests
 
-valgrind: tests
+# Unit tests under memcheck, then zolderd itself under memcheck through the SMTP
+# integration tests (a non-zero exit at SIGTERM, i.e. any error or definite leak, fails).
+valgrind: tests all
 	@tools/run-unit --valgrind $(BUILD)/tests
+	ZOLDERD_VALGRIND=1 ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest tests/integration/test_smtpd.py
 
+# ASan+UBSan build: unit tests, then every integration test against the sanitized programs.
 asan:
 	$(MAKE) SAN=1 BUILD=build/asan tests all
 	@tools/run-unit build/asan/tests
+	ZOLDER_BUILD=build/asan $(PYTHON) -m unittest discover -s tests/integration -p 'test_*.py'
 
 integration: all
 	ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -p 'test_*.py' -v

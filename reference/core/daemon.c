@@ -53,6 +53,7 @@ struct daemon {
     struct evconnlistener *control;
     char *control_path;
     bool queue_run_scheduled;
+    struct event *retry_timer;  /* a queue run soon after a local delivery was deferred */
 };
 
 int daemon_check(const char *path)
@@ -141,6 +142,17 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 
 /* ---- queue runs --------------------------------------------------------------------------- */
 
+static void daemon_deliver(struct daemon *d, const char *id, size_t *done)
+{
+    enum deliver_outcome o = deliver_message(&d->deliver, id);
+    if (o == DELIVER_DONE && done)
+        (*done)++;
+    if (o == DELIVER_DEFERRED && !evtimer_pending(d->retry_timer, NULL)) {
+        struct timeval delay = {(time_t)d->conf.local_retry_delay, 0};
+        evtimer_add(d->retry_timer, &delay);
+    }
+}
+
 static void daemon_run_queue(struct daemon *d)
 {
     char **ids;
@@ -148,8 +160,7 @@ static void daemon_run_queue(struct daemon *d)
     queue_list(&d->queue, false, &ids, &n);
     size_t done = 0;
     for (size_t i = 0; i < n; i++)
-        if (deliver_message(&d->deliver, ids[i]) == DELIVER_DONE)
-            done++;
+        daemon_deliver(d, ids[i], &done);
     if (n)
         log_info("queue run: %zu messages, %zu finished, %zu waiting", n, done, n - done);
     queue_list_free(ids, n);
@@ -182,7 +193,7 @@ static void daemon_deliver_cb(evutil_socket_t fd, short what, void *arg)
     struct daemon_delivery *job = arg;
     (void)fd;
     (void)what;
-    deliver_message(&job->d->deliver, job->id);
+    daemon_deliver(job->d, job->id, NULL);
     free(job);
 }
 
@@ -383,6 +394,7 @@ int daemon_run(const char *path)
     zmaps_resolver(d.maps, &resolver);
     deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
 
+    d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d);
 
@@ -432,6 +444,7 @@ int daemon_run(const char *path)
     event_free(d.sig_hup);
     event_free(d.sig_usr1);
     event_free(d.queue_timer);
+    event_free(d.retry_timer);
     deliver_free(&d.deliver);
     queue_close(&d.queue);
     event_base_free(d.base);

@@ -135,7 +135,8 @@ static int deliver_explode(struct deliver *d, struct queue_msg *msg, size_t rcpt
     return queue_mark(msg, rcpt, QUEUE_RCPT_DONE);
 }
 
-static void deliver_local(struct deliver *d, struct queue_msg *msg, size_t rcpt,
+/* Returns false when the recipient was deferred (it stays pending, to be retried soon). */
+static bool deliver_local(struct deliver *d, struct queue_msg *msg, size_t rcpt,
                           const char *local, const struct buf *data)
 {
     struct queue_rcpt *r = &msg->env.rcpts[rcpt];
@@ -148,15 +149,16 @@ static void deliver_local(struct deliver *d, struct queue_msg *msg, size_t rcpt,
         if (d->resolver.expand(d->resolver.ctx, user, &t) < 0) {
             log_info("%s: to=<%s>, status=bounced (unknown user \"%s\")", msg->id, r->addr, user);
             queue_mark(msg, rcpt, QUEUE_RCPT_FAILED);
-            return;
+            return true;
         }
         bool single_local = t.n == 1 && !t.remote[0];
         if (!single_local) {
-            if (deliver_explode(d, msg, rcpt, &t, data) < 0)
+            bool ok = deliver_explode(d, msg, rcpt, &t, data) == 0;
+            if (!ok)
                 log_warn("%s: to=<%s>, status=deferred (cannot write expanded queue file)",
                          msg->id, r->addr);
             deliver_targets_free(&t);
-            return;
+            return ok;
         }
         str_copy(user, sizeof user, t.addrs[0]);
         deliver_targets_free(&t);
@@ -164,7 +166,7 @@ static void deliver_local(struct deliver *d, struct queue_msg *msg, size_t rcpt,
     if (!d->resolver.is_user(d->resolver.ctx, user)) {
         log_info("%s: to=<%s>, status=bounced (no mailbox \"%s\")", msg->id, r->addr, user);
         queue_mark(msg, rcpt, QUEUE_RCPT_FAILED);
-        return;
+        return true;
     }
     struct local_target target = {
         .user = user,
@@ -176,14 +178,15 @@ static void deliver_local(struct deliver *d, struct queue_msg *msg, size_t rcpt,
     const char *error = "unknown error";
     if (local_deliver(&target, msg, rcpt, data, &error) != LOCAL_OK) {
         log_info("%s: to=<%s>, relay=local, status=deferred (%s)", msg->id, r->addr, error);
-        return;
+        return false;
     }
     if (queue_mark(msg, rcpt, QUEUE_RCPT_DONE) < 0) {
         log_warn("%s: to=<%s>: delivered but cannot mark it in the queue file", msg->id, r->addr);
-        return;
+        return false;
     }
     log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s %s)", msg->id, r->addr,
              target.maildir ? "maildir" : "mailbox", user);
+    return true;
 }
 
 enum deliver_outcome deliver_message(struct deliver *d, const char *id)
@@ -201,7 +204,7 @@ enum deliver_outcome deliver_message(struct deliver *d, const char *id)
     struct buf data;
     buf_init(&data, 0);
     bool have_data = false;
-    bool remote_pending = false;
+    bool remote_pending = false, local_deferred = false;
     for (size_t i = 0; i < msg.env.nrcpts; i++) {
         struct queue_rcpt *r = &msg.env.rcpts[i];
         if (r->status != QUEUE_RCPT_PENDING)
@@ -219,11 +222,13 @@ enum deliver_outcome deliver_message(struct deliver *d, const char *id)
         if (!have_data) {
             if (queue_read_data(&msg, &data) < 0) {
                 log_warn("%s: cannot read queue file", id);
+                local_deferred = true;
                 break;
             }
             have_data = true;
         }
-        deliver_local(d, &msg, i, local, &data);
+        if (!deliver_local(d, &msg, i, local, &data))
+            local_deferred = true;
     }
     if (remote_pending)
         for (size_t i = 0; i < msg.env.nrcpts; i++) {
@@ -237,5 +242,7 @@ enum deliver_outcome deliver_message(struct deliver *d, const char *id)
     if (removed == 1)
         log_info("%s: removed", id);
     queue_msg_free(&msg);
-    return removed == 1 ? DELIVER_DONE : DELIVER_PENDING;
+    if (removed == 1)
+        return DELIVER_DONE;
+    return local_deferred ? DELIVER_DEFERRED : DELIVER_PENDING;
 }

@@ -41,7 +41,8 @@ struct deliver {
 
 enum deliver_outcome {
     DELIVER_DONE,      /* queue file removed */
-    DELIVER_PENDING,   /* something still waits (remote, deferred) */
+    DELIVER_PENDING,   /* only remote recipients wait (for an outbound route), or held */
+    DELIVER_DEFERRED,  /* a local delivery failed for now (locked, disk full): retry soon */
     DELIVER_ERROR,     /* could not even read the queue file */
 };
 

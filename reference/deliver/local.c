@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,8 @@
 #include "mbox.h"
 #include "xalloc.h"
 
-#define LOCAL_DOTLOCK_TRIES 100        /* x 50 ms */
+/* x 50 ms: the whole loop waits, so a lock held by a mail reader defers rather than stalls */
+#define LOCAL_DOTLOCK_TRIES 10
 #define LOCAL_DOTLOCK_STALE_SECONDS 300
 
 void local_render_mbox(const struct queue_msg *msg, const char *rcpt, const struct buf *data,
@@ -37,18 +39,50 @@ static char *local_join(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
+/*
+ * A dotlock left by a process that no longer exists (zolderd killed with -9 mid-delivery)
+ * is stale at once; one without a readable PID (mutt, procmail write none) only after
+ * LOCAL_DOTLOCK_STALE_SECONDS.
+ */
+static bool local_dotlock_stale(const char *lock_path)
+{
+    char text[32] = "";
+    int fd = open(lock_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        text[n > 0 ? n : 0] = '\0';
+    }
+    char *end;
+    long pid = strtol(text, &end, 10);
+    if (end != text && (*end == '\n' || *end == '\0') && pid > 0) {
+        if (pid == (long)getpid())
+            return true; /* ours, from an earlier life: this process holds no lock now */
+        if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+            return true;
+    }
+    struct stat st;
+    return stat(lock_path, &st) == 0 && time(NULL) - st.st_mtime > LOCAL_DOTLOCK_STALE_SECONDS;
+}
+
 static int local_dotlock(const char *lock_path)
 {
     for (int i = 0; i < LOCAL_DOTLOCK_TRIES; i++) {
         int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd >= 0) {
+            char pid[32];
+            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+            int rc = fs_write_all(fd, pid, (size_t)n);
             close(fd);
+            if (rc < 0) {
+                unlink(lock_path);
+                return -1;
+            }
             return 0;
         }
         if (errno != EEXIST)
             return -1;
-        struct stat st;
-        if (stat(lock_path, &st) == 0 && time(NULL) - st.st_mtime > LOCAL_DOTLOCK_STALE_SECONDS) {
+        if (local_dotlock_stale(lock_path)) {
             log_warnx("removing stale lock %s", lock_path);
             unlink(lock_path);
             continue;

@@ -72,6 +72,7 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtpd_data_timeout, "600", 1, 86400),
     KU(hop_count_limit, "100", 5, 1000),
     KU(queue_run_interval, "300", 1, 86400),
+    KU(local_retry_delay, "10", 1, 86400),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

@@ -70,6 +70,7 @@ struct zconf {
     unsigned long smtpd_data_timeout;   /* seconds, waiting for more DATA */
     unsigned long hop_count_limit;      /* Received lines before a loop is declared */
     unsigned long queue_run_interval;   /* seconds between queue scans */
+    unsigned long local_retry_delay;    /* seconds before a deferred local delivery is retried */
 };
 
 /* Fills every field with its default (paths relative to base_dir). */

@@ -63,24 +63,46 @@ class Zolderd:
         for rel, text in (files or {}).items():
             self.inst.write(rel, text)
         self.config = self.inst.path("zolder.conf")
+        self.valgrind_log = None
 
-    def start(self, wrapper=None, timeout=15.0):
+    def start(self, wrapper=None, timeout=15.0, env=None):
+        """Starts zolderd. ZOLDERD_VALGRIND=1 runs it under memcheck (unless a wrapper is
+        given); stop() then fails the test on any error or definite leak."""
+        self.valgrind_log = None
+        if wrapper is None and os.environ.get("ZOLDERD_VALGRIND") == "1":
+            self.valgrind_log = self.inst.path("valgrind.%p.log")
+            wrapper = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                       "--errors-for-leak-kinds=definite", f"--log-file={self.valgrind_log}"]
+            timeout = max(timeout, 60.0)
         if not zolder_test.address_free(self.address, self.port):
             raise RuntimeError(f"{self.address}:{self.port} is in use by something we did not start")
         if os.geteuid() == 0:
             # The daemon drops to `zolder`; it must be able to reach its folder.
             os.chmod(self.inst.dir, 0o755)
         return self.inst.start([zolder_test.binary("zolderd"), "-c", self.config],
-                               ready="ready:", timeout=timeout, wrapper=wrapper)
+                               ready="ready:", timeout=timeout, wrapper=wrapper, env=env)
 
     def stop(self):
-        return self.inst.stop()
+        """Stops zolderd; a clean stop must exit 0 (ASan/LSan and Valgrind findings do not)."""
+        was_running = self.inst.proc is not None and self.inst.proc.poll() is None
+        rc = self.inst.stop()
+        if was_running and rc not in (0, None):
+            report = ""
+            for name in os.listdir(self.inst.dir):
+                if name.startswith("valgrind."):
+                    with open(self.inst.path(name)) as f:
+                        report += f.read()
+            raise AssertionError(f"zolderd exited with {rc} on SIGTERM\n{report}\n--- log ---\n{self.log()[-4000:]}")
+        return rc
 
     def kill9(self):
         self.inst.kill9()
 
     def cleanup(self):
-        self.inst.cleanup()
+        try:
+            self.stop()
+        finally:
+            self.inst.cleanup()
 
     def log(self):
         return self.inst.log()

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "deliver/local.h"
@@ -264,6 +265,61 @@ static void test_local_mbox_delivery_is_idempotent(void **state)
     queue_msg_free(&msg);
 }
 
+static void write_lock(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void test_local_stale_and_live_dotlocks(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    struct buf data;
+    buf_init(&data, 0);
+    assert_int_equal(queue_read_data(&msg, &data), 0);
+    char spool[128], lock[192];
+    snprintf(spool, sizeof spool, "%s/spool/mail", f->dir);
+    snprintf(lock, sizeof lock, "%s/bouke.lock", spool);
+    assert_int_equal(fs_mkdir_p(spool, 0700), 0);
+    struct local_target t = {.user = "bouke", .rcpt = "bouke@zolder.thuis", .spool_dir = spool,
+                             .hostname = "zolder.thuis"};
+
+    /* A lock held by a live process without a PID in it (a mail reader): deferred. */
+    write_lock(lock, "");
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_DEFER);
+    assert_string_equal(error, "mailbox is locked");
+    /* A lock naming a live process: deferred too. */
+    char live[32];
+    snprintf(live, sizeof live, "%ld\n", (long)getppid());
+    write_lock(lock, live);
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_DEFER);
+    /* A lock left by a process that is gone (zolderd after kill -9): removed at once. */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    assert_true(child > 0);
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    char dead[32];
+    snprintf(dead, sizeof dead, "%ld\n", (long)child);
+    write_lock(lock, dead);
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    assert_int_equal(access(lock, F_OK), -1);
+    /* Our own PID from an earlier life of this process: stale as well. */
+    snprintf(live, sizeof live, "%ld\n", (long)getpid());
+    write_lock(lock, live);
+    assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
+    buf_free(&data);
+    queue_msg_free(&msg);
+}
+
 static void test_local_maildir_delivery_is_idempotent(void **state)
 {
     struct fixture *f = *state;
@@ -300,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_rejects_damaged_files, setup, teardown),
         cmocka_unit_test(test_queue_envelope_parser_is_strict),
         cmocka_unit_test_setup_teardown(test_local_mbox_delivery_is_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_stale_and_live_dotlocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_maildir_delivery_is_idempotent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
