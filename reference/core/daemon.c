@@ -54,6 +54,9 @@ struct daemon {
     char *control_path;
     bool queue_run_scheduled;
     struct event *retry_timer;  /* a queue run soon after a local delivery was deferred */
+    struct event *backlog_event;
+    char **backlog;             /* committed ids waiting for the next delivery batch */
+    size_t nbacklog;
 };
 
 int daemon_check(const char *path)
@@ -142,15 +145,25 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 
 /* ---- queue runs --------------------------------------------------------------------------- */
 
-static void daemon_deliver(struct daemon *d, const char *id, size_t *done)
+/* Delivers ids in batches (group commit); schedules a retry when a local delivery deferred. */
+static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n)
 {
-    enum deliver_outcome o = deliver_message(&d->deliver, id);
-    if (o == DELIVER_DONE && done)
-        (*done)++;
-    if (o == DELIVER_DEFERRED && !evtimer_pending(d->retry_timer, NULL)) {
+    size_t done = 0;
+    bool deferred = false;
+    enum deliver_outcome out[DELIVER_BATCH_MAX];
+    for (size_t i = 0; i < n; i += DELIVER_BATCH_MAX) {
+        size_t chunk = n - i < DELIVER_BATCH_MAX ? n - i : DELIVER_BATCH_MAX;
+        deliver_batch(&d->deliver, ids + i, chunk, out);
+        for (size_t k = 0; k < chunk; k++) {
+            done += out[k] == DELIVER_DONE;
+            deferred |= out[k] == DELIVER_DEFERRED;
+        }
+    }
+    if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
         struct timeval delay = {(time_t)d->conf.local_retry_delay, 0};
         evtimer_add(d->retry_timer, &delay);
     }
+    return done;
 }
 
 static void daemon_run_queue(struct daemon *d)
@@ -158,9 +171,7 @@ static void daemon_run_queue(struct daemon *d)
     char **ids;
     size_t n;
     queue_list(&d->queue, false, &ids, &n);
-    size_t done = 0;
-    for (size_t i = 0; i < n; i++)
-        daemon_deliver(d, ids[i], &done);
+    size_t done = daemon_deliver(d, ids, n);
     if (n)
         log_info("queue run: %zu messages, %zu finished, %zu waiting", n, done, n - done);
     queue_list_free(ids, n);
@@ -183,27 +194,30 @@ static void daemon_schedule_queue_run(struct daemon *d)
     event_base_once(d->base, -1, EV_TIMEOUT, daemon_queue_run_cb, d, &(struct timeval){0, 0});
 }
 
-struct daemon_delivery {
-    struct daemon *d;
-    char id[QUEUE_ID_LEN + 1];
-};
-
-static void daemon_deliver_cb(evutil_socket_t fd, short what, void *arg)
+/* Messages committed in this loop turn, delivered together in the next. */
+static void daemon_backlog_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct daemon_delivery *job = arg;
+    struct daemon *d = arg;
     (void)fd;
     (void)what;
-    daemon_deliver(job->d, job->id, NULL);
-    free(job);
+    char **ids = d->backlog;
+    size_t n = d->nbacklog;
+    d->backlog = NULL;
+    d->nbacklog = 0;
+    daemon_deliver(d, ids, n);
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
 }
 
-/* A committed message is delivered right after its 250 went out, in the next loop turn. */
+/* A committed message is delivered right after its 250 went out. */
 static void daemon_on_queued(const char *id, void *ctx)
 {
-    struct daemon_delivery *job = xmalloc(sizeof *job);
-    job->d = ctx;
-    str_copy(job->id, sizeof job->id, id);
-    event_base_once(job->d->base, -1, EV_TIMEOUT, daemon_deliver_cb, job, &(struct timeval){0, 0});
+    struct daemon *d = ctx;
+    d->backlog = xreallocarray(d->backlog, d->nbacklog + 1, sizeof *d->backlog);
+    d->backlog[d->nbacklog++] = xstrdup(id);
+    if (d->nbacklog == 1)
+        event_active(d->backlog_event, EV_TIMEOUT, 0);
 }
 
 static void daemon_on_etrn(const char *domain, void *ctx)
@@ -395,6 +409,7 @@ int daemon_run(const char *path)
     deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
+    d.backlog_event = event_new(d.base, -1, 0, daemon_backlog_cb, &d);
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d);
 
@@ -445,6 +460,8 @@ int daemon_run(const char *path)
     event_free(d.sig_usr1);
     event_free(d.queue_timer);
     event_free(d.retry_timer);
+    daemon_backlog_cb(-1, 0, &d); /* deliver what was committed in the last turn */
+    event_free(d.backlog_event);
     deliver_free(&d.deliver);
     queue_close(&d.queue);
     event_base_free(d.base);

@@ -135,114 +135,222 @@ static int deliver_explode(struct deliver *d, struct queue_msg *msg, size_t rcpt
     return queue_mark(msg, rcpt, QUEUE_RCPT_DONE);
 }
 
-/* Returns false when the recipient was deferred (it stays pending, to be retried soon). */
-static bool deliver_local(struct deliver *d, struct queue_msg *msg, size_t rcpt,
-                          const char *local, const struct buf *data)
-{
-    struct queue_rcpt *r = &msg->env.rcpts[rcpt];
-    char user[DELIVER_LOCAL_MAX];
-    str_copy(user, sizeof user, local);
-    str_lower(user);
+/* One message of a batch. */
+struct deliver_job {
+    const char *id;
+    struct queue_msg msg;
+    struct buf data;
+    bool have_data;
+    bool loaded;
+    bool remote_pending;
+    bool local_deferred;
+};
 
+/* One local recipient waiting for its mailbox's turn. */
+struct deliver_slot {
+    struct deliver_job *job;
+    size_t rcpt;
+    char user[DELIVER_LOCAL_MAX];
+};
+
+static bool deliver_need_data(struct deliver_job *job)
+{
+    if (job->have_data)
+        return true;
+    if (queue_read_data(&job->msg, &job->data) < 0) {
+        log_warn("%s: cannot read queue file", job->id);
+        job->local_deferred = true;
+        return false;
+    }
+    job->have_data = true;
+    return true;
+}
+
+/*
+ * Resolves one local recipient to its mailbox owner. Returns true with user filled in when it
+ * is to be appended; false when it was settled here (failed, exploded) or deferred.
+ */
+static bool deliver_resolve(struct deliver *d, struct deliver_job *job, size_t rcpt,
+                            const char *local, char user[DELIVER_LOCAL_MAX])
+{
+    struct queue_msg *msg = &job->msg;
+    struct queue_rcpt *r = &msg->env.rcpts[rcpt];
+    str_copy(user, DELIVER_LOCAL_MAX, local);
+    str_lower(user);
     if (!r->expanded) {
         struct deliver_targets t = {0};
         if (d->resolver.expand(d->resolver.ctx, user, &t) < 0) {
             log_info("%s: to=<%s>, status=bounced (unknown user \"%s\")", msg->id, r->addr, user);
             queue_mark(msg, rcpt, QUEUE_RCPT_FAILED);
-            return true;
+            return false;
         }
-        bool single_local = t.n == 1 && !t.remote[0];
-        if (!single_local) {
-            bool ok = deliver_explode(d, msg, rcpt, &t, data) == 0;
-            if (!ok)
+        if (!(t.n == 1 && !t.remote[0])) {
+            if (!deliver_need_data(job) || deliver_explode(d, msg, rcpt, &t, &job->data) < 0) {
                 log_warn("%s: to=<%s>, status=deferred (cannot write expanded queue file)",
                          msg->id, r->addr);
+                job->local_deferred = true;
+            }
             deliver_targets_free(&t);
-            return ok;
+            return false;
         }
-        str_copy(user, sizeof user, t.addrs[0]);
+        str_copy(user, DELIVER_LOCAL_MAX, t.addrs[0]);
         deliver_targets_free(&t);
     }
     if (!d->resolver.is_user(d->resolver.ctx, user)) {
         log_info("%s: to=<%s>, status=bounced (no mailbox \"%s\")", msg->id, r->addr, user);
         queue_mark(msg, rcpt, QUEUE_RCPT_FAILED);
-        return true;
+        return false;
     }
+    return deliver_need_data(job);
+}
+
+static int deliver_slot_order(const void *a, const void *b)
+{
+    const struct deliver_slot *x = a, *y = b;
+    return strcmp(x->user, y->user);
+}
+
+/* Appends every slot of one mailbox owner in one go. */
+static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_t n)
+{
+    struct local_item *items = xcalloc(n, sizeof *items);
+    for (size_t i = 0; i < n; i++) {
+        items[i].msg = &slots[i].job->msg;
+        items[i].rcpt = slots[i].rcpt;
+        items[i].data = &slots[i].job->data;
+    }
+    bool maildir = strcmp(d->conf->mailbox_format, "maildir") == 0;
     struct local_target target = {
-        .user = user,
-        .rcpt = r->addr,
+        .user = slots[0].user,
         .spool_dir = d->spool_dir,
         .hostname = d->conf->hostname,
-        .maildir = strcmp(d->conf->mailbox_format, "maildir") == 0,
+        .maildir = maildir,
     };
-    const char *error = "unknown error";
-    if (local_deliver(&target, msg, rcpt, data, &error) != LOCAL_OK) {
-        log_info("%s: to=<%s>, relay=local, status=deferred (%s)", msg->id, r->addr, error);
-        return false;
+    local_deliver_batch(&target, items, n);
+    for (size_t i = 0; i < n; i++) {
+        struct queue_msg *msg = items[i].msg;
+        struct queue_rcpt *r = &msg->env.rcpts[items[i].rcpt];
+        struct deliver_job *job = NULL;
+        for (size_t j = 0; j < n && !job; j++)
+            if (&slots[j].job->msg == msg)
+                job = slots[j].job;
+        if (items[i].result == LOCAL_OK) {
+            r->status = QUEUE_RCPT_DONE; /* written to the file after the batch */
+            log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s %s)", msg->id,
+                     r->addr, maildir ? "maildir" : "mailbox", target.user);
+        } else {
+            job->local_deferred = true;
+            log_info("%s: to=<%s>, relay=local, status=deferred (%s)", msg->id, r->addr,
+                     items[i].error ? items[i].error : "unknown error");
+        }
     }
-    if (queue_mark(msg, rcpt, QUEUE_RCPT_DONE) < 0) {
-        log_warn("%s: to=<%s>: delivered but cannot mark it in the queue file", msg->id, r->addr);
-        return false;
+    free(items);
+}
+
+void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_outcome *out)
+{
+    struct deliver_job *jobs = xcalloc(n ? n : 1, sizeof *jobs);
+    struct deliver_slot *slots = NULL;
+    size_t nslots = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        struct deliver_job *job = &jobs[k];
+        job->id = ids[k];
+        buf_init(&job->data, 0);
+        const char *error;
+        if (queue_load(d->queue, ids[k], &job->msg, &error) < 0) {
+            log_warnx("%s: cannot load queue file: %s", ids[k], error);
+            out[k] = DELIVER_ERROR;
+            continue;
+        }
+        job->loaded = true;
+        if (job->msg.held)
+            continue;
+        for (size_t i = 0; i < job->msg.env.nrcpts; i++) {
+            struct queue_rcpt *r = &job->msg.env.rcpts[i];
+            if (r->status != QUEUE_RCPT_PENDING)
+                continue;
+            char local[DELIVER_LOCAL_MAX];
+            const char *domain;
+            if (!deliver_split(r->addr, local, sizeof local, &domain)) {
+                queue_mark(&job->msg, i, QUEUE_RCPT_FAILED);
+                continue;
+            }
+            if (domain[0] && !zconf_is_local_domain(d->conf, domain)) {
+                job->remote_pending = true;
+                log_info("%s: to=<%s>, status=deferred (no outbound route yet)", job->id, r->addr);
+                continue;
+            }
+            char user[DELIVER_LOCAL_MAX];
+            if (!deliver_resolve(d, job, i, local, user))
+                continue;
+            slots = xreallocarray(slots, nslots + 1, sizeof *slots);
+            slots[nslots].job = job;
+            slots[nslots].rcpt = i;
+            str_copy(slots[nslots].user, sizeof slots[nslots].user, user);
+            nslots++;
+        }
     }
-    log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s %s)", msg->id, r->addr,
-             target.maildir ? "maildir" : "mailbox", user);
-    return true;
+
+    if (nslots)
+        qsort(slots, nslots, sizeof *slots, deliver_slot_order);
+    for (size_t i = 0; i < nslots;) {
+        size_t j = i + 1;
+        while (j < nslots && strcmp(slots[j].user, slots[i].user) == 0)
+            j++;
+        deliver_mailbox(d, slots + i, j - i);
+        i = j;
+    }
+
+    /* The mailboxes are fsync'd: now finished queue files go, the others get their marks. */
+    bool marks = false, unlinks = false;
+    for (size_t k = 0; k < n; k++) {
+        struct deliver_job *job = &jobs[k];
+        if (!job->loaded)
+            continue;
+        if (job->msg.held) {
+            out[k] = DELIVER_PENDING;
+            continue;
+        }
+        bool pending = false;
+        for (size_t i = 0; i < job->msg.env.nrcpts; i++)
+            pending |= job->msg.env.rcpts[i].status == QUEUE_RCPT_PENDING;
+        if (!pending) {
+            if (queue_unlink(&job->msg) == 0) {
+                unlinks = true;
+                out[k] = DELIVER_DONE;
+                log_info("%s: removed", job->id);
+                continue;
+            }
+            log_warn("%s: cannot remove queue file", job->id);
+        }
+        for (size_t s = 0; s < nslots; s++) {
+            if (slots[s].job != job)
+                continue;
+            if (job->msg.env.rcpts[slots[s].rcpt].status == QUEUE_RCPT_DONE) {
+                if (queue_mark_nosync(&job->msg, slots[s].rcpt, QUEUE_RCPT_DONE) < 0)
+                    log_warn("%s: cannot mark a delivered recipient", job->id);
+                marks = true;
+            }
+        }
+        out[k] = job->local_deferred ? DELIVER_DEFERRED : DELIVER_PENDING;
+    }
+    if ((marks || unlinks) && queue_sync(d->queue, marks, unlinks) < 0)
+        log_warn("queue: sync after delivery failed");
+
+    for (size_t k = 0; k < n; k++) {
+        buf_free(&jobs[k].data);
+        if (jobs[k].loaded)
+            queue_msg_free(&jobs[k].msg);
+    }
+    free(jobs);
+    free(slots);
 }
 
 enum deliver_outcome deliver_message(struct deliver *d, const char *id)
 {
-    struct queue_msg msg;
-    const char *error;
-    if (queue_load(d->queue, id, &msg, &error) < 0) {
-        log_warnx("%s: cannot load queue file: %s", id, error);
-        return DELIVER_ERROR;
-    }
-    if (msg.held) {
-        queue_msg_free(&msg);
-        return DELIVER_PENDING;
-    }
-    struct buf data;
-    buf_init(&data, 0);
-    bool have_data = false;
-    bool remote_pending = false, local_deferred = false;
-    for (size_t i = 0; i < msg.env.nrcpts; i++) {
-        struct queue_rcpt *r = &msg.env.rcpts[i];
-        if (r->status != QUEUE_RCPT_PENDING)
-            continue;
-        char local[DELIVER_LOCAL_MAX];
-        const char *domain;
-        if (!deliver_split(r->addr, local, sizeof local, &domain)) {
-            queue_mark(&msg, i, QUEUE_RCPT_FAILED);
-            continue;
-        }
-        if (domain[0] && !zconf_is_local_domain(d->conf, domain)) {
-            remote_pending = true;
-            continue;
-        }
-        if (!have_data) {
-            if (queue_read_data(&msg, &data) < 0) {
-                log_warn("%s: cannot read queue file", id);
-                local_deferred = true;
-                break;
-            }
-            have_data = true;
-        }
-        if (!deliver_local(d, &msg, i, local, &data))
-            local_deferred = true;
-    }
-    if (remote_pending)
-        for (size_t i = 0; i < msg.env.nrcpts; i++) {
-            const struct queue_rcpt *r = &msg.env.rcpts[i];
-            const char *domain = strrchr(r->addr, '@');
-            if (r->status == QUEUE_RCPT_PENDING && domain && !zconf_is_local_domain(d->conf, domain + 1))
-                log_info("%s: to=<%s>, status=deferred (no outbound route yet)", id, r->addr);
-        }
-    buf_free(&data);
-    int removed = queue_remove_if_done(d->queue, &msg);
-    if (removed == 1)
-        log_info("%s: removed", id);
-    queue_msg_free(&msg);
-    if (removed == 1)
-        return DELIVER_DONE;
-    return local_deferred ? DELIVER_DEFERRED : DELIVER_PENDING;
+    char *ids[1] = {(char *)id};
+    enum deliver_outcome out;
+    deliver_batch(d, ids, 1, &out);
+    return out;
 }

@@ -50,6 +50,13 @@ void deliver_init(struct deliver *d, const struct zconf *conf, struct queue *que
                   const struct deliver_resolver *resolver);
 void deliver_free(struct deliver *d);
 enum deliver_outcome deliver_message(struct deliver *d, const char *id);
+/*
+ * Runs n queued messages together (group commit): recipients of one mailbox are appended
+ * under one lock with one fsync; queue files that are finished go with one folder fsync,
+ * the others get their done marks with one syncfs. out[i] is message i's outcome.
+ */
+#define DELIVER_BATCH_MAX 256
+void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_outcome *out);
 void deliver_targets_add(struct deliver_targets *t, const char *addr, bool remote);
 void deliver_targets_free(struct deliver_targets *t);
 

@@ -116,78 +116,120 @@ static int local_check_previous(int fd, long long attempt, const struct buf *ent
     return 0;
 }
 
-static enum local_result local_deliver_mbox(const struct local_target *t, struct queue_msg *msg,
-                                            size_t rcpt, const struct buf *data,
-                                            const char **error_r)
+/* Recovery items (a previous attempt was recorded) go first, so a torn write at the end of the
+ * mailbox is found and cut before anything new is appended after it. */
+static int local_item_order(const void *a, const void *b)
 {
-    enum local_result result = LOCAL_DEFER;
+    const struct local_item *x = a, *y = b;
+    bool rx = x->msg->env.rcpts[x->rcpt].attempt >= 0, ry = y->msg->env.rcpts[y->rcpt].attempt >= 0;
+    return (int)ry - (int)rx;
+}
+
+static void local_defer_all(struct local_item *items, size_t n, const char *error)
+{
+    for (size_t i = 0; i < n; i++) {
+        items[i].result = LOCAL_DEFER;
+        items[i].error = error;
+    }
+}
+
+static void local_deliver_mbox(const struct local_target *t, struct local_item *items, size_t n)
+{
     char *path = local_join(t->spool_dir, t->user, "");
     char *lock_path = local_join(t->spool_dir, t->user, ".lock");
     struct buf entry;
     buf_init(&entry, 0);
-    local_render_mbox(msg, t->rcpt, data, &entry);
+    int fd = -1;
+    qsort(items, n, sizeof *items, local_item_order);
+    local_defer_all(items, n, "not attempted");
 
     if (local_dotlock(lock_path) < 0) {
-        *error_r = errno == EWOULDBLOCK ? "mailbox is locked" : "cannot create lock file";
+        local_defer_all(items, n, errno == EWOULDBLOCK ? "mailbox is locked" : "cannot create lock file");
         goto out;
     }
-    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    struct stat st;
     if (fd < 0) {
-        *error_r = "cannot open mailbox";
+        local_defer_all(items, n, "cannot open mailbox");
         goto unlock;
     }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(fd, F_SETLKW, &fl) < 0) {
-        *error_r = "cannot lock mailbox";
-        goto close_fd;
+        local_defer_all(items, n, "cannot lock mailbox");
+        goto unlock;
     }
-    struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        *error_r = "mailbox is not a regular file";
-        goto close_fd;
+        local_defer_all(items, n, "mailbox is not a regular file");
+        goto unlock;
     }
-    int prev = local_check_previous(fd, msg->env.rcpts[rcpt].attempt, &entry, st.st_size);
-    if (prev == 1) {
-        log_info("%s: to=<%s> mailbox=%s already delivered before a restart", msg->id,
-                 t->rcpt, path);
-        result = LOCAL_OK;
-        goto close_fd;
+    off_t start = st.st_size, size = st.st_size;
+    size_t written = 0;     /* items appended by this batch, awaiting the fsync */
+    size_t i;
+    for (i = 0; i < n; i++) {
+        struct local_item *it = &items[i];
+        struct queue_rcpt *r = &it->msg->env.rcpts[it->rcpt];
+        buf_reset(&entry);
+        local_render_mbox(it->msg, r->addr, it->data, &entry);
+        int prev = local_check_previous(fd, r->attempt, &entry, size);
+        if (prev == 1) {
+            log_info("%s: to=<%s> mailbox=%s already delivered before a restart", it->msg->id,
+                     r->addr, path);
+            it->result = LOCAL_OK;
+            continue;
+        }
+        if (prev < 0 || fstat(fd, &st) < 0) {
+            it->error = "cannot repair mailbox";
+            break;
+        }
+        if (st.st_size < size)
+            start = st.st_size; /* a torn write was cut off */
+        size = st.st_size;
+        if (queue_set_attempt(it->msg, it->rcpt, (long long)size) < 0) {
+            it->error = "cannot record delivery attempt";
+            break;
+        }
+        if (fs_write_all(fd, entry.data, entry.len) < 0) {
+            int saved = errno;
+            /* Nothing half-written survives: cut back to where this message started. */
+            if (ftruncate(fd, size) < 0)
+                log_warn("%s: cannot truncate %s back to %lld", it->msg->id, path, (long long)size);
+            it->error = saved == ENOSPC ? "mailbox write failed: no space"
+                        : saved == EFBIG || saved == EDQUOT ? "mailbox write failed: size limit or quota"
+                                                            : "mailbox write failed";
+            break;
+        }
+        size += (off_t)entry.len;
+        it->result = LOCAL_OK;
+        written++;
     }
-    if (prev < 0 || fstat(fd, &st) < 0) {
-        *error_r = "cannot repair mailbox";
-        goto close_fd;
+    if (i < n)
+        for (size_t j = i + 1; j < n; j++)
+            items[j].error = items[i].error; /* stopped at item i: the rest waits with its reason */
+    if (fsync(fd) < 0) {
+        /* Nothing of this batch is promised: back to the size before it. */
+        if (ftruncate(fd, start) < 0 || fsync(fd) < 0)
+            log_warn("cannot truncate %s back to %lld", path, (long long)start);
+        for (size_t j = 0; j < n; j++)
+            if (items[j].result == LOCAL_OK && written) {
+                items[j].result = LOCAL_DEFER;
+                items[j].error = "mailbox fsync failed";
+            }
     }
-    if (queue_set_attempt(msg, rcpt, (long long)st.st_size) < 0) {
-        *error_r = "cannot record delivery attempt";
-        goto close_fd;
-    }
-    if (fs_write_all(fd, entry.data, entry.len) < 0 || fsync(fd) < 0) {
-        int saved = errno;
-        /* Nothing half-written survives: cut back to where this message started. */
-        if (ftruncate(fd, st.st_size) < 0 || fsync(fd) < 0)
-            log_warn("%s: cannot truncate %s back to %lld", msg->id, path, (long long)st.st_size);
-        errno = saved;
-        *error_r = saved == ENOSPC ? "mailbox write failed: no space"
-                   : saved == EFBIG || saved == EDQUOT ? "mailbox write failed: size limit or quota"
-                                                       : "mailbox write failed";
-        goto close_fd;
-    }
-    result = LOCAL_OK;
-close_fd:
-    close(fd); /* releases the fcntl lock */
 unlock:
+    if (fd >= 0)
+        close(fd); /* releases the fcntl lock */
     unlink(lock_path);
 out:
     buf_free(&entry);
     free(path);
     free(lock_path);
-    return result;
 }
 
 static enum local_result local_deliver_maildir(const struct local_target *t,
                                                struct queue_msg *msg, size_t rcpt,
                                                const struct buf *data, const char **error_r)
 {
+    const char *rcpt_addr = msg->env.rcpts[rcpt].addr;
     enum local_result result = LOCAL_DEFER;
     char *box = local_join(t->spool_dir, t->user, "");
     char *tmp_dir = local_join(box, "tmp", ""), *new_dir = local_join(box, "new", "");
@@ -209,7 +251,7 @@ static enum local_result local_deliver_maildir(const struct local_target *t,
         goto out;
     }
     /* Maildir keeps LF line ends too, for the mail readers that open the files directly. */
-    buf_printf(&body, "Delivered-To: %s\n", t->rcpt);
+    buf_printf(&body, "Delivered-To: %s\n", rcpt_addr);
     for (size_t i = 0; i < data->len; i++)
         if (!(data->data[i] == '\r' && i + 1 < data->len && data->data[i + 1] == '\n'))
             buf_append_char(&body, data->data[i]);
@@ -247,17 +289,35 @@ out:
     return result;
 }
 
+void local_deliver_batch(const struct local_target *target, struct local_item *items, size_t n)
+{
+    if (n == 0)
+        return;
+    if (strchr(target->user, '/') || target->user[0] == '.' || !target->user[0]) {
+        local_defer_all(items, n, "invalid mailbox name");
+        return;
+    }
+    if (fs_mkdir_p(target->spool_dir, 0700) < 0) {
+        local_defer_all(items, n, "cannot create spool folder");
+        return;
+    }
+    if (!target->maildir) {
+        local_deliver_mbox(target, items, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i].error = NULL;
+        items[i].result = local_deliver_maildir(target, items[i].msg, items[i].rcpt,
+                                                items[i].data, &items[i].error);
+    }
+}
+
 enum local_result local_deliver(const struct local_target *target, struct queue_msg *msg,
                                 size_t rcpt, const struct buf *data, const char **error_r)
 {
-    if (strchr(target->user, '/') || target->user[0] == '.' || !target->user[0]) {
-        *error_r = "invalid mailbox name";
-        return LOCAL_DEFER;
-    }
-    if (fs_mkdir_p(target->spool_dir, 0700) < 0) {
-        *error_r = "cannot create spool folder";
-        return LOCAL_DEFER;
-    }
-    return target->maildir ? local_deliver_maildir(target, msg, rcpt, data, error_r)
-                           : local_deliver_mbox(target, msg, rcpt, data, error_r);
+    struct local_item item = {.msg = msg, .rcpt = rcpt, .data = data};
+    local_deliver_batch(target, &item, 1);
+    if (item.result != LOCAL_OK)
+        *error_r = item.error;
+    return item.result;
 }

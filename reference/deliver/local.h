@@ -24,10 +24,18 @@ enum local_result { LOCAL_OK, LOCAL_DEFER };
 
 struct local_target {
     const char *user;      /* mailbox owner, e.g. "sjoerd" */
-    const char *rcpt;      /* the address for Delivered-To, e.g. "sjoerd@zolder.thuis" */
     const char *spool_dir; /* STATE_DIR/spool/mail (mbox) or STATE_DIR/maildir (Maildir) */
     const char *hostname;  /* for Maildir file names */
     bool maildir;
+};
+
+/* One recipient of one message for the target's mailbox. */
+struct local_item {
+    struct queue_msg *msg;
+    size_t rcpt;               /* index in msg->env.rcpts; its address goes in Delivered-To */
+    const struct buf *data;    /* the message bytes from the queue file */
+    enum local_result result;  /* set by local_deliver_batch */
+    const char *error;         /* why, when LOCAL_DEFER */
 };
 
 /* Renders the mbox entry (From_ line, Delivered-To, quoted message, blank line). */
@@ -35,10 +43,13 @@ void local_render_mbox(const struct queue_msg *msg, const char *rcpt, const stru
                        struct buf *out);
 
 /*
- * Delivers msg (its bytes in data) for recipient index rcpt of msg to target.
- * LOCAL_OK: durably in the mailbox (fsync'd). LOCAL_DEFER: not delivered, *error_r says why,
- * the mailbox is as it was.
+ * Delivers items into target's mailbox: for mbox under one lock and with one fsync for the
+ * whole batch (group commit); every item gets LOCAL_OK (durably in the mailbox) or
+ * LOCAL_DEFER (not delivered, the mailbox as it was before that item).
  */
+void local_deliver_batch(const struct local_target *target, struct local_item *items, size_t n);
+
+/* One item: local_deliver_batch with n = 1. */
 enum local_result local_deliver(const struct local_target *target, struct queue_msg *msg,
                                 size_t rcpt, const struct buf *data, const char **error_r);
 

@@ -199,6 +199,42 @@ fail:
     return -1;
 }
 
+void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r)
+{
+    bool synced = false;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_writer *w = ws[i];
+        ok_r[i] = !w->failed && close(w->fd) == 0;
+        w->fd = -1;
+    }
+    int dfd = open(q->tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        synced = syncfs(dfd) == 0;
+        close(dfd);
+    }
+    bool renamed_any = false;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_writer *w = ws[i];
+        if (ok_r[i] && synced) {
+            char *final = queue_path(q->msg_dir, w->id);
+            ok_r[i] = renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, final, RENAME_NOREPLACE) == 0;
+            free(final);
+            renamed_any |= ok_r[i];
+        } else {
+            ok_r[i] = false;
+        }
+        if (!ok_r[i])
+            unlink(w->tmp_path);
+        free(w->tmp_path);
+        w->tmp_path = NULL;
+    }
+    if (renamed_any && fs_fsync_dir(q->msg_dir) < 0) {
+        /* In msg/ but not durably: delivered all the same, never promised (see commit). */
+        for (size_t i = 0; i < n; i++)
+            ok_r[i] = false;
+    }
+}
+
 void queue_msg_free(struct queue_msg *msg)
 {
     queue_envelope_free(&msg->env);
@@ -306,6 +342,37 @@ int queue_mark(struct queue_msg *msg, size_t rcpt, char status)
         return -1;
     r->status = status;
     return 0;
+}
+
+int queue_mark_nosync(struct queue_msg *msg, size_t rcpt, char status)
+{
+    struct queue_rcpt *r = &msg->env.rcpts[rcpt];
+    int fd = open(msg->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = pwrite(fd, &status, 1, r->status_off);
+    close(fd);
+    if (n != 1)
+        return -1;
+    r->status = status;
+    return 0;
+}
+
+int queue_unlink(struct queue_msg *msg) { return unlink(msg->path); }
+
+int queue_sync(struct queue *q, bool marks, bool unlinks)
+{
+    int rc = 0;
+    if (marks) {
+        int fd = open(q->msg_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || syncfs(fd) < 0)
+            rc = -1;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (unlinks && (fs_fsync_dir(q->msg_dir) < 0 || fs_fsync_dir(q->hold_dir) < 0))
+        rc = -1;
+    return rc;
 }
 
 int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt)

@@ -63,6 +63,13 @@ int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
  */
 int queue_writer_commit(struct queue *q, struct queue_writer *w);
 void queue_writer_abort(struct queue_writer *w);
+/*
+ * Group commit: n finished writers become durable together. Their files are closed, one
+ * syncfs(2) writes back every tmp file of the batch (data and inode) in one journal commit,
+ * each is renamed into msg/, and one fsync of msg/ makes the renames durable. ok_r[i] tells
+ * each writer's fate; a failed one is removed. Only then may the 250s go out.
+ */
+void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r);
 
 /* Loads the envelope of msg/ID (or hold/ID). 0, or -1 with a reason in *error_r. */
 int queue_load(struct queue *q, const char *id, struct queue_msg *msg, const char **error_r);
@@ -74,6 +81,14 @@ int queue_mark(struct queue_msg *msg, size_t rcpt, char status);
 int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt);
 /* Removes the queue file when no recipient is pending; fsyncs the folder. 1 removed, 0 kept. */
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg);
+/*
+ * Batch forms for group commit: a status byte written without a sync, an unlink without the
+ * folder fsync, then one queue_sync() for the whole batch (syncfs for the marks when any,
+ * fsync of msg/ and hold/ for the unlinks when any).
+ */
+int queue_mark_nosync(struct queue_msg *msg, size_t rcpt, char status);
+int queue_unlink(struct queue_msg *msg);
+int queue_sync(struct queue *q, bool marks, bool unlinks);
 
 /* Lists ids in msg/ (and hold/ when with_hold), sorted. Caller frees each and the array. */
 int queue_list(struct queue *q, bool with_hold, char ***ids_r, size_t *n_r);

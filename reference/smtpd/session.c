@@ -43,7 +43,16 @@ enum smtpd_state {
     SMTPD_S_AUTH_PLAIN,     /* waiting for the PLAIN response line */
     SMTPD_S_AUTH_LOGIN_USER,
     SMTPD_S_AUTH_LOGIN_PASS,
+    SMTPD_S_COMMIT_WAIT,    /* message written; reading paused until the group commit */
     SMTPD_S_CLOSING,
+};
+
+struct smtpd_pending {
+    struct smtpd_session *ss;  /* NULL when the session ended before the commit */
+    struct queue_writer w;
+    char *sender;
+    size_t size;
+    size_t nrcpt;
 };
 
 struct smtpd_rcpt {
@@ -90,6 +99,7 @@ struct smtpd_session {
     bool bdat_last;
     bool discard_line;         /* dropping the rest of an overlong command line */
     char *auth_login_user;
+    struct smtpd_pending *pending;
     struct smtpd_tx tx;
 };
 
@@ -159,6 +169,8 @@ static void smtpd_session_free(struct smtpd_session *ss)
         }
     }
     s->nsessions--;
+    if (ss->pending)
+        ss->pending->ss = NULL; /* never promised: the commit drops it */
     log_info("smtpd %llx: disconnect from %s[%s]", ss->id,
              ss->client_name ? ss->client_name : "unknown", ss->ip);
     smtpd_tx_reset(&ss->tx);
@@ -1002,34 +1014,96 @@ static void smtpd_finish_message(struct smtpd_session *ss)
         queue_envelope_add_rcpt(&env, tx->rcpts[i].addr, tx->rcpts[i].orcpt,
                                 tx->rcpts[i].notify, false);
 
-    struct queue_writer w;
+    struct smtpd_pending *p = xcalloc(1, sizeof *p);
     struct buf stored;
     buf_init(&stored, 0);
-    if (queue_writer_begin(ss->srv->queue, &env, &w) < 0) {
+    if (queue_writer_begin(ss->srv->queue, &env, &p->w) < 0) {
         log_warn("smtpd %llx: cannot create queue file", ss->id);
         smtpd_reply(ss, "451 4.3.0 Error: queue file write error");
+        free(p);
         goto out;
     }
-    smtpd_compose(ss, w.id, env.arrival, &stored);
-    if (queue_writer_write(&w, stored.data, stored.len) < 0 ||
-        queue_writer_commit(ss->srv->queue, &w) < 0) {
-        log_warn("%s: queue file write error", w.id);
-        queue_writer_abort(&w);
+    smtpd_compose(ss, p->w.id, env.arrival, &stored);
+    if (queue_writer_write(&p->w, stored.data, stored.len) < 0) {
+        log_warn("%s: queue file write error", p->w.id);
+        queue_writer_abort(&p->w);
         smtpd_reply(ss, "451 4.3.0 Error: queue file write error");
+        free(p);
         goto out;
     }
-    log_info("%s: client=%s[%s] helo=<%s>%s%s", w.id, ss->client_name ? ss->client_name : "unknown",
+    log_info("%s: client=%s[%s] helo=<%s>%s%s", p->w.id, ss->client_name ? ss->client_name : "unknown",
              ss->ip, ss->helo, ss->authenticated ? " sasl_username=" : "",
              ss->authenticated ? ss->auth_user : "");
-    log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", w.id, env.sender, stored.len,
-             env.nrcpts);
-    smtpd_reply(ss, "250 2.0.0 Ok: queued as %s", w.id);
-    if (ss->srv->on_queued)
-        ss->srv->on_queued(w.id, ss->srv->on_queued_ctx);
+    p->ss = ss;
+    p->sender = xstrdup(env.sender);
+    p->size = stored.len;
+    p->nrcpt = env.nrcpts;
+    ss->pending = p;
+    ss->state = SMTPD_S_COMMIT_WAIT;
+    struct smtpd *s = ss->srv;
+    s->pending = xreallocarray(s->pending, s->npending + 1, sizeof *s->pending);
+    s->pending[s->npending++] = p;
+    if (s->npending == 1)
+        event_active(s->commit_event, EV_TIMEOUT, 0);
 out:
     buf_free(&stored);
     queue_envelope_free(&env);
     smtpd_tx_reset(tx);
+}
+
+/* Runs once per loop turn with messages waiting: commit them all, then answer each. */
+void smtpd_commit(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtpd *s = arg;
+    (void)fd;
+    (void)what;
+    size_t n = s->npending;
+    struct smtpd_pending **batch = s->pending;
+    s->pending = NULL;
+    s->npending = 0;
+    if (n == 0)
+        return;
+    struct queue_writer **ws = xcalloc(n, sizeof *ws);
+    bool *ok = xcalloc(n, sizeof *ok);
+    size_t live = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i]->ss) {
+            ws[live++] = &batch[i]->w;
+        } else {
+            log_info("%s: client left before the commit; dropped, never promised", batch[i]->w.id);
+            queue_writer_abort(&batch[i]->w);
+        }
+    }
+    queue_commit_batch(s->queue, ws, live, ok);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct smtpd_pending *p = batch[i];
+        struct smtpd_session *ss = p->ss;
+        if (ss) {
+            bool committed = ok[k++];
+            ss->pending = NULL;
+            ss->state = SMTPD_S_COMMAND;
+            if (committed) {
+                log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", p->w.id, p->sender,
+                         p->size, p->nrcpt);
+                smtpd_reply(ss, "250 2.0.0 Ok: queued as %s", p->w.id);
+                if (s->on_queued)
+                    s->on_queued(p->w.id, s->on_queued_ctx);
+            } else {
+                log_warn("%s: queue file commit failed", p->w.id);
+                smtpd_reply(ss, "451 4.3.0 Error: queue file write error");
+            }
+        }
+        free(p->sender);
+        free(p);
+        batch[i] = NULL;
+        /* Whatever the client pipelined after the data is read now, after the reply. */
+        if (ss)
+            smtpd_session_read(ss->bev, ss);
+    }
+    free(batch);
+    free(ws);
+    free(ok);
 }
 
 /* ---- I/O glue ----------------------------------------------------------------------------- */
@@ -1038,6 +1112,8 @@ static void smtpd_read_commands(struct smtpd_session *ss, struct evbuffer *in)
 {
     const struct zconf *c = ss->srv->conf;
     while (ss->state != SMTPD_S_CLOSING) {
+        if (ss->state == SMTPD_S_COMMIT_WAIT)
+            return;
         if (ss->state == SMTPD_S_DATA) {
             smtpd_read_data(ss, in);
             if (ss->state == SMTPD_S_DATA)

@@ -11,4 +11,7 @@
 void smtpd_session_new(struct smtpd *s, evutil_socket_t fd, const struct sockaddr *sa,
                        bool submission);
 
+/* The group commit event's callback (smtpd.c creates the event). */
+void smtpd_commit(evutil_socket_t fd, short what, void *arg);
+
 #endif

@@ -49,6 +49,9 @@ static void smtpd_accept_error(struct evconnlistener *l, void *arg)
 
 int smtpd_start(struct smtpd *s, const int *fds, size_t nlisten, size_t nsubmission)
 {
+    s->commit_event = event_new(s->base, -1, 0, smtpd_commit, s);
+    if (!s->commit_event)
+        return -1;
     for (size_t i = 0; i < nlisten + nsubmission; i++) {
         evutil_make_socket_nonblocking(fds[i]);
         struct evconnlistener *l = evconnlistener_new(s->base, smtpd_accept, s,
@@ -67,6 +70,11 @@ void smtpd_stop(struct smtpd *s)
     for (size_t i = 0; i < s->nlisteners; i++)
         evconnlistener_free(s->listeners[i]);
     s->nlisteners = 0;
+    if (s->commit_event) {
+        smtpd_commit(-1, 0, s); /* answer what is written rather than drop it */
+        event_free(s->commit_event);
+        s->commit_event = NULL;
+    }
     free(s->clients);
     s->clients = NULL;
     s->nclients = 0;

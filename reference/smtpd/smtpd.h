@@ -1,7 +1,9 @@
 /*
  * smtpd: zolderd's SMTP service (RFC 5321) on libevent: listeners, sessions, relay control.
- * A session buffers one message (bounded by message_size_limit), checks it, writes it to
- * the queue and only then answers 250 (queue_writer_commit fsyncs file and folder first).
+ * A session buffers one message (bounded by message_size_limit), checks it and writes it to
+ * the queue; the messages finished in one loop turn are committed together
+ * (queue_commit_batch: one syncfs, renames, one fsync of the folder) and only then each
+ * session answers 250 and reads on.
  */
 #ifndef ZOLDER_SMTPD_H
 #define ZOLDER_SMTPD_H
@@ -17,6 +19,8 @@
 #include "zconf.h"
 
 struct smtpd_maps; /* users, aliases, access, hosts: see smtpd/maps.h */
+
+struct smtpd_pending; /* a message written, waiting for the group commit (session.c) */
 
 struct smtpd_client_count {
     struct netaddr addr;
@@ -43,6 +47,10 @@ struct smtpd {
     void *on_queued_ctx;
     smtpd_queued_fn on_etrn;
     void *on_etrn_ctx;
+    /* Group commit: messages finished in one loop turn become durable together. */
+    struct smtpd_pending **pending;
+    size_t npending;
+    struct event *commit_event;
 };
 
 /*

@@ -104,11 +104,16 @@ class KillNineTest(unittest.TestCase):
 
 @unittest.skipUnless(shutil.which("strace"), "strace not installed")
 class FsyncAuditTest(unittest.TestCase):
-    def test_every_250_follows_fsync_of_file_and_folder(self):
+    """The group commit, checked in the daemon's own system calls: for every 250 the queue
+    file's bytes were written, one syncfs(2) wrote them back, the file was renamed into
+    queue/msg/, and queue/msg/ was fsync'd, all before the reply; and no queue file is
+    unlinked before the mailbox it was delivered to was fsync'd."""
+
+    def test_every_250_follows_sync_of_file_and_folder(self):
         z = Zolderd(port=2531)
         trace = z.inst.path("strace.out")
         z.start(wrapper=["strace", "-f", "-y", "-s", "256", "-qq", "-o", trace,
-                         "-e", "trace=openat,fsync,fdatasync,renameat2,rename,write,writev,pwrite64,unlink"],
+                         "-e", "trace=openat,fsync,fdatasync,syncfs,renameat2,rename,write,writev,pwrite64,unlink"],
                 # LeakSanitizer cannot run under ptrace; the ASan build's other checks still do.
                 env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
         try:
@@ -121,28 +126,31 @@ class FsyncAuditTest(unittest.TestCase):
             z.stop()
         with open(trace) as f:
             lines = f.read().splitlines()
-        z.cleanup()
+
+        def last(pattern, before, after=-1):
+            hits = [k for k in range(after + 1, before) if re.search(pattern, lines[k])]
+            return hits[-1] if hits else -1
+
         promises = [i for i, l in enumerate(lines) if "250 2.0.0 Ok: queued as " in l]
         self.assertEqual(len(promises), 5, "\n".join(lines[-50:]))
         for i in promises:
             qid = re.search(r"queued as ([0-9A-Z]{16})", lines[i]).group(1)
-            before = lines[:i]
-            fsync_file = max((k for k, l in enumerate(before)
-                              if re.match(r"\d+\s+f(data)?sync\(\d+<[^>]*/queue/tmp/%s>" % qid, l)), default=-1)
-            rename = max((k for k, l in enumerate(before)
-                          if "rename" in l and f"/queue/tmp/{qid}" in l or
-                          ("rename" in l and f'tmp/{qid}"' in l)), default=-1)
-            fsync_dir = max((k for k, l in enumerate(before)
-                             if re.match(r"\d+\s+fsync\(\d+<[^>]*/queue/msg>\)", l)), default=-1)
-            self.assertGreaterEqual(fsync_file, 0, f"{qid}: no fsync of the queue file before 250")
-            self.assertGreater(rename, fsync_file, f"{qid}: rename not after the file fsync")
-            self.assertGreater(fsync_dir, rename, f"{qid}: no fsync of queue/msg after the rename")
-        # Each recipient mark ('D' pwrite + fdatasync) comes after an fsync of that mailbox.
-        marks = [i for i, l in enumerate(lines) if re.match(r'\d+\s+pwrite64\(\d+<[^>]*/queue/msg/[0-9A-Z]{16}>, "D", 1', l)]
-        self.assertEqual(len(marks), 10)
-        for i in marks:
-            mbox_sync = max((k for k in range(i) if re.match(r"\d+\s+fsync\(\d+<[^>]*/spool/mail/(bouke|sjoerd)>\)", lines[k])), default=-1)
-            self.assertGreaterEqual(mbox_sync, 0, "queue mark without a mailbox fsync before it")
+            write = last(r"write\(\d+</[^>]*/queue/tmp/%s>" % qid, i)
+            sync = last(r"syncfs\(\d+</[^>]*/queue/tmp>\) = 0", i, write)
+            rename = last(r"rename.*/queue/tmp/%s.*/queue/msg/%s" % (qid, qid), i, sync)
+            dirsync = last(r"fsync\(\d+</[^>]*/queue/msg>\) = 0", i, rename)
+            self.assertGreaterEqual(write, 0, f"{qid}: queue file never written before its 250")
+            self.assertGreater(sync, write, f"{qid}: no syncfs after the queue file was written")
+            self.assertGreater(rename, sync, f"{qid}: not renamed into msg/ after the syncfs")
+            self.assertGreater(dirsync, rename, f"{qid}: queue/msg not fsync'd after the rename")
+            unlink = [k for k, l in enumerate(lines) if re.search(r"unlink\(\"[^\"]*/queue/msg/%s\"" % qid, l)]
+            self.assertEqual(len(unlink), 1, f"{qid}: queue file not removed once")
+            for box in ("bouke", "sjoerd"):
+                appended = last(r"write\(\d+</[^>]*/spool/mail/%s>.*%s" % (box, qid), unlink[0])
+                synced = last(r"fsync\(\d+</[^>]*/spool/mail/%s>\) = 0" % box, unlink[0], appended)
+                self.assertGreaterEqual(appended, 0, f"{qid}: not appended to {box} before its removal")
+                self.assertGreater(synced, appended, f"{qid}: removed before {box}'s mailbox was fsync'd")
+        z.cleanup()
 
 
 class FileSizeLimitTest(unittest.TestCase):

@@ -215,7 +215,7 @@ static void test_local_mbox_delivery_is_idempotent(void **state)
     assert_int_equal(queue_read_data(&msg, &data), 0);
     char spool[128];
     snprintf(spool, sizeof spool, "%s/spool/mail", f->dir);
-    struct local_target t = {.user = "bouke", .rcpt = "bouke@zolder.thuis", .spool_dir = spool,
+    struct local_target t = {.user = "bouke", .spool_dir = spool,
                              .hostname = "zolder.thuis"};
     assert_int_equal(fs_mkdir_p(spool, 0700), 0);
 
@@ -288,7 +288,7 @@ static void test_local_stale_and_live_dotlocks(void **state)
     snprintf(spool, sizeof spool, "%s/spool/mail", f->dir);
     snprintf(lock, sizeof lock, "%s/bouke.lock", spool);
     assert_int_equal(fs_mkdir_p(spool, 0700), 0);
-    struct local_target t = {.user = "bouke", .rcpt = "bouke@zolder.thuis", .spool_dir = spool,
+    struct local_target t = {.user = "bouke", .spool_dir = spool,
                              .hostname = "zolder.thuis"};
 
     /* A lock held by a live process without a PID in it (a mail reader): deferred. */
@@ -333,7 +333,7 @@ static void test_local_maildir_delivery_is_idempotent(void **state)
     assert_int_equal(queue_read_data(&msg, &data), 0);
     char spool[128];
     snprintf(spool, sizeof spool, "%s/maildir", f->dir);
-    struct local_target t = {.user = "bouke", .rcpt = "bouke@zolder.thuis", .spool_dir = spool,
+    struct local_target t = {.user = "bouke", .spool_dir = spool,
                              .hostname = "zolder.thuis", .maildir = true};
     assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
     assert_int_equal(local_deliver(&t, &msg, 0, &data, &error), LOCAL_OK);
