@@ -17,11 +17,13 @@ static FILE *log_stream;
 static enum log_level log_min_level = LOG_LEVEL_INFO;
 static void (*log_capture_fn)(const char *, void *);
 static void *log_capture_ctx;
+static long log_pid;   /* cached: one getpid per line adds up under load; reset by log_init */
 
 void log_init(const char *progname, FILE *stream)
 {
     log_progname = progname;
     log_stream = stream;
+    log_pid = (long)getpid();
 }
 
 void log_set_level(enum log_level level) { log_min_level = level; }
@@ -53,6 +55,8 @@ static void log_emit(enum log_level level, int errnum, const char *fmt, va_list 
 
     if (level < log_min_level)
         return;
+    if (!log_pid)
+        log_pid = (long)getpid();
     vsnprintf(text, sizeof text, fmt, ap);
     /* Control bytes from peers never reach the log raw: one event stays one line. */
     for (char *p = text; *p; p++)
@@ -63,11 +67,11 @@ static void log_emit(enum log_level level, int errnum, const char *fmt, va_list 
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     if (errnum)
         snprintf(line, sizeof line, "%s.%03ldZ %s[%ld]: %s: %s: %s", stamp,
-                 (long)(tv.tv_usec / 1000), log_progname, (long)getpid(), log_level_name(level),
+                 (long)(tv.tv_usec / 1000), log_progname, log_pid, log_level_name(level),
                  text, strerror(errnum));
     else
         snprintf(line, sizeof line, "%s.%03ldZ %s[%ld]: %s: %s", stamp, (long)(tv.tv_usec / 1000),
-                 log_progname, (long)getpid(), log_level_name(level), text);
+                 log_progname, log_pid, log_level_name(level), text);
     if (log_capture_fn)
         log_capture_fn(line, log_capture_ctx);
     FILE *out = log_stream ? log_stream : stderr;

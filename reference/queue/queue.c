@@ -89,19 +89,38 @@ static char *queue_path(const char *dir, const char *id)
     return queue_subdir(dir, id);
 }
 
-int queue_writer_begin_id(struct queue *q, const char *id, const struct queue_envelope *env,
-                          struct queue_writer *w)
+static int queue_writer_open(struct queue *q, struct queue_writer *w,
+                             const struct queue_envelope *env);
+
+static int queue_writer_with_id(struct queue *q, const char *id, const struct queue_envelope *env,
+                                struct queue_writer *w)
 {
     memset(w, 0, sizeof *w);
     w->fd = -1;
     str_copy(w->id, sizeof w->id, id);
+    return queue_writer_open(q, w, env);
+}
+
+int queue_writer_begin_id(struct queue *q, const char *id, const struct queue_envelope *env,
+                          struct queue_writer *w)
+{
+    /* A chosen id (an alias explosion's child) may exist from an earlier attempt. */
     char *final = queue_path(q->msg_dir, id);
     bool exists = access(final, F_OK) == 0;
     free(final);
     if (exists) {
+        memset(w, 0, sizeof *w);
+        w->fd = -1;
         errno = EEXIST;
         return -1;
     }
+    return queue_writer_with_id(q, id, env, w);
+}
+
+/* Creates tmp/ID (O_EXCL) and writes the envelope. */
+static int queue_writer_open(struct queue *q, struct queue_writer *w, const struct queue_envelope *env)
+{
+    const char *id = w->id;
     w->tmp_path = queue_path(q->tmp_dir, id);
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
@@ -130,7 +149,7 @@ int queue_writer_begin(struct queue *q, const struct queue_envelope *env, struct
     for (int tries = 0; tries < 100; tries++) {
         char id[QUEUE_ID_LEN + 1];
         queue_new_id(id);
-        if (queue_writer_begin_id(q, id, env, w) == 0)
+        if (queue_writer_with_id(q, id, env, w) == 0)
             return 0;
         if (errno != EEXIST)
             return -1;
