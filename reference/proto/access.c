@@ -400,10 +400,6 @@ int access_load(struct access **access_r, const char *file, const char *data, si
     /* No trailing comments: '#' may be part of an ERROR text ("550 see ticket #12"). */
     cfg_reader_init(&r, file, data, len, 0);
     while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
-        /* cfglex trims all isspace() but only skips blank/tab lines: "\f" or "\r\r" arrive
-         * here empty. They are blank lines to a reader, so they are to us. */
-        if (*line == '\0')
-            continue;
         if (a->count == ACCESS_ENTRIES_MAX) {
             cfg_error_set(err, file, lineno, "more than %d entries", ACCESS_ENTRIES_MAX);
             rc = -1;

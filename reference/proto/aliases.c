@@ -309,10 +309,6 @@ int aliases_load(struct aliases **aliases_r, const char *file, const char *data,
     *aliases_r = NULL;
     cfg_reader_init(&r, file, data, len, CFG_CONT_INDENT | CFG_TRAILING_COMMENT);
     while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
-        /* cfglex trims all isspace() but only skips blank/tab lines: "\f" or "\r\r" arrive
-         * here empty. They are blank lines to a reader, so they are to us. */
-        if (*line == '\0')
-            continue;
         if (a->count == ALIASES_ENTRIES_MAX) {
             cfg_error_set(err, file, lineno, "more than %d aliases", ALIASES_ENTRIES_MAX);
             rc = -1;

@@ -351,10 +351,6 @@ int hostsallow_load(struct hostsallow **table_r, const char *file, const char *d
     t->file = xstrdup(file ? file : "-");
     cfg_reader_init(&r, file, data, len, CFG_CONT_BACKSLASH | CFG_TRAILING_COMMENT);
     while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
-        /* cfglex trims all isspace() but only skips blank/tab lines: "\f" or "\r\r" arrive
-         * here empty. They are blank lines to a reader, so they are to us. */
-        if (*line == '\0')
-            continue;
         if (t->count == HOSTSALLOW_RULES_MAX) {
             cfg_error_set(err, file, lineno, "more than %d rules", HOSTSALLOW_RULES_MAX);
             rc = -1;

@@ -124,10 +124,6 @@ int hostsfile_load(struct hostsfile **hosts_r, const char *file, const char *dat
     *hosts_r = NULL;
     cfg_reader_init(&r, file, data, len, CFG_TRAILING_COMMENT);
     while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
-        /* cfglex trims all isspace() but only skips blank/tab lines: "\f" or "\r\r" arrive
-         * here empty. They are blank lines to a reader, so they are to us. */
-        if (*line == '\0')
-            continue;
         if (h->count == HOSTSFILE_ENTRIES_MAX) {
             cfg_error_set(err, file, lineno, "more than %d entries", HOSTSFILE_ENTRIES_MAX);
             rc = -1;

@@ -207,10 +207,6 @@ int users_load(struct users **users_r, const char *file, const char *data, size_
     *users_r = NULL;
     cfg_reader_init(&r, file, data, len, CFG_TRAILING_COMMENT);
     while ((rc = cfg_reader_next(&r, &line, &lineno, err)) == 1) {
-        /* cfglex trims all isspace() but only skips blank/tab lines: "\f" or "\r\r" arrive
-         * here empty. They are blank lines to a reader, so they are to us. */
-        if (*line == '\0')
-            continue;
         if (u->count == USERS_ENTRIES_MAX) {
             cfg_error_set(err, file, lineno, "more than %d users", USERS_ENTRIES_MAX);
             rc = -1;
