@@ -368,9 +368,15 @@ class ZolderServer:
         self.z = None
         self.addr = ZOLDER_ADDR
 
+    def setup(self):
+        return (f"zolderd {self.addr[0]}:{self.addr[1]} (tests/helper Zolderd in a temp folder), "
+                "one process, mailbox_format = mbox, log_level info, "
+                "smtpd_client_connection_limit = 100")
+
     def durability(self):
         return ("250 after fsync of queue/tmp/ID, rename into queue/msg and fsync of queue/msg/; "
-                "mbox entry fsync'd before the recipient is marked done (fdatasync)")
+                "mbox entry fsync'd before the recipient is marked done (fdatasync); queue file "
+                "removed and queue/msg/ fsync'd")
 
     def start(self):
         if not zolder_test.address_free(*self.addr):
@@ -427,6 +433,12 @@ class PostfixServer:
         self.master = None
         self.master_start = None
         self.seen = {}  # pid -> starttime, every process of this instance we saw
+
+    def setup(self):
+        return (f"private instance ({self.addr[0]}:{self.addr[1]}, postfix -c TMPDIR start/stop), "
+                f"default main.cf but for: virtual(8) delivery to one mbox in the temp folder, "
+                f"virtual_destination_concurrency_limit = {self.virtual_concurrency}, no chroot, "
+                f"maillog_file in the temp folder")
 
     def durability(self):
         return ("250 after cleanup(8) fsyncs the queue file; virtual(8) fsyncs the mbox before "
@@ -949,9 +961,12 @@ def write_results(report, results_md, json_path):
         "",
         table(report["results"], markdown=True),
         "",
-        "Durability:",
+        "Setup:",
         "",
     ]
+    for r in report["results"]:
+        lines.append(f"- {r['label']}: {r['setup']}")
+    lines += ["", "Durability:", ""]
     for r in report["results"]:
         lines.append(f"- {r['label']}: {r['durability']}")
     for r in report["results"]:
@@ -959,6 +974,10 @@ def write_results(report, results_md, json_path):
             lines.append(f"- {r['label']} fsync-family calls in the strace run of "
                          f"{r.get('strace_messages')} messages: "
                          + ", ".join(f"{k} {v}" for k, v in sorted(r["fsync_calls"].items())))
+    for r in report["results"]:
+        if r.get("log_problem_examples"):
+            lines.append(f"- {r['label']} log: {r['log_problems']} warnings/errors, e.g. "
+                         f"`{r['log_problem_examples'][0]}`")
     if report.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report["notes"]]
     lines.append("")
@@ -1047,7 +1066,8 @@ def bench_server(cls, args, report):
         finally:
             server.stop()
     results["label"] = cls.label
-    results["durability"] = cls.durability(server)
+    results["durability"] = server.durability()
+    results["setup"] = server.setup()
     report["results"].append(results)
 
 
