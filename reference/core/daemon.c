@@ -57,6 +57,8 @@ struct daemon {
     struct event *backlog_event;
     char **backlog;             /* committed ids waiting for the next delivery batch */
     size_t nbacklog;
+    struct deliver_later later; /* deliveries riding on the current SMTP commit round */
+    bool spool_on_queue_fs;     /* one syncfs covers queue and mailboxes */
 };
 
 int daemon_check(const char *path)
@@ -145,15 +147,18 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 
 /* ---- queue runs --------------------------------------------------------------------------- */
 
-/* Delivers ids in batches (group commit); schedules a retry when a local delivery deferred. */
-static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n)
+/*
+ * Delivers ids in batches (group commit); schedules a retry when a local delivery deferred.
+ * With later, the mailbox syncs and queue file removals are left to the SMTP commit round.
+ */
+static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later)
 {
     size_t done = 0;
     bool deferred = false;
     enum deliver_outcome out[DELIVER_BATCH_MAX];
     for (size_t i = 0; i < n; i += DELIVER_BATCH_MAX) {
         size_t chunk = n - i < DELIVER_BATCH_MAX ? n - i : DELIVER_BATCH_MAX;
-        deliver_batch(&d->deliver, ids + i, chunk, out);
+        deliver_batch(&d->deliver, ids + i, chunk, out, later);
         for (size_t k = 0; k < chunk; k++) {
             done += out[k] == DELIVER_DONE;
             deferred |= out[k] == DELIVER_DEFERRED;
@@ -171,7 +176,7 @@ static void daemon_run_queue(struct daemon *d)
     char **ids;
     size_t n;
     queue_list(&d->queue, false, &ids, &n);
-    size_t done = daemon_deliver(d, ids, n);
+    size_t done = daemon_deliver(d, ids, n, NULL);
     if (n)
         log_info("queue run: %zu messages, %zu finished, %zu waiting", n, done, n - done);
     queue_list_free(ids, n);
@@ -194,30 +199,63 @@ static void daemon_schedule_queue_run(struct daemon *d)
     event_base_once(d->base, -1, EV_TIMEOUT, daemon_queue_run_cb, d, &(struct timeval){0, 0});
 }
 
-/* Messages committed in this loop turn, delivered together in the next. */
-static void daemon_backlog_cb(evutil_socket_t fd, short what, void *arg)
+/* Takes the committed-but-undelivered ids and delivers them. */
+static void daemon_deliver_backlog(struct daemon *d, struct deliver_later *later)
 {
-    struct daemon *d = arg;
-    (void)fd;
-    (void)what;
     char **ids = d->backlog;
     size_t n = d->nbacklog;
     d->backlog = NULL;
     d->nbacklog = 0;
-    daemon_deliver(d, ids, n);
+    evtimer_del(d->backlog_event);
+    daemon_deliver(d, ids, n, later);
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
 }
 
-/* A committed message is delivered right after its 250 went out. */
+static void daemon_backlog_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_deliver_backlog(arg, NULL);
+}
+
+/*
+ * A committed message is delivered shortly after its 250: within DAEMON_BACKLOG_USEC, or
+ * earlier by the next SMTP commit round, which then carries its mailbox sync and removal.
+ */
+#define DAEMON_BACKLOG_USEC 2000
 static void daemon_on_queued(const char *id, void *ctx)
 {
     struct daemon *d = ctx;
     d->backlog = xreallocarray(d->backlog, d->nbacklog + 1, sizeof *d->backlog);
     d->backlog[d->nbacklog++] = xstrdup(id);
-    if (d->nbacklog == 1)
-        event_active(d->backlog_event, EV_TIMEOUT, 0);
+    if (d->nbacklog == 1) {
+        struct timeval soon = {0, DAEMON_BACKLOG_USEC};
+        evtimer_add(d->backlog_event, &soon);
+    }
+}
+
+static size_t daemon_before_round(void *ctx, char ***unlink_paths_r)
+{
+    struct daemon *d = ctx;
+    if (!d->spool_on_queue_fs || d->nbacklog == 0)
+        return 0;
+    daemon_deliver_backlog(d, &d->later);
+    *unlink_paths_r = d->later.unlink_paths;
+    return d->later.nunlinks;
+}
+
+static void daemon_after_round(void *ctx, bool synced)
+{
+    struct daemon *d = ctx;
+    for (size_t i = 0; i < d->later.nunlinks; i++) {
+        if (synced)
+            log_info("%s: removed", d->later.unlink_ids[i]);
+        else
+            log_warnx("%s: sync failed; stays queued (a retry finds it delivered)", d->later.unlink_ids[i]);
+    }
+    deliver_later_free(&d->later);
 }
 
 static void daemon_on_etrn(const char *domain, void *ctx)
@@ -409,7 +447,10 @@ int daemon_run(const char *path)
     deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
-    d.backlog_event = event_new(d.base, -1, 0, daemon_backlog_cb, &d);
+    d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
+    struct stat qst, sst;
+    d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
+                          qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d);
 
@@ -423,6 +464,9 @@ int daemon_run(const char *path)
     d.smtpd.on_queued_ctx = &d;
     d.smtpd.on_etrn = daemon_on_etrn;
     d.smtpd.on_etrn_ctx = &d;
+    d.smtpd.before_round = daemon_before_round;
+    d.smtpd.after_round = daemon_after_round;
+    d.smtpd.round_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
     daemon_open_control(&d);
@@ -460,7 +504,7 @@ int daemon_run(const char *path)
     event_free(d.sig_usr1);
     event_free(d.queue_timer);
     event_free(d.retry_timer);
-    daemon_backlog_cb(-1, 0, &d); /* deliver what was committed in the last turn */
+    daemon_deliver_backlog(&d, NULL); /* deliver what was committed in the last turn */
     event_free(d.backlog_event);
     deliver_free(&d.deliver);
     queue_close(&d.queue);

@@ -211,7 +211,7 @@ static int deliver_slot_order(const void *a, const void *b)
 }
 
 /* Appends every slot of one mailbox owner in one go. */
-static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_t n)
+static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_t n, bool sync_later)
 {
     struct local_item *items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++) {
@@ -225,6 +225,7 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
         .spool_dir = d->spool_dir,
         .hostname = d->conf->hostname,
         .maildir = maildir,
+        .sync_later = sync_later,
     };
     local_deliver_batch(&target, items, n);
     for (size_t i = 0; i < n; i++) {
@@ -247,7 +248,19 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
     free(items);
 }
 
-void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_outcome *out)
+void deliver_later_free(struct deliver_later *later)
+{
+    for (size_t i = 0; i < later->nunlinks; i++) {
+        free(later->unlink_paths[i]);
+        free(later->unlink_ids[i]);
+    }
+    free(later->unlink_paths);
+    free(later->unlink_ids);
+    memset(later, 0, sizeof *later);
+}
+
+void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_outcome *out,
+                   struct deliver_later *later)
 {
     struct deliver_job *jobs = xcalloc(n ? n : 1, sizeof *jobs);
     struct deliver_slot *slots = NULL;
@@ -298,7 +311,7 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
         size_t j = i + 1;
         while (j < nslots && strcmp(slots[j].user, slots[i].user) == 0)
             j++;
-        deliver_mailbox(d, slots + i, j - i);
+        deliver_mailbox(d, slots + i, j - i, later != NULL);
         i = j;
     }
 
@@ -315,6 +328,14 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
         bool pending = false;
         for (size_t i = 0; i < job->msg.env.nrcpts; i++)
             pending |= job->msg.env.rcpts[i].status == QUEUE_RCPT_PENDING;
+        if (!pending && later) {
+            later->unlink_paths = xreallocarray(later->unlink_paths, later->nunlinks + 1, sizeof *later->unlink_paths);
+            later->unlink_ids = xreallocarray(later->unlink_ids, later->nunlinks + 1, sizeof *later->unlink_ids);
+            later->unlink_paths[later->nunlinks] = xstrdup(job->msg.path);
+            later->unlink_ids[later->nunlinks++] = xstrdup(job->id);
+            out[k] = DELIVER_DONE;
+            continue;
+        }
         if (!pending) {
             if (queue_unlink(&job->msg) == 0) {
                 unlinks = true;
@@ -335,7 +356,7 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
         }
         out[k] = job->local_deferred ? DELIVER_DEFERRED : DELIVER_PENDING;
     }
-    if ((marks || unlinks) && queue_sync(d->queue, marks, unlinks) < 0)
+    if (!later && (marks || unlinks) && queue_sync(d->queue, marks, unlinks) < 0)
         log_warn("queue: sync after delivery failed");
 
     for (size_t k = 0; k < n; k++) {
@@ -351,6 +372,6 @@ enum deliver_outcome deliver_message(struct deliver *d, const char *id)
 {
     char *ids[1] = {(char *)id};
     enum deliver_outcome out;
-    deliver_batch(d, ids, 1, &out);
+    deliver_batch(d, ids, 1, &out, NULL);
     return out;
 }

@@ -56,7 +56,23 @@ enum deliver_outcome deliver_message(struct deliver *d, const char *id);
  * the others get their done marks with one syncfs. out[i] is message i's outcome.
  */
 #define DELIVER_BATCH_MAX 256
-void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_outcome *out);
+
+/*
+ * Sync later: the batch is part of a larger group commit. Mailboxes are appended without
+ * fsync, done marks written without sync, and finished queue files are not removed but
+ * listed here; the caller removes them only after one syncfs has made the appends and marks
+ * durable (queue_commit_batch does), then fsyncs the folder. Valid only when the mail spool
+ * and the queue are on one file system.
+ */
+struct deliver_later {
+    char **unlink_paths;
+    char **unlink_ids;
+    size_t nunlinks;
+};
+
+void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_outcome *out,
+                   struct deliver_later *later);
+void deliver_later_free(struct deliver_later *later);
 void deliver_targets_add(struct deliver_targets *t, const char *addr, bool remote);
 void deliver_targets_free(struct deliver_targets *t);
 

@@ -205,7 +205,7 @@ static void local_deliver_mbox(const struct local_target *t, struct local_item *
     if (i < n)
         for (size_t j = i + 1; j < n; j++)
             items[j].error = items[i].error; /* stopped at item i: the rest waits with its reason */
-    if (fsync(fd) < 0) {
+    if (!t->sync_later && fsync(fd) < 0) {
         /* Nothing of this batch is promised: back to the size before it. */
         if (ftruncate(fd, start) < 0 || fsync(fd) < 0)
             log_warn("cannot truncate %s back to %lld", path, (long long)start);

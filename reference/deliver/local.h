@@ -27,6 +27,8 @@ struct local_target {
     const char *spool_dir; /* STATE_DIR/spool/mail (mbox) or STATE_DIR/maildir (Maildir) */
     const char *hostname;  /* for Maildir file names */
     bool maildir;
+    bool sync_later;       /* mbox: skip the fsync; the caller's syncfs of the file system
+                              covers the appends before anything relies on them */
 };
 
 /* One recipient of one message for the target's mailbox. */

@@ -218,7 +218,8 @@ fail:
     return -1;
 }
 
-void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r)
+bool queue_commit_round(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r,
+                        char *const *unlinks, size_t nunlinks)
 {
     bool synced = false;
     for (size_t i = 0; i < n; i++) {
@@ -231,14 +232,14 @@ void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t 
         synced = syncfs(dfd) == 0;
         close(dfd);
     }
-    bool renamed_any = false;
+    bool changed = false;
     for (size_t i = 0; i < n; i++) {
         struct queue_writer *w = ws[i];
         if (ok_r[i] && synced) {
             char *final = queue_path(q->msg_dir, w->id);
             ok_r[i] = renameat2(AT_FDCWD, w->tmp_path, AT_FDCWD, final, RENAME_NOREPLACE) == 0;
             free(final);
-            renamed_any |= ok_r[i];
+            changed |= ok_r[i];
         } else {
             ok_r[i] = false;
         }
@@ -247,11 +248,19 @@ void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t 
         free(w->tmp_path);
         w->tmp_path = NULL;
     }
-    if (renamed_any && fs_fsync_dir(q->msg_dir) < 0) {
+    for (size_t i = 0; synced && i < nunlinks; i++)
+        changed |= unlink(unlinks[i]) == 0;
+    if (changed && fs_fsync_dir(q->msg_dir) < 0) {
         /* In msg/ but not durably: delivered all the same, never promised (see commit). */
         for (size_t i = 0; i < n; i++)
             ok_r[i] = false;
     }
+    return synced;
+}
+
+void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r)
+{
+    queue_commit_round(q, ws, n, ok_r, NULL, 0);
 }
 
 void queue_msg_free(struct queue_msg *msg)

@@ -70,6 +70,13 @@ void queue_writer_abort(struct queue_writer *w);
  * each writer's fate; a failed one is removed. Only then may the 250s go out.
  */
 void queue_commit_batch(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r);
+/*
+ * The same round with finished queue files of delivered messages riding along: they are
+ * unlinked after the syncfs (which made their mailbox appends durable) and before the one
+ * folder fsync. Returns false when the syncfs failed (then nothing was unlinked).
+ */
+bool queue_commit_round(struct queue *q, struct queue_writer *const *ws, size_t n, bool *ok_r,
+                        char *const *unlinks, size_t nunlinks);
 
 /* Loads the envelope of msg/ID (or hold/ID). 0, or -1 with a reason in *error_r. */
 int queue_load(struct queue *q, const char *id, struct queue_msg *msg, const char **error_r);

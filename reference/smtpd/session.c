@@ -1074,7 +1074,11 @@ void smtpd_commit(evutil_socket_t fd, short what, void *arg)
             queue_writer_abort(&batch[i]->w);
         }
     }
-    queue_commit_batch(s->queue, ws, live, ok);
+    char **unlinks = NULL;
+    size_t nunlinks = s->before_round ? s->before_round(s->round_ctx, &unlinks) : 0;
+    bool synced = queue_commit_round(s->queue, ws, live, ok, unlinks, nunlinks);
+    if (s->after_round)
+        s->after_round(s->round_ctx, synced);
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         struct smtpd_pending *p = batch[i];

@@ -29,6 +29,13 @@ struct smtpd_client_count {
 
 /* What the service calls when a message was committed (local delivery, later relay). */
 typedef void (*smtpd_queued_fn)(const char *queue_id, void *ctx);
+/*
+ * Group commit rounds are shared: before the round's syncfs the owner may hand over queue
+ * files of delivered messages (their mailbox appends ride on the same syncfs); they are
+ * unlinked before the folder fsync. After the round the owner learns whether it synced.
+ */
+typedef size_t (*smtpd_round_fn)(void *ctx, char ***unlink_paths_r);
+typedef void (*smtpd_round_done_fn)(void *ctx, bool synced);
 
 struct smtpd {
     const struct zconf *conf;
@@ -51,6 +58,9 @@ struct smtpd {
     struct smtpd_pending **pending;
     size_t npending;
     struct event *commit_event;
+    smtpd_round_fn before_round;
+    smtpd_round_done_fn after_round;
+    void *round_ctx;
 };
 
 /*
