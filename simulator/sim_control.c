@@ -302,10 +302,13 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
         sim_control_read(run, &req, out);
     } else if (strcmp(verb, "mailstore.inject") == 0) {
         sim_control_inject(run, &req, out);
+    } else if (sim_linkd_control(run, verb, &req, out)) {
+        /* link.up, link.down, link.dial, link.profile, link.stats */
     } else {
         sim_control_error(out, "unknown verb \"%s\"", verb);
     }
-    if (verb && strcmp(verb, "records.read") != 0 && strcmp(verb, "ping") != 0) {
+    if (verb && strcmp(verb, "records.read") != 0 && strcmp(verb, "ping") != 0 &&
+        strcmp(verb, "link.stats") != 0) {
         log_info("control verb=%s ok=%s", verb,
                  strncmp(out->data, "{\"ok\":true", 10) == 0 ? "yes" : "no");
     }

@@ -130,16 +130,24 @@ struct sim_dns_db *sim_dns_db_new(const struct sim_world *w, char *err, size_t e
         goto fail;
     for (int i = 0; i < w->nhosts; i++) {
         const struct sim_host *h = &w->hosts[i];
+        const struct netaddr *dnsaddr = sim_world_host_dns_addr(w, i);
         char addr[NETADDR_STRLEN], rev[SIM_NAME_MAX];
-        netaddr_format(&h->addr, addr, sizeof addr);
+        netaddr_format(dnsaddr, addr, sizeof addr);
         snprintf(text, sizeof text, "%s. %d IN %s %s", h->name, SIM_DNS_TTL,
-                 h->addr.family == AF_INET ? "A" : "AAAA", addr);
+                 dnsaddr->family == AF_INET ? "A" : "AAAA", addr);
         if (!sim_dns_add(db, text, err, errsize))
             goto fail;
+        /* The PTR of its own address, and of its link address when it has one. */
         sim_dns_reverse_name(&h->addr, rev, sizeof rev);
         snprintf(text, sizeof text, "%s %d IN PTR %s.", rev, SIM_DNS_TTL, h->name);
         if (!sim_dns_add(db, text, err, errsize))
             goto fail;
+        if (dnsaddr != &h->addr) {
+            sim_dns_reverse_name(dnsaddr, rev, sizeof rev);
+            snprintf(text, sizeof text, "%s %d IN PTR %s.", rev, SIM_DNS_TTL, h->name);
+            if (!sim_dns_add(db, text, err, errsize))
+                goto fail;
+        }
     }
     for (int i = 0; i < w->nservices; i++) {
         const struct sim_service *s = &w->services[i];

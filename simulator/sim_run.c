@@ -41,8 +41,41 @@ void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
     sim_records_add(&run->records, kind, fields, readable);
 }
 
+socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (addr->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        memcpy(&sin->sin_addr, addr->bytes, 4);
+        return sizeof *sin;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    memcpy(&sin6->sin6_addr, addr->bytes, 16);
+    return sizeof *sin6;
+}
+
+int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int max)
+{
+    const struct sim_world *w = run->world;
+    int n = 0;
+    for (int i = 0; i < w->nservices; i++) {
+        const struct sim_service *s = &w->services[i];
+        if (s->host != host)
+            continue;
+        unsigned p = s->kind == SIM_SVC_POP3 ? 110 : s->kind == SIM_SVC_IMAP ? 0 : 25;
+        if (p && n < max)
+            ports[n++] = p;
+    }
+    return n;
+}
+
 int sim_run_reset(struct sim_run *run, char *err, size_t errsize)
 {
+    sim_linkd_reset(run);
     run->dns_faults.n = 0;
     run->nrules = 0;
     memset(run->messages, 0, sizeof run->messages);
@@ -96,6 +129,7 @@ static void sim_run_signal(evutil_socket_t sig, short what, void *arg)
 
 static void sim_run_free(struct sim_run *run)
 {
+    sim_linkd_free(run);
     for (int i = 0; i < run->nlisteners; i++)
         evconnlistener_free(run->listeners[i]);
     if (run->udp_event) {
@@ -186,6 +220,8 @@ int sim_run_main(int argc, char **argv)
             (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0))
             bad++;
     }
+    if (!bad && sim_linkd_start(&run) < 0)
+        bad++;
     if (!bad && sim_control_listen(&run) < 0)
         bad++;
     if (bad) {

@@ -12,13 +12,15 @@
 #include <stdbool.h>
 
 #include "sim_dns.h"
+#include "sim_linkd.h"
 #include "sim_records.h"
 #include "sim_smtp.h"
 #include "sim_store.h"
 #include "sim_world.h"
 
 #define SIM_RUN_MAX_RULES 64
-#define SIM_RUN_MAX_LISTENERS (SIM_WORLD_MAX_SERVICES + 4)
+#define SIM_RUN_MAX_LISTENERS (SIM_WORLD_MAX_SERVICES * 2 + 4)
+#define SIM_RUN_MAX_PORTS 8   /* ports one host serves */
 
 /* A scripted SMTP behaviour (control: faults.set service=smtp). */
 struct sim_smtp_rule {
@@ -57,6 +59,7 @@ struct sim_run {
     int udp_fd;
     struct event *signals[2];
     bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
+    struct sim_linkd *links[SIM_WORLD_MAX_LINKS];
 };
 
 int sim_run_main(int argc, char **argv);
@@ -65,6 +68,10 @@ int sim_run_main(int argc, char **argv);
 void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size);
 void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
                     const char *readable);
+/* Fills ss with addr:port; returns its length. */
+socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss);
+/* The TCP ports the services of host listen on (at most max); returns the count. */
+int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int max);
 /* Clears faults, scripts, counters and records, and empties the mailstores. */
 int sim_run_reset(struct sim_run *run, char *err, size_t errsize);
 

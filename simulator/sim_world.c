@@ -111,9 +111,11 @@ static void *sim_world_push(void **array, int *count, size_t size)
 }
 
 /* Collects "key value" options after the positional arguments. */
+#define SIM_WORLD_MAX_OPTS 20
+
 struct sim_world_opts {
-    const char *keys[8];
-    char *values[8];
+    const char *keys[SIM_WORLD_MAX_OPTS];
+    char *values[SIM_WORLD_MAX_OPTS];
     int n;
 };
 
@@ -132,6 +134,8 @@ static bool sim_world_options(struct sim_world_ctx *c, char **p, const char *con
         for (int i = 0; i < o->n; i++)
             if (strcmp(o->keys[i], key) == 0)
                 return sim_world_fail(c, "option \"%s\" given twice", key);
+        if (o->n >= SIM_WORLD_MAX_OPTS)
+            return sim_world_fail(c, "too many options at \"%s\"", key);
         char *value = sim_world_token(p);
         if (!value)
             return sim_world_fail(c, "option \"%s\" needs a value", key);
@@ -194,14 +198,80 @@ static bool sim_world_st_zone(struct sim_world_ctx *c, char *p)
     return true;
 }
 
+static bool sim_world_addr_eq(const struct netaddr *a, const struct netaddr *b);
+static bool sim_world_simple_name(struct sim_world_ctx *c, const char *text, char *out,
+                                  size_t outsize, const char *what);
+
+/* The link's address for a host: the link's prefix bits, then the host address's low bits. */
+static void sim_world_link_addr(const struct sim_link *l, const struct netaddr *host,
+                                struct netaddr *out)
+{
+    *out = *host;
+    for (unsigned bit = 0; bit < l->listen.prefix; bit++) {
+        uint8_t m = (uint8_t)(0x80u >> (bit % 8));
+        out->bytes[bit / 8] = (uint8_t)((out->bytes[bit / 8] & ~m) | (l->listen.addr.bytes[bit / 8] & m));
+    }
+}
+
+static bool sim_world_st_link(struct sim_world_ctx *c, char *p)
+{
+    static const char *const allowed[] = {
+        "listen", "from", "mode", "latency", "jitter", "bandwidth", "cut-after", "cut-at",
+        "cut-times", "stall-after", "slow-close", "random-cut", "random-cut-max", "seed",
+        "dial-delay", "idle", "tick", NULL};
+    struct sim_world_opts o;
+    char *name;
+    struct sim_link l;
+    memset(&l, 0, sizeof l);
+    l.line = c->line;
+    l.mode = SIM_LINK_UP;
+    sim_link_profile_default(&l.profile);
+    if (!sim_world_need(c, &p, "link name", &name) || !sim_world_options(c, &p, allowed, &o) ||
+        !sim_world_simple_name(c, name, l.name, sizeof l.name, "link name"))
+        return false;
+    if (sim_world_link_index(c->w, l.name) >= 0)
+        return sim_world_fail(c, "link \"%s\" declared twice", l.name);
+    char *listen = sim_world_opt(&o, "listen");
+    char *from = sim_world_opt(&o, "from");
+    if (!listen || !from)
+        return sim_world_fail(c, "link needs \"listen NET\" and \"from ADDR\"%s", "");
+    if (!netmask_parse(listen, &l.listen) || l.listen.addr.family != AF_INET ||
+        l.listen.prefix == 0 || l.listen.prefix > 24)
+        return sim_world_fail(c, "link listen wants an IPv4 network /1../24, not \"%s\"", listen);
+    if (!sim_world_addr(c, from, &l.from))
+        return false;
+    if (l.from.family != AF_INET)
+        return sim_world_fail(c, "link from wants an IPv4 address, not \"%s\"", from);
+    for (int i = 0; i < o.n; i++) {
+        const char *k = o.keys[i];
+        if (strcmp(k, "listen") == 0 || strcmp(k, "from") == 0)
+            continue;
+        if (strcmp(k, "mode") == 0) {
+            if (!sim_link_mode_parse(o.values[i], &l.mode))
+                return sim_world_fail(c, "link mode must be up, down or demand, not \"%s\"",
+                                      o.values[i]);
+            continue;
+        }
+        char e[128];
+        if (!sim_link_profile_set(&l.profile, k, o.values[i], e, sizeof e))
+            return sim_world_fail(c, "%s", e);
+    }
+    if (!sim_world_room(c, c->w->nlinks, SIM_WORLD_MAX_LINKS, "links"))
+        return false;
+    *(struct sim_link *)sim_world_push((void **)&c->w->links, &c->w->nlinks,
+                                       sizeof(struct sim_link)) = l;
+    return true;
+}
+
 static bool sim_world_st_host(struct sim_world_ctx *c, char *p)
 {
-    static const char *const allowed[] = {"public", NULL};
+    static const char *const allowed[] = {"public", "via", NULL};
     struct sim_world_opts o;
     char *name, *addr;
     struct sim_host h;
     memset(&h, 0, sizeof h);
     h.line = c->line;
+    h.link = -1;
     if (!sim_world_need(c, &p, "host name", &name) || !sim_world_need(c, &p, "address", &addr) ||
         !sim_world_options(c, &p, allowed, &o) || !sim_world_dns_name(c, name, h.name) ||
         !sim_world_addr(c, addr, &h.addr))
@@ -220,6 +290,25 @@ static bool sim_world_st_host(struct sim_world_ctx *c, char *p)
     for (int i = 0; i < c->w->ncustomers; i++)
         if (memcmp(&c->w->customers[i].addr, &h.addr, sizeof h.addr) == 0)
             return sim_world_fail(c, "address %s is a customer's", addr);
+    char *via = sim_world_opt(&o, "via");
+    if (via) {
+        h.link = sim_world_link_index(c->w, via);
+        if (h.link < 0)
+            return sim_world_fail(c, "unknown link \"%s\" (declare it with link first)", via);
+        const struct sim_link *l = &c->w->links[h.link];
+        if (h.addr.family != AF_INET)
+            return sim_world_fail(c, "a host via a link needs an IPv4 address, not %s", addr);
+        sim_world_link_addr(l, &h.addr, &h.link_addr);
+        if (sim_world_host_by_addr(c->w, &h.link_addr) >= 0 ||
+            sim_world_addr_eq(&h.link_addr, &h.addr) || sim_world_addr_eq(&h.link_addr, &l->from))
+            return sim_world_fail(c, "link address of %s clashes with a host's address", addr);
+        for (int i = 0; i < c->w->nhosts; i++)
+            if (c->w->hosts[i].link >= 0 && sim_world_addr_eq(&c->w->hosts[i].link_addr, &h.link_addr))
+                return sim_world_fail(c, "link address of %s clashes with another host's", addr);
+    }
+    for (int i = 0; i < c->w->nhosts; i++)
+        if (c->w->hosts[i].link >= 0 && sim_world_addr_eq(&c->w->hosts[i].link_addr, &h.addr))
+            return sim_world_fail(c, "address %s is another host's link address", addr);
     if (!sim_world_room(c, c->w->nhosts, SIM_WORLD_MAX_HOSTS, "hosts"))
         return false;
     *(struct sim_host *)sim_world_push((void **)&c->w->hosts, &c->w->nhosts,
@@ -506,6 +595,8 @@ static bool sim_world_statement(struct sim_world_ctx *c, char *line)
         return sim_world_st_zone(c, p);
     if (strcmp(kw, "host") == 0)
         return sim_world_st_host(c, p);
+    if (strcmp(kw, "link") == 0)
+        return sim_world_st_link(c, p);
     if (strcmp(kw, "record") == 0)
         return sim_world_st_record(c, p);
     if (strcmp(kw, "nameserver") == 0)
@@ -569,6 +660,7 @@ void sim_world_free(struct sim_world *w)
     for (int i = 0; i < w->nmailboxes; i++)
         free(w->mailboxes[i].mbox);
     free(w->hosts);
+    free(w->links);
     free(w->zones);
     free(w->records);
     free(w->customers);
@@ -584,6 +676,20 @@ int sim_world_host_index(const struct sim_world *w, const char *name)
         if (str_eq_nocase(w->hosts[i].name, name))
             return i;
     return -1;
+}
+
+int sim_world_link_index(const struct sim_world *w, const char *name)
+{
+    for (int i = 0; i < w->nlinks; i++)
+        if (strcmp(w->links[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const struct netaddr *sim_world_host_dns_addr(const struct sim_world *w, int host)
+{
+    const struct sim_host *h = &w->hosts[host];
+    return h->link >= 0 && host != w->nameserver ? &h->link_addr : &h->addr;
 }
 
 int sim_world_store_index(const struct sim_world *w, const char *name)

@@ -88,3 +88,22 @@ class IspsimClient:
 
     def inject(self, store, user, message):
         return self.call("mailstore.inject", store=store, user=user, message=message)["uid"]
+
+    # --- the dial-up link (link: its name; None: the world's first) -------------------------
+    def link_up(self, link=None):
+        return self.call("link.up", link=link)
+
+    def link_down(self, link=None):
+        return self.call("link.down", link=link)
+
+    def link_dial(self, link=None, now=None):
+        """Dial-on-demand (now=True: dial at once as well)."""
+        return self.call("link.dial", link=link, now=now)
+
+    def link_profile(self, link=None, clear=None, **settings):
+        """settings: latency, jitter, bandwidth, cut_after, cut_at ("dot"/"none"), cut_times,
+        stall_after, slow_close, random_cut, random_cut_max, seed, dial_delay, idle, tick."""
+        return self.call("link.profile", link=link, clear=clear, **settings)
+
+    def link_stats(self, link=None):
+        return self.call("link.stats", link=link)

@@ -22,25 +22,42 @@ SMARTHOST = "127.0.2.25"
 DEMON_MX = "127.0.4.14"
 PAPRIKA_MX = "127.0.6.25"
 DEMON_POP3 = "127.0.4.110"
+LINK_SMARTHOST = "127.9.2.25"  # smtp.hccnet.nl through the modem (what DNS answers)
+LINK_PAPRIKA_MX = "127.9.6.25"
+LINK_DEMON_POP3 = "127.9.4.110"
 
 
 def world_ports(path):
-    """(address, port, proto) of every listener a world file asks for."""
-    hosts, wanted = {}, []
+    """(address, port, proto) of every listener a world file asks for (the links' too)."""
+    import ipaddress
+    hosts, links, via, ports, wanted = {}, {}, {}, {}, []
     with open(path, encoding="utf-8") as f:
         for line in f:
             words = line.split("#", 1)[0].split()
             if not words:
                 continue
-            if words[0] == "host":
-                hosts[words[1].lower().rstrip(".")] = words[2]
+            opts = dict(zip(words[2::2], words[3::2])) if len(words) > 2 else {}
+            if words[0] == "link":
+                links[words[1]] = ipaddress.ip_network(opts["listen"])
+            elif words[0] == "host":
+                name = words[1].lower().rstrip(".")
+                hosts[name] = words[2]
+                if "via" in words[3:]:
+                    via[name] = words[words.index("via", 3) + 1]
             elif words[0] == "nameserver":
                 addr = hosts[words[1].lower().rstrip(".")]
                 wanted += [(addr, 53, socket.SOCK_DGRAM), (addr, 53, socket.SOCK_STREAM)]
-            elif words[0] in ("smarthost", "mx"):
-                wanted.append((hosts[words[1].lower().rstrip(".")], 25, socket.SOCK_STREAM))
-            elif words[0] == "pop3":
-                wanted.append((hosts[words[1].lower().rstrip(".")], 110, socket.SOCK_STREAM))
+                via.pop(words[1].lower().rstrip("."), None)
+            elif words[0] in ("smarthost", "mx", "pop3"):
+                name = words[1].lower().rstrip(".")
+                port = 110 if words[0] == "pop3" else 25
+                ports.setdefault(name, []).append(port)
+                wanted.append((hosts[name], port, socket.SOCK_STREAM))
+    for name, link in via.items():
+        net = links[link]
+        low = int(ipaddress.ip_address(hosts[name])) & int(net.hostmask)
+        addr = str(ipaddress.ip_address(int(net.network_address) | low))
+        wanted += [(addr, p, socket.SOCK_STREAM) for p in ports.get(name, [])]
     return wanted
 
 
