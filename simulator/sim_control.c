@@ -269,6 +269,32 @@ static void sim_control_inject(struct sim_run *run, const struct sim_json_obj *r
     buf_printf(out, "{\"ok\":true,\"uid\":%u}", uid);
 }
 
+/* tls.set: offer STARTTLS/STLS on a host's services or withdraw it (reset restores). */
+static void sim_control_tls(struct sim_run *run, const struct sim_json_obj *req, struct buf *out)
+{
+    const char *host = sim_json_str(req, "host");
+    int h = host ? sim_world_host_index(run->world, host) : -1;
+    bool on;
+    if (h < 0) {
+        sim_control_error(out, "no host \"%s\" in the world", host ? host : "");
+        return;
+    }
+    if (!sim_json_bool(req, "starttls", &on)) {
+        sim_control_error(out, "\"starttls\" must be true or false");
+        return;
+    }
+    bool any = false;
+    for (int i = 0; i < run->world->nservices; i++)
+        if (run->world->services[i].host == h && run->world->services[i].starttls)
+            any = true;
+    if (!any && on) {
+        sim_control_error(out, "host \"%s\" has no service with tls starttls in the world", host);
+        return;
+    }
+    run->starttls_off[h] = !on;
+    buf_printf(out, "{\"ok\":true,\"starttls\":%s}", on && any ? "true" : "false");
+}
+
 void sim_control_handle(struct sim_run *run, const char *line, size_t len, struct buf *out)
 {
     struct sim_json_obj req;
@@ -302,6 +328,8 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
         sim_control_read(run, &req, out);
     } else if (strcmp(verb, "mailstore.inject") == 0) {
         sim_control_inject(run, &req, out);
+    } else if (strcmp(verb, "tls.set") == 0) {
+        sim_control_tls(run, &req, out);
     } else if (sim_linkd_control(run, verb, &req, out)) {
         /* link.up, link.down, link.dial, link.profile, link.stats */
     } else {

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "sim_tls.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -41,6 +44,69 @@ void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
     sim_records_add(&run->records, kind, fields, readable);
 }
 
+struct sim_run_linger {
+    struct sim_run_linger *prev, *next;
+    struct sim_run *run;
+    struct bufferevent *bev;
+    struct event *timer;
+    unsigned rounds;
+};
+
+static size_t sim_run_pending(struct bufferevent *bev)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+    struct bufferevent *u = bufferevent_get_underlying(bev);
+    if (u)
+        n += evbuffer_get_length(bufferevent_get_output(u));
+    return n;
+}
+
+static void sim_run_linger_end(struct sim_run_linger *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->run->lingers = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    bufferevent_free(l->bev);
+    event_free(l->timer);
+    free(l);
+}
+
+static void sim_run_linger_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sim_run_linger *l = arg;
+    if (sim_run_pending(l->bev) == 0 || ++l->rounds > 1000) {
+        sim_run_linger_end(l);
+        return;
+    }
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 10000};
+    evtimer_add(l->timer, &tv);
+}
+
+void sim_run_linger(struct sim_run *run, struct bufferevent *bev)
+{
+    bufferevent_disable(bev, EV_READ);
+    if (sim_run_pending(bev) == 0) {
+        bufferevent_free(bev);
+        return;
+    }
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    struct sim_run_linger *l = xcalloc(1, sizeof *l);
+    l->run = run;
+    l->bev = bev;
+    l->timer = evtimer_new(run->base, sim_run_linger_tick, l);
+    l->next = run->lingers;
+    if (l->next)
+        l->next->prev = l;
+    run->lingers = l;
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 10000};
+    evtimer_add(l->timer, &tv);
+}
+
 socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);
@@ -67,8 +133,11 @@ int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int
         if (s->host != host)
             continue;
         unsigned p = s->kind == SIM_SVC_POP3 ? 110 : s->kind == SIM_SVC_IMAP ? 0 : 25;
+        unsigned tp = s->kind == SIM_SVC_POP3 ? 995 : s->kind == SIM_SVC_IMAP ? 0 : 465;
         if (p && n < max)
             ports[n++] = p;
+        if (tp && s->implicit_tls && n < max)
+            ports[n++] = tp;
     }
     return n;
 }
@@ -76,6 +145,7 @@ int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int
 int sim_run_reset(struct sim_run *run, char *err, size_t errsize)
 {
     sim_linkd_reset(run);
+    memset(run->starttls_off, 0, sizeof run->starttls_off);
     run->dns_faults.n = 0;
     run->nrules = 0;
     memset(run->messages, 0, sizeof run->messages);
@@ -129,7 +199,10 @@ static void sim_run_signal(evutil_socket_t sig, short what, void *arg)
 
 static void sim_run_free(struct sim_run *run)
 {
+    while (run->lingers)
+        sim_run_linger_end(run->lingers);
     sim_linkd_free(run);
+    sim_tls_free(run);
     for (int i = 0; i < run->nlisteners; i++)
         evconnlistener_free(run->listeners[i]);
     if (run->udp_event) {
@@ -211,7 +284,9 @@ int sim_run_main(int argc, char **argv)
         return 1;
     }
     int bad = 0;
-    if (run.world->nameserver >= 0 && sim_dnsd_listen(&run) < 0)
+    if (sim_tls_init(&run) < 0)
+        bad++;
+    if (!bad && run.world->nameserver >= 0 && sim_dnsd_listen(&run) < 0)
         bad++;
     for (int i = 0; i < run.world->nservices && !bad; i++) {
         enum sim_service_kind k = run.world->services[i].kind;

@@ -7,6 +7,7 @@
 #ifndef ZOLDER_SIM_RUN_H
 #define ZOLDER_SIM_RUN_H
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdbool.h>
@@ -34,6 +35,7 @@ struct sim_smtp_rule {
 struct sim_listen_arg {
     struct sim_run *run;
     int service;
+    bool tls;                     /* implicit TLS (465, 995, 993) */
 };
 
 struct sim_run {
@@ -60,6 +62,9 @@ struct sim_run {
     struct event *signals[2];
     bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
     struct sim_linkd *links[SIM_WORLD_MAX_LINKS];
+    struct sim_run_linger *lingers;              /* closed connections still sending */
+    struct ssl_ctx_st **tls_ctx;                 /* per host, NULL where no TLS (sim_tls.c) */
+    bool starttls_off[SIM_WORLD_MAX_HOSTS];      /* control: STARTTLS/STLS withdrawn */
 };
 
 int sim_run_main(int argc, char **argv);
@@ -68,6 +73,11 @@ int sim_run_main(int argc, char **argv);
 void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size);
 void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
                     const char *readable);
+/*
+ * Takes over a closed connection's bufferevent: frees it once everything written to it (and,
+ * for a TLS filter, to the socket under it) has gone out, or after 10 s.
+ */
+void sim_run_linger(struct sim_run *run, struct bufferevent *bev);
 /* Fills ss with addr:port; returns its length. */
 socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss);
 /* The TCP ports the services of host listen on (at most max); returns the count. */

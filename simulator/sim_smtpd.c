@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "sim_tls.h"
 #include "sim_json.h"
 #include "sim_run.h"
 #include "str.h"
@@ -121,6 +122,8 @@ static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_
     const struct sim_world *w = c->run->world;
     const struct sim_service *svc = &w->services[c->service];
     if (svc->kind == SIM_SVC_SMARTHOST) {
+        if (c->s.authed)
+            return;
         for (int i = 0; i < svc->ncustomers; i++)
             if (netmask_match(&svc->customers[i], &c->peer))
                 return;
@@ -219,8 +222,10 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
         const char *rcpt = tx->rcpts[i];
         struct buf msg;
         buf_init(&msg, 0);
-        buf_printf(&msg, "Received: from [%s] (helo=%s)\r\n\tby %s with esmtp (ispsim)\r\n\tid %s"
-                         "\r\n\tfor <%s>; %s\r\n", pub, tx->helo, me->name, id, rcpt, date);
+        /* RFC 3848: esmtps over TLS, esmtpa authenticated, esmtpsa both */
+        buf_printf(&msg, "Received: from [%s] (helo=%s)\r\n\tby %s with esmtp%s%s (ispsim)\r\n"
+                         "\tid %s\r\n\tfor <%s>; %s\r\n", pub, tx->helo, me->name,
+                   c->s.tls ? "s" : "", c->s.authed ? "a" : "", id, rcpt, date);
         buf_append(&msg, tx->data.data ? tx->data.data : "", tx->data.len);
         if (svc->kind == SIM_SVC_MX) {
             sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id);
@@ -250,23 +255,48 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
     snprintf(reply, size, "250 2.0.0 Ok: queued as %s", id);
 }
 
+static bool sim_smtpd_auth_check(void *ctx, const char *user, const char *pass)
+{
+    struct sim_smtpd_conn *c = ctx;
+    const struct sim_service *svc = &c->run->world->services[c->service];
+    bool ok = strcmp(user, svc->auth_user) == 0 && strcmp(pass, svc->auth_pass) == 0;
+    log_info("smtp session=%llu host=%s peer=%s auth user=%s result=%s", c->id, sim_smtpd_host(c),
+             c->peer_text, user, ok ? "ok" : "failed");
+    return ok;
+}
+
+/* One "tls" record and log line when a handshake is done. */
+static void sim_smtpd_tls_record(struct sim_smtpd_conn *c)
+{
+    char desc[128];
+    sim_tls_describe(c->bev, desc, sizeof desc);
+    struct buf f, r;
+    buf_init(&f, 0);
+    buf_init(&r, 0);
+    sim_smtpd_fields(c, &f);
+    sim_json_put_kv(&f, false, "proto", "smtp");
+    sim_json_put_kv(&f, false, "tls", desc);
+    buf_printf(&r, "%llu %s %s smtp %s", c->id, sim_smtpd_host(c), c->peer_text, desc);
+    sim_run_record(c->run, "tls", f.data, r.data);
+    log_info("smtp session=%llu host=%s peer=%s tls=\"%s\"", c->id, sim_smtpd_host(c),
+             c->peer_text, desc);
+    buf_free(&f);
+    buf_free(&r);
+}
+
 static void sim_smtpd_free(struct sim_smtpd_conn *c)
 {
     log_info("smtp session=%llu host=%s peer=%s closed", c->id, sim_smtpd_host(c), c->peer_text);
     if (c->timer)
         event_free(c->timer);
-    bufferevent_free(c->bev);
+    if (c->bev)
+        bufferevent_free(c->bev);
     sim_smtp_session_free(&c->s);
     free(c);
 }
 
-static void sim_smtpd_drained(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    sim_smtpd_free(arg);
-}
-
 static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg);
+static void sim_smtpd_read(struct bufferevent *bev, void *arg);
 
 /* Sends what the engine wrote and acts on its status. true: c was freed. */
 static bool sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
@@ -275,18 +305,35 @@ static bool sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
         bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
         buf_reset(&c->s.out);
     }
+    if (st == SIM_SMTP_TLS) {
+        struct bufferevent *f = sim_tls_wrap(c->run, c->run->world->services[c->service].host,
+                                             c->bev);
+        c->bev = f;
+        if (!f) {
+            log_warnx("smtp session=%llu host=%s: cannot start TLS", c->id, sim_smtpd_host(c));
+            c->closing = true;
+            /* the plain bufferevent is gone; nothing more can be sent */
+            if (c->timer)
+                event_free(c->timer);
+            sim_smtp_session_free(&c->s);
+            free(c);
+            return true;
+        }
+        bufferevent_setcb(f, sim_smtpd_read, NULL, sim_smtpd_event, c);
+        bufferevent_enable(f, EV_READ | EV_WRITE);
+        return sim_smtpd_after(c, sim_smtp_tls_started(&c->s));
+    }
     if (st == SIM_SMTP_WAIT) {
         struct timeval tv = {.tv_sec = c->s.delay_ms / 1000,
                              .tv_usec = (long)(c->s.delay_ms % 1000) * 1000};
         evtimer_add(c->timer, &tv);
     } else if (st == SIM_SMTP_CLOSE && !c->closing) {
+        /* what is written goes out (through TLS too), then the socket closes */
         c->closing = true;
-        bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-            sim_smtpd_free(c);
-            return true;
-        }
-        bufferevent_setcb(c->bev, NULL, sim_smtpd_drained, sim_smtpd_event, c);
+        sim_run_linger(c->run, c->bev);
+        c->bev = NULL;
+        sim_smtpd_free(c);
+        return true;
     }
     return false;
 }
@@ -317,15 +364,24 @@ static void sim_smtpd_read(struct bufferevent *bev, void *arg)
             }
             continue;
         }
-        if (sim_smtpd_after(c, st))
-            return;
+        if (sim_smtpd_after(c, st) || c->bev != bev)
+            return; /* freed, or now behind TLS: the TLS filter reads from here on */
     }
 }
 
 static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct sim_smtpd_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        sim_smtpd_tls_record(c); /* a TLS handshake completed */
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && c->s.tls) {
+        char e[256];
+        sim_tls_error(bev, e, sizeof e);
+        log_info("smtp session=%llu host=%s peer=%s tls error: %s", c->id, sim_smtpd_host(c),
+                 c->peer_text, e);
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (!c->closing)
             sim_smtp_eof(&c->s);
@@ -348,51 +404,67 @@ static void sim_smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
     netaddr_from_sockaddr(sa, &c->peer);
     netaddr_unmap_v4(&c->peer);
     sim_run_peer_text(sa, c->peer_text, sizeof c->peer_text);
-    c->bev = bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    const struct sim_service *svc = &run->world->services[service];
+    c->bev = la->tls ? sim_tls_accept(run, svc->host, fd)
+                     : bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        log_warnx("smtp host=%s: cannot set up the connection", sim_smtpd_host(c));
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
     c->timer = evtimer_new(run->base, sim_smtpd_timer, c);
     c->hooks = (struct sim_smtp_hooks){.ctx = c, .script = sim_smtpd_script,
                                        .rcpt_check = sim_smtpd_rcpt_check,
                                        .message = sim_smtpd_message,
                                        .transcript = sim_smtpd_transcript,
-                                       .violation = sim_smtpd_violation};
+                                       .violation = sim_smtpd_violation,
+                                       .auth_check = svc->auth_user[0] ? sim_smtpd_auth_check
+                                                                       : NULL};
     sim_smtp_session_init(&c->s, &c->hooks, sim_smtpd_host(c));
+    c->s.tls = la->tls;
+    c->s.offer_starttls = svc->starttls && !run->starttls_off[svc->host];
     bufferevent_setcb(c->bev, sim_smtpd_read, NULL, sim_smtpd_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    log_info("smtp session=%llu host=%s peer=%s connect", c->id, sim_smtpd_host(c), c->peer_text);
+    log_info("smtp session=%llu host=%s peer=%s connect%s", c->id, sim_smtpd_host(c), c->peer_text,
+             la->tls ? " tls=implicit" : "");
     (void)sim_smtpd_after(c, sim_smtp_start(&c->s));
 }
 
-int sim_smtpd_listen(struct sim_run *run, int service)
+static int sim_smtpd_listen_port(struct sim_run *run, int service, unsigned port, bool tls)
 {
     const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t sslen;
-    if (h->addr.family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(25);
-        memcpy(&sin->sin_addr, h->addr.bytes, 4);
-        sslen = sizeof *sin;
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(25);
-        memcpy(&sin6->sin6_addr, h->addr.bytes, 16);
-        sslen = sizeof *sin6;
+    socklen_t sslen = sim_run_sockaddr(&h->addr, port, &ss);
+    if (run->nlisteners >= SIM_RUN_MAX_LISTENERS) {
+        log_warnx("smtp host=%s: too many listeners", h->name);
+        return -1;
     }
     struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
     arg->run = run;
     arg->service = service;
+    arg->tls = tls;
     struct evconnlistener *l = evconnlistener_new_bind(
         run->base, sim_smtpd_accept, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
         (struct sockaddr *)&ss, (int)sslen);
     if (!l) {
-        log_warn("smtp host=%s: cannot listen on port 25", h->name);
+        log_warn("smtp host=%s: cannot listen on port %u", h->name, port);
         return -1;
     }
     run->listeners[run->nlisteners++] = l;
-    log_info("smtp host=%s listening role=%s", h->name,
-             run->world->services[service].kind == SIM_SVC_SMARTHOST ? "smarthost" : "mx");
+    const struct sim_service *svc = &run->world->services[service];
+    log_info("smtp host=%s port=%u listening role=%s%s%s", h->name, port,
+             svc->kind == SIM_SVC_SMARTHOST ? "smarthost" : "mx", tls ? " tls=implicit" : "",
+             !tls && svc->starttls ? " starttls=yes" : "");
+    return 0;
+}
+
+int sim_smtpd_listen(struct sim_run *run, int service)
+{
+    if (sim_smtpd_listen_port(run, service, 25, false) < 0)
+        return -1;
+    if (run->world->services[service].implicit_tls &&
+        sim_smtpd_listen_port(run, service, 465, true) < 0)
+        return -1;
     return 0;
 }

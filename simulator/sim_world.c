@@ -493,9 +493,9 @@ static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
 
 static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_service_kind kind)
 {
-    static const char *const smarthost_opts[] = {"customers", "auth", NULL};
-    static const char *const mx_opts[] = {"domains", "store", NULL};
-    static const char *const box_opts[] = {"store", NULL};
+    static const char *const smarthost_opts[] = {"customers", "auth", "tls", NULL};
+    static const char *const mx_opts[] = {"domains", "store", "tls", NULL};
+    static const char *const box_opts[] = {"store", "tls", NULL};
     struct sim_world_opts o;
     struct sim_service s;
     char *host;
@@ -516,6 +516,23 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
         bool s_smtp = kind == SIM_SVC_SMARTHOST || kind == SIM_SVC_MX;
         if (t->host == s.host && (t->kind == kind || (t_smtp && s_smtp)))
             return sim_world_fail(c, "host \"%s\" already runs this service", host);
+    }
+    char *tls = sim_world_opt(&o, "tls");
+    if (tls) {
+        if (!c->w->certs)
+            return sim_world_fail(c, "tls needs a \"certs DIR\" statement above%s", "");
+        char *list[SIM_WORLD_MAX_LIST];
+        int n = sim_world_list(c, tls, list);
+        if (n < 0)
+            return false;
+        for (int i = 0; i < n; i++) {
+            if (strcmp(list[i], "starttls") == 0)
+                s.starttls = true;
+            else if (strcmp(list[i], "implicit") == 0)
+                s.implicit_tls = true;
+            else
+                return sim_world_fail(c, "tls wants starttls and/or implicit, not \"%s\"", list[i]);
+        }
     }
     if (kind == SIM_SVC_SMARTHOST) {
         char *nets = sim_world_opt(&o, "customers");
@@ -573,6 +590,19 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
     return true;
 }
 
+static bool sim_world_st_certs(struct sim_world_ctx *c, char *p)
+{
+    char *dir;
+    if (!sim_world_need(c, &p, "folder", &dir) || !sim_world_no_more(c, &p))
+        return false;
+    if (c->w->certs)
+        return sim_world_fail(c, "certs given twice%s", "");
+    if (strlen(dir) > 1024)
+        return sim_world_fail(c, "certs folder name too long%s", "");
+    c->w->certs = xstrdup(dir);
+    return true;
+}
+
 static bool sim_world_st_world(struct sim_world_ctx *c, char *p)
 {
     char *name;
@@ -597,6 +627,8 @@ static bool sim_world_statement(struct sim_world_ctx *c, char *line)
         return sim_world_st_host(c, p);
     if (strcmp(kw, "link") == 0)
         return sim_world_st_link(c, p);
+    if (strcmp(kw, "certs") == 0)
+        return sim_world_st_certs(c, p);
     if (strcmp(kw, "record") == 0)
         return sim_world_st_record(c, p);
     if (strcmp(kw, "nameserver") == 0)
@@ -659,6 +691,7 @@ void sim_world_free(struct sim_world *w)
         free(w->records[i].data);
     for (int i = 0; i < w->nmailboxes; i++)
         free(w->mailboxes[i].mbox);
+    free(w->certs);
     free(w->hosts);
     free(w->links);
     free(w->zones);

@@ -13,10 +13,11 @@
  *   customer ADDR public ADDR
  *   store NAME
  *   mailbox STORE USER [password P] [address A[,A...]] [mbox FILE]
- *   smarthost HOST customers NET[,NET...] [auth USER:PASS]
- *   mx HOST domains DOMAIN[,DOMAIN...] store STORE
- *   pop3 HOST store STORE
- *   imap HOST store STORE
+ *   certs DIR                         (NAME.pem and NAME.key per TLS host; relative to the world)
+ *   smarthost HOST customers NET[,NET...] [auth USER:PASS] [tls starttls,implicit]
+ *   mx HOST domains DOMAIN[,DOMAIN...] store STORE [tls starttls,implicit]
+ *   pop3 HOST store STORE [tls starttls,implicit]
+ *   imap HOST store STORE [tls starttls,implicit]
  */
 #ifndef ZOLDER_SIM_WORLD_H
 #define ZOLDER_SIM_WORLD_H
@@ -94,6 +95,8 @@ struct sim_service {
     int ndomains;
     char auth_user[SIM_USER_MAX];                /* "" when no AUTH */
     char auth_pass[SIM_PASS_MAX];
+    bool starttls;                               /* STARTTLS (STLS) offered */
+    bool implicit_tls;                           /* also 465 (SMTP), 995 (POP3), 993 (IMAP) */
     unsigned line;
 };
 
@@ -116,6 +119,7 @@ struct sim_world {
     struct sim_service *services;
     int nservices;
     int nameserver;                              /* host index or -1 */
+    char *certs;                                 /* NULL or the certs folder as written */
 };
 
 /* NULL with err set on any error; the result is freed with sim_world_free. */

@@ -15,6 +15,8 @@ import zolder_test  # noqa: E402
 from ispsim_client import IspsimClient, IspsimError  # noqa: E402,F401
 
 SEED_WORLD = os.path.join(ROOT, "fixtures", "worlds", "seed.world")
+CERTS = os.path.join(ROOT, "fixtures", "certs")
+CA = os.path.join(CERTS, "ca.pem")
 CUSTOMER = "127.0.3.10"       # the seed's 62.251.70.10, where the link comes out
 OUTSIDER = "127.0.1.20"       # zolder itself, not a customer of the smarthost
 NS = "127.0.2.53"
@@ -51,8 +53,11 @@ def world_ports(path):
             elif words[0] in ("smarthost", "mx", "pop3"):
                 name = words[1].lower().rstrip(".")
                 port = 110 if words[0] == "pop3" else 25
-                ports.setdefault(name, []).append(port)
-                wanted.append((hosts[name], port, socket.SOCK_STREAM))
+                got = [port]
+                if "implicit" in opts.get("tls", "").split(","):
+                    got.append(995 if words[0] == "pop3" else 465)
+                ports.setdefault(name, []).extend(got)
+                wanted += [(hosts[name], p, socket.SOCK_STREAM) for p in got]
     for name, link in via.items():
         net = links[link]
         low = int(ipaddress.ip_address(hosts[name])) & int(net.hostmask)
@@ -71,6 +76,11 @@ class IspsimCase(unittest.TestCase):
         binary = zolder_test.binary("ispsim")
         if not os.path.exists(binary):
             raise unittest.SkipTest("build/bin/ispsim not built (make all)")
+        if not os.path.exists(os.path.join(CERTS, "smtp.hccnet.nl.pem")):
+            # the seed world's TLS hosts need the test CA's certificates (make certs)
+            import subprocess
+            subprocess.run([os.path.join(ROOT, "tools", "gen-certs"), CERTS], check=True,
+                           timeout=120)
         busy = [f"{a}:{p}" for a, p, proto in world_ports(cls.world)
                 if not zolder_test.address_free(a, p, proto)]
         if busy:

@@ -181,6 +181,31 @@ static void test_world_link(void **state)
                  "host h.a.test ::1 via m\n", "needs an IPv4 address");
 }
 
+static void test_world_tls(void **state)
+{
+    (void)state;
+    const char *text = "zone a.test\ncerts ../certs\nhost h.a.test 127.0.2.1\n"
+                       "host p.a.test 127.0.2.2\nstore s\n"
+                       "smarthost h.a.test customers 127.0.3.10 auth u:p tls starttls,implicit\n"
+                       "pop3 p.a.test store s tls implicit\n";
+    struct cfg_error err;
+    struct sim_world *w = parse(text, &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_string_equal(w->certs, "../certs");
+    assert_true(w->services[0].starttls);
+    assert_true(w->services[0].implicit_tls);
+    assert_string_equal(w->services[0].auth_user, "u");
+    assert_false(w->services[1].starttls);
+    assert_true(w->services[1].implicit_tls);
+    sim_world_free(w);
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nstore s\npop3 h.a.test store s tls starttls\n",
+                 "t.world:4: tls needs a \"certs DIR\" statement above");
+    expect_error("certs x\nzone a.test\nhost h.a.test 127.0.2.1\nstore s\npop3 h.a.test store s tls ssl\n",
+                 "tls wants starttls and/or implicit");
+    expect_error("certs x\ncerts y\n", "t.world:2: certs given twice");
+}
+
 static void test_world_errors(void **state)
 {
     (void)state;
@@ -246,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_world_minimal),
         cmocka_unit_test(test_world_seed_fixture),
         cmocka_unit_test(test_world_link),
+        cmocka_unit_test(test_world_tls),
         cmocka_unit_test(test_world_errors),
         cmocka_unit_test(test_world_limits),
     };
