@@ -6,7 +6,7 @@
  * Each record is one JSON object on one line: {"seq":N,"time":"...Z","kind":K, ...fields}.
  * Kinds: smtp (one transcript line: session, host, peer, dir "c" or "s", line), violation
  * (session, host, peer, kind, detail), delivery, dns (client, proto, name, type, rcode,
- * answers, fault, delay_ms, tc), control, pop3, link (the dial-up link, sim_linkd.h).
+ * answers, fault, delay_ms, tc), control, pop3, imap, tls, link (the dial-up link, sim_linkd.h).
  */
 #ifndef ZOLDER_SIM_RECORDS_H
 #define ZOLDER_SIM_RECORDS_H

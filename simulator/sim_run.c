@@ -132,8 +132,8 @@ int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int
         const struct sim_service *s = &w->services[i];
         if (s->host != host)
             continue;
-        unsigned p = s->kind == SIM_SVC_POP3 ? 110 : s->kind == SIM_SVC_IMAP ? 0 : 25;
-        unsigned tp = s->kind == SIM_SVC_POP3 ? 995 : s->kind == SIM_SVC_IMAP ? 0 : 465;
+        unsigned p = s->kind == SIM_SVC_POP3 ? 110 : s->kind == SIM_SVC_IMAP ? 143 : 25;
+        unsigned tp = s->kind == SIM_SVC_POP3 ? 995 : s->kind == SIM_SVC_IMAP ? 993 : 465;
         if (p && n < max)
             ports[n++] = p;
         if (tp && s->implicit_tls && n < max)
@@ -292,7 +292,8 @@ int sim_run_main(int argc, char **argv)
         enum sim_service_kind k = run.world->services[i].kind;
         bool smtp = k == SIM_SVC_SMARTHOST || k == SIM_SVC_MX;
         if ((smtp && sim_smtpd_listen(&run, i) < 0) ||
-            (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0))
+            (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0) ||
+            (k == SIM_SVC_IMAP && sim_imapd_listen(&run, i) < 0))
             bad++;
     }
     if (!bad && sim_linkd_start(&run) < 0)

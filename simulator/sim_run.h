@@ -94,6 +94,8 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
 int sim_smtpd_listen(struct sim_run *run, int service);
 /* sim_pop3d.c */
 int sim_pop3d_listen(struct sim_run *run, int service);
+/* sim_imapd.c */
+int sim_imapd_listen(struct sim_run *run, int service);
 /* sim_dnsd.c */
 int sim_dnsd_listen(struct sim_run *run);
 

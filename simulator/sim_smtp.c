@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sim_b64.h"
 #include "str.h"
 
 enum {
@@ -347,39 +348,6 @@ static void sim_smtp_ehlo_reply(struct sim_smtp_session *s)
     sim_smtp_reply(s, "250 ENHANCEDSTATUSCODES");
 }
 
-int sim_smtp_b64_decode(const char *in, size_t len, char *out, size_t outsize, size_t *outlen)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = 0;
-    if (len % 4)
-        return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        unsigned v = 0;
-        int pad = 0;
-        for (size_t j = 0; j < 4; j++) {
-            char ch = in[i + j];
-            const char *pos = ch ? strchr(alphabet, ch) : NULL;
-            if (ch == '=' && i + 4 == len && j >= 2 && (j == 3 || in[i + 3] == '=')) {
-                pad++;
-                v <<= 6;
-            } else if (pos && !pad) {
-                v = v << 6 | (unsigned)(pos - alphabet);
-            } else {
-                return -1;
-            }
-        }
-        for (int k = 0; k < 3 - pad; k++) {
-            if (n + 1 >= outsize)
-                return -1;
-            out[n++] = (char)(v >> (16 - 8 * k) & 0xff);
-        }
-    }
-    out[n] = '\0';
-    *outlen = n;
-    return 0;
-}
-
 /* One step of AUTH: text is the initial response or a client line (base64). */
 static void sim_smtp_auth_step(struct sim_smtp_session *s, const char *text, size_t len)
 {
@@ -390,7 +358,7 @@ static void sim_smtp_auth_step(struct sim_smtp_session *s, const char *text, siz
         sim_smtp_reply(s, "501 5.7.0 Authentication cancelled");
         return;
     }
-    if (sim_smtp_b64_decode(text, len, dec, sizeof dec, &dlen) < 0) {
+    if (sim_b64_decode(text, len, dec, sizeof dec, &dlen) < 0) {
         s->auth_step = 0;
         sim_smtp_violation(s, "syntax", "AUTH data is not base64");
         sim_smtp_reply(s, "501 5.5.2 Cannot decode response");

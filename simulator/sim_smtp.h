@@ -145,8 +145,6 @@ enum sim_smtp_status sim_smtp_feed(struct sim_smtp_session *s, const void *data,
 enum sim_smtp_status sim_smtp_resume(struct sim_smtp_session *s);
 /* The TLS handshake after STARTTLS is done: the session starts over (RFC 3207 4.2). */
 enum sim_smtp_status sim_smtp_tls_started(struct sim_smtp_session *s);
-/* Decodes base64 (RFC 4648, padding required, no blanks) into out; -1 when invalid or too long. */
-int sim_smtp_b64_decode(const char *in, size_t len, char *out, size_t outsize, size_t *outlen);
 /* The client closed the connection. */
 void sim_smtp_eof(struct sim_smtp_session *s);
 

@@ -95,6 +95,7 @@ static void sim_store_load_one(void *ctx, const char *msg, size_t len)
 int sim_store_reset(struct sim_store *st, char *err, size_t errsize)
 {
     const struct sim_world *w = st->w;
+    st->uidvalidity++;
     for (int i = 0; i < w->nmailboxes; i++) {
         struct sim_store_box *b = &st->boxes[i];
         if (fs_mkdir_p(b->dir, 0755) < 0 || sim_store_empty_dir(b->dir) < 0) {
@@ -197,6 +198,7 @@ int sim_store_deliver(struct sim_store *st, int mailbox, const char *data, size_
     b->msgs = xreallocarray(b->msgs, (size_t)b->n + 1, sizeof *b->msgs);
     b->msgs[b->n].uid = uid;
     b->msgs[b->n].size = len;
+    b->msgs[b->n].flags = 0;
     b->n++;
     b->next_uid++;
     *uid_r = uid;
@@ -222,6 +224,15 @@ int sim_store_read(struct sim_store *st, int mailbox, unsigned uid, char **data_
     int rc = fs_read_file(p, SIM_STORE_MSG_MAX, data_r, len_r);
     free(p);
     return rc;
+}
+
+struct sim_store_msg *sim_store_msg(struct sim_store *st, int mailbox, unsigned uid)
+{
+    struct sim_store_box *b = &st->boxes[mailbox];
+    for (int i = 0; i < b->n; i++)
+        if (b->msgs[i].uid == uid)
+            return &b->msgs[i];
+    return NULL;
 }
 
 int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid)

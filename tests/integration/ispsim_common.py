@@ -27,6 +27,8 @@ DEMON_POP3 = "127.0.4.110"
 LINK_SMARTHOST = "127.9.2.25"  # smtp.hccnet.nl through the modem (what DNS answers)
 LINK_PAPRIKA_MX = "127.9.6.25"
 LINK_DEMON_POP3 = "127.9.4.110"
+PROVIDER1_IMAP = "127.0.5.143"
+LINK_PROVIDER1_IMAP = "127.9.5.143"
 
 
 def world_ports(path):
@@ -50,12 +52,12 @@ def world_ports(path):
                 addr = hosts[words[1].lower().rstrip(".")]
                 wanted += [(addr, 53, socket.SOCK_DGRAM), (addr, 53, socket.SOCK_STREAM)]
                 via.pop(words[1].lower().rstrip("."), None)
-            elif words[0] in ("smarthost", "mx", "pop3"):
+            elif words[0] in ("smarthost", "mx", "pop3", "imap"):
                 name = words[1].lower().rstrip(".")
-                port = 110 if words[0] == "pop3" else 25
+                port, tls_port = {"pop3": (110, 995), "imap": (143, 993)}.get(words[0], (25, 465))
                 got = [port]
                 if "implicit" in opts.get("tls", "").split(","):
-                    got.append(995 if words[0] == "pop3" else 465)
+                    got.append(tls_port)
                 ports.setdefault(name, []).extend(got)
                 wanted += [(hosts[name], p, socket.SOCK_STREAM) for p in got]
     for name, link in via.items():

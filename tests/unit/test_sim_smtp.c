@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim_b64.h"
 #include "sim_smtp.h"
 
 struct fake {
@@ -481,21 +482,28 @@ static void test_smtp_b64(void **state)
     (void)state;
     char out[16];
     size_t n;
-    assert_int_equal(sim_smtp_b64_decode("c2pvZXJk", 8, out, sizeof out, &n), 0);
+    assert_int_equal(sim_b64_decode("c2pvZXJk", 8, out, sizeof out, &n), 0);
     assert_int_equal(n, 6);
     assert_string_equal(out, "sjoerd");
-    assert_int_equal(sim_smtp_b64_decode("YQ==", 4, out, sizeof out, &n), 0);
+    assert_int_equal(sim_b64_decode("YQ==", 4, out, sizeof out, &n), 0);
     assert_int_equal(n, 1);
-    assert_int_equal(sim_smtp_b64_decode("YWI=", 4, out, sizeof out, &n), 0);
+    assert_int_equal(sim_b64_decode("YWI=", 4, out, sizeof out, &n), 0);
     assert_int_equal(n, 2);
-    assert_int_equal(sim_smtp_b64_decode("", 0, out, sizeof out, &n), 0);
+    assert_int_equal(sim_b64_decode("", 0, out, sizeof out, &n), 0);
     assert_int_equal(n, 0);
-    assert_int_equal(sim_smtp_b64_decode("YQ=", 3, out, sizeof out, &n), -1);
-    assert_int_equal(sim_smtp_b64_decode("Y===", 4, out, sizeof out, &n), -1);
-    assert_int_equal(sim_smtp_b64_decode("YQ==YQ==", 8, out, sizeof out, &n), -1);
-    assert_int_equal(sim_smtp_b64_decode("Y=Q=", 4, out, sizeof out, &n), -1);
-    assert_int_equal(sim_smtp_b64_decode("c2pv ZXJk", 9, out, sizeof out, &n), -1);
-    assert_int_equal(sim_smtp_b64_decode("YWFhYWFhYWFhYWFhYWFhYWFh", 24, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("YQ=", 3, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("Y===", 4, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("YQ==YQ==", 8, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("Y=Q=", 4, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("c2pv ZXJk", 9, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("YWFhYWFhYWFhYWFhYWFhYWFh", 24, out, sizeof out, &n), -1);
+    char enc[16];
+    sim_b64_encode("sjoerd", 6, enc, sizeof enc);
+    assert_string_equal(enc, "c2pvZXJk");
+    sim_b64_encode("ab", 2, enc, sizeof enc);
+    assert_string_equal(enc, "YWI=");
+    sim_b64_encode("a", 1, enc, sizeof enc);
+    assert_string_equal(enc, "YQ==");
 }
 
 int main(void)
