@@ -189,7 +189,9 @@ static void sim_control_list(struct sim_run *run, const struct sim_json_obj *req
                 continue;
             buf_append_str(out, k++ ? ",{" : "{");
             sim_json_put_kv(out, true, "user", w->mailboxes[i].user);
-            buf_printf(out, ",\"messages\":%d}", run->store.boxes[i].n);
+            const struct sim_store_box *b = &run->store.boxes[i];
+            buf_printf(out, ",\"messages\":%d,\"bytes\":%llu,\"quota\":%llu}", b->n, b->used,
+                       b->quota);
         }
         buf_append_str(out, "]}");
         return;
@@ -269,6 +271,27 @@ static void sim_control_inject(struct sim_run *run, const struct sim_json_obj *r
     buf_printf(out, "{\"ok\":true,\"uid\":%u}", uid);
 }
 
+/* mailstore.quota: a mailbox's quota (bytes, 0: none) and reply when full (452 or 552). */
+static void sim_control_quota(struct sim_run *run, const struct sim_json_obj *req, struct buf *out)
+{
+    int box = sim_control_mailbox(run, req, out);
+    if (box < 0)
+        return;
+    struct sim_store_box *b = &run->store.boxes[box];
+    unsigned long bytes, code;
+    if (!sim_control_uint(req, "bytes", 1ul << 40, b->quota, &bytes, out) ||
+        !sim_control_uint(req, "code", 552, b->full_code, &code, out))
+        return;
+    if (code != 452 && code != 552) {
+        sim_control_error(out, "\"code\" must be 452 or 552");
+        return;
+    }
+    b->quota = bytes;
+    b->full_code = (unsigned)code;
+    buf_printf(out, "{\"ok\":true,\"bytes\":%llu,\"quota\":%llu,\"code\":%u}", b->used, b->quota,
+               b->full_code);
+}
+
 /* tls.set: offer STARTTLS/STLS on a host's services or withdraw it (reset restores). */
 static void sim_control_tls(struct sim_run *run, const struct sim_json_obj *req, struct buf *out)
 {
@@ -328,6 +351,8 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
         sim_control_read(run, &req, out);
     } else if (strcmp(verb, "mailstore.inject") == 0) {
         sim_control_inject(run, &req, out);
+    } else if (strcmp(verb, "mailstore.quota") == 0) {
+        sim_control_quota(run, &req, out);
     } else if (strcmp(verb, "tls.set") == 0) {
         sim_control_tls(run, &req, out);
     } else if (sim_linkd_control(run, verb, &req, out)) {

@@ -116,6 +116,15 @@ static bool sim_smtpd_domain_of(const char *addr, const char **domain_r)
     return true;
 }
 
+/* RFC 3463 X.2.2: mailbox full; 552 (permanent) or 452 (try later) as the world says. */
+static void sim_smtpd_full_reply(const struct sim_store *st, int box, const char *rcpt,
+                                 char *reply, size_t size)
+{
+    bool temp = st->boxes[box].full_code == 452;
+    snprintf(reply, size, "%s <%s>: Mailbox full, quota exceeded",
+             temp ? "452 4.2.2" : "552 5.2.2", rcpt);
+}
+
 static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_t size)
 {
     struct sim_smtpd_conn *c = ctx;
@@ -140,8 +149,13 @@ static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_
         snprintf(reply, size, "554 5.7.1 <%s>: Relay access denied", rcpt);
         return;
     }
-    if (sim_world_mailbox_for(w, svc->store, rcpt) < 0)
+    int box = sim_world_mailbox_for(w, svc->store, rcpt);
+    if (box < 0) {
         snprintf(reply, size, "550 5.1.1 <%s>: Recipient address rejected: User unknown", rcpt);
+        return;
+    }
+    if (!sim_store_fits(&c->run->store, box, 1))
+        sim_smtpd_full_reply(&c->run->store, box, rcpt, reply, size);
 }
 
 static void sim_smtpd_new_id(struct sim_run *run, int service, char *out, size_t size)
@@ -152,7 +166,7 @@ static void sim_smtpd_new_id(struct sim_run *run, int service, char *out, size_t
 /* Stores one copy for rcpt at mx (a service index) and records the delivery. */
 static void sim_smtpd_store(struct sim_run *run, const char *via, int mx, const char *from_name,
                             const char *rcpt, const char *mail_from, const struct buf *message,
-                            const char *id)
+                            const char *id, size_t sent_len)
 {
     const struct sim_world *w = run->world;
     const char *status = "stored";
@@ -169,6 +183,10 @@ static void sim_smtpd_store(struct sim_run *run, const char *via, int mx, const 
             status = "no-mailbox";
         } else {
             user = w->mailboxes[box].user;
+        }
+        if (box >= 0 && !sim_store_fits(&run->store, box, sent_len)) {
+            status = "over-quota";
+        } else if (box >= 0) {
             char date[TIMEFMT_RFC5322_LEN], mid[32];
             timefmt_rfc5322(time(NULL), date, sizeof date);
             sim_smtpd_new_id(run, mx, mid, sizeof mid);
@@ -213,6 +231,19 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
     const struct sim_host *me = &w->hosts[svc->host];
     char id[32], date[TIMEFMT_RFC5322_LEN], pub[NETADDR_STRLEN];
     struct netaddr pubaddr;
+    /* An MX takes the message for all its recipients or for none: a mailbox over its quota
+     * refuses the whole message (as received, before the Received lines). */
+    if (svc->kind == SIM_SVC_MX) {
+        for (int i = 0; i < tx->nrcpts; i++) {
+            int box = sim_world_mailbox_for(w, svc->store, tx->rcpts[i]);
+            if (box >= 0 && !sim_store_fits(&run->store, box, tx->data.len)) {
+                sim_smtpd_full_reply(&run->store, box, tx->rcpts[i], reply, size);
+                log_info("smtp session=%llu host=%s rcpt=<%s> over-quota: message refused",
+                         c->id, me->name, tx->rcpts[i]);
+                return;
+            }
+        }
+    }
     sim_smtpd_new_id(run, c->service, id, sizeof id);
     timefmt_rfc5322(time(NULL), date, sizeof date);
     sim_world_public_of(w, &c->peer, &pubaddr);
@@ -228,13 +259,15 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
                    c->s.tls ? "s" : "", c->s.authed ? "a" : "", id, rcpt, date);
         buf_append(&msg, tx->data.data ? tx->data.data : "", tx->data.len);
         if (svc->kind == SIM_SVC_MX) {
-            sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id);
+            sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id,
+                            tx->data.len);
         } else {
             /* The in-process hand-off to the destination MX, which adds its own line. */
             const char *domain;
             int mx = sim_smtpd_domain_of(rcpt, &domain) ? sim_world_mx_for_domain(w, domain) : -1;
             if (mx < 0) {
-                sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id);
+                sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id,
+                                tx->data.len);
             } else {
                 const struct sim_host *mxh = &w->hosts[w->services[mx].host];
                 char mid[32], mepub[NETADDR_STRLEN];
@@ -246,7 +279,8 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
                                  "\r\n\tid %s\r\n\tfor <%s>; %s\r\n", mepub, me->name, mxh->name,
                            mid, rcpt, date);
                 buf_append(&hop, msg.data, msg.len);
-                sim_smtpd_store(run, me->name, mx, mxh->name, rcpt, tx->mail_from, &hop, id);
+                sim_smtpd_store(run, me->name, mx, mxh->name, rcpt, tx->mail_from, &hop, id,
+                                tx->data.len);
                 buf_free(&hop);
             }
         }

@@ -26,6 +26,9 @@ struct sim_store_box {
     struct sim_store_msg *msgs;
     int n;
     unsigned next_uid;
+    unsigned long long used;       /* bytes of its messages */
+    unsigned long long quota;      /* bytes; 0: none (the world's, until mailstore.quota) */
+    unsigned full_code;            /* 452 or 552 */
 };
 
 struct sim_store {
@@ -46,6 +49,8 @@ int sim_store_deliver(struct sim_store *st, int mailbox, const char *data, size_
 /* The message at uid, allocated. -1 when absent. */
 int sim_store_read(struct sim_store *st, int mailbox, unsigned uid, char **data_r, size_t *len_r);
 int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid);
+/* Would a message of len bytes fit under the mailbox's quota? */
+bool sim_store_fits(const struct sim_store *st, int mailbox, unsigned long long len);
 /* The message's entry, or NULL. */
 struct sim_store_msg *sim_store_msg(struct sim_store *st, int mailbox, unsigned uid);
 /* The mailbox of store name and user, or -1. */

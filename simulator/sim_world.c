@@ -1,6 +1,7 @@
 /* sim_world: the ispsim world file parser (see world.h and docs/ispsim.md). */
 #include "sim_world.h"
 
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -451,7 +452,7 @@ static bool sim_world_address(struct sim_world_ctx *c, const char *text, char *o
 
 static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
 {
-    static const char *const allowed[] = {"password", "address", "mbox", NULL};
+    static const char *const allowed[] = {"password", "address", "mbox", "quota", "full", NULL};
     struct sim_world_opts o;
     char *store, *user;
     struct sim_mailbox m;
@@ -484,6 +485,22 @@ static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
     }
     if (!sim_world_room(c, c->w->nmailboxes, SIM_WORLD_MAX_MAILBOXES, "mailboxes"))
         return false;
+    char *quota = sim_world_opt(&o, "quota");
+    if (quota) {
+        char *end;
+        errno = 0;
+        m.quota = strtoull(quota, &end, 10);
+        if (errno || *end || quota[0] < '0' || quota[0] > '9' || m.quota > (1ull << 40))
+            return sim_world_fail(c, "quota wants a number of bytes, not \"%s\"", quota);
+    }
+    char *full = sim_world_opt(&o, "full");
+    m.full_code = 552;
+    if (full) {
+        if (strcmp(full, "452") == 0)
+            m.full_code = 452;
+        else if (strcmp(full, "552") != 0)
+            return sim_world_fail(c, "full wants 452 or 552, not \"%s\"", full);
+    }
     char *mbox = sim_world_opt(&o, "mbox");
     m.mbox = mbox ? xstrdup(mbox) : NULL;
     *(struct sim_mailbox *)sim_world_push((void **)&c->w->mailboxes, &c->w->nmailboxes,

@@ -12,7 +12,7 @@
  *   nameserver HOST
  *   customer ADDR public ADDR
  *   store NAME
- *   mailbox STORE USER [password P] [address A[,A...]] [mbox FILE]
+ *   mailbox STORE USER [password P] [address A[,A...]] [mbox FILE] [quota BYTES] [full 452|552]
  *   certs DIR                         (NAME.pem and NAME.key per TLS host; relative to the world)
  *   smarthost HOST customers NET[,NET...] [auth USER:PASS] [tls starttls,implicit]
  *   mx HOST domains DOMAIN[,DOMAIN...] store STORE [tls starttls,implicit]
@@ -80,6 +80,8 @@ struct sim_mailbox {
     char addresses[SIM_WORLD_MAX_LIST][SIM_NAME_MAX];
     int naddresses;
     char *mbox;                                  /* NULL or a path as written */
+    unsigned long long quota;                    /* bytes; 0: none */
+    unsigned full_code;                          /* 452 or 552: the MX's reply when full */
     unsigned line;
 };
 

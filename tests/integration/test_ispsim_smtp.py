@@ -205,6 +205,42 @@ class TestSmtp(IspsimCase):
         # RFC 1047: the message was taken although the client never heard so.
         self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
 
+    def test_quota_full_mailbox(self):
+        self.isp.inject("paprika", "jan", "Subject: old\n\n" + "x" * 500 + "\n")
+        used = self.isp.mailboxes("paprika")[0]["bytes"]
+        self.assertGreater(used, 500)
+        # full: refused at RCPT, 552 by default, 452 when the world (or control) says so
+        st = self.isp.call("mailstore.quota", store="paprika", user="jan", bytes=used)
+        self.assertEqual((st["bytes"], st["quota"], st["code"]), (used, used, 552))
+        with smtplib.SMTP(PAPRIKA_MX, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            s.ehlo("zolder.thuis")
+            s.mail("a@zolder.thuis")
+            self.assertEqual(s.rcpt("jan@paprika"),
+                             (552, b"5.2.2 <jan@paprika>: Mailbox full, quota exceeded"))
+            self.assertEqual(s.rcpt("piet@paprika")[0], 250)
+            s.rset()
+            self.isp.call("mailstore.quota", store="paprika", user="jan", code=452)
+            s.mail("a@zolder.thuis")
+            self.assertEqual(s.rcpt("jan@paprika")[0], 452)
+            s.rset()
+            # room for a small message only: a big one is refused after the dot, for all
+            self.isp.call("mailstore.quota", store="paprika", user="jan", bytes=used + 200,
+                          code=552)
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                s.sendmail("a@zolder.thuis", ["piet@paprika", "jan@paprika"], MSG + "y" * 300)
+            self.assertEqual(e.exception.smtp_code, 552)
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.assertEqual(len(self.isp.messages("paprika", "jan")), 2)
+        self.assertEqual(self.isp.messages("paprika", "piet"), [])
+        # through the smarthost the hand-off finds the mailbox full: recorded, not stored
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.assertEqual(self.isp.records("delivery")[-1]["status"], "over-quota")
+        # reset restores the world's quota (none for jan)
+        self.isp.reset()
+        self.assertEqual(self.isp.mailboxes("paprika")[0]["quota"], 0)
+        self.assertEqual(self.isp.mailboxes("mailstore")[0]["quota"], 5242880)
+
     def test_bad_smtp_fault(self):
         from ispsim_common import IspsimError
         for kw in ({"stage": "later", "reply": "451 x"}, {"stage": "dot", "reply": "250 ok"},

@@ -181,6 +181,23 @@ static void test_world_link(void **state)
                  "host h.a.test ::1 via m\n", "needs an IPv4 address");
 }
 
+static void test_world_quota(void **state)
+{
+    (void)state;
+    struct cfg_error err;
+    struct sim_world *w = parse("store s\nmailbox s a quota 1000 full 452\nmailbox s b\n", &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_int_equal(w->mailboxes[0].quota, 1000);
+    assert_int_equal(w->mailboxes[0].full_code, 452);
+    assert_int_equal(w->mailboxes[1].quota, 0);
+    assert_int_equal(w->mailboxes[1].full_code, 552);
+    sim_world_free(w);
+    expect_error("store s\nmailbox s a quota 10k\n", "quota wants a number of bytes");
+    expect_error("store s\nmailbox s a quota -1\n", "quota wants a number of bytes");
+    expect_error("store s\nmailbox s a full 550\n", "full wants 452 or 552");
+}
+
 static void test_world_tls(void **state)
 {
     (void)state;
@@ -272,6 +289,7 @@ int main(void)
         cmocka_unit_test(test_world_seed_fixture),
         cmocka_unit_test(test_world_link),
         cmocka_unit_test(test_world_tls),
+        cmocka_unit_test(test_world_quota),
         cmocka_unit_test(test_world_errors),
         cmocka_unit_test(test_world_limits),
     };
