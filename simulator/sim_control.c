@@ -351,6 +351,10 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
         sim_control_read(run, &req, out);
     } else if (strcmp(verb, "mailstore.inject") == 0) {
         sim_control_inject(run, &req, out);
+    } else if (strcmp(verb, "queue.list") == 0) {
+        sim_relay_list(run, out);
+    } else if (strcmp(verb, "queue.flush") == 0) {
+        sim_relay_flush(run, out);
     } else if (strcmp(verb, "mailstore.quota") == 0) {
         sim_control_quota(run, &req, out);
     } else if (strcmp(verb, "tls.set") == 0) {
@@ -361,7 +365,7 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
         sim_control_error(out, "unknown verb \"%s\"", verb);
     }
     if (verb && strcmp(verb, "records.read") != 0 && strcmp(verb, "ping") != 0 &&
-        strcmp(verb, "link.stats") != 0) {
+        strcmp(verb, "link.stats") != 0 && strcmp(verb, "queue.list") != 0) {
         log_info("control verb=%s ok=%s", verb,
                  strncmp(out->data, "{\"ok\":true", 10) == 0 ? "yes" : "no");
     }

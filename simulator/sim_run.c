@@ -145,6 +145,7 @@ int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int
 int sim_run_reset(struct sim_run *run, char *err, size_t errsize)
 {
     sim_linkd_reset(run);
+    sim_relay_reset(run);
     memset(run->starttls_off, 0, sizeof run->starttls_off);
     run->dns_faults.n = 0;
     run->nrules = 0;
@@ -199,6 +200,7 @@ static void sim_run_signal(evutil_socket_t sig, short what, void *arg)
 
 static void sim_run_free(struct sim_run *run)
 {
+    sim_relay_free(run);
     while (run->lingers)
         sim_run_linger_end(run->lingers);
     sim_linkd_free(run);

@@ -15,6 +15,7 @@
 #include "sim_dns.h"
 #include "sim_linkd.h"
 #include "sim_records.h"
+#include "sim_relay.h"
 #include "sim_smtp.h"
 #include "sim_store.h"
 #include "sim_world.h"
@@ -62,6 +63,7 @@ struct sim_run {
     struct event *signals[2];
     bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
     struct sim_linkd *links[SIM_WORLD_MAX_LINKS];
+    struct sim_relay *relay;                     /* the smarthosts' queue (sim_relay.c) */
     struct sim_run_linger *lingers;              /* closed connections still sending */
     struct ssl_ctx_st **tls_ctx;                 /* per host, NULL where no TLS (sim_tls.c) */
     bool starttls_off[SIM_WORLD_MAX_HOSTS];      /* control: STARTTLS/STLS withdrawn */

@@ -262,13 +262,18 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
             sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id,
                             tx->data.len);
         } else {
-            /* The in-process hand-off to the destination MX, which adds its own line. */
             const char *domain;
             int mx = sim_smtpd_domain_of(rcpt, &domain) ? sim_world_mx_for_domain(w, domain) : -1;
-            if (mx < 0) {
+            if (mx >= 0 && !svc->handoff) {
+                /* over SMTP to the MX, from the smarthost's address (sim_relay.c) */
+                if (!sim_relay_submit(run, c->service, id, tx->mail_from, rcpt, mx, msg.data,
+                                      msg.len))
+                    log_warnx("relay id=%s to=<%s>: queue full, message dropped", id, rcpt);
+            } else if (mx < 0) {
                 sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id,
                                 tx->data.len);
             } else {
+                /* The in-process hand-off to the destination MX, which adds its own line. */
                 const struct sim_host *mxh = &w->hosts[w->services[mx].host];
                 char mid[32], mepub[NETADDR_STRLEN];
                 sim_smtpd_new_id(run, mx, mid, sizeof mid);

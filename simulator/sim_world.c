@@ -510,7 +510,8 @@ static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
 
 static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_service_kind kind)
 {
-    static const char *const smarthost_opts[] = {"customers", "auth", "tls", NULL};
+    static const char *const smarthost_opts[] = {"customers", "auth", "tls", "relay", "retry",
+                                                 NULL};
     static const char *const mx_opts[] = {"domains", "store", "tls", NULL};
     static const char *const box_opts[] = {"store", "tls", NULL};
     struct sim_world_opts o;
@@ -563,6 +564,21 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
             if (!netmask_parse(list[i], &s.customers[i]))
                 return sim_world_fail(c, "bad network \"%s\"", list[i]);
         s.ncustomers = n;
+        char *relay = sim_world_opt(&o, "relay");
+        if (relay && strcmp(relay, "handoff") == 0)
+            s.handoff = true;
+        else if (relay && strcmp(relay, "smtp") != 0)
+            return sim_world_fail(c, "relay wants smtp or handoff, not \"%s\"", relay);
+        char *retry = sim_world_opt(&o, "retry");
+        s.retry_s = 60;
+        if (retry) {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(retry, &end, 10);
+            if (errno || *end || retry[0] < '0' || retry[0] > '9' || v < 1 || v > 86400)
+                return sim_world_fail(c, "retry wants seconds from 1 to 86400, not \"%s\"", retry);
+            s.retry_s = (unsigned)v;
+        }
         char *auth = sim_world_opt(&o, "auth");
         if (auth) {
             char *colon = strchr(auth, ':');

@@ -15,6 +15,7 @@
  *   mailbox STORE USER [password P] [address A[,A...]] [mbox FILE] [quota BYTES] [full 452|552]
  *   certs DIR                         (NAME.pem and NAME.key per TLS host; relative to the world)
  *   smarthost HOST customers NET[,NET...] [auth USER:PASS] [tls starttls,implicit]
+ *             [relay smtp|handoff] [retry SECONDS]
  *   mx HOST domains DOMAIN[,DOMAIN...] store STORE [tls starttls,implicit]
  *   pop3 HOST store STORE [tls starttls,implicit]
  *   imap HOST store STORE [tls starttls,implicit]
@@ -99,6 +100,8 @@ struct sim_service {
     char auth_pass[SIM_PASS_MAX];
     bool starttls;                               /* STARTTLS (STLS) offered */
     bool implicit_tls;                           /* also 465 (SMTP), 995 (POP3), 993 (IMAP) */
+    bool handoff;                                /* smarthost: in-process hand-off, no SMTP */
+    unsigned retry_s;                            /* smarthost: seconds between attempts */
     unsigned line;
 };
 

@@ -89,6 +89,25 @@ class IspsimClient:
     def inject(self, store, user, message):
         return self.call("mailstore.inject", store=store, user=user, message=message)["uid"]
 
+    # --- the smarthost's queue ------------------------------------------------------------
+    def queue(self):
+        return self.call("queue.list")["queue"]
+
+    def flush(self):
+        """Retries every deferred message now."""
+        return self.call("queue.flush")["flushed"]
+
+    def wait_relayed(self, timeout=10.0):
+        """Waits until the smarthost's queue holds nothing but deferred messages (every message
+        was tried at least once and is relayed, bounced or deferred); returns the queue."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            q = self.queue()
+            if all(not j["active"] and j["attempts"] > 0 for j in q) or time.monotonic() > deadline:
+                return q
+            time.sleep(0.01)
+
     # --- the dial-up link (link: its name; None: the world's first) -------------------------
     def link_up(self, link=None):
         return self.call("link.up", link=link)

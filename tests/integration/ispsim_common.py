@@ -112,4 +112,7 @@ class IspsimCase(unittest.TestCase):
             raise AssertionError(f"ispsim exited with {status}:\n{log}")
 
     def setUp(self):
+        # a relay still in flight from the last test would be cut by the reset, and its MX
+        # would record a no-quit in this test
+        self.isp.wait_relayed(timeout=5)
         self.isp.reset()

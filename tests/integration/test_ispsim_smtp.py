@@ -57,6 +57,7 @@ class TestSmtp(IspsimCase):
             refused = s.sendmail("sjoerd@zolder.thuis",
                                  ["jan@paprika", "sjoerd@sjoerd-visser.spam.demon.nl"], MSG)
         self.assertEqual(refused, {})
+        self.assertEqual(self.isp.wait_relayed(), [])
         msgs = self.isp.messages("paprika", "jan")
         self.assertEqual(len(msgs), 1)
         text = self.isp.read("paprika", "jan", msgs[0]["uid"])
@@ -78,6 +79,54 @@ class TestSmtp(IspsimCase):
         self.assertIn(("c", "mail FROM:<sjoerd@zolder.thuis> size=72"), transcript)
         self.assertEqual(transcript[0][0], "s")
         self.assertTrue(transcript[0][1].startswith("220 smtp.hccnet.nl ESMTP"))
+        # relayed over SMTP, one session per recipient, from the smarthost's address
+        relays = self.isp.records("relay")
+        self.assertEqual(sorted((r["mx"], r["status"]) for r in relays),
+                         [("mx.paprika", "relayed"), ("relay-14.mail.nl.demon.net", "relayed")])
+        self.assertTrue(all(r["reply"].startswith("250 2.0.0 Ok: queued as ") for r in relays))
+        mx_peers = {r["peer"].split(":")[0] for r in self.isp.records("smtp")
+                    if r["host"] == "mx.paprika"}
+        self.assertEqual(mx_peers, {SMARTHOST})
+        client = [r["line"] for r in self.isp.records("relay-smtp")
+                  if r["mx"] == "mx.paprika" and r["dir"] == "c"]
+        self.assertEqual(client, ["EHLO smtp.hccnet.nl", "MAIL FROM:<sjoerd@zolder.thuis>",
+                                  "RCPT TO:<jan@paprika>", "DATA", "(message and final dot)",
+                                  "QUIT"])
+
+    def test_relay_defers_retries_and_bounces(self):
+        # 451 at the MX: deferred; queue.flush retries now; the second attempt goes through
+        self.isp.smtp_fault("rcpt", host="mx.paprika", rcpt="jan@paprika",
+                            reply="451 4.3.0 try again later")
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika", "nobody@paprika"],
+                                        MSG + "..dot\r\n.\r\nx\r\n"), {})
+        q = self.isp.wait_relayed()
+        self.assertEqual([(j["rcpt"], j["attempts"]) for j in q], [("jan@paprika", 1)])
+        self.assertEqual(sorted((r["rcpt"], r["status"]) for r in self.isp.records("relay")),
+                         [("jan@paprika", "deferred"), ("nobody@paprika", "bounced")])
+        self.isp.clear_faults()
+        self.assertEqual(self.isp.flush(), 1)
+        deadline = time.monotonic() + 5
+        while self.isp.queue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.isp.queue(), [])
+        self.assertEqual(self.isp.records("relay")[-1]["status"], "relayed")
+        self.assertEqual(self.isp.records("relay")[-1]["attempt"], 2)
+        # dot-stuffing survived the hop (smtplib stuffed, the MX un-stuffed what ispsim stuffed)
+        self.assertTrue(self.isp.read("paprika", "jan", 1).endswith("Dag Jan.\r\n..dot\r\n.\r\nx\r\n"))
+        # RFC 1047: the MX hangs up after storing; the smarthost retries and duplicates
+        self.isp.reset()
+        self.isp.smtp_fault("dot", host="mx.paprika", message=1, hangup=True)
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG)
+        self.isp.wait_relayed()
+        self.assertEqual(self.isp.records("relay")[-1]["status"], "deferred")
+        self.isp.flush()
+        deadline = time.monotonic() + 5
+        while self.isp.queue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(self.isp.messages("paprika", "jan")), 2)
+        self.assertEqual(self.isp.violations(), [])
 
     def test_smarthost_refuses_non_customers(self):
         with smtplib.SMTP(SMARTHOST, 25, source_address=(OUTSIDER, 0), timeout=5) as s:
@@ -109,6 +158,7 @@ class TestSmtp(IspsimCase):
                             "--mail-from", "sjoerd@zolder.thuis", "--mail-rcpt", "truus@komkommer",
                             "-T", "-"], input=MSG.encode(), capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.isp.wait_relayed()
         self.assertEqual(len(self.isp.messages("komkommer", "truus")), 1)
         self.assertEqual(self.isp.violations(), [])
 
@@ -235,7 +285,13 @@ class TestSmtp(IspsimCase):
         # through the smarthost the hand-off finds the mailbox full: recorded, not stored
         with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
             self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
-        self.assertEqual(self.isp.records("delivery")[-1]["status"], "over-quota")
+        self.isp.wait_relayed()
+        self.isp.call("mailstore.quota", store="paprika", user="jan", bytes=1)
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.isp.wait_relayed()
+        last = self.isp.records("relay")[-1]
+        self.assertEqual((last["status"], last["reply"][:9]), ("bounced", "552 5.2.2"))
         # reset restores the world's quota (none for jan)
         self.isp.reset()
         self.assertEqual(self.isp.mailboxes("paprika")[0]["quota"], 0)

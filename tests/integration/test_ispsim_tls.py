@@ -45,6 +45,7 @@ class TestTls(IspsimCase):
             self.assertFalse(s.has_extn("starttls"))
             s.login("sjoerd", "geheim")
             self.assertEqual(s.sendmail("sjoerd@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.isp.wait_relayed()
         text = self.isp.read("paprika", "jan", 1)
         self.assertIn("by smtp.hccnet.nl with esmtpsa (ispsim)", text)
         tls = self.isp.records("tls")
@@ -89,6 +90,7 @@ class TestTls(IspsimCase):
             self.assertFalse(s.has_extn("starttls"))
             self.assertTrue(s.has_extn("auth"))
             self.assertEqual(s.sendmail("sjoerd@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.isp.wait_relayed()
         self.assertIn("with esmtps (ispsim)", self.isp.read("paprika", "jan", 1))
         # and through the modem
         with smtplib.SMTP_SSL(LINK_SMARTHOST, 465, source_address=(OUTSIDER, 0), timeout=10,
@@ -146,6 +148,7 @@ class TestTls(IspsimCase):
                             "--mail-from", "sjoerd@zolder.thuis", "--mail-rcpt", "truus@komkommer",
                             "-T", "-"], input=MSG.encode(), capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.isp.wait_relayed()
         self.assertEqual(len(self.isp.messages("komkommer", "truus")), 1)
         self.isp.inject("mailstore", "sjoerd", "Subject: via curl\n\nhallo\n")
         r = subprocess.run(["curl", "-sS", "--cacert", CA, "--interface", OUTSIDER,

@@ -210,6 +210,8 @@ static void test_world_tls(void **state)
     if (!w)
         fail_msg("%s", err.text);
     assert_string_equal(w->certs, "../certs");
+    assert_false(w->services[0].handoff);
+    assert_int_equal(w->services[0].retry_s, 60);
     assert_true(w->services[0].starttls);
     assert_true(w->services[0].implicit_tls);
     assert_string_equal(w->services[0].auth_user, "u");
@@ -221,6 +223,17 @@ static void test_world_tls(void **state)
     expect_error("certs x\nzone a.test\nhost h.a.test 127.0.2.1\nstore s\npop3 h.a.test store s tls ssl\n",
                  "tls wants starttls and/or implicit");
     expect_error("certs x\ncerts y\n", "t.world:2: certs given twice");
+    w = parse("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 "
+              "relay handoff retry 5\n", &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_true(w->services[0].handoff);
+    assert_int_equal(w->services[0].retry_s, 5);
+    sim_world_free(w);
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 "
+                 "relay uucp\n", "relay wants smtp or handoff");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 "
+                 "retry 0\n", "retry wants seconds");
 }
 
 static void test_world_errors(void **state)
