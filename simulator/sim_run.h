@@ -63,6 +63,7 @@ struct sim_run {
     struct event *signals[2];
     bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
     struct sim_linkd *links[SIM_WORLD_MAX_LINKS];
+    bool brief;                                  /* -q: DATA lines not recorded one by one */
     struct sim_relay *relay;                     /* the smarthosts' queue (sim_relay.c) */
     struct sim_run_linger *lingers;              /* closed connections still sending */
     struct ssl_ctx_st **tls_ctx;                 /* per host, NULL where no TLS (sim_tls.c) */

@@ -649,9 +649,15 @@ static void sim_smtp_end_of_data(struct sim_smtp_session *s)
 static void sim_smtp_data_line(struct sim_smtp_session *s, const char *line, size_t len,
                                size_t wire_len, bool bare_lf, bool bare_cr)
 {
-    if (s->hooks->transcript)
+    if (s->hooks->transcript && !s->brief_data)
         s->hooks->transcript(s->hooks->ctx, 'c', line, len > SIM_SMTP_TEXT_MAX ? SIM_SMTP_TEXT_MAX : len);
     if (len == 1 && line[0] == '.') {
+        if (s->hooks->transcript && s->brief_data) {
+            char sum[96];
+            int n = snprintf(sum, sizeof sum, "(message: %u lines, %zu bytes)", s->data_lines,
+                             s->tx.data.len);
+            s->hooks->transcript(s->hooks->ctx, 'c', sum, (size_t)n);
+        }
         if (bare_lf)
             sim_smtp_data_flag(s, SIM_DATA_BARE_LF, "bare-lf");
         sim_smtp_end_of_data(s);

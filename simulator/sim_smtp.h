@@ -125,6 +125,8 @@ struct sim_smtp_session {
     bool authed;
     char auth_user[SIM_SMTP_PATH_MAX];
     int auth_step;                     /* 0, or waiting for: 1 PLAIN, 2 LOGIN user, 3 LOGIN pass */
+    bool brief_data;                   /* transcript: one "(message: N lines, M bytes)" line
+                                          instead of every DATA line (ispsim -q) */
 };
 
 enum sim_smtp_status {

@@ -62,9 +62,10 @@ static void sim_smtpd_transcript(void *ctx, char dir, const char *line, size_t l
     sim_smtpd_fields(c, &f);
     buf_printf(&f, ",\"dir\":\"%c\",\"line\":", dir);
     sim_json_put_str(&f, line, len);
-    buf_printf(&r, "%llu %s %s %c: %.*s", c->id, sim_smtpd_host(c), c->peer_text, dir,
-               (int)(len > 200 ? 200 : len), line);
-    sim_run_record(c->run, "smtp", f.data, r.data);
+    if (sim_records_readable(&c->run->records))
+        buf_printf(&r, "%llu %s %s %c: %.*s", c->id, sim_smtpd_host(c), c->peer_text, dir,
+                   (int)(len > 200 ? 200 : len), line);
+    sim_run_record(c->run, "smtp", f.data, r.data ? r.data : "");
     buf_free(&f);
     buf_free(&r);
 }
@@ -337,11 +338,29 @@ static void sim_smtpd_free(struct sim_smtpd_conn *c)
 static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg);
 static void sim_smtpd_read(struct bufferevent *bev, void *arg);
 
+/*
+ * Sends a reply. On a plain connection with nothing queued it goes straight to the socket
+ * (as a sink ispsim must not cost more than smtp-sink: libevent would switch the write event
+ * on and off for every reply); the rest, and everything over TLS, through the bufferevent.
+ */
+static void sim_smtpd_send(struct sim_smtpd_conn *c, const char *data, size_t len)
+{
+    if (!c->s.tls && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        ssize_t n = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+    }
+    if (len)
+        bufferevent_write(c->bev, data, len);
+}
+
 /* Sends what the engine wrote and acts on its status. true: c was freed. */
 static bool sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
 {
     if (c->s.out.len) {
-        bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
+        sim_smtpd_send(c, c->s.out.data, c->s.out.len);
         buf_reset(&c->s.out);
     }
     if (st == SIM_SMTP_TLS) {
@@ -398,7 +417,7 @@ static void sim_smtpd_read(struct bufferevent *bev, void *arg)
         st = sim_smtp_feed(&c->s, chunk, (size_t)n);
         if (st == SIM_SMTP_WAIT && evtimer_pending(c->timer, NULL)) {
             if (c->s.out.len) {
-                bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
+                sim_smtpd_send(c, c->s.out.data, c->s.out.len);
                 buf_reset(&c->s.out);
             }
             continue;
@@ -462,6 +481,7 @@ static void sim_smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
                                                                        : NULL};
     sim_smtp_session_init(&c->s, &c->hooks, sim_smtpd_host(c));
     c->s.tls = la->tls;
+    c->s.brief_data = run->brief;
     c->s.offer_starttls = svc->starttls && !run->starttls_off[svc->host];
     bufferevent_setcb(c->bev, sim_smtpd_read, NULL, sim_smtpd_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);

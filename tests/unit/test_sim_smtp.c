@@ -477,6 +477,36 @@ static void test_smtp_starttls_and_auth(void **state)
     sim_smtp_session_free(&s);
 }
 
+static struct buf brief_lines;
+
+static void brief_transcript(void *ctx, char dir, const char *line, size_t len)
+{
+    (void)ctx;
+    buf_printf(&brief_lines, "%c:%.*s|", dir, (int)len, line);
+}
+
+static void test_smtp_brief_data(void **state)
+{
+    (void)state;
+    static const struct sim_smtp_hooks h = {.ctx = &fk, .message = fake_message,
+                                            .transcript = brief_transcript};
+    struct sim_smtp_session s;
+    buf_init(&brief_lines, 0);
+    sim_smtp_session_init(&s, &h, "mx.test");
+    s.brief_data = true;
+    sim_smtp_start(&s);
+    say(&s, "HELO c\r\n", NULL);
+    say(&s, "MAIL FROM:<a@b>\r\n", NULL);
+    say(&s, "RCPT TO:<c@d>\r\n", NULL);
+    say(&s, "DATA\r\n", NULL);
+    assert_string_equal(say(&s, "one\r\n..two\r\n.\r\n", NULL), "250 2.0.0 Ok: queued as X1\r\n");
+    assert_non_null(strstr(brief_lines.data, "|c:DATA|s:354 End data with <CR><LF>.<CR><LF>|"
+                                             "c:(message: 2 lines, 11 bytes)|s:250 2.0.0 Ok"));
+    assert_null(strstr(brief_lines.data, "two"));
+    sim_smtp_session_free(&s);
+    buf_free(&brief_lines);
+}
+
 static void test_smtp_b64(void **state)
 {
     (void)state;
@@ -520,6 +550,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_smtp_parse_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_starttls_and_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_b64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smtp_brief_data, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
