@@ -49,8 +49,8 @@ void sim_b64_encode(const char *in, size_t len, char *out, size_t outsize)
             v |= (unsigned char)in[i + 2];
         out[n++] = alphabet[v >> 18 & 63];
         out[n++] = alphabet[v >> 12 & 63];
-        out[n++] = i + 1 < len ? alphabet[v >> 6 & 63] : '=';
-        out[n++] = i + 2 < len ? alphabet[v & 63] : '=';
+        out[n++] = (char)(i + 1 < len ? alphabet[v >> 6 & 63] : '=');
+        out[n++] = (char)(i + 2 < len ? alphabet[v & 63] : '=');
     }
     if (outsize)
         out[n < outsize ? n : outsize - 1] = '\0';

@@ -405,7 +405,7 @@ void sim_imap_check(struct sim_imap_session *s)
         if (now[i].uid > last)
             added++;
     if (added) {
-        s->msgs = xreallocarray(s->msgs, (size_t)(s->n + added), sizeof *s->msgs);
+        s->msgs = xreallocarray(s->msgs, (size_t)s->n + (size_t)added, sizeof *s->msgs);
         for (int i = 0; i < n; i++)
             if (now[i].uid > last)
                 s->msgs[s->n++] = now[i];
@@ -767,10 +767,9 @@ static void sim_imap_fetch(struct sim_imap_session *s, const struct sim_imap_cmd
             want |= SIM_F_SIZE;
         else if (strcasecmp(it, "INTERNALDATE") == 0)
             want |= SIM_F_DATE;
-        else if (strcasecmp(it, "FAST") == 0 && from == 1)
-            want |= SIM_F_FLAGS | SIM_F_SIZE | SIM_F_DATE;
-        else if ((strcasecmp(it, "ALL") == 0 || strcasecmp(it, "FULL") == 0) && from == 1)
-            want |= SIM_F_FLAGS | SIM_F_SIZE | SIM_F_DATE;
+        else if ((strcasecmp(it, "FAST") == 0 || strcasecmp(it, "ALL") == 0 ||
+                  strcasecmp(it, "FULL") == 0) && from == 1)
+            want |= SIM_F_FLAGS | SIM_F_SIZE | SIM_F_DATE; /* no ENVELOPE or BODY here */
         else if (nparts < SIM_IMAP_MAX_PARTS && sim_imap_part_parse(it, &parts[nparts]))
             nparts++;
         else
@@ -966,8 +965,8 @@ static bool sim_imap_state_ok(struct sim_imap_session *s, const struct sim_imap_
 static void sim_imap_execute(struct sim_imap_session *s, struct sim_imap_cmd *c)
 {
     const char *n = c->name;
-    if (c->uid && strcmp(n, "FETCH") && strcmp(n, "SEARCH") && strcmp(n, "STORE") &&
-        strcmp(n, "EXPUNGE"))
+    if (c->uid && strcmp(n, "FETCH") != 0 && strcmp(n, "SEARCH") != 0 &&
+        strcmp(n, "STORE") != 0 && strcmp(n, "EXPUNGE") != 0)
         return sim_imap_bad(s, c->tag, "UID FETCH, SEARCH, STORE or EXPUNGE");
     if (strcmp(n, "CAPABILITY") == 0) {
         sim_imap_caps(s);

@@ -162,7 +162,7 @@ static void sim_imapd_idle_tick(evutil_socket_t fd, short what, void *arg)
         return;
     sim_imap_check(&c->s);
     sim_imapd_flush(c, true);
-    struct timeval tv = {.tv_sec = 0, .tv_usec = SIM_IMAPD_IDLE_POLL_MS * 1000};
+    struct timeval tv = {.tv_sec = 0, .tv_usec = SIM_IMAPD_IDLE_POLL_MS * 1000L};
     evtimer_add(c->idle_timer, &tv);
 }
 
@@ -181,7 +181,7 @@ static void sim_imapd_read_cb(struct bufferevent *bev, void *arg)
         if (sim_imapd_flush(c, open))
             return;
         if (c->s.idling && !evtimer_pending(c->idle_timer, NULL)) {
-            struct timeval tv = {.tv_sec = 0, .tv_usec = SIM_IMAPD_IDLE_POLL_MS * 1000};
+            struct timeval tv = {.tv_sec = 0, .tv_usec = SIM_IMAPD_IDLE_POLL_MS * 1000L};
             evtimer_add(c->idle_timer, &tv);
         }
         if (c->s.starttls_now) {

@@ -33,7 +33,7 @@ bool sim_link_profile_set(struct sim_link_profile *p, const char *key, const cha
     char k[32];
     size_t i;
     for (i = 0; key[i] && i + 1 < sizeof k; i++)
-        k[i] = key[i] == '_' ? '-' : key[i];
+        k[i] = (char)(key[i] == '_' ? '-' : key[i]);
     k[i] = '\0';
     if (key[i]) {
         snprintf(err, errsize, "unknown link setting \"%.40s\"", key);

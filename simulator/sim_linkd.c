@@ -668,7 +668,7 @@ int sim_linkd_start(struct sim_run *run)
             }
         }
         ld->nlisteners = n;
-        ld->listeners = xcalloc((size_t)(n ? n : 1), sizeof *ld->listeners);
+        ld->listeners = xcalloc((size_t)(n ? n : 1), sizeof(struct evconnlistener *));
         sim_linkd_defaults(ld);
         if (sim_linkd_set_mode(ld, ld->cfg->mode, false) < 0)
             return -1;
@@ -843,8 +843,8 @@ bool sim_linkd_control(struct sim_run *run, const char *verb, const struct sim_j
     if (strncmp(verb, "link.", 5) != 0)
         return false;
     const char *v = verb + 5;
-    if (strcmp(v, "up") && strcmp(v, "down") && strcmp(v, "dial") && strcmp(v, "profile") &&
-        strcmp(v, "stats"))
+    if (strcmp(v, "up") != 0 && strcmp(v, "down") != 0 && strcmp(v, "dial") != 0 &&
+        strcmp(v, "profile") != 0 && strcmp(v, "stats") != 0)
         return false;
     struct sim_linkd *ld = sim_linkd_pick(run, req, out);
     if (!ld)

@@ -23,7 +23,7 @@ static bool sim_tls_wanted(const struct sim_world *w, int host)
 int sim_tls_init(struct sim_run *run)
 {
     const struct sim_world *w = run->world;
-    run->tls_ctx = xcalloc((size_t)(w->nhosts ? w->nhosts : 1), sizeof *run->tls_ctx);
+    run->tls_ctx = xcalloc((size_t)(w->nhosts ? w->nhosts : 1), sizeof(SSL_CTX *));
     for (int h = 0; h < w->nhosts; h++) {
         if (!sim_tls_wanted(w, h))
             continue;
