@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "sim_json.h"
 #include "sim_run.h"
 #include "sim_smtpc.h"
+#include "timefmt.h"
 #include "xalloc.h"
 
 #define SIM_RELAY_MAX_ATTEMPTS 5
@@ -151,6 +153,8 @@ static void sim_relay_done(struct sim_relay_job *j)
     }
     if (code / 100 == 5 || j->attempts >= SIM_RELAY_MAX_ATTEMPTS) {
         sim_relay_record(j, "bounced", reply);
+        sim_relay_bounce(run, j->smarthost, j->id, j->from, j->rcpt, sim_relay_name(run, j->mx),
+                         reply, j->data, j->len);
         sim_relay_job_free(j);
         return;
     }
@@ -264,6 +268,106 @@ bool sim_relay_submit(struct sim_run *run, int smarthost, const char *id, const 
     struct timeval now = {0, 0};
     evtimer_add(j->timer, &now);
     return true;
+}
+
+/* "5.1.1" from "550 5.1.1 text", else 5.0.0 (4.4.7 style codes after giving up become 5.x). */
+static void sim_relay_status(const char *reply, char *out, size_t size)
+{
+    const char *p = strchr(reply, ' ');
+    unsigned a, b, c;
+    int used = 0;
+    if (p && sscanf(p + 1, "%1u.%3u.%3u%n", &a, &b, &c, &used) == 3 && used >= 5 &&
+        (p[1 + used] == ' ' || p[1 + used] == '\0'))
+        snprintf(out, size, "5.%u.%u", b, c);
+    else
+        snprintf(out, size, "5.0.0");
+}
+
+void sim_relay_bounce(struct sim_run *run, int smarthost, const char *id, const char *from,
+                      const char *rcpt, const char *remote, const char *reply, const char *data,
+                      size_t len)
+{
+    if (!from[0])
+        return; /* never a DSN for a DSN (RFC 3461 6.2) */
+    const struct sim_world *w = run->world;
+    const char *me = sim_relay_name(run, smarthost);
+    const char *at = strrchr(from, '@');
+    int mx = at ? sim_world_mx_for_domain(w, at + 1) : -1;
+    char date[TIMEFMT_RFC5322_LEN], status[16], dsn_id[48];
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    sim_relay_status(reply, status, sizeof status);
+    snprintf(dsn_id, sizeof dsn_id, "%s-DSN", id);
+    /* the original's header section, for text/rfc822-headers */
+    size_t hlen = len;
+    for (size_t i = 0; i + 3 < len; i++)
+        if (memcmp(data + i, "\r\n\r\n", 4) == 0) {
+            hlen = i + 2;
+            break;
+        }
+    struct buf m;
+    buf_init(&m, 0);
+    buf_printf(&m,
+               "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+               "To: <%s>\r\n"
+               "Subject: Undelivered Mail Returned to Sender\r\n"
+               "Date: %s\r\n"
+               "Message-ID: <%s@%s>\r\n"
+               "Auto-Submitted: auto-replied\r\n"
+               "MIME-Version: 1.0\r\n"
+               "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+               "\tboundary=\"%s/%s\"\r\n"
+               "\r\n"
+               "This is a MIME-encapsulated message.\r\n"
+               "\r\n"
+               "--%s/%s\r\n"
+               "Content-Type: text/plain; charset=us-ascii\r\n"
+               "\r\n"
+               "This is the mail system at host %s.\r\n"
+               "\r\n"
+               "Your message could not be delivered to one or more recipients.\r\n"
+               "\r\n"
+               "<%s>: %s%s%s\r\n"
+               "\r\n"
+               "--%s/%s\r\n"
+               "Content-Type: message/delivery-status\r\n"
+               "\r\n"
+               "Reporting-MTA: dns; %s\r\n"
+               "Arrival-Date: %s\r\n"
+               "\r\n"
+               "Final-Recipient: rfc822; %s\r\n"
+               "Action: failed\r\n"
+               "Status: %s\r\n",
+               me, from, date, dsn_id, me, dsn_id, me, dsn_id, me, me, rcpt,
+               remote[0] ? "host " : "", remote[0] ? remote : "", remote[0] ? " said: " : "",
+               dsn_id, me, me, date, rcpt, status);
+    buf_append_str(&m, reply);
+    buf_append(&m, "\r\n", 2);
+    if (remote[0])
+        buf_printf(&m, "Remote-MTA: dns; %s\r\n", remote);
+    buf_printf(&m, "Diagnostic-Code: smtp; %s\r\n\r\n--%s/%s\r\n"
+                   "Content-Type: text/rfc822-headers\r\n\r\n", reply, dsn_id, me);
+    buf_append(&m, data, hlen);
+    buf_printf(&m, "\r\n--%s/%s--\r\n", dsn_id, me);
+    struct buf f, r;
+    buf_init(&f, 0);
+    buf_init(&r, 0);
+    sim_json_put_kv(&f, true, "id", dsn_id);
+    sim_json_put_kv(&f, false, "host", me);
+    sim_json_put_kv(&f, false, "mx", mx >= 0 ? sim_relay_name(run, mx) : "");
+    sim_json_put_kv(&f, false, "from", "");
+    sim_json_put_kv(&f, false, "rcpt", from);
+    sim_json_put_kv(&f, false, "status", mx >= 0 ? "dsn" : "no-route");
+    sim_json_put_kv(&f, false, "reply", reply);
+    buf_append_str(&f, ",\"attempt\":0");
+    buf_printf(&r, "id=%s host=%s to=<%s> status=%s (a DSN for <%s>)", dsn_id, me, from,
+               mx >= 0 ? "dsn" : "no-route", rcpt);
+    sim_run_record(run, "relay", f.data, r.data);
+    log_info("relay %s", r.data);
+    if (mx >= 0 && !sim_relay_submit(run, smarthost, dsn_id, "", from, mx, m.data, m.len))
+        log_warnx("relay id=%s: queue full, DSN dropped", dsn_id);
+    buf_free(&f);
+    buf_free(&r);
+    buf_free(&m);
 }
 
 void sim_relay_reset(struct sim_run *run)

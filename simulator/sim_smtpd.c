@@ -263,7 +263,7 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
             sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id,
                             tx->data.len);
         } else {
-            const char *domain;
+            const char *domain = NULL;
             int mx = sim_smtpd_domain_of(rcpt, &domain) ? sim_world_mx_for_domain(w, domain) : -1;
             if (mx >= 0 && !svc->handoff) {
                 /* over SMTP to the MX, from the smarthost's address (sim_relay.c) */
@@ -273,6 +273,13 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
             } else if (mx < 0) {
                 sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id,
                                 tx->data.len);
+                if (!svc->handoff) {
+                    char why[SIM_SMTP_PATH_MAX + 64];
+                    snprintf(why, sizeof why, "550 5.4.4 <%s>: no mail exchanger for %s in the "
+                             "world", rcpt, domain ? domain : "");
+                    sim_relay_bounce(run, c->service, id, tx->mail_from, rcpt, "", why, msg.data,
+                                     msg.len);
+                }
             } else {
                 /* The in-process hand-off to the destination MX, which adds its own line. */
                 const struct sim_host *mxh = &w->hosts[w->services[mx].host];

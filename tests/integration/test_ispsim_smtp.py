@@ -103,7 +103,8 @@ class TestSmtp(IspsimCase):
         q = self.isp.wait_relayed()
         self.assertEqual([(j["rcpt"], j["attempts"]) for j in q], [("jan@paprika", 1)])
         self.assertEqual(sorted((r["rcpt"], r["status"]) for r in self.isp.records("relay")),
-                         [("jan@paprika", "deferred"), ("nobody@paprika", "bounced")])
+                         [("a@zolder.thuis", "no-route"), ("jan@paprika", "deferred"),
+                          ("nobody@paprika", "bounced")])
         self.isp.clear_faults()
         self.assertEqual(self.isp.flush(), 1)
         deadline = time.monotonic() + 5
@@ -255,6 +256,34 @@ class TestSmtp(IspsimCase):
         # RFC 1047: the message was taken although the client never heard so.
         self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
 
+    def test_bounce_sends_a_dsn_to_the_isp_mailbox(self):
+        sender = "sjoerd@sjoerd-visser.spam.demon.nl"
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail(sender, ["nobody@paprika", "x@example.com"], MSG), {})
+        deadline = time.monotonic() + 10
+        while len(self.isp.messages("mailstore", "sjoerd")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.isp.wait_relayed(), [])
+        dsns = [self.isp.read("mailstore", "sjoerd", m["uid"])
+                for m in self.isp.messages("mailstore", "sjoerd")]
+        self.assertEqual(len(dsns), 2)
+        by_rcpt = {("nobody@paprika" if "nobody@paprika" in d else "x@example.com"): d for d in dsns}
+        d = by_rcpt["nobody@paprika"]
+        self.assertIn("From: Mail Delivery System <MAILER-DAEMON@smtp.hccnet.nl>\r\n", d)
+        self.assertIn("Content-Type: multipart/report; report-type=delivery-status;", d)
+        self.assertIn("Final-Recipient: rfc822; nobody@paprika\r\nAction: failed\r\n"
+                      "Status: 5.1.1\r\n", d)
+        self.assertIn("Remote-MTA: dns; mx.paprika\r\n", d)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1 <nobody@paprika>: Recipient address "
+                      "rejected: User unknown", d)
+        self.assertIn("Content-Type: text/rfc822-headers\r\n\r\nReceived: from [62.251.70.10]", d)
+        self.assertIn("Status: 5.4.4\r\n", by_rcpt["x@example.com"])
+        # the DSN went with the null sender; no DSN about a DSN
+        mails = [r["line"] for r in self.isp.records("relay-smtp")
+                 if r["dir"] == "c" and r["line"].startswith("MAIL")]
+        self.assertEqual(mails.count("MAIL FROM:<>"), 2)
+        self.assertEqual(self.isp.violations(), [])
+
     def test_quota_full_mailbox(self):
         self.isp.inject("paprika", "jan", "Subject: old\n\n" + "x" * 500 + "\n")
         used = self.isp.mailboxes("paprika")[0]["bytes"]
@@ -290,7 +319,7 @@ class TestSmtp(IspsimCase):
         with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
             self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
         self.isp.wait_relayed()
-        last = self.isp.records("relay")[-1]
+        last = [r for r in self.isp.records("relay") if r["rcpt"] == "jan@paprika"][-1]
         self.assertEqual((last["status"], last["reply"][:9]), ("bounced", "552 5.2.2"))
         # reset restores the world's quota (none for jan)
         self.isp.reset()
