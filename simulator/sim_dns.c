@@ -216,8 +216,8 @@ static void sim_dns_rr_text(struct buf *b, const ldns_rr *rr)
     }
 }
 
-static const struct sim_dns_fault_rule *sim_dns_fault_for(const struct sim_dns_faults *f,
-                                                          const char *qname)
+const struct sim_dns_fault_rule *sim_dns_faults_find(const struct sim_dns_faults *f,
+                                                     const char *qname)
 {
     const struct sim_dns_fault_rule *all = NULL;
     if (!f)
@@ -344,7 +344,7 @@ void sim_dns_answer(const struct sim_dns_db *db, const struct sim_dns_faults *fa
         limit = limit < 512 ? 512 : limit > SIM_DNS_UDP_MAX ? SIM_DNS_UDP_MAX : limit;
         ldns_pkt_set_edns_udp_size(resp, SIM_DNS_UDP_MAX);
     }
-    const struct sim_dns_fault_rule *rule = sim_dns_fault_for(faults, res->qname);
+    const struct sim_dns_fault_rule *rule = sim_dns_faults_find(faults, res->qname);
     enum sim_dns_fault fault = rule ? rule->fault : SIM_DNS_NONE;
     res->delay_ms = rule ? rule->delay_ms : 0;
 

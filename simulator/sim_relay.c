@@ -218,6 +218,29 @@ static void sim_relay_try(struct sim_relay_job *j)
     sim_smtpc_add_rcpt(&j->c, j->rcpt);
     j->c.transcript = sim_relay_transcript;
     j->c.ctx = j;
+    /* The smarthost looks up the domain's MX and the MX's address: the DNS faults count. */
+    const char *at = strrchr(j->rcpt, '@');
+    const char *names[2] = {at ? at + 1 : "", mx->name};
+    for (int i = 0; i < 2; i++) {
+        const struct sim_dns_fault_rule *rule = sim_dns_faults_find(&run->dns_faults, names[i]);
+        enum sim_dns_fault f = rule ? rule->fault : SIM_DNS_NONE;
+        if (f != SIM_DNS_SERVFAIL && f != SIM_DNS_DROP && f != SIM_DNS_NXDOMAIN)
+            continue;
+        struct sim_smtpc_rcpt *r = &j->c.rcpts[0];
+        if (f == SIM_DNS_NXDOMAIN) {
+            r->code = 550;
+            snprintf(r->reply, sizeof r->reply, "550 5.1.2 <%.200s>: %s %.200s: Host not found", j->rcpt,
+                     i ? "address of" : "domain", names[i]);
+        } else {
+            r->code = 451;
+            snprintf(r->reply, sizeof r->reply, "451 4.4.3 <%.200s>: %s lookup for %.200s failed (%s)",
+                     j->rcpt, i ? "A" : "MX", names[i],
+                     f == SIM_DNS_SERVFAIL ? "SERVFAIL" : "timeout");
+        }
+        j->c.state = SIM_SMTPC_DONE;
+        sim_relay_done(j);
+        return;
+    }
     struct sockaddr_storage from, to;
     socklen_t fromlen = sim_run_sockaddr(&me->addr, 0, &from);
     socklen_t tolen = sim_run_sockaddr(&mx->addr, 25, &to);

@@ -256,6 +256,26 @@ class TestSmtp(IspsimCase):
         # RFC 1047: the message was taken although the client never heard so.
         self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
 
+    def test_relay_meets_dns_faults(self):
+        self.isp.dns_fault("paprika", "servfail")
+        self.isp.dns_fault("mx.appel", "nxdomain")
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            s.sendmail("a@zolder.thuis", ["jan@paprika", "mac@appel"], MSG)
+        self.isp.wait_relayed()
+        got = {r["rcpt"]: (r["status"], r["reply"]) for r in self.isp.records("relay")
+               if r["rcpt"] != "a@zolder.thuis"}
+        self.assertEqual(got["jan@paprika"],
+                         ("deferred", "451 4.4.3 <jan@paprika>: MX lookup for paprika failed (SERVFAIL)"))
+        self.assertEqual(got["mac@appel"],
+                         ("bounced", "550 5.1.2 <mac@appel>: address of mx.appel: Host not found"))
+        self.isp.clear_faults("dns")
+        self.isp.flush()
+        deadline = time.monotonic() + 5
+        while self.isp.queue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
+        self.assertEqual(self.isp.messages("appel", "mac"), [])
+
     def test_bounce_sends_a_dsn_to_the_isp_mailbox(self):
         sender = "sjoerd@sjoerd-visser.spam.demon.nl"
         with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
