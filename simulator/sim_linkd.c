@@ -478,10 +478,12 @@ static void sim_linkd_hangup(struct sim_linkd *ld, const char *reason)
     event_del(ld->dial_timer);
     event_del(ld->idle_timer);
     bool was = ld->online || ld->dialing;
+    unsigned long long ms = 0, ticks = 0;
     if (ld->online) {
-        unsigned long long ms = (sim_linkd_now_us() - ld->online_since_us) / 1000u;
+        ms = (sim_linkd_now_us() - ld->online_since_us) / 1000u;
+        ticks = sim_link_ticks(ms, ld->prof.tick_s);
         ld->connected_ms += ms;
-        ld->ticks += sim_link_ticks(ms, ld->prof.tick_s);
+        ld->ticks += ticks;
     }
     ld->online = false;
     ld->dialing = false;
@@ -492,10 +494,13 @@ static void sim_linkd_hangup(struct sim_linkd *ld, const char *reason)
         sim_linkd_conn_close(c, reason);
     }
     if (was) {
-        char extra[64];
-        snprintf(extra, sizeof extra, ",\"reason\":\"%s\"", reason);
-        char readable[64];
-        snprintf(readable, sizeof readable, "reason=%s", reason);
+        /* the call's cost: its time online and its telefoontikken */
+        char extra[160], readable[160];
+        snprintf(extra, sizeof extra,
+                 ",\"reason\":\"%s\",\"connected_ms\":%llu,\"ticks\":%llu,\"bytes_up\":%llu,"
+                 "\"bytes_down\":%llu", reason, ms, ticks, ld->bytes[0], ld->bytes[1]);
+        snprintf(readable, sizeof readable, "reason=%s connected=%llums ticks=%llu", reason, ms,
+                 ticks);
         sim_linkd_event(ld, "hangup", extra, readable);
     }
 }
@@ -844,12 +849,22 @@ bool sim_linkd_control(struct sim_run *run, const char *verb, const struct sim_j
         return false;
     const char *v = verb + 5;
     if (strcmp(v, "up") != 0 && strcmp(v, "down") != 0 && strcmp(v, "dial") != 0 &&
-        strcmp(v, "profile") != 0 && strcmp(v, "stats") != 0)
+        strcmp(v, "profile") != 0 && strcmp(v, "stats") != 0 && strcmp(v, "hangup") != 0)
         return false;
     struct sim_linkd *ld = sim_linkd_pick(run, req, out);
     if (!ld)
         return true;
     if (strcmp(v, "stats") == 0) {
+        sim_linkd_stats(ld, out);
+    } else if (strcmp(v, "hangup") == 0) {
+        /* ends the call now (the line drops); up mode dials again at once, demand on use */
+        sim_linkd_hangup(ld, "control");
+        if (ld->mode == SIM_LINK_UP) {
+            unsigned d = ld->prof.dial_delay_ms;
+            ld->prof.dial_delay_ms = 0;
+            sim_linkd_dial(ld);
+            ld->prof.dial_delay_ms = d;
+        }
         sim_linkd_stats(ld, out);
     } else if (strcmp(v, "profile") == 0) {
         sim_linkd_profile(ld, req, out);

@@ -30,7 +30,8 @@ void sim_linkd_reset(struct sim_run *run);
 int sim_linkd_gate(struct sim_run *run, int link, size_t qlen, unsigned *delay_ms);
 /* Counts an answer of n bytes going back through the link. */
 void sim_linkd_count_down(struct sim_run *run, int link, size_t n);
-/* Handles link.up, link.down, link.dial, link.profile and link.stats; false for other verbs. */
+/* Handles link.up, link.down, link.dial, link.hangup, link.profile and link.stats; false for
+ * other verbs. */
 bool sim_linkd_control(struct sim_run *run, const char *verb, const struct sim_json_obj *req,
                        struct buf *out);
 

@@ -124,5 +124,9 @@ class IspsimClient:
         stall_after, slow_close, random_cut, random_cut_max, seed, dial_delay, idle, tick."""
         return self.call("link.profile", link=link, clear=clear, **settings)
 
+    def link_hangup(self, link=None):
+        """Ends the call now (closing what goes through the link)."""
+        return self.call("link.hangup", link=link)
+
     def link_stats(self, link=None):
         return self.call("link.stats", link=link)

@@ -135,9 +135,18 @@ class TestLink(IspsimCase):
         st = self.isp.link_stats()
         self.assertGreaterEqual(st["ticks"], 2)
         self.assertGreater(st["connected_ms"], 0)
-        # the next connection dials again
+        self.assertGreaterEqual(hang["connected_ms"], 250)
+        self.assertGreaterEqual(hang["ticks"], 1)
+        # the next connection dials again; link.hangup ends the call without waiting
         self.assertEqual(self.send(), {})
         self.assertEqual(self.isp.link_stats()["dials"], dials + 2)
+        self.isp.wait_relayed()
+        st = self.isp.link_hangup()
+        self.assertFalse(st["online"])
+        self.assertEqual(st["mode"], "demand")
+        self.assertEqual(self.isp.records("link")[-1]["reason"], "control")
+        self.assertEqual(self.send(), {})
+        self.assertEqual(self.isp.link_stats()["dials"], dials + 3)
 
     @unittest.skipUnless(shutil.which("dig"), "dig (dnsutils) not installed")
     def test_dns_query_dials_and_waits(self):
