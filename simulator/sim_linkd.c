@@ -376,6 +376,11 @@ static void sim_linkd_bev_event(struct bufferevent *bev, short what, void *arg)
     int side = c->bev[0] == bev ? 0 : 1;
     if (what & BEV_EVENT_CONNECTED)
         return;
+    if (c->waiting) {
+        /* the client gave up while the line was still dialling */
+        sim_linkd_conn_close(c, "closed");
+        return;
+    }
     if (what & BEV_EVENT_ERROR) {
         c->pipe[side].src_eof = true;
         sim_linkd_conn_close(c, side ? "host-error" : "client-error");
@@ -415,6 +420,8 @@ static void sim_linkd_conn_start(struct sim_link_conn *c)
     bufferevent_enable(c->bev[1], EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev[0], sim_linkd_read, sim_linkd_write, sim_linkd_bev_event, c);
     bufferevent_enable(c->bev[0], EV_READ | EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev[0])) > 0)
+        sim_linkd_read(c->bev[0], c); /* sent while the line was dialling */
 }
 
 /* ---- the line ------------------------------------------------------------------------------ */
@@ -537,7 +544,10 @@ static void sim_linkd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
     c->port = la->port;
     sim_run_peer_text(sa, c->peer, sizeof c->peer);
     c->bev[0] = bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* read while dialling too: what the client sends waits in the input, and a client that
+     * gives up is noticed */
     bufferevent_setcb(c->bev[0], NULL, NULL, sim_linkd_bev_event, c);
+    bufferevent_enable(c->bev[0], EV_READ);
     for (int d = 0; d < 2; d++) {
         c->pipe[d].conn = c;
         c->pipe[d].dir = d;

@@ -148,6 +148,21 @@ class TestLink(IspsimCase):
         self.assertEqual(self.send(), {})
         self.assertEqual(self.isp.link_stats()["dials"], dials + 3)
 
+    def test_while_dialling(self):
+        self.isp.link_down()
+        self.isp.link_profile(dial_delay=400)
+        self.isp.link_dial()
+        # a client that gives up while the modem dials leaves nothing open
+        c = Raw(LINK_PAPRIKA_MX)
+        c.close()
+        self.assertTrue(self.wait(lambda: self.isp.link_stats()["open"] == 0))
+        # what a client sends while it dials waits and then goes through
+        c = Raw(LINK_PAPRIKA_MX)
+        c.s.sendall(b"QUIT\r\n")
+        self.assertEqual(c.recv_all(), b"220 mx.paprika ESMTP ispsim\r\n221 2.0.0 Bye\r\n")
+        c.close()
+        self.assertEqual(self.isp.violations(), [])
+
     @unittest.skipUnless(shutil.which("dig"), "dig (dnsutils) not installed")
     def test_dns_query_dials_and_waits(self):
         self.isp.link_down()
