@@ -189,7 +189,9 @@ static void sim_control_list(struct sim_run *run, const struct sim_json_obj *req
                 continue;
             buf_append_str(out, k++ ? ",{" : "{");
             sim_json_put_kv(out, true, "user", w->mailboxes[i].user);
-            buf_printf(out, ",\"messages\":%d}", run->store.boxes[i].n);
+            const struct sim_store_box *b = &run->store.boxes[i];
+            buf_printf(out, ",\"messages\":%d,\"bytes\":%llu,\"quota\":%llu}", b->n, b->used,
+                       b->quota);
         }
         buf_append_str(out, "]}");
         return;
@@ -269,6 +271,53 @@ static void sim_control_inject(struct sim_run *run, const struct sim_json_obj *r
     buf_printf(out, "{\"ok\":true,\"uid\":%u}", uid);
 }
 
+/* mailstore.quota: a mailbox's quota (bytes, 0: none) and reply when full (452 or 552). */
+static void sim_control_quota(struct sim_run *run, const struct sim_json_obj *req, struct buf *out)
+{
+    int box = sim_control_mailbox(run, req, out);
+    if (box < 0)
+        return;
+    struct sim_store_box *b = &run->store.boxes[box];
+    unsigned long bytes, code;
+    if (!sim_control_uint(req, "bytes", 1ul << 40, b->quota, &bytes, out) ||
+        !sim_control_uint(req, "code", 552, b->full_code, &code, out))
+        return;
+    if (code != 452 && code != 552) {
+        sim_control_error(out, "\"code\" must be 452 or 552");
+        return;
+    }
+    b->quota = bytes;
+    b->full_code = (unsigned)code;
+    buf_printf(out, "{\"ok\":true,\"bytes\":%llu,\"quota\":%llu,\"code\":%u}", b->used, b->quota,
+               b->full_code);
+}
+
+/* tls.set: offer STARTTLS/STLS on a host's services or withdraw it (reset restores). */
+static void sim_control_tls(struct sim_run *run, const struct sim_json_obj *req, struct buf *out)
+{
+    const char *host = sim_json_str(req, "host");
+    int h = host ? sim_world_host_index(run->world, host) : -1;
+    bool on;
+    if (h < 0) {
+        sim_control_error(out, "no host \"%s\" in the world", host ? host : "");
+        return;
+    }
+    if (!sim_json_bool(req, "starttls", &on)) {
+        sim_control_error(out, "\"starttls\" must be true or false");
+        return;
+    }
+    bool any = false;
+    for (int i = 0; i < run->world->nservices; i++)
+        if (run->world->services[i].host == h && run->world->services[i].starttls)
+            any = true;
+    if (!any && on) {
+        sim_control_error(out, "host \"%s\" has no service with tls starttls in the world", host);
+        return;
+    }
+    run->starttls_off[h] = !on;
+    buf_printf(out, "{\"ok\":true,\"starttls\":%s}", on && any ? "true" : "false");
+}
+
 void sim_control_handle(struct sim_run *run, const char *line, size_t len, struct buf *out)
 {
     struct sim_json_obj req;
@@ -302,10 +351,21 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
         sim_control_read(run, &req, out);
     } else if (strcmp(verb, "mailstore.inject") == 0) {
         sim_control_inject(run, &req, out);
+    } else if (strcmp(verb, "queue.list") == 0) {
+        sim_relay_list(run, out);
+    } else if (strcmp(verb, "queue.flush") == 0) {
+        sim_relay_flush(run, out);
+    } else if (strcmp(verb, "mailstore.quota") == 0) {
+        sim_control_quota(run, &req, out);
+    } else if (strcmp(verb, "tls.set") == 0) {
+        sim_control_tls(run, &req, out);
+    } else if (sim_linkd_control(run, verb, &req, out)) {
+        /* link.up, link.down, link.dial, link.profile, link.stats */
     } else {
         sim_control_error(out, "unknown verb \"%s\"", verb);
     }
-    if (verb && strcmp(verb, "records.read") != 0 && strcmp(verb, "ping") != 0) {
+    if (verb && strcmp(verb, "records.read") != 0 && strcmp(verb, "ping") != 0 &&
+        strcmp(verb, "link.stats") != 0 && strcmp(verb, "queue.list") != 0) {
         log_info("control verb=%s ok=%s", verb,
                  strncmp(out->data, "{\"ok\":true", 10) == 0 ? "yes" : "no");
     }

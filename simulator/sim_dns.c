@@ -130,16 +130,24 @@ struct sim_dns_db *sim_dns_db_new(const struct sim_world *w, char *err, size_t e
         goto fail;
     for (int i = 0; i < w->nhosts; i++) {
         const struct sim_host *h = &w->hosts[i];
+        const struct netaddr *dnsaddr = sim_world_host_dns_addr(w, i);
         char addr[NETADDR_STRLEN], rev[SIM_NAME_MAX];
-        netaddr_format(&h->addr, addr, sizeof addr);
+        netaddr_format(dnsaddr, addr, sizeof addr);
         snprintf(text, sizeof text, "%s. %d IN %s %s", h->name, SIM_DNS_TTL,
-                 h->addr.family == AF_INET ? "A" : "AAAA", addr);
+                 dnsaddr->family == AF_INET ? "A" : "AAAA", addr);
         if (!sim_dns_add(db, text, err, errsize))
             goto fail;
+        /* The PTR of its own address, and of its link address when it has one. */
         sim_dns_reverse_name(&h->addr, rev, sizeof rev);
         snprintf(text, sizeof text, "%s %d IN PTR %s.", rev, SIM_DNS_TTL, h->name);
         if (!sim_dns_add(db, text, err, errsize))
             goto fail;
+        if (dnsaddr != &h->addr) {
+            sim_dns_reverse_name(dnsaddr, rev, sizeof rev);
+            snprintf(text, sizeof text, "%s %d IN PTR %s.", rev, SIM_DNS_TTL, h->name);
+            if (!sim_dns_add(db, text, err, errsize))
+                goto fail;
+        }
     }
     for (int i = 0; i < w->nservices; i++) {
         const struct sim_service *s = &w->services[i];
@@ -208,8 +216,8 @@ static void sim_dns_rr_text(struct buf *b, const ldns_rr *rr)
     }
 }
 
-static const struct sim_dns_fault_rule *sim_dns_fault_for(const struct sim_dns_faults *f,
-                                                          const char *qname)
+const struct sim_dns_fault_rule *sim_dns_faults_find(const struct sim_dns_faults *f,
+                                                     const char *qname)
 {
     const struct sim_dns_fault_rule *all = NULL;
     if (!f)
@@ -336,7 +344,7 @@ void sim_dns_answer(const struct sim_dns_db *db, const struct sim_dns_faults *fa
         limit = limit < 512 ? 512 : limit > SIM_DNS_UDP_MAX ? SIM_DNS_UDP_MAX : limit;
         ldns_pkt_set_edns_udp_size(resp, SIM_DNS_UDP_MAX);
     }
-    const struct sim_dns_fault_rule *rule = sim_dns_fault_for(faults, res->qname);
+    const struct sim_dns_fault_rule *rule = sim_dns_faults_find(faults, res->qname);
     enum sim_dns_fault fault = rule ? rule->fault : SIM_DNS_NONE;
     res->delay_ms = rule ? rule->delay_ms : 0;
 

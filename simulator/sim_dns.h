@@ -62,6 +62,9 @@ void sim_dns_result_free(struct sim_dns_result *res);
 
 bool sim_dns_fault_parse(const char *text, enum sim_dns_fault *fault_r);
 const char *sim_dns_fault_name(enum sim_dns_fault fault);
+/* The rule for qname (a rule for the name wins over "*"), or NULL. */
+const struct sim_dns_fault_rule *sim_dns_faults_find(const struct sim_dns_faults *f,
+                                                     const char *qname);
 /* Sets (or replaces) the rule for name. false when the name is bad or the table is full. */
 bool sim_dns_faults_set(struct sim_dns_faults *f, const char *name, enum sim_dns_fault fault,
                         unsigned delay_ms);

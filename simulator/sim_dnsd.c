@@ -40,7 +40,7 @@ struct sim_dnsd_tcp {
 };
 
 static void sim_dnsd_log(struct sim_run *run, const char *client, const char *proto,
-                         const struct sim_dns_result *res)
+                         const struct sim_dns_result *res, const char *link_fault)
 {
     const struct sim_dns_fault_rule *rule = NULL;
     for (int i = 0; i < run->dns_faults.n && !rule; i++)
@@ -59,7 +59,8 @@ static void sim_dnsd_log(struct sim_run *run, const char *client, const char *pr
     sim_json_put_kv(&f, false, "type", res->qtype);
     sim_json_put_kv(&f, false, "rcode", res->rcode);
     sim_json_put_kv(&f, false, "answers", answers);
-    sim_json_put_kv(&f, false, "fault", rule ? sim_dns_fault_name(rule->fault) : "none");
+    sim_json_put_kv(&f, false, "fault",
+                    link_fault ? link_fault : rule ? sim_dns_fault_name(rule->fault) : "none");
     buf_printf(&f, ",\"delay_ms\":%u,\"tc\":%s", res->delay_ms, res->truncated ? "true" : "false");
     buf_printf(&r, "%s %s %s %s %s%s [%s]", client, proto, res->qname, res->qtype, res->rcode,
                res->truncated ? " TC" : "", answers);
@@ -68,6 +69,32 @@ static void sim_dnsd_log(struct sim_run *run, const char *client, const char *pr
              res->qtype, res->rcode, res->truncated ? " tc=1" : "");
     buf_free(&f);
     buf_free(&r);
+}
+
+/*
+ * The nameserver behind a link answers only through it: a down link drops the answer
+ * (res->wire freed, rcode DROPPED); otherwise the link's latency (and dial) is added.
+ * Returns the fault text for the log, or NULL.
+ */
+static const char *sim_dnsd_through_link(struct sim_run *run, size_t qlen,
+                                         struct sim_dns_result *res)
+{
+    int link = run->world->hosts[run->world->nameserver].link;
+    if (link < 0)
+        return NULL;
+    unsigned delay;
+    if (sim_linkd_gate(run, link, qlen, &delay) < 0) {
+        free(res->wire);
+        res->wire = NULL;
+        res->len = 0;
+        snprintf(res->rcode, sizeof res->rcode, "DROPPED");
+        return "link-down";
+    }
+    if (res->wire) {
+        res->delay_ms += delay;
+        sim_linkd_count_down(run, link, res->len);
+    }
+    return NULL;
 }
 
 static void sim_dnsd_udp_send_later(evutil_socket_t fd, short what, void *arg)
@@ -95,7 +122,8 @@ static void sim_dnsd_udp(evutil_socket_t fd, short what, void *arg)
     sim_run_peer_text((struct sockaddr *)&from, client, sizeof client);
     struct sim_dns_result res;
     sim_dns_answer(run->dns, &run->dns_faults, packet, (size_t)n, false, &res);
-    sim_dnsd_log(run, client, "udp", &res);
+    const char *lf = sim_dnsd_through_link(run, (size_t)n, &res);
+    sim_dnsd_log(run, client, "udp", &res, lf);
     if (res.wire && res.delay_ms) {
         struct sim_dnsd_udp_later *l = xcalloc(1, sizeof *l);
         l->run = run;
@@ -150,7 +178,14 @@ static void sim_dnsd_tcp_read(struct bufferevent *bev, void *arg)
         evbuffer_remove(in, msg, len);
         struct sim_dns_result res;
         sim_dns_answer(t->run->dns, &t->run->dns_faults, msg, len, true, &res);
-        sim_dnsd_log(t->run, t->peer, "tcp", &res);
+        const char *lf = sim_dnsd_through_link(t->run, len, &res);
+        sim_dnsd_log(t->run, t->peer, "tcp", &res, lf);
+        if (lf) {
+            /* the line is down: nothing answers, the connection dies */
+            sim_dns_result_free(&res);
+            sim_dnsd_tcp_free(t);
+            return;
+        }
         if (res.wire && res.len <= SIM_DNSD_MSG_MAX) {
             uint8_t *framed = xmalloc(res.len + 2);
             framed[0] = (uint8_t)(res.len >> 8);

@@ -345,8 +345,12 @@ bool sim_json_put_str(struct buf *b, const char *s, size_t len)
             ok = buf_printf(b, "\\u%04x", c);
             i++;
         } else if (c < 0x80) {
-            ok = buf_append_char(b, (char)c);
-            i++;
+            /* a run of plain ASCII in one append */
+            size_t j = i + 1;
+            while (j < len && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '"' && p[j] != '\\')
+                j++;
+            ok = buf_append(b, p + i, j - i);
+            i = j;
         } else {
             size_t n = sim_json_utf8_len(p + i, len - i);
             if (n) {

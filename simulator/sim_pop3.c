@@ -113,7 +113,16 @@ static void sim_pop3_command(struct sim_pop3_session *s, char *line)
     char reply[128];
     if (strcasecmp(verb, "CAPA") == 0 && nargs == 0) {
         sim_pop3_reply(s, "+OK capability list follows");
-        buf_append_str(&s->out, "USER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\n.\r\n");
+        buf_append_str(&s->out, "USER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\n");
+        if (s->offer_stls && !s->tls && s->state == SIM_POP3_AUTH)
+            buf_append_str(&s->out, "STLS\r\n");
+        buf_append_str(&s->out, ".\r\n");
+        return;
+    }
+    if (strcasecmp(verb, "STLS") == 0 && nargs == 0 && s->state == SIM_POP3_AUTH && !s->have_user &&
+        s->offer_stls && !s->tls) {
+        sim_pop3_reply(s, "+OK Begin TLS negotiation");
+        s->stls_now = true;
         return;
     }
     if (strcasecmp(verb, "QUIT") == 0 && nargs == 0) {
@@ -252,7 +261,7 @@ bool sim_pop3_feed(struct sim_pop3_session *s, const void *data, size_t len)
         s->state = SIM_POP3_CLOSED;
         return false;
     }
-    while (s->state != SIM_POP3_CLOSED) {
+    while (s->state != SIM_POP3_CLOSED && !s->stls_now) {
         char *lf = memchr(s->in.data ? s->in.data : "", '\n', s->in.len);
         if (!lf) {
             if (s->in.len > SIM_POP3_LINE_MAX) {
@@ -289,6 +298,14 @@ bool sim_pop3_feed(struct sim_pop3_session *s, const void *data, size_t len)
         }
         buf_consume(&s->in, linelen + 1);
     }
+    return s->state != SIM_POP3_CLOSED;
+}
+
+bool sim_pop3_tls_started(struct sim_pop3_session *s)
+{
+    s->stls_now = false;
+    s->tls = true;
+    buf_reset(&s->in);
     return s->state != SIM_POP3_CLOSED;
 }
 

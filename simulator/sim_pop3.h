@@ -1,7 +1,8 @@
 /*
  * sim_pop3: ispsim's POP3 server engine (RFC 1939, CAPA and RESP-CODES of RFC 2449). Pure:
  * bytes in, replies out, the mailbox through hooks. At PASS the engine takes a snapshot of
- * the mailbox (uids and sizes); DELE marks, QUIT in the TRANSACTION state commits the
+ * the mailbox (uids and sizes); STLS (RFC 2595) when the caller offers it (the caller does
+ * the handshake and calls sim_pop3_tls_started); DELE marks, QUIT in the TRANSACTION state commits the
  * deletions through hooks->commit (the UPDATE state), a dropped connection commits nothing.
  *
  * Violations (hooks->violation): bare-lf, bare-cr, line-too-long (over 255 octets, RFC 2449
@@ -51,6 +52,9 @@ struct sim_pop3_session {
     int n;
     struct buf in;
     struct buf out;
+    bool offer_stls;        /* the caller sets it */
+    bool tls;               /* encrypted (995, or after STLS) */
+    bool stls_now;          /* STLS accepted: send out, handshake, then sim_pop3_tls_started */
 };
 
 void sim_pop3_init(struct sim_pop3_session *s, const struct sim_pop3_hooks *hooks,
@@ -59,5 +63,7 @@ void sim_pop3_free(struct sim_pop3_session *s);
 /* false: close the connection after sending out. */
 bool sim_pop3_feed(struct sim_pop3_session *s, const void *data, size_t len);
 void sim_pop3_eof(struct sim_pop3_session *s);
+/* The handshake after STLS is done; input from before it is dropped (RFC 2595 4). */
+bool sim_pop3_tls_started(struct sim_pop3_session *s);
 
 #endif

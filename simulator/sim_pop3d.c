@@ -13,6 +13,7 @@
 #include "sim_json.h"
 #include "sim_pop3.h"
 #include "sim_run.h"
+#include "sim_tls.h"
 #include "xalloc.h"
 
 struct sim_pop3d_conn {
@@ -126,21 +127,41 @@ static void sim_pop3d_free(struct sim_pop3d_conn *c)
 {
     if (c->mailbox >= 0)
         c->run->pop3_locked[c->mailbox] = false;
-    bufferevent_free(c->bev);
+    if (c->bev)
+        bufferevent_free(c->bev);
     sim_pop3_free(&c->s);
     free(c);
 }
 
-static void sim_pop3d_drained(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    sim_pop3d_free(arg);
-}
-
 static void sim_pop3d_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct sim_pop3d_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* a TLS handshake completed */
+        char desc[128];
+        sim_tls_describe(bev, desc, sizeof desc);
+        struct buf f, r;
+        buf_init(&f, 0);
+        buf_init(&r, 0);
+        buf_printf(&f, "\"session\":%llu,", c->id);
+        sim_json_put_kv(&f, true, "host", sim_pop3d_host(c));
+        sim_json_put_kv(&f, false, "peer", c->peer);
+        sim_json_put_kv(&f, false, "proto", "pop3");
+        sim_json_put_kv(&f, false, "tls", desc);
+        buf_printf(&r, "%llu %s %s pop3 %s", c->id, sim_pop3d_host(c), c->peer, desc);
+        sim_run_record(c->run, "tls", f.data, r.data);
+        log_info("pop3 session=%llu host=%s peer=%s tls=\"%s\"", c->id, sim_pop3d_host(c),
+                 c->peer, desc);
+        buf_free(&f);
+        buf_free(&r);
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && c->s.tls) {
+        char e[256];
+        sim_tls_error(bev, e, sizeof e);
+        log_info("pop3 session=%llu host=%s peer=%s tls error: %s", c->id, sim_pop3d_host(c),
+                 c->peer, e);
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (!c->closing)
             sim_pop3_eof(&c->s);
@@ -157,14 +178,12 @@ static bool sim_pop3d_flush(struct sim_pop3d_conn *c, bool keep)
     }
     if (keep || c->closing)
         return false;
+    /* what is written goes out (through TLS too), then the socket closes */
     c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        sim_pop3d_free(c);
-        return true;
-    }
-    bufferevent_setcb(c->bev, NULL, sim_pop3d_drained, sim_pop3d_event, c);
-    return false;
+    sim_run_linger(c->run, c->bev);
+    c->bev = NULL;
+    sim_pop3d_free(c);
+    return true;
 }
 
 static void sim_pop3d_read_cb(struct bufferevent *bev, void *arg)
@@ -178,6 +197,22 @@ static void sim_pop3d_read_cb(struct bufferevent *bev, void *arg)
             break;
         if (sim_pop3d_flush(c, sim_pop3_feed(&c->s, chunk, (size_t)n)))
             return;
+        if (c->s.stls_now) {
+            /* "+OK Begin TLS negotiation" is in the plain output; TLS follows it */
+            c->bev = sim_tls_wrap(c->run, c->run->world->services[c->service].host, c->bev);
+            if (!c->bev) {
+                log_warnx("pop3 session=%llu: cannot start TLS", c->id);
+                if (c->mailbox >= 0)
+                    c->run->pop3_locked[c->mailbox] = false;
+                sim_pop3_free(&c->s);
+                free(c);
+                return;
+            }
+            bufferevent_setcb(c->bev, sim_pop3d_read_cb, NULL, sim_pop3d_event, c);
+            bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+            sim_pop3_tls_started(&c->s);
+            return;
+        }
     }
 }
 
@@ -193,47 +228,58 @@ static void sim_pop3d_accept(struct evconnlistener *l, evutil_socket_t fd, struc
     c->mailbox = -1;
     c->id = ++la->run->next_session;
     sim_run_peer_text(sa, c->peer, sizeof c->peer);
-    c->bev = bufferevent_socket_new(la->run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    const struct sim_service *svc = &la->run->world->services[la->service];
+    c->bev = la->tls ? sim_tls_accept(la->run, svc->host, fd)
+                     : bufferevent_socket_new(la->run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        log_warnx("pop3 host=%s: cannot set up the connection", sim_pop3d_host(c));
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
     c->hooks = (struct sim_pop3_hooks){.ctx = c, .login = sim_pop3d_login, .read = sim_pop3d_read,
                                        .commit = sim_pop3d_commit,
                                        .transcript = sim_pop3d_transcript,
                                        .violation = sim_pop3d_violation};
     sim_pop3_init(&c->s, &c->hooks, sim_pop3d_host(c));
+    c->s.tls = la->tls;
+    c->s.offer_stls = svc->starttls && !la->run->starttls_off[svc->host];
     bufferevent_setcb(c->bev, sim_pop3d_read_cb, NULL, sim_pop3d_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     sim_pop3d_flush(c, true);
 }
 
-int sim_pop3d_listen(struct sim_run *run, int service)
+static int sim_pop3d_listen_port(struct sim_run *run, int service, unsigned port, bool tls)
 {
     const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t sslen;
-    if (h->addr.family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(110);
-        memcpy(&sin->sin_addr, h->addr.bytes, 4);
-        sslen = sizeof *sin;
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(110);
-        memcpy(&sin6->sin6_addr, h->addr.bytes, 16);
-        sslen = sizeof *sin6;
+    socklen_t sslen = sim_run_sockaddr(&h->addr, port, &ss);
+    if (run->nlisteners >= SIM_RUN_MAX_LISTENERS) {
+        log_warnx("pop3 host=%s: too many listeners", h->name);
+        return -1;
     }
     struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
     arg->run = run;
     arg->service = service;
+    arg->tls = tls;
     struct evconnlistener *l = evconnlistener_new_bind(
         run->base, sim_pop3d_accept, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
         (struct sockaddr *)&ss, (int)sslen);
     if (!l) {
-        log_warn("pop3 host=%s: cannot listen on port 110", h->name);
+        log_warn("pop3 host=%s: cannot listen on port %u", h->name, port);
         return -1;
     }
     run->listeners[run->nlisteners++] = l;
-    log_info("pop3 host=%s listening", h->name);
+    log_info("pop3 host=%s port=%u listening%s", h->name, port, tls ? " tls=implicit" : "");
+    return 0;
+}
+
+int sim_pop3d_listen(struct sim_run *run, int service)
+{
+    if (sim_pop3d_listen_port(run, service, 110, false) < 0)
+        return -1;
+    if (run->world->services[service].implicit_tls &&
+        sim_pop3d_listen_port(run, service, 995, true) < 0)
+        return -1;
     return 0;
 }

@@ -54,19 +54,26 @@ void sim_records_free(struct sim_records *r)
 void sim_records_add(struct sim_records *r, const char *kind, const char *fields,
                      const char *readable)
 {
-    char stamp[40], when[64];
+    char when[64];
     struct timeval tv;
-    struct tm tm;
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when, sizeof when, "%s.%03ldZ", stamp, (long)(tv.tv_usec / 1000));
+    /* the date and time to the second change seldom: formatted once per second */
+    if (tv.tv_sec != r->stamp_sec || !r->stamp[0]) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(r->stamp, sizeof r->stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        r->stamp_sec = tv.tv_sec;
+    }
+    snprintf(when, sizeof when, "%s.%03ldZ", r->stamp, (long)(tv.tv_usec / 1000));
 
     struct buf b;
     buf_init(&b, 0);
     buf_printf(&b, "{\"seq\":%llu,\"time\":\"%s\",\"kind\":\"%s\"", r->next_seq, when, kind);
-    if (fields && *fields)
-        buf_printf(&b, "%s%s", *fields == ',' ? "" : ",", fields);
+    if (fields && *fields) {
+        if (*fields != ',')
+            buf_append_char(&b, ',');
+        buf_append_str(&b, fields);
+    }
     buf_append_char(&b, '}');
     if (r->jsonl) {
         fprintf(r->jsonl, "%s\n", b.data);

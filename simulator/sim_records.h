@@ -6,7 +6,7 @@
  * Each record is one JSON object on one line: {"seq":N,"time":"...Z","kind":K, ...fields}.
  * Kinds: smtp (one transcript line: session, host, peer, dir "c" or "s", line), violation
  * (session, host, peer, kind, detail), delivery, dns (client, proto, name, type, rcode,
- * answers, fault, delay_ms, tc), control, pop3.
+ * answers, fault, delay_ms, tc), control, pop3, imap, tls, link (the dial-up link, sim_linkd.h).
  */
 #ifndef ZOLDER_SIM_RECORDS_H
 #define ZOLDER_SIM_RECORDS_H
@@ -34,6 +34,8 @@ struct sim_records {
     unsigned long long dropped;
     FILE *jsonl;
     FILE *txt;
+    long long stamp_sec;       /* the second stamp[] was made for */
+    char stamp[40];
 };
 
 /* dir may be NULL (memory only). -1 when the files cannot be opened (errno set). */
@@ -46,6 +48,8 @@ void sim_records_clear(struct sim_records *r);
  */
 void sim_records_add(struct sim_records *r, const char *kind, const char *fields,
                      const char *readable);
+/* Does anyone read the readable form (records.txt)? Callers may skip building it. */
+static inline bool sim_records_readable(const struct sim_records *r) { return r->txt != NULL; }
 /* Appends a JSON array of the records with seq >= since (kind NULL: all); *next_r: next since. */
 void sim_records_read(const struct sim_records *r, const char *kind, unsigned long long since,
                       size_t limit, struct buf *out, unsigned long long *next_r);

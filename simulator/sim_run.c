@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "sim_tls.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -41,8 +44,109 @@ void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
     sim_records_add(&run->records, kind, fields, readable);
 }
 
+struct sim_run_linger {
+    struct sim_run_linger *prev, *next;
+    struct sim_run *run;
+    struct bufferevent *bev;
+    struct event *timer;
+    unsigned rounds;
+};
+
+static size_t sim_run_pending(struct bufferevent *bev)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+    struct bufferevent *u = bufferevent_get_underlying(bev);
+    if (u)
+        n += evbuffer_get_length(bufferevent_get_output(u));
+    return n;
+}
+
+static void sim_run_linger_end(struct sim_run_linger *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        l->run->lingers = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    bufferevent_free(l->bev);
+    event_free(l->timer);
+    free(l);
+}
+
+static void sim_run_linger_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct sim_run_linger *l = arg;
+    if (sim_run_pending(l->bev) == 0 || ++l->rounds > 1000) {
+        sim_run_linger_end(l);
+        return;
+    }
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 10000};
+    evtimer_add(l->timer, &tv);
+}
+
+void sim_run_linger(struct sim_run *run, struct bufferevent *bev)
+{
+    bufferevent_disable(bev, EV_READ);
+    if (sim_run_pending(bev) == 0) {
+        bufferevent_free(bev);
+        return;
+    }
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    struct sim_run_linger *l = xcalloc(1, sizeof *l);
+    l->run = run;
+    l->bev = bev;
+    l->timer = evtimer_new(run->base, sim_run_linger_tick, l);
+    l->next = run->lingers;
+    if (l->next)
+        l->next->prev = l;
+    run->lingers = l;
+    struct timeval tv = {.tv_sec = 0, .tv_usec = 10000};
+    evtimer_add(l->timer, &tv);
+}
+
+socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (addr->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        memcpy(&sin->sin_addr, addr->bytes, 4);
+        return sizeof *sin;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+    memcpy(&sin6->sin6_addr, addr->bytes, 16);
+    return sizeof *sin6;
+}
+
+int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int max)
+{
+    const struct sim_world *w = run->world;
+    int n = 0;
+    for (int i = 0; i < w->nservices; i++) {
+        const struct sim_service *s = &w->services[i];
+        if (s->host != host)
+            continue;
+        unsigned p = s->kind == SIM_SVC_POP3 ? 110 : s->kind == SIM_SVC_IMAP ? 143 : 25;
+        unsigned tp = s->kind == SIM_SVC_POP3 ? 995 : s->kind == SIM_SVC_IMAP ? 993 : 465;
+        if (p && n < max)
+            ports[n++] = p;
+        if (tp && s->implicit_tls && n < max)
+            ports[n++] = tp;
+    }
+    return n;
+}
+
 int sim_run_reset(struct sim_run *run, char *err, size_t errsize)
 {
+    sim_linkd_reset(run);
+    sim_relay_reset(run);
+    memset(run->starttls_off, 0, sizeof run->starttls_off);
     run->dns_faults.n = 0;
     run->nrules = 0;
     memset(run->messages, 0, sizeof run->messages);
@@ -53,7 +157,7 @@ int sim_run_reset(struct sim_run *run, char *err, size_t errsize)
 static void sim_run_usage(void)
 {
     fprintf(stderr, "usage: ispsim -w WORLD -t\n"
-                    "       ispsim -w WORLD -s SOCKET [-d DATADIR] [-r RECORDDIR] [-v]\n");
+                    "       ispsim -w WORLD -s SOCKET [-d DATADIR] [-r RECORDDIR] [-q] [-v]\n");
 }
 
 /* Reads and checks the world (and its DNS data). NULL after printing the error. */
@@ -96,6 +200,11 @@ static void sim_run_signal(evutil_socket_t sig, short what, void *arg)
 
 static void sim_run_free(struct sim_run *run)
 {
+    sim_relay_free(run);
+    while (run->lingers)
+        sim_run_linger_end(run->lingers);
+    sim_linkd_free(run);
+    sim_tls_free(run);
     for (int i = 0; i < run->nlisteners; i++)
         evconnlistener_free(run->listeners[i]);
     if (run->udp_event) {
@@ -123,13 +232,15 @@ int sim_run_main(int argc, char **argv)
     bool check = false;
     int opt;
     log_init("ispsim", stderr);
-    while ((opt = getopt(argc, argv, "w:s:d:r:tvh")) != -1) {
+    bool brief = false;
+    while ((opt = getopt(argc, argv, "w:s:d:r:tqvh")) != -1) {
         switch (opt) {
         case 'w': world_path = optarg; break;
         case 's': socket_path = optarg; break;
         case 'd': datadir = optarg; break;
         case 'r': recdir = optarg; break;
         case 't': check = true; break;
+        case 'q': brief = true; break;
         case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
         default: sim_run_usage(); return 2;
         }
@@ -158,6 +269,7 @@ int sim_run_main(int argc, char **argv)
     run.world_dir = fs_dirname(world_path);
     run.socket_path = (char *)socket_path;
     run.datadir = (char *)datadir;
+    run.brief = brief;
     signal(SIGPIPE, SIG_IGN);
     if (sim_records_init(&run.records, recdir) < 0) {
         log_warn("records: %s", recdir);
@@ -170,22 +282,35 @@ int sim_run_main(int argc, char **argv)
         sim_run_free(&run);
         return 1;
     }
-    run.base = event_base_new();
+    /* epoll changes are batched per loop turn: fewer epoll_ctl calls per reply */
+    struct event_config *cfg = event_config_new();
+    if (cfg)
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    run.base = cfg ? event_base_new_with_config(cfg) : NULL;
+    if (cfg)
+        event_config_free(cfg);
+    if (!run.base)
+        run.base = event_base_new();
     if (!run.base) {
         log_error("event_base_new failed");
         sim_run_free(&run);
         return 1;
     }
     int bad = 0;
-    if (run.world->nameserver >= 0 && sim_dnsd_listen(&run) < 0)
+    if (sim_tls_init(&run) < 0)
+        bad++;
+    if (!bad && run.world->nameserver >= 0 && sim_dnsd_listen(&run) < 0)
         bad++;
     for (int i = 0; i < run.world->nservices && !bad; i++) {
         enum sim_service_kind k = run.world->services[i].kind;
         bool smtp = k == SIM_SVC_SMARTHOST || k == SIM_SVC_MX;
         if ((smtp && sim_smtpd_listen(&run, i) < 0) ||
-            (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0))
+            (k == SIM_SVC_POP3 && sim_pop3d_listen(&run, i) < 0) ||
+            (k == SIM_SVC_IMAP && sim_imapd_listen(&run, i) < 0))
             bad++;
     }
+    if (!bad && sim_linkd_start(&run) < 0)
+        bad++;
     if (!bad && sim_control_listen(&run) < 0)
         bad++;
     if (bad) {

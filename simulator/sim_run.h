@@ -7,18 +7,22 @@
 #ifndef ZOLDER_SIM_RUN_H
 #define ZOLDER_SIM_RUN_H
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <stdbool.h>
 
 #include "sim_dns.h"
+#include "sim_linkd.h"
 #include "sim_records.h"
+#include "sim_relay.h"
 #include "sim_smtp.h"
 #include "sim_store.h"
 #include "sim_world.h"
 
 #define SIM_RUN_MAX_RULES 64
-#define SIM_RUN_MAX_LISTENERS (SIM_WORLD_MAX_SERVICES + 4)
+#define SIM_RUN_MAX_LISTENERS (SIM_WORLD_MAX_SERVICES * 2 + 4)
+#define SIM_RUN_MAX_PORTS 8   /* ports one host serves */
 
 /* A scripted SMTP behaviour (control: faults.set service=smtp). */
 struct sim_smtp_rule {
@@ -32,6 +36,7 @@ struct sim_smtp_rule {
 struct sim_listen_arg {
     struct sim_run *run;
     int service;
+    bool tls;                     /* implicit TLS (465, 995, 993) */
 };
 
 struct sim_run {
@@ -57,6 +62,12 @@ struct sim_run {
     int udp_fd;
     struct event *signals[2];
     bool pop3_locked[SIM_WORLD_MAX_MAILBOXES];
+    struct sim_linkd *links[SIM_WORLD_MAX_LINKS];
+    bool brief;                                  /* -q: DATA lines not recorded one by one */
+    struct sim_relay *relay;                     /* the smarthosts' queue (sim_relay.c) */
+    struct sim_run_linger *lingers;              /* closed connections still sending */
+    struct ssl_ctx_st **tls_ctx;                 /* per host, NULL where no TLS (sim_tls.c) */
+    bool starttls_off[SIM_WORLD_MAX_HOSTS];      /* control: STARTTLS/STLS withdrawn */
 };
 
 int sim_run_main(int argc, char **argv);
@@ -65,6 +76,15 @@ int sim_run_main(int argc, char **argv);
 void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size);
 void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
                     const char *readable);
+/*
+ * Takes over a closed connection's bufferevent: frees it once everything written to it (and,
+ * for a TLS filter, to the socket under it) has gone out, or after 10 s.
+ */
+void sim_run_linger(struct sim_run *run, struct bufferevent *bev);
+/* Fills ss with addr:port; returns its length. */
+socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss);
+/* The TCP ports the services of host listen on (at most max); returns the count. */
+int sim_run_host_ports(const struct sim_run *run, int host, unsigned *ports, int max);
 /* Clears faults, scripts, counters and records, and empties the mailstores. */
 int sim_run_reset(struct sim_run *run, char *err, size_t errsize);
 
@@ -77,6 +97,8 @@ void sim_control_handle(struct sim_run *run, const char *line, size_t len, struc
 int sim_smtpd_listen(struct sim_run *run, int service);
 /* sim_pop3d.c */
 int sim_pop3d_listen(struct sim_run *run, int service);
+/* sim_imapd.c */
+int sim_imapd_listen(struct sim_run *run, int service);
 /* sim_dnsd.c */
 int sim_dnsd_listen(struct sim_run *run);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sim_b64.h"
 #include "str.h"
 
 enum {
@@ -325,6 +326,12 @@ static bool sim_smtp_scripted(struct sim_smtp_session *s, const struct sim_smtp_
     return true;
 }
 
+static void sim_smtp_sequence(struct sim_smtp_session *s, const char *reply, const char *what)
+{
+    sim_smtp_violation(s, "sequence", "%s", what);
+    sim_smtp_reply(s, reply);
+}
+
 static void sim_smtp_ehlo_reply(struct sim_smtp_session *s)
 {
     char line[SIM_SMTP_REPLY_MAX];
@@ -334,7 +341,107 @@ static void sim_smtp_ehlo_reply(struct sim_smtp_session *s)
     snprintf(line, sizeof line, "250-SIZE %u", SIM_SMTP_MAX_SIZE);
     sim_smtp_reply(s, line);
     sim_smtp_reply(s, "250-8BITMIME");
+    if (s->offer_starttls && !s->tls)
+        sim_smtp_reply(s, "250-STARTTLS");
+    if (s->hooks->auth_check && s->tls)
+        sim_smtp_reply(s, "250-AUTH PLAIN LOGIN");
     sim_smtp_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+/* One step of AUTH: text is the initial response or a client line (base64). */
+static void sim_smtp_auth_step(struct sim_smtp_session *s, const char *text, size_t len)
+{
+    char dec[SIM_SMTP_CMD_MAX];
+    size_t dlen;
+    if (len == 1 && text[0] == '*') {
+        s->auth_step = 0;
+        sim_smtp_reply(s, "501 5.7.0 Authentication cancelled");
+        return;
+    }
+    if (sim_b64_decode(text, len, dec, sizeof dec, &dlen) < 0) {
+        s->auth_step = 0;
+        sim_smtp_violation(s, "syntax", "AUTH data is not base64");
+        sim_smtp_reply(s, "501 5.5.2 Cannot decode response");
+        return;
+    }
+    if (s->auth_step == 2) {
+        if (memchr(dec, '\0', dlen) || !str_copy(s->auth_user, sizeof s->auth_user, dec)) {
+            s->auth_step = 0;
+            sim_smtp_reply(s, "501 5.5.2 Bad user name");
+            return;
+        }
+        s->auth_step = 3;
+        sim_smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+        return;
+    }
+    const char *user, *pass;
+    if (s->auth_step == 1) {
+        /* RFC 4616: [authzid] NUL authcid NUL passwd */
+        const char *nul1 = memchr(dec, '\0', dlen);
+        const char *nul2 = nul1 ? memchr(nul1 + 1, '\0', dlen - (size_t)(nul1 + 1 - dec)) : NULL;
+        if (!nul2 || memchr(nul2 + 1, '\0', dlen - (size_t)(nul2 + 1 - dec))) {
+            s->auth_step = 0;
+            sim_smtp_reply(s, "501 5.5.2 Bad PLAIN response");
+            return;
+        }
+        user = nul1 + 1;
+        pass = nul2 + 1;
+        str_copy(s->auth_user, sizeof s->auth_user, user);
+    } else {
+        if (memchr(dec, '\0', dlen)) {
+            s->auth_step = 0;
+            sim_smtp_reply(s, "501 5.5.2 Bad password");
+            return;
+        }
+        user = s->auth_user;
+        pass = dec;
+    }
+    s->auth_step = 0;
+    if (s->hooks->auth_check(s->hooks->ctx, user, pass)) {
+        s->authed = true;
+        sim_smtp_reply(s, "235 2.7.0 Authentication successful");
+    } else {
+        s->auth_user[0] = '\0';
+        sim_smtp_reply(s, "535 5.7.8 Error: authentication failed");
+    }
+}
+
+static void sim_smtp_auth(struct sim_smtp_session *s, const char *arg)
+{
+    if (!s->hooks->auth_check) {
+        sim_smtp_reply(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    if (!s->tls) {
+        sim_smtp_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+        return;
+    }
+    if (!s->greeted_helo || !s->esmtp)
+        return sim_smtp_sequence(s, "503 5.5.1 Error: send EHLO first", "AUTH before EHLO");
+    if (s->authed)
+        return sim_smtp_sequence(s, "503 5.5.1 Error: already authenticated", "second AUTH");
+    if (s->in_tx)
+        return sim_smtp_sequence(s, "503 5.5.1 Error: MAIL transaction in progress",
+                                       "AUTH inside a transaction");
+    const char *sp = strchr(arg, ' ');
+    size_t mlen = sp ? (size_t)(sp - arg) : strlen(arg);
+    const char *initial = sp ? sp + 1 : NULL;
+    if (mlen == 5 && strncasecmp(arg, "PLAIN", 5) == 0) {
+        s->auth_step = 1;
+    } else if (mlen == 5 && strncasecmp(arg, "LOGIN", 5) == 0) {
+        s->auth_step = 2;
+    } else {
+        sim_smtp_reply(s, "504 5.5.4 Unrecognized authentication type");
+        return;
+    }
+    if (initial && strcmp(initial, "=") == 0) {
+        /* RFC 4954 4: "=" is an empty initial response */
+        sim_smtp_auth_step(s, "", 0);
+    } else if (initial) {
+        sim_smtp_auth_step(s, initial, strlen(initial));
+    } else {
+        sim_smtp_reply(s, s->auth_step == 1 ? "334 " : "334 VXNlcm5hbWU6"); /* "Username:" */
+    }
 }
 
 static bool sim_smtp_must_be_last(enum sim_smtp_verb v)
@@ -344,11 +451,6 @@ static bool sim_smtp_must_be_last(enum sim_smtp_verb v)
            v == SIM_SMTP_STARTTLS || v == SIM_SMTP_AUTH;
 }
 
-static void sim_smtp_sequence(struct sim_smtp_session *s, const char *reply, const char *what)
-{
-    sim_smtp_violation(s, "sequence", "%s", what);
-    sim_smtp_reply(s, reply);
-}
 
 static void sim_smtp_command(struct sim_smtp_session *s, const char *line, size_t len,
                              size_t wire_len, bool bare_lf, bool bare_cr, bool more_input)
@@ -474,8 +576,20 @@ static void sim_smtp_command(struct sim_smtp_session *s, const char *line, size_
         sim_smtp_reply(s, "214 2.0.0 HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
         return;
     case SIM_SMTP_STARTTLS:
+        if (!s->offer_starttls && !s->tls) {
+            sim_smtp_reply(s, "502 5.5.1 Error: command not implemented");
+            return;
+        }
+        if (s->tls)
+            return sim_smtp_sequence(s, "503 5.5.1 Error: TLS already active", "second STARTTLS");
+        if (s->in_tx)
+            return sim_smtp_sequence(s, "503 5.5.1 Error: MAIL transaction in progress",
+                                     "STARTTLS inside a transaction");
+        sim_smtp_reply(s, "220 2.0.0 Ready to start TLS");
+        s->starttls_now = true;
+        return;
     case SIM_SMTP_AUTH:
-        sim_smtp_reply(s, "502 5.5.1 Error: command not implemented");
+        sim_smtp_auth(s, cmd.arg);
         return;
     case SIM_SMTP_NONE:
     case SIM_SMTP_UNKNOWN:
@@ -535,9 +649,15 @@ static void sim_smtp_end_of_data(struct sim_smtp_session *s)
 static void sim_smtp_data_line(struct sim_smtp_session *s, const char *line, size_t len,
                                size_t wire_len, bool bare_lf, bool bare_cr)
 {
-    if (s->hooks->transcript)
+    if (s->hooks->transcript && !s->brief_data)
         s->hooks->transcript(s->hooks->ctx, 'c', line, len > SIM_SMTP_TEXT_MAX ? SIM_SMTP_TEXT_MAX : len);
     if (len == 1 && line[0] == '.') {
+        if (s->hooks->transcript && s->brief_data) {
+            char sum[96];
+            int n = snprintf(sum, sizeof sum, "(message: %u lines, %zu bytes)", s->data_lines,
+                             s->tx.data.len);
+            s->hooks->transcript(s->hooks->ctx, 'c', sum, (size_t)n);
+        }
         if (bare_lf)
             sim_smtp_data_flag(s, SIM_DATA_BARE_LF, "bare-lf");
         sim_smtp_end_of_data(s);
@@ -569,13 +689,15 @@ static enum sim_smtp_status sim_smtp_status_of(const struct sim_smtp_session *s)
 {
     if (s->held.len)
         return SIM_SMTP_WAIT;
+    if (s->starttls_now && s->state != SIM_SMTP_S_CLOSED)
+        return SIM_SMTP_TLS;
     return s->state == SIM_SMTP_S_CLOSED ? SIM_SMTP_CLOSE : SIM_SMTP_CONTINUE;
 }
 
 static enum sim_smtp_status sim_smtp_process(struct sim_smtp_session *s)
 {
     while (s->state == SIM_SMTP_S_CMD || s->state == SIM_SMTP_S_DATA) {
-        if (s->held.len)
+        if (s->held.len || s->starttls_now)
             break;
         s->delay_ms = 0;
         char *lf = memchr(s->in.data ? s->in.data : "", '\n', s->in.len);
@@ -611,10 +733,33 @@ static enum sim_smtp_status sim_smtp_process(struct sim_smtp_session *s)
         bool more = s->in.len > consumed;
         if (s->state == SIM_SMTP_S_DATA) {
             sim_smtp_data_line(s, s->in.data, len, consumed, !crlf, bare_cr);
-        } else {
+        } else if (s->auth_step) {
+            /* an AUTH response: never recorded in clear */
             if (s->hooks->transcript)
-                s->hooks->transcript(s->hooks->ctx, 'c', s->in.data,
-                                     len > SIM_SMTP_TEXT_MAX ? SIM_SMTP_TEXT_MAX : len);
+                s->hooks->transcript(s->hooks->ctx, 'c', "(auth data)", 11);
+            if (!crlf || bare_cr || consumed > SIM_SMTP_CMD_MAX) {
+                s->auth_step = 0;
+                sim_smtp_violation(s, !crlf ? "bare-lf" : bare_cr ? "bare-cr" : "line-too-long",
+                                   "in an AUTH response");
+                sim_smtp_reply(s, "501 5.5.2 Bad AUTH response");
+            } else {
+                /* the line is copied: the reply may grow s->out, never s->in */
+                char resp[SIM_SMTP_CMD_MAX];
+                memcpy(resp, s->in.data, len);
+                resp[len] = '\0';
+                sim_smtp_auth_step(s, resp, len);
+            }
+        } else {
+            if (s->hooks->transcript) {
+                size_t tlen = len > SIM_SMTP_TEXT_MAX ? SIM_SMTP_TEXT_MAX : len;
+                /* "AUTH PLAIN <secret>": the mechanism only */
+                if (len > 5 && strncasecmp(s->in.data, "AUTH ", 5) == 0) {
+                    const char *sp = memchr(s->in.data + 5, ' ', len - 5);
+                    if (sp)
+                        tlen = (size_t)(sp - s->in.data);
+                }
+                s->hooks->transcript(s->hooks->ctx, 'c', s->in.data, tlen);
+            }
             sim_smtp_command(s, s->in.data, len, consumed, !crlf, bare_cr, more);
         }
         if (s->state == SIM_SMTP_S_CLOSED)
@@ -676,6 +821,19 @@ enum sim_smtp_status sim_smtp_resume(struct sim_smtp_session *s)
     }
     if (s->state == SIM_SMTP_S_GREET)
         s->state = SIM_SMTP_S_CMD;
+    return sim_smtp_process(s);
+}
+
+enum sim_smtp_status sim_smtp_tls_started(struct sim_smtp_session *s)
+{
+    s->starttls_now = false;
+    s->tls = true;
+    s->greeted_helo = false;
+    s->esmtp = false;
+    s->authed = false;
+    s->auth_step = 0;
+    sim_smtp_reset_tx(s);
+    buf_reset(&s->in); /* RFC 3207 4.2: nothing from before the handshake counts */
     return sim_smtp_process(s);
 }
 

@@ -4,7 +4,9 @@
  * from reference/proto, so that it disagrees with the reference's bugs.
  *
  * STANDARDS: RFC 5321 (SMTP), RFC 1869/5321 (EHLO), RFC 2920 (PIPELINING), RFC 6152
- * (8BITMIME), RFC 1870 (SIZE), RFC 2034/3463 (enhanced status codes).
+ * (8BITMIME), RFC 1870 (SIZE), RFC 2034/3463 (enhanced status codes), RFC 3207 (STARTTLS:
+ * offered when the caller says so; the caller does the handshake), RFC 4954 with RFC 4616
+ * (AUTH PLAIN) and LOGIN, offered only on an encrypted connection.
  *
  * Strictness: each of these is refused and reported through hooks->violation with a kind:
  *   bare-lf, bare-cr       a line ended by LF alone, or a CR not followed by LF (RFC 5321 2.3.8)
@@ -90,6 +92,8 @@ struct sim_smtp_hooks {
     /* dir 'c': client line, 's': server line (without CRLF). */
     void (*transcript)(void *ctx, char dir, const char *line, size_t len);
     void (*violation)(void *ctx, const char *kind, const char *detail);
+    /* AUTH: true when user and password are right. NULL: AUTH never offered. */
+    bool (*auth_check)(void *ctx, const char *user, const char *pass);
 };
 
 enum sim_smtp_state { SIM_SMTP_S_GREET, SIM_SMTP_S_CMD, SIM_SMTP_S_DATA, SIM_SMTP_S_CLOSED };
@@ -114,12 +118,22 @@ struct sim_smtp_session {
     struct buf held;
     unsigned delay_ms;
     bool close_after_held;
+    /* TLS and AUTH */
+    bool offer_starttls;               /* the caller sets it (before start, and any time) */
+    bool tls;                          /* the connection is encrypted (implicit or STARTTLS) */
+    bool starttls_now;                 /* STARTTLS accepted: handshake, then tls_started */
+    bool authed;
+    char auth_user[SIM_SMTP_PATH_MAX];
+    int auth_step;                     /* 0, or waiting for: 1 PLAIN, 2 LOGIN user, 3 LOGIN pass */
+    bool brief_data;                   /* transcript: one "(message: N lines, M bytes)" line
+                                          instead of every DATA line (ispsim -q) */
 };
 
 enum sim_smtp_status {
     SIM_SMTP_CONTINUE,   /* send out, wait for more input */
     SIM_SMTP_WAIT,       /* send out, then call sim_smtp_resume after delay_ms */
-    SIM_SMTP_CLOSE       /* send out, then close */
+    SIM_SMTP_CLOSE,      /* send out, then close */
+    SIM_SMTP_TLS         /* send out, start TLS as the server, then call sim_smtp_tls_started */
 };
 
 void sim_smtp_session_init(struct sim_smtp_session *s, const struct sim_smtp_hooks *hooks,
@@ -131,6 +145,8 @@ enum sim_smtp_status sim_smtp_start(struct sim_smtp_session *s);
 enum sim_smtp_status sim_smtp_feed(struct sim_smtp_session *s, const void *data, size_t len);
 /* After a WAIT: releases the held reply and goes on with buffered input. */
 enum sim_smtp_status sim_smtp_resume(struct sim_smtp_session *s);
+/* The TLS handshake after STARTTLS is done: the session starts over (RFC 3207 4.2). */
+enum sim_smtp_status sim_smtp_tls_started(struct sim_smtp_session *s);
 /* The client closed the connection. */
 void sim_smtp_eof(struct sim_smtp_session *s);
 

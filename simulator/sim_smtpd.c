@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "sim_tls.h"
 #include "sim_json.h"
 #include "sim_run.h"
 #include "str.h"
@@ -61,9 +62,10 @@ static void sim_smtpd_transcript(void *ctx, char dir, const char *line, size_t l
     sim_smtpd_fields(c, &f);
     buf_printf(&f, ",\"dir\":\"%c\",\"line\":", dir);
     sim_json_put_str(&f, line, len);
-    buf_printf(&r, "%llu %s %s %c: %.*s", c->id, sim_smtpd_host(c), c->peer_text, dir,
-               (int)(len > 200 ? 200 : len), line);
-    sim_run_record(c->run, "smtp", f.data, r.data);
+    if (sim_records_readable(&c->run->records))
+        buf_printf(&r, "%llu %s %s %c: %.*s", c->id, sim_smtpd_host(c), c->peer_text, dir,
+                   (int)(len > 200 ? 200 : len), line);
+    sim_run_record(c->run, "smtp", f.data, r.data ? r.data : "");
     buf_free(&f);
     buf_free(&r);
 }
@@ -115,12 +117,23 @@ static bool sim_smtpd_domain_of(const char *addr, const char **domain_r)
     return true;
 }
 
+/* RFC 3463 X.2.2: mailbox full; 552 (permanent) or 452 (try later) as the world says. */
+static void sim_smtpd_full_reply(const struct sim_store *st, int box, const char *rcpt,
+                                 char *reply, size_t size)
+{
+    bool temp = st->boxes[box].full_code == 452;
+    snprintf(reply, size, "%s <%s>: Mailbox full, quota exceeded",
+             temp ? "452 4.2.2" : "552 5.2.2", rcpt);
+}
+
 static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_t size)
 {
     struct sim_smtpd_conn *c = ctx;
     const struct sim_world *w = c->run->world;
     const struct sim_service *svc = &w->services[c->service];
     if (svc->kind == SIM_SVC_SMARTHOST) {
+        if (c->s.authed)
+            return;
         for (int i = 0; i < svc->ncustomers; i++)
             if (netmask_match(&svc->customers[i], &c->peer))
                 return;
@@ -137,8 +150,13 @@ static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_
         snprintf(reply, size, "554 5.7.1 <%s>: Relay access denied", rcpt);
         return;
     }
-    if (sim_world_mailbox_for(w, svc->store, rcpt) < 0)
+    int box = sim_world_mailbox_for(w, svc->store, rcpt);
+    if (box < 0) {
         snprintf(reply, size, "550 5.1.1 <%s>: Recipient address rejected: User unknown", rcpt);
+        return;
+    }
+    if (!sim_store_fits(&c->run->store, box, 1))
+        sim_smtpd_full_reply(&c->run->store, box, rcpt, reply, size);
 }
 
 static void sim_smtpd_new_id(struct sim_run *run, int service, char *out, size_t size)
@@ -149,7 +167,7 @@ static void sim_smtpd_new_id(struct sim_run *run, int service, char *out, size_t
 /* Stores one copy for rcpt at mx (a service index) and records the delivery. */
 static void sim_smtpd_store(struct sim_run *run, const char *via, int mx, const char *from_name,
                             const char *rcpt, const char *mail_from, const struct buf *message,
-                            const char *id)
+                            const char *id, size_t sent_len)
 {
     const struct sim_world *w = run->world;
     const char *status = "stored";
@@ -166,6 +184,10 @@ static void sim_smtpd_store(struct sim_run *run, const char *via, int mx, const 
             status = "no-mailbox";
         } else {
             user = w->mailboxes[box].user;
+        }
+        if (box >= 0 && !sim_store_fits(&run->store, box, sent_len)) {
+            status = "over-quota";
+        } else if (box >= 0) {
             char date[TIMEFMT_RFC5322_LEN], mid[32];
             timefmt_rfc5322(time(NULL), date, sizeof date);
             sim_smtpd_new_id(run, mx, mid, sizeof mid);
@@ -210,6 +232,19 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
     const struct sim_host *me = &w->hosts[svc->host];
     char id[32], date[TIMEFMT_RFC5322_LEN], pub[NETADDR_STRLEN];
     struct netaddr pubaddr;
+    /* An MX takes the message for all its recipients or for none: a mailbox over its quota
+     * refuses the whole message (as received, before the Received lines). */
+    if (svc->kind == SIM_SVC_MX) {
+        for (int i = 0; i < tx->nrcpts; i++) {
+            int box = sim_world_mailbox_for(w, svc->store, tx->rcpts[i]);
+            if (box >= 0 && !sim_store_fits(&run->store, box, tx->data.len)) {
+                sim_smtpd_full_reply(&run->store, box, tx->rcpts[i], reply, size);
+                log_info("smtp session=%llu host=%s rcpt=<%s> over-quota: message refused",
+                         c->id, me->name, tx->rcpts[i]);
+                return;
+            }
+        }
+    }
     sim_smtpd_new_id(run, c->service, id, sizeof id);
     timefmt_rfc5322(time(NULL), date, sizeof date);
     sim_world_public_of(w, &c->peer, &pubaddr);
@@ -219,18 +254,34 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
         const char *rcpt = tx->rcpts[i];
         struct buf msg;
         buf_init(&msg, 0);
-        buf_printf(&msg, "Received: from [%s] (helo=%s)\r\n\tby %s with esmtp (ispsim)\r\n\tid %s"
-                         "\r\n\tfor <%s>; %s\r\n", pub, tx->helo, me->name, id, rcpt, date);
+        /* RFC 3848: esmtps over TLS, esmtpa authenticated, esmtpsa both */
+        buf_printf(&msg, "Received: from [%s] (helo=%s)\r\n\tby %s with esmtp%s%s (ispsim)\r\n"
+                         "\tid %s\r\n\tfor <%s>; %s\r\n", pub, tx->helo, me->name,
+                   c->s.tls ? "s" : "", c->s.authed ? "a" : "", id, rcpt, date);
         buf_append(&msg, tx->data.data ? tx->data.data : "", tx->data.len);
         if (svc->kind == SIM_SVC_MX) {
-            sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id);
+            sim_smtpd_store(run, me->name, c->service, me->name, rcpt, tx->mail_from, &msg, id,
+                            tx->data.len);
         } else {
-            /* The in-process hand-off to the destination MX, which adds its own line. */
-            const char *domain;
+            const char *domain = NULL;
             int mx = sim_smtpd_domain_of(rcpt, &domain) ? sim_world_mx_for_domain(w, domain) : -1;
-            if (mx < 0) {
-                sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id);
+            if (mx >= 0 && !svc->handoff) {
+                /* over SMTP to the MX, from the smarthost's address (sim_relay.c) */
+                if (!sim_relay_submit(run, c->service, id, tx->mail_from, rcpt, mx, msg.data,
+                                      msg.len))
+                    log_warnx("relay id=%s to=<%s>: queue full, message dropped", id, rcpt);
+            } else if (mx < 0) {
+                sim_smtpd_store(run, me->name, -1, me->name, rcpt, tx->mail_from, &msg, id,
+                                tx->data.len);
+                if (!svc->handoff) {
+                    char why[SIM_SMTP_PATH_MAX + 64];
+                    snprintf(why, sizeof why, "550 5.4.4 <%s>: no mail exchanger for %s in the "
+                             "world", rcpt, domain ? domain : "");
+                    sim_relay_bounce(run, c->service, id, tx->mail_from, rcpt, "", why, msg.data,
+                                     msg.len);
+                }
             } else {
+                /* The in-process hand-off to the destination MX, which adds its own line. */
                 const struct sim_host *mxh = &w->hosts[w->services[mx].host];
                 char mid[32], mepub[NETADDR_STRLEN];
                 sim_smtpd_new_id(run, mx, mid, sizeof mid);
@@ -241,7 +292,8 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
                                  "\r\n\tid %s\r\n\tfor <%s>; %s\r\n", mepub, me->name, mxh->name,
                            mid, rcpt, date);
                 buf_append(&hop, msg.data, msg.len);
-                sim_smtpd_store(run, me->name, mx, mxh->name, rcpt, tx->mail_from, &hop, id);
+                sim_smtpd_store(run, me->name, mx, mxh->name, rcpt, tx->mail_from, &hop, id,
+                                tx->data.len);
                 buf_free(&hop);
             }
         }
@@ -250,43 +302,103 @@ static void sim_smtpd_message(void *ctx, const struct sim_smtp_tx *tx, char *rep
     snprintf(reply, size, "250 2.0.0 Ok: queued as %s", id);
 }
 
+static bool sim_smtpd_auth_check(void *ctx, const char *user, const char *pass)
+{
+    struct sim_smtpd_conn *c = ctx;
+    const struct sim_service *svc = &c->run->world->services[c->service];
+    bool ok = strcmp(user, svc->auth_user) == 0 && strcmp(pass, svc->auth_pass) == 0;
+    log_info("smtp session=%llu host=%s peer=%s auth user=%s result=%s", c->id, sim_smtpd_host(c),
+             c->peer_text, user, ok ? "ok" : "failed");
+    return ok;
+}
+
+/* One "tls" record and log line when a handshake is done. */
+static void sim_smtpd_tls_record(struct sim_smtpd_conn *c)
+{
+    char desc[128];
+    sim_tls_describe(c->bev, desc, sizeof desc);
+    struct buf f, r;
+    buf_init(&f, 0);
+    buf_init(&r, 0);
+    sim_smtpd_fields(c, &f);
+    sim_json_put_kv(&f, false, "proto", "smtp");
+    sim_json_put_kv(&f, false, "tls", desc);
+    buf_printf(&r, "%llu %s %s smtp %s", c->id, sim_smtpd_host(c), c->peer_text, desc);
+    sim_run_record(c->run, "tls", f.data, r.data);
+    log_info("smtp session=%llu host=%s peer=%s tls=\"%s\"", c->id, sim_smtpd_host(c),
+             c->peer_text, desc);
+    buf_free(&f);
+    buf_free(&r);
+}
+
 static void sim_smtpd_free(struct sim_smtpd_conn *c)
 {
     log_info("smtp session=%llu host=%s peer=%s closed", c->id, sim_smtpd_host(c), c->peer_text);
     if (c->timer)
         event_free(c->timer);
-    bufferevent_free(c->bev);
+    if (c->bev)
+        bufferevent_free(c->bev);
     sim_smtp_session_free(&c->s);
     free(c);
 }
 
-static void sim_smtpd_drained(struct bufferevent *bev, void *arg)
-{
-    (void)bev;
-    sim_smtpd_free(arg);
-}
-
 static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg);
+static void sim_smtpd_read(struct bufferevent *bev, void *arg);
+
+/*
+ * Sends a reply. On a plain connection with nothing queued it goes straight to the socket
+ * (as a sink ispsim must not cost more than smtp-sink: libevent would switch the write event
+ * on and off for every reply); the rest, and everything over TLS, through the bufferevent.
+ */
+static void sim_smtpd_send(struct sim_smtpd_conn *c, const char *data, size_t len)
+{
+    if (!c->s.tls && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        ssize_t n = send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        }
+    }
+    if (len)
+        bufferevent_write(c->bev, data, len);
+}
 
 /* Sends what the engine wrote and acts on its status. true: c was freed. */
 static bool sim_smtpd_after(struct sim_smtpd_conn *c, enum sim_smtp_status st)
 {
     if (c->s.out.len) {
-        bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
+        sim_smtpd_send(c, c->s.out.data, c->s.out.len);
         buf_reset(&c->s.out);
+    }
+    if (st == SIM_SMTP_TLS) {
+        struct bufferevent *f = sim_tls_wrap(c->run, c->run->world->services[c->service].host,
+                                             c->bev);
+        c->bev = f;
+        if (!f) {
+            log_warnx("smtp session=%llu host=%s: cannot start TLS", c->id, sim_smtpd_host(c));
+            c->closing = true;
+            /* the plain bufferevent is gone; nothing more can be sent */
+            if (c->timer)
+                event_free(c->timer);
+            sim_smtp_session_free(&c->s);
+            free(c);
+            return true;
+        }
+        bufferevent_setcb(f, sim_smtpd_read, NULL, sim_smtpd_event, c);
+        bufferevent_enable(f, EV_READ | EV_WRITE);
+        return sim_smtpd_after(c, sim_smtp_tls_started(&c->s));
     }
     if (st == SIM_SMTP_WAIT) {
         struct timeval tv = {.tv_sec = c->s.delay_ms / 1000,
                              .tv_usec = (long)(c->s.delay_ms % 1000) * 1000};
         evtimer_add(c->timer, &tv);
     } else if (st == SIM_SMTP_CLOSE && !c->closing) {
+        /* what is written goes out (through TLS too), then the socket closes */
         c->closing = true;
-        bufferevent_disable(c->bev, EV_READ);
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-            sim_smtpd_free(c);
-            return true;
-        }
-        bufferevent_setcb(c->bev, NULL, sim_smtpd_drained, sim_smtpd_event, c);
+        sim_run_linger(c->run, c->bev);
+        c->bev = NULL;
+        sim_smtpd_free(c);
+        return true;
     }
     return false;
 }
@@ -312,20 +424,29 @@ static void sim_smtpd_read(struct bufferevent *bev, void *arg)
         st = sim_smtp_feed(&c->s, chunk, (size_t)n);
         if (st == SIM_SMTP_WAIT && evtimer_pending(c->timer, NULL)) {
             if (c->s.out.len) {
-                bufferevent_write(c->bev, c->s.out.data, c->s.out.len);
+                sim_smtpd_send(c, c->s.out.data, c->s.out.len);
                 buf_reset(&c->s.out);
             }
             continue;
         }
-        if (sim_smtpd_after(c, st))
-            return;
+        if (sim_smtpd_after(c, st) || c->bev != bev)
+            return; /* freed, or now behind TLS: the TLS filter reads from here on */
     }
 }
 
 static void sim_smtpd_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct sim_smtpd_conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        sim_smtpd_tls_record(c); /* a TLS handshake completed */
+        return;
+    }
+    if ((what & BEV_EVENT_ERROR) && c->s.tls) {
+        char e[256];
+        sim_tls_error(bev, e, sizeof e);
+        log_info("smtp session=%llu host=%s peer=%s tls error: %s", c->id, sim_smtpd_host(c),
+                 c->peer_text, e);
+    }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         if (!c->closing)
             sim_smtp_eof(&c->s);
@@ -348,51 +469,68 @@ static void sim_smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
     netaddr_from_sockaddr(sa, &c->peer);
     netaddr_unmap_v4(&c->peer);
     sim_run_peer_text(sa, c->peer_text, sizeof c->peer_text);
-    c->bev = bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    const struct sim_service *svc = &run->world->services[service];
+    c->bev = la->tls ? sim_tls_accept(run, svc->host, fd)
+                     : bufferevent_socket_new(run->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        log_warnx("smtp host=%s: cannot set up the connection", sim_smtpd_host(c));
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
     c->timer = evtimer_new(run->base, sim_smtpd_timer, c);
     c->hooks = (struct sim_smtp_hooks){.ctx = c, .script = sim_smtpd_script,
                                        .rcpt_check = sim_smtpd_rcpt_check,
                                        .message = sim_smtpd_message,
                                        .transcript = sim_smtpd_transcript,
-                                       .violation = sim_smtpd_violation};
+                                       .violation = sim_smtpd_violation,
+                                       .auth_check = svc->auth_user[0] ? sim_smtpd_auth_check
+                                                                       : NULL};
     sim_smtp_session_init(&c->s, &c->hooks, sim_smtpd_host(c));
+    c->s.tls = la->tls;
+    c->s.brief_data = run->brief;
+    c->s.offer_starttls = svc->starttls && !run->starttls_off[svc->host];
     bufferevent_setcb(c->bev, sim_smtpd_read, NULL, sim_smtpd_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    log_info("smtp session=%llu host=%s peer=%s connect", c->id, sim_smtpd_host(c), c->peer_text);
+    log_info("smtp session=%llu host=%s peer=%s connect%s", c->id, sim_smtpd_host(c), c->peer_text,
+             la->tls ? " tls=implicit" : "");
     (void)sim_smtpd_after(c, sim_smtp_start(&c->s));
 }
 
-int sim_smtpd_listen(struct sim_run *run, int service)
+static int sim_smtpd_listen_port(struct sim_run *run, int service, unsigned port, bool tls)
 {
     const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t sslen;
-    if (h->addr.family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(25);
-        memcpy(&sin->sin_addr, h->addr.bytes, 4);
-        sslen = sizeof *sin;
-    } else {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(25);
-        memcpy(&sin6->sin6_addr, h->addr.bytes, 16);
-        sslen = sizeof *sin6;
+    socklen_t sslen = sim_run_sockaddr(&h->addr, port, &ss);
+    if (run->nlisteners >= SIM_RUN_MAX_LISTENERS) {
+        log_warnx("smtp host=%s: too many listeners", h->name);
+        return -1;
     }
     struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
     arg->run = run;
     arg->service = service;
+    arg->tls = tls;
     struct evconnlistener *l = evconnlistener_new_bind(
         run->base, sim_smtpd_accept, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
         (struct sockaddr *)&ss, (int)sslen);
     if (!l) {
-        log_warn("smtp host=%s: cannot listen on port 25", h->name);
+        log_warn("smtp host=%s: cannot listen on port %u", h->name, port);
         return -1;
     }
     run->listeners[run->nlisteners++] = l;
-    log_info("smtp host=%s listening role=%s", h->name,
-             run->world->services[service].kind == SIM_SVC_SMARTHOST ? "smarthost" : "mx");
+    const struct sim_service *svc = &run->world->services[service];
+    log_info("smtp host=%s port=%u listening role=%s%s%s", h->name, port,
+             svc->kind == SIM_SVC_SMARTHOST ? "smarthost" : "mx", tls ? " tls=implicit" : "",
+             !tls && svc->starttls ? " starttls=yes" : "");
+    return 0;
+}
+
+int sim_smtpd_listen(struct sim_run *run, int service)
+{
+    if (sim_smtpd_listen_port(run, service, 25, false) < 0)
+        return -1;
+    if (run->world->services[service].implicit_tls &&
+        sim_smtpd_listen_port(run, service, 465, true) < 0)
+        return -1;
     return 0;
 }

@@ -95,6 +95,7 @@ static void sim_store_load_one(void *ctx, const char *msg, size_t len)
 int sim_store_reset(struct sim_store *st, char *err, size_t errsize)
 {
     const struct sim_world *w = st->w;
+    st->uidvalidity++;
     for (int i = 0; i < w->nmailboxes; i++) {
         struct sim_store_box *b = &st->boxes[i];
         if (fs_mkdir_p(b->dir, 0755) < 0 || sim_store_empty_dir(b->dir) < 0) {
@@ -105,6 +106,9 @@ int sim_store_reset(struct sim_store *st, char *err, size_t errsize)
         b->msgs = NULL;
         b->n = 0;
         b->next_uid = 1;
+        b->used = 0;
+        b->quota = w->mailboxes[i].quota;
+        b->full_code = w->mailboxes[i].full_code ? w->mailboxes[i].full_code : 552;
         if (!w->mailboxes[i].mbox)
             continue;
         char *path = fs_path_resolve(st->world_dir, w->mailboxes[i].mbox);
@@ -197,7 +201,9 @@ int sim_store_deliver(struct sim_store *st, int mailbox, const char *data, size_
     b->msgs = xreallocarray(b->msgs, (size_t)b->n + 1, sizeof *b->msgs);
     b->msgs[b->n].uid = uid;
     b->msgs[b->n].size = len;
+    b->msgs[b->n].flags = 0;
     b->n++;
+    b->used += len;
     b->next_uid++;
     *uid_r = uid;
     return 0;
@@ -224,6 +230,21 @@ int sim_store_read(struct sim_store *st, int mailbox, unsigned uid, char **data_
     return rc;
 }
 
+bool sim_store_fits(const struct sim_store *st, int mailbox, unsigned long long len)
+{
+    const struct sim_store_box *b = &st->boxes[mailbox];
+    return b->quota == 0 || b->used + len <= b->quota;
+}
+
+struct sim_store_msg *sim_store_msg(struct sim_store *st, int mailbox, unsigned uid)
+{
+    struct sim_store_box *b = &st->boxes[mailbox];
+    for (int i = 0; i < b->n; i++)
+        if (b->msgs[i].uid == uid)
+            return &b->msgs[i];
+    return NULL;
+}
+
 int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid)
 {
     struct sim_store_box *b = &st->boxes[mailbox];
@@ -237,6 +258,7 @@ int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid)
     free(p);
     if (rc < 0)
         return -1;
+    b->used -= b->msgs[i].size;
     memmove(&b->msgs[i], &b->msgs[i + 1], (size_t)(b->n - i - 1) * sizeof *b->msgs);
     b->n--;
     return fs_fsync_dir(b->dir);

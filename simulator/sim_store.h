@@ -18,6 +18,7 @@
 struct sim_store_msg {
     unsigned uid;
     size_t size;
+    unsigned flags;      /* IMAP system flags (SIM_IMAP_SEEN, ...), in memory only */
 };
 
 struct sim_store_box {
@@ -25,6 +26,9 @@ struct sim_store_box {
     struct sim_store_msg *msgs;
     int n;
     unsigned next_uid;
+    unsigned long long used;       /* bytes of its messages */
+    unsigned long long quota;      /* bytes; 0: none (the world's, until mailstore.quota) */
+    unsigned full_code;            /* 452 or 552 */
 };
 
 struct sim_store {
@@ -32,6 +36,7 @@ struct sim_store {
     char *root;          /* DATA/store */
     char *world_dir;     /* mbox paths are relative to it */
     struct sim_store_box *boxes;   /* one per world mailbox, same index */
+    unsigned uidvalidity;          /* 1 at open, one more at every reset (uids restart) */
 };
 
 int sim_store_open(struct sim_store *st, const struct sim_world *w, const char *datadir,
@@ -44,6 +49,10 @@ int sim_store_deliver(struct sim_store *st, int mailbox, const char *data, size_
 /* The message at uid, allocated. -1 when absent. */
 int sim_store_read(struct sim_store *st, int mailbox, unsigned uid, char **data_r, size_t *len_r);
 int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid);
+/* Would a message of len bytes fit under the mailbox's quota? */
+bool sim_store_fits(const struct sim_store *st, int mailbox, unsigned long long len);
+/* The message's entry, or NULL. */
+struct sim_store_msg *sim_store_msg(struct sim_store *st, int mailbox, unsigned uid);
 /* The mailbox of store name and user, or -1. */
 int sim_store_find(const struct sim_store *st, const char *store, const char *user);
 

@@ -1,6 +1,7 @@
 /* sim_world: the ispsim world file parser (see world.h and docs/ispsim.md). */
 #include "sim_world.h"
 
+#include <errno.h>
 #include <ldns/ldns.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +112,11 @@ static void *sim_world_push(void **array, int *count, size_t size)
 }
 
 /* Collects "key value" options after the positional arguments. */
+#define SIM_WORLD_MAX_OPTS 20
+
 struct sim_world_opts {
-    const char *keys[8];
-    char *values[8];
+    const char *keys[SIM_WORLD_MAX_OPTS];
+    char *values[SIM_WORLD_MAX_OPTS];
     int n;
 };
 
@@ -132,6 +135,8 @@ static bool sim_world_options(struct sim_world_ctx *c, char **p, const char *con
         for (int i = 0; i < o->n; i++)
             if (strcmp(o->keys[i], key) == 0)
                 return sim_world_fail(c, "option \"%s\" given twice", key);
+        if (o->n >= SIM_WORLD_MAX_OPTS)
+            return sim_world_fail(c, "too many options at \"%s\"", key);
         char *value = sim_world_token(p);
         if (!value)
             return sim_world_fail(c, "option \"%s\" needs a value", key);
@@ -194,14 +199,80 @@ static bool sim_world_st_zone(struct sim_world_ctx *c, char *p)
     return true;
 }
 
+static bool sim_world_addr_eq(const struct netaddr *a, const struct netaddr *b);
+static bool sim_world_simple_name(struct sim_world_ctx *c, const char *text, char *out,
+                                  size_t outsize, const char *what);
+
+/* The link's address for a host: the link's prefix bits, then the host address's low bits. */
+static void sim_world_link_addr(const struct sim_link *l, const struct netaddr *host,
+                                struct netaddr *out)
+{
+    *out = *host;
+    for (unsigned bit = 0; bit < l->listen.prefix; bit++) {
+        uint8_t m = (uint8_t)(0x80u >> (bit % 8));
+        out->bytes[bit / 8] = (uint8_t)((out->bytes[bit / 8] & ~m) | (l->listen.addr.bytes[bit / 8] & m));
+    }
+}
+
+static bool sim_world_st_link(struct sim_world_ctx *c, char *p)
+{
+    static const char *const allowed[] = {
+        "listen", "from", "mode", "latency", "jitter", "bandwidth", "cut-after", "cut-at",
+        "cut-times", "stall-after", "slow-close", "random-cut", "random-cut-max", "seed",
+        "dial-delay", "idle", "tick", NULL};
+    struct sim_world_opts o;
+    char *name;
+    struct sim_link l;
+    memset(&l, 0, sizeof l);
+    l.line = c->line;
+    l.mode = SIM_LINK_UP;
+    sim_link_profile_default(&l.profile);
+    if (!sim_world_need(c, &p, "link name", &name) || !sim_world_options(c, &p, allowed, &o) ||
+        !sim_world_simple_name(c, name, l.name, sizeof l.name, "link name"))
+        return false;
+    if (sim_world_link_index(c->w, l.name) >= 0)
+        return sim_world_fail(c, "link \"%s\" declared twice", l.name);
+    char *listen = sim_world_opt(&o, "listen");
+    char *from = sim_world_opt(&o, "from");
+    if (!listen || !from)
+        return sim_world_fail(c, "link needs \"listen NET\" and \"from ADDR\"%s", "");
+    if (!netmask_parse(listen, &l.listen) || l.listen.addr.family != AF_INET ||
+        l.listen.prefix == 0 || l.listen.prefix > 24)
+        return sim_world_fail(c, "link listen wants an IPv4 network /1../24, not \"%s\"", listen);
+    if (!sim_world_addr(c, from, &l.from))
+        return false;
+    if (l.from.family != AF_INET)
+        return sim_world_fail(c, "link from wants an IPv4 address, not \"%s\"", from);
+    for (int i = 0; i < o.n; i++) {
+        const char *k = o.keys[i];
+        if (strcmp(k, "listen") == 0 || strcmp(k, "from") == 0)
+            continue;
+        if (strcmp(k, "mode") == 0) {
+            if (!sim_link_mode_parse(o.values[i], &l.mode))
+                return sim_world_fail(c, "link mode must be up, down or demand, not \"%s\"",
+                                      o.values[i]);
+            continue;
+        }
+        char e[128];
+        if (!sim_link_profile_set(&l.profile, k, o.values[i], e, sizeof e))
+            return sim_world_fail(c, "%s", e);
+    }
+    if (!sim_world_room(c, c->w->nlinks, SIM_WORLD_MAX_LINKS, "links"))
+        return false;
+    *(struct sim_link *)sim_world_push((void **)&c->w->links, &c->w->nlinks,
+                                       sizeof(struct sim_link)) = l;
+    return true;
+}
+
 static bool sim_world_st_host(struct sim_world_ctx *c, char *p)
 {
-    static const char *const allowed[] = {"public", NULL};
+    static const char *const allowed[] = {"public", "via", NULL};
     struct sim_world_opts o;
     char *name, *addr;
     struct sim_host h;
     memset(&h, 0, sizeof h);
     h.line = c->line;
+    h.link = -1;
     if (!sim_world_need(c, &p, "host name", &name) || !sim_world_need(c, &p, "address", &addr) ||
         !sim_world_options(c, &p, allowed, &o) || !sim_world_dns_name(c, name, h.name) ||
         !sim_world_addr(c, addr, &h.addr))
@@ -220,6 +291,25 @@ static bool sim_world_st_host(struct sim_world_ctx *c, char *p)
     for (int i = 0; i < c->w->ncustomers; i++)
         if (memcmp(&c->w->customers[i].addr, &h.addr, sizeof h.addr) == 0)
             return sim_world_fail(c, "address %s is a customer's", addr);
+    char *via = sim_world_opt(&o, "via");
+    if (via) {
+        h.link = sim_world_link_index(c->w, via);
+        if (h.link < 0)
+            return sim_world_fail(c, "unknown link \"%s\" (declare it with link first)", via);
+        const struct sim_link *l = &c->w->links[h.link];
+        if (h.addr.family != AF_INET)
+            return sim_world_fail(c, "a host via a link needs an IPv4 address, not %s", addr);
+        sim_world_link_addr(l, &h.addr, &h.link_addr);
+        if (sim_world_host_by_addr(c->w, &h.link_addr) >= 0 ||
+            sim_world_addr_eq(&h.link_addr, &h.addr) || sim_world_addr_eq(&h.link_addr, &l->from))
+            return sim_world_fail(c, "link address of %s clashes with a host's address", addr);
+        for (int i = 0; i < c->w->nhosts; i++)
+            if (c->w->hosts[i].link >= 0 && sim_world_addr_eq(&c->w->hosts[i].link_addr, &h.link_addr))
+                return sim_world_fail(c, "link address of %s clashes with another host's", addr);
+    }
+    for (int i = 0; i < c->w->nhosts; i++)
+        if (c->w->hosts[i].link >= 0 && sim_world_addr_eq(&c->w->hosts[i].link_addr, &h.addr))
+            return sim_world_fail(c, "address %s is another host's link address", addr);
     if (!sim_world_room(c, c->w->nhosts, SIM_WORLD_MAX_HOSTS, "hosts"))
         return false;
     *(struct sim_host *)sim_world_push((void **)&c->w->hosts, &c->w->nhosts,
@@ -362,7 +452,7 @@ static bool sim_world_address(struct sim_world_ctx *c, const char *text, char *o
 
 static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
 {
-    static const char *const allowed[] = {"password", "address", "mbox", NULL};
+    static const char *const allowed[] = {"password", "address", "mbox", "quota", "full", NULL};
     struct sim_world_opts o;
     char *store, *user;
     struct sim_mailbox m;
@@ -395,6 +485,22 @@ static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
     }
     if (!sim_world_room(c, c->w->nmailboxes, SIM_WORLD_MAX_MAILBOXES, "mailboxes"))
         return false;
+    char *quota = sim_world_opt(&o, "quota");
+    if (quota) {
+        char *end;
+        errno = 0;
+        m.quota = strtoull(quota, &end, 10);
+        if (errno || *end || quota[0] < '0' || quota[0] > '9' || m.quota > (1ull << 40))
+            return sim_world_fail(c, "quota wants a number of bytes, not \"%s\"", quota);
+    }
+    char *full = sim_world_opt(&o, "full");
+    m.full_code = 552;
+    if (full) {
+        if (strcmp(full, "452") == 0)
+            m.full_code = 452;
+        else if (strcmp(full, "552") != 0)
+            return sim_world_fail(c, "full wants 452 or 552, not \"%s\"", full);
+    }
     char *mbox = sim_world_opt(&o, "mbox");
     m.mbox = mbox ? xstrdup(mbox) : NULL;
     *(struct sim_mailbox *)sim_world_push((void **)&c->w->mailboxes, &c->w->nmailboxes,
@@ -404,9 +510,10 @@ static bool sim_world_st_mailbox(struct sim_world_ctx *c, char *p)
 
 static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_service_kind kind)
 {
-    static const char *const smarthost_opts[] = {"customers", "auth", NULL};
-    static const char *const mx_opts[] = {"domains", "store", NULL};
-    static const char *const box_opts[] = {"store", NULL};
+    static const char *const smarthost_opts[] = {"customers", "auth", "tls", "relay", "retry",
+                                                 NULL};
+    static const char *const mx_opts[] = {"domains", "store", "tls", NULL};
+    static const char *const box_opts[] = {"store", "tls", NULL};
     struct sim_world_opts o;
     struct sim_service s;
     char *host;
@@ -428,6 +535,23 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
         if (t->host == s.host && (t->kind == kind || (t_smtp && s_smtp)))
             return sim_world_fail(c, "host \"%s\" already runs this service", host);
     }
+    char *tls = sim_world_opt(&o, "tls");
+    if (tls) {
+        if (!c->w->certs)
+            return sim_world_fail(c, "tls needs a \"certs DIR\" statement above%s", "");
+        char *list[SIM_WORLD_MAX_LIST];
+        int n = sim_world_list(c, tls, list);
+        if (n < 0)
+            return false;
+        for (int i = 0; i < n; i++) {
+            if (strcmp(list[i], "starttls") == 0)
+                s.starttls = true;
+            else if (strcmp(list[i], "implicit") == 0)
+                s.implicit_tls = true;
+            else
+                return sim_world_fail(c, "tls wants starttls and/or implicit, not \"%s\"", list[i]);
+        }
+    }
     if (kind == SIM_SVC_SMARTHOST) {
         char *nets = sim_world_opt(&o, "customers");
         if (!nets)
@@ -440,6 +564,21 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
             if (!netmask_parse(list[i], &s.customers[i]))
                 return sim_world_fail(c, "bad network \"%s\"", list[i]);
         s.ncustomers = n;
+        char *relay = sim_world_opt(&o, "relay");
+        if (relay && strcmp(relay, "handoff") == 0)
+            s.handoff = true;
+        else if (relay && strcmp(relay, "smtp") != 0)
+            return sim_world_fail(c, "relay wants smtp or handoff, not \"%s\"", relay);
+        char *retry = sim_world_opt(&o, "retry");
+        s.retry_s = 60;
+        if (retry) {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(retry, &end, 10);
+            if (errno || *end || retry[0] < '0' || retry[0] > '9' || v < 1 || v > 86400)
+                return sim_world_fail(c, "retry wants seconds from 1 to 86400, not \"%s\"", retry);
+            s.retry_s = (unsigned)v;
+        }
         char *auth = sim_world_opt(&o, "auth");
         if (auth) {
             char *colon = strchr(auth, ':');
@@ -484,6 +623,19 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
     return true;
 }
 
+static bool sim_world_st_certs(struct sim_world_ctx *c, char *p)
+{
+    char *dir;
+    if (!sim_world_need(c, &p, "folder", &dir) || !sim_world_no_more(c, &p))
+        return false;
+    if (c->w->certs)
+        return sim_world_fail(c, "certs given twice%s", "");
+    if (strlen(dir) > 1024)
+        return sim_world_fail(c, "certs folder name too long%s", "");
+    c->w->certs = xstrdup(dir);
+    return true;
+}
+
 static bool sim_world_st_world(struct sim_world_ctx *c, char *p)
 {
     char *name;
@@ -506,6 +658,10 @@ static bool sim_world_statement(struct sim_world_ctx *c, char *line)
         return sim_world_st_zone(c, p);
     if (strcmp(kw, "host") == 0)
         return sim_world_st_host(c, p);
+    if (strcmp(kw, "link") == 0)
+        return sim_world_st_link(c, p);
+    if (strcmp(kw, "certs") == 0)
+        return sim_world_st_certs(c, p);
     if (strcmp(kw, "record") == 0)
         return sim_world_st_record(c, p);
     if (strcmp(kw, "nameserver") == 0)
@@ -568,7 +724,9 @@ void sim_world_free(struct sim_world *w)
         free(w->records[i].data);
     for (int i = 0; i < w->nmailboxes; i++)
         free(w->mailboxes[i].mbox);
+    free(w->certs);
     free(w->hosts);
+    free(w->links);
     free(w->zones);
     free(w->records);
     free(w->customers);
@@ -584,6 +742,20 @@ int sim_world_host_index(const struct sim_world *w, const char *name)
         if (str_eq_nocase(w->hosts[i].name, name))
             return i;
     return -1;
+}
+
+int sim_world_link_index(const struct sim_world *w, const char *name)
+{
+    for (int i = 0; i < w->nlinks; i++)
+        if (strcmp(w->links[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+const struct netaddr *sim_world_host_dns_addr(const struct sim_world *w, int host)
+{
+    const struct sim_host *h = &w->hosts[host];
+    return h->link >= 0 && host != w->nameserver ? &h->link_addr : &h->addr;
 }
 
 int sim_world_store_index(const struct sim_world *w, const char *name)

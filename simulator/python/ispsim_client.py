@@ -88,3 +88,45 @@ class IspsimClient:
 
     def inject(self, store, user, message):
         return self.call("mailstore.inject", store=store, user=user, message=message)["uid"]
+
+    # --- the smarthost's queue ------------------------------------------------------------
+    def queue(self):
+        return self.call("queue.list")["queue"]
+
+    def flush(self):
+        """Retries every deferred message now."""
+        return self.call("queue.flush")["flushed"]
+
+    def wait_relayed(self, timeout=10.0):
+        """Waits until the smarthost's queue holds nothing but deferred messages (every message
+        was tried at least once and is relayed, bounced or deferred); returns the queue."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            q = self.queue()
+            if all(not j["active"] and j["attempts"] > 0 for j in q) or time.monotonic() > deadline:
+                return q
+            time.sleep(0.01)
+
+    # --- the dial-up link (link: its name; None: the world's first) -------------------------
+    def link_up(self, link=None):
+        return self.call("link.up", link=link)
+
+    def link_down(self, link=None):
+        return self.call("link.down", link=link)
+
+    def link_dial(self, link=None, now=None):
+        """Dial-on-demand (now=True: dial at once as well)."""
+        return self.call("link.dial", link=link, now=now)
+
+    def link_profile(self, link=None, clear=None, **settings):
+        """settings: latency, jitter, bandwidth, cut_after, cut_at ("dot"/"none"), cut_times,
+        stall_after, slow_close, random_cut, random_cut_max, seed, dial_delay, idle, tick."""
+        return self.call("link.profile", link=link, clear=clear, **settings)
+
+    def link_hangup(self, link=None):
+        """Ends the call now (closing what goes through the link)."""
+        return self.call("link.hangup", link=link)
+
+    def link_stats(self, link=None):
+        return self.call("link.stats", link=link)

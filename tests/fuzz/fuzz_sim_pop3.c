@@ -44,12 +44,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const struct sim_pop3_hooks hooks = {.login = fuzz_login, .read = fuzz_read};
     struct sim_pop3_session s;
     sim_pop3_init(&s, &hooks, "fuzz.test");
+    s.offer_stls = true;
     size_t start = 0;
     bool open = true;
     for (size_t i = 0; i <= size && open; i++) {
         if (i < size && data[i] != 0xff)
             continue;
         open = sim_pop3_feed(&s, data + start, i - start);
+        if (open && s.stls_now)
+            open = sim_pop3_tls_started(&s);
         buf_reset(&s.out);
         start = i + 1;
     }

@@ -29,11 +29,20 @@ static void fuzz_rcpt(void *ctx, const char *rcpt, char *reply, size_t size)
         memcpy(reply, "554 x", 6);
 }
 
+static bool fuzz_auth(void *ctx, const char *user, const char *pass)
+{
+    (void)ctx;
+    return strcmp(user, "u") == 0 && strcmp(pass, "p") == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct sim_smtp_hooks hooks = {.script = fuzz_script, .rcpt_check = fuzz_rcpt};
+    static const struct sim_smtp_hooks hooks = {.script = fuzz_script, .rcpt_check = fuzz_rcpt,
+                                                .auth_check = fuzz_auth};
     struct sim_smtp_session s;
     sim_smtp_session_init(&s, &hooks, "fuzz.test");
+    /* STARTTLS offered; STARTTLS "completes" at once (the handshake is the caller's) */
+    s.offer_starttls = true;
     enum sim_smtp_status st = sim_smtp_start(&s);
     size_t start = 0;
     for (size_t i = 0; i <= size && st != SIM_SMTP_CLOSE; i++) {
@@ -42,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct sim_smtp_cmd cmd;
         sim_smtp_parse_command((const char *)data + start, i - start, true, &cmd);
         st = sim_smtp_feed(&s, data + start, i - start);
-        while (st == SIM_SMTP_WAIT)
-            st = sim_smtp_resume(&s);
+        while (st == SIM_SMTP_WAIT || st == SIM_SMTP_TLS)
+            st = st == SIM_SMTP_WAIT ? sim_smtp_resume(&s) : sim_smtp_tls_started(&s);
         buf_reset(&s.out);
         start = i + 1;
     }

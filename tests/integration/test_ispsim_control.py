@@ -29,7 +29,8 @@ class TestControl(IspsimCase):
         self.assertEqual(self.isp.read("mailstore", "sjoerd", 1), "Subject: one\r\n\r\nfirst\r\n")
         self.assertEqual(self.isp.read("mailstore", "sjoerd", 2), "Subject: two\r\n\r\nsecond\r\n")
         self.assertEqual(self.isp.mailboxes("paprika"),
-                         [{"user": "jan", "messages": 0}, {"user": "piet", "messages": 0}])
+                         [{"user": "jan", "messages": 0, "bytes": 0, "quota": 0},
+                          {"user": "piet", "messages": 0, "bytes": 0, "quota": 0}])
         self.isp.reset()
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
         self.assertEqual(self.isp.records(), [])

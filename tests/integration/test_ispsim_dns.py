@@ -21,12 +21,15 @@ def short(*args):
 @unittest.skipUnless(shutil.which("dig"), "dig (dnsutils) not installed")
 class TestDns(IspsimCase):
     def test_records_of_the_seed(self):
-        self.assertEqual(short("smtp.hccnet.nl", "A"), ["127.0.2.25"])
+        # Hosts behind the modem are answered with their link addresses (127.9.x.y).
+        self.assertEqual(short("smtp.hccnet.nl", "A"), ["127.9.2.25"])
+        self.assertEqual(short("ns.hccnet.nl", "A"), ["127.0.2.53"])
+        self.assertEqual(short("-x", "127.9.2.25"), ["smtp.hccnet.nl."])
         self.assertEqual(short("paprika", "MX"), ["10", "mx.paprika."])
         self.assertEqual(short("sjoerd-visser.spam.demon.nl", "MX"),
                          ["10", "relay-14.mail.nl.demon.net."])
         self.assertEqual(short("-x", "127.0.4.14"), ["relay-14.mail.nl.demon.net."])
-        self.assertEqual(short("pop.demon.nl", "A"), ["pop3.demon.nl.", "127.0.4.110"])
+        self.assertEqual(short("pop.demon.nl", "A"), ["pop3.demon.nl.", "127.9.4.110"])
         self.assertEqual(short("smtp.hccnet.nl", "AAAA"), ["::1"])
         self.assertEqual(short("hccnet.nl", "TXT"), ['"v=spf1', "ip4:213.51.144.25", '-all"'])
 
@@ -60,16 +63,16 @@ class TestDns(IspsimCase):
         self.isp.dns_fault("mx.appel", "nxdomain")
         self.assertIn("status: SERVFAIL", dig("mx.paprika", "A"))
         self.assertIn("status: NXDOMAIN", dig("mx.appel", "A"))
-        self.assertEqual(short("mx.komkommer", "A"), ["127.0.7.25"])
+        self.assertEqual(short("mx.komkommer", "A"), ["127.9.7.25"])
         self.isp.clear_faults("dns")
-        self.assertEqual(short("mx.paprika", "A"), ["127.0.6.25"])
+        self.assertEqual(short("mx.paprika", "A"), ["127.9.6.25"])
 
     def test_drop_and_delay_for_all(self):
         self.isp.dns_fault("*", "drop")
         self.assertIn("timed out", dig("mx.paprika", "A"))
         self.isp.dns_fault("*", "delay", delay_ms=600)
         t0 = time.monotonic()
-        self.assertEqual(short("mx.paprika", "A"), ["127.0.6.25"])
+        self.assertEqual(short("mx.paprika", "A"), ["127.9.6.25"])
         self.assertGreater(time.monotonic() - t0, 0.4)
         self.assertEqual(self.isp.records("dns")[-1]["fault"], "delay")
 

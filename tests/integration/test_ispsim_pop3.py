@@ -19,6 +19,7 @@ class TestPop3(IspsimCase):
         msg = "Subject: via de ISP\r\n\r\n.begint met een punt\r\nregel 2\r\n"
         with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
             s.sendmail("sjoerd@zolder.thuis", ["sjoerd@sjoerd-visser.spam.demon.nl"], msg)
+        self.isp.wait_relayed()
         self.isp.inject("mailstore", "sjoerd", "Subject: tweede\n\nbody\n")
         p = self.pop()
         count, size = p.stat()

@@ -57,6 +57,7 @@ class TestSmtp(IspsimCase):
             refused = s.sendmail("sjoerd@zolder.thuis",
                                  ["jan@paprika", "sjoerd@sjoerd-visser.spam.demon.nl"], MSG)
         self.assertEqual(refused, {})
+        self.assertEqual(self.isp.wait_relayed(), [])
         msgs = self.isp.messages("paprika", "jan")
         self.assertEqual(len(msgs), 1)
         text = self.isp.read("paprika", "jan", msgs[0]["uid"])
@@ -78,6 +79,55 @@ class TestSmtp(IspsimCase):
         self.assertIn(("c", "mail FROM:<sjoerd@zolder.thuis> size=72"), transcript)
         self.assertEqual(transcript[0][0], "s")
         self.assertTrue(transcript[0][1].startswith("220 smtp.hccnet.nl ESMTP"))
+        # relayed over SMTP, one session per recipient, from the smarthost's address
+        relays = self.isp.records("relay")
+        self.assertEqual(sorted((r["mx"], r["status"]) for r in relays),
+                         [("mx.paprika", "relayed"), ("relay-14.mail.nl.demon.net", "relayed")])
+        self.assertTrue(all(r["reply"].startswith("250 2.0.0 Ok: queued as ") for r in relays))
+        mx_peers = {r["peer"].split(":")[0] for r in self.isp.records("smtp")
+                    if r["host"] == "mx.paprika"}
+        self.assertEqual(mx_peers, {SMARTHOST})
+        client = [r["line"] for r in self.isp.records("relay-smtp")
+                  if r["mx"] == "mx.paprika" and r["dir"] == "c"]
+        self.assertEqual(client, ["EHLO smtp.hccnet.nl", "MAIL FROM:<sjoerd@zolder.thuis>",
+                                  "RCPT TO:<jan@paprika>", "DATA", "(message and final dot)",
+                                  "QUIT"])
+
+    def test_relay_defers_retries_and_bounces(self):
+        # 451 at the MX: deferred; queue.flush retries now; the second attempt goes through
+        self.isp.smtp_fault("rcpt", host="mx.paprika", rcpt="jan@paprika",
+                            reply="451 4.3.0 try again later")
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika", "nobody@paprika"],
+                                        MSG + "..dot\r\n.\r\nx\r\n"), {})
+        q = self.isp.wait_relayed()
+        self.assertEqual([(j["rcpt"], j["attempts"]) for j in q], [("jan@paprika", 1)])
+        self.assertEqual(sorted((r["rcpt"], r["status"]) for r in self.isp.records("relay")),
+                         [("a@zolder.thuis", "no-route"), ("jan@paprika", "deferred"),
+                          ("nobody@paprika", "bounced")])
+        self.isp.clear_faults()
+        self.assertEqual(self.isp.flush(), 1)
+        deadline = time.monotonic() + 5
+        while self.isp.queue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.isp.queue(), [])
+        self.assertEqual(self.isp.records("relay")[-1]["status"], "relayed")
+        self.assertEqual(self.isp.records("relay")[-1]["attempt"], 2)
+        # dot-stuffing survived the hop (smtplib stuffed, the MX un-stuffed what ispsim stuffed)
+        self.assertTrue(self.isp.read("paprika", "jan", 1).endswith("Dag Jan.\r\n..dot\r\n.\r\nx\r\n"))
+        # RFC 1047: the MX hangs up after storing; the smarthost retries and duplicates
+        self.isp.reset()
+        self.isp.smtp_fault("dot", host="mx.paprika", message=1, hangup=True)
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG)
+        self.isp.wait_relayed()
+        self.assertEqual(self.isp.records("relay")[-1]["status"], "deferred")
+        self.isp.flush()
+        deadline = time.monotonic() + 5
+        while self.isp.queue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(self.isp.messages("paprika", "jan")), 2)
+        self.assertEqual(self.isp.violations(), [])
 
     def test_smarthost_refuses_non_customers(self):
         with smtplib.SMTP(SMARTHOST, 25, source_address=(OUTSIDER, 0), timeout=5) as s:
@@ -109,6 +159,7 @@ class TestSmtp(IspsimCase):
                             "--mail-from", "sjoerd@zolder.thuis", "--mail-rcpt", "truus@komkommer",
                             "-T", "-"], input=MSG.encode(), capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.isp.wait_relayed()
         self.assertEqual(len(self.isp.messages("komkommer", "truus")), 1)
         self.assertEqual(self.isp.violations(), [])
 
@@ -204,6 +255,96 @@ class TestSmtp(IspsimCase):
         c.close()
         # RFC 1047: the message was taken although the client never heard so.
         self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
+
+    def test_relay_meets_dns_faults(self):
+        self.isp.dns_fault("paprika", "servfail")
+        self.isp.dns_fault("mx.appel", "nxdomain")
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            s.sendmail("a@zolder.thuis", ["jan@paprika", "mac@appel"], MSG)
+        self.isp.wait_relayed()
+        got = {r["rcpt"]: (r["status"], r["reply"]) for r in self.isp.records("relay")
+               if r["rcpt"] != "a@zolder.thuis"}
+        self.assertEqual(got["jan@paprika"],
+                         ("deferred", "451 4.4.3 <jan@paprika>: MX lookup for paprika failed (SERVFAIL)"))
+        self.assertEqual(got["mac@appel"],
+                         ("bounced", "550 5.1.2 <mac@appel>: address of mx.appel: Host not found"))
+        self.isp.clear_faults("dns")
+        self.isp.flush()
+        deadline = time.monotonic() + 5
+        while self.isp.queue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
+        self.assertEqual(self.isp.messages("appel", "mac"), [])
+
+    def test_bounce_sends_a_dsn_to_the_isp_mailbox(self):
+        sender = "sjoerd@sjoerd-visser.spam.demon.nl"
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail(sender, ["nobody@paprika", "x@example.com"], MSG), {})
+        deadline = time.monotonic() + 10
+        while len(self.isp.messages("mailstore", "sjoerd")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.isp.wait_relayed(), [])
+        dsns = [self.isp.read("mailstore", "sjoerd", m["uid"])
+                for m in self.isp.messages("mailstore", "sjoerd")]
+        self.assertEqual(len(dsns), 2)
+        by_rcpt = {("nobody@paprika" if "nobody@paprika" in d else "x@example.com"): d for d in dsns}
+        d = by_rcpt["nobody@paprika"]
+        self.assertIn("From: Mail Delivery System <MAILER-DAEMON@smtp.hccnet.nl>\r\n", d)
+        self.assertIn("Content-Type: multipart/report; report-type=delivery-status;", d)
+        self.assertIn("Final-Recipient: rfc822; nobody@paprika\r\nAction: failed\r\n"
+                      "Status: 5.1.1\r\n", d)
+        self.assertIn("Remote-MTA: dns; mx.paprika\r\n", d)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1 <nobody@paprika>: Recipient address "
+                      "rejected: User unknown", d)
+        self.assertIn("Content-Type: text/rfc822-headers\r\n\r\nReceived: from [62.251.70.10]", d)
+        self.assertIn("Status: 5.4.4\r\n", by_rcpt["x@example.com"])
+        # the DSN went with the null sender; no DSN about a DSN
+        mails = [r["line"] for r in self.isp.records("relay-smtp")
+                 if r["dir"] == "c" and r["line"].startswith("MAIL")]
+        self.assertEqual(mails.count("MAIL FROM:<>"), 2)
+        self.assertEqual(self.isp.violations(), [])
+
+    def test_quota_full_mailbox(self):
+        self.isp.inject("paprika", "jan", "Subject: old\n\n" + "x" * 500 + "\n")
+        used = self.isp.mailboxes("paprika")[0]["bytes"]
+        self.assertGreater(used, 500)
+        # full: refused at RCPT, 552 by default, 452 when the world (or control) says so
+        st = self.isp.call("mailstore.quota", store="paprika", user="jan", bytes=used)
+        self.assertEqual((st["bytes"], st["quota"], st["code"]), (used, used, 552))
+        with smtplib.SMTP(PAPRIKA_MX, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            s.ehlo("zolder.thuis")
+            s.mail("a@zolder.thuis")
+            self.assertEqual(s.rcpt("jan@paprika"),
+                             (552, b"5.2.2 <jan@paprika>: Mailbox full, quota exceeded"))
+            self.assertEqual(s.rcpt("piet@paprika")[0], 250)
+            s.rset()
+            self.isp.call("mailstore.quota", store="paprika", user="jan", code=452)
+            s.mail("a@zolder.thuis")
+            self.assertEqual(s.rcpt("jan@paprika")[0], 452)
+            s.rset()
+            # room for a small message only: a big one is refused after the dot, for all
+            self.isp.call("mailstore.quota", store="paprika", user="jan", bytes=used + 200,
+                          code=552)
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                s.sendmail("a@zolder.thuis", ["piet@paprika", "jan@paprika"], MSG + "y" * 300)
+            self.assertEqual(e.exception.smtp_code, 552)
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.assertEqual(len(self.isp.messages("paprika", "jan")), 2)
+        self.assertEqual(self.isp.messages("paprika", "piet"), [])
+        # through the smarthost the hand-off finds the mailbox full: recorded, not stored
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.isp.wait_relayed()
+        self.isp.call("mailstore.quota", store="paprika", user="jan", bytes=1)
+        with smtplib.SMTP(SMARTHOST, 25, source_address=(CUSTOMER, 0), timeout=5) as s:
+            self.assertEqual(s.sendmail("a@zolder.thuis", ["jan@paprika"], MSG), {})
+        self.isp.wait_relayed()
+        last = [r for r in self.isp.records("relay") if r["rcpt"] == "jan@paprika"][-1]
+        self.assertEqual((last["status"], last["reply"][:9]), ("bounced", "552 5.2.2"))
+        # reset restores the world's quota (none for jan)
+        self.isp.reset()
+        self.assertEqual(self.isp.mailboxes("paprika")[0]["quota"], 0)
+        self.assertEqual(self.isp.mailboxes("mailstore")[0]["quota"], 5242880)
 
     def test_bad_smtp_fault(self):
         from ispsim_common import IspsimError

@@ -164,11 +164,32 @@ static void test_pop3_errors(void **state)
     sim_pop3_free(&s);
 }
 
+static void test_pop3_stls(void **state)
+{
+    (void)state;
+    struct sim_pop3_session s;
+    sim_pop3_init(&s, &hooks, "pop3.test");
+    assert_null(strstr(say(&s, "CAPA\r\n", NULL), "STLS"));
+    assert_non_null(strstr(say(&s, "STLS\r\n", NULL), "-ERR"));
+    s.offer_stls = true;
+    assert_non_null(strstr(say(&s, "CAPA\r\n", NULL), "\r\nSTLS\r\n.\r\n"));
+    /* input after STLS waits for the handshake and is then dropped (RFC 2595 4) */
+    assert_string_equal(say(&s, "STLS\r\nUSER evil\r\n", NULL), "+OK Begin TLS negotiation\r\n");
+    assert_true(s.stls_now);
+    assert_true(sim_pop3_tls_started(&s));
+    assert_false(s.stls_now);
+    assert_null(strstr(say(&s, "CAPA\r\n", NULL), "STLS"));
+    assert_non_null(strstr(say(&s, "STLS\r\n", NULL), "-ERR"));
+    assert_non_null(strstr(say(&s, "PASS x\r\n", NULL), "-ERR USER first"));
+    sim_pop3_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pop3_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop3_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pop3_stls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

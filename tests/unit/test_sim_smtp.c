@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim_b64.h"
 #include "sim_smtp.h"
 
 struct fake {
@@ -54,7 +55,16 @@ static void fake_violation(void *ctx, const char *kind, const char *detail)
     buf_printf(&f->violations, "%s;", kind);
 }
 
+static bool fake_auth(void *ctx, const char *user, const char *pass)
+{
+    (void)ctx;
+    return strcmp(user, "sjoerd") == 0 && strcmp(pass, "geheim") == 0;
+}
+
 static struct fake fk;
+static struct sim_smtp_hooks auth_hooks = {
+    .ctx = &fk, .script = fake_script, .rcpt_check = fake_rcpt, .message = fake_message,
+    .violation = fake_violation, .auth_check = fake_auth};
 static struct sim_smtp_hooks hooks = {
     .ctx = &fk, .script = fake_script, .rcpt_check = fake_rcpt, .message = fake_message,
     .violation = fake_violation};
@@ -405,6 +415,127 @@ static void test_smtp_parse_command(void **state)
     assert_false(sim_smtp_stage_parse("DOT", &stage));
 }
 
+static void test_smtp_starttls_and_auth(void **state)
+{
+    (void)state;
+    struct sim_smtp_session s;
+    enum sim_smtp_status st;
+    sim_smtp_session_init(&s, &auth_hooks, "smtp.test");
+    s.offer_starttls = true;
+    assert_int_equal(sim_smtp_start(&s), SIM_SMTP_CONTINUE);
+    const char *r = say(&s, "EHLO c.test\r\n", NULL);
+    assert_non_null(strstr(r, "250-STARTTLS\r\n"));
+    assert_null(strstr(r, "AUTH"));
+    /* AUTH in the clear: 538 (RFC 4954 with encryption required) */
+    assert_string_equal(say(&s, "AUTH PLAIN AHNqb2VyZABnZWhlaW0=\r\n", NULL),
+                        "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+    assert_string_equal(say(&s, "STARTTLS\r\n", &st), "220 2.0.0 Ready to start TLS\r\n");
+    assert_int_equal(st, SIM_SMTP_TLS);
+    buf_reset(&s.out);
+    assert_int_equal(sim_smtp_tls_started(&s), SIM_SMTP_CONTINUE);
+    /* the session starts over: EHLO again */
+    assert_string_equal(say(&s, "MAIL FROM:<a@b.test>\r\n", NULL),
+                        "503 5.5.1 Error: send HELO/EHLO first\r\n");
+    r = say(&s, "EHLO c.test\r\n", NULL);
+    assert_null(strstr(r, "STARTTLS"));
+    assert_non_null(strstr(r, "250-AUTH PLAIN LOGIN\r\n"));
+    assert_string_equal(say(&s, "STARTTLS\r\n", NULL), "503 5.5.1 Error: TLS already active\r\n");
+    assert_string_equal(say(&s, "AUTH CRAM-MD5\r\n", NULL),
+                        "504 5.5.4 Unrecognized authentication type\r\n");
+    /* PLAIN with a wrong password, then LOGIN step by step */
+    assert_string_equal(say(&s, "AUTH PLAIN\r\n", NULL), "334 \r\n");
+    assert_string_equal(say(&s, "AHNqb2VyZABmb3V0\r\n", NULL),
+                        "535 5.7.8 Error: authentication failed\r\n");
+    assert_string_equal(say(&s, "AUTH LOGIN\r\n", NULL), "334 VXNlcm5hbWU6\r\n");
+    assert_string_equal(say(&s, "c2pvZXJk\r\n", NULL), "334 UGFzc3dvcmQ6\r\n");
+    assert_string_equal(say(&s, "Z2VoZWlt\r\n", NULL), "235 2.7.0 Authentication successful\r\n");
+    assert_true(s.authed);
+    assert_string_equal(s.auth_user, "sjoerd");
+    assert_string_equal(say(&s, "AUTH PLAIN AHNqb2VyZABnZWhlaW0=\r\n", NULL),
+                        "503 5.5.1 Error: already authenticated\r\n");
+    sim_smtp_session_free(&s);
+
+    /* PLAIN with an initial response; cancel; bad base64 */
+    sim_smtp_session_init(&s, &auth_hooks, "smtp.test");
+    s.tls = true;
+    sim_smtp_start(&s);
+    say(&s, "EHLO c.test\r\n", NULL);
+    assert_string_equal(say(&s, "AUTH LOGIN\r\n", NULL), "334 VXNlcm5hbWU6\r\n");
+    assert_string_equal(say(&s, "*\r\n", NULL), "501 5.7.0 Authentication cancelled\r\n");
+    assert_string_equal(say(&s, "AUTH PLAIN !!!!\r\n", NULL), "501 5.5.2 Cannot decode response\r\n");
+    assert_string_equal(say(&s, "AUTH PLAIN AHNqb2VyZABnZWhlaW0=\r\n", NULL),
+                        "235 2.7.0 Authentication successful\r\n");
+    sim_smtp_session_free(&s);
+
+    /* no STARTTLS offered, no AUTH hook */
+    sim_smtp_session_init(&s, &hooks, "mx.test");
+    sim_smtp_start(&s);
+    r = say(&s, "EHLO c.test\r\n", NULL);
+    assert_null(strstr(r, "STARTTLS"));
+    assert_string_equal(say(&s, "STARTTLS\r\n", NULL), "502 5.5.1 Error: command not implemented\r\n");
+    assert_string_equal(say(&s, "AUTH PLAIN x\r\n", NULL), "502 5.5.1 Error: command not implemented\r\n");
+    sim_smtp_session_free(&s);
+}
+
+static struct buf brief_lines;
+
+static void brief_transcript(void *ctx, char dir, const char *line, size_t len)
+{
+    (void)ctx;
+    buf_printf(&brief_lines, "%c:%.*s|", dir, (int)len, line);
+}
+
+static void test_smtp_brief_data(void **state)
+{
+    (void)state;
+    static const struct sim_smtp_hooks h = {.ctx = &fk, .message = fake_message,
+                                            .transcript = brief_transcript};
+    struct sim_smtp_session s;
+    buf_init(&brief_lines, 0);
+    sim_smtp_session_init(&s, &h, "mx.test");
+    s.brief_data = true;
+    sim_smtp_start(&s);
+    say(&s, "HELO c\r\n", NULL);
+    say(&s, "MAIL FROM:<a@b>\r\n", NULL);
+    say(&s, "RCPT TO:<c@d>\r\n", NULL);
+    say(&s, "DATA\r\n", NULL);
+    assert_string_equal(say(&s, "one\r\n..two\r\n.\r\n", NULL), "250 2.0.0 Ok: queued as X1\r\n");
+    assert_non_null(strstr(brief_lines.data, "|c:DATA|s:354 End data with <CR><LF>.<CR><LF>|"
+                                             "c:(message: 2 lines, 11 bytes)|s:250 2.0.0 Ok"));
+    assert_null(strstr(brief_lines.data, "two"));
+    sim_smtp_session_free(&s);
+    buf_free(&brief_lines);
+}
+
+static void test_smtp_b64(void **state)
+{
+    (void)state;
+    char out[16];
+    size_t n;
+    assert_int_equal(sim_b64_decode("c2pvZXJk", 8, out, sizeof out, &n), 0);
+    assert_int_equal(n, 6);
+    assert_string_equal(out, "sjoerd");
+    assert_int_equal(sim_b64_decode("YQ==", 4, out, sizeof out, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(sim_b64_decode("YWI=", 4, out, sizeof out, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(sim_b64_decode("", 0, out, sizeof out, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(sim_b64_decode("YQ=", 3, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("Y===", 4, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("YQ==YQ==", 8, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("Y=Q=", 4, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("c2pv ZXJk", 9, out, sizeof out, &n), -1);
+    assert_int_equal(sim_b64_decode("YWFhYWFhYWFhYWFhYWFhYWFh", 24, out, sizeof out, &n), -1);
+    char enc[16];
+    sim_b64_encode("sjoerd", 6, enc, sizeof enc);
+    assert_string_equal(enc, "c2pvZXJk");
+    sim_b64_encode("ab", 2, enc, sizeof enc);
+    assert_string_equal(enc, "YWI=");
+    sim_b64_encode("a", 1, enc, sizeof enc);
+    assert_string_equal(enc, "YQ==");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +548,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_smtp_scripts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_eof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_parse_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smtp_starttls_and_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smtp_b64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smtp_brief_data, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

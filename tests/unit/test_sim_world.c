@@ -109,9 +109,131 @@ static void test_world_seed_fixture(void **state)
     assert_true(sim_world_mx_for_domain(w, "komkommer") >= 0);
     assert_true(sim_world_mx_for_domain(w, "appel") >= 0);
     assert_string_equal(w->hosts[w->nameserver].name, "ns.hccnet.nl");
+    assert_int_equal(w->nlinks, 1);
+    for (int i = 0; i < w->nhosts; i++)
+        assert_int_equal(w->hosts[i].link, 0); /* everything is behind the modem */
     for (int i = 0; i < w->nhosts; i++)
         assert_false(w->hosts[i].addr.bytes[2] == 1); /* 127.0.1.x is the LAN */
     sim_world_free(w);
+}
+
+static void test_world_link(void **state)
+{
+    (void)state;
+    const char *text = "zone a.test\n"
+                       "link modem listen 127.9.0.0/16 from 127.0.3.10 mode demand latency 150 "
+                       "bandwidth 56000 cut-at dot dial-delay 2000 idle 60 seed 7\n"
+                       "host ns.a.test 127.0.2.53 via modem\n"
+                       "host mx.a.test 127.0.6.25 public 192.0.2.25 via modem\n"
+                       "host lan.a.test 127.0.4.4\n"
+                       "nameserver ns.a.test\n";
+    struct cfg_error err;
+    struct sim_world *w = parse(text, &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_int_equal(w->nlinks, 1);
+    const struct sim_link *l = &w->links[0];
+    assert_string_equal(l->name, "modem");
+    assert_int_equal(l->mode, SIM_LINK_DEMAND);
+    assert_int_equal(l->profile.latency_ms, 150);
+    assert_int_equal(l->profile.bandwidth, 56000);
+    assert_true(l->profile.cut_at_dot);
+    assert_int_equal(l->profile.dial_delay_ms, 2000);
+    assert_int_equal(l->profile.idle_s, 60);
+    assert_int_equal(l->profile.seed, 7);
+    assert_int_equal(sim_world_link_index(w, "modem"), 0);
+    assert_int_equal(sim_world_link_index(w, "isdn"), -1);
+    char a[NETADDR_STRLEN];
+    int mx = sim_world_host_index(w, "mx.a.test");
+    assert_int_equal(w->hosts[mx].link, 0);
+    netaddr_format(&w->hosts[mx].link_addr, a, sizeof a);
+    assert_string_equal(a, "127.9.6.25");
+    netaddr_format(sim_world_host_dns_addr(w, mx), a, sizeof a);
+    assert_string_equal(a, "127.9.6.25");
+    /* the nameserver answers on its own address; a host not via the link keeps its own */
+    netaddr_format(sim_world_host_dns_addr(w, w->nameserver), a, sizeof a);
+    assert_string_equal(a, "127.0.2.53");
+    int lan = sim_world_host_index(w, "lan.a.test");
+    assert_int_equal(w->hosts[lan].link, -1);
+    netaddr_format(sim_world_host_dns_addr(w, lan), a, sizeof a);
+    assert_string_equal(a, "127.0.4.4");
+    sim_world_free(w);
+
+    expect_error("link m listen 127.9.0.0/16\n", "needs \"listen NET\" and \"from ADDR\"");
+    expect_error("link m listen 127.9.0.0/28 from 127.0.3.10\n", "IPv4 network /1../24");
+    expect_error("link m listen ::/64 from 127.0.3.10\n", "IPv4 network");
+    expect_error("link m listen 127.9.0.0/16 from 127.0.3.10 mode sideways\n",
+                 "mode must be up, down or demand");
+    expect_error("link m listen 127.9.0.0/16 from 127.0.3.10 latency 1s\n",
+                 "latency must be a number");
+    expect_error("link m listen 127.9.0.0/16 from 127.0.3.10\nlink m listen 127.8.0.0/16 from 127.0.3.10\n",
+                 "t.world:2: link \"m\" declared twice");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1 via m\n", "unknown link \"m\"");
+    expect_error("zone a.test\nlink m listen 127.9.0.0/16 from 127.0.3.10\n"
+                 "host h.a.test 127.0.2.1 via m\nhost g.a.test 127.9.2.1\n",
+                 "t.world:4: address 127.9.2.1 is another host's link address");
+    expect_error("zone a.test\nlink m listen 127.9.0.0/16 from 127.0.3.10\n"
+                 "host h.a.test 127.0.2.1 via m\nhost g.a.test 127.5.2.1 via m\n",
+                 "t.world:4: link address of 127.5.2.1 clashes with another host's");
+    expect_error("zone a.test\nlink m listen 127.9.0.0/16 from 127.0.3.10\n"
+                 "host h.a.test 127.9.2.1 via m\n", "clashes with a host's address");
+    expect_error("zone a.test\nlink m listen 127.9.0.0/16 from 127.0.3.10\n"
+                 "host h.a.test ::1 via m\n", "needs an IPv4 address");
+}
+
+static void test_world_quota(void **state)
+{
+    (void)state;
+    struct cfg_error err;
+    struct sim_world *w = parse("store s\nmailbox s a quota 1000 full 452\nmailbox s b\n", &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_int_equal(w->mailboxes[0].quota, 1000);
+    assert_int_equal(w->mailboxes[0].full_code, 452);
+    assert_int_equal(w->mailboxes[1].quota, 0);
+    assert_int_equal(w->mailboxes[1].full_code, 552);
+    sim_world_free(w);
+    expect_error("store s\nmailbox s a quota 10k\n", "quota wants a number of bytes");
+    expect_error("store s\nmailbox s a quota -1\n", "quota wants a number of bytes");
+    expect_error("store s\nmailbox s a full 550\n", "full wants 452 or 552");
+}
+
+static void test_world_tls(void **state)
+{
+    (void)state;
+    const char *text = "zone a.test\ncerts ../certs\nhost h.a.test 127.0.2.1\n"
+                       "host p.a.test 127.0.2.2\nstore s\n"
+                       "smarthost h.a.test customers 127.0.3.10 auth u:p tls starttls,implicit\n"
+                       "pop3 p.a.test store s tls implicit\n";
+    struct cfg_error err;
+    struct sim_world *w = parse(text, &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_string_equal(w->certs, "../certs");
+    assert_false(w->services[0].handoff);
+    assert_int_equal(w->services[0].retry_s, 60);
+    assert_true(w->services[0].starttls);
+    assert_true(w->services[0].implicit_tls);
+    assert_string_equal(w->services[0].auth_user, "u");
+    assert_false(w->services[1].starttls);
+    assert_true(w->services[1].implicit_tls);
+    sim_world_free(w);
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nstore s\npop3 h.a.test store s tls starttls\n",
+                 "t.world:4: tls needs a \"certs DIR\" statement above");
+    expect_error("certs x\nzone a.test\nhost h.a.test 127.0.2.1\nstore s\npop3 h.a.test store s tls ssl\n",
+                 "tls wants starttls and/or implicit");
+    expect_error("certs x\ncerts y\n", "t.world:2: certs given twice");
+    w = parse("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 "
+              "relay handoff retry 5\n", &err);
+    if (!w)
+        fail_msg("%s", err.text);
+    assert_true(w->services[0].handoff);
+    assert_int_equal(w->services[0].retry_s, 5);
+    sim_world_free(w);
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 "
+                 "relay uucp\n", "relay wants smtp or handoff");
+    expect_error("zone a.test\nhost h.a.test 127.0.2.1\nsmarthost h.a.test customers 10.0.0.1 "
+                 "retry 0\n", "retry wants seconds");
 }
 
 static void test_world_errors(void **state)
@@ -178,6 +300,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_world_minimal),
         cmocka_unit_test(test_world_seed_fixture),
+        cmocka_unit_test(test_world_link),
+        cmocka_unit_test(test_world_tls),
+        cmocka_unit_test(test_world_quota),
         cmocka_unit_test(test_world_errors),
         cmocka_unit_test(test_world_limits),
     };
