@@ -62,7 +62,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all tests check unit integration valgrind asan fuzz fuzz-build demo deps clean \
-        bench-spool tidy certs
+        bench-spool bench-sink tidy certs
 .DEFAULT_GOAL := all
 # Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
 .SECONDARY:
@@ -172,6 +172,10 @@ demo: deps
 bench-spool: deps
 	$(MAKE) all
 	@$(PYTHON) bench/spool.py
+
+bench-sink: deps
+	$(MAKE) all
+	@$(PYTHON) bench/ispsim_sink.py
 
 tidy:
 	clang-tidy --quiet -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \

@@ -374,9 +374,10 @@ class ZolderServer:
                 "smtpd_client_connection_limit = 100")
 
     def durability(self):
-        return ("250 after fsync of queue/tmp/ID, rename into queue/msg and fsync of queue/msg/; "
-                "mbox entry fsync'd before the recipient is marked done (fdatasync); queue file "
-                "removed and queue/msg/ fsync'd")
+        return ("group commit (docs/architecture.md): 250 after one syncfs covering every "
+                "queue/tmp file of the round, their renames into queue/msg and one fsync of "
+                "queue/msg/; mbox appends made durable by the next round's syncfs (or their own "
+                "fsync) before the finished queue files are removed and queue/msg/ fsync'd")
 
     def start(self):
         if not zolder_test.address_free(*self.addr):
