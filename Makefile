@@ -117,10 +117,13 @@ unit: tests
 	@tools/run-unit $(BUILD)/tests
 
 # Unit tests under memcheck, then zolderd itself under memcheck through the SMTP
-# integration tests (a non-zero exit at SIGTERM, i.e. any error or definite leak, fails).
+# integration tests, and ispsim under memcheck through its own (a non-zero exit at SIGTERM,
+# i.e. any error or definite leak, fails).
 valgrind: tests all
 	@tools/run-unit --valgrind $(BUILD)/tests
 	ZOLDERD_VALGRIND=1 ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest tests/integration/test_smtpd.py
+	ISPSIM_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	  ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -p 'test_ispsim*.py'
 
 # ASan+UBSan build: unit tests, then every integration test against the sanitized programs.
 asan:
