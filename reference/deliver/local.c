@@ -65,23 +65,38 @@ static bool local_dotlock_stale(const char *lock_path)
     return stat(lock_path, &st) == 0 && time(NULL) - st.st_mtime > LOCAL_DOTLOCK_STALE_SECONDS;
 }
 
+/*
+ * The lock is made the way liblockfile makes it: a temporary file holding our PID is linked
+ * to USER.lock, so the lock never exists without the PID in it (an O_EXCL create followed by
+ * a write would leave an empty lock behind if we were killed in between, and an empty lock
+ * only goes stale after LOCAL_DOTLOCK_STALE_SECONDS).
+ */
 static int local_dotlock(const char *lock_path)
 {
+    char tmp_path[4200];
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if ((size_t)snprintf(tmp_path, sizeof tmp_path, "%s.%ld", lock_path, (long)getpid()) >= sizeof tmp_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    unlink(tmp_path); /* left by an earlier life of this PID */
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int rc = fs_write_all(fd, pid, (size_t)n);
+    close(fd);
+    if (rc < 0) {
+        unlink(tmp_path);
+        return -1;
+    }
     for (int i = 0; i < LOCAL_DOTLOCK_TRIES; i++) {
-        int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            char pid[32];
-            int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-            int rc = fs_write_all(fd, pid, (size_t)n);
-            close(fd);
-            if (rc < 0) {
-                unlink(lock_path);
-                return -1;
-            }
+        if (link(tmp_path, lock_path) == 0) {
+            unlink(tmp_path);
             return 0;
         }
         if (errno != EEXIST)
-            return -1;
+            break;
         if (local_dotlock_stale(lock_path)) {
             log_warnx("removing stale lock %s", lock_path);
             unlink(lock_path);
@@ -89,8 +104,11 @@ static int local_dotlock(const char *lock_path)
         }
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        errno = EWOULDBLOCK;
     }
-    errno = EWOULDBLOCK;
+    int saved = errno == EEXIST ? EWOULDBLOCK : errno;
+    unlink(tmp_path);
+    errno = saved;
     return -1;
 }
 

@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -512,18 +513,41 @@ static void smtpd_starttls(struct smtpd_session *ss)
                  dropped, ss->ip);
         evbuffer_drain(in, dropped);
     }
+    /*
+     * The TLS stream takes over the socket itself (not a filter over the plain bufferevent),
+     * so that its output buffer is the only one: a final reply (221 after QUIT) is then on the
+     * wire once that buffer is empty, and the session may close. What the plain stream still
+     * holds (this 220, replies to commands pipelined before STARTTLS) is written out first.
+     */
+    evutil_socket_t fd = bufferevent_getfd(ss->bev);
+    struct evbuffer *out = bufferevent_get_output(ss->bev);
+    evbuffer_unfreeze(out, 1); /* a bufferevent keeps its output's front frozen for itself */
+    for (int waited = 0; evbuffer_get_length(out) > 0;) {
+        if (evbuffer_write(out, fd) >= 0)
+            continue;
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) || waited++ >= 100) {
+            log_info("smtpd %llx: cannot flush replies before TLS to [%s]", ss->id, ss->ip);
+            ss->state = SMTPD_S_CLOSING;
+            return;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        poll(&pfd, 1, 10);
+    }
     SSL *ssl = SSL_new(ss->srv->tls);
-    if (!ssl) {
-        smtpd_reply(ss, "454 4.7.0 TLS not available due to local problem");
-        return;
-    }
-    struct bufferevent *tls = bufferevent_openssl_filter_new(
-        ss->srv->base, ss->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *tls = ssl ? bufferevent_openssl_socket_new(ss->srv->base, fd, ssl,
+                                                                    BUFFEREVENT_SSL_ACCEPTING,
+                                                                    BEV_OPT_CLOSE_ON_FREE)
+                                  : NULL;
     if (!tls) {
-        SSL_free(ssl);
-        smtpd_reply(ss, "454 4.7.0 TLS not available due to local problem");
+        if (ssl)
+            SSL_free(ssl);
+        log_info("smtpd %llx: cannot start TLS with [%s]", ss->id, ss->ip);
+        ss->state = SMTPD_S_CLOSING; /* the client already heard 220: it cannot go on in clear */
         return;
     }
+    /* The plain stream lets go of the socket (freed without closing it). */
+    bufferevent_setfd(ss->bev, -1);
+    bufferevent_free(ss->bev);
     ss->bev = tls;
     ss->tls = true;
     /* RFC 3207 4.2: forget everything learned before the handshake. */

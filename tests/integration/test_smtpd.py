@@ -323,6 +323,9 @@ class TlsAuthTest(ZolderdCase):
                 s.login("sjoerd", "wrong")
             s.login("sjoerd", "geheim")
             s.sendmail("sjoerd@zolder.thuis", ["jan@paprika"], "Subject: from afar\r\n\r\nx\r\n")
+            # The 221 must reach the client over TLS before the connection closes.
+            self.assertEqual(s.docmd("QUIT")[0], 221)
+            s.close()
         self.z.wait_log("authenticated as sjoerd")
         self.assertEqual(len(self.z.queue_ids()), 1)
         # AUTH LOGIN on submission, which requires authentication before MAIL.
