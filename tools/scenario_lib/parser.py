@@ -125,7 +125,7 @@ def parse_text(text, path="<scenario>"):
         raise ScenarioError(path, 1, "no steps")
     for st in sc.steps:
         cap = UNBUILT_VERBS.get(st.verb)
-        if cap and not (sc.pending and sc.pending[0] == cap):
+        if cap and not (sc.pending and cap in sc.pending[0].split(",")):
             raise ScenarioError(path, st.line, f"'{st.verb}' needs capability {cap}, which is "
                                 f"not built yet: mark the scenario 'pending: {cap} REASON'")
     return sc
@@ -150,11 +150,12 @@ def _header(sc, key, value, block, err):
         if sc.pending:
             err("pending given twice")
         parts = value.split(None, 1)
-        if not parts or parts[0] not in CAPABILITIES:
-            err(f"pending: CAPABILITY REASON, CAPABILITY one of {', '.join(CAPABILITIES)}")
+        caps = parts[0].split(",") if parts else []
+        if not caps or any(c not in CAPABILITIES for c in caps) or len(set(caps)) != len(caps):
+            err(f"pending: CAPABILITY[,CAPABILITY...] REASON, each one of {', '.join(CAPABILITIES)}")
         if len(parts) < 2:
             err("pending: give the reason after the capability")
-        sc.pending = (parts[0], parts[1])
+        sc.pending = (",".join(caps), parts[1])
     elif key == "config":
         m = re.fullmatch(r"([a-z_]+)\s*=\s*(.*)", value)
         if not m:

@@ -42,7 +42,10 @@ class Failure(Exception):
 
 
 class Shift:
-    """127.A.x.y <-> 127.(BASE+A).x.y for A in 0..9, except 127.0.0.1."""
+    """127.A.x.y <-> 127.(BASE+A).x.y for A in 0..9, except 127.0.0.x (local programs)."""
+
+    # a whole address (127.0.1.5, 127.0.1.0/24) or a prefix (hosts.allow's 127.0.1.)
+    RX = r"(?<![\d.])127\.(\d{1,3})\.(\d{1,3}\.(?:\d{1,3})?)(?![\d])"
 
     def __init__(self, base):
         self.base = base
@@ -50,10 +53,10 @@ class Shift:
     def out(self, text):
         def sub(m):
             a = int(m.group(1))
-            if m.group(0) == "127.0.0.1" or a > 9:
+            if a > 9 or (a == 0 and m.group(2).startswith("0.")):  # 127.0.0.x stays: local programs
                 return m.group(0)
             return f"127.{self.base + a}.{m.group(2)}"
-        return re.sub(r"(?<![\d.])127\.(\d{1,3})\.(\d{1,3}\.\d{1,3})(?![\d])", sub, text)
+        return re.sub(self.RX, sub, text)
 
     def back(self, text):
         def sub(m):
@@ -61,7 +64,7 @@ class Shift:
             if self.base <= a <= self.base + 9:
                 return f"127.{a - self.base}.{m.group(2)}"
             return m.group(0)
-        return re.sub(r"(?<![\d.])127\.(\d{1,3})\.(\d{1,3}\.\d{1,3})(?![\d])", sub, text)
+        return re.sub(self.RX, sub, text)
 
 
 def mbox_messages(text):
