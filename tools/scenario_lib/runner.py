@@ -149,8 +149,8 @@ class Run:
             zolderd_instance.ensure_certs()
         text = re.sub(r"^(\s*certs\s+)(\S+)", lambda m: m.group(1) + os.path.normpath(
             os.path.join(os.path.dirname(wp), m.group(2))), text, flags=re.M)
-        text = re.sub(r"(\bmbox\s+)(\S+)", lambda m: m.group(1) + os.path.normpath(
-            os.path.join(os.path.dirname(wp), m.group(2))), text)
+        text = re.sub(r"^(\s*mailbox\s.*?\smbox\s+)(\S+)", lambda m: m.group(1) + os.path.normpath(
+            os.path.join(os.path.dirname(wp), m.group(2))), text, flags=re.M)
         world = self.inst.write("world.world", self.shift.out(text))
         from ispsim_common import world_ports  # the listeners a world asks for
         busy = [f"{a}:{p}" for a, p, proto in world_ports(world) if not zolder_test.address_free(a, p, proto)]
