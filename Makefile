@@ -61,7 +61,7 @@ BINS      := $(patsubst reference/cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC)) \
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all tests check unit integration valgrind asan fuzz fuzz-build demo deps clean \
+.PHONY: all tests check unit integration scenarios valgrind asan fuzz fuzz-build demo deps clean \
         bench-spool bench-sink tidy certs
 .DEFAULT_GOAL := all
 # Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
@@ -134,6 +134,10 @@ asan:
 integration: all
 	ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -p 'test_*.py' -v
 
+# Every scenario under scenarios/ (docs/scenarios.md); pending ones are listed, not run.
+scenarios: all
+	ZOLDER_BUILD=$(BUILD) $(PYTHON) tools/scenario --junit $(BUILD)/scenarios.xml
+
 # --- fuzzing (clang libFuzzer; parsers only, no I/O) ------------------------------------------
 FUZZ_OBJ_SRC := $(LIB_SRC) $(PROTO_SRC) $(SIM_SRC)
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DZOLDER_VERSION='"$(VERSION)"' -g -O1 \
@@ -164,6 +168,7 @@ check: deps
 	$(MAKE) all tests
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) scenarios
 	$(MAKE) valgrind
 	$(MAKE) asan
 	$(MAKE) fuzz
@@ -171,6 +176,10 @@ check: deps
 demo: deps
 	$(MAKE) all
 	@$(PYTHON) tools/demo
+	@printf '\nThe seed suite (scenarios/seed/: the seven needs and the journey; docs/scenarios.md):\n\n'
+	@$(PYTHON) tools/scenario scenarios/seed
+	@printf '\nThe route of the seed article'"'"'s own message (tools/route), the chain our journey reproduces:\n\n'
+	@$(PYTHON) tools/route fixtures/messages/seed-journey.eml
 
 bench-spool: deps
 	$(MAKE) all

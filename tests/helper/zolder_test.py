@@ -78,6 +78,8 @@ class Instance:
         if self._log:
             self._log.close()
         self._log = open(self.log_path, "ab")
+        # A restart appends to the same log: look for `ready` only in what this run writes.
+        start_at = self._log.tell()
         full = list(wrapper or []) + list(argv)
         self.proc = subprocess.Popen(full, cwd=self.dir, stdout=self._log, stderr=subprocess.STDOUT,
                                      env=env, start_new_session=True)
@@ -85,11 +87,19 @@ class Instance:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{argv[0]} exited with {self.proc.returncode}:\n{self.log()}")
-            if any(ready in line for line in self.log().splitlines()):
+            if any(ready in line for line in self.log_since(start_at).splitlines()):
                 return self.proc
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"{argv[0]} not ready after {timeout}s:\n{self.log()}")
+
+    def log_since(self, offset):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def log(self):
         try:

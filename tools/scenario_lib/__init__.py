@@ -1,0 +1,2 @@
+"""The scenario bench: parser, normalisation, Received-chain parsing and the runner
+(docs/scenarios.md). Standard library only."""
