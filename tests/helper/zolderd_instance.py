@@ -11,6 +11,14 @@ import zolder_test
 
 CERTS = os.path.join(zolder_test.ROOT, "fixtures", "certs")
 
+# Moves every test port (ZOLDER_TEST_PORT_OFFSET=1000: 2525 -> 3525), so two checkouts can
+# run their suites side by side on one machine without meeting on an address.
+PORT_OFFSET = int(os.environ.get("ZOLDER_TEST_PORT_OFFSET", "0"))
+
+
+def test_port(port):
+    return port + PORT_OFFSET
+
 
 def crypt_hash(password):
     """A SHA-512 crypt hash, as in /etc/shadow, made by openssl (no Python crypt needed)."""
@@ -34,7 +42,7 @@ class Zolderd:
     def __init__(self, address="127.0.1.20", port=2525, conf=None, users=None, aliases=None,
                  files=None, tls=False, keep=False, name="zolderd"):
         self.address = address
-        self.port = port
+        self.port = test_port(port)
         self.inst = zolder_test.Instance(name=name, keep=keep)
         self.users = users if users is not None else {"sjoerd": "*", "bouke": "*", "admin": "*"}
         lines = {

@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import SMTPTalk, Zolderd, crypt_hash  # noqa: E402
+from zolderd_instance import SMTPTalk, Zolderd, crypt_hash, test_port  # noqa: E402
 
 SEED_MESSAGE = (
     "From: Sjoerd <sjoerd@ecs.thuis>\r\n"
@@ -304,7 +304,7 @@ class TlsAuthTest(ZolderdCase):
         self.z.cleanup()
         self.z = Zolderd(address=self.address, port=self.port, tls=True,
                          users={"sjoerd": crypt_hash("geheim"), "bouke": "*", "admin": "*"},
-                         conf={"submission": f"{self.address}:2587", "outbound_allow": "sjoerd"})
+                         conf={"submission": f"{self.address}:{test_port(2587)}", "outbound_allow": "sjoerd"})
         self.z.start()
 
     def test_starttls_then_auth_plain_and_login(self):
@@ -329,14 +329,14 @@ class TlsAuthTest(ZolderdCase):
         self.z.wait_log("authenticated as sjoerd")
         self.assertEqual(len(self.z.queue_ids()), 1)
         # AUTH LOGIN on submission, which requires authentication before MAIL.
-        with smtplib.SMTP(self.address, 2587, source_address=(LAN_HOST, 0), timeout=10) as s:
+        with smtplib.SMTP(self.address, test_port(2587), source_address=(LAN_HOST, 0), timeout=10) as s:
             s.starttls(context=ctx)
             s.ehlo("ecs.thuis")
             code, _ = s.docmd("MAIL FROM:<bouke@zolder.thuis>")
             self.assertEqual(code, 530)
             s.rset()
             s.login("sjoerd", "geheim")  # smtplib prefers PLAIN; force LOGIN below
-        with smtplib.SMTP(self.address, 2587, source_address=(LAN_HOST, 0), timeout=10) as s:
+        with smtplib.SMTP(self.address, test_port(2587), source_address=(LAN_HOST, 0), timeout=10) as s:
             s.starttls(context=ctx)
             s.ehlo("ecs.thuis")
             s.user, s.password = "sjoerd", "geheim"
