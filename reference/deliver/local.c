@@ -65,7 +65,7 @@ static bool local_dotlock_stale(const char *lock_path)
     return stat(lock_path, &st) == 0 && time(NULL) - st.st_mtime > LOCAL_DOTLOCK_STALE_SECONDS;
 }
 
-static int local_dotlock(const char *lock_path)
+int local_dotlock(const char *lock_path)
 {
     for (int i = 0; i < LOCAL_DOTLOCK_TRIES; i++) {
         int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
