@@ -344,7 +344,8 @@ static void mailstore_assign(struct mailstore *ms, struct mailstore_msg *msgs, s
         for (size_t i = 0; i < n; i++)
             msgs[i].uid = e[i].uid; /* the common case: nothing moved */
     } else {
-        qsort(e, ne, sizeof *e, mailstore_entry_cmp);
+        if (ne)
+            qsort(e, ne, sizeof *e, mailstore_entry_cmp);
         uint32_t last = 0;
         for (size_t i = 0; i < n; i++) {
             /* first entry with this hash (binary search), then the first UID above last */
