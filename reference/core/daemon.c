@@ -30,6 +30,7 @@
 #include "deliver/deliver.h"
 #include "fsutil.h"
 #include "log.h"
+#include "pop3d/pop3d.h"
 #include "queue/queue.h"
 #include "smtpd/smtpd.h"
 #include "str.h"
@@ -46,6 +47,7 @@ struct daemon {
     struct event_base *base;
     struct queue queue;
     struct smtpd smtpd;
+    struct pop3d pop3d;
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
@@ -431,6 +433,16 @@ int daemon_run(const char *path)
             log_fatal("cannot listen on %s", l->text);
         fds[nfds++] = fd;
     }
+    /* POP3 listeners (plain, then implicit TLS), bound here too. */
+    int pop3_fds[ZCONF_LISTEN_MAX * 2];
+    size_t npop3_fds = 0;
+    for (size_t i = 0; i < d.conf.npop3 + d.conf.npop3s; i++) {
+        const struct zconf_listen *l = i < d.conf.npop3 ? &d.conf.pop3[i] : &d.conf.pop3s[i - d.conf.npop3];
+        int fd = smtpd_bind(l);
+        if (fd < 0)
+            log_fatal("cannot listen on %s", l->text);
+        pop3_fds[npop3_fds++] = fd;
+    }
     SSL_CTX *tls = daemon_tls_context(&d.conf);
     const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
     daemon_prepare_state_dir(&d.conf, pw);
@@ -469,6 +481,12 @@ int daemon_run(const char *path)
     d.smtpd.round_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
+    d.pop3d.conf = &d.conf;
+    d.pop3d.base = d.base;
+    d.pop3d.maps = &d.smtpd_maps;
+    d.pop3d.tls = tls;
+    if (pop3d_start(&d.pop3d, pop3_fds, d.conf.npop3, d.conf.npop3s) < 0)
+        log_fatalx("cannot start POP3 listeners");
     daemon_open_control(&d);
 
     d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
@@ -488,6 +506,10 @@ int daemon_run(const char *path)
         buf_printf(&where, " smtp=%s", d.conf.listen[i].text);
     for (size_t i = 0; i < d.conf.nsubmission; i++)
         buf_printf(&where, " submission=%s", d.conf.submission[i].text);
+    for (size_t i = 0; i < d.conf.npop3; i++)
+        buf_printf(&where, " pop3=%s", d.conf.pop3[i].text);
+    for (size_t i = 0; i < d.conf.npop3s; i++)
+        buf_printf(&where, " pop3s=%s", d.conf.pop3s[i].text);
     log_info("ready: zolderd %s hostname=%s%s tls=%s state_dir=%s", ZOLDER_VERSION,
              d.conf.hostname, where.data ? where.data : "", tls ? "yes" : "no", d.conf.state_dir);
     buf_free(&where);
@@ -495,6 +517,7 @@ int daemon_run(const char *path)
     event_base_dispatch(d.base);
 
     smtpd_stop(&d.smtpd);
+    pop3d_stop(&d.pop3d);
     evconnlistener_free(d.control);
     unlink(d.control_path);
     free(d.control_path);

@@ -71,7 +71,7 @@ static bool local_dotlock_stale(const char *lock_path)
  * a write would leave an empty lock behind if we were killed in between, and an empty lock
  * only goes stale after LOCAL_DOTLOCK_STALE_SECONDS).
  */
-static int local_dotlock(const char *lock_path)
+int local_dotlock(const char *lock_path)
 {
     char tmp_path[4200];
     char pid[32];

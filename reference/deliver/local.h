@@ -55,4 +55,12 @@ void local_deliver_batch(const struct local_target *target, struct local_item *i
 enum local_result local_deliver(const struct local_target *target, struct queue_msg *msg,
                                 size_t rcpt, const struct buf *data, const char **error_r);
 
+/*
+ * Takes the dotlock lock_path (USER.lock beside the spool file, holding our PID), with the
+ * rules delivery uses: a stale lock (dead PID, or none and older than 5 minutes) is removed,
+ * a live one is waited for briefly. 0, or -1 with errno (EWOULDBLOCK: still locked). The
+ * mail store (reference/mailstore/) takes the same lock to read and rewrite mailboxes.
+ */
+int local_dotlock(const char *lock_path);
+
 #endif

@@ -44,6 +44,8 @@ static const struct zconf_key zconf_keys[] = {
     K(hostname, ZCONF_STR, "localhost"),
     K(listen, ZCONF_LISTEN, "127.0.0.1:25"),
     K(submission, ZCONF_SUBMISSION, ""),
+    K(pop3, ZCONF_LISTEN, ""),
+    K(pop3s, ZCONF_LISTEN, ""),
     K(local_domains, ZCONF_DOMAINS, "localhost"),
     K(relay_from, ZCONF_NETS, ""),
     K(masquerade, ZCONF_MASQ, ""),
@@ -73,6 +75,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(hop_count_limit, "100", 5, 1000),
     KU(queue_run_interval, "300", 1, 86400),
     KU(local_retry_delay, "10", 1, 86400),
+    KU(pop3_timeout, "600", 1, 86400),
+    KU(pop3_connection_limit, "100", 1, 100000),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -131,6 +135,30 @@ bool zconf_parse_listen(const char *text, unsigned default_port, struct zconf_li
         snprintf(out->text, sizeof out->text, "[%s]:%lu", host, port);
     }
     return true;
+}
+
+/* The address list a listener key fills, and its default port. */
+static struct zconf_listen *zconf_listen_slot(struct zconf *conf, const char *key, size_t **count_r,
+                                              unsigned *port_r)
+{
+    if (strcmp(key, "submission") == 0) {
+        *count_r = &conf->nsubmission;
+        *port_r = 587;
+        return conf->submission;
+    }
+    if (strcmp(key, "pop3") == 0) {
+        *count_r = &conf->npop3;
+        *port_r = 110;
+        return conf->pop3;
+    }
+    if (strcmp(key, "pop3s") == 0) {
+        *count_r = &conf->npop3s;
+        *port_r = 995;
+        return conf->pop3s;
+    }
+    *count_r = &conf->nlisten;
+    *port_r = 25;
+    return conf->listen;
 }
 
 static void zconf_free_strs(char **list, size_t *n)
@@ -240,9 +268,9 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
     }
     case ZCONF_LISTEN:
     case ZCONF_SUBMISSION: {
-        bool sub = k->type == ZCONF_SUBMISSION;
-        struct zconf_listen *arr = sub ? conf->submission : conf->listen;
-        size_t *count = sub ? &conf->nsubmission : &conf->nlisten;
+        size_t *count;
+        unsigned port;
+        struct zconf_listen *arr = zconf_listen_slot(conf, k->name, &count, &port);
         n = zconf_split_list(value, items);
         if (n < 0 || (size_t)n > ZCONF_LISTEN_MAX) {
             cfg_error_set(err, file, lineno, "%s: at most %d addresses", k->name, ZCONF_LISTEN_MAX);
@@ -250,10 +278,10 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
         }
         *count = 0;
         for (int i = 0; i < n; i++) {
-            if (!zconf_parse_listen(items[i], sub ? 587 : 25, &arr[i])) {
+            if (!zconf_parse_listen(items[i], port, &arr[i])) {
                 cfg_error_set(err, file, lineno,
-                              "%s: expected ADDRESS[:PORT] such as 127.0.0.1:25 or [::1]:25, got \"%s\"",
-                              k->name, items[i]);
+                              "%s: expected ADDRESS[:PORT] such as 127.0.0.1:%u or [::1]:%u, got \"%s\"",
+                              k->name, port, port, items[i]);
                 return false;
             }
         }
@@ -423,6 +451,14 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
         cfg_error_set(err, file, 0, "no listen or submission address: nothing to serve");
         return false;
     }
+    if (conf->npop3s && !conf->tls_cert[0]) {
+        cfg_error_set(err, file, 0, "pop3s needs tls_cert and tls_key");
+        return false;
+    }
+    if ((conf->npop3 || conf->npop3s) && strcmp(conf->mailbox_format, "mbox") != 0) {
+        cfg_error_set(err, file, 0, "pop3 and pop3s serve mbox spools only (mailbox_format = mbox)");
+        return false;
+    }
     if (!conf->state_dir[0]) {
         cfg_error_set(err, file, 0, "state_dir must be set");
         return false;
@@ -485,9 +521,10 @@ void zconf_print(const struct zconf *conf, struct buf *out)
             break;
         case ZCONF_LISTEN:
         case ZCONF_SUBMISSION: {
-            bool sub = k->type == ZCONF_SUBMISSION;
-            size_t n = sub ? conf->nsubmission : conf->nlisten;
-            const struct zconf_listen *arr = sub ? conf->submission : conf->listen;
+            size_t *count;
+            unsigned port;
+            const struct zconf_listen *arr = zconf_listen_slot((struct zconf *)conf, k->name, &count, &port);
+            size_t n = *count;
             buf_printf(out, "%s =", k->name);
             for (size_t j = 0; j < n; j++)
                 buf_printf(out, "%s%s", j ? ", " : " ", arr[j].text);

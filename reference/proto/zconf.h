@@ -38,6 +38,10 @@ struct zconf {
     size_t nlisten;
     struct zconf_listen submission[ZCONF_LISTEN_MAX];
     size_t nsubmission;
+    struct zconf_listen pop3[ZCONF_LISTEN_MAX];  /* POP3 (RFC 1939), STLS offered with TLS */
+    size_t npop3;
+    struct zconf_listen pop3s[ZCONF_LISTEN_MAX]; /* POP3 over implicit TLS */
+    size_t npop3s;
     char *local_domains[ZCONF_LIST_MAX];
     size_t nlocal_domains;
     struct netmask relay_from[ZCONF_LIST_MAX];
@@ -71,6 +75,8 @@ struct zconf {
     unsigned long hop_count_limit;      /* Received lines before a loop is declared */
     unsigned long queue_run_interval;   /* seconds between queue scans */
     unsigned long local_retry_delay;    /* seconds before a deferred local delivery is retried */
+    unsigned long pop3_timeout;         /* seconds, waiting for a POP3 command */
+    unsigned long pop3_connection_limit; /* simultaneous POP3 connections in all */
 };
 
 /* Fills every field with its default (paths relative to base_dir). */

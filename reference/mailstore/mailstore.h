@@ -1,0 +1,102 @@
+/*
+ * mailstore: a user's INBOX as POP3 and IMAP see it: the mbox spool file that local delivery
+ * writes (STATE_DIR/spool/mail/USER), with stable UIDs kept in an index file
+ * (STATE_DIR/index/USER/INBOX).
+ *
+ * DESCRIPTION
+ *   Locks are the ones delivery takes (deliver/local.h: dotlock USER.lock with our PID, then
+ *   an fcntl lock), held only while a call reads or rewrites the file, never between calls:
+ *   an open session never blocks delivery, and mutt and procmail are kept out while we read.
+ *
+ *   Opening scans the whole mbox (mbox_read.h) and hashes each message's identifying bytes
+ *   (From_ line and content, without the Status/X-Status/X-Keywords/X-UID... fields mail
+ *   readers rewrite). The index holds UIDVALIDITY, UIDNEXT and per message its UID, offset,
+ *   span and hash. Messages are matched to index entries by hash, in mailbox order, UIDs
+ *   strictly ascending: a mailbox rewritten behind our back (mutt, a file moved into the
+ *   spool) keeps the UIDs of unchanged messages; changed or new ones get new UIDs. A missing
+ *   or unreadable index is rebuilt with a new UIDVALIDITY.
+ *
+ *   A session keeps the message list of its open call (the maildrop as at login). Reading a
+ *   message checks that the bytes at its recorded offset still hash the same; if not, the
+ *   mailbox is scanned again and the message found by UID (or reported gone).
+ *
+ *   Expunge rewrites the mailbox under the delivery lock: scan again (a message delivered
+ *   meanwhile is in the scan and keeps its place), copy every message that is not expunged
+ *   into .USER.new beside the spool file, fsync, rename over the spool file, fsync the
+ *   folder, then write the index. A crash before the rename leaves the old mailbox; after
+ *   it, the new one (the index is rebuilt from the file if it is behind).
+ *
+ * SECURITY
+ *   Mailbox bytes are untrusted: the scanner is bounded (mbox_read.h), at most
+ *   MAILSTORE_MESSAGES_MAX messages are listed and a single read is at most
+ *   MAILSTORE_MESSAGE_MAX bytes. User names come from the users file (no '/', no leading
+ *   '.'); they are checked again here before they become paths.
+ *
+ * LIMITS (pending, issue 7)
+ *   Writers that open the spool file before taking the dotlock and wait on its fcntl lock
+ *   would append to the replaced inode after an expunge; zolder's own delivery, procmail
+ *   and mutt take the dotlock first. Every open scans the whole file (no incremental check
+ *   yet). Maildir INBOXes and other folders are not handled yet.
+ */
+#ifndef ZOLDER_MAILSTORE_H
+#define ZOLDER_MAILSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MAILSTORE_MESSAGES_MAX 1000000
+#define MAILSTORE_MESSAGE_MAX (256UL * 1024 * 1024)
+#define MAILSTORE_HASH_LEN 16
+
+enum mailstore_result {
+    MAILSTORE_OK,
+    MAILSTORE_BUSY,   /* another program holds the mailbox lock: try again later */
+    MAILSTORE_GONE,   /* the message was removed by another program */
+    MAILSTORE_ERROR,
+};
+
+struct mailstore_msg {
+    uint32_t uid;
+    unsigned long long offset;      /* From_ line in the spool file */
+    unsigned long long span;        /* to the next message or the end of the file */
+    unsigned long long from_len;
+    unsigned long long content_len;
+    unsigned long long size;        /* RFC822.SIZE / POP3 octets */
+    unsigned long long lines;
+    unsigned char hash[MAILSTORE_HASH_LEN];
+};
+
+struct mailstore {
+    char *user;
+    char *spool_dir;
+    char *mbox_path;
+    char *lock_path;
+    char *tmp_path;
+    char *index_dir;
+    char *index_path;
+    uint32_t uidvalidity;
+    uint32_t uidnext;
+    struct mailstore_msg *msgs;  /* as at open */
+    size_t nmsgs;
+};
+
+/* Opens user's INBOX: scan, index sync. *error_r explains anything but MAILSTORE_OK. */
+enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir, const char *user,
+                                     const char **error_r);
+/*
+ * Appends message i's raw content (the bytes between its From_ line and the separator, as
+ * stored: mboxrd-quoted, LF line ends) to raw; mbox_export() makes the wire form.
+ */
+enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf *raw,
+                                     const char **error_r);
+/* Removes the messages with these UIDs (those still there); *removed_r counts them. */
+enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                        size_t *removed_r, const char **error_r);
+void mailstore_close(struct mailstore *ms);
+
+const char *mailstore_result_name(enum mailstore_result r);
+
+#endif
