@@ -166,6 +166,7 @@ certs:
 check: deps
 	$(MAKE) certs
 	$(MAKE) all tests
+	$(MAKE) tidy
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) scenarios
@@ -190,7 +191,7 @@ bench-sink: deps
 	@$(PYTHON) bench/ispsim_sink.py
 
 tidy:
-	clang-tidy --quiet -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
+	clang-tidy --quiet -warnings-as-errors='*' -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
 	  $(LIB_SRC) $(PROTO_SRC) $(SVC_SRC) $(CMD_SRC) $(SIM_SRC) -- $(ALL_CFLAGS:-MMD=)
 
 clean:

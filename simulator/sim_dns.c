@@ -97,8 +97,8 @@ static bool sim_dns_add_zone(struct sim_dns_db *db, const char *apex, const char
                              size_t errsize)
 {
     char text[SIM_NAME_MAX * 3 + 64];
-    db->zones = xreallocarray(db->zones, (size_t)db->nzones + 1, sizeof *db->zones);
-    db->soas = xreallocarray(db->soas, (size_t)db->nzones + 1, sizeof *db->soas);
+    db->zones = xreallocarray(db->zones, (size_t)db->nzones + 1, sizeof(ldns_rdf *));
+    db->soas = xreallocarray(db->soas, (size_t)db->nzones + 1, sizeof(ldns_rr *));
     snprintf(text, sizeof text, "%s. %d IN SOA %s. hostmaster.%s. 1 3600 600 86400 %d", apex,
              SIM_DNS_TTL, ns, apex, SIM_DNS_TTL);
     ldns_rr *soa = NULL;

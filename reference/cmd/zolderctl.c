@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    enum ctl_verb verb;
+    enum ctl_verb verb = 0;
     if (!config || optind >= argc || !ctl_verb_parse(argv[optind], &verb))
         usage();
     size_t nids = (size_t)(argc - optind - 1);

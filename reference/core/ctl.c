@@ -81,6 +81,7 @@ enum ctl_status ctl_request(const char *path, const char *request, int timeout_m
     }
     memcpy(line, request, rlen);
     line[rlen++] = '\n';
+    line[rlen] = '\0';
     size_t off = 0;
     while (off < rlen) {
         if (ctl_wait(fd, POLLOUT, deadline) <= 0) {

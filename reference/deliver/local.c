@@ -102,7 +102,7 @@ int local_dotlock(const char *lock_path)
             unlink(lock_path);
             continue;
         }
-        struct timespec ts = {0, 50 * 1000 * 1000};
+        struct timespec ts = {0, 50L * 1000 * 1000};
         nanosleep(&ts, NULL);
         errno = EWOULDBLOCK;
     }

@@ -17,7 +17,7 @@ void cfg_reader_init(struct cfg_reader *r, const char *file, const char *data, s
     r->pos = 0;
     r->lineno = 0;
     r->flags = flags;
-    buf_init(&r->line, CFG_LINE_MAX * 4);
+    buf_init(&r->line, (size_t)CFG_LINE_MAX * 4);
 }
 
 void cfg_reader_free(struct cfg_reader *r) { buf_free(&r->line); }

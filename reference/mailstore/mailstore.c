@@ -246,7 +246,7 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         char hex[MAILSTORE_HASH_LEN * 2 + 1];
         int used = 0;
         if (sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used) != 4 ||
-            line[used] != '\0' || strlen(hex) != MAILSTORE_HASH_LEN * 2 || uid <= last || uid >= next ||
+            line[used] != '\0' || strlen(hex) != (size_t)MAILSTORE_HASH_LEN * 2 || uid <= last || uid >= next ||
             n >= MAILSTORE_MESSAGES_MAX)
             goto out;
         if (n == cap) {

@@ -576,7 +576,7 @@ static void pop3d_close_when_sent(struct pop3d_session *ss)
     if (!ss->close_timer)
         ss->close_timer = evtimer_new(ss->srv->base, pop3d_close_poll, ss);
     ss->close_polls++;
-    struct timeval soon = {0, POP3D_CLOSE_POLL_MSEC * 1000};
+    struct timeval soon = {0, (suseconds_t)POP3D_CLOSE_POLL_MSEC * 1000};
     evtimer_add(ss->close_timer, &soon);
 }
 

@@ -142,8 +142,12 @@ int queue_envelope_parse(const char *data, size_t len, const char *id,
         int n = str_split(line, " ", f, 8);
         int ok = 1;
         if (n < 1) {
-            ok = 0;
-        } else if (strcmp(f[0], "Z") == 0) {
+            free(line);
+            *error_r = "empty envelope line";
+            queue_envelope_free(env);
+            return -1;
+        }
+        if (strcmp(f[0], "Z") == 0) {
             saw_magic = n == 3 && strcmp(f[1], "zolder-queue") == 0 && strcmp(f[2], "1") == 0;
             ok = saw_magic;
         } else if (strcmp(f[0], "I") == 0 && n == 2) {

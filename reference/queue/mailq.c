@@ -32,8 +32,12 @@
 
 static void mailq_append_safe(struct buf *out, const char *s)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        buf_append_char(out, (*p < 0x20 || *p == 0x7f) ? '?' : (char)*p);
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if ((unsigned char)c < 0x20 || c == 0x7f)
+            c = '?';
+        buf_append_char(out, c);
+    }
 }
 
 static void mailq_indent(struct buf *out, int col)

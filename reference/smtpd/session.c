@@ -1065,7 +1065,7 @@ static void smtpd_finish_message(struct smtpd_session *ss)
     ss->pending = p;
     ss->state = SMTPD_S_COMMIT_WAIT;
     struct smtpd *s = ss->srv;
-    s->pending = xreallocarray(s->pending, s->npending + 1, sizeof *s->pending);
+    s->pending = xreallocarray(s->pending, s->npending + 1, sizeof(struct smtpd_pending *));
     s->pending[s->npending++] = p;
     if (s->npending == 1)
         event_active(s->commit_event, EV_TIMEOUT, 0);
@@ -1087,7 +1087,7 @@ void smtpd_commit(evutil_socket_t fd, short what, void *arg)
     s->npending = 0;
     if (n == 0)
         return;
-    struct queue_writer **ws = xcalloc(n, sizeof *ws);
+    struct queue_writer **ws = xcalloc(n, sizeof(struct queue_writer *));
     bool *ok = xcalloc(n, sizeof *ok);
     size_t live = 0;
     for (size_t i = 0; i < n; i++) {

@@ -47,7 +47,7 @@ class Zolderd:
         self.users = users if users is not None else {"sjoerd": "*", "bouke": "*", "admin": "*"}
         lines = {
             "hostname": "zolder.thuis",
-            "listen": f"{address}:{port}",
+            "listen": f"{address}:{self.port}",
             "local_domains": "zolder.thuis, localhost",
             "relay_from": "127.0.1.0/24",
             "state_dir": "var",

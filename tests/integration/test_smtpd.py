@@ -312,7 +312,7 @@ class TlsAuthTest(ZolderdCase):
         ctx = ssl.create_default_context(cafile=os.path.join(
             os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "fixtures", "certs", "ca.pem"))
         ctx.check_hostname = False
-        with smtplib.SMTP(self.address, self.port, source_address=(OUTSIDER, 0), timeout=10) as s:
+        with smtplib.SMTP(self.z.address, self.z.port, source_address=(OUTSIDER, 0), timeout=10) as s:
             s.ehlo("far.away")
             self.assertTrue(s.has_extn("starttls"))
             self.assertFalse(s.has_extn("auth"))  # never before TLS from a non-local client
@@ -364,7 +364,7 @@ class TlsAuthTest(ZolderdCase):
 
     def test_outbound_policy_per_user(self):
         self.make_users()
-        with smtplib.SMTP(self.address, self.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+        with smtplib.SMTP(self.z.address, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
             s.ehlo("ecs.thuis")
             with self.assertRaises(smtplib.SMTPRecipientsRefused) as ctx:
                 s.sendmail("bouke@zolder.thuis", ["jan@paprika"], "Subject: no\r\n\r\nx\r\n")
@@ -419,13 +419,13 @@ class ConfigTest(unittest.TestCase):
 @unittest.skipUnless(shutil.which("swaks"), "swaks not installed")
 class SwaksCurlTest(ZolderdCase):
     def test_swaks_and_curl_deliver(self):
-        r = subprocess.run(["swaks", "--server", f"{self.address}:{self.port}", "--local-interface", LAN_HOST,
+        r = subprocess.run(["swaks", "--server", f"{self.z.address}:{self.z.port}", "--local-interface", LAN_HOST,
                             "--from", "sjoerd@zolder.thuis", "--to", "bouke@zolder.thuis",
                             "--header", "Subject: via swaks", "--pipeline"],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         msg = self.z.inst.write("curl.eml", "Subject: via curl\r\n\r\nhello\r\n")
-        r = subprocess.run(["curl", "-sS", f"smtp://{self.address}:{self.port}", "--interface", LAN_HOST,
+        r = subprocess.run(["curl", "-sS", f"smtp://{self.z.address}:{self.z.port}", "--interface", LAN_HOST,
                             "--mail-from", "sjoerd@zolder.thuis", "--mail-rcpt", "bouke@zolder.thuis",
                             "--upload-file", msg], capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
