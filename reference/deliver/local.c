@@ -139,8 +139,12 @@ static int local_check_previous(int fd, long long attempt, const struct buf *ent
 static int local_item_order(const void *a, const void *b)
 {
     const struct local_item *x = a, *y = b;
-    bool rx = x->msg->env.rcpts[x->rcpt].attempt >= 0, ry = y->msg->env.rcpts[y->rcpt].attempt >= 0;
-    return (int)ry - (int)rx;
+    long long ax = x->msg->env.rcpts[x->rcpt].attempt, ay = y->msg->env.rcpts[y->rcpt].attempt;
+    bool rx = ax >= 0, ry = ay >= 0;
+    if (rx != ry)
+        return (int)ry - (int)rx;
+    /* Recovery items in file order: a torn last entry is cut only after all before it. */
+    return ax < ay ? -1 : ax > ay;
 }
 
 static void local_defer_all(struct local_item *items, size_t n, const char *error)

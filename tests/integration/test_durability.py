@@ -76,11 +76,15 @@ class KillNineTest(unittest.TestCase):
                         with lock:
                             acked.append(tag)
                         i += 1
+                    else:
+                        with lock:
+                            resent.append(tag)
                 except Exception as e:  # noqa: BLE001 - reported below
                     errors.append(repr(e))
                     return
 
         kills = []  # acknowledged messages at each kill
+        resent = []  # tags sent again because the server had not kept them
         threads = [threading.Thread(target=sender, args=(n,)) for n in range(SESSIONS)]
         try:
             for t in threads:
@@ -102,7 +106,10 @@ class KillNineTest(unittest.TestCase):
             box = mailbox.mbox(z.mbox_path("bouke"), create=False)
             tags = [m["X-Tag"] for m in box]
             box.close()
-            self.assertEqual(len(tags), SESSIONS * PER_SESSION, "messages in the mbox")
+            dups = sorted({t for t in tags if tags.count(t) > 1})
+            self.assertEqual(len(tags), SESSIONS * PER_SESSION,
+                             f"messages in the mbox; duplicated: {dups[:20]}; resent: {resent}\n"
+                             f"--- log ---\n{z.log()[-6000:]}")
             missing = {f"kill9-{n:02d}-{i:02d}" for n in range(SESSIONS) for i in range(PER_SESSION)} - set(tags)
             self.assertEqual(missing, set())
             dups = sorted({t for t in tags if tags.count(t) > 1})
