@@ -31,6 +31,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "queue/queue.h"
+#include "relay/relay.h"
 #include "smtpd/smtpd.h"
 #include "str.h"
 #include "xalloc.h"
@@ -48,11 +49,13 @@ struct daemon {
     struct smtpd smtpd;
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
+    struct relay *relay;        /* outbound delivery */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct event *queue_timer;
     struct evconnlistener *control;
     char *control_path;
     bool queue_run_scheduled;
+    bool queue_run_flush;       /* the scheduled run is a flush (SIGUSR1, ETRN) */
     struct event *retry_timer;  /* a queue run soon after a local delivery was deferred */
     struct event *backlog_event;
     char **backlog;             /* committed ids waiting for the next delivery batch */
@@ -150,8 +153,11 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 /*
  * Delivers ids in batches (group commit); schedules a retry when a local delivery deferred.
  * With later, the mailbox syncs and queue file removals are left to the SMTP commit round.
+ * Messages that still have pending recipients go to the relay, which sends the remote ones
+ * (at once, or with flush regardless of defer_remote and backoff).
  */
-static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later)
+static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later,
+                             bool flush)
 {
     size_t done = 0;
     bool deferred = false;
@@ -162,8 +168,11 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
         for (size_t k = 0; k < chunk; k++) {
             done += out[k] == DELIVER_DONE;
             deferred |= out[k] == DELIVER_DEFERRED;
+            if (out[k] == DELIVER_PENDING || out[k] == DELIVER_DEFERRED)
+                relay_submit(d->relay, ids[i + k]);
         }
     }
+    relay_run(d->relay, flush);
     if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
         struct timeval delay = {(time_t)d->conf.local_retry_delay, 0};
         evtimer_add(d->retry_timer, &delay);
@@ -171,12 +180,12 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
     return done;
 }
 
-static void daemon_run_queue(struct daemon *d)
+static void daemon_run_queue(struct daemon *d, bool flush)
 {
     char **ids;
     size_t n;
     queue_list(&d->queue, false, &ids, &n);
-    size_t done = daemon_deliver(d, ids, n, NULL);
+    size_t done = daemon_deliver(d, ids, n, NULL, flush);
     if (n)
         log_info("queue run: %zu messages, %zu finished, %zu waiting", n, done, n - done);
     queue_list_free(ids, n);
@@ -188,11 +197,13 @@ static void daemon_queue_run_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     d->queue_run_scheduled = false;
-    daemon_run_queue(d);
+    daemon_run_queue(d, d->queue_run_flush);
+    d->queue_run_flush = false;
 }
 
-static void daemon_schedule_queue_run(struct daemon *d)
+static void daemon_schedule_queue_run(struct daemon *d, bool flush)
 {
+    d->queue_run_flush |= flush;
     if (d->queue_run_scheduled)
         return;
     d->queue_run_scheduled = true;
@@ -207,7 +218,7 @@ static void daemon_deliver_backlog(struct daemon *d, struct deliver_later *later
     d->backlog = NULL;
     d->nbacklog = 0;
     evtimer_del(d->backlog_event);
-    daemon_deliver(d, ids, n, later);
+    daemon_deliver(d, ids, n, later, false);
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
@@ -258,17 +269,18 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
+/* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
     (void)domain;
-    daemon_schedule_queue_run(ctx);
+    daemon_schedule_queue_run(ctx, true);
 }
 
 static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    daemon_run_queue(arg);
+    daemon_run_queue(arg, false);
 }
 
 /* ---- signals and reload ------------------------------------------------------------------- */
@@ -303,6 +315,7 @@ static void daemon_reload(struct daemon *d)
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
     deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
+    relay_reload(d->relay, zmaps_hosts(d->maps));
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -314,7 +327,7 @@ static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGHUP) {
         daemon_reload(d);
     } else if (sig == SIGUSR1) {
-        daemon_schedule_queue_run(d);
+        daemon_schedule_queue_run(d, true);
     } else {
         log_info("stopping on signal %d", (int)sig);
         event_base_loopbreak(d->base);
@@ -336,7 +349,7 @@ static void daemon_control_read(struct bufferevent *bev, void *arg)
     }
     struct evbuffer *out = bufferevent_get_output(bev);
     if (strcmp(line, "flush") == 0) {
-        daemon_run_queue(d);
+        daemon_run_queue(d, true);
         evbuffer_add_printf(out, "ok queue run done\n");
     } else if (strcmp(line, "reload") == 0) {
         daemon_reload(d);
@@ -445,6 +458,10 @@ int daemon_run(const char *path)
     struct deliver_resolver resolver;
     zmaps_resolver(d.maps, &resolver);
     deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
+    const char *relay_error = NULL;
+    d.relay = relay_new(d.base, &d.conf, &d.queue, zmaps_hosts(d.maps), &relay_error);
+    if (!d.relay)
+        log_fatalx("outbound delivery: %s", relay_error);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
@@ -452,7 +469,7 @@ int daemon_run(const char *path)
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
-    daemon_run_queue(&d);
+    daemon_run_queue(&d, false);
 
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
@@ -506,6 +523,7 @@ int daemon_run(const char *path)
     event_free(d.retry_timer);
     daemon_deliver_backlog(&d, NULL); /* deliver what was committed in the last turn */
     event_free(d.backlog_event);
+    relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
     queue_close(&d.queue);
     event_base_free(d.base);
