@@ -445,6 +445,10 @@ int daemon_run(const char *path)
         fds[nfds++] = fd;
     }
     SSL_CTX *tls = daemon_tls_context(&d.conf);
+    struct relay_auth auth; /* read before privileges go, like the TLS key */
+    const char *relay_error = NULL;
+    if (relay_auth_load(d.conf.smarthost_auth, &auth, &relay_error) < 0)
+        log_fatalx("outbound delivery: %s", relay_error);
     const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
     daemon_prepare_state_dir(&d.conf, pw);
     daemon_drop_privileges(&d.conf, pw);
@@ -458,8 +462,8 @@ int daemon_run(const char *path)
     struct deliver_resolver resolver;
     zmaps_resolver(d.maps, &resolver);
     deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
-    const char *relay_error = NULL;
-    d.relay = relay_new(d.base, &d.conf, &d.queue, zmaps_hosts(d.maps), &relay_error);
+    d.relay = relay_new(d.base, &d.conf, &d.queue, zmaps_hosts(d.maps), &auth, &relay_error);
+    relay_auth_clear(&auth);
     if (!d.relay)
         log_fatalx("outbound delivery: %s", relay_error);
 

@@ -262,11 +262,11 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         break;
     case MTA_S_AUTH_PLAIN: {
         char raw[2 * RELAY_CRED_MAX + 2], enc[(2 * RELAY_CRED_MAX + 4) / 3 * 4 + 8];
-        size_t ul = strlen(relay->auth_user), pl = strlen(relay->auth_pass);
+        size_t ul = strlen(relay->auth.user), pl = strlen(relay->auth.pass);
         raw[0] = '\0';
-        memcpy(raw + 1, relay->auth_user, ul);
+        memcpy(raw + 1, relay->auth.user, ul);
         raw[1 + ul] = '\0';
-        memcpy(raw + 2 + ul, relay->auth_pass, pl);
+        memcpy(raw + 2 + ul, relay->auth.pass, pl);
         mta_auth_encode(raw, 2 + ul + pl, enc, sizeof enc);
         mta_send(s, "AUTH PLAIN %s", enc);
         explicit_bzero(raw, sizeof raw);
@@ -278,7 +278,7 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         break;
     case MTA_S_AUTH_USER:
     case MTA_S_AUTH_PASS: {
-        const char *v = st == MTA_S_AUTH_USER ? relay->auth_user : relay->auth_pass;
+        const char *v = st == MTA_S_AUTH_USER ? relay->auth.user : relay->auth.pass;
         char enc[(RELAY_CRED_MAX + 2) / 3 * 4 + 8];
         mta_auth_encode(v, strlen(v), enc, sizeof enc);
         mta_send(s, "%s", enc);

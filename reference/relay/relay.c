@@ -40,50 +40,52 @@
 
 /* ---- setup ----------------------------------------------------------------------------- */
 
-/* Reads smarthost_auth: one line user:password, file mode 0600 or stricter. */
-static bool relay_read_auth(struct relay *relay, const char **error_r)
+int relay_auth_load(const char *path, struct relay_auth *auth, const char **error_r)
 {
-    const struct zconf *conf = relay->conf;
-    relay->have_auth = false;
-    if (!conf->smarthost_auth[0])
-        return true;
-    int fd = open(conf->smarthost_auth, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    memset(auth, 0, sizeof *auth);
+    if (!path[0])
+        return 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
         if (fd >= 0)
             close(fd);
         *error_r = "smarthost_auth: cannot read the file";
-        return false;
+        return -1;
     }
     if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
         close(fd);
         *error_r = "smarthost_auth: the file must be a regular file of mode 0600 (chmod 600)";
-        return false;
+        return -1;
     }
     char text[2 * RELAY_CRED_MAX + 4];
     ssize_t n = read(fd, text, sizeof text - 1);
     close(fd);
     if (n <= 0) {
         *error_r = "smarthost_auth: empty file";
-        return false;
+        return -1;
     }
     text[n] = '\0';
     text[strcspn(text, "\r\n")] = '\0';
     char *colon = strchr(text, ':');
-    if (!colon || colon == text || !str_copy(relay->auth_pass, sizeof relay->auth_pass, colon + 1)) {
-        explicit_bzero(text, sizeof text);
-        *error_r = "smarthost_auth: expected one line user:password";
-        return false;
-    }
-    *colon = '\0';
-    if (!str_copy(relay->auth_user, sizeof relay->auth_user, text)) {
-        explicit_bzero(text, sizeof text);
-        *error_r = "smarthost_auth: user name too long";
-        return false;
+    bool ok = colon && colon != text;
+    if (ok) {
+        *colon = '\0';
+        ok = str_copy(auth->user, sizeof auth->user, text) && str_copy(auth->pass, sizeof auth->pass, colon + 1);
     }
     explicit_bzero(text, sizeof text);
-    relay->have_auth = true;
-    return true;
+    if (!ok) {
+        relay_auth_clear(auth);
+        *error_r = "smarthost_auth: expected one line user:password";
+        return -1;
+    }
+    auth->set = true;
+    return 0;
+}
+
+void relay_auth_clear(struct relay_auth *auth)
+{
+    explicit_bzero(auth, sizeof *auth);
 }
 
 static bool relay_configure(struct relay *relay, const char **error_r)
@@ -119,8 +121,7 @@ static bool relay_configure(struct relay *relay, const char **error_r)
         relay->tls_mode = RELAY_TLS_ENCRYPT;
     else
         relay->tls_mode = RELAY_TLS_MAY;
-    if (!relay_read_auth(relay, error_r))
-        return false;
+    relay->have_auth = relay->auth.set;
     if (relay->have_auth && relay->tls_mode == RELAY_TLS_MAY)
         relay->tls_mode = RELAY_TLS_ENCRYPT; /* credentials never travel in clear text */
     if (relay->tls)
@@ -160,9 +161,12 @@ static void relay_kick_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct relay *relay_new(struct event_base *base, const struct zconf *conf, struct queue *queue,
-                        const struct hostsfile *hosts, const char **error_r)
+                        const struct hostsfile *hosts, const struct relay_auth *auth,
+                        const char **error_r)
 {
     struct relay *relay = xcalloc(1, sizeof *relay);
+    if (auth)
+        relay->auth = *auth;
     relay->base = base;
     relay->conf = conf;
     relay->queue = queue;
@@ -180,6 +184,14 @@ struct relay *relay_new(struct event_base *base, const struct zconf *conf, struc
 void relay_reload(struct relay *relay, const struct hostsfile *hosts)
 {
     const char *error = NULL;
+    struct relay_auth fresh;
+    if (relay_auth_load(relay->conf->smarthost_auth, &fresh, &error) == 0) {
+        relay_auth_clear(&relay->auth);
+        relay->auth = fresh;
+        relay_auth_clear(&fresh);
+    } else {
+        log_error("relay: %s; keeping the credentials read at start", error);
+    }
     if (!relay_configure(relay, &error))
         log_error("relay: %s; outbound delivery keeps going without it", error);
     relay_dns_set_hosts(relay->dns, hosts);
@@ -225,7 +237,7 @@ void relay_free(struct relay *relay)
         event_free(relay->kick);
     if (relay->tls)
         SSL_CTX_free(relay->tls);
-    explicit_bzero(relay->auth_pass, sizeof relay->auth_pass);
+    relay_auth_clear(&relay->auth);
     free(relay);
 }
 

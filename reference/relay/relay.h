@@ -25,12 +25,36 @@
 
 struct relay;
 
-/* NULL with a reason in *error_r (bad smarthost_auth file, resolver setup). */
+#define RELAY_CRED_MAX 256
+
+/* The smarthost credentials (smarthost_auth), read while still privileged. */
+struct relay_auth {
+    bool set;
+    char user[RELAY_CRED_MAX];
+    char pass[RELAY_CRED_MAX];
+};
+
+/*
+ * Reads path (one line user:password; "" means none). The file must be a regular file
+ * without group or other access (mode 0600). 0, or -1 with a reason in *error_r.
+ */
+int relay_auth_load(const char *path, struct relay_auth *auth, const char **error_r);
+void relay_auth_clear(struct relay_auth *auth);
+
+/*
+ * NULL with a reason in *error_r (resolver setup, TLS). auth (copied; may be NULL) comes
+ * from relay_auth_load before privileges were dropped.
+ */
 struct relay *relay_new(struct event_base *base, const struct zconf *conf, struct queue *queue,
-                        const struct hostsfile *hosts, const char **error_r);
+                        const struct hostsfile *hosts, const struct relay_auth *auth,
+                        const char **error_r);
 /* Ends every session at once; unfinished recipients stay pending in the queue. */
 void relay_free(struct relay *relay);
-/* After a config reload: conf was replaced in place, hosts is the new table. */
+/*
+ * After a config reload: conf was replaced in place, hosts is the new table. The
+ * credentials are read again when the file is readable unprivileged; otherwise the old
+ * ones stay (logged).
+ */
 void relay_reload(struct relay *relay, const struct hostsfile *hosts);
 /* A queued message that may have remote recipients pending (ignored when already known). */
 void relay_submit(struct relay *relay, const char *id);

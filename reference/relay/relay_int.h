@@ -21,7 +21,6 @@
 
 #define RELAY_REASON_MAX 512
 #define RELAY_SESSIONS_MAX 32       /* SMTP sessions at once */
-#define RELAY_CRED_MAX 256
 
 enum relay_rcpt_state {
     RELAY_R_WAIT,       /* not answered yet */
@@ -89,8 +88,7 @@ struct relay {
     socklen_t bind_len;
     int family;                      /* AF_INET/AF_INET6 from smtp_bind_address, or AF_UNSPEC */
     bool have_auth;
-    char auth_user[RELAY_CRED_MAX];
-    char auth_pass[RELAY_CRED_MAX];
+    struct relay_auth auth;
     enum { RELAY_TLS_MAY, RELAY_TLS_ENCRYPT, RELAY_TLS_VERIFY } tls_mode;
 };
 
