@@ -32,6 +32,7 @@
 #include "log.h"
 #include "pop3d/pop3d.h"
 #include "queue/queue.h"
+#include "relay/relay.h"
 #include "smtpd/smtpd.h"
 #include "str.h"
 #include "xalloc.h"
@@ -50,11 +51,13 @@ struct daemon {
     struct pop3d pop3d;
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
+    struct relay *relay;        /* outbound delivery */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct event *queue_timer;
     struct evconnlistener *control;
     char *control_path;
     bool queue_run_scheduled;
+    bool queue_run_flush;       /* the scheduled run is a flush (SIGUSR1, ETRN) */
     struct event *retry_timer;  /* a queue run soon after a local delivery was deferred */
     struct event *backlog_event;
     char **backlog;             /* committed ids waiting for the next delivery batch */
@@ -152,8 +155,11 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 /*
  * Delivers ids in batches (group commit); schedules a retry when a local delivery deferred.
  * With later, the mailbox syncs and queue file removals are left to the SMTP commit round.
+ * Messages that still have pending recipients go to the relay, which sends the remote ones
+ * (at once, or with flush regardless of defer_remote and backoff).
  */
-static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later)
+static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later,
+                             bool flush)
 {
     size_t done = 0;
     bool deferred = false;
@@ -164,8 +170,11 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
         for (size_t k = 0; k < chunk; k++) {
             done += out[k] == DELIVER_DONE;
             deferred |= out[k] == DELIVER_DEFERRED;
+            if (out[k] == DELIVER_PENDING || out[k] == DELIVER_DEFERRED)
+                relay_submit(d->relay, ids[i + k]);
         }
     }
+    relay_run(d->relay, flush);
     if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
         struct timeval delay = {(time_t)d->conf.local_retry_delay, 0};
         evtimer_add(d->retry_timer, &delay);
@@ -173,12 +182,12 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
     return done;
 }
 
-static void daemon_run_queue(struct daemon *d)
+static void daemon_run_queue(struct daemon *d, bool flush)
 {
     char **ids;
     size_t n;
     queue_list(&d->queue, false, &ids, &n);
-    size_t done = daemon_deliver(d, ids, n, NULL);
+    size_t done = daemon_deliver(d, ids, n, NULL, flush);
     if (n)
         log_info("queue run: %zu messages, %zu finished, %zu waiting", n, done, n - done);
     queue_list_free(ids, n);
@@ -190,11 +199,13 @@ static void daemon_queue_run_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     d->queue_run_scheduled = false;
-    daemon_run_queue(d);
+    daemon_run_queue(d, d->queue_run_flush);
+    d->queue_run_flush = false;
 }
 
-static void daemon_schedule_queue_run(struct daemon *d)
+static void daemon_schedule_queue_run(struct daemon *d, bool flush)
 {
+    d->queue_run_flush |= flush;
     if (d->queue_run_scheduled)
         return;
     d->queue_run_scheduled = true;
@@ -209,7 +220,7 @@ static void daemon_deliver_backlog(struct daemon *d, struct deliver_later *later
     d->backlog = NULL;
     d->nbacklog = 0;
     evtimer_del(d->backlog_event);
-    daemon_deliver(d, ids, n, later);
+    daemon_deliver(d, ids, n, later, false);
     for (size_t i = 0; i < n; i++)
         free(ids[i]);
     free(ids);
@@ -260,17 +271,18 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
+/* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
     (void)domain;
-    daemon_schedule_queue_run(ctx);
+    daemon_schedule_queue_run(ctx, true);
 }
 
 static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    daemon_run_queue(arg);
+    daemon_run_queue(arg, false);
 }
 
 /* ---- signals and reload ------------------------------------------------------------------- */
@@ -305,6 +317,7 @@ static void daemon_reload(struct daemon *d)
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
     deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
+    relay_reload(d->relay, zmaps_hosts(d->maps));
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -316,7 +329,7 @@ static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGHUP) {
         daemon_reload(d);
     } else if (sig == SIGUSR1) {
-        daemon_schedule_queue_run(d);
+        daemon_schedule_queue_run(d, true);
     } else {
         log_info("stopping on signal %d", (int)sig);
         event_base_loopbreak(d->base);
@@ -338,7 +351,7 @@ static void daemon_control_read(struct bufferevent *bev, void *arg)
     }
     struct evbuffer *out = bufferevent_get_output(bev);
     if (strcmp(line, "flush") == 0) {
-        daemon_run_queue(d);
+        daemon_run_queue(d, true);
         evbuffer_add_printf(out, "ok queue run done\n");
     } else if (strcmp(line, "reload") == 0) {
         daemon_reload(d);
@@ -444,6 +457,10 @@ int daemon_run(const char *path)
         pop3_fds[npop3_fds++] = fd;
     }
     SSL_CTX *tls = daemon_tls_context(&d.conf);
+    struct relay_auth auth; /* read before privileges go, like the TLS key */
+    const char *relay_error = NULL;
+    if (relay_auth_load(d.conf.smarthost_auth, &auth, &relay_error) < 0)
+        log_fatalx("outbound delivery: %s", relay_error);
     const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
     daemon_prepare_state_dir(&d.conf, pw);
     daemon_drop_privileges(&d.conf, pw);
@@ -457,6 +474,10 @@ int daemon_run(const char *path)
     struct deliver_resolver resolver;
     zmaps_resolver(d.maps, &resolver);
     deliver_init(&d.deliver, &d.conf, &d.queue, &resolver);
+    d.relay = relay_new(d.base, &d.conf, &d.queue, zmaps_hosts(d.maps), &auth, &relay_error);
+    relay_auth_clear(&auth);
+    if (!d.relay)
+        log_fatalx("outbound delivery: %s", relay_error);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
@@ -464,7 +485,7 @@ int daemon_run(const char *path)
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
-    daemon_run_queue(&d);
+    daemon_run_queue(&d, false);
 
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
@@ -529,6 +550,7 @@ int daemon_run(const char *path)
     event_free(d.retry_timer);
     daemon_deliver_backlog(&d, NULL); /* deliver what was committed in the last turn */
     event_free(d.backlog_event);
+    relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
     queue_close(&d.queue);
     event_base_free(d.base);

@@ -285,3 +285,8 @@ void zmaps_resolver(struct zmaps *m, struct deliver_resolver *out)
     out->expand = zmaps_expand;
     out->is_user = zmaps_is_user;
 }
+
+const struct hostsfile *zmaps_hosts(const struct zmaps *maps)
+{
+    return maps->hosts;
+}

@@ -11,6 +11,7 @@
 
 #include "cfglex.h"
 #include "deliver/deliver.h"
+#include "hostsfile.h"
 #include "smtpd/maps.h"
 #include "zconf.h"
 
@@ -21,6 +22,8 @@ struct zmaps *zmaps_load(const struct zconf *conf, struct cfg_error *err);
 void zmaps_free(struct zmaps *maps);
 void zmaps_smtpd(struct zmaps *maps, struct smtpd_maps *out);
 void zmaps_resolver(struct zmaps *maps, struct deliver_resolver *out);
+/* The hosts file (hosts_file), or NULL when none is configured. */
+const struct hostsfile *zmaps_hosts(const struct zmaps *maps);
 /* The seed's pitfall: true when hosts.allow/hosts.deny would refuse 127.0.0.1 for smtpd. */
 bool zmaps_localhost_denied(const struct zmaps *maps);
 

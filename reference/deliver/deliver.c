@@ -291,7 +291,7 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
             }
             if (domain[0] && !zconf_is_local_domain(d->conf, domain)) {
                 job->remote_pending = true;
-                log_info("%s: to=<%s>, status=deferred (no outbound route yet)", job->id, r->addr);
+                log_debug("%s: to=<%s>: remote, handed to outbound delivery", job->id, r->addr);
                 continue;
             }
             char user[DELIVER_LOCAL_MAX];

@@ -77,6 +77,20 @@ static const struct zconf_key zconf_keys[] = {
     KU(local_retry_delay, "10", 1, 86400),
     KU(pop3_timeout, "600", 1, 86400),
     KU(pop3_connection_limit, "100", 1, 100000),
+    K(smarthost, ZCONF_STR, ""),
+    KC(smarthost_tls, "may", "may encrypt verify"),
+    K(smarthost_auth, ZCONF_PATH, ""),
+    K(tls_ca_file, ZCONF_PATH, ""),
+    K(smtp_bind_address, ZCONF_STR, ""),
+    K(nameserver, ZCONF_STR, ""),
+    KC(dns, "canonify", "canonify nocanonify nodns"),
+    K(defer_remote, ZCONF_BOOL, "no"),
+    KU(retry_min_delay, "300", 1, 86400),
+    KU(retry_max_delay, "4000", 1, 86400 * 7),
+    KU(queue_lifetime, "432000", 1, 86400 * 100),
+    KU(smtp_connect_timeout, "30", 1, 3600),
+    KU(smtp_reply_timeout, "300", 1, 86400),
+    KU(smtp_data_timeout, "600", 1, 86400),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -211,6 +225,29 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
              value[0] == '-' || strlen(value) > 32)) {
             cfg_error_set(err, file, lineno, "run_as: expected a user name, got \"%s\"", value);
             return false;
+        }
+        if (strcmp(k->name, "smarthost") == 0 && value[0]) {
+            struct zconf_smarthost sh;
+            if (!zconf_parse_smarthost(value, &sh)) {
+                cfg_error_set(err, file, lineno, "smarthost: expected HOST[:PORT], [ADDRESS]:PORT or "
+                              "smtps://HOST:465, got \"%s\"", value);
+                return false;
+            }
+        }
+        if (strcmp(k->name, "smtp_bind_address") == 0 && value[0]) {
+            struct netaddr a;
+            if (!netaddr_parse(value, &a)) {
+                cfg_error_set(err, file, lineno, "smtp_bind_address: expected an IP address, got \"%s\"", value);
+                return false;
+            }
+        }
+        if (strcmp(k->name, "nameserver") == 0 && value[0]) {
+            struct zconf_listen ns;
+            if (!zconf_parse_listen(value, 53, &ns)) {
+                cfg_error_set(err, file, lineno, "nameserver: expected ADDRESS[:PORT] such as 127.0.2.53 "
+                              "or [::1]:53, got \"%s\"", value);
+                return false;
+            }
         }
         if (strcmp(k->name, "hostname") == 0 && !zconf_valid_domain(value)) {
             cfg_error_set(err, file, lineno, "hostname: expected a host name like zolder.thuis, got \"%s\"", value);
@@ -459,6 +496,14 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
         cfg_error_set(err, file, 0, "pop3 and pop3s serve mbox spools only (mailbox_format = mbox)");
         return false;
     }
+    if (strcmp(conf->smarthost_tls, "verify") == 0 && !conf->tls_ca_file[0]) {
+        cfg_error_set(err, file, 0, "smarthost_tls = verify needs tls_ca_file");
+        return false;
+    }
+    if (conf->retry_max_delay < conf->retry_min_delay) {
+        cfg_error_set(err, file, 0, "retry_max_delay must not be below retry_min_delay");
+        return false;
+    }
     if (!conf->state_dir[0]) {
         cfg_error_set(err, file, 0, "state_dir must be set");
         return false;
@@ -482,6 +527,13 @@ void zconf_free(struct zconf *conf)
     free(conf->tls_key);
     free(conf->mailbox_format);
     free(conf->log_level);
+    free(conf->smarthost);
+    free(conf->smarthost_tls);
+    free(conf->smarthost_auth);
+    free(conf->tls_ca_file);
+    free(conf->smtp_bind_address);
+    free(conf->nameserver);
+    free(conf->dns);
     zconf_free_strs(conf->local_domains, &conf->nlocal_domains);
     zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
     zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);
@@ -556,6 +608,57 @@ void zconf_print(const struct zconf *conf, struct buf *out)
             break;
         }
     }
+}
+
+bool zconf_parse_smarthost(const char *text, struct zconf_smarthost *out)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 25;
+    if (str_starts_with_nocase(text, "smtps://")) {
+        text += 8;
+        out->implicit_tls = true;
+        out->port = 465;
+    }
+    const char *host = text, *port = NULL;
+    size_t hlen;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close)
+            return false;
+        host = text + 1;
+        hlen = (size_t)(close - host);
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1])
+            return false;
+        struct netaddr a;
+        char lit[NETADDR_STRLEN];
+        if (hlen == 0 || hlen >= sizeof lit)
+            return false;
+        memcpy(lit, host, hlen);
+        lit[hlen] = '\0';
+        if (!netaddr_parse(lit, &a))
+            return false;
+    } else {
+        const char *colon = strchr(text, ':');
+        hlen = colon ? (size_t)(colon - text) : strlen(text);
+        if (colon)
+            port = colon + 1;
+    }
+    if (hlen == 0 || hlen >= sizeof out->host)
+        return false;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    if (text[0] != '[' && !zconf_valid_domain(out->host))
+        return false;
+    if (port) {
+        unsigned long v;
+        if (!str_to_ulong(port, 65535, &v) || v == 0)
+            return false;
+        out->port = (unsigned)v;
+    }
+    str_lower(out->host);
+    return true;
 }
 
 bool zconf_is_local_domain(const struct zconf *conf, const char *domain)

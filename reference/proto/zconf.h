@@ -77,6 +77,28 @@ struct zconf {
     unsigned long local_retry_delay;    /* seconds before a deferred local delivery is retried */
     unsigned long pop3_timeout;         /* seconds, waiting for a POP3 command */
     unsigned long pop3_connection_limit; /* simultaneous POP3 connections in all */
+    /* outbound delivery (reference/relay) */
+    char *smarthost;            /* "HOST[:PORT]", "[ADDR]:PORT", "smtps://HOST:465", or "" (MX) */
+    char *smarthost_tls;        /* "may", "encrypt" or "verify" */
+    char *smarthost_auth;       /* file holding user:password, mode 0600 */
+    char *tls_ca_file;          /* CA bundle for smarthost_tls = verify */
+    char *smtp_bind_address;    /* source address of outgoing connections, or "" */
+    char *nameserver;           /* "ADDR[:PORT]", or "" for /etc/resolv.conf */
+    char *dns;                  /* "canonify", "nocanonify" or "nodns" */
+    bool defer_remote;          /* hold remote mail until a flush */
+    unsigned long retry_min_delay;      /* seconds before the first retry of a deferred message */
+    unsigned long retry_max_delay;      /* upper bound of the doubling backoff */
+    unsigned long queue_lifetime;       /* seconds a message may stay queued before it bounces */
+    unsigned long smtp_connect_timeout; /* seconds for connect (and the TLS handshake) */
+    unsigned long smtp_reply_timeout;   /* seconds waiting for a reply (RFC 5321 4.5.3.2) */
+    unsigned long smtp_data_timeout;    /* seconds waiting for the reply to the final dot */
+};
+
+/* The parts of a smarthost value. */
+struct zconf_smarthost {
+    char host[256];             /* a name, or an address literal without brackets */
+    unsigned port;
+    bool implicit_tls;          /* smtps:// */
 };
 
 /* Fills every field with its default (paths relative to base_dir). */
@@ -92,6 +114,8 @@ void zconf_print(const struct zconf *conf, struct buf *out);
 
 /* Parses "ADDR:PORT", "[V6]:PORT" or "ADDR" (default_port). */
 bool zconf_parse_listen(const char *text, unsigned default_port, struct zconf_listen *out);
+/* Parses the smarthost key's value. */
+bool zconf_parse_smarthost(const char *text, struct zconf_smarthost *out);
 bool zconf_is_local_domain(const struct zconf *conf, const char *domain);
 
 #endif

@@ -56,6 +56,9 @@ class Zolderd:
             "run_as": "zolder" if os.geteuid() == 0 else current_user(),
             "smtpd_timeout": "30",
             "queue_run_interval": "3600",
+            # Never the host's resolver in tests: remote mail stays deferred unless a test
+            # points zolderd at ispsim's nameserver (or a smarthost).
+            "dns": "nodns",
         }
         if tls:
             ensure_certs()
