@@ -105,8 +105,11 @@ enum smtp_reply_result smtp_reply_feed_line(struct smtp_reply_parser *p, const c
     if (r->nlines)
         r->text[r->textlen++] = '\n';
     for (size_t i = 0; i < tlen; i++) {
-        unsigned char c = (unsigned char)text[i];
-        r->text[r->textlen++] = (c < 0x20 && c != '\t') || c >= 0x7f ? '?' : (char)c;
+        char c = text[i];
+        unsigned char u = (unsigned char)c;
+        if ((u < 0x20 && c != '\t') || u >= 0x7f)
+            c = '?';
+        r->text[r->textlen++] = c;
     }
     r->text[r->textlen] = '\0';
     r->nlines++;
