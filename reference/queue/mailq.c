@@ -78,7 +78,11 @@ void mailq_format_msg(const struct zconf *conf, const struct queue_msg *msg,
             continue; /* delivered or bounced: no longer the queue's business */
         bool local = zconf_is_local_domain(conf, mailq_domain(r->addr));
         mailq_indent(out, MAILQ_REASON_COL);
-        buf_printf(out, "(%s)\n", local ? MAILQ_REASON_LOCAL : MAILQ_REASON_REMOTE);
+        /* The last attempt's own reason is in the log; the queue file does not keep it (yet). */
+        const char *reason = local               ? MAILQ_REASON_LOCAL
+                             : conf->defer_remote ? MAILQ_REASON_FLUSH
+                                                  : MAILQ_REASON_REMOTE;
+        buf_printf(out, "(%s)\n", reason);
         mailq_indent(out, MAILQ_RCPT_COL);
         mailq_append_safe(out, r->addr);
         buf_append_char(out, '\n');

@@ -4,7 +4,7 @@
  *
  *   -Queue ID-        --Size-- ----Arrival Time---- -Sender/Recipient-------
  *   0Z3K1B2C4D5F6G7H!      312 Sat Nov 16 23:07:13  sjoerd@zolder.thuis
- *                                                  (deferred: no outbound route yet)
+ *                                                  (waiting for remote delivery)
  *                                                   bouke@example.org
  *
  *   -- 1 Kbytes in 1 Request.
@@ -22,7 +22,8 @@
 #include "queue/queue.h"
 #include "zconf.h"
 
-#define MAILQ_REASON_REMOTE "deferred: no outbound route yet"
+#define MAILQ_REASON_REMOTE "waiting for remote delivery"
+#define MAILQ_REASON_FLUSH "held until a flush: defer_remote = yes"
 #define MAILQ_REASON_LOCAL "waiting for local delivery"
 
 /* Running totals for the `-- N Kbytes in M Requests.` line. */

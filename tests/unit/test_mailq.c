@@ -75,11 +75,27 @@ static void test_mailq_remote_recipient_is_deferred(void **state)
     const char *want =
         "-Queue ID-        --Size-- ----Arrival Time---- -Sender/Recipient-------\n"
         "0ABCDEFGHJKLMNPQ       312 Sat Nov 16 23:07:13  sjoerd@zolder.thuis\n"
-        "                                              (deferred: no outbound route yet)\n"
+        "                                              (waiting for remote delivery)\n"
         "                                               bouke@example.org\n"
         "\n"
         "-- 1 Kbytes in 1 Request.\n";
     assert_string_equal(out.data, want);
+    buf_free(&out);
+    queue_msg_free(&m);
+}
+
+static void test_mailq_defer_remote_says_held_for_a_flush(void **state)
+{
+    struct zconf *c = *state;
+    struct queue_msg m;
+    make_msg(&m, "0ABCDEFGHJKLMNPQ", "sjoerd@zolder.thuis", 312, false);
+    queue_envelope_add_rcpt(&m.env, "jan@paprika", "", "", false);
+    c->defer_remote = true;
+    struct buf out;
+    buf_init(&out, 0);
+    mailq_format(c, &m, 1, &out);
+    assert_non_null(strstr(out.data, "(held until a flush: defer_remote = yes)\n"));
+    c->defer_remote = false;
     buf_free(&out);
     queue_msg_free(&m);
 }
@@ -93,8 +109,8 @@ static void test_mailq_held_marker_and_null_sender(void **state)
     buf_init(&out, 0);
     mailq_format(*state, &m, 1, &out);
     assert_non_null(strstr(out.data, "\n0ABCDEFGHJKLMNPQ!     2048 Sat Nov 16 23:07:13  MAILER-DAEMON\n"));
-    /* A local domain (compared without case) is not waiting for an outbound route. */
-    assert_null(strstr(out.data, "no outbound route"));
+    /* A local domain (compared without case) is not waiting for remote delivery. */
+    assert_null(strstr(out.data, "remote delivery"));
     assert_non_null(strstr(out.data, "(waiting for local delivery)\n"));
     assert_non_null(strstr(out.data, "-- 2 Kbytes in 1 Request.\n"));
     buf_free(&out);
@@ -232,6 +248,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mailq_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_remote_recipient_is_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_held_marker_and_null_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mailq_defer_remote_says_held_for_a_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_only_pending_recipients_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_totals_over_several, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_control_bytes_are_neutralised, setup, teardown),
