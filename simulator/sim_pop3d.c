@@ -251,26 +251,11 @@ static void sim_pop3d_accept(struct evconnlistener *l, evutil_socket_t fd, struc
 
 static int sim_pop3d_listen_port(struct sim_run *run, int service, unsigned port, bool tls)
 {
-    const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
-    struct sockaddr_storage ss;
-    socklen_t sslen = sim_run_sockaddr(&h->addr, port, &ss);
-    if (run->nlisteners >= SIM_RUN_MAX_LISTENERS) {
-        log_warnx("pop3 host=%s: too many listeners", h->name);
+    if (!sim_run_listen(run, service, port, tls, sim_pop3d_accept, "pop3"))
         return -1;
-    }
-    struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
-    arg->run = run;
-    arg->service = service;
-    arg->tls = tls;
-    struct evconnlistener *l = evconnlistener_new_bind(
-        run->base, sim_pop3d_accept, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
-        (struct sockaddr *)&ss, (int)sslen);
-    if (!l) {
-        log_warn("pop3 host=%s: cannot listen on port %u", h->name, port);
-        return -1;
-    }
-    run->listeners[run->nlisteners++] = l;
-    log_info("pop3 host=%s port=%u listening%s", h->name, port, tls ? " tls=implicit" : "");
+    log_info("pop3 host=%s port=%u listening%s",
+             run->world->hosts[run->world->services[service].host].name, port,
+             tls ? " tls=implicit" : "");
     return 0;
 }
 

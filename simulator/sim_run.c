@@ -107,6 +107,31 @@ void sim_run_linger(struct sim_run *run, struct bufferevent *bev)
     evtimer_add(l->timer, &tv);
 }
 
+struct evconnlistener *sim_run_listen(struct sim_run *run, int service, unsigned port, bool tls,
+                                      evconnlistener_cb cb, const char *proto)
+{
+    const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
+    struct sockaddr_storage ss;
+    socklen_t sslen = sim_run_sockaddr(&h->addr, port, &ss);
+    if (run->nlisteners >= SIM_RUN_MAX_LISTENERS) {
+        log_warnx("%s host=%s: too many listeners", proto, h->name);
+        return NULL;
+    }
+    struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
+    arg->run = run;
+    arg->service = service;
+    arg->tls = tls;
+    struct evconnlistener *l = evconnlistener_new_bind(
+        run->base, cb, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+        (struct sockaddr *)&ss, (int)sslen);
+    if (!l) {
+        log_warn("%s host=%s: cannot listen on port %u", proto, h->name, port);
+        return NULL;
+    }
+    run->listeners[run->nlisteners++] = l;
+    return l;
+}
+
 socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss)
 {
     memset(ss, 0, sizeof *ss);

@@ -81,6 +81,13 @@ void sim_run_record(struct sim_run *run, const char *kind, const char *fields,
  * for a TLS filter, to the socket under it) has gone out, or after 10 s.
  */
 void sim_run_linger(struct sim_run *run, struct bufferevent *bev);
+/*
+ * Binds a listener for service on its host's address and port (tls: implicit TLS), hands
+ * accepted connections to cb with a struct sim_listen_arg. proto names it in log lines.
+ * Returns the listener, or NULL (logged) when the table is full or the bind fails.
+ */
+struct evconnlistener *sim_run_listen(struct sim_run *run, int service, unsigned port, bool tls,
+                                      evconnlistener_cb cb, const char *proto);
 /* Fills ss with addr:port; returns its length. */
 socklen_t sim_run_sockaddr(const struct netaddr *addr, unsigned port, struct sockaddr_storage *ss);
 /* The TCP ports the services of host listen on (at most max); returns the count. */

@@ -499,27 +499,10 @@ static void sim_smtpd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
 
 static int sim_smtpd_listen_port(struct sim_run *run, int service, unsigned port, bool tls)
 {
-    const struct sim_host *h = &run->world->hosts[run->world->services[service].host];
-    struct sockaddr_storage ss;
-    socklen_t sslen = sim_run_sockaddr(&h->addr, port, &ss);
-    if (run->nlisteners >= SIM_RUN_MAX_LISTENERS) {
-        log_warnx("smtp host=%s: too many listeners", h->name);
+    if (!sim_run_listen(run, service, port, tls, sim_smtpd_accept, "smtp"))
         return -1;
-    }
-    struct sim_listen_arg *arg = &run->listen_args[run->nlisteners];
-    arg->run = run;
-    arg->service = service;
-    arg->tls = tls;
-    struct evconnlistener *l = evconnlistener_new_bind(
-        run->base, sim_smtpd_accept, arg, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
-        (struct sockaddr *)&ss, (int)sslen);
-    if (!l) {
-        log_warn("smtp host=%s: cannot listen on port %u", h->name, port);
-        return -1;
-    }
-    run->listeners[run->nlisteners++] = l;
     const struct sim_service *svc = &run->world->services[service];
-    log_info("smtp host=%s port=%u listening role=%s%s%s", h->name, port,
+    log_info("smtp host=%s port=%u listening role=%s%s%s", run->world->hosts[svc->host].name, port,
              svc->kind == SIM_SVC_SMARTHOST ? "smarthost" : "mx", tls ? " tls=implicit" : "",
              !tls && svc->starttls ? " starttls=yes" : "");
     return 0;
