@@ -481,6 +481,9 @@ int daemon_run(const char *path)
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
+    /* outbound delivery (issue 5): the relay's reports to senders (bounces, delay warnings,
+     * success DSNs) are queued files delivered like any other message */
+    relay_set_queued_hook(d.relay, daemon_on_queued, &d);
     struct stat qst, sst;
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;

@@ -12,7 +12,14 @@ static void dsn_put_text(struct buf *out, const char *s)
 {
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p && n < DSN_FIELD_MAX; p++, n++)
-        buf_append_char(out, (*p >= 0x20 && *p < 0x7f) ? (char)*p : (*p == '\t' ? ' ' : '?'));
+    {
+        char c = '?';
+        if (*p >= 0x20 && *p < 0x7f)
+            c = (char)*p;
+        else if (*p == '\t')
+            c = ' ';
+        buf_append_char(out, c);
+    }
     if (s && strlen(s) > DSN_FIELD_MAX)
         buf_append_str(out, "...");
 }
