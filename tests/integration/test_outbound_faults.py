@@ -471,5 +471,90 @@ class DnsFaultTest(FaultCase):
         self.assertIn("Host or domain name not found: paprika", bounce)
 
 
+SINK = "127.0.1.43"
+SINK_PORT = 2526
+
+
+class SmtpSinkTest(unittest.TestCase):
+    """Interop: delivery to Debian's Postfix smtp-sink (announces DSN, not SIZE; with -8 no
+    8BITMIME), which dumps each transaction with its MAIL and RCPT arguments."""
+
+    def start_sink(self, *options):
+        binary = "/usr/sbin/smtp-sink"
+        if not os.path.exists(binary):
+            self.skipTest("smtp-sink not installed (postfix)")
+        if not zolder_test.address_free(SINK, SINK_PORT):
+            self.skipTest(f"{SINK}:{SINK_PORT} in use, not ours")
+        import tempfile
+        self.dump = tempfile.mkdtemp(prefix="smtp-sink-")
+        os.chmod(self.dump, 0o777)
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        sink = subprocess.Popen([binary, *user, *options, "-d", os.path.join(self.dump, "%M."),
+                                 f"{SINK}:{SINK_PORT}", "10"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+        def stop():
+            sink.kill()   # by its PID: ours
+            sink.wait()
+            import shutil
+            shutil.rmtree(self.dump, ignore_errors=True)
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 5
+        while zolder_test.address_free(SINK, SINK_PORT) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.z = Zolderd(address=ZOLDER, port=PORT, conf={
+            "smarthost": f"[{SINK}]:{SINK_PORT}", "dns": "nodns", "retry_min_delay": "1",
+            "retry_max_delay": "2"})
+        self.addCleanup(self.z.cleanup)
+        self.z.start()
+
+    def dumps(self):
+        out = []
+        for name in sorted(os.listdir(self.dump)):
+            with open(os.path.join(self.dump, name), "rb") as f:
+                out.append(f.read().decode("utf-8", "replace"))
+        return out
+
+    def send(self, body, mail_options=(), rcpt_options=()):
+        with smtplib.SMTP(ZOLDER, PORT, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.ehlo("ecs.thuis")
+            self.assertEqual(s.sendmail("sjoerd@zolder.thuis", ["jan@paprika"], body,
+                                        mail_options=list(mail_options),
+                                        rcpt_options=list(rcpt_options)), {})
+
+    def test_delivery_passes_the_dsn_parameters_on(self):
+        self.start_sink()
+        self.send(MSG.format(subject="naar de gootsteen"), mail_options=["RET=HDRS", "ENVID=QQ314159"],
+                  rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Jan@Paprika"])
+        self.z.wait_for(lambda: not self.z.queue_ids(), what="an empty queue")
+        self.z.wait_for(self.dumps, what="the dump")
+        dump, = self.dumps()
+        self.assertIn("X-Mail-Args: <sjoerd@zolder.thuis> RET=HDRS ENVID=QQ314159\n", dump)
+        self.assertIn("X-Rcpt-Args: <jan@paprika> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Jan@Paprika\n", dump)
+        self.assertIn("Subject: naar de gootsteen", dump)
+        self.assertIn("\n.a line that starts with a dot\n", dump.replace("\r\n", "\n"))
+        self.assertRegex(self.z.log(), r"to=<jan@paprika>, relay=127\.0\.1\.43\[127\.0\.1\.43\]:2526, "
+                                       r"delay=[0-9.]+, dsn=2\.0\.0, status=sent")
+        # the next hop took NOTIFY: the success report is its business, not zolder's
+        time.sleep(0.3)
+        self.assertNotIn("MAILER-DAEMON", self.z.mbox("sjoerd"))
+
+    def test_8bit_to_a_server_without_8bitmime_is_returned(self):
+        self.start_sink("-8")
+        self.send("Subject: caf\u00e9\r\n\r\nsmaakt goed: caf\u00e9\r\n".encode("utf-8"),
+                  mail_options=["BODY=8BITMIME"])
+        self.send(MSG.format(subject="alleen ascii"), mail_options=["BODY=8BITMIME"])
+        self.z.wait_for(lambda: not self.z.queue_ids(), what="an empty queue")
+        self.z.wait_for(lambda: "Undelivered Mail" in self.z.mbox("sjoerd"), what="the bounce")
+        bounce = self.z.mbox("sjoerd")
+        self.assertIn("Status: 5.6.3", bounce)
+        self.assertIn("does not offer 8BITMIME", bounce)
+        # the 8BITMIME message without 8-bit bytes went as it was, without BODY=8BITMIME
+        self.z.wait_for(self.dumps, what="the dump")
+        dump, = self.dumps()
+        self.assertIn("Subject: alleen ascii", dump)
+        self.assertIn("X-Mail-Args: <sjoerd@zolder.thuis>\n", dump)
+
+
 if __name__ == "__main__":
     unittest.main()
