@@ -271,6 +271,20 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
+/* ---- outbound delivery (issue 5): dns = canonify at RCPT, on the relay's resolver -------- */
+
+static void *daemon_domain_check(void *ctx, const char *domain,
+                                 void (*done)(void *arg, int verdict, const char *detail), void *arg)
+{
+    struct daemon *d = ctx;
+    return relay_canon_check(d->relay, domain, done, arg);
+}
+
+static void daemon_domain_cancel(void *handle)
+{
+    relay_canon_cancel(handle);
+}
+
 /* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
@@ -503,6 +517,10 @@ int daemon_run(const char *path)
     d.smtpd.before_round = daemon_before_round;
     d.smtpd.after_round = daemon_after_round;
     d.smtpd.round_ctx = &d;
+    /* outbound delivery (issue 5): dns = canonify checks recipient domains at RCPT */
+    d.smtpd.domain_check = daemon_domain_check;
+    d.smtpd.domain_cancel = daemon_domain_cancel;
+    d.smtpd.domain_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
     d.pop3d.conf = &d.conf;

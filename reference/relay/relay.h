@@ -68,4 +68,16 @@ void relay_run(struct relay *relay, bool force);
  */
 void relay_set_queued_hook(struct relay *relay, void (*fn)(const char *id, void *ctx), void *ctx);
 
+/*
+ * `dns = canonify` (relay/canon.c): does a remote recipient's domain exist? done gets the
+ * verdict later, from the event loop, never from inside the call: 2 yes, 5 no (NXDOMAIN, no
+ * MX and no address, null MX), 4 not known now (SERVFAIL, timeout), with a reason. NULL
+ * (and no call) when the name cannot be a DNS name. A cancelled check calls nothing.
+ */
+struct relay_canon;
+typedef void (*relay_canon_fn)(void *arg, int verdict, const char *detail);
+struct relay_canon *relay_canon_check(struct relay *relay, const char *domain, relay_canon_fn done,
+                                      void *arg);
+void relay_canon_cancel(struct relay_canon *c);
+
 #endif

@@ -8,6 +8,7 @@ the connection: `no-quit`, `eof-in-data`), which are about the line, not about z
 import os
 import re
 import smtplib
+import socket
 import subprocess
 import sys
 import time
@@ -469,6 +470,58 @@ class DnsFaultTest(FaultCase):
         self.assertIn("Final-Recipient: rfc822; jan@paprika", bounce)
         self.assertIn("Status: 5.1.2", bounce)
         self.assertIn("Host or domain name not found: paprika", bounce)
+
+
+class CanonifyTest(FaultCase):
+    """dns = canonify: recipient domains checked at RCPT, as Postfix's
+    reject_unknown_recipient_domain (NXDOMAIN 550 5.1.2, SERVFAIL 450 4.1.2)."""
+    conf = {"dns": "canonify"}
+
+    def rcpt(self, rcpt):
+        with smtplib.SMTP(ZOLDER, PORT, source_address=(LAN_HOST, 0), timeout=20) as s:
+            s.ehlo("ecs.thuis")
+            s.mail("sjoerd@zolder.thuis")
+            return s.rcpt(rcpt)
+
+    def test_unknown_domain_refused_at_rcpt(self):
+        code, text = self.rcpt("x@nosuchdomain.paprika")
+        self.assertEqual(code, 550)
+        self.assertEqual(text.decode(), "5.1.2 <x@nosuchdomain.paprika>: Recipient address rejected: Domain not found")
+        self.assertEqual(self.z.queue_ids(), [])
+        self.assertIn("reject: RCPT from unknown[127.0.1.5]: 550 5.1.2 <x@nosuchdomain.paprika>", self.z.log())
+
+    def test_servfail_is_a_temporary_refusal(self):
+        self.isp.dns_fault(name="appel", fault="servfail")
+        code, text = self.rcpt("mac@appel")
+        self.assertEqual(code, 450)
+        self.assertTrue(text.decode().startswith("4.1.2 <mac@appel>: Recipient address rejected: Domain not found"))
+
+    def test_known_domains_pass_and_mail_goes(self):
+        self.send(["jan@paprika", "mac@appel"])
+        self.wait_stored("paprika", "jan")
+        self.wait_stored("appel", "mac")
+        self.wait_queue_empty()
+        asked = [(r["name"].rstrip(".").lower(), r["type"]) for r in self.isp.records("dns")]
+        self.assertEqual(asked.count(("paprika", "MX")), 2)   # at RCPT, and for the delivery
+
+    def test_pipelined_commands_keep_their_order(self):
+        with socket.create_connection((ZOLDER, PORT), timeout=20, source_address=(LAN_HOST, 0)) as c:
+            f = c.makefile("rb")
+
+            def reply():
+                lines = []
+                while True:
+                    line = f.readline().decode()
+                    lines.append(line)
+                    if line[3:4] != "-":
+                        return "".join(lines)
+            reply()
+            c.sendall(b"EHLO ecs.thuis\r\n")
+            reply()
+            c.sendall(b"MAIL FROM:<sjoerd@zolder.thuis>\r\nRCPT TO:<x@nosuchdomain.paprika>\r\n"
+                      b"RCPT TO:<jan@paprika>\r\nRSET\r\nQUIT\r\n")
+            got = [reply()[:9] for _ in range(5)]
+        self.assertEqual(got, ["250 2.1.0", "550 5.1.2", "250 2.1.5", "250 2.0.0", "221 2.0.0"])
 
 
 SINK = "127.0.1.43"
