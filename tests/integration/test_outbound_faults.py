@@ -524,6 +524,56 @@ class CanonifyTest(FaultCase):
         self.assertEqual(got, ["250 2.1.0", "550 5.1.2", "250 2.1.5", "250 2.0.0", "221 2.0.0"])
 
 
+class BackupMxTest(FaultCase):
+    """RFC 5321 5.1: a 4xx (or a 421 greeting) from the first MX host: the next one, in the
+    same attempt. paprika's MX hosts: mx.paprika (10) and the backup mx2.paprika (20)."""
+    world = os.path.join(zolder_test.ROOT, "fixtures", "worlds", "backup-mx.world")
+    conf = {}
+
+    def setUp(self):
+        IspsimCase.setUp(self)
+        if not zolder_test.address_free(ZOLDER, PORT):
+            self.skipTest(f"{ZOLDER}:{PORT} in use, not ours")
+        self.cut_expected = False
+        self.start_zolderd(self.conf)
+
+    def test_4xx_for_a_recipient_tries_the_backup_mx(self):
+        self.isp.smtp_fault("rcpt", host="mx.paprika", rcpt="piet@paprika", reply="451 4.3.0 greylisted")
+        self.send(["jan@paprika", "piet@paprika"])
+        self.wait_stored("paprika", "piet")
+        self.wait_queue_empty()
+        log = self.z.log()
+        self.assertRegex(log, r"to=<piet@paprika>, relay=mx\.paprika\[127\.9\.6\.25\]:25, delay=[0-9.]+, "
+                              r"dsn=4\.3\.0, status=deferred \(451 4\.3\.0 greylisted\)")
+        self.assertRegex(log, r"to=<piet@paprika>, relay=mx2\.paprika\[127\.9\.6\.26\]:25, delay=[0-9.]+, "
+                              r"dsn=2\.0\.0, status=sent")
+        self.assertRegex(log, r"to=<jan@paprika>, relay=mx\.paprika\[127\.9\.6\.25\]:25, .*status=sent")
+        # jan went once, through the first MX; piet through the backup
+        self.assertEqual(len(self.stored("paprika", "jan")), 1)
+        self.assertEqual(len(self.stored("paprika", "piet")), 1)
+        self.assertEqual(log.count("status=deferred"), 1)
+
+    def test_421_greeting_tries_the_backup_mx(self):
+        self.isp.smtp_fault("greeting", host="mx.paprika", reply="421 4.3.2 too busy")
+        self.send(["jan@paprika"])
+        self.wait_stored("paprika", "jan")
+        self.wait_queue_empty()
+        self.assertRegex(self.z.log(), r"to=<jan@paprika>, relay=mx2\.paprika\[127\.9\.6\.26\]:25, .*status=sent")
+        self.assertNotIn("status=deferred", self.z.log())
+
+    def test_both_defer_then_the_retry_delivers(self):
+        self.isp.smtp_fault("rcpt", reply="450 4.2.0 mailbox busy")
+        self.send(["jan@paprika"])
+        self.z.wait_for(lambda: self.z.log().count("status=deferred") >= 2, what="two deferrals")
+        log = self.z.log()
+        self.assertIn("relay=mx.paprika[127.9.6.25]:25", log)
+        self.assertIn("relay=mx2.paprika[127.9.6.26]:25", log)
+        self.assertEqual(len(self.z.queue_ids()), 1)
+        self.isp.clear_faults()
+        self.wait_stored("paprika", "jan")   # the backoff's retry (retry_min_delay = 1)
+        self.wait_queue_empty()
+
+
 SINK = "127.0.1.43"
 SINK_PORT = 2526
 
