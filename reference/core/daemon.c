@@ -285,11 +285,18 @@ static void daemon_domain_cancel(void *handle)
     relay_canon_cancel(handle);
 }
 
-/* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
+/* ETRN (RFC 1985): a flush of one domain's remote recipients ("#queue": of the whole queue). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
-    (void)domain;
-    daemon_schedule_queue_run(ctx, true);
+    struct daemon *d = ctx;
+    if (!domain[0] || domain[0] == '#') { /* "#queue" names no domain: the whole queue */
+        daemon_schedule_queue_run(d, true);
+        return;
+    }
+    /* outbound delivery (issue 5): only that domain's remote recipients go now. The queue
+     * run first hands every queued message to the relay (after a restart it knows none). */
+    daemon_run_queue(d, false);
+    relay_run_domain(d->relay, domain);
 }
 
 static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)

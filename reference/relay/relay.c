@@ -545,7 +545,16 @@ static void relay_expire(struct relay *relay, struct relay_msg *m)
  * Loads a due message and turns its pending remote recipients into tasks. The retry state
  * in the file wins over what we knew (a restart): not yet due, it waits (unless force).
  */
-static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force)
+static bool relay_domain_matches(const char *pattern, const char *domain)
+{
+    if (pattern[0] != '@')
+        return str_eq_nocase(domain, pattern);
+    const char *p = pattern + 1; /* "@example.org": the domain and its subdomains (RFC 1985) */
+    size_t dl = strlen(domain), pl = strlen(p);
+    return str_eq_nocase(domain, p) || (dl > pl && domain[dl - pl - 1] == '.' && str_eq_nocase(domain + dl - pl, p));
+}
+
+static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force, const char *only)
 {
     const char *error;
     if (m->loaded) {
@@ -576,7 +585,8 @@ static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force)
     for (size_t i = 0; i < m->qm.env.nrcpts; i++) {
         struct queue_rcpt *r = &m->qm.env.rcpts[i];
         const char *domain;
-        if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain))
+        if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain) ||
+            (only && !relay_domain_matches(only, domain)))
             continue;
         struct relay_route *route = relay_route_get(relay, relay->use_smarthost ? "" : domain);
         struct relay_task *t = TAILQ_LAST(&route->tasks, relay_task_list);
@@ -590,8 +600,12 @@ static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force)
         memset(&t->rcpts[t->nrcpts], 0, sizeof t->rcpts[0]);
         t->rcpts[t->nrcpts++].idx = i;
     }
-    if (!m->busy)
+    if (!m->busy && only) { /* other domains wait for their own run */
+        queue_msg_free(&m->qm);
+        m->loaded = false;
+    } else if (!m->busy) {
         relay_msg_free(relay, m); /* nothing remote pending */
+    }
 }
 
 static void relay_arm_retry(struct relay *relay)
@@ -619,7 +633,19 @@ void relay_run(struct relay *relay, bool force)
         next = TAILQ_NEXT(m, entry);
         if (m->busy || (!force && m->next_attempt > now))
             continue;
-        relay_schedule(relay, m, force);
+        relay_schedule(relay, m, force, NULL);
+    }
+    relay_start_sessions(relay);
+    relay_arm_retry(relay);
+}
+
+void relay_run_domain(struct relay *relay, const char *pattern)
+{
+    struct relay_msg *m, *next;
+    for (m = TAILQ_FIRST(&relay->msgs); m; m = next) {
+        next = TAILQ_NEXT(m, entry);
+        if (!m->busy)
+            relay_schedule(relay, m, true, pattern);
     }
     relay_start_sessions(relay);
     relay_arm_retry(relay);

@@ -524,6 +524,36 @@ class CanonifyTest(FaultCase):
         self.assertEqual(got, ["250 2.1.0", "550 5.1.2", "250 2.1.5", "250 2.0.0", "221 2.0.0"])
 
 
+class EtrnTest(FaultCase):
+    """ETRN DOMAIN (RFC 1985) with defer_remote = yes: only that domain's recipients go."""
+    conf = {"smarthost": SMARTHOST, "defer_remote": "yes"}
+
+    def etrn(self, arg):
+        with smtplib.SMTP(ZOLDER, PORT, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.ehlo("ecs.thuis")
+            return s.docmd("ETRN", arg)
+
+    def test_etrn_per_domain(self):
+        self.send(["jan@paprika", "mac@appel"], subject="twee domeinen")
+        self.send(["truus@komkommer"], subject="komkommer")
+        self.z.wait_for(lambda: len(self.z.queue_ids()) == 2, what="two queued messages")
+        self.assertEqual(self.etrn("paprika")[0], 250)
+        self.wait_stored("paprika", "jan")
+        time.sleep(0.5)
+        self.assertEqual(self.isp.messages("appel", "mac"), [])
+        self.assertEqual(self.isp.messages("komkommer", "truus"), [])
+        self.assertEqual(len(self.z.queue_ids()), 2)
+        rcpts = [l for l in self.client_lines() if l.startswith("RCPT")]
+        self.assertEqual(rcpts, ["RCPT TO:<jan@paprika>"])
+        self.assertEqual(self.etrn("@appel")[0], 250)   # the domain and its subdomains
+        self.wait_stored("appel", "mac")
+        self.z.wait_for(lambda: len(self.z.queue_ids()) == 1, what="one message left")
+        self.assertEqual(self.etrn("#zolder")[0], 250)  # a queue name: everything
+        self.wait_stored("komkommer", "truus")
+        self.wait_queue_empty()
+        self.assertEqual(len(self.stored("paprika", "jan")), 1)
+
+
 class BackupMxTest(FaultCase):
     """RFC 5321 5.1: a 4xx (or a 421 greeting) from the first MX host: the next one, in the
     same attempt. paprika's MX hosts: mx.paprika (10) and the backup mx2.paprika (20)."""
