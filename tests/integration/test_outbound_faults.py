@@ -200,6 +200,18 @@ class ReplyTest(FaultCase):
         self.assertIn("Status: 5.6.0", bounce)
 
     # --- what NOTIFY, RET and the null sender change -------------------------------------------
+    def test_bounce_to_a_remote_sender_goes_out_with_the_null_sender(self):
+        self.isp.smtp_fault("rcpt", host=SMARTHOST, rcpt="jan@paprika", reply="550 5.1.1 no such user")
+        self.send(["jan@paprika"], sender="piet@paprika", subject="terug naar piet")
+        self.z.wait_for(lambda: self.isp.messages("paprika", "piet"), what="the bounce at piet@paprika")
+        self.wait_queue_empty()
+        bounce, = self.stored("paprika", "piet")
+        self.assertIn("Subject: Undelivered Mail Returned to Sender", bounce)
+        self.assertIn("Final-Recipient: rfc822; jan@paprika", bounce)
+        self.assertIn("Subject: terug naar piet", bounce)
+        self.assertTrue([l for l in self.client_lines() if l.startswith("MAIL FROM:<> ")], self.client_lines())
+        self.assertEqual(self.isp.messages("paprika", "jan"), [])
+
     def test_no_bounce_for_a_bounce(self):
         self.isp.smtp_fault("rcpt", host=SMARTHOST, reply="550 5.1.1 no such user")
         self.send(["jan@paprika"], sender="")
