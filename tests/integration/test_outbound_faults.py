@@ -172,6 +172,19 @@ class ReplyTest(FaultCase):
         qid = re.search(r"([0-9A-Z]{16}): to=<piet@paprika>", log).group(1)
         self.assertRegex(log, qid + r": sender non-delivery notification: [0-9A-Z]{16}")
 
+    def test_552_and_554_for_single_recipients(self):
+        self.isp.smtp_fault("rcpt", host=SMARTHOST, rcpt="piet@paprika", reply="552 5.2.2 <piet@paprika>: Mailbox full")
+        self.isp.smtp_fault("rcpt", host=SMARTHOST, rcpt="mac@appel", reply="554 5.7.1 <mac@appel>: not from you")
+        self.send(["piet@paprika", "jan@paprika", "mac@appel"])
+        self.wait_stored("paprika", "jan")
+        bounce, = self.wait_bounce()
+        self.wait_queue_empty()
+        self.assertEqual(sorted(re.findall(r"Final-Recipient: rfc822; (\S+)", bounce)), ["mac@appel", "piet@paprika"])
+        self.assertIn("Status: 5.2.2", bounce)
+        self.assertIn("Status: 5.7.1", bounce)
+        self.assertEqual(self.isp.messages("paprika", "piet"), [])
+        self.assertEqual(self.isp.messages("appel", "mac"), [])
+
     def test_552_at_the_dot_bounces_the_whole_message(self):
         self.isp.smtp_fault("dot", host=SMARTHOST, reply="552 5.3.4 message too big for system")
         self.send(["jan@paprika", "piet@paprika"])
