@@ -2,6 +2,9 @@
  * queue: the durable mail queue under STATE_DIR/queue (docs/architecture.md, "Queue").
  *
  *   tmp/ID    being written; never looked at except to clean up
+ *   tmp/ID.ready, tmp/ID.marks
+ *             a report (bounce) past its commit point and the parent's recipients it marks
+ *             (queue_commit_marked); finished at start by queue_clean_tmp
  *   msg/ID    committed: the 250 after DATA was (or will be) sent only after this file and
  *             the msg/ folder were fsync'd
  *   hold/ID   put on hold by an operator (postsuper -h); not delivered until released
