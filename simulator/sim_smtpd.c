@@ -48,7 +48,9 @@ static const char *sim_smtpd_host(const struct sim_smtpd_conn *c)
 /* Common members of this connection's records: ,"session":N,"host":"h","peer":"a:p" */
 static void sim_smtpd_fields(const struct sim_smtpd_conn *c, struct buf *b)
 {
-    buf_printf(b, "\"session\":%llu,", c->id);
+    buf_append_str(b, "\"session\":");
+    sim_json_put_u64(b, c->id);
+    buf_append_char(b, ',');
     sim_json_put_kv(b, true, "host", sim_smtpd_host(c));
     sim_json_put_kv(b, false, "peer", c->peer_text);
 }
@@ -60,7 +62,9 @@ static void sim_smtpd_transcript(void *ctx, char dir, const char *line, size_t l
     buf_init(&f, 0);
     buf_init(&r, 0);
     sim_smtpd_fields(c, &f);
-    buf_printf(&f, ",\"dir\":\"%c\",\"line\":", dir);
+    char dir_member[] = ",\"dir\":\"?\",\"line\":";
+    *strchr(dir_member, '?') = dir;
+    buf_append_str(&f, dir_member);
     sim_json_put_str(&f, line, len);
     if (sim_records_readable(&c->run->records))
         buf_printf(&r, "%llu %s %s %c: %.*s", c->id, sim_smtpd_host(c), c->peer_text, dir,
