@@ -143,7 +143,7 @@ void pop3d_session_free_all(struct pop3d *p)
 
 static bool pop3d_plaintext_ok(const struct pop3d_session *ss)
 {
-    return ss->tls || netaddr_is_local(&ss->addr);
+    return ss->tls || zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr);
 }
 
 /* ---- AUTHORIZATION ------------------------------------------------------------------------ */

@@ -77,6 +77,7 @@ static const struct zconf_key zconf_keys[] = {
     KU(local_retry_delay, "10", 1, 86400),
     KU(pop3_timeout, "600", 1, 86400),
     KU(pop3_connection_limit, "100", 1, 100000),
+    K(plaintext_auth_from, ZCONF_NETS, ""),
     K(smarthost, ZCONF_STR, ""),
     KC(smarthost_tls, "may", "may encrypt verify"),
     K(smarthost_auth, ZCONF_PATH, ""),
@@ -356,15 +357,16 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
             cfg_error_set(err, file, lineno, "%s: at most %d networks", k->name, ZCONF_LIST_MAX);
             return false;
         }
+        struct zconf_nets *nets = (struct zconf_nets *)((char *)conf + k->offset);
         for (int i = 0; i < n; i++) {
-            if (!netmask_parse(items[i], &conf->relay_from[i])) {
+            if (!netmask_parse(items[i], &nets->net[i])) {
                 cfg_error_set(err, file, lineno,
                               "%s: expected networks such as 192.168.1.0/24 or 192.168.1, got \"%s\"",
                               k->name, items[i]);
                 return false;
             }
         }
-        conf->nrelay_from = (size_t)n;
+        nets->n = (size_t)n;
         return true;
     }
     case ZCONF_MASQ: {
@@ -589,15 +591,18 @@ void zconf_print(const struct zconf *conf, struct buf *out)
         case ZCONF_OUTBOUND:
             zconf_print_strs(out, k->name, conf->outbound_allow, conf->noutbound_allow);
             break;
-        case ZCONF_NETS:
+        case ZCONF_NETS: {
+            const struct zconf_nets *nets =
+                (const struct zconf_nets *)((const char *)conf + k->offset);
             buf_printf(out, "%s =", k->name);
-            for (size_t j = 0; j < conf->nrelay_from; j++) {
+            for (size_t j = 0; j < nets->n; j++) {
                 char a[NETADDR_STRLEN];
-                netaddr_format(&conf->relay_from[j].addr, a, sizeof a);
-                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, conf->relay_from[j].prefix);
+                netaddr_format(&nets->net[j].addr, a, sizeof a);
+                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, nets->net[j].prefix);
             }
             buf_append_char(out, '\n');
             break;
+        }
         case ZCONF_MASQ:
             buf_printf(out, "%s =", k->name);
             for (size_t j = 0; j < conf->masquerade.nhosts; j++)
@@ -667,4 +672,14 @@ bool zconf_is_local_domain(const struct zconf *conf, const char *domain)
         if (str_eq_nocase(conf->local_domains[i], domain))
             return true;
     return str_eq_nocase(conf->hostname, domain);
+}
+
+bool zconf_plaintext_auth_ok(const struct zconf *conf, const struct netaddr *addr)
+{
+    if (netaddr_is_local(addr))
+        return true;
+    for (size_t i = 0; i < conf->plaintext_auth_from.n; i++)
+        if (netmask_match(&conf->plaintext_auth_from.net[i], addr))
+            return true;
+    return false;
 }

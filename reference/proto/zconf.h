@@ -25,6 +25,12 @@ struct zconf_listen {
     char text[NETADDR_STRLEN + 10]; /* "127.0.1.20:25" / "[::1]:25" */
 };
 
+/* A list of networks (relay_from, plaintext_auth_from). */
+struct zconf_nets {
+    struct netmask net[ZCONF_LIST_MAX];
+    size_t n;
+};
+
 struct zconf_masquerade {
     char *hosts[ZCONF_LIST_MAX];
     size_t nhosts;
@@ -44,8 +50,7 @@ struct zconf {
     size_t npop3s;
     char *local_domains[ZCONF_LIST_MAX];
     size_t nlocal_domains;
-    struct netmask relay_from[ZCONF_LIST_MAX];
-    size_t nrelay_from;
+    struct zconf_nets relay_from;
     struct zconf_masquerade masquerade;
     char *outbound_allow[ZCONF_LIST_MAX]; /* who may send off the LAN; empty list: everyone */
     size_t noutbound_allow;
@@ -77,6 +82,7 @@ struct zconf {
     unsigned long local_retry_delay;    /* seconds before a deferred local delivery is retried */
     unsigned long pop3_timeout;         /* seconds, waiting for a POP3 command */
     unsigned long pop3_connection_limit; /* simultaneous POP3 connections in all */
+    struct zconf_nets plaintext_auth_from; /* may log in without TLS (loopback always may) */
     /* outbound delivery (reference/relay) */
     char *smarthost;            /* "HOST[:PORT]", "[ADDR]:PORT", "smtps://HOST:465", or "" (MX) */
     char *smarthost_tls;        /* "may", "encrypt" or "verify" */
@@ -117,5 +123,7 @@ bool zconf_parse_listen(const char *text, unsigned default_port, struct zconf_li
 /* Parses the smarthost key's value. */
 bool zconf_parse_smarthost(const char *text, struct zconf_smarthost *out);
 bool zconf_is_local_domain(const struct zconf *conf, const char *domain);
+/* Whether a client at addr may send a password without TLS (POP3, IMAP, SMTP AUTH). */
+bool zconf_plaintext_auth_ok(const struct zconf *conf, const struct netaddr *addr);
 
 #endif

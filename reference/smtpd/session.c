@@ -254,7 +254,7 @@ static void smtpd_cmd_helo(struct smtpd_session *ss, const struct smtp_cmd *cmd)
     smtpd_reply(ss, "250-ETRN");
     if (ss->srv->tls && !ss->tls)
         smtpd_reply(ss, "250-STARTTLS");
-    if (ss->tls || netaddr_is_local(&ss->addr))
+    if (ss->tls || zconf_plaintext_auth_ok(c, &ss->addr))
         smtpd_reply(ss, "250-AUTH PLAIN LOGIN");
     smtpd_reply(ss, "250-ENHANCEDSTATUSCODES");
     smtpd_reply(ss, "250-8BITMIME");
@@ -628,7 +628,7 @@ static void smtpd_auth_plain(struct smtpd_session *ss, const char *b64)
 
 static void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtp_cmd *cmd)
 {
-    if (!ss->tls && !netaddr_is_local(&ss->addr)) {
+    if (!ss->tls && !zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr)) {
         smtpd_error(ss, "538 5.7.11 Encryption required for requested authentication mechanism");
         return;
     }
@@ -1291,8 +1291,8 @@ void smtpd_session_new(struct smtpd *s, evutil_socket_t fd, const struct sockadd
              submission ? " (submission)" : "");
 
     ss->relay_client = netaddr_is_local(&ss->addr);
-    for (size_t i = 0; i < c->nrelay_from && !ss->relay_client; i++)
-        if (netmask_match(&c->relay_from[i], &ss->addr))
+    for (size_t i = 0; i < c->relay_from.n && !ss->relay_client; i++)
+        if (netmask_match(&c->relay_from.net[i], &ss->addr))
             ss->relay_client = true;
 
     const char *text = NULL;

@@ -41,9 +41,10 @@ class SourcePOP3(poplib.POP3):
 
 class Pop3Case(unittest.TestCase):
     tls = False
+    extra_conf = {}
 
     def setUp(self):
-        conf = {"pop3": f"{ADDRESS}:{POP3_PORT}", "pop3_timeout": "30"}
+        conf = {"pop3": f"{ADDRESS}:{POP3_PORT}", "pop3_timeout": "30", **self.extra_conf}
         if self.tls:
             conf["pop3s"] = f"{ADDRESS}:{POP3S_PORT}"
         self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, conf=conf, tls=self.tls,
@@ -259,6 +260,24 @@ class Pop3TlsTest(Pop3Case):
         self.assertIn(b"Subject: bericht 1", p.retr(1)[1])
         p.quit()
 
+
+
+class PlaintextFromTheLanTest(Pop3Case):
+    """The seed's Windows clients read POP3 on the LAN without TLS: allowed only for the networks
+    in plaintext_auth_from (Dovecot's disable_plaintext_auth = no, narrowed to the LAN)."""
+
+    extra_conf = {"plaintext_auth_from": "127.0.1.0/24"}
+
+    def test_lan_host_may_log_in_outsider_may_not(self):
+        self.deliver(1)
+        p = self.pop(source=LAN_HOST)
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        outsider = self.pop(source="127.0.9.9", login=False)
+        self.assertNotIn("USER", outsider.capa())
+        with self.assertRaises(poplib.error_proto):
+            outsider.user("bouke")
+        outsider.quit()
 
 if __name__ == "__main__":
     unittest.main()
