@@ -137,6 +137,12 @@ class ParserTest(unittest.TestCase):
         sc = parse("pending: outbound,imap later\nimap sjoerd x\n    C: a1 NOOP\n")
         self.assertEqual(sc.pending[0], "outbound,imap")
 
+    def test_link_mode_header(self):
+        self.assertEqual(parse("link: demand\nqueue run\n").link_mode, "demand")
+        self.assertIsNone(parse("queue run\n").link_mode)
+        self.assertError("link: sometimes\nqueue run\n", 1, "up|down|demand")
+        self.assertError("link: up\nlink: down\nqueue run\n", 2, "twice")
+
     def test_mailbox_dialogues(self):
         sc = parse("pop3 bouke geheim\n    C: STAT\n    S: +OK 2\n    S: ~ ^1 \\S+$\n")
         a = sc.steps[0].args

@@ -14,7 +14,7 @@ CAPABILITIES = ("outbound", "fetch", "imap", "pop3", "filter")
 # that is not pending on it is an error.
 UNBUILT_VERBS = {"fetch": "fetch", "imap": "imap"}
 
-HEADER_KEYS = ("title", "world", "pending", "config", "file", "user", "timeout")
+HEADER_KEYS = ("title", "world", "link", "pending", "config", "file", "user", "timeout")
 STAGES = ("greeting", "helo", "mail", "rcpt", "data", "dot")
 DNS_FAULTS = ("servfail", "nxdomain", "drop", "delay", "truncate", "none")
 LINK_ACTIONS = ("up", "down", "dial", "hangup", "profile")
@@ -52,6 +52,7 @@ class Scenario:
         self.files = {}            # name -> text, written into the instance folder
         self.users = None          # None: the helper's default users
         self.timeout = 10.0        # seconds a waiting expectation may take
+        self.link_mode = None      # the world's links start in this mode (up, down, demand)
         self.steps = []
 
 
@@ -146,6 +147,12 @@ def _header(sc, key, value, block, err):
         sc.world = None if value == "none" else value
         if value == "none":
             sc.world = ""
+    elif key == "link":
+        if sc.link_mode:
+            err("link given twice")
+        if value not in ("up", "down", "demand"):
+            err("link: up|down|demand (the mode the world's dial-up links start in)")
+        sc.link_mode = value
     elif key == "pending":
         if sc.pending:
             err("pending given twice")

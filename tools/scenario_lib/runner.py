@@ -161,6 +161,10 @@ class Run:
             os.path.join(os.path.dirname(wp), m.group(2))), text, flags=re.M)
         text = re.sub(r"^(\s*mailbox\s.*?\smbox\s+)(\S+)", lambda m: m.group(1) + os.path.normpath(
             os.path.join(os.path.dirname(wp), m.group(2))), text, flags=re.M)
+        if self.sc.link_mode:
+            # the line's state before the first step: a demand line has not dialled yet
+            text = re.sub(r"^(\s*link\s+\S+\s+listen\s+\S+\s+from\s+\S+)(?:\s+mode\s+\S+)?",
+                          lambda m: f"{m.group(1)} mode {self.sc.link_mode}", text, flags=re.M)
         world = self.inst.write("world.world", self.shift.out(text))
         from ispsim_common import world_ports  # the listeners a world asks for
         busy = [f"{a}:{p}" for a, p, proto in world_ports(world) if not zolder_test.address_free(a, p, proto)]
