@@ -27,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth.h"
 #include "deliver/deliver.h"
 #include "fsutil.h"
 #include "log.h"
@@ -52,6 +53,7 @@ struct daemon {
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
     struct relay *relay;        /* outbound delivery */
+    struct auth_service *auth;  /* password checks on worker threads */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct event *queue_timer;
     struct evconnlistener *control;
@@ -313,6 +315,7 @@ static void daemon_reload(struct daemon *d)
     d->conf = fresh;
     d->maps = maps;
     zmaps_smtpd(d->maps, &d->smtpd_maps);
+    auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
     struct deliver_resolver resolver;
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
@@ -487,8 +490,14 @@ int daemon_run(const char *path)
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d, false);
 
+    /* the threads start after the privilege drop: they never held root */
+    const char *auth_error = NULL;
+    d.auth = auth_service_new(d.base, (unsigned)d.conf.auth_failure_delay * 1000, &auth_error);
+    if (!d.auth)
+        log_fatalx("password checks: %s", auth_error);
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
+    d.smtpd.auth = d.auth;
     d.smtpd.base = d.base;
     d.smtpd.queue = &d.queue;
     d.smtpd.maps = &d.smtpd_maps;
@@ -505,6 +514,7 @@ int daemon_run(const char *path)
     d.pop3d.conf = &d.conf;
     d.pop3d.base = d.base;
     d.pop3d.maps = &d.smtpd_maps;
+    d.pop3d.auth = d.auth;
     d.pop3d.tls = tls;
     if (pop3d_start(&d.pop3d, pop3_fds, d.conf.npop3, d.conf.npop3s) < 0)
         log_fatalx("cannot start POP3 listeners");
@@ -539,6 +549,7 @@ int daemon_run(const char *path)
 
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
+    auth_service_free(d.auth); /* after the sessions: they cancel their checks */
     evconnlistener_free(d.control);
     unlink(d.control_path);
     free(d.control_path);

@@ -78,6 +78,7 @@ static const struct zconf_key zconf_keys[] = {
     KU(pop3_timeout, "600", 1, 86400),
     KU(pop3_connection_limit, "100", 1, 100000),
     K(plaintext_auth_from, ZCONF_NETS, ""),
+    KU(auth_failure_delay, "2", 0, 60),
     K(smarthost, ZCONF_STR, ""),
     KC(smarthost_tls, "may", "may encrypt verify"),
     K(smarthost_auth, ZCONF_PATH, ""),

@@ -83,6 +83,7 @@ struct zconf {
     unsigned long pop3_timeout;         /* seconds, waiting for a POP3 command */
     unsigned long pop3_connection_limit; /* simultaneous POP3 connections in all */
     struct zconf_nets plaintext_auth_from; /* may log in without TLS (loopback always may) */
+    unsigned long auth_failure_delay;   /* seconds before a failed login is answered */
     /* outbound delivery (reference/relay) */
     char *smarthost;            /* "HOST[:PORT]", "[ADDR]:PORT", "smtps://HOST:465", or "" (MX) */
     char *smarthost_tls;        /* "may", "encrypt" or "verify" */

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 
 #include "addr.h"
+#include "auth/auth.h"
 #include "buf.h"
 #include "hdr.h"
 #include "log.h"
@@ -45,6 +46,7 @@ enum smtpd_state {
     SMTPD_S_AUTH_LOGIN_USER,
     SMTPD_S_AUTH_LOGIN_PASS,
     SMTPD_S_COMMIT_WAIT,    /* message written; reading paused until the group commit */
+    SMTPD_S_AUTH_WAIT,      /* password being checked (reference/auth); reading paused */
     SMTPD_S_CLOSING,
 };
 
@@ -100,6 +102,8 @@ struct smtpd_session {
     bool bdat_last;
     bool discard_line;         /* dropping the rest of an overlong command line */
     char *auth_login_user;
+    struct auth_request *auth_req; /* the password check under way */
+    char auth_pending_user[256];
     struct smtpd_pending *pending;
     struct smtpd_tx tx;
 };
@@ -172,6 +176,8 @@ static void smtpd_session_free(struct smtpd_session *ss)
     s->nsessions--;
     if (ss->pending)
         ss->pending->ss = NULL; /* never promised: the commit drops it */
+    if (ss->auth_req)
+        auth_cancel(ss->auth_req);
     log_info("smtpd %llx: disconnect from %s[%s]", ss->id,
              ss->client_name ? ss->client_name : "unknown", ss->ip);
     smtpd_tx_reset(&ss->tx);
@@ -579,11 +585,10 @@ static bool smtpd_base64_decode(const char *in, struct buf *out)
     return true;
 }
 
-static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const char *pass)
+static void smtpd_auth_verdict(struct smtpd_session *ss, const char *user, bool ok)
 {
-    const struct smtpd_maps *m = ss->srv->maps;
     ss->state = SMTPD_S_COMMAND;
-    if (m && m->authenticate && m->authenticate(m->ctx, user, pass)) {
+    if (ok) {
         ss->authenticated = true;
         str_copy(ss->auth_user, sizeof ss->auth_user, user);
         log_info("smtpd %llx: %s[%s]: authenticated as %s", ss->id,
@@ -594,6 +599,34 @@ static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const c
                  ss->client_name ? ss->client_name : "unknown", ss->ip, user);
         smtpd_error(ss, "535 5.7.8 Error: authentication failed");
     }
+}
+
+static void smtpd_session_read(struct bufferevent *bev, void *arg);
+
+static void smtpd_auth_done(enum users_auth result, void *arg)
+{
+    struct smtpd_session *ss = arg;
+    ss->auth_req = NULL;
+    if (result != USERS_AUTH_OK)
+        log_info("auth: user=%s result=%s", ss->auth_pending_user, users_auth_name(result));
+    smtpd_auth_verdict(ss, ss->auth_pending_user, result == USERS_AUTH_OK);
+    /* what the client sent meanwhile is read now, after the reply */
+    smtpd_session_read(ss->bev, ss);
+}
+
+static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const char *pass)
+{
+    const struct smtpd_maps *m = ss->srv->maps;
+    if (ss->srv->auth && m && m->auth_prepare) {
+        struct users_check chk;
+        m->auth_prepare(m->ctx, user, &chk);
+        str_copy(ss->auth_pending_user, sizeof ss->auth_pending_user, user);
+        ss->state = SMTPD_S_AUTH_WAIT;
+        ss->auth_req = auth_submit(ss->srv->auth, &chk, pass, smtpd_auth_done, ss);
+        OPENSSL_cleanse(&chk, sizeof chk);
+        return;
+    }
+    smtpd_auth_verdict(ss, user, m && m->authenticate && m->authenticate(m->ctx, user, pass));
 }
 
 static void smtpd_auth_plain(struct smtpd_session *ss, const char *b64)
@@ -1140,7 +1173,7 @@ static void smtpd_read_commands(struct smtpd_session *ss, struct evbuffer *in)
 {
     const struct zconf *c = ss->srv->conf;
     while (ss->state != SMTPD_S_CLOSING) {
-        if (ss->state == SMTPD_S_COMMIT_WAIT)
+        if (ss->state == SMTPD_S_COMMIT_WAIT || ss->state == SMTPD_S_AUTH_WAIT)
             return;
         if (ss->state == SMTPD_S_DATA) {
             smtpd_read_data(ss, in);

@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
@@ -278,6 +279,38 @@ class PlaintextFromTheLanTest(Pop3Case):
         with self.assertRaises(poplib.error_proto):
             outsider.user("bouke")
         outsider.quit()
+
+
+class FailureDelayTest(Pop3Case):
+    """A failed login is answered after auth_failure_delay, and meanwhile the server goes on
+    serving everybody else: hashing and waiting happen off the event loop."""
+
+    extra_conf = {"auth_failure_delay": "1"}
+
+    def test_wrong_password_waits_others_do_not(self):
+        self.deliver(1)
+        guesser = socket.create_connection((ADDRESS, POP3_PORT), 10, source_address=("127.0.0.1", 0))
+        self.addCleanup(guesser.close)
+        reader = guesser.makefile("rb")
+        self.assertTrue(reader.readline().startswith(b"+OK"))
+        guesser.sendall(b"USER bouke\r\n")
+        self.assertTrue(reader.readline().startswith(b"+OK"))
+        t0 = time.monotonic()
+        guesser.sendall(b"PASS fout\r\n")
+        # another user logs in and reads while the guess is being held
+        p = self.pop()
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        served = time.monotonic()
+        answer = reader.readline()
+        answered = time.monotonic()
+        self.assertTrue(answer.startswith(b"-ERR [AUTH]"), answer)
+        self.assertGreaterEqual(answered - t0, 0.9)
+        self.assertLess(served, answered)
+        # the real password still works on the same connection after the failure
+        guesser.sendall(b"USER bouke\r\nPASS " + PASSWORD.encode() + b"\r\n")
+        self.assertTrue(reader.readline().startswith(b"+OK"))
+        self.assertTrue(reader.readline().startswith(b"+OK Logged in"))
 
 if __name__ == "__main__":
     unittest.main()
