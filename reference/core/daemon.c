@@ -273,6 +273,20 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
+/* ---- outbound delivery (issue 5): dns = canonify at RCPT, on the relay's resolver -------- */
+
+static void *daemon_domain_check(void *ctx, const char *domain,
+                                 void (*done)(void *arg, int verdict, const char *detail), void *arg)
+{
+    struct daemon *d = ctx;
+    return relay_canon_check(d->relay, domain, done, arg);
+}
+
+static void daemon_domain_cancel(void *handle)
+{
+    relay_canon_cancel(handle);
+}
+
 /* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
@@ -484,6 +498,9 @@ int daemon_run(const char *path)
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
+    /* outbound delivery (issue 5): the relay's reports to senders (bounces, delay warnings,
+     * success DSNs) are queued files delivered like any other message */
+    relay_set_queued_hook(d.relay, daemon_on_queued, &d);
     struct stat qst, sst;
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
@@ -509,6 +526,10 @@ int daemon_run(const char *path)
     d.smtpd.before_round = daemon_before_round;
     d.smtpd.after_round = daemon_after_round;
     d.smtpd.round_ctx = &d;
+    /* outbound delivery (issue 5): dns = canonify checks recipient domains at RCPT */
+    d.smtpd.domain_check = daemon_domain_check;
+    d.smtpd.domain_cancel = daemon_domain_cancel;
+    d.smtpd.domain_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
     d.pop3d.conf = &d.conf;

@@ -93,6 +93,9 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtp_connect_timeout, "30", 1, 3600),
     KU(smtp_reply_timeout, "300", 1, 86400),
     KU(smtp_data_timeout, "600", 1, 86400),
+    /* outbound delivery: bounces and delay warnings */
+    KU(delay_warning_time, "14400", 0, 8640000),
+    KU(bounce_size_limit, "50000", 0, 1UL << 31),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

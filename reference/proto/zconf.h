@@ -99,6 +99,9 @@ struct zconf {
     unsigned long smtp_connect_timeout; /* seconds for connect (and the TLS handshake) */
     unsigned long smtp_reply_timeout;   /* seconds waiting for a reply (RFC 5321 4.5.3.2) */
     unsigned long smtp_data_timeout;    /* seconds waiting for the reply to the final dot */
+    /* outbound delivery: bounces and delay warnings (reference/relay, issue 5 section 4) */
+    unsigned long delay_warning_time;   /* seconds queued before the one delay warning; 0: never */
+    unsigned long bounce_size_limit;    /* a larger message is returned as its header only */
 };
 
 /* The parts of a smarthost value. */

@@ -8,6 +8,11 @@
  * DATA ends the session with 521 (SMTP smuggling: only CRLF.CRLF ends the data, and no
  * bytes after a bare newline are ever read as SMTP). Bytes pipelined after STARTTLS are
  * discarded before the handshake (STARTTLS command injection, CVE-2011-0411 class).
+ *
+ * DNS: with `dns = canonify` a remote recipient's domain is looked up at RCPT (the relay's
+ * resolver, through the smtpd hooks domain_check/domain_cancel): reading pauses (state
+ * LOOKUP, as for the group commit) until the answer, so pipelined commands keep their order;
+ * 550 5.1.2 for a domain that does not exist, 450 4.1.2 when that cannot be told now.
  */
 #include "session.h"
 
@@ -47,6 +52,7 @@ enum smtpd_state {
     SMTPD_S_AUTH_LOGIN_PASS,
     SMTPD_S_COMMIT_WAIT,    /* message written; reading paused until the group commit */
     SMTPD_S_AUTH_WAIT,      /* password being checked (reference/auth); reading paused */
+    SMTPD_S_LOOKUP,         /* dns = canonify: reading paused until the RCPT domain's lookup */
     SMTPD_S_CLOSING,
 };
 
@@ -106,6 +112,9 @@ struct smtpd_session {
     char auth_pending_user[256];
     struct smtpd_pending *pending;
     struct smtpd_tx tx;
+    /* dns = canonify: the RCPT waiting for its domain's lookup (state SMTPD_S_LOOKUP) */
+    void *lookup;
+    struct smtpd_rcpt lookup_rcpt;
 };
 
 static void smtpd_session_read(struct bufferevent *bev, void *arg);
@@ -178,6 +187,11 @@ static void smtpd_session_free(struct smtpd_session *ss)
         ss->pending->ss = NULL; /* never promised: the commit drops it */
     if (ss->auth_req)
         auth_cancel(ss->auth_req);
+    if (ss->lookup && s->domain_cancel)
+        s->domain_cancel(ss->lookup);
+    free(ss->lookup_rcpt.addr);
+    free(ss->lookup_rcpt.orcpt);
+    free(ss->lookup_rcpt.notify);
     log_info("smtpd %llx: disconnect from %s[%s]", ss->id,
              ss->client_name ? ss->client_name : "unknown", ss->ip);
     smtpd_tx_reset(&ss->tx);
@@ -350,6 +364,70 @@ static void smtpd_cmd_mail(struct smtpd_session *ss, const struct smtp_cmd *cmd)
     smtpd_reply(ss, "250 2.1.0 Ok");
 }
 
+/* Adds the recipient to the transaction (taking r's strings) and answers 250. */
+static void smtpd_rcpt_accept(struct smtpd_session *ss, struct smtpd_rcpt *r)
+{
+    ss->tx.rcpts = xreallocarray(ss->tx.rcpts, ss->tx.nrcpts + 1, sizeof *ss->tx.rcpts);
+    ss->tx.rcpts[ss->tx.nrcpts++] = *r;
+    memset(r, 0, sizeof *r);
+    smtpd_reply(ss, "250 2.1.5 Ok");
+}
+
+/*
+ * dns = canonify, the answer for the RCPT in ss->lookup_rcpt (as Postfix's
+ * reject_unknown_recipient_domain): 550 5.1.2 when the domain does not exist, 450 4.1.2 when
+ * that cannot be told now. Then the commands the client pipelined behind the RCPT are read.
+ */
+static void smtpd_rcpt_domain_done(void *arg, int verdict, const char *detail)
+{
+    struct smtpd_session *ss = arg;
+    ss->lookup = NULL;
+    struct smtpd_rcpt r = ss->lookup_rcpt;
+    memset(&ss->lookup_rcpt, 0, sizeof ss->lookup_rcpt);
+    if (ss->state != SMTPD_S_LOOKUP) { /* the session is closing (timeout) */
+        free(r.addr);
+        free(r.orcpt);
+        free(r.notify);
+        return;
+    }
+    ss->state = SMTPD_S_COMMAND;
+    if (verdict == 2) {
+        smtpd_rcpt_accept(ss, &r);
+    } else {
+        bool perm = verdict == 5;
+        log_info("smtpd %llx: reject: RCPT from %s[%s]: %s <%s>: Recipient address rejected: domain %s (%s)",
+                 ss->id, ss->client_name ? ss->client_name : "unknown", ss->ip, perm ? "550 5.1.2" : "450 4.1.2",
+                 r.addr, perm ? "not found" : "lookup failed", detail);
+        if (perm)
+            smtpd_error(ss, "550 5.1.2 <%s>: Recipient address rejected: Domain not found", r.addr);
+        else
+            smtpd_reply(ss, "450 4.1.2 <%s>: Recipient address rejected: Domain not found (lookup failed, try again later)",
+                        r.addr);
+        free(r.addr);
+        free(r.orcpt);
+        free(r.notify);
+    }
+    smtpd_session_read(ss->bev, ss); /* may free ss */
+}
+
+/* Starts the domain check of a remote RCPT; reading pauses until its answer. */
+static void smtpd_rcpt_check_domain(struct smtpd_session *ss, struct smtpd_rcpt *r, const char *domain)
+{
+    struct smtpd *s = ss->srv;
+    ss->lookup_rcpt = *r;
+    memset(r, 0, sizeof *r);
+    ss->lookup = s->domain_check(s->domain_ctx, domain, smtpd_rcpt_domain_done, ss);
+    if (ss->lookup) {
+        ss->state = SMTPD_S_LOOKUP;
+        return;
+    }
+    smtpd_error(ss, "550 5.1.2 <%s>: Recipient address rejected: Domain not found", ss->lookup_rcpt.addr);
+    free(ss->lookup_rcpt.addr);
+    free(ss->lookup_rcpt.orcpt);
+    free(ss->lookup_rcpt.notify);
+    memset(&ss->lookup_rcpt, 0, sizeof ss->lookup_rcpt);
+}
+
 static void smtpd_cmd_rcpt(struct smtpd_session *ss, const struct smtp_cmd *cmd)
 {
     const struct zconf *c = ss->srv->conf;
@@ -444,12 +522,12 @@ static void smtpd_cmd_rcpt(struct smtpd_session *ss, const struct smtp_cmd *cmd)
         buf_free(&shown);
         return;
     }
-    ss->tx.rcpts = xreallocarray(ss->tx.rcpts, ss->tx.nrcpts + 1, sizeof *ss->tx.rcpts);
-    struct smtpd_rcpt *r = &ss->tx.rcpts[ss->tx.nrcpts++];
-    r->addr = buf_steal(&shown);
-    r->orcpt = xstrdup(orcpt_decoded);
-    r->notify = xstrdup(notify ? notify->value : "");
-    smtpd_reply(ss, "250 2.1.5 Ok");
+    struct smtpd_rcpt r = {buf_steal(&shown), xstrdup(orcpt_decoded), xstrdup(notify ? notify->value : "")};
+    if (!local && !(a.flags & ADDR_F_LITERAL) && ss->srv->domain_check && strcmp(c->dns, "canonify") == 0) {
+        smtpd_rcpt_check_domain(ss, &r, a.domain);
+        return;
+    }
+    smtpd_rcpt_accept(ss, &r);
 }
 
 static void smtpd_begin_data(struct smtpd_session *ss, bool bdat)
@@ -1173,7 +1251,8 @@ static void smtpd_read_commands(struct smtpd_session *ss, struct evbuffer *in)
 {
     const struct zconf *c = ss->srv->conf;
     while (ss->state != SMTPD_S_CLOSING) {
-        if (ss->state == SMTPD_S_COMMIT_WAIT || ss->state == SMTPD_S_AUTH_WAIT)
+        if (ss->state == SMTPD_S_COMMIT_WAIT || ss->state == SMTPD_S_AUTH_WAIT ||
+            ss->state == SMTPD_S_LOOKUP)
             return;
         if (ss->state == SMTPD_S_DATA) {
             smtpd_read_data(ss, in);
