@@ -22,7 +22,7 @@
 #include "timefmt.h"
 #include "xalloc.h"
 
-#define FILTER_SIGFILE_MAX (64 * 1024 * 1024)
+#define FILTER_SIGFILE_MAX ((size_t)64 * 1024 * 1024)
 #define FILTER_CLAMD_SCANNER "ClamAV (clamd)"
 
 bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue,
@@ -55,7 +55,7 @@ bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue
     f->mime_limits.max_parts = conf->filter_mime_parts;
     f->mime_limits.max_header_bytes = conf->filter_header_limit;
     /* decoded bodies are never larger than the message (base64 and QP shrink) */
-    f->mime_limits.max_body_bytes = conf->message_size_limit + 1024 * 1024;
+    f->mime_limits.max_body_bytes = conf->message_size_limit + (size_t)1024 * 1024;
     f->zip_limits.max_depth = conf->filter_archive_depth;
     f->zip_limits.max_entries = conf->filter_archive_entries;
     f->zip_limits.max_expanded = conf->filter_archive_expanded;
@@ -81,8 +81,11 @@ bool filter_verdict_quarantine(const struct filter_verdict *v)
 static void filter_sanitise(char *dst, size_t size, const char *src)
 {
     size_t i = 0;
-    for (; src[i] && i + 1 < size; i++)
-        dst[i] = (src[i] >= ' ' && src[i] <= '~') ? src[i] : '?';
+    for (; src[i] && i + 1 < size; i++) {
+        dst[i] = src[i];
+        if (src[i] < ' ' || src[i] > '~')
+            dst[i] = '?';
+    }
     dst[i] = '\0';
 }
 
@@ -217,10 +220,13 @@ static char *filter_origin(const char *data, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < last.value_len && n + 1 < sizeof value; i++) {
         char c = last.value[i];
-        c = (c == '\r' || c == '\n' || c == '\t') ? ' ' : c;
+        if (c == '\r' || c == '\n' || c == '\t')
+            c = ' ';
         if (c == ' ' && (n == 0 || value[n - 1] == ' '))
             continue;
-        value[n++] = (c >= ' ' && c <= '~') ? c : '?';
+        if (c < ' ' || c > '~')
+            c = '?';
+        value[n++] = c;
     }
     value[n] = '\0';
     if (strncasecmp(value, "from ", 5) != 0)

@@ -14,8 +14,8 @@ void mimewalk_limits_default(struct mimewalk_limits *limits)
 {
     limits->max_depth = 20;
     limits->max_parts = 500;
-    limits->max_header_bytes = 64 * 1024;
-    limits->max_body_bytes = 64 * 1024 * 1024;
+    limits->max_header_bytes = (size_t)64 * 1024;
+    limits->max_body_bytes = (size_t)64 * 1024 * 1024;
 }
 
 struct mimewalk_state {

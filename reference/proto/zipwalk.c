@@ -13,7 +13,7 @@ void zipwalk_limits_default(struct zipwalk_limits *limits)
 {
     limits->max_depth = 3;
     limits->max_entries = 1000;
-    limits->max_expanded = 100 * 1024 * 1024;
+    limits->max_expanded = (size_t)100 * 1024 * 1024;
 }
 
 bool zipwalk_is_zip(const char *data, size_t len)
