@@ -140,7 +140,7 @@ static void test_zip_limits_and_damage(void **state)
 {
     (void)state;
     struct zfile files[12];
-    char names[12][16];
+    char names[12][32];
     for (int i = 0; i < 12; i++) {
         snprintf(names[i], sizeof names[i], "f%d.txt", i);
         files[i] = (struct zfile){names[i], "x", 1};
