@@ -216,6 +216,10 @@ static size_t daemon_deliver(struct daemon *d, char *const *all_ids, size_t nall
         }
     }
     free(ids);
+    if (d->deliver.children_queued) { /* delivery rules forwarded a copy: deliver it soon */
+        d->deliver.children_queued = false;
+        daemon_schedule_queue_run(d, false);
+    }
     relay_run(d->relay, flush);
     if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
         struct timeval delay = {(time_t)d->conf.local_retry_delay, 0};
