@@ -29,6 +29,7 @@
 
 #include "auth/auth.h"
 #include "deliver/deliver.h"
+#include "filter/filter.h"
 #include "fsutil.h"
 #include "log.h"
 #include "pop3d/pop3d.h"
@@ -66,6 +67,7 @@ struct daemon {
     size_t nbacklog;
     struct deliver_later later; /* deliveries riding on the current SMTP commit round */
     bool spool_on_queue_fs;     /* one syncfs covers queue and mailboxes */
+    struct filter filter;       /* content filter: runs before every delivery */
 };
 
 int daemon_check(const char *path)
@@ -87,6 +89,14 @@ int daemon_check(const char *path)
         fprintf(stderr, "zolderd: warning: hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: "
                         "local programs (fetch, sendmail, cron) cannot hand over mail\n");
     zmaps_free(maps);
+    struct filter filter; /* content filter: the signature file must load */
+    bool filter_ok = filter_init(&filter, &conf, NULL, &err);
+    filter_free(&filter);
+    if (!filter_ok) {
+        fprintf(stderr, "zolderd: %s\n", err.text);
+        zconf_free(&conf);
+        return 1;
+    }
     printf("zolderd: %s: config ok\n", path);
     zconf_free(&conf);
     return 0;
@@ -154,17 +164,48 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 
 /* ---- queue runs --------------------------------------------------------------------------- */
 
+static void daemon_schedule_queue_run(struct daemon *d, bool flush);
+
+/* ---- content filter (reference/filter) ------------------------------------------------------ */
+
 /*
- * Delivers ids in batches (group commit); schedules a retry when a local delivery deferred.
- * With later, the mailbox syncs and queue file removals are left to the SMTP commit round.
- * Messages that still have pending recipients go to the relay, which sends the remote ones
- * (at once, or with flush regardless of defer_remote and backoff).
+ * Filters ids before delivery: pass[] gets those to deliver (pointers into ids). Quarantined
+ * and vanished ones are dropped; deferred ones (a scanner failed) stay queued and set
+ * *deferred; a queued notice asks for a queue run.
  */
-static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later,
+static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char **pass, bool *deferred)
+{
+    size_t npass = 0;
+    bool notices = false;
+    for (size_t i = 0; i < n; i++) {
+        bool notice = false;
+        switch (filter_message(&d->filter, ids[i], &notice)) {
+        case FILTER_PASS: pass[npass++] = ids[i]; break;
+        case FILTER_DEFERRED: *deferred = true; break;
+        case FILTER_QUARANTINED:
+        case FILTER_GONE: break;
+        }
+        notices |= notice;
+    }
+    if (notices)
+        daemon_schedule_queue_run(d, false);
+    return npass;
+}
+
+/*
+ * Delivers ids in batches (group commit) after the content filter; schedules a retry when a
+ * local delivery (or a scan) deferred. With later, the mailbox syncs and queue file removals
+ * are left to the SMTP commit round. Messages that still have pending recipients go to the
+ * relay, which sends the remote ones (at once, or with flush regardless of defer_remote and
+ * backoff).
+ */
+static size_t daemon_deliver(struct daemon *d, char *const *all_ids, size_t nall, struct deliver_later *later,
                              bool flush)
 {
     size_t done = 0;
     bool deferred = false;
+    char **ids = xreallocarray(NULL, nall ? nall : 1, sizeof *ids);
+    size_t n = daemon_filter(d, all_ids, nall, ids, &deferred);
     enum deliver_outcome out[DELIVER_BATCH_MAX];
     for (size_t i = 0; i < n; i += DELIVER_BATCH_MAX) {
         size_t chunk = n - i < DELIVER_BATCH_MAX ? n - i : DELIVER_BATCH_MAX;
@@ -175,6 +216,11 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
             if (out[k] == DELIVER_PENDING || out[k] == DELIVER_DEFERRED)
                 relay_submit(d->relay, ids[i + k]);
         }
+    }
+    free(ids);
+    if (d->deliver.children_queued) { /* delivery rules forwarded a copy: deliver it soon */
+        d->deliver.children_queued = false;
+        daemon_schedule_queue_run(d, false);
     }
     relay_run(d->relay, flush);
     if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
@@ -318,6 +364,15 @@ static void daemon_reload(struct daemon *d)
         zconf_free(&fresh);
         return;
     }
+    struct filter probe; /* content filter: a bad signature file refuses the reload */
+    bool filter_ok = filter_init(&probe, &fresh, &d->queue, &err);
+    filter_free(&probe);
+    if (!filter_ok) {
+        log_error("reload refused, keeping the running config: %s", err.text);
+        zmaps_free(maps);
+        zconf_free(&fresh);
+        return;
+    }
     if (zmaps_localhost_denied(maps))
         log_error("hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: local programs (fetch, "
                   "sendmail, cron) cannot hand over mail; add \"smtpd: 127.0.0.1\" to hosts.allow");
@@ -335,6 +390,9 @@ static void daemon_reload(struct daemon *d)
     deliver_free(&d->deliver);
     deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
     relay_reload(d->relay, zmaps_hosts(d->maps));
+    filter_free(&d->filter); /* content filter */
+    if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
+        log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -496,6 +554,10 @@ int daemon_run(const char *path)
     if (!d.relay)
         log_fatalx("outbound delivery: %s", relay_error);
 
+    /* content filter: before the first queue run, which filters what a previous run left */
+    if (!filter_init(&d.filter, &d.conf, &d.queue, &err))
+        log_fatalx("content filter: %s", err.text);
+
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
     /* outbound delivery (issue 5): the relay's reports to senders (bounces, delay warnings,
@@ -584,6 +646,7 @@ int daemon_run(const char *path)
     event_free(d.backlog_event);
     relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
+    filter_free(&d.filter); /* content filter */
     queue_close(&d.queue);
     event_base_free(d.base);
     if (tls)

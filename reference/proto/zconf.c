@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "banned.h"
 #include "fsutil.h"
 #include "str.h"
 #include "xalloc.h"
@@ -96,6 +97,20 @@ static const struct zconf_key zconf_keys[] = {
     /* outbound delivery: bounces and delay warnings */
     KU(delay_warning_time, "14400", 0, 8640000),
     KU(bounce_size_limit, "50000", 0, 1UL << 31),
+    /* content filter (reference/filter, docs/filter.md) */
+    K(filter, ZCONF_BOOL, "yes"),
+    K(banned_extensions, ZCONF_STR, BANNED_DEFAULT),
+    K(virus_signatures, ZCONF_PATH, ""),
+    K(clamd, ZCONF_STR, ""),
+    K(filter_admin, ZCONF_STR, "postmaster"),
+    K(filter_fail_open, ZCONF_BOOL, "no"),
+    KU(clamd_timeout, "60", 1, 3600),
+    KU(filter_mime_depth, "20", 1, 100),
+    KU(filter_mime_parts, "500", 1, 100000),
+    KU(filter_header_limit, "65536", 1024, 1UL << 24),
+    KU(filter_archive_depth, "3", 1, 20),
+    KU(filter_archive_entries, "1000", 1, 1000000),
+    KU(filter_archive_expanded, "104857600", 1024, 1UL << 32),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -214,6 +229,15 @@ static bool zconf_valid_domain(const char *d)
     return label > 0;
 }
 
+/* content filter: "unix:/absolute/path" (fits a sockaddr_un) or "ADDRESS:PORT". */
+static bool zconf_valid_clamd(const char *value)
+{
+    if (strncmp(value, "unix:", 5) == 0)
+        return value[5] == '/' && strlen(value + 5) < 108;
+    struct zconf_listen l;
+    return strchr(value, ':') && zconf_parse_listen(value, 0, &l);
+}
+
 static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value,
                       const char *base_dir, const char *file, unsigned lineno,
                       struct cfg_error *err)
@@ -253,6 +277,25 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
                               "or [::1]:53, got \"%s\"", value);
                 return false;
             }
+        }
+        /* content filter (reference/filter) */
+        if (strcmp(k->name, "banned_extensions") == 0) {
+            struct banned_list list;
+            const char *why;
+            if (!banned_list_parse(&list, value, &why)) {
+                cfg_error_set(err, file, lineno, "banned_extensions: %s, in \"%s\"", why, value);
+                return false;
+            }
+        }
+        if (strcmp(k->name, "clamd") == 0 && value[0] && !zconf_valid_clamd(value)) {
+            cfg_error_set(err, file, lineno, "clamd: expected unix:/PATH/TO/clamd.ctl or ADDRESS:PORT, "
+                          "got \"%s\"", value);
+            return false;
+        }
+        if (strcmp(k->name, "filter_admin") == 0 &&
+            (!value[0] || strpbrk(value, " \t<>\"(),;:\\") || value[0] == '@' || value[0] == '-')) {
+            cfg_error_set(err, file, lineno, "filter_admin: expected a user name or address, got \"%s\"", value);
+            return false;
         }
         if (strcmp(k->name, "hostname") == 0 && !zconf_valid_domain(value)) {
             cfg_error_set(err, file, lineno, "hostname: expected a host name like zolder.thuis, got \"%s\"", value);
@@ -417,7 +460,7 @@ void zconf_defaults(struct zconf *conf, const char *base_dir)
     struct cfg_error err;
     memset(conf, 0, sizeof *conf);
     for (size_t i = 0; i < ZCONF_NKEYS; i++) {
-        char value[128];
+        char value[512]; /* the longest default is banned_extensions */
         str_copy(value, sizeof value, zconf_keys[i].def);
         if (!zconf_set(conf, &zconf_keys[i], value, base_dir, "(defaults)", 0, &err))
             log_panic("bad default for %s: %s", zconf_keys[i].name, err.text);
@@ -544,6 +587,11 @@ void zconf_free(struct zconf *conf)
     zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
     zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);
     free(conf->masquerade.domain);
+    /* content filter */
+    free(conf->banned_extensions);
+    free(conf->virus_signatures);
+    free(conf->clamd);
+    free(conf->filter_admin);
     memset(conf, 0, sizeof *conf);
 }
 

@@ -102,6 +102,20 @@ struct zconf {
     /* outbound delivery: bounces and delay warnings (reference/relay, issue 5 section 4) */
     unsigned long delay_warning_time;   /* seconds queued before the one delay warning; 0: never */
     unsigned long bounce_size_limit;    /* a larger message is returned as its header only */
+    /* content filter (reference/filter, docs/filter.md) */
+    bool filter;                /* scan every queued message before delivery */
+    char *banned_extensions;    /* blank separated, ".exe .pif ..." */
+    char *virus_signatures;     /* built-in scanner's signature file, or "" (EICAR only) */
+    char *clamd;                /* "unix:/path" or "ADDR:PORT" of clamd, or "" (not used) */
+    char *filter_admin;         /* who gets the quarantine notices */
+    bool filter_fail_open;      /* deliver unscanned when a scanner fails (default: defer) */
+    unsigned long clamd_timeout;         /* seconds for one clamd scan */
+    unsigned long filter_mime_depth;     /* MIME nesting beyond this: quarantined */
+    unsigned long filter_mime_parts;     /* MIME parts beyond this: quarantined */
+    unsigned long filter_header_limit;   /* bytes of one header block beyond this: quarantined */
+    unsigned long filter_archive_depth;  /* zip in zip beyond this: quarantined */
+    unsigned long filter_archive_entries; /* archive entries beyond this: quarantined */
+    unsigned long filter_archive_expanded; /* bytes expanded beyond this: a zip bomb, quarantined */
 };
 
 /* The parts of a smarthost value. */
