@@ -815,7 +815,7 @@ bool fetchrc_parse(struct fetchrc *rc, const char *file, const char *data, size_
     rc_server_defaults(&p.defaults);
     rc_user_defaults(&p.defaults_user);
     if (len > FETCHRC_FILE_MAX) {
-        rc_error(&p.lx, 1, 1, "file larger than %d bytes", FETCHRC_FILE_MAX);
+        rc_error(&p.lx, 1, 1, "file larger than %lu bytes", FETCHRC_FILE_MAX);
         return false;
     }
     bool ok = true;

@@ -37,7 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FETCHRC_FILE_MAX (1024 * 1024) /* bytes of rc file */
+#define FETCHRC_FILE_MAX (1024UL * 1024UL) /* bytes of rc file */
 #define FETCHRC_SERVERS_MAX 64
 #define FETCHRC_USERS_MAX 64           /* per poll entry */
 #define FETCHRC_LIST_MAX 16            /* aka, localdomains, is, folder, smtphost */
