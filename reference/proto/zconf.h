@@ -92,6 +92,11 @@ struct zconf {
     unsigned long smtp_connect_timeout; /* seconds for connect (and the TLS handshake) */
     unsigned long smtp_reply_timeout;   /* seconds waiting for a reply (RFC 5321 4.5.3.2) */
     unsigned long smtp_data_timeout;    /* seconds waiting for the reply to the final dot */
+    /* fetch (reference/fetch): the fetchmail-compatible poller */
+    char *fetchmailrc;                  /* fetchmail run-control file, "" none */
+    unsigned long fetch_interval;       /* seconds between polls; 0: only `zolderctl fetch` */
+    char *fetch_smtp;                   /* "ADDR:PORT" of the hand-off, "" = first listen */
+    char *fetch_refused;                /* zolder's 5xx: "delete" (fetchmail) or "keep" */
 };
 
 /* The parts of a smarthost value. */
