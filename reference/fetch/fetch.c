@@ -429,9 +429,10 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     struct buf *d = &m->data;
     buf_reset(d);
     bool ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
-                            "\tfor <%s@localhost> (single-drop); %s\r\n",
+                            "\tfor <%s@%s> (single-drop); %s\r\n",
                          a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
-                         ZOLDER_VERSION, a->local, date) &&
+                         ZOLDER_VERSION, a->local,
+                         a->user->smtpaddress ? a->user->smtpaddress : "localhost", date) &&
               buf_append(d, body, len);
     if (ok && (d->len < 2 || d->data[d->len - 1] != '\n'))
         ok = buf_append(d, "\r\n", 2);
@@ -445,7 +446,8 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     if (!m->size)
         m->size = len;
     fetch_sender(d->data, d->len, m->item.sender, sizeof m->item.sender);
-    snprintf(m->item.rcpt, sizeof m->item.rcpt, "%s@localhost", a->local);
+    snprintf(m->item.rcpt, sizeof m->item.rcpt, "%s@%s", a->local,
+             a->user->smtpaddress ? a->user->smtpaddress : "localhost");
     m->item.data = d;
     m->item.done = acct_handoff_done;
     m->item.ctx = m;

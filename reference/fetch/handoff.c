@@ -49,6 +49,8 @@ struct handoff {
     struct ho_session *sessions[HANDOFF_SESSIONS_MAX];
     struct handoff_item *head, *tail;
     size_t queued, inflight;
+    bool connect_failed;       /* a session died before it was ready */
+    char connect_error[160];
 };
 
 static void ho_pump(struct handoff *h);
@@ -66,6 +68,10 @@ static void ho_finish_item(struct ho_session *s, int code, const char *reply)
 static void ho_session_free(struct ho_session *s, const char *why)
 {
     struct handoff *h = s->h;
+    if (s->state < HO_IDLE) {
+        h->connect_failed = true; /* never got ready: do not spin reconnecting */
+        snprintf(h->connect_error, sizeof h->connect_error, "%s", why);
+    }
     for (unsigned i = 0; i < h->max_sessions; i++)
         if (h->sessions[i] == s)
             h->sessions[i] = NULL;
@@ -307,9 +313,36 @@ static struct ho_session *ho_open(struct handoff *h)
     return s;
 }
 
+static void ho_fail_queued(struct handoff *h, const char *reply)
+{
+    while (h->head) {
+        struct handoff_item *it = h->head;
+        h->head = it->next;
+        h->queued--;
+        it->done(it, 421, reply);
+    }
+    h->tail = NULL;
+}
+
 /* Idle sessions take queued items; missing sessions are opened. */
 static void ho_pump(struct handoff *h)
 {
+    if (h->connect_failed) {
+        bool alive = false;
+        for (unsigned i = 0; i < h->max_sessions; i++)
+            if (h->sessions[i])
+                alive = true;
+        if (!alive) {
+            /* zolder cannot be reached: answer what waits (it stays on the server); the next
+             * submission tries again */
+            char reply[256];
+            snprintf(reply, sizeof reply, "421 4.4.1 cannot connect to zolder's SMTP listener: %s",
+                     h->connect_error);
+            h->connect_failed = false;
+            ho_fail_queued(h, reply);
+            return;
+        }
+    }
     for (unsigned i = 0; i < h->max_sessions && h->head; i++) {
         struct ho_session *s = h->sessions[i];
         if (s && s->state == HO_IDLE)
@@ -325,13 +358,7 @@ static void ho_pump(struct handoff *h)
         h->sessions[i] = ho_open(h);
         if (!h->sessions[i]) {
             /* cannot even open a socket: answer what waits, so nothing hangs */
-            while (h->head) {
-                struct handoff_item *it = h->head;
-                h->head = it->next;
-                h->queued--;
-                it->done(it, 421, "421 4.4.1 cannot connect to zolder's SMTP listener");
-            }
-            h->tail = NULL;
+            ho_fail_queued(h, "421 4.4.1 cannot connect to zolder's SMTP listener");
             return;
         }
         opening++;

@@ -253,7 +253,7 @@ enum rc_kw {
     /* user */
     KW_USER, KW_PASS, KW_IS, KW_HERE, KW_THERE, KW_KEEP, KW_NOKEEP, KW_FETCHALL, KW_NOFETCHALL,
     KW_FLUSH, KW_NOFLUSH, KW_LIMIT, KW_FETCHLIMIT, KW_SSL, KW_SSLCERTCK, KW_SSLCERTFILE,
-    KW_SSLPROTO, KW_SSLCOMMONNAME, KW_FOLDER, KW_SMTPHOST,
+    KW_SSLPROTO, KW_SSLCOMMONNAME, KW_FOLDER, KW_SMTPHOST, KW_SMTPADDRESS,
     KW_NO,
     /* known to fetchmail, refused here with a reason */
     KW_UNSUPPORTED,
@@ -277,7 +277,7 @@ static const struct rc_kw_def {
     {"noflush", KW_NOFLUSH}, {"limit", KW_LIMIT}, {"fetchlimit", KW_FETCHLIMIT},
     {"ssl", KW_SSL}, {"sslcertck", KW_SSLCERTCK}, {"sslcertfile", KW_SSLCERTFILE},
     {"sslproto", KW_SSLPROTO}, {"sslcommonname", KW_SSLCOMMONNAME}, {"folder", KW_FOLDER},
-    {"folders", KW_FOLDER}, {"smtphost", KW_SMTPHOST}, {"smtphosts", KW_SMTPHOST},
+    {"folders", KW_FOLDER}, {"smtphost", KW_SMTPHOST}, {"smtphosts", KW_SMTPHOST}, {"smtpaddress", KW_SMTPADDRESS},
     {"no", KW_NO},
     {"mda", KW_UNSUPPORTED}, {"bsmtp", KW_UNSUPPORTED}, {"lmtp", KW_UNSUPPORTED},
     {"preconnect", KW_UNSUPPORTED}, {"postconnect", KW_UNSUPPORTED},
@@ -303,7 +303,7 @@ static bool rc_is_server_kw(enum rc_kw kw)
 
 static bool rc_is_user_kw(enum rc_kw kw)
 {
-    return kw >= KW_USER && kw <= KW_SMTPHOST;
+    return kw >= KW_USER && kw <= KW_SMTPADDRESS;
 }
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -399,6 +399,7 @@ static void rc_user_copy(struct fetchrc_user *dst, const struct fetchrc_user *sr
     dst->sslcertfile = rc_dup(src->sslcertfile);
     dst->sslproto = rc_dup(src->sslproto);
     dst->sslcommonname = rc_dup(src->sslcommonname);
+    dst->smtpaddress = rc_dup(src->smtpaddress);
     for (size_t i = 0; i < src->nfolders; i++)
         dst->folders[i] = rc_dup(src->folders[i]);
     for (size_t i = 0; i < src->nsmtphosts; i++)
@@ -419,6 +420,7 @@ static void rc_user_free(struct fetchrc_user *u)
     free(u->sslcertfile);
     free(u->sslproto);
     free(u->sslcommonname);
+    free(u->smtpaddress);
     for (size_t i = 0; i < u->nfolders; i++)
         free(u->folders[i]);
     for (size_t i = 0; i < u->nsmtphosts; i++)
@@ -585,6 +587,7 @@ static bool rc_parse_user_option(struct rc_parser *p, struct fetchrc_user *u, en
     case KW_SSLCOMMONNAME: return rc_string(lx, "sslcommonname", &u->sslcommonname);
     case KW_FOLDER: return rc_list(lx, "folder", u->folders, &u->nfolders);
     case KW_SMTPHOST: return rc_list(lx, "smtphost", u->smtphosts, &u->nsmtphosts);
+    case KW_SMTPADDRESS: return rc_string(lx, "smtpaddress", &u->smtpaddress);
     default:
         rc_error(lx, t->line, t->col, "unknown keyword \"%s\"", t->text);
         return false;

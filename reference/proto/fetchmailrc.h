@@ -14,7 +14,8 @@
  *   USER-OPTIONS: user|username NAME [here|there], pass|password SECRET, is|to NAME... [here|there]
  *   (a NAME may be "REMOTE = LOCAL"; "*" is multidrop), [no] keep, nokeep, [no] fetchall,
  *   [no] flush, limit N, fetchlimit N, [no] ssl, [no] sslcertck, sslcertfile FILE,
- *   sslproto NAME, sslcommonname NAME, folder|folders NAME..., smtphost|smtphosts HOST...
+ *   sslproto NAME, sslcommonname NAME, folder|folders NAME..., smtphost|smtphosts HOST...,
+ *   smtpaddress DOMAIN
  *   Comments run from '#' to the end of the line. Strings may be double-quoted (C escapes
  *   \" \\ \n \t \xHH); a quoted string is never a keyword. The noise words and, with, has,
  *   wants, options and the characters ',', ';', ':' are ignored, as fetchmail does.
@@ -66,6 +67,7 @@ struct fetchrc_user {
     size_t nfolders;
     char *smtphosts[FETCHRC_LIST_MAX];
     size_t nsmtphosts;
+    char *smtpaddress;         /* the domain of the envelope recipient (default localhost) */
     unsigned line;             /* where `user` (or the entry) started */
 };
 

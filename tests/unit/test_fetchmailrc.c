@@ -65,7 +65,7 @@ static void test_every_keyword(void **state)
         "  user \"sjoerd\" there with password \"ge\\\"heim #x\" is sjoerd here and wants keep\n"
         "    fetchall flush limit 100000 fetchlimit 50 ssl sslcertck sslcertfile \"/ca.pem\"\n"
         "    sslproto TLS1.2+ sslcommonname mail.example.org folder INBOX Archief\n"
-        "    smtphost localhost 127.0.1.20\n"
+        "    smtphost localhost 127.0.1.20 smtpaddress zolder.thuis\n"
         "  username jan password j to jan = jansen piet options nokeep no fetchall noflush\n"
         "skip other.example.org protocol auto service pop3s no envelope user x pass y\n";
     assert_true(parse(&rc, text, err));
@@ -106,6 +106,7 @@ static void test_every_keyword(void **state)
     assert_int_equal(u->nfolders, 2);
     assert_string_equal(u->folders[1], "Archief");
     assert_int_equal(u->nsmtphosts, 2);
+    assert_string_equal(u->smtpaddress, "zolder.thuis");
     u = &s->users[1];
     assert_string_equal(u->remote, "jan");
     assert_int_equal(u->nlocals, 2);
