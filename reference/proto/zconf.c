@@ -111,6 +111,11 @@ static const struct zconf_key zconf_keys[] = {
     KU(filter_archive_depth, "3", 1, 20),
     KU(filter_archive_entries, "1000", 1, 1000000),
     KU(filter_archive_expanded, "104857600", 1024, 1UL << 32),
+    /* fetch (reference/fetch) */
+    K(fetchmailrc, ZCONF_PATH, ""),
+    KU(fetch_interval, "3600", 0, 604800),
+    K(fetch_smtp, ZCONF_STR, ""),
+    KC(fetch_refused, "delete", "delete keep"),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -557,6 +562,16 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
         cfg_error_set(err, file, 0, "state_dir must be set");
         return false;
     }
+    /* fetch */
+    struct zconf_listen fetch_smtp;
+    if (conf->fetch_smtp[0] && !zconf_parse_listen(conf->fetch_smtp, 25, &fetch_smtp)) {
+        cfg_error_set(err, file, 0, "fetch_smtp must be ADDR:PORT, not \"%s\"", conf->fetch_smtp);
+        return false;
+    }
+    if (conf->fetchmailrc[0] && !conf->fetch_smtp[0] && conf->nlisten == 0) {
+        cfg_error_set(err, file, 0, "fetchmailrc needs a listen address or fetch_smtp");
+        return false;
+    }
     return true;
 }
 
@@ -583,6 +598,9 @@ void zconf_free(struct zconf *conf)
     free(conf->smtp_bind_address);
     free(conf->nameserver);
     free(conf->dns);
+    free(conf->fetchmailrc);
+    free(conf->fetch_smtp);
+    free(conf->fetch_refused);
     zconf_free_strs(conf->local_domains, &conf->nlocal_domains);
     zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
     zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);

@@ -116,6 +116,11 @@ struct zconf {
     unsigned long filter_archive_depth;  /* zip in zip beyond this: quarantined */
     unsigned long filter_archive_entries; /* archive entries beyond this: quarantined */
     unsigned long filter_archive_expanded; /* bytes expanded beyond this: a zip bomb, quarantined */
+    /* fetch (reference/fetch): the fetchmail-compatible poller */
+    char *fetchmailrc;                  /* fetchmail run-control file, "" none */
+    unsigned long fetch_interval;       /* seconds between polls; 0: only `zolderctl fetch` */
+    char *fetch_smtp;                   /* "ADDR:PORT" of the hand-off, "" = first listen */
+    char *fetch_refused;                /* zolder's 5xx: "delete" (fetchmail) or "keep" */
 };
 
 /* The parts of a smarthost value. */
