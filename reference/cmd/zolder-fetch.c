@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -16,7 +15,6 @@
 #include "core/instance.h"
 #include "fetch/fetch.h"
 #include "fetchmailrc.h"
-#include "fsutil.h"
 #include "log.h"
 #include "xalloc.h"
 #include "zconf.h"
@@ -109,31 +107,19 @@ int main(int argc, char **argv)
     }
 
     /* fetchmail refuses an rc file others may read: it holds passwords */
-    struct stat st;
-    if (stat(rcfile, &st) < 0) {
-        fprintf(stderr, "zolder-fetch: %s: %s\n", rcfile, strerror(errno));
-        return FETCH_PS_SYNTAX;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        fprintf(stderr, "zolder-fetch: %s must have no more than -rwx------ (0700) permissions\n",
-                rcfile);
-        return FETCH_PS_IOERR;
-    }
     char *data = NULL;
     size_t len = 0;
-    if (fs_read_file(rcfile, FETCHRC_FILE_MAX, &data, &len) < 0) {
-        fprintf(stderr, "zolder-fetch: %s: %s\n", rcfile, strerror(errno));
-        return FETCH_PS_SYNTAX;
+    char error[FETCHRC_ERROR_MAX + 64];
+    int st = fetch_read_rc(rcfile, &data, &len, error, sizeof error);
+    if (st != FETCH_PS_SUCCESS) {
+        fprintf(stderr, "zolder-fetch: %s\n", error);
+        return st;
     }
-    struct fetchrc *rc = xcalloc(1, sizeof *rc);
-    char error[FETCHRC_ERROR_MAX];
-    bool ok = fetchrc_parse(rc, rcfile, data, len, error);
+    struct fetchrc *rc = fetch_parse_rc(rcfile, data, len, error, sizeof error);
     explicit_bzero(data, len);
     free(data);
-    if (!ok) {
+    if (!rc) {
         fprintf(stderr, "zolder-fetch: %s\n", error);
-        fetchrc_free(rc);
-        free(rc);
         return FETCH_PS_SYNTAX;
     }
     if (keep)

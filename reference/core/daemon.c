@@ -30,6 +30,7 @@
 #include "auth/auth.h"
 #include "deliver/deliver.h"
 #include "filter/filter.h"
+#include "fetch/fetch.h"
 #include "fsutil.h"
 #include "log.h"
 #include "pop3d/pop3d.h"
@@ -68,6 +69,13 @@ struct daemon {
     struct deliver_later later; /* deliveries riding on the current SMTP commit round */
     bool spool_on_queue_fs;     /* one syncfs covers queue and mailboxes */
     struct filter filter;       /* content filter: runs before every delivery */
+    /* fetch (reference/fetch): the fetchmail-compatible poller */
+    char *fetch_rcdata;         /* the fetchmailrc's bytes (read before privileges go) */
+    size_t fetch_rclen;
+    struct fetch_run *fetch_run;
+    struct event *fetch_timer;
+    struct bufferevent *fetch_waiters[8]; /* `zolderctl fetch` clients waiting for the end */
+    size_t fetch_nwaiters;
 };
 
 int daemon_check(const char *path)
@@ -96,6 +104,18 @@ int daemon_check(const char *path)
         fprintf(stderr, "zolderd: %s\n", err.text);
         zconf_free(&conf);
         return 1;
+    }
+    if (conf.fetchmailrc[0]) { /* fetch: the rc file as the poller will read it */
+        char *data;
+        size_t len;
+        char error[FETCHRC_ERROR_MAX + 64];
+        if (fetch_read_rc(conf.fetchmailrc, &data, &len, error, sizeof error) != FETCH_PS_SUCCESS) {
+            fprintf(stderr, "zolderd: fetchmailrc: %s\n", error);
+            zconf_free(&conf);
+            return 1;
+        }
+        explicit_bzero(data, len);
+        free(data);
     }
     printf("zolderd: %s: config ok\n", path);
     zconf_free(&conf);
@@ -347,6 +367,10 @@ static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     daemon_run_queue(arg, false);
 }
 
+/* fetch (reference/fetch), defined with the rest of the poller's glue below */
+static bool daemon_fetch_load(struct daemon *d);
+static void daemon_fetch_schedule(struct daemon *d);
+
 /* ---- signals and reload ------------------------------------------------------------------- */
 
 static void daemon_reload(struct daemon *d)
@@ -393,6 +417,11 @@ static void daemon_reload(struct daemon *d)
     filter_free(&d->filter); /* content filter */
     if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
         log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
+    /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
+     * old one stays), and the schedule */
+    if (!daemon_fetch_load(d))
+        log_error("fetchmailrc: keeping the copy read before");
+    daemon_fetch_schedule(d);
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -409,6 +438,161 @@ static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
         log_info("stopping on signal %d", (int)sig);
         event_base_loopbreak(d->base);
     }
+}
+
+/* ---- fetch (reference/fetch): the fetchmail-compatible poller ------------------------------ */
+
+static void daemon_control_write(struct bufferevent *bev, void *arg);
+
+/* Reads the fetchmailrc (fetchmail's permission rule). false with the reason logged. */
+static bool daemon_fetch_load(struct daemon *d)
+{
+    if (!d->conf.fetchmailrc[0]) {
+        if (d->fetch_rcdata) { /* the key was removed on reload: nothing to poll any more */
+            explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+            free(d->fetch_rcdata);
+            d->fetch_rcdata = NULL;
+        }
+        return true;
+    }
+    char *data;
+    size_t len;
+    char error[FETCHRC_ERROR_MAX + 64];
+    if (fetch_read_rc(d->conf.fetchmailrc, &data, &len, error, sizeof error) != FETCH_PS_SUCCESS) {
+        log_error("fetchmailrc: %s", error);
+        return false;
+    }
+    if (d->fetch_rcdata) {
+        explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+        free(d->fetch_rcdata);
+    }
+    d->fetch_rcdata = data;
+    d->fetch_rclen = len;
+    return true;
+}
+
+static void daemon_fetch_done(void *ctx, const struct fetch_result *r)
+{
+    struct daemon *d = ctx;
+    d->fetch_run = NULL;
+    unsigned delivered = 0;
+    for (size_t i = 0; i < r->naccounts; i++)
+        delivered += r->accounts[i].delivered;
+    log_info("fetch: poll done: %zu accounts, %u messages delivered, status %d", r->naccounts,
+             delivered, r->status);
+    for (size_t i = 0; i < d->fetch_nwaiters; i++) {
+        struct bufferevent *bev = d->fetch_waiters[i];
+        evbuffer_add_printf(bufferevent_get_output(bev),
+                            "ok fetch done: status %d, %zu accounts, %u delivered\n", r->status,
+                            r->naccounts, delivered);
+        bufferevent_enable(bev, EV_WRITE);
+    }
+    d->fetch_nwaiters = 0;
+}
+
+/* A poll now, unless one is running. false when there is nothing to poll. */
+static bool daemon_fetch_start(struct daemon *d)
+{
+    if (d->fetch_run)
+        return true;
+    if (!d->fetch_rcdata)
+        return false;
+    char error[FETCHRC_ERROR_MAX + 64];
+    struct fetchrc *rc = fetch_parse_rc(d->conf.fetchmailrc, d->fetch_rcdata, d->fetch_rclen,
+                                        error, sizeof error);
+    if (!rc) {
+        log_error("fetchmailrc: %s", error);
+        return false;
+    }
+    struct fetch_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.hostname = d->conf.hostname;
+    cfg.state_dir = d->conf.state_dir;
+    struct zconf_listen target;
+    if (d->conf.fetch_smtp[0]) {
+        zconf_parse_listen(d->conf.fetch_smtp, 25, &target); /* validated with the config */
+    } else {
+        target = d->conf.listen[0];
+        struct sockaddr_in *sin = (struct sockaddr_in *)&target.sa;
+        if (target.sa.ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+            sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
+    cfg.smtp_len = target.salen;
+    cfg.handoff_sessions = 4;
+    cfg.refused = strcmp(d->conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
+                                                             : FETCH_REFUSED_DELETE;
+    cfg.invoking_user = d->conf.run_as;
+    log_info("fetch: poll started (%s)", d->conf.fetchmailrc);
+    d->fetch_run = fetch_start(d->base, rc, &cfg, daemon_fetch_done, d);
+    return d->fetch_run != NULL;
+}
+
+static void daemon_fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_fetch_start(arg);
+}
+
+static void daemon_fetch_waiter_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)what;
+    for (size_t i = 0; i < d->fetch_nwaiters; i++)
+        if (d->fetch_waiters[i] == bev)
+            d->fetch_waiters[i] = d->fetch_waiters[--d->fetch_nwaiters];
+    bufferevent_free(bev);
+}
+
+/* `zolderctl fetch`: the reply comes when the poll is done. */
+static void daemon_fetch_control(struct daemon *d, struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    bufferevent_disable(bev, EV_READ);
+    if (!d->conf.fetchmailrc[0] || !d->fetch_rcdata) {
+        evbuffer_add_printf(out, "error no fetchmailrc configured (or it was refused, see the log)\n");
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    if (d->fetch_nwaiters == sizeof d->fetch_waiters / sizeof d->fetch_waiters[0] ||
+        !daemon_fetch_start(d)) {
+        evbuffer_add_printf(out, "error cannot start a poll now (see the log)\n");
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    d->fetch_waiters[d->fetch_nwaiters++] = bev;
+    bufferevent_setcb(bev, NULL, daemon_control_write, daemon_fetch_waiter_event, d);
+}
+
+/* Starts the schedule (fetch_interval) when a fetchmailrc is set. */
+static void daemon_fetch_schedule(struct daemon *d)
+{
+    if (d->fetch_timer) {
+        event_free(d->fetch_timer);
+        d->fetch_timer = NULL;
+    }
+    if (!d->conf.fetchmailrc[0] || d->conf.fetch_interval == 0)
+        return;
+    d->fetch_timer = event_new(d->base, -1, EV_PERSIST, daemon_fetch_timer_cb, d);
+    event_add(d->fetch_timer, &(struct timeval){(time_t)d->conf.fetch_interval, 0});
+}
+
+static void daemon_fetch_stop(struct daemon *d)
+{
+    fetch_cancel(d->fetch_run); /* what zolder took is recorded; the rest stays on the server */
+    d->fetch_run = NULL;
+    for (size_t i = 0; i < d->fetch_nwaiters; i++)
+        bufferevent_free(d->fetch_waiters[i]);
+    d->fetch_nwaiters = 0;
+    if (d->fetch_timer)
+        event_free(d->fetch_timer);
+    d->fetch_timer = NULL;
+    if (d->fetch_rcdata) {
+        explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+        free(d->fetch_rcdata);
+    }
+    d->fetch_rcdata = NULL;
 }
 
 /* ---- control socket (zolderctl) ----------------------------------------------------------- */
@@ -433,6 +617,10 @@ static void daemon_control_read(struct bufferevent *bev, void *arg)
         evbuffer_add_printf(out, "ok reload requested (see the log)\n");
     } else if (strcmp(line, "ping") == 0) {
         evbuffer_add_printf(out, "ok pong\n");
+    } else if (strcmp(line, "fetch") == 0) {
+        free(line);
+        daemon_fetch_control(d, bev); /* answers when the poll is done */
+        return;
     } else {
         evbuffer_add_printf(out, "error unknown command\n");
     }
@@ -536,6 +724,9 @@ int daemon_run(const char *path)
     const char *relay_error = NULL;
     if (relay_auth_load(d.conf.smarthost_auth, &auth, &relay_error) < 0)
         log_fatalx("outbound delivery: %s", relay_error);
+    /* fetch: the fetchmailrc holds passwords and may be root's only, like the TLS key */
+    if (!daemon_fetch_load(&d))
+        log_fatalx("fetchmailrc %s refused", d.conf.fetchmailrc);
     const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
     daemon_prepare_state_dir(&d.conf, pw);
     daemon_drop_privileges(&d.conf, pw);
@@ -613,6 +804,7 @@ int daemon_run(const char *path)
     evsignal_add(d.sig_usr1, NULL);
     d.queue_timer = event_new(d.base, -1, EV_PERSIST, daemon_queue_timer_cb, &d);
     event_add(d.queue_timer, &(struct timeval){(time_t)d.conf.queue_run_interval, 0});
+    daemon_fetch_schedule(&d); /* fetch: polls every fetch_interval */
 
     struct buf where;
     buf_init(&where, 0);
@@ -630,6 +822,7 @@ int daemon_run(const char *path)
 
     event_base_dispatch(d.base);
 
+    daemon_fetch_stop(&d); /* fetch: before the SMTP side it hands mail to */
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
     auth_service_free(d.auth); /* after the sessions: they cancel their checks */

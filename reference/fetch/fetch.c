@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 
 #include "buf.h"
 #include "fetch/handoff.h"
+#include "fsutil.h"
 #include "fetch/uidrec.h"
 #include "hdr.h"
 #include "imap_resp.h"
@@ -292,7 +294,7 @@ static struct fetch_msg *acct_add_msg(struct fetch_acct *a, unsigned long num)
     m->a = a;
     m->num = num;
     buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
-    a->msgs = xreallocarray(a->msgs, a->nmsgs + 1, sizeof *a->msgs);
+    a->msgs = xreallocarray(a->msgs, a->nmsgs + 1, sizeof(struct fetch_msg *));
     a->msgs[a->nmsgs++] = m;
     return m;
 }
@@ -1032,7 +1034,7 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
         }
         /* fall through */
     case I_SEARCH_DEL:
-        qsort(a->msgs, a->nmsgs, sizeof *a->msgs, imap_cmp_num);
+        qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
         if (a->nmsgs == 0) {
             acct_plan(a);
             break;
@@ -1534,4 +1536,49 @@ void fetch_cancel(struct fetch_run *run)
     free(run->rc);
     free(run->result.accounts);
     free(run);
+}
+
+/* ---- the rc file ------------------------------------------------------------------------------ */
+
+int fetch_read_rc(const char *path, char **data_r, size_t *len_r, char *error, size_t errsize)
+{
+    *data_r = NULL;
+    *len_r = 0;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        snprintf(error, errsize, "%s: %s", path, strerror(errno));
+        return FETCH_PS_SYNTAX;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(error, errsize, "%s must have no more than -rwx------ (0700) permissions", path);
+        return FETCH_PS_IOERR;
+    }
+    if (fs_read_file(path, FETCHRC_FILE_MAX, data_r, len_r) < 0) {
+        snprintf(error, errsize, "%s: %s", path, strerror(errno));
+        return FETCH_PS_SYNTAX;
+    }
+    struct fetchrc *rc = fetch_parse_rc(path, *data_r, *len_r, error, errsize);
+    if (!rc) {
+        explicit_bzero(*data_r, *len_r);
+        free(*data_r);
+        *data_r = NULL;
+        return FETCH_PS_SYNTAX;
+    }
+    fetchrc_free(rc);
+    free(rc);
+    return FETCH_PS_SUCCESS;
+}
+
+struct fetchrc *fetch_parse_rc(const char *path, const char *data, size_t len, char *error,
+                               size_t errsize)
+{
+    struct fetchrc *rc = xcalloc(1, sizeof *rc);
+    char err[FETCHRC_ERROR_MAX];
+    if (!fetchrc_parse(rc, path, data, len, err)) {
+        snprintf(error, errsize, "%s", err);
+        fetchrc_free(rc);
+        free(rc);
+        return NULL;
+    }
+    return rc;
 }

@@ -112,6 +112,17 @@ struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
 /* Stops a run at once (daemon shutdown); done is not called. Unsynced work is redone later. */
 void fetch_cancel(struct fetch_run *run);
 
+/*
+ * Reads an rc file as fetchmail does: refused (FETCH_PS_IOERR) when group or others have any
+ * permission on it, FETCH_PS_SYNTAX when unreadable or invalid ("FILE:LINE:COL: ..." in
+ * error). On success *data_r holds its bytes (the caller parses them with fetchrc_parse for
+ * each run and wipes them with explicit_bzero before free).
+ */
+int fetch_read_rc(const char *path, char **data_r, size_t *len_r, char *error, size_t errsize);
+/* fetch_read_rc's bytes parsed into a new allocation; NULL with error. */
+struct fetchrc *fetch_parse_rc(const char *path, const char *data, size_t len, char *error,
+                               size_t errsize);
+
 /* The overall status of several accounts (documented in docs/fetch.md). */
 int fetch_overall(const struct fetch_account_result *a, size_t n);
 

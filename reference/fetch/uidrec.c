@@ -40,7 +40,9 @@ void uidrec_account_name(const char *server, const char *user, char *out, size_t
         char c = b.data[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '-' || c == '_' || c == '@';
-        out[k++] = ok ? c : '_';
+        out[k++] = c;
+        if (!ok)
+            out[k - 1] = '_';
     }
     snprintf(out + k, outsize - k, "-%08llx", h & 0xffffffffULL);
     buf_free(&b);

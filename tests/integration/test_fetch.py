@@ -281,5 +281,55 @@ class TestFetchImap(FetchCase):
         self.assertEqual(self.wait_subjects("bouke", 1), ["test 7"])
 
 
+class TestFetchInZolderd(IspsimCase):
+    """zolderd's own poller: fetchmailrc + fetch_interval, and `zolderctl fetch`."""
+
+    def start(self, rc, interval="0"):
+        self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-svc",
+                         conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval},
+                         files={"fetchmailrc": rc})
+        os.chmod(self.z.inst.path("fetchmailrc"), 0o600)
+        self.z.start()
+        self.addCleanup(self.z.cleanup)
+
+    def ctl(self, *args):
+        return self.z.run_tool("zolderctl", "-c", self.z.config, *args, timeout=120)
+
+    def subjects(self, user):
+        return re.findall(r"^Subject: (.*)$", self.z.mbox(user), re.M)
+
+    def test_zolderctl_fetch_polls_both_seed_accounts(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        self.start(seed_pop() + seed_imap())
+        r = self.ctl("fetch")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"fetch done: status 0, 2 accounts, 2 delivered", r.stdout)
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 1"] and
+                        self.subjects("bouke") == ["test 2"], 20, "both delivered")
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        self.assertNotIn("geheim", self.z.log())
+        r = self.ctl("fetch")
+        self.assertIn(b"status 1", r.stdout + r.stderr)
+
+    def test_fetch_interval_schedule(self):
+        self.isp.inject("mailstore", "sjoerd", message(3))
+        self.start(seed_pop(), interval="1")
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 3"], 20, "scheduled poll")
+        self.isp.inject("mailstore", "sjoerd", message(4))
+        self.z.wait_for(lambda: sorted(self.subjects("sjoerd")) == ["test 3", "test 4"], 20,
+                        "second scheduled poll")
+
+    def test_readable_rc_is_refused_at_start(self):
+        z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-bad",
+                    conf={"fetchmailrc": "fetchmailrc"}, files={"fetchmailrc": seed_pop()})
+        self.addCleanup(z.inst.cleanup)
+        os.chmod(z.inst.path("fetchmailrc"), 0o644)
+        r = z.run_tool("zolderd", "-c", z.config, "-t")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"0700", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
