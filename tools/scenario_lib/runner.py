@@ -123,6 +123,9 @@ class Run:
         files = {k: self.shift.out(v) for k, v in self.sc.files.items()}
         if "hosts" in files:
             conf.setdefault("hosts_file", "hosts")
+        if "fetchmailrc" in files:
+            conf.setdefault("fetchmailrc", "fetchmailrc")
+            conf.setdefault("fetch_interval", "0")  # polls only when a `fetch` step asks
         for key, name in (("aliases", "aliases"), ("access", "access"), ("hosts.allow", "hosts_allow"),
                           ("hosts.deny", "hosts_deny")):
             if key in files and key != "aliases":
