@@ -86,9 +86,16 @@ static void sim_smtpd_violation(void *ctx, const char *kind, const char *detail)
     sim_json_put_kv(&f, false, "violation", kind);
     sim_json_put_kv(&f, false, "detail", detail);
     buf_printf(&r, "%llu %s %s %s: %s", c->id, sim_smtpd_host(c), c->peer_text, kind, detail);
-    sim_run_record(c->run, "violation", f.data, r.data);
-    log_warnx("smtp session=%llu host=%s peer=%s violation=%s detail=\"%s\"", c->id,
-              sim_smtpd_host(c), c->peer_text, kind, detail);
+    /* An end of the connection that a dial-up link caused is the line's fault, not the client's. */
+    bool by_link = (strcmp(kind, "eof-in-data") == 0 || strcmp(kind, "no-quit") == 0) &&
+                   sim_run_was_link_cut(c->run, c->peer_text);
+    sim_run_record(c->run, by_link ? "link-cut" : "violation", f.data, r.data);
+    if (by_link)
+        log_info("smtp session=%llu host=%s peer=%s %s: the link cut the connection", c->id,
+                 sim_smtpd_host(c), c->peer_text, kind);
+    else
+        log_warnx("smtp session=%llu host=%s peer=%s violation=%s detail=\"%s\"", c->id,
+                  sim_smtpd_host(c), c->peer_text, kind, detail);
     buf_free(&f);
     buf_free(&r);
 }
