@@ -651,6 +651,7 @@ enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_
                     found = m;
                 }
         ms->uidvalidity = validity; /* the session keeps its view */
+        ms->seen_mtime_ns = -1;     /* ms->msgs is older than this scan: changed says so */
         if (r == MAILSTORE_OK && !found) {
             *error_r = "the message was removed by another program";
             r = MAILSTORE_GONE;

@@ -416,7 +416,7 @@ bool imap_parse_date(const char *s, size_t len, time_t *date_r)
         return false;
     int month = -1;
     for (int m = 0; m < 12; m++)
-        if (strncasecmp(s + i + 1, months + m * 3, 3) == 0)
+        if (strncasecmp(s + i + 1, months + (ptrdiff_t)m * 3, 3) == 0)
             month = m;
     if (month < 0)
         return false;

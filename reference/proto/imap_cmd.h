@@ -41,7 +41,7 @@
 #include <time.h>
 
 #define IMAP_LINE_MAX 8192
-#define IMAP_COMMAND_MAX (1024 * 1024)
+#define IMAP_COMMAND_MAX (1024UL * 1024)
 #define IMAP_LITERALS_MAX 64
 #define IMAP_TAG_MAX 64
 #define IMAP_STRING_MAX 65536

@@ -92,6 +92,13 @@ struct zconf {
     unsigned long smtp_connect_timeout; /* seconds for connect (and the TLS handshake) */
     unsigned long smtp_reply_timeout;   /* seconds waiting for a reply (RFC 5321 4.5.3.2) */
     unsigned long smtp_data_timeout;    /* seconds waiting for the reply to the final dot */
+    /* IMAP service (reference/imapd) */
+    struct zconf_listen imap[ZCONF_LISTEN_MAX];  /* IMAP4rev1 (RFC 3501), STARTTLS with TLS */
+    size_t nimap;
+    struct zconf_listen imaps[ZCONF_LISTEN_MAX]; /* IMAP over implicit TLS */
+    size_t nimaps;
+    unsigned long imap_timeout;          /* seconds, idle connection (RFC 3501 5.4: >= 30 min) */
+    unsigned long imap_connection_limit; /* simultaneous IMAP connections in all */
 };
 
 /* The parts of a smarthost value. */
