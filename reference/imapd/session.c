@@ -113,6 +113,7 @@ static void imapd_session_read(struct bufferevent *bev, void *arg);
 static void imapd_session_write(struct bufferevent *bev, void *arg);
 static void imapd_session_event(struct bufferevent *bev, short what, void *arg);
 static void imapd_process(struct imapd_session *ss);
+static unsigned imapd_system_flag(const char *name);
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
@@ -456,6 +457,9 @@ static void imapd_login(struct imapd_session *ss, const char *tag, const char *u
     }
     str_copy(ss->user, sizeof ss->user, user);
     ss->state = IMAPD_S_AUTH;
+    /* APPEND carries a whole message in one literal */
+    if (ss->srv->conf->message_size_limit > ss->reader.literal_max)
+        ss->reader.literal_max = ss->srv->conf->message_size_limit;
     log_info("imapd %llx: login user=%s from [%s]%s", ss->id, ss->user, ss->ip, ss->tls ? " tls=yes" : "");
     struct buf b;
     buf_init(&b, 0);
@@ -688,7 +692,50 @@ static void imapd_cmd_enable(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    imapd_send(ss, "%s NO [CANNOT] APPEND is not supported yet.", cmd->tag);
+    if (!imapd_is_inbox(cmd->arg1)) {
+        imapd_send(ss, "%s NO [TRYCREATE] Only INBOX is served; folders are not supported yet.", cmd->tag);
+        return;
+    }
+    time_t when = time(NULL);
+    if (cmd->nitems && !imap_parse_datetime(cmd->items[0], strlen(cmd->items[0]), &when)) {
+        imapd_bad(ss, cmd->tag, "Invalid date-time.");
+        return;
+    }
+    if (cmd->arg2_len == 0 || cmd->arg2_len > ss->srv->conf->message_size_limit) {
+        imapd_send(ss, "%s NO [LIMIT] The message is empty or larger than message_size_limit.", cmd->tag);
+        return;
+    }
+    unsigned flags = 0;
+    const char **keywords = xreallocarray(NULL, cmd->nflags + 1, sizeof *keywords);
+    size_t nkw = 0;
+    for (size_t i = 0; i < cmd->nflags; i++) {
+        if (cmd->flags[i][0] == '\\')
+            flags |= imapd_system_flag(cmd->flags[i]);
+        else
+            keywords[nkw++] = cmd->flags[i];
+    }
+    struct mailstore tmp, *ms = &tmp;
+    const char *error = NULL;
+    enum mailstore_result r = MAILSTORE_OK;
+    if (ss->state == IMAPD_S_SELECTED)
+        ms = &ss->store;
+    else
+        r = mailstore_open(&tmp, ss->srv->conf->state_dir, ss->user, &error);
+    uint32_t uid = 0;
+    if (r == MAILSTORE_OK)
+        r = mailstore_append(ms, cmd->arg2, cmd->arg2_len, when, flags, keywords, nkw, &uid, &error);
+    free(keywords);
+    uint32_t validity = ms->uidvalidity;
+    if (ms == &tmp)
+        mailstore_close(&tmp);
+    if (r != MAILSTORE_OK) {
+        imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    log_info("imapd %llx: user=%s append uid=%u size=%zu", ss->id, ss->user, uid, cmd->arg2_len);
+    char text[96];
+    snprintf(text, sizeof text, "[APPENDUID %u %u] Append completed.", validity, uid);
+    imapd_ok(ss, cmd->tag, true, text);
 }
 
 static void imapd_idle_poll(evutil_socket_t fd, short what, void *arg)

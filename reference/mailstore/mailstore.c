@@ -23,6 +23,7 @@
 #include "deliver/local.h"
 #include "fsutil.h"
 #include "log.h"
+#include "mbox.h"
 #include "mbox_flags.h"
 #include "mbox_read.h"
 #include "xalloc.h"
@@ -967,6 +968,111 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
     } else {
         free(list);
     }
+    return r;
+}
+
+enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
+                                       unsigned flags, const char *const *keywords, size_t nkeywords,
+                                       uint32_t *uid_r, const char **error_r)
+{
+    *uid_r = 0;
+    if (len > MAILSTORE_MESSAGE_MAX) {
+        *error_r = "message too large";
+        return MAILSTORE_ERROR;
+    }
+    int fd;
+    enum mailstore_result r = mailstore_lock(ms, true, &fd, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    if (fd < 0) {
+        /* no mailbox yet: create it as delivery would (we hold the dotlock) */
+        fd = open(ms->mbox_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_SETLKW, &fl) < 0) {
+            if (fd >= 0)
+                close(fd);
+            unlink(ms->lock_path);
+            *error_r = "cannot create mailbox";
+            return MAILSTORE_ERROR;
+        }
+    }
+    uint32_t validity = ms->uidvalidity;
+    struct stat st;
+    struct buf entry;
+    buf_init(&entry, 0);
+    struct mailstore_msg *list = NULL;
+    size_t nlist = 0;
+    if (fstat(fd, &st) < 0) {
+        *error_r = "cannot stat mailbox";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    off_t size = st.st_size;
+    /* The previous message must end with its blank separator line. */
+    char tail[2] = {'\n', '\n'};
+    if (size >= 2 && pread(fd, tail, 2, size - 2) != 2) {
+        *error_r = "cannot read mailbox";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    if (size == 1)
+        tail[0] = '\0';
+    if (size > 0 && tail[1] != '\n')
+        buf_append_str(&entry, "\n\n");
+    else if (size > 0 && tail[0] != '\n')
+        buf_append_char(&entry, '\n');
+    size_t from_at = entry.len;
+    mbox_from_line(&entry, ms->user, when);
+    struct mbox_quoter q;
+    mbox_quoter_init(&q);
+    mbox_quoter_feed(&q, data, len, &entry);
+    mbox_quoter_finish(&q, &entry);
+    if (lseek(fd, size, SEEK_SET) != size || fs_write_all(fd, entry.data, entry.len) < 0 || fsync(fd) < 0) {
+        if (ftruncate(fd, size) < 0 || fsync(fd) < 0)
+            log_warn("mailstore: cannot truncate %s back to %lld", ms->mbox_path, (long long)size);
+        *error_r = "cannot write mailbox";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    r = mailstore_sync(ms, fd, &list, &nlist, error_r);
+    if (r != MAILSTORE_OK)
+        goto out;
+    unsigned long long at = (unsigned long long)size + from_at;
+    struct mailstore_msg *m = NULL;
+    for (size_t i = nlist; i-- > 0;)
+        if (list[i].offset == at)
+            m = &list[i];
+    if (!m) {
+        *error_r = "the appended message is not where it was written";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    *uid_r = m->uid;
+    uint32_t kw = 0;
+    for (size_t k = 0; k < nkeywords; k++) {
+        int bit = mailstore_keyword_add(ms, keywords[k]);
+        if (bit >= 0)
+            kw |= 1u << bit;
+    }
+    flags &= MBOX_FLAGS_IMAP;
+    if (flags || kw) {
+        m->flags = flags | MAILSTORE_DIRTY;
+        m->keywords = kw;
+        mailstore_index_write(ms, list, nlist);
+    }
+    if (ms->uidvalidity != validity) {
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        r = MAILSTORE_GONE;
+        goto out;
+    }
+    free(ms->msgs);
+    ms->msgs = list;
+    ms->nmsgs = nlist;
+    list = NULL;
+out:
+    free(list);
+    buf_free(&entry);
+    mailstore_unlock(ms, fd);
     return r;
 }
 

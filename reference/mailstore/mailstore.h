@@ -138,6 +138,15 @@ bool mailstore_changed(struct mailstore *ms);
 enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids, size_t n,
                                       enum mailstore_store_mode mode, unsigned flags,
                                       const char *const *keywords, size_t nkeywords, const char **error_r);
+/*
+ * Appends a message (wire form: CRLF or LF lines) to the mbox under the delivery locks, with
+ * a From_ line dated when and the mboxrd quoting delivery uses; fsync before OK. Its UID
+ * comes back in *uid_r and its flags (MBOX_FLAGS_IMAP bits, keywords by name) are set in the
+ * index. Refreshes ms->msgs.
+ */
+enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
+                                       unsigned flags, const char *const *keywords, size_t nkeywords,
+                                       uint32_t *uid_r, const char **error_r);
 /* Writes flags changed by mailstore_store into the mbox headers (a rewrite, when any). */
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r);
 /* Like mailstore_read, for a message the caller keeps (found by UID and hash if it moved). */

@@ -133,7 +133,7 @@ enum imap_read_result imap_reader_feed(struct imap_reader *r, const char *data, 
             }
             continue;
         }
-        if (r->cmd_len - r->line_start + chunk > IMAP_LINE_MAX || r->cmd_len + chunk > IMAP_COMMAND_MAX) {
+        if (r->cmd_len - r->line_start + chunk > IMAP_LINE_MAX || r->cmd_len + chunk > IMAP_COMMAND_MAX + r->literal_max) {
             imap_reader_append(r, data + i, chunk < IMAP_TAG_MAX + 1 ? chunk : IMAP_TAG_MAX + 1);
             imap_reader_take_tag(r);
             r->error = "Command line too long.";
@@ -157,7 +157,7 @@ enum imap_read_result imap_reader_feed(struct imap_reader *r, const char *data, 
         bool sync;
         if (imap_reader_literal(r, &n, &sync)) {
             if (n > r->literal_max || r->nliterals >= IMAP_LITERALS_MAX ||
-                r->cmd_len + n > IMAP_COMMAND_MAX) {
+                r->cmd_len + n > IMAP_COMMAND_MAX + (unsigned long long)r->literal_max) {
                 imap_reader_take_tag(r);
                 r->error = n > r->literal_max ? "Literal too large." : "Command too large.";
                 imap_reader_reset(r);
@@ -320,7 +320,7 @@ static bool imap_string(struct imap_p *p, char **out_r, size_t *len_r)
     if (c == '{') {
         p->pos++;
         unsigned long long n;
-        if (!imap_number64(p, IMAP_COMMAND_MAX, &n))
+        if (!imap_number64(p, p->len, &n))
             return false;
         if (imap_peek(p) == '+')
             p->pos++;
@@ -429,6 +429,35 @@ bool imap_parse_date(const char *s, size_t len, time_t *date_r)
         return false;
     struct tm tm = {.tm_mday = (int)day, .tm_mon = month, .tm_year = (int)year - 1900};
     *date_r = timegm(&tm);
+    return true;
+}
+
+bool imap_parse_datetime(const char *s, size_t len, time_t *t_r)
+{
+    /* date-day-fixed "-" date-month "-" date-year SP time SP zone (RFC 3501 9) */
+    if (len != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[14] != ':' || s[17] != ':' || s[20] != ' ' ||
+        (s[21] != '+' && s[21] != '-'))
+        return false;
+    char day[12];
+    size_t n = 0;
+    if (s[0] != ' ')
+        day[n++] = s[0];
+    memcpy(day + n, s + 1, 10);
+    n += 10;
+    time_t date;
+    if (!imap_parse_date(day, n, &date))
+        return false;
+    int v[7];
+    static const size_t at[] = {12, 15, 18, 22, 24};
+    for (size_t i = 0; i < 5; i++) {
+        if (!isdigit((unsigned char)s[at[i]]) || !isdigit((unsigned char)s[at[i] + 1]))
+            return false;
+        v[i] = (s[at[i]] - '0') * 10 + (s[at[i] + 1] - '0');
+    }
+    if (v[0] > 23 || v[1] > 59 || v[2] > 60 || v[4] > 59)
+        return false;
+    long zone = (long)(v[3] * 60 + v[4]) * 60;
+    *t_r = date + (time_t)v[0] * 3600 + (time_t)v[1] * 60 + v[2] - (s[21] == '+' ? zone : -zone);
     return true;
 }
 

@@ -26,7 +26,8 @@
  *   once, then discarded up to its LF), a literal at most the reader's literal_max bytes
  *   (a synchronizing one over it gets IMAP_READ_ERROR before any byte of it is sent; a
  *   LITERAL+ one over it is IMAP_READ_FATAL: the bytes are coming and the caller closes),
- *   IMAP_COMMAND_MAX bytes per command in all, IMAP_LITERALS_MAX literals per command,
+ *   IMAP_COMMAND_MAX bytes per command besides one literal's worth (APPEND's message),
+ *   IMAP_LITERALS_MAX literals per command,
  *   IMAP_SEQ_RANGES_MAX ranges in a sequence set, IMAP_FETCH_ATTS_MAX fetch items,
  *   IMAP_SEARCH_KEYS_MAX search keys nested at most IMAP_SEARCH_DEPTH_MAX deep,
  *   IMAP_FLAGS_MAX flags, IMAP_SECTION_DEPTH_MAX section numbers. Numbers are 32-bit
@@ -66,7 +67,7 @@ enum imap_read_result {
 };
 
 struct imap_reader {
-    size_t literal_max;     /* set by the caller before feeding (0: IMAP_STRING_MAX) */
+    size_t literal_max;     /* the caller may change it between commands (0 at init: IMAP_STRING_MAX) */
     char *cmd;              /* the framed command when IMAP_READ_COMMAND, NUL-terminated */
     size_t cmd_len;
     const char *error;
@@ -224,6 +225,9 @@ const char *imap_verb_name(enum imap_verb verb);
 
 /* Parses an IMAP date (d-Mon-yyyy) as 00:00 UTC of that day. */
 bool imap_parse_date(const char *s, size_t len, time_t *date_r);
+
+/* Parses an APPEND date-time ("dd-Mon-yyyy hh:mm:ss +zzzz", day space-padded or not). */
+bool imap_parse_datetime(const char *s, size_t len, time_t *t_r);
 
 /* True when flag (as the client wrote it) is one of the system flags, case-insensitively. */
 bool imap_flag_is_system(const char *flag);

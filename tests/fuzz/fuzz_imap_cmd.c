@@ -55,7 +55,7 @@ static unsigned long fuzz_frame(const char *s, size_t len, size_t step, int pars
             if (res != IMAP_READ_MORE)
                 digest = digest * 31 + (unsigned long)res;
             if (res == IMAP_READ_COMMAND) {
-                fuzz_check(r.cmd_len <= IMAP_COMMAND_MAX);
+                fuzz_check(r.cmd_len <= IMAP_COMMAND_MAX + r.literal_max);
                 for (size_t i = 0; i < r.cmd_len; i++)
                     digest = digest * 131 + (unsigned char)r.cmd[i];
                 if (parse)

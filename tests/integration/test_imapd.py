@@ -283,6 +283,64 @@ class ImapTest(ImapCase):
         a.logout()
         b.logout()
 
+    def test_append(self):
+        self.deliver(1)
+        m = self.imap()
+        msg = b"From: a@b\r\nSubject: opgeslagen\r\n\r\nFrom here on\r\nregel\r\n"
+        typ, data = m.append("INBOX", "(\\Seen $Concept)", '"05-Jan-2026 01:02:03 +0000"', msg)
+        self.assertEqual(typ, "OK", data)
+        self.assertRegex(data[0], rb"^\[APPENDUID \d+ 2\] Append completed.")
+        # the selected session sees it at once
+        self.assertEqual(m.untagged_responses.get("EXISTS")[-1], b"2")
+        data = self.ok(m.fetch("2", "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"))
+        self.assertIn(b"FLAGS (\\Seen $Concept)", data[0][0])
+        self.assertIn(b'" 5-Jan-2026 ', data[0][0])
+        self.assertEqual(data[0][1], msg)
+        self.assertIn(f"RFC822.SIZE {len(msg)}".encode(), data[0][0])
+        self.assertIn("\n>From here on\n", self.z.mbox("bouke"))  # mboxrd, as delivery writes it
+        self.assertEqual(m.append("Archief", None, None, msg)[0], "NO")
+        m.logout()
+        # flags reach the mbox at logout, and a new session sees all
+        self.assertIn("X-Keywords: $Concept", self.z.mbox("bouke"))
+        m = self.imap(select=False)
+        self.ok(m.append("INBOX", None, None, b"Subject: drie\r\n\r\nx\r\n"))
+        self.assertEqual(self.ok(m.select()), [b"3"])
+        m.logout()
+
+    def test_delivery_while_two_imap_and_one_pop3_session_are_open(self):
+        import poplib
+        self.z.stop()
+        with open(self.z.config, "a") as f:
+            f.write(f"pop3 = {ADDRESS}:{test_port(2110)}\n")
+        self.z.start()
+        self.deliver(1, 2)
+        a = self.imap()
+        b = self.imap()
+        p = poplib.POP3(ADDRESS, test_port(2110), timeout=10)
+        self.addCleanup(p.close)
+        p.user("bouke")
+        p.pass_(PASSWORD)
+        self.assertEqual(p.stat()[0], 2)
+        self.deliver(3, 4)
+        for m in (a, b):
+            m.noop()
+            self.assertEqual(m.untagged_responses.pop("EXISTS", [None])[-1], b"4")
+        self.assertEqual(p.stat()[0], 2)  # POP3 keeps the maildrop of its login
+        p.dele(1)
+        self.ok(a.store("3", "+FLAGS", "(\\Deleted)"))
+        a.expunge()
+        b.noop()
+        self.assertEqual(b.untagged_responses.pop("EXPUNGE", None), [b"3"])
+        self.assertEqual(p.quit()[:3], b"+OK")
+        a.noop()
+        b.noop()
+        self.assertEqual(a.untagged_responses.pop("EXPUNGE", None), [b"1"])
+        self.assertEqual(b.untagged_responses.pop("EXPUNGE", None), [b"1"])
+        self.assertEqual(self.ok(a.fetch("1:*", "(UID)")), [b"1 (UID 2)", b"2 (UID 4)"])
+        self.assertEqual(self.ok(b.uid("SEARCH", "ALL")), [b"2 4"])
+        a.logout()
+        b.logout()
+
     def test_bad_input_gets_clean_errors(self):
         self.deliver(1)
         m = self.imap()

@@ -446,6 +446,12 @@ static void test_date(void **state)
     assert_false(imap_parse_date("1-Jan-70", 8, &t));
     assert_false(imap_parse_date("0-Jan-2026", 10, &t));
     assert_false(imap_parse_date("001-Jan-2026", 12, &t));
+    assert_true(imap_parse_datetime("28-Nov-2026 10:00:00 +0100", 26, &t));
+    assert_int_equal((long long)t, 1795856400LL); /* 09:00 UTC */
+    assert_true(imap_parse_datetime(" 5-Jan-2026 01:02:03 -0030", 26, &t));
+    assert_int_equal((long long)t, 1767576723LL);
+    assert_false(imap_parse_datetime("28-Nov-2026 24:00:00 +0100", 26, &t));
+    assert_false(imap_parse_datetime("28-Nov-2026 10:00:00 0100", 25, &t));
 }
 
 int main(void)
