@@ -34,6 +34,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "pop3d/pop3d.h"
+#include "imapd/imapd.h"
 #include "queue/queue.h"
 #include "relay/relay.h"
 #include "smtpd/smtpd.h"
@@ -52,6 +53,7 @@ struct daemon {
     struct queue queue;
     struct smtpd smtpd;
     struct pop3d pop3d;
+    struct imapd imapd;  /* IMAP service (reference/imapd) */
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
     struct relay *relay;        /* outbound delivery */
@@ -719,6 +721,16 @@ int daemon_run(const char *path)
             log_fatal("cannot listen on %s", l->text);
         pop3_fds[npop3_fds++] = fd;
     }
+    /* IMAP listeners (plain, then implicit TLS), bound here too. */
+    int imap_fds[ZCONF_LISTEN_MAX * 2];
+    size_t nimap_fds = 0;
+    for (size_t i = 0; i < d.conf.nimap + d.conf.nimaps; i++) {
+        const struct zconf_listen *l = i < d.conf.nimap ? &d.conf.imap[i] : &d.conf.imaps[i - d.conf.nimap];
+        int fd = smtpd_bind(l);
+        if (fd < 0)
+            log_fatal("cannot listen on %s", l->text);
+        imap_fds[nimap_fds++] = fd;
+    }
     SSL_CTX *tls = daemon_tls_context(&d.conf);
     struct relay_auth auth; /* read before privileges go, like the TLS key */
     const char *relay_error = NULL;
@@ -792,6 +804,13 @@ int daemon_run(const char *path)
     d.pop3d.tls = tls;
     if (pop3d_start(&d.pop3d, pop3_fds, d.conf.npop3, d.conf.npop3s) < 0)
         log_fatalx("cannot start POP3 listeners");
+    /* IMAP service */
+    d.imapd.conf = &d.conf;
+    d.imapd.base = d.base;
+    d.imapd.maps = &d.smtpd_maps;
+    d.imapd.tls = tls;
+    if (imapd_start(&d.imapd, imap_fds, d.conf.nimap, d.conf.nimaps) < 0)
+        log_fatalx("cannot start IMAP listeners");
     daemon_open_control(&d);
 
     d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
@@ -816,6 +835,10 @@ int daemon_run(const char *path)
         buf_printf(&where, " pop3=%s", d.conf.pop3[i].text);
     for (size_t i = 0; i < d.conf.npop3s; i++)
         buf_printf(&where, " pop3s=%s", d.conf.pop3s[i].text);
+    for (size_t i = 0; i < d.conf.nimap; i++)
+        buf_printf(&where, " imap=%s", d.conf.imap[i].text);
+    for (size_t i = 0; i < d.conf.nimaps; i++)
+        buf_printf(&where, " imaps=%s", d.conf.imaps[i].text);
     log_info("ready: zolderd %s hostname=%s%s tls=%s state_dir=%s", ZOLDER_VERSION,
              d.conf.hostname, where.data ? where.data : "", tls ? "yes" : "no", d.conf.state_dir);
     buf_free(&where);
@@ -825,6 +848,7 @@ int daemon_run(const char *path)
     daemon_fetch_stop(&d); /* fetch: before the SMTP side it hands mail to */
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
+    imapd_stop(&d.imapd);
     auth_service_free(d.auth); /* after the sessions: they cancel their checks */
     evconnlistener_free(d.control);
     unlink(d.control_path);

@@ -116,6 +116,11 @@ static const struct zconf_key zconf_keys[] = {
     KU(fetch_interval, "3600", 0, 604800),
     K(fetch_smtp, ZCONF_STR, ""),
     KC(fetch_refused, "delete", "delete keep"),
+    /* IMAP service (reference/imapd) */
+    K(imap, ZCONF_LISTEN, ""),
+    K(imaps, ZCONF_LISTEN, ""),
+    KU(imap_timeout, "1800", 1, 86400),
+    KU(imap_connection_limit, "100", 1, 100000),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -194,6 +199,16 @@ static struct zconf_listen *zconf_listen_slot(struct zconf *conf, const char *ke
         *count_r = &conf->npop3s;
         *port_r = 995;
         return conf->pop3s;
+    }
+    if (strcmp(key, "imap") == 0) {
+        *count_r = &conf->nimap;
+        *port_r = 143;
+        return conf->imap;
+    }
+    if (strcmp(key, "imaps") == 0) {
+        *count_r = &conf->nimaps;
+        *port_r = 993;
+        return conf->imaps;
     }
     *count_r = &conf->nlisten;
     *port_r = 25;
@@ -548,6 +563,14 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
     }
     if ((conf->npop3 || conf->npop3s) && strcmp(conf->mailbox_format, "mbox") != 0) {
         cfg_error_set(err, file, 0, "pop3 and pop3s serve mbox spools only (mailbox_format = mbox)");
+        return false;
+    }
+    if (conf->nimaps && !conf->tls_cert[0]) {
+        cfg_error_set(err, file, 0, "imaps needs tls_cert and tls_key");
+        return false;
+    }
+    if ((conf->nimap || conf->nimaps) && strcmp(conf->mailbox_format, "mbox") != 0) {
+        cfg_error_set(err, file, 0, "imap and imaps serve mbox spools only (mailbox_format = mbox)");
         return false;
     }
     if (strcmp(conf->smarthost_tls, "verify") == 0 && !conf->tls_ca_file[0]) {

@@ -121,6 +121,13 @@ struct zconf {
     unsigned long fetch_interval;       /* seconds between polls; 0: only `zolderctl fetch` */
     char *fetch_smtp;                   /* "ADDR:PORT" of the hand-off, "" = first listen */
     char *fetch_refused;                /* zolder's 5xx: "delete" (fetchmail) or "keep" */
+    /* IMAP service (reference/imapd) */
+    struct zconf_listen imap[ZCONF_LISTEN_MAX];  /* IMAP4rev1 (RFC 3501), STARTTLS with TLS */
+    size_t nimap;
+    struct zconf_listen imaps[ZCONF_LISTEN_MAX]; /* IMAP over implicit TLS */
+    size_t nimaps;
+    unsigned long imap_timeout;          /* seconds, idle connection (RFC 3501 5.4: >= 30 min) */
+    unsigned long imap_connection_limit; /* simultaneous IMAP connections in all */
 };
 
 /* The parts of a smarthost value. */
