@@ -128,12 +128,16 @@ def pss_kib(pids):
 
 
 def cpu_seconds(pids):
+    """CPU time of the live processes, plus what the first (the server's root) collected from
+    children that ended (Dovecot's per-connection processes)."""
     total = 0
-    for p in pids:
+    for i, p in enumerate(pids):
         try:
             with open(f"/proc/{p}/stat", encoding="ascii") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
+            if i == 0:
+                total += int(fields[13]) + int(fields[14])
         except (OSError, ValueError, IndexError):
             pass
     return total / os.sysconf("SC_CLK_TCK")
