@@ -30,6 +30,7 @@
 #include <openssl/err.h>
 
 #include "addr.h"
+#include "auth/auth.h"
 #include "buf.h"
 #include "hdr.h"
 #include "log.h"
@@ -50,6 +51,7 @@ enum smtpd_state {
     SMTPD_S_AUTH_LOGIN_USER,
     SMTPD_S_AUTH_LOGIN_PASS,
     SMTPD_S_COMMIT_WAIT,    /* message written; reading paused until the group commit */
+    SMTPD_S_AUTH_WAIT,      /* password being checked (reference/auth); reading paused */
     SMTPD_S_LOOKUP,         /* dns = canonify: reading paused until the RCPT domain's lookup */
     SMTPD_S_CLOSING,
 };
@@ -106,6 +108,8 @@ struct smtpd_session {
     bool bdat_last;
     bool discard_line;         /* dropping the rest of an overlong command line */
     char *auth_login_user;
+    struct auth_request *auth_req; /* the password check under way */
+    char auth_pending_user[256];
     struct smtpd_pending *pending;
     struct smtpd_tx tx;
     /* dns = canonify: the RCPT waiting for its domain's lookup (state SMTPD_S_LOOKUP) */
@@ -181,6 +185,8 @@ static void smtpd_session_free(struct smtpd_session *ss)
     s->nsessions--;
     if (ss->pending)
         ss->pending->ss = NULL; /* never promised: the commit drops it */
+    if (ss->auth_req)
+        auth_cancel(ss->auth_req);
     if (ss->lookup && s->domain_cancel)
         s->domain_cancel(ss->lookup);
     free(ss->lookup_rcpt.addr);
@@ -268,7 +274,7 @@ static void smtpd_cmd_helo(struct smtpd_session *ss, const struct smtp_cmd *cmd)
     smtpd_reply(ss, "250-ETRN");
     if (ss->srv->tls && !ss->tls)
         smtpd_reply(ss, "250-STARTTLS");
-    if (ss->tls || netaddr_is_local(&ss->addr))
+    if (ss->tls || zconf_plaintext_auth_ok(c, &ss->addr))
         smtpd_reply(ss, "250-AUTH PLAIN LOGIN");
     smtpd_reply(ss, "250-ENHANCEDSTATUSCODES");
     smtpd_reply(ss, "250-8BITMIME");
@@ -657,11 +663,10 @@ static bool smtpd_base64_decode(const char *in, struct buf *out)
     return true;
 }
 
-static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const char *pass)
+static void smtpd_auth_verdict(struct smtpd_session *ss, const char *user, bool ok)
 {
-    const struct smtpd_maps *m = ss->srv->maps;
     ss->state = SMTPD_S_COMMAND;
-    if (m && m->authenticate && m->authenticate(m->ctx, user, pass)) {
+    if (ok) {
         ss->authenticated = true;
         str_copy(ss->auth_user, sizeof ss->auth_user, user);
         log_info("smtpd %llx: %s[%s]: authenticated as %s", ss->id,
@@ -672,6 +677,34 @@ static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const c
                  ss->client_name ? ss->client_name : "unknown", ss->ip, user);
         smtpd_error(ss, "535 5.7.8 Error: authentication failed");
     }
+}
+
+static void smtpd_session_read(struct bufferevent *bev, void *arg);
+
+static void smtpd_auth_done(enum users_auth result, void *arg)
+{
+    struct smtpd_session *ss = arg;
+    ss->auth_req = NULL;
+    if (result != USERS_AUTH_OK)
+        log_info("auth: user=%s result=%s", ss->auth_pending_user, users_auth_name(result));
+    smtpd_auth_verdict(ss, ss->auth_pending_user, result == USERS_AUTH_OK);
+    /* what the client sent meanwhile is read now, after the reply */
+    smtpd_session_read(ss->bev, ss);
+}
+
+static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const char *pass)
+{
+    const struct smtpd_maps *m = ss->srv->maps;
+    if (ss->srv->auth && m && m->auth_prepare) {
+        struct users_check chk;
+        m->auth_prepare(m->ctx, user, &chk);
+        str_copy(ss->auth_pending_user, sizeof ss->auth_pending_user, user);
+        ss->state = SMTPD_S_AUTH_WAIT;
+        ss->auth_req = auth_submit(ss->srv->auth, &chk, pass, smtpd_auth_done, ss);
+        OPENSSL_cleanse(&chk, sizeof chk);
+        return;
+    }
+    smtpd_auth_verdict(ss, user, m && m->authenticate && m->authenticate(m->ctx, user, pass));
 }
 
 static void smtpd_auth_plain(struct smtpd_session *ss, const char *b64)
@@ -706,7 +739,7 @@ static void smtpd_auth_plain(struct smtpd_session *ss, const char *b64)
 
 static void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtp_cmd *cmd)
 {
-    if (!ss->tls && !netaddr_is_local(&ss->addr)) {
+    if (!ss->tls && !zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr)) {
         smtpd_error(ss, "538 5.7.11 Encryption required for requested authentication mechanism");
         return;
     }
@@ -1218,7 +1251,8 @@ static void smtpd_read_commands(struct smtpd_session *ss, struct evbuffer *in)
 {
     const struct zconf *c = ss->srv->conf;
     while (ss->state != SMTPD_S_CLOSING) {
-        if (ss->state == SMTPD_S_COMMIT_WAIT || ss->state == SMTPD_S_LOOKUP)
+        if (ss->state == SMTPD_S_COMMIT_WAIT || ss->state == SMTPD_S_AUTH_WAIT ||
+            ss->state == SMTPD_S_LOOKUP)
             return;
         if (ss->state == SMTPD_S_DATA) {
             smtpd_read_data(ss, in);
@@ -1369,8 +1403,8 @@ void smtpd_session_new(struct smtpd *s, evutil_socket_t fd, const struct sockadd
              submission ? " (submission)" : "");
 
     ss->relay_client = netaddr_is_local(&ss->addr);
-    for (size_t i = 0; i < c->nrelay_from && !ss->relay_client; i++)
-        if (netmask_match(&c->relay_from[i], &ss->addr))
+    for (size_t i = 0; i < c->relay_from.n && !ss->relay_client; i++)
+        if (netmask_match(&c->relay_from.net[i], &ss->addr))
             ss->relay_client = true;
 
     const char *text = NULL;

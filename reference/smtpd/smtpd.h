@@ -42,6 +42,7 @@ struct smtpd {
     struct event_base *base;
     struct queue *queue;
     struct smtpd_maps *maps;
+    struct auth_service *auth;    /* password checks off the loop; NULL: maps->authenticate */
     SSL_CTX *tls;                 /* NULL: no STARTTLS */
     struct evconnlistener *listeners[ZCONF_LISTEN_MAX * 2];
     bool listener_is_submission[ZCONF_LISTEN_MAX * 2];
