@@ -306,6 +306,7 @@ class ClamdBackend(FilterCase):
         except subprocess.TimeoutExpired:
             cls.proc.kill()
             cls.proc.wait()
+        cls.proc.stdout.close()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):
