@@ -224,6 +224,27 @@ class FilterVerdicts(FilterCase):
         self.assertEqual(self.z.log().count(f"{ids[0]}: filter="), 1, "scanned once")
 
 
+class FilterReload(FilterCase):
+    def test_reload_changes_the_lists(self):
+        """A reload applies new lists; a bad signature file is refused, the running filter kept."""
+        with open(self.z.config) as f:
+            conf = f.read()
+        self.z.inst.write("sigs", "Test.Bad hex 0011\n")
+        self.z.inst.write("zolder.conf", conf + "virus_signatures = sigs\n")
+        self.assertEqual(self.ctl("reload").returncode, 0)
+        self.z.wait_log("reload refused, keeping the running config")
+        self.assertIn("sigs:1: hex pattern", self.z.log())
+        self.z.inst.write("sigs", "Zolder.Test.Local text ZOLDER-LOCAL-SIGNATURE\n")
+        self.z.inst.write("zolder.conf", conf + "virus_signatures = sigs\nbanned_extensions = .scr\n")
+        self.assertEqual(self.ctl("reload").returncode, 0)
+        self.z.wait_log(f"reloaded {self.z.config}")
+        self.send(multipart("spelletje", [("application/octet-stream; name=\"spel.exe\"", "", "TVqQ")]))
+        self.z.wait_for(lambda: "Subject: spelletje" in self.z.mbox("bouke"), what=".exe delivered after reload")
+        self.send("From: sjoerd@zolder.thuis\r\nSubject: lokaal\r\n\r\nZOLDER-LOCAL-SIGNATURE\r\n")
+        self.wait_notice("A virus (Zolder.Test.Local) was found.")
+        self.assertNotIn("Subject: lokaal", self.z.mbox("bouke"))
+
+
 class FilterOff(FilterCase):
     conf = {"filter": "no"}
 
