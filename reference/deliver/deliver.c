@@ -401,6 +401,94 @@ static int deliver_forward(struct deliver *d, struct queue_msg *msg, size_t rcpt
 }
 
 /*
+ * Tells the user once per bad version of the rules file (its SHA-256, kept in
+ * STATE_DIR/rules-told/USER) that it was refused: a message from the null sender into their
+ * INBOX, queued under an id derived from the message that met the bad file.
+ */
+static void deliver_rules_tell(struct deliver *d, struct queue_msg *msg, size_t rcpt, const char *user,
+                               const char *text, size_t len, const char *why)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL);
+    char hex[2 * EVP_MAX_MD_SIZE + 2];
+    size_t hexlen = 2 * (size_t)mdlen;
+    for (size_t i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    size_t dn = strlen(d->conf->state_dir) + sizeof "/rules-told";
+    char *dir = xmalloc(dn);
+    snprintf(dir, dn, "%s/rules-told", d->conf->state_dir);
+    size_t pn = dn + strlen(user) + 1;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", dir, user);
+    char *told = NULL;
+    size_t tlen = 0;
+    bool already = fs_read_file(path, 256, &told, &tlen) == 0 && tlen >= hexlen &&
+                   memcmp(told, hex, hexlen) == 0;
+    free(told);
+    if (already) {
+        free(dir);
+        free(path);
+        return;
+    }
+    char id[QUEUE_ID_LEN + 1], date[64];
+    deliver_derived_id(msg->id, rcpt, "rules-refused", id);
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    struct buf body;
+    buf_init(&body, 0);
+    buf_printf(&body, "From: Mail delivery at %s <postmaster@%s>\r\nTo: <%s>\r\n"
+                      "Subject: Your delivery rules were refused\r\nDate: %s\r\n"
+                      "Message-ID: <%s.rules@%s>\r\nAuto-Submitted: auto-generated\r\n"
+                      "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+                      "Your delivery rules file has an error, so it is not used: all your mail\r\n"
+                      "goes to your INBOX until it is fixed. Nothing was lost.\r\n\r\n   ",
+               d->conf->hostname, d->conf->hostname, msg->env.rcpts[rcpt].addr, date, id, d->conf->hostname);
+    for (const char *c = why; *c; c++) {
+        if (*c >= ' ' && *c <= '~')
+            buf_append_char(&body, *c);
+        else
+            buf_append_char(&body, '?');
+    }
+    buf_append_str(&body, "\r\n\r\nThe rules language is described in docs/filter.md.\r\n");
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
+        .auth_user = "", .ret = "", .envid = "", .body = "7BIT", .arrival = time(NULL),
+    };
+    queue_envelope_add_rcpt(&env, msg->env.rcpts[rcpt].addr, "", "", true);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(d->queue, id, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        } else {
+            deliver_mark_scanned(d, id);
+            d->children_queued = true;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    buf_free(&body);
+    if (rc == 0) {
+        log_info("%s: to=<%s>: told the user about the refused rules file (%s)", msg->id,
+                 msg->env.rcpts[rcpt].addr, id);
+        int fd = -1;
+        if (fs_mkdir_p(dir, 0700) == 0)
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || fs_write_all(fd, hex, hexlen) < 0 || fsync(fd) < 0)
+            log_warn("%s: cannot record %s", msg->id, path);
+        if (fd >= 0)
+            close(fd);
+    }
+    free(dir);
+    free(path);
+}
+
+/*
  * Applies USER's rules file (STATE_DIR/rules/USER) to one local recipient. true: append it,
  * to folder (or INBOX when folder stays ""); false: settled here (discarded, forwarded) or
  * deferred. A missing file means INBOX; an unreadable or bad one means INBOX and a log line.
@@ -425,6 +513,7 @@ static bool deliver_rules(struct deliver *d, struct deliver_job *job, size_t rcp
     struct cfg_error err;
     if (rules_parse(&rules, path, text, len, &err) < 0) {
         log_warnx("%s: to=<%s>: rules refused, delivered to INBOX: %s", msg->id, addr, err.text);
+        deliver_rules_tell(d, msg, rcpt, user, text, len, err.text);
         free(text);
         free(path);
         return true;

@@ -129,6 +129,14 @@ class BadRules(RulesCase):
         self.z.wait_for(lambda: "Subject: x marks" in self.z.mbox("bouke"), what="INBOX delivery")
         self.assertIn("rules refused, delivered to INBOX", self.z.log())
         self.assertIn("rules/bouke:1: piping to programs is not supported", self.z.log())
+        # the user is told, once per bad version of the file
+        self.z.wait_for(lambda: "Subject: Your delivery rules were refused" in self.z.mbox("bouke"),
+                        what="notice to the user")
+        self.assertIn("piping to programs is not supported", self.z.mbox("bouke"))
+        self.send("From: x@y.example\r\nSubject: tweede\r\n\r\nhoi\r\n")
+        self.z.wait_for(lambda: "Subject: tweede" in self.z.mbox("bouke"), what="second delivery")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+        self.assertEqual(self.z.mbox("bouke").count("Subject: Your delivery rules were refused"), 1)
 
 
 if __name__ == "__main__":
