@@ -8,7 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,52 +387,126 @@ static int filter_move_to_quarantine(struct filter *f, const char *id, const str
     return rc;
 }
 
-enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r)
-{
-    *notice_r = false;
-    if (!queue_id_valid(id))
-        return FILTER_GONE;
-    char *path = filter_join(f->queue->msg_dir, id, "");
-    struct stat st;
-    int src = stat(path, &st);
-    if (src < 0) {
-        free(path);
-        return FILTER_GONE;
-    }
-    if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
-        free(path); /* filter off, or scanned clean before (or released from the quarantine) */
-        return FILTER_PASS;
-    }
+/* ---- scanning in a child process ------------------------------------------------------------ */
+
+/* One message being filtered. */
+struct filter_job {
+    const char *id;
+    char *path;
+    mode_t mode;
     struct queue_msg msg;
-    const char *error = NULL;
-    if (queue_load(f->queue, id, &msg, &error) < 0) {
-        free(path);
-        if (errno == ENOENT)
-            return FILTER_GONE;
-        log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
-        return FILTER_DEFERRED;
-    }
     struct buf data;
-    buf_init(&data, 0);
-    if (queue_read_data(&msg, &data) < 0) {
-        log_warn("%s: filter=deferred (cannot read the message)", id);
-        buf_free(&data);
-        queue_msg_free(&msg);
-        free(path);
-        return FILTER_DEFERRED;
+    bool loaded;
+};
+
+#define FILTER_CHUNK_MESSAGES 64
+#define FILTER_CHUNK_BYTES ((size_t)64 * 1024 * 1024)
+#define FILTER_CHILD_CPU_SECONDS 300
+
+static long long filter_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Scans jobs[0..n) in a child process, so that a parser crash (GMime, libarchive) or a runaway
+ * scan cannot take zolderd down: the child gets the loaded messages by fork (copy-on-write,
+ * nothing written to disk), scans them one by one and writes each fixed-size verdict down a
+ * pipe, under a CPU limit. Returns how many verdicts arrived; *crash_r is the signal that
+ * ended the child early (0 when none), *timeout_r tells whether the deadline killed it.
+ */
+static size_t filter_scan_children(struct filter *f, struct filter_job *jobs, size_t n,
+                                   struct filter_verdict *v, int *crash_r, bool *timeout_r)
+{
+    *crash_r = 0;
+    *timeout_r = false;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
     }
-    struct filter_verdict v;
-    filter_scan(f, data.data ? data.data : "", data.len, &v);
+    if (pid == 0) {
+        close(fds[0]);
+        struct rlimit cpu = {FILTER_CHILD_CPU_SECONDS, FILTER_CHILD_CPU_SECONDS};
+        setrlimit(RLIMIT_CPU, &cpu);
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        signal(SIGPIPE, SIG_DFL);
+        /* a stop or reload is zolderd's business: it acts once this batch is back */
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGUSR1, SIG_IGN);
+        for (size_t i = 0; i < n; i++) {
+            struct filter_verdict one;
+            filter_scan(f, jobs[i].data.data ? jobs[i].data.data : "", jobs[i].data.len, &one);
+            if (fs_write_all(fds[1], &one, sizeof one) < 0)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    /* clamd may take clamd_timeout per message; the built-in scan is bounded by its limits */
+    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000 * (long long)n;
+    size_t got = 0, off = 0;
+    char *dst = (char *)v;
+    while (got < n) {
+        long long left = deadline - filter_now_ms();
+        if (left <= 0) {
+            *timeout_r = true;
+            break;
+        }
+        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        int pr = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0) {
+            *timeout_r = pr == 0;
+            break;
+        }
+        ssize_t r = read(fds[0], dst + off, n * sizeof *v - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        off += (size_t)r;
+        got = off / sizeof *v;
+    }
+    close(fds[0]);
+    if (got < n)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        continue;
+    /* Only the signals of a parser gone wrong (or the CPU limit) count as the message's fault. */
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (got < n && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
+                    sig == SIGXCPU || sig == SIGSYS))
+        *crash_r = sig;
+    return got;
+}
+
+/* Acts on one verdict (see filter.h). */
+static enum filter_action filter_act(struct filter *f, struct filter_job *job, const struct filter_verdict *v,
+                                     bool *notice_r)
+{
+    const char *id = job->id;
     struct buf text;
     buf_init(&text, 0);
-    filter_verdict_text(&v, &text);
+    filter_verdict_text(v, &text);
     enum filter_action action;
-    if (filter_verdict_quarantine(&v)) {
+    if (filter_verdict_quarantine(v)) {
         char nid[QUEUE_ID_LEN + 1];
-        if (filter_queue_notice(f, &v, &msg, &data, nid) < 0) {
+        if (filter_queue_notice(f, v, &job->msg, &job->data, nid) < 0) {
             log_warn("%s: filter=deferred (%s; cannot queue the notice)", id, text.data);
             action = FILTER_DEFERRED;
-        } else if (filter_move_to_quarantine(f, id, &v) < 0) {
+        } else if (filter_move_to_quarantine(f, id, v) < 0) {
             log_warn("%s: filter=deferred (%s; cannot move it to the quarantine)", id, text.data);
             action = FILTER_DEFERRED;
             *notice_r = true;
@@ -437,26 +516,128 @@ enum filter_action filter_message(struct filter *f, const char *id, bool *notice
             action = FILTER_QUARANTINED;
             *notice_r = true;
         }
-    } else if (v.tempfail[0]) {
+    } else if (v->tempfail[0]) {
         if (f->conf->filter_fail_open) {
-            log_warnx("%s: filter=unscanned, delivered anyway (filter_fail_open = yes): %s", id, v.tempfail);
+            log_warnx("%s: filter=unscanned, delivered anyway (filter_fail_open = yes): %s", id, v->tempfail);
             action = FILTER_PASS;
         } else {
-            log_warnx("%s: filter=deferred (%s)", id, v.tempfail);
+            log_warnx("%s: filter=deferred (%s)", id, v->tempfail);
             action = FILTER_DEFERRED;
         }
     } else {
         /* The mark needs no fsync: losing it in a crash only costs a rescan. */
-        if (chmod(path, (st.st_mode & 0777) | S_IXUSR) < 0)
+        if (chmod(job->path, (job->mode & 0777) | S_IXUSR) < 0)
             log_warn("%s: cannot mark as scanned", id);
         log_info("%s: filter=clean", id);
         action = FILTER_PASS;
     }
     buf_free(&text);
-    buf_free(&data);
-    queue_msg_free(&msg);
-    free(path);
     return action;
+}
+
+/* Scans and acts on a chunk of loaded jobs. */
+static void filter_chunk(struct filter *f, struct filter_job *jobs, size_t n, enum filter_action *out,
+                         bool *notice_r)
+{
+    struct filter_verdict *v = xcalloc(n, sizeof *v);
+    int crash = 0;
+    bool timeout = false;
+    size_t got = filter_scan_children(f, jobs, n, v, &crash, &timeout);
+    for (size_t i = 0; i < n; i++) {
+        if (i == got && crash) {
+            /* it crashes the scanner every time: when in doubt, quarantine */
+            memset(&v[i], 0, sizeof v[i]);
+            snprintf(v[i].doubt, sizeof v[i].doubt, "the scanner crashed on it (signal %d)", crash);
+        } else if (i >= got) {
+            memset(&v[i], 0, sizeof v[i]);
+            snprintf(v[i].tempfail, sizeof v[i].tempfail, "%s",
+                     timeout && i == got ? "the scan timed out" : "not scanned (scanner process failed)");
+        }
+        out[i] = filter_act(f, &jobs[i], &v[i], notice_r);
+    }
+    free(v);
+}
+
+static void filter_job_free(struct filter_job *job)
+{
+    free(job->path);
+    if (job->loaded)
+        queue_msg_free(&job->msg);
+    buf_free(&job->data);
+    memset(job, 0, sizeof *job);
+}
+
+void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r)
+{
+    *notice_r = false;
+    struct filter_job *jobs = xcalloc(FILTER_CHUNK_MESSAGES, sizeof *jobs);
+    size_t where[FILTER_CHUNK_MESSAGES];
+    enum filter_action acts[FILTER_CHUNK_MESSAGES];
+    size_t njobs = 0, bytes = 0;
+    for (size_t k = 0; k <= n; k++) {
+        if (njobs > 0 && (k == n || njobs == FILTER_CHUNK_MESSAGES || bytes >= FILTER_CHUNK_BYTES)) {
+            filter_chunk(f, jobs, njobs, acts, notice_r);
+            for (size_t i = 0; i < njobs; i++) {
+                out[where[i]] = acts[i];
+                filter_job_free(&jobs[i]);
+            }
+            njobs = 0;
+            bytes = 0;
+        }
+        if (k == n)
+            break;
+        const char *id = ids[k];
+        if (!queue_id_valid(id)) {
+            out[k] = FILTER_GONE;
+            continue;
+        }
+        struct filter_job *job = &jobs[njobs];
+        memset(job, 0, sizeof *job);
+        buf_init(&job->data, 0);
+        job->id = id;
+        job->path = filter_join(f->queue->msg_dir, id, "");
+        struct stat st;
+        if (stat(job->path, &st) < 0) {
+            out[k] = FILTER_GONE;
+            filter_job_free(job);
+            continue;
+        }
+        job->mode = st.st_mode;
+        if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
+            out[k] = FILTER_PASS; /* filter off, or scanned clean before (or released) */
+            filter_job_free(job);
+            continue;
+        }
+        const char *error = NULL;
+        if (queue_load(f->queue, id, &job->msg, &error) < 0) {
+            if (errno == ENOENT) {
+                out[k] = FILTER_GONE;
+            } else {
+                log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
+                out[k] = FILTER_DEFERRED;
+            }
+            filter_job_free(job);
+            continue;
+        }
+        job->loaded = true;
+        if (queue_read_data(&job->msg, &job->data) < 0) {
+            log_warn("%s: filter=deferred (cannot read the message)", id);
+            out[k] = FILTER_DEFERRED;
+            filter_job_free(job);
+            continue;
+        }
+        bytes += job->data.len;
+        where[njobs++] = k;
+    }
+    free(jobs);
+}
+
+enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r)
+{
+    char *ids[1] = {(char *)id};
+    enum filter_action out = FILTER_GONE;
+    filter_messages(f, ids, 1, &out, notice_r);
+    return out;
 }
 
 /* ---- the quarantine ------------------------------------------------------------------------- */
