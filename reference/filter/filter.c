@@ -11,7 +11,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <stdint.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,12 +32,15 @@
 #define FILTER_SIGFILE_MAX ((size_t)64 * 1024 * 1024)
 #define FILTER_CLAMD_SCANNER "ClamAV (clamd)"
 
+static void filter_worker_stop(struct filter *f);
+
 bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue,
                  struct cfg_error *err)
 {
     memset(f, 0, sizeof *f);
     f->conf = conf;
     f->queue = queue;
+    f->worker_fd = -1;
     sigscan_db_init(&f->sigs);
     const char *why = NULL;
     if (!banned_list_parse(&f->banned, conf->banned_extensions, &why)) {
@@ -72,6 +77,7 @@ bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue
 
 void filter_free(struct filter *f)
 {
+    filter_worker_stop(f);
     sigscan_db_free(&f->sigs);
     free(f->quarantine_dir);
     memset(f, 0, sizeof *f);
@@ -411,85 +417,189 @@ static long long filter_now_ms(void)
 }
 
 /*
- * Scans jobs[0..n) in a child process, so that a parser crash (GMime, libarchive) or a runaway
- * scan cannot take zolderd down: the child gets the loaded messages by fork (copy-on-write,
- * nothing written to disk), scans them one by one and writes each fixed-size verdict down a
- * pipe, under a CPU limit. Returns how many verdicts arrived; *crash_r is the signal that
- * ended the child early (0 when none), *timeout_r tells whether the deadline killed it.
+ * The scanner process: forked from zolderd on first use (after the privilege drop, with the
+ * filter's configuration in its memory), it keeps no descriptor but its socket, sets no new
+ * privileges and a CPU limit, and serves one request at a time: <u64 length><message bytes>
+ * in, a fixed-size struct filter_verdict out. It exits on EOF (zolderd gone). A parser crash
+ * (GMime, libarchive) costs this process, never zolderd; it is started again for the next
+ * message.
  */
-static size_t filter_scan_children(struct filter *f, struct filter_job *jobs, size_t n,
-                                   struct filter_verdict *v, int *crash_r, bool *timeout_r)
+static void filter_worker_main(struct filter *f, int fd)
 {
-    *crash_r = 0;
-    *timeout_r = false;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
-        return 0;
+    struct rlimit cpu = {FILTER_CHILD_CPU_SECONDS, FILTER_CHILD_CPU_SECONDS};
+    setrlimit(RLIMIT_CPU, &cpu);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    signal(SIGPIPE, SIG_DFL);
+    /* a crash must end this process by its signal, whatever handlers were inherited (a
+     * sanitizer's, a test framework's): that is how zolderd tells a crash from a failure */
+    static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGXCPU, SIGSYS};
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+        signal(crash_signals[i], SIG_DFL);
+    /* a stop or reload is zolderd's business: it ends us by closing the socket */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    /* keep only our socket (and stderr): no listening socket may outlive zolderd in here */
+    if (fd != 3) {
+        if (dup2(fd, 3) < 0)
+            _exit(1);
+        fd = 3;
+    }
+    close_range(4, ~0U, 0);
+    close(0);
+    close(1);
+    size_t cap = 0;
+    char *data = NULL;
+    for (;;) {
+        uint64_t len;
+        size_t got = 0;
+        while (got < sizeof len) {
+            ssize_t r = read(fd, (char *)&len + got, sizeof len - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+        if (len > (uint64_t)1 << 34)
+            goto out;
+        if (len + 1 > cap) {
+            cap = (size_t)len + 1;
+            data = xrealloc(data, cap);
+        }
+        got = 0;
+        while (got < len) {
+            ssize_t r = read(fd, data + got, (size_t)len - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+        data[len] = '\0';
+        struct filter_verdict v;
+        filter_scan(f, data, (size_t)len, &v);
+        if (fs_write_all(fd, &v, sizeof v) < 0)
+            goto out;
+    }
+out:
+    free(data); /* zolderd is gone (or the request was bad): nothing else to do */
+    filter_free(f);
+    _exit(0);
+}
+
+static void filter_worker_stop(struct filter *f)
+{
+    if (f->worker_pid <= 0)
+        return;
+    close(f->worker_fd);
+    kill(f->worker_pid, SIGKILL);
+    while (waitpid(f->worker_pid, NULL, 0) < 0 && errno == EINTR)
+        continue;
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+}
+
+static bool filter_worker_start(struct filter *f)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return 0;
+        close(sv[0]);
+        close(sv[1]);
+        return false;
     }
     if (pid == 0) {
-        close(fds[0]);
-        struct rlimit cpu = {FILTER_CHILD_CPU_SECONDS, FILTER_CHILD_CPU_SECONDS};
-        setrlimit(RLIMIT_CPU, &cpu);
-        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-        signal(SIGPIPE, SIG_DFL);
-        /* a stop or reload is zolderd's business: it acts once this batch is back */
-        signal(SIGTERM, SIG_IGN);
-        signal(SIGINT, SIG_IGN);
-        signal(SIGHUP, SIG_IGN);
-        signal(SIGUSR1, SIG_IGN);
-        for (size_t i = 0; i < n; i++) {
-            struct filter_verdict one;
-            filter_scan(f, jobs[i].data.data ? jobs[i].data.data : "", jobs[i].data.len, &one);
-            if (fs_write_all(fds[1], &one, sizeof one) < 0)
-                _exit(1);
-        }
+        close(sv[0]);
+        int flags = fcntl(sv[1], F_GETFD);
+        fcntl(sv[1], F_SETFD, flags & ~FD_CLOEXEC);
+        filter_worker_main(f, sv[1]);
         _exit(0);
     }
-    close(fds[1]);
-    /* clamd may take clamd_timeout per message; the built-in scan is bounded by its limits */
-    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000 * (long long)n;
-    size_t got = 0, off = 0;
-    char *dst = (char *)v;
-    while (got < n) {
+    close(sv[1]);
+    f->worker_pid = pid;
+    f->worker_fd = sv[0];
+    return true;
+}
+
+/* Moves len bytes in the direction events says, within the deadline. 0, or -1 (timeout: errno ETIMEDOUT). */
+static int filter_worker_io(int fd, short events, void *buf, size_t len, long long deadline)
+{
+    size_t done = 0;
+    while (done < len) {
         long long left = deadline - filter_now_ms();
         if (left <= 0) {
-            *timeout_r = true;
-            break;
+            errno = ETIMEDOUT;
+            return -1;
         }
-        struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+        struct pollfd pfd = {.fd = fd, .events = events};
         int pr = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
         if (pr < 0 && errno == EINTR)
             continue;
-        if (pr <= 0) {
-            *timeout_r = pr == 0;
-            break;
-        }
-        ssize_t r = read(fds[0], dst + off, n * sizeof *v - off);
-        if (r < 0 && errno == EINTR)
+        if (pr < 0)
+            return -1;
+        if (pr == 0)
             continue;
-        if (r <= 0)
-            break;
-        off += (size_t)r;
-        got = off / sizeof *v;
+        ssize_t r = events == POLLIN ? read(fd, (char *)buf + done, len - done)
+                                     : send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EPIPE;
+            return -1;
+        }
+        done += (size_t)r;
     }
-    close(fds[0]);
-    if (got < n)
+    return 0;
+}
+
+/*
+ * Scans one message in the scanner process. On a failure of the process the verdict says
+ * why: a parser crash (the signals of a bug, or the CPU limit) is doubtful content, to be
+ * quarantined; a timeout or anything else is a temporary failure (the message stays queued).
+ */
+static void filter_scan_isolated(struct filter *f, const struct buf *data, struct filter_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    if (f->worker_pid <= 0 && !filter_worker_start(f)) {
+        snprintf(v->tempfail, sizeof v->tempfail, "cannot start the scanner process: %s", strerror(errno));
+        return;
+    }
+    /* clamd may take clamd_timeout; the built-in scan is bounded by its limits */
+    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
+    uint64_t len = data->len;
+    if (filter_worker_io(f->worker_fd, POLLOUT, &len, sizeof len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLOUT, data->data, data->len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLIN, v, sizeof *v, deadline) == 0) {
+        /* the verdict's strings come from the other process: make sure they end */
+        v->virus[sizeof v->virus - 1] = v->scanner[sizeof v->scanner - 1] = '\0';
+        v->banned_ext[sizeof v->banned_ext - 1] = v->banned_name[sizeof v->banned_name - 1] = '\0';
+        v->doubt[sizeof v->doubt - 1] = v->tempfail[sizeof v->tempfail - 1] = '\0';
+        return;
+    }
+    bool timeout = errno == ETIMEDOUT;
+    pid_t pid = f->worker_pid;
+    close(f->worker_fd);
+    if (timeout)
         kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         continue;
-    /* Only the signals of a parser gone wrong (or the CPU limit) count as the message's fault. */
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+    memset(v, 0, sizeof *v);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-    if (got < n && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
-                    sig == SIGXCPU || sig == SIGSYS))
-        *crash_r = sig;
-    return got;
+    if (!timeout && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
+                     sig == SIGXCPU || sig == SIGSYS))
+        snprintf(v->doubt, sizeof v->doubt, "the scanner crashed on it (signal %d)", sig);
+    else
+        snprintf(v->tempfail, sizeof v->tempfail, "%s", timeout ? "the scan timed out" : "the scanner process failed");
 }
 
 /* Acts on one verdict (see filter.h). */
@@ -539,23 +649,11 @@ static enum filter_action filter_act(struct filter *f, struct filter_job *job, c
 static void filter_chunk(struct filter *f, struct filter_job *jobs, size_t n, enum filter_action *out,
                          bool *notice_r)
 {
-    struct filter_verdict *v = xcalloc(n, sizeof *v);
-    int crash = 0;
-    bool timeout = false;
-    size_t got = filter_scan_children(f, jobs, n, v, &crash, &timeout);
     for (size_t i = 0; i < n; i++) {
-        if (i == got && crash) {
-            /* it crashes the scanner every time: when in doubt, quarantine */
-            memset(&v[i], 0, sizeof v[i]);
-            snprintf(v[i].doubt, sizeof v[i].doubt, "the scanner crashed on it (signal %d)", crash);
-        } else if (i >= got) {
-            memset(&v[i], 0, sizeof v[i]);
-            snprintf(v[i].tempfail, sizeof v[i].tempfail, "%s",
-                     timeout && i == got ? "the scan timed out" : "not scanned (scanner process failed)");
-        }
-        out[i] = filter_act(f, &jobs[i], &v[i], notice_r);
+        struct filter_verdict v;
+        filter_scan_isolated(f, &jobs[i].data, &v);
+        out[i] = filter_act(f, &jobs[i], &v, notice_r);
     }
-    free(v);
 }
 
 static void filter_job_free(struct filter_job *job)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -316,6 +317,27 @@ static void test_filter_message_queue(void **state)
     assert_int_equal(quarantine_release(dir, id_bad), -1);
     assert_null(quarantine_path(dir, "../../etc/passwd"));
     assert_int_equal(quarantine_delete(dir, "../x"), -1);
+
+    /* the scanner process dies while a message is with it: a crash quarantines (doubtful),
+     * anything else (SIGKILL here) defers; the next message gets a new scanner process */
+    const char *id_c1 = "20QKLTZ000000003", *id_c2 = "20QKLTZ000000004", *id_c3 = "20QKLTZ000000005";
+    queue_one(&q, id_c1, "Subject: one\r\n\r\nhello\r\n");
+    queue_one(&q, id_c2, "Subject: two\r\n\r\nhello\r\n");
+    queue_one(&q, id_c3, "Subject: three\r\n\r\nhello\r\n");
+    assert_true(fx.filter.worker_pid > 0);
+    assert_int_equal(kill(fx.filter.worker_pid, SIGSEGV), 0);
+    assert_int_equal(filter_message(&fx.filter, id_c1, &notice), FILTER_QUARANTINED);
+    verdict.len = 0;
+    buf_init(&verdict, 0);
+    assert_int_equal(quarantine_verdict(dir, id_c1, &verdict), 0);
+    assert_string_equal(verdict.data, "doubt=the scanner crashed on it (signal 11)");
+    buf_free(&verdict);
+    assert_int_equal(fx.filter.worker_pid, 0);
+    assert_int_equal(filter_message(&fx.filter, id_c2, &notice), FILTER_PASS); /* a new process */
+    assert_true(fx.filter.worker_pid > 0);
+    assert_int_equal(kill(fx.filter.worker_pid, SIGKILL), 0);
+    assert_int_equal(filter_message(&fx.filter, id_c3, &notice), FILTER_DEFERRED);
+    assert_int_equal(filter_message(&fx.filter, id_c3, &notice), FILTER_PASS);
 
     free(qpath);
     filter_free(&fx.filter);
