@@ -66,12 +66,24 @@ def messages():
     }
 
 
-def cpu_seconds(pid):
+def proc_fields(pid):
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # utime + stime + cutime + cstime: the filter's scanner children are waited for, so
-    # their CPU is counted too
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid):
+    """zolderd's CPU (utime + stime + waited-for children) plus that of its live children:
+    the content filter's scanner process lives as long as zolderd."""
+    ticks = sum(int(x) for x in proc_fields(pid)[11:15])
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            try:
+                fields = proc_fields(int(entry))
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run(filter_on, count, sessions):
