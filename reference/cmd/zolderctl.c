@@ -18,6 +18,7 @@ static void usage(void)
                     "  hold ID...         put messages on hold (postsuper -h)\n"
                     "  release ID...      release held messages (postsuper -H)\n"
                     "  delete ID...       delete messages (postsuper -d)\n"
+                    "  fetch              ask zolderd to poll its fetchmailrc now (waits for the end)\n"
                     "  quarantine list | show ID... | release ID... | delete ID...\n"
                     "                     the content filter's quarantine (docs/filter.md)\n"
                     "exit: 0 ok, 1 refused, 64 usage, 69 no queue yet, 75 zolderd not running,\n"

@@ -162,6 +162,7 @@ static const struct {
     {"reload", CTL_VERB_RELOAD, false}, {"ping", CTL_VERB_PING, false},
     {"hold", CTL_VERB_HOLD, true},      {"release", CTL_VERB_RELEASE, true},
     {"delete", CTL_VERB_DELETE, true},
+    {"fetch", CTL_VERB_FETCH, false}, /* fetch */
 };
 
 bool ctl_verb_parse(const char *name, enum ctl_verb *verb_r)
@@ -353,6 +354,7 @@ int ctl_run(const struct zconf *conf, const char *prog, enum ctl_verb verb, char
     case CTL_VERB_FLUSH: return ctl_flush(conf, prog);
     case CTL_VERB_RELOAD: return ctl_daemon(conf, prog, "reload", CTL_TIMEOUT_MS);
     case CTL_VERB_PING: return ctl_daemon(conf, prog, "ping", CTL_TIMEOUT_MS);
+    case CTL_VERB_FETCH: return ctl_daemon(conf, prog, "fetch", CTL_FLUSH_TIMEOUT_MS); /* fetch */
     case CTL_VERB_HOLD:
     case CTL_VERB_RELEASE:
     case CTL_VERB_DELETE: return ctl_queue_ids(conf, prog, verb, ids, nids);

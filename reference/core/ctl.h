@@ -3,7 +3,8 @@
  * `sendmail -q` shares.
  *
  * The control protocol (reference/core/daemon.c): a Unix stream socket at
- * STATE_DIR/zolderd.ctl; the client writes one request line ("flush", "reload", "ping"), the
+ * STATE_DIR/zolderd.ctl; the client writes one request line ("flush", "reload", "ping",
+ * "fetch"), the
  * daemon answers one line starting "ok " or "error " and closes.
  *
  * hold/release/delete work on the queue folders directly, as postsuper -h/-H/-d does: they
@@ -43,6 +44,7 @@ enum ctl_verb {
     CTL_VERB_HOLD,
     CTL_VERB_RELEASE,
     CTL_VERB_DELETE,
+    CTL_VERB_FETCH,  /* fetch: a poll of the fetchmailrc now (answered when it is done) */
 };
 
 /*

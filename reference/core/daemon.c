@@ -27,11 +27,14 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth.h"
 #include "deliver/deliver.h"
 #include "filter/filter.h"
+#include "fetch/fetch.h"
 #include "fsutil.h"
 #include "log.h"
 #include "pop3d/pop3d.h"
+#include "imapd/imapd.h"
 #include "queue/queue.h"
 #include "relay/relay.h"
 #include "smtpd/smtpd.h"
@@ -50,9 +53,11 @@ struct daemon {
     struct queue queue;
     struct smtpd smtpd;
     struct pop3d pop3d;
+    struct imapd imapd;  /* IMAP service (reference/imapd) */
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
     struct relay *relay;        /* outbound delivery */
+    struct auth_service *auth;  /* password checks on worker threads */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct event *queue_timer;
     struct evconnlistener *control;
@@ -66,6 +71,13 @@ struct daemon {
     struct deliver_later later; /* deliveries riding on the current SMTP commit round */
     bool spool_on_queue_fs;     /* one syncfs covers queue and mailboxes */
     struct filter filter;       /* content filter: runs before every delivery */
+    /* fetch (reference/fetch): the fetchmail-compatible poller */
+    char *fetch_rcdata;         /* the fetchmailrc's bytes (read before privileges go) */
+    size_t fetch_rclen;
+    struct fetch_run *fetch_run;
+    struct event *fetch_timer;
+    struct bufferevent *fetch_waiters[8]; /* `zolderctl fetch` clients waiting for the end */
+    size_t fetch_nwaiters;
 };
 
 int daemon_check(const char *path)
@@ -94,6 +106,18 @@ int daemon_check(const char *path)
         fprintf(stderr, "zolderd: %s\n", err.text);
         zconf_free(&conf);
         return 1;
+    }
+    if (conf.fetchmailrc[0]) { /* fetch: the rc file as the poller will read it */
+        char *data;
+        size_t len;
+        char error[FETCHRC_ERROR_MAX + 64];
+        if (fetch_read_rc(conf.fetchmailrc, &data, &len, error, sizeof error) != FETCH_PS_SUCCESS) {
+            fprintf(stderr, "zolderd: fetchmailrc: %s\n", error);
+            zconf_free(&conf);
+            return 1;
+        }
+        explicit_bzero(data, len);
+        free(data);
     }
     printf("zolderd: %s: config ok\n", path);
     zconf_free(&conf);
@@ -318,6 +342,20 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
+/* ---- outbound delivery (issue 5): dns = canonify at RCPT, on the relay's resolver -------- */
+
+static void *daemon_domain_check(void *ctx, const char *domain,
+                                 void (*done)(void *arg, int verdict, const char *detail), void *arg)
+{
+    struct daemon *d = ctx;
+    return relay_canon_check(d->relay, domain, done, arg);
+}
+
+static void daemon_domain_cancel(void *handle)
+{
+    relay_canon_cancel(handle);
+}
+
 /* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
@@ -331,6 +369,10 @@ static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     daemon_run_queue(arg, false);
 }
+
+/* fetch (reference/fetch), defined with the rest of the poller's glue below */
+static bool daemon_fetch_load(struct daemon *d);
+static void daemon_fetch_schedule(struct daemon *d);
 
 /* ---- signals and reload ------------------------------------------------------------------- */
 
@@ -369,6 +411,7 @@ static void daemon_reload(struct daemon *d)
     d->conf = fresh;
     d->maps = maps;
     zmaps_smtpd(d->maps, &d->smtpd_maps);
+    auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
     struct deliver_resolver resolver;
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
@@ -377,6 +420,11 @@ static void daemon_reload(struct daemon *d)
     filter_free(&d->filter); /* content filter */
     if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
         log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
+    /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
+     * old one stays), and the schedule */
+    if (!daemon_fetch_load(d))
+        log_error("fetchmailrc: keeping the copy read before");
+    daemon_fetch_schedule(d);
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -393,6 +441,161 @@ static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
         log_info("stopping on signal %d", (int)sig);
         event_base_loopbreak(d->base);
     }
+}
+
+/* ---- fetch (reference/fetch): the fetchmail-compatible poller ------------------------------ */
+
+static void daemon_control_write(struct bufferevent *bev, void *arg);
+
+/* Reads the fetchmailrc (fetchmail's permission rule). false with the reason logged. */
+static bool daemon_fetch_load(struct daemon *d)
+{
+    if (!d->conf.fetchmailrc[0]) {
+        if (d->fetch_rcdata) { /* the key was removed on reload: nothing to poll any more */
+            explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+            free(d->fetch_rcdata);
+            d->fetch_rcdata = NULL;
+        }
+        return true;
+    }
+    char *data;
+    size_t len;
+    char error[FETCHRC_ERROR_MAX + 64];
+    if (fetch_read_rc(d->conf.fetchmailrc, &data, &len, error, sizeof error) != FETCH_PS_SUCCESS) {
+        log_error("fetchmailrc: %s", error);
+        return false;
+    }
+    if (d->fetch_rcdata) {
+        explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+        free(d->fetch_rcdata);
+    }
+    d->fetch_rcdata = data;
+    d->fetch_rclen = len;
+    return true;
+}
+
+static void daemon_fetch_done(void *ctx, const struct fetch_result *r)
+{
+    struct daemon *d = ctx;
+    d->fetch_run = NULL;
+    unsigned delivered = 0;
+    for (size_t i = 0; i < r->naccounts; i++)
+        delivered += r->accounts[i].delivered;
+    log_info("fetch: poll done: %zu accounts, %u messages delivered, status %d", r->naccounts,
+             delivered, r->status);
+    for (size_t i = 0; i < d->fetch_nwaiters; i++) {
+        struct bufferevent *bev = d->fetch_waiters[i];
+        evbuffer_add_printf(bufferevent_get_output(bev),
+                            "ok fetch done: status %d, %zu accounts, %u delivered\n", r->status,
+                            r->naccounts, delivered);
+        bufferevent_enable(bev, EV_WRITE);
+    }
+    d->fetch_nwaiters = 0;
+}
+
+/* A poll now, unless one is running. false when there is nothing to poll. */
+static bool daemon_fetch_start(struct daemon *d)
+{
+    if (d->fetch_run)
+        return true;
+    if (!d->fetch_rcdata)
+        return false;
+    char error[FETCHRC_ERROR_MAX + 64];
+    struct fetchrc *rc = fetch_parse_rc(d->conf.fetchmailrc, d->fetch_rcdata, d->fetch_rclen,
+                                        error, sizeof error);
+    if (!rc) {
+        log_error("fetchmailrc: %s", error);
+        return false;
+    }
+    struct fetch_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.hostname = d->conf.hostname;
+    cfg.state_dir = d->conf.state_dir;
+    struct zconf_listen target;
+    if (d->conf.fetch_smtp[0]) {
+        zconf_parse_listen(d->conf.fetch_smtp, 25, &target); /* validated with the config */
+    } else {
+        target = d->conf.listen[0];
+        struct sockaddr_in *sin = (struct sockaddr_in *)&target.sa;
+        if (target.sa.ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+            sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
+    cfg.smtp_len = target.salen;
+    cfg.handoff_sessions = 4;
+    cfg.refused = strcmp(d->conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
+                                                             : FETCH_REFUSED_DELETE;
+    cfg.invoking_user = d->conf.run_as;
+    log_info("fetch: poll started (%s)", d->conf.fetchmailrc);
+    d->fetch_run = fetch_start(d->base, rc, &cfg, daemon_fetch_done, d);
+    return d->fetch_run != NULL;
+}
+
+static void daemon_fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_fetch_start(arg);
+}
+
+static void daemon_fetch_waiter_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)what;
+    for (size_t i = 0; i < d->fetch_nwaiters; i++)
+        if (d->fetch_waiters[i] == bev)
+            d->fetch_waiters[i] = d->fetch_waiters[--d->fetch_nwaiters];
+    bufferevent_free(bev);
+}
+
+/* `zolderctl fetch`: the reply comes when the poll is done. */
+static void daemon_fetch_control(struct daemon *d, struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    bufferevent_disable(bev, EV_READ);
+    if (!d->conf.fetchmailrc[0] || !d->fetch_rcdata) {
+        evbuffer_add_printf(out, "error no fetchmailrc configured (or it was refused, see the log)\n");
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    if (d->fetch_nwaiters == sizeof d->fetch_waiters / sizeof d->fetch_waiters[0] ||
+        !daemon_fetch_start(d)) {
+        evbuffer_add_printf(out, "error cannot start a poll now (see the log)\n");
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    d->fetch_waiters[d->fetch_nwaiters++] = bev;
+    bufferevent_setcb(bev, NULL, daemon_control_write, daemon_fetch_waiter_event, d);
+}
+
+/* Starts the schedule (fetch_interval) when a fetchmailrc is set. */
+static void daemon_fetch_schedule(struct daemon *d)
+{
+    if (d->fetch_timer) {
+        event_free(d->fetch_timer);
+        d->fetch_timer = NULL;
+    }
+    if (!d->conf.fetchmailrc[0] || d->conf.fetch_interval == 0)
+        return;
+    d->fetch_timer = event_new(d->base, -1, EV_PERSIST, daemon_fetch_timer_cb, d);
+    event_add(d->fetch_timer, &(struct timeval){(time_t)d->conf.fetch_interval, 0});
+}
+
+static void daemon_fetch_stop(struct daemon *d)
+{
+    fetch_cancel(d->fetch_run); /* what zolder took is recorded; the rest stays on the server */
+    d->fetch_run = NULL;
+    for (size_t i = 0; i < d->fetch_nwaiters; i++)
+        bufferevent_free(d->fetch_waiters[i]);
+    d->fetch_nwaiters = 0;
+    if (d->fetch_timer)
+        event_free(d->fetch_timer);
+    d->fetch_timer = NULL;
+    if (d->fetch_rcdata) {
+        explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+        free(d->fetch_rcdata);
+    }
+    d->fetch_rcdata = NULL;
 }
 
 /* ---- control socket (zolderctl) ----------------------------------------------------------- */
@@ -417,6 +620,10 @@ static void daemon_control_read(struct bufferevent *bev, void *arg)
         evbuffer_add_printf(out, "ok reload requested (see the log)\n");
     } else if (strcmp(line, "ping") == 0) {
         evbuffer_add_printf(out, "ok pong\n");
+    } else if (strcmp(line, "fetch") == 0) {
+        free(line);
+        daemon_fetch_control(d, bev); /* answers when the poll is done */
+        return;
     } else {
         evbuffer_add_printf(out, "error unknown command\n");
     }
@@ -515,11 +722,24 @@ int daemon_run(const char *path)
             log_fatal("cannot listen on %s", l->text);
         pop3_fds[npop3_fds++] = fd;
     }
+    /* IMAP listeners (plain, then implicit TLS), bound here too. */
+    int imap_fds[ZCONF_LISTEN_MAX * 2];
+    size_t nimap_fds = 0;
+    for (size_t i = 0; i < d.conf.nimap + d.conf.nimaps; i++) {
+        const struct zconf_listen *l = i < d.conf.nimap ? &d.conf.imap[i] : &d.conf.imaps[i - d.conf.nimap];
+        int fd = smtpd_bind(l);
+        if (fd < 0)
+            log_fatal("cannot listen on %s", l->text);
+        imap_fds[nimap_fds++] = fd;
+    }
     SSL_CTX *tls = daemon_tls_context(&d.conf);
     struct relay_auth auth; /* read before privileges go, like the TLS key */
     const char *relay_error = NULL;
     if (relay_auth_load(d.conf.smarthost_auth, &auth, &relay_error) < 0)
         log_fatalx("outbound delivery: %s", relay_error);
+    /* fetch: the fetchmailrc holds passwords and may be root's only, like the TLS key */
+    if (!daemon_fetch_load(&d))
+        log_fatalx("fetchmailrc %s refused", d.conf.fetchmailrc);
     const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
     daemon_prepare_state_dir(&d.conf, pw);
     daemon_drop_privileges(&d.conf, pw);
@@ -544,14 +764,23 @@ int daemon_run(const char *path)
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
+    /* outbound delivery (issue 5): the relay's reports to senders (bounces, delay warnings,
+     * success DSNs) are queued files delivered like any other message */
+    relay_set_queued_hook(d.relay, daemon_on_queued, &d);
     struct stat qst, sst;
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d, false);
 
+    /* the threads start after the privilege drop: they never held root */
+    const char *auth_error = NULL;
+    d.auth = auth_service_new(d.base, (unsigned)d.conf.auth_failure_delay * 1000, &auth_error);
+    if (!d.auth)
+        log_fatalx("password checks: %s", auth_error);
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
+    d.smtpd.auth = d.auth;
     d.smtpd.base = d.base;
     d.smtpd.queue = &d.queue;
     d.smtpd.maps = &d.smtpd_maps;
@@ -563,14 +792,26 @@ int daemon_run(const char *path)
     d.smtpd.before_round = daemon_before_round;
     d.smtpd.after_round = daemon_after_round;
     d.smtpd.round_ctx = &d;
+    /* outbound delivery (issue 5): dns = canonify checks recipient domains at RCPT */
+    d.smtpd.domain_check = daemon_domain_check;
+    d.smtpd.domain_cancel = daemon_domain_cancel;
+    d.smtpd.domain_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
     d.pop3d.conf = &d.conf;
     d.pop3d.base = d.base;
     d.pop3d.maps = &d.smtpd_maps;
+    d.pop3d.auth = d.auth;
     d.pop3d.tls = tls;
     if (pop3d_start(&d.pop3d, pop3_fds, d.conf.npop3, d.conf.npop3s) < 0)
         log_fatalx("cannot start POP3 listeners");
+    /* IMAP service */
+    d.imapd.conf = &d.conf;
+    d.imapd.base = d.base;
+    d.imapd.maps = &d.smtpd_maps;
+    d.imapd.tls = tls;
+    if (imapd_start(&d.imapd, imap_fds, d.conf.nimap, d.conf.nimaps) < 0)
+        log_fatalx("cannot start IMAP listeners");
     daemon_open_control(&d);
 
     d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
@@ -583,6 +824,7 @@ int daemon_run(const char *path)
     evsignal_add(d.sig_usr1, NULL);
     d.queue_timer = event_new(d.base, -1, EV_PERSIST, daemon_queue_timer_cb, &d);
     event_add(d.queue_timer, &(struct timeval){(time_t)d.conf.queue_run_interval, 0});
+    daemon_fetch_schedule(&d); /* fetch: polls every fetch_interval */
 
     struct buf where;
     buf_init(&where, 0);
@@ -594,14 +836,21 @@ int daemon_run(const char *path)
         buf_printf(&where, " pop3=%s", d.conf.pop3[i].text);
     for (size_t i = 0; i < d.conf.npop3s; i++)
         buf_printf(&where, " pop3s=%s", d.conf.pop3s[i].text);
+    for (size_t i = 0; i < d.conf.nimap; i++)
+        buf_printf(&where, " imap=%s", d.conf.imap[i].text);
+    for (size_t i = 0; i < d.conf.nimaps; i++)
+        buf_printf(&where, " imaps=%s", d.conf.imaps[i].text);
     log_info("ready: zolderd %s hostname=%s%s tls=%s state_dir=%s", ZOLDER_VERSION,
              d.conf.hostname, where.data ? where.data : "", tls ? "yes" : "no", d.conf.state_dir);
     buf_free(&where);
 
     event_base_dispatch(d.base);
 
+    daemon_fetch_stop(&d); /* fetch: before the SMTP side it hands mail to */
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
+    imapd_stop(&d.imapd);
+    auth_service_free(d.auth); /* after the sessions: they cancel their checks */
     evconnlistener_free(d.control);
     unlink(d.control_path);
     free(d.control_path);

@@ -78,6 +78,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(local_retry_delay, "10", 1, 86400),
     KU(pop3_timeout, "600", 1, 86400),
     KU(pop3_connection_limit, "100", 1, 100000),
+    K(plaintext_auth_from, ZCONF_NETS, ""),
+    KU(auth_failure_delay, "2", 0, 60),
     K(smarthost, ZCONF_STR, ""),
     KC(smarthost_tls, "may", "may encrypt verify"),
     K(smarthost_auth, ZCONF_PATH, ""),
@@ -92,6 +94,9 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtp_connect_timeout, "30", 1, 3600),
     KU(smtp_reply_timeout, "300", 1, 86400),
     KU(smtp_data_timeout, "600", 1, 86400),
+    /* outbound delivery: bounces and delay warnings */
+    KU(delay_warning_time, "14400", 0, 8640000),
+    KU(bounce_size_limit, "50000", 0, 1UL << 31),
     /* content filter (reference/filter, docs/filter.md) */
     K(filter, ZCONF_BOOL, "yes"),
     K(banned_extensions, ZCONF_STR, BANNED_DEFAULT),
@@ -106,6 +111,16 @@ static const struct zconf_key zconf_keys[] = {
     KU(filter_archive_depth, "3", 1, 20),
     KU(filter_archive_entries, "1000", 1, 1000000),
     KU(filter_archive_expanded, "104857600", 1024, 1UL << 32),
+    /* fetch (reference/fetch) */
+    K(fetchmailrc, ZCONF_PATH, ""),
+    KU(fetch_interval, "3600", 0, 604800),
+    K(fetch_smtp, ZCONF_STR, ""),
+    KC(fetch_refused, "delete", "delete keep"),
+    /* IMAP service (reference/imapd) */
+    K(imap, ZCONF_LISTEN, ""),
+    K(imaps, ZCONF_LISTEN, ""),
+    KU(imap_timeout, "1800", 1, 86400),
+    KU(imap_connection_limit, "100", 1, 100000),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -184,6 +199,16 @@ static struct zconf_listen *zconf_listen_slot(struct zconf *conf, const char *ke
         *count_r = &conf->npop3s;
         *port_r = 995;
         return conf->pop3s;
+    }
+    if (strcmp(key, "imap") == 0) {
+        *count_r = &conf->nimap;
+        *port_r = 143;
+        return conf->imap;
+    }
+    if (strcmp(key, "imaps") == 0) {
+        *count_r = &conf->nimaps;
+        *port_r = 993;
+        return conf->imaps;
     }
     *count_r = &conf->nlisten;
     *port_r = 25;
@@ -399,15 +424,16 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
             cfg_error_set(err, file, lineno, "%s: at most %d networks", k->name, ZCONF_LIST_MAX);
             return false;
         }
+        struct zconf_nets *nets = (struct zconf_nets *)((char *)conf + k->offset);
         for (int i = 0; i < n; i++) {
-            if (!netmask_parse(items[i], &conf->relay_from[i])) {
+            if (!netmask_parse(items[i], &nets->net[i])) {
                 cfg_error_set(err, file, lineno,
                               "%s: expected networks such as 192.168.1.0/24 or 192.168.1, got \"%s\"",
                               k->name, items[i]);
                 return false;
             }
         }
-        conf->nrelay_from = (size_t)n;
+        nets->n = (size_t)n;
         return true;
     }
     case ZCONF_MASQ: {
@@ -539,6 +565,14 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
         cfg_error_set(err, file, 0, "pop3 and pop3s serve mbox spools only (mailbox_format = mbox)");
         return false;
     }
+    if (conf->nimaps && !conf->tls_cert[0]) {
+        cfg_error_set(err, file, 0, "imaps needs tls_cert and tls_key");
+        return false;
+    }
+    if ((conf->nimap || conf->nimaps) && strcmp(conf->mailbox_format, "mbox") != 0) {
+        cfg_error_set(err, file, 0, "imap and imaps serve mbox spools only (mailbox_format = mbox)");
+        return false;
+    }
     if (strcmp(conf->smarthost_tls, "verify") == 0 && !conf->tls_ca_file[0]) {
         cfg_error_set(err, file, 0, "smarthost_tls = verify needs tls_ca_file");
         return false;
@@ -549,6 +583,16 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
     }
     if (!conf->state_dir[0]) {
         cfg_error_set(err, file, 0, "state_dir must be set");
+        return false;
+    }
+    /* fetch */
+    struct zconf_listen fetch_smtp;
+    if (conf->fetch_smtp[0] && !zconf_parse_listen(conf->fetch_smtp, 25, &fetch_smtp)) {
+        cfg_error_set(err, file, 0, "fetch_smtp must be ADDR:PORT, not \"%s\"", conf->fetch_smtp);
+        return false;
+    }
+    if (conf->fetchmailrc[0] && !conf->fetch_smtp[0] && conf->nlisten == 0) {
+        cfg_error_set(err, file, 0, "fetchmailrc needs a listen address or fetch_smtp");
         return false;
     }
     return true;
@@ -577,6 +621,9 @@ void zconf_free(struct zconf *conf)
     free(conf->smtp_bind_address);
     free(conf->nameserver);
     free(conf->dns);
+    free(conf->fetchmailrc);
+    free(conf->fetch_smtp);
+    free(conf->fetch_refused);
     zconf_free_strs(conf->local_domains, &conf->nlocal_domains);
     zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
     zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);
@@ -637,15 +684,18 @@ void zconf_print(const struct zconf *conf, struct buf *out)
         case ZCONF_OUTBOUND:
             zconf_print_strs(out, k->name, conf->outbound_allow, conf->noutbound_allow);
             break;
-        case ZCONF_NETS:
+        case ZCONF_NETS: {
+            const struct zconf_nets *nets =
+                (const struct zconf_nets *)((const char *)conf + k->offset);
             buf_printf(out, "%s =", k->name);
-            for (size_t j = 0; j < conf->nrelay_from; j++) {
+            for (size_t j = 0; j < nets->n; j++) {
                 char a[NETADDR_STRLEN];
-                netaddr_format(&conf->relay_from[j].addr, a, sizeof a);
-                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, conf->relay_from[j].prefix);
+                netaddr_format(&nets->net[j].addr, a, sizeof a);
+                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, nets->net[j].prefix);
             }
             buf_append_char(out, '\n');
             break;
+        }
         case ZCONF_MASQ:
             buf_printf(out, "%s =", k->name);
             for (size_t j = 0; j < conf->masquerade.nhosts; j++)
@@ -715,4 +765,14 @@ bool zconf_is_local_domain(const struct zconf *conf, const char *domain)
         if (str_eq_nocase(conf->local_domains[i], domain))
             return true;
     return str_eq_nocase(conf->hostname, domain);
+}
+
+bool zconf_plaintext_auth_ok(const struct zconf *conf, const struct netaddr *addr)
+{
+    if (netaddr_is_local(addr))
+        return true;
+    for (size_t i = 0; i < conf->plaintext_auth_from.n; i++)
+        if (netmask_match(&conf->plaintext_auth_from.net[i], addr))
+            return true;
+    return false;
 }
