@@ -199,16 +199,17 @@ static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char *
 {
     size_t npass = 0;
     bool notices = false;
+    enum filter_action *acts = xreallocarray(NULL, n ? n : 1, sizeof *acts);
+    filter_messages(&d->filter, ids, n, acts, &notices);
     for (size_t i = 0; i < n; i++) {
-        bool notice = false;
-        switch (filter_message(&d->filter, ids[i], &notice)) {
+        switch (acts[i]) {
         case FILTER_PASS: pass[npass++] = ids[i]; break;
         case FILTER_DEFERRED: *deferred = true; break;
         case FILTER_QUARANTINED:
         case FILTER_GONE: break;
         }
-        notices |= notice;
     }
+    free(acts);
     if (notices)
         daemon_schedule_queue_run(d, false);
     return npass;
