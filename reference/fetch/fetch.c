@@ -1034,7 +1034,8 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
         }
         /* fall through */
     case I_SEARCH_DEL:
-        qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
+        if (a->nmsgs > 1)
+            qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
         if (a->nmsgs == 0) {
             acct_plan(a);
             break;

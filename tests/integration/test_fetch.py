@@ -311,7 +311,7 @@ class TestFetchInZolderd(IspsimCase):
         self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
         self.assertNotIn("geheim", self.z.log())
         r = self.ctl("fetch")
-        self.assertIn(b"status 1", r.stdout + r.stderr)
+        self.assertIn(b"status 1", r.stdout + r.stderr, self.z.log()[-3000:])
 
     def test_fetch_interval_schedule(self):
         self.isp.inject("mailstore", "sjoerd", message(3))
