@@ -133,6 +133,7 @@ struct fetch_acct {
     unsigned store_batch;
     size_t inflight;                /* messages with zolder */
     size_t pending_deleted;         /* IMAP: \Deleted set, not yet expunged */
+    size_t sizes_pending;           /* IMAP: UID FETCH (RFC822.SIZE) commands in flight */
     bool expunged;
     struct uidrec rec;
     bool rec_open;
@@ -889,6 +890,46 @@ static void imap_setup_next(struct fetch_acct *a)
     buf_free(&f);
 }
 
+#define IMAP_SET_MAX 4000 /* octets of one UID set: ispsim and others cap lines near 8 KiB */
+
+static bool pick_all(const struct fetch_msg *m)
+{
+    (void)m;
+    return true;
+}
+
+static bool pick_deleted(const struct fetch_msg *m)
+{
+    return m->deleted_now;
+}
+
+/*
+ * The UIDs of msgs[*from..] that pick accepts, runs written "a:b" (msgs are sorted by UID),
+ * until the set reaches IMAP_SET_MAX octets; *from is left where it stopped. false: none.
+ */
+static bool imap_uid_set(struct fetch_acct *a, size_t *from, bool (*pick)(const struct fetch_msg *),
+                         struct buf *set)
+{
+    buf_reset(set);
+    size_t i = *from;
+    while (i < a->nmsgs && set->len < IMAP_SET_MAX) {
+        if (!pick(a->msgs[i])) {
+            i++;
+            continue;
+        }
+        unsigned long first = a->msgs[i]->num, last = first;
+        i++;
+        while (i < a->nmsgs && pick(a->msgs[i]) && a->msgs[i]->num == last + 1)
+            last = a->msgs[i++]->num;
+        if (last == first)
+            buf_printf(set, "%s%lu", set->len ? "," : "", first);
+        else
+            buf_printf(set, "%s%lu:%lu", set->len ? "," : "", first, last);
+    }
+    *from = i;
+    return set->len > 0;
+}
+
 /* "UID STORE set +FLAGS.SILENT (...)" for up to FETCH_STORE_BATCH synced messages. */
 static bool imap_store_batch(struct fetch_acct *a)
 {
@@ -902,8 +943,27 @@ static bool imap_store_batch(struct fetch_acct *a)
             continue;
         m->fate = M_CLEANUP;
         m->batch = batch;
-        buf_printf(&set, "%s%lu", n ? "," : "", m->num);
         n++;
+    }
+    if (n) {
+        size_t from = 0;
+        /* the batch's UIDs, runs compressed (the batch is small enough for one set) */
+        while (from < a->nmsgs) {
+            struct fetch_msg *m = a->msgs[from];
+            if (m->fate != M_CLEANUP || m->batch != batch) {
+                from++;
+                continue;
+            }
+            unsigned long first = m->num, last = first;
+            from++;
+            while (from < a->nmsgs && a->msgs[from]->fate == M_CLEANUP &&
+                   a->msgs[from]->batch == batch && a->msgs[from]->num == last + 1)
+                last = a->msgs[from++]->num;
+            if (last == first)
+                buf_printf(&set, "%s%lu", set.len ? "," : "", first);
+            else
+                buf_printf(&set, "%s%lu:%lu", set.len ? "," : "", first, last);
+        }
     }
     if (n) {
         imap_send(a, I_STORE, NULL, "UID STORE %s +FLAGS.SILENT (%s)", set.data,
@@ -941,13 +1001,12 @@ static void imap_pump(struct fetch_acct *a)
     if (!a->keep && a->pending_deleted && !a->expunged) {
         a->expunged = true;
         if (a->caps & IMAP_CAPA_UIDPLUS) {
+            /* only ours: another client's \Deleted messages are not ours to remove */
             struct buf set;
             buf_init(&set, 0);
-            size_t n = 0;
-            for (size_t i = 0; i < a->nmsgs; i++)
-                if (a->msgs[i]->deleted_now)
-                    buf_printf(&set, "%s%lu", n++ ? "," : "", a->msgs[i]->num);
-            imap_send(a, I_EXPUNGE, NULL, "UID EXPUNGE %s", set.data ? set.data : "1");
+            size_t from = 0;
+            while (a->nfifo < FETCH_WINDOW && imap_uid_set(a, &from, pick_deleted, &set))
+                imap_send(a, I_EXPUNGE, NULL, "UID EXPUNGE %s", set.data);
             buf_free(&set);
         } else {
             imap_send(a, I_EXPUNGE, NULL, "EXPUNGE");
@@ -1043,10 +1102,16 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
         {
             struct buf set;
             buf_init(&set, 0);
-            for (size_t i = 0; i < a->nmsgs; i++)
-                buf_printf(&set, "%s%lu", i ? "," : "", a->msgs[i]->num);
-            imap_send(a, I_SIZES, NULL, "UID FETCH %s (UID RFC822.SIZE)", set.data);
+            size_t from = 0;
+            while (a->nfifo < FETCH_WINDOW && imap_uid_set(a, &from, pick_all, &set)) {
+                imap_send(a, I_SIZES, NULL, "UID FETCH %s (UID RFC822.SIZE)", set.data);
+                a->sizes_pending++;
+            }
             buf_free(&set);
+            if (from < a->nmsgs) {
+                acct_fail(a, FETCH_PS_INTERNAL, "too many messages in one poll");
+                return;
+            }
         }
         return;
     case I_SIZES:
@@ -1054,7 +1119,8 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
             acct_fail(a, FETCH_PS_ERROR, "FETCH sizes failed: %s", r->text);
             return;
         }
-        acct_plan(a);
+        if (--a->sizes_pending == 0)
+            acct_plan(a);
         break;
     case I_FETCH:
         if (c->msg->fate == M_FETCHING) {
