@@ -79,7 +79,7 @@ def run_one(isp, z, tool, proto, user, n, size, deadline, home):
     smtp = f"smtphost {ZOLDER}/{z.port} smtpaddress localhost" if tool == "fetchmail" else ""
     with open(rc_path, "w") as f:
         f.write(f"set no bouncemail\npoll {host} proto {proto} timeout 60 "
-                f"user bench pass bench is {user} {smtp} fetchall\n")
+                f"user bench pass bench is {user} {smtp} sslproto '' fetchall\n")
     os.chmod(rc_path, 0o600)
     mbox = z.mbox_path(user)
     before = count_messages(mbox)
@@ -100,7 +100,8 @@ def run_one(isp, z, tool, proto, user, n, size, deadline, home):
         status = "timeout"
     poll_s = time.monotonic() - t0
     # end to end: until the last message is in the mbox (zolderd delivers after its commit)
-    while count_messages(mbox) - before < n and time.monotonic() - t0 < deadline:
+    while (status == 0 and count_messages(mbox) - before < n and
+           time.monotonic() - t0 < deadline):
         time.sleep(0.01)
     elapsed = time.monotonic() - t0
     got = count_messages(mbox) - before

@@ -111,6 +111,8 @@ struct fetch_acct {
     bool imap;
     bool keep, fetchall;
     bool tls_required, implicit_tls, tls_on;
+    bool no_tls;                    /* sslproto '': stay in the clear */
+    bool multidrop;
     unsigned port;
     SSL_CTX *ssl_ctx;
     struct bufferevent *bev;
@@ -423,20 +425,220 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
     acct_pump(a);
 }
 
+/* ---- multidrop ------------------------------------------------------------------------------ */
+
+static bool md_domain_local(const struct fetch_acct *a, const char *d, size_t n)
+{
+    const struct fetchrc_server *srv = a->srv;
+    if (strlen(srv->name) == n && strncasecmp(srv->name, d, n) == 0)
+        return true;
+    for (size_t i = 0; i < srv->naka; i++)
+        if (strlen(srv->aka[i]) == n && strncasecmp(srv->aka[i], d, n) == 0)
+            return true;
+    for (size_t i = 0; i < srv->nlocaldomains; i++) {
+        size_t ln = strlen(srv->localdomains[i]);
+        /* the domain itself or any name below it, as fetchmail matches localdomains */
+        if (ln == n && strncasecmp(srv->localdomains[i], d, n) == 0)
+            return true;
+        if (n > ln + 1 && d[n - ln - 1] == '.' && strncasecmp(srv->localdomains[i], d + n - ln, ln) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool md_valid_user(const char *u, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = u[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_' || c == '+'))
+            return false;
+    }
+    return true;
+}
+
+/* One address: its local user, or NULL when it is not ours (written into out). */
+static const char *md_map(const struct fetch_acct *a, const char *addr, size_t n, char *out,
+                          size_t outsize)
+{
+    const char *at = memchr(addr, '@', n);
+    if (!at || !md_domain_local(a, at + 1, (size_t)(addr + n - at - 1)))
+        return NULL;
+    const char *lp = addr;
+    size_t ln = (size_t)(at - addr);
+    const char *qv = a->srv->qvirtual;
+    if (qv && qv[0] && ln > strlen(qv) && strncasecmp(lp, qv, strlen(qv)) == 0) {
+        lp += strlen(qv);
+        ln -= strlen(qv);
+    }
+    const struct fetchrc_user *u = a->user;
+    bool star = false;
+    for (size_t i = 0; i < u->nlocals; i++) {
+        const struct fetchrc_local *l = &u->locals[i];
+        if (strcmp(l->local, "*") == 0) {
+            star = true;
+            continue;
+        }
+        const char *name = l->remote ? l->remote : l->local;
+        if (strlen(name) == ln && strncasecmp(name, lp, ln) == 0) {
+            snprintf(out, outsize, "%s", l->local);
+            return out;
+        }
+    }
+    if (star && md_valid_user(lp, ln)) {
+        snprintf(out, outsize, "%.*s", (int)ln, lp);
+        for (char *p = out; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        return out;
+    }
+    return NULL;
+}
+
+/* The addresses of a header value: <...> parts, or bare words holding '@'. */
+static void md_addresses(const char *v, size_t n, void (*each)(void *, const char *, size_t),
+                         void *ctx)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == '\r' || v[i] == '\n'))
+            i++;
+        size_t start = i;
+        bool quoted = false;
+        const char *lt = NULL, *gt = NULL;
+        while (i < n && (quoted || v[i] != ',')) {
+            if (v[i] == '"')
+                quoted = !quoted;
+            else if (!quoted && v[i] == '<')
+                lt = v + i;
+            else if (!quoted && v[i] == '>' && lt)
+                gt = v + i;
+            i++;
+        }
+        if (lt && gt && gt > lt + 1) {
+            each(ctx, lt + 1, (size_t)(gt - lt - 1));
+        } else {
+            size_t s2 = start, e = i;
+            while (s2 < e && (v[s2] == ' ' || v[s2] == '\t'))
+                s2++;
+            while (e > s2 && (v[e - 1] == ' ' || v[e - 1] == '\t' || v[e - 1] == '\r' || v[e - 1] == '\n'))
+                e--;
+            if (e > s2 && memchr(v + s2, '@', e - s2) && !memchr(v + s2, ' ', e - s2))
+                each(ctx, v + s2, e - s2);
+        }
+    }
+}
+
+struct md_ctx {
+    const struct fetch_acct *a;
+    struct fetch_msg *m;
+};
+
+static void md_add(void *arg, const char *addr, size_t n)
+{
+    struct md_ctx *c = arg;
+    char local[128];
+    if (!md_map(c->a, addr, n, local, sizeof local))
+        return;
+    char rcpt[320];
+    snprintf(rcpt, sizeof rcpt, "%s@%s", local,
+             c->a->user->smtpaddress ? c->a->user->smtpaddress : "localhost");
+    for (size_t i = 0; i < c->m->item.nrcpt; i++)
+        if (strcasecmp(c->m->item.rcpts[i], rcpt) == 0)
+            return;
+    if (c->m->item.nrcpt < HANDOFF_RCPT_MAX)
+        c->m->item.rcpts[c->m->item.nrcpt++] = xstrdup(rcpt);
+}
+
+/*
+ * Multidrop recipients: the envelope header (the `envelope` one, after skipping N, else the
+ * first of X-Original-To, Delivered-To, X-Envelope-To), else To and Cc; each address in a
+ * local domain (poll name, aka, localdomains) mapped through `is`; none: the postmaster.
+ */
+static void md_recipients(struct fetch_acct *a, struct fetch_msg *m, const char *msg, size_t len)
+{
+    static const char *const envelopes[] = {"X-Original-To", "Delivered-To", "X-Envelope-To"};
+    struct md_ctx ctx = {a, m};
+    size_t hlen = hdr_section_len(msg, len);
+    bool found = false;
+    if (!a->srv->no_envelope) {
+        size_t nnames = a->srv->envelope ? 1 : sizeof envelopes / sizeof envelopes[0];
+        for (size_t k = 0; k < nnames && !found; k++) {
+            const char *want = a->srv->envelope ? a->srv->envelope : envelopes[k];
+            unsigned long skip = a->srv->envelope ? a->srv->envelope_skip : 0;
+            size_t pos = 0;
+            struct hdr_field f;
+            while (hdr_next(msg, hlen, &pos, &f)) {
+                if (f.name_len != strlen(want) || strncasecmp(f.name, want, f.name_len) != 0)
+                    continue;
+                if (skip) {
+                    skip--;
+                    continue;
+                }
+                found = true;
+                md_addresses(f.value, f.value_len, md_add, &ctx);
+                break; /* one envelope header: it names the recipient this copy is for */
+            }
+        }
+    }
+    if (!found) {
+        size_t pos = 0;
+        struct hdr_field f;
+        while (hdr_next(msg, hlen, &pos, &f))
+            if ((f.name_len == 2 && strncasecmp(f.name, "To", 2) == 0) ||
+                (f.name_len == 2 && strncasecmp(f.name, "Cc", 2) == 0))
+                md_addresses(f.value, f.value_len, md_add, &ctx);
+    }
+    if (m->item.nrcpt == 0) {
+        const char *pm = a->run->rc->postmaster ? a->run->rc->postmaster : "postmaster";
+        char rcpt[320];
+        snprintf(rcpt, sizeof rcpt, "%s%s%s", pm, strchr(pm, '@') ? "" : "@",
+                 strchr(pm, '@') ? "" : (a->user->smtpaddress ? a->user->smtpaddress : "localhost"));
+        m->item.rcpts[m->item.nrcpt++] = xstrdup(rcpt);
+        log_info("fetch: %s: message %s has no local recipient: to %s", a->res->label, m->uid,
+                 rcpt);
+    }
+}
+
+static void msg_free_rcpts(struct fetch_msg *m)
+{
+    for (size_t i = 0; i < m->item.nrcpt; i++)
+        free(m->item.rcpts[i]);
+    m->item.nrcpt = 0;
+}
+
 /* A whole message arrived: Received line, then off to zolder. */
 static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, const char *body,
                                  size_t len)
 {
     char date[TIMEFMT_RFC5322_LEN];
     timefmt_rfc5322(time(NULL), date, sizeof date);
+    msg_free_rcpts(m);
+    const char *domain = a->user->smtpaddress ? a->user->smtpaddress : "localhost";
+    if (a->multidrop) {
+        md_recipients(a, m, body, len);
+    } else {
+        char rcpt[320];
+        snprintf(rcpt, sizeof rcpt, "%s@%s", a->local, domain);
+        m->item.rcpts[m->item.nrcpt++] = xstrdup(rcpt);
+    }
     struct buf *d = &m->data;
     buf_reset(d);
-    bool ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
-                            "\tfor <%s@%s> (single-drop); %s\r\n",
-                         a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
-                         ZOLDER_VERSION, a->local,
-                         a->user->smtpaddress ? a->user->smtpaddress : "localhost", date) &&
-              buf_append(d, body, len);
+    bool ok;
+    if (a->multidrop && m->item.nrcpt > 1)
+        ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
+                           "\t(multi-drop); %s\r\n",
+                        a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
+                        ZOLDER_VERSION, date);
+    else
+        ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
+                           "\tfor <%s> (%s); %s\r\n",
+                        a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
+                        ZOLDER_VERSION, m->item.rcpts[0],
+                        a->multidrop ? "multi-drop" : "single-drop", date);
+    ok = ok && buf_append(d, body, len);
     if (ok && (d->len < 2 || d->data[d->len - 1] != '\n'))
         ok = buf_append(d, "\r\n", 2);
     if (!ok) {
@@ -449,8 +651,6 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     if (!m->size)
         m->size = len;
     fetch_sender(d->data, d->len, m->item.sender, sizeof m->item.sender);
-    snprintf(m->item.rcpt, sizeof m->item.rcpt, "%s@%s", a->local,
-             a->user->smtpaddress ? a->user->smtpaddress : "localhost");
     m->item.data = d;
     m->item.done = acct_handoff_done;
     m->item.ctx = m;
@@ -588,7 +788,8 @@ static void pop3_setup_next(struct fetch_acct *a)
         pop3_send(a, P_CAPA, NULL, "CAPA");
         return;
     }
-    if (!a->tls_on && !a->tls_tried && (a->tls_required || (a->caps & POP3_CAPA_STLS))) {
+    if (!a->tls_on && !a->tls_tried && !a->no_tls &&
+        (a->tls_required || (a->caps & POP3_CAPA_STLS))) {
         if (!(a->caps & POP3_CAPA_STLS)) {
             acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for but the server offers no STLS");
             return;
@@ -836,7 +1037,8 @@ static void imap_setup_next(struct fetch_acct *a)
         imap_send(a, I_CAPABILITY, NULL, "CAPABILITY");
         return;
     }
-    if (!a->tls_on && !a->tls_tried && (a->tls_required || (a->caps & IMAP_CAPA_STARTTLS))) {
+    if (!a->tls_on && !a->tls_tried && !a->no_tls &&
+        (a->tls_required || (a->caps & IMAP_CAPA_STARTTLS))) {
         if (!(a->caps & IMAP_CAPA_STARTTLS)) {
             acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for but the server offers no STARTTLS");
             return;
@@ -1406,18 +1608,30 @@ static void acct_finish(struct fetch_acct *a)
     if (a->rec_open) {
         (void)uidrec_sync(&a->rec);
         /* a clean end: forget the UIDs no longer on the server (keep the others) */
-        if (!a->failed && !a->no_prune && a->nmsgs) {
+        if (!a->failed && !a->no_prune && a->imap) {
+            /* IMAP searches see only part of the mailbox (UNSEEN): forget only what we
+             * expunged ourselves */
+            char **gone = xcalloc(a->nmsgs ? a->nmsgs : 1, sizeof *gone);
+            size_t n = 0;
+            for (size_t i = 0; i < a->nmsgs; i++)
+                if (a->msgs[i]->deleted_now && a->expunged)
+                    gone[n++] = a->msgs[i]->uid;
+            if (n && uidrec_forget(&a->rec, gone, n) < 0)
+                log_warnx("fetch: %s: cannot prune the UID record: %s", a->res->label,
+                          strerror(errno));
+            free(gone);
+        } else if (!a->failed && !a->no_prune && a->nmsgs) {
+            /* POP3's UIDL lists the whole mailbox: keep what is still there */
             char **keep = xcalloc(a->nmsgs, sizeof *keep);
             size_t n = 0;
             for (size_t i = 0; i < a->nmsgs; i++)
-                if (!(a->msgs[i]->fate == M_DONE && a->msgs[i]->deleted_now) &&
-                    !(a->msgs[i]->fate == M_DONE && !a->imap && !a->keep))
+                if (!(a->msgs[i]->fate == M_DONE && !a->keep))
                     keep[n++] = a->msgs[i]->uid;
             if (uidrec_rewrite(&a->rec, keep, n) < 0)
                 log_warnx("fetch: %s: cannot prune the UID record: %s", a->res->label,
                           strerror(errno));
             free(keep);
-        } else if (!a->failed && !a->no_prune && a->nmsgs == 0 && a->rec.count) {
+        } else if (!a->failed && !a->no_prune && !a->imap && a->nmsgs == 0 && a->rec.count) {
             (void)uidrec_rewrite(&a->rec, NULL, 0);
         }
     }
@@ -1443,6 +1657,7 @@ static void acct_free(struct fetch_acct *a)
         uidrec_close(&a->rec);
     for (size_t i = 0; i < a->nmsgs; i++) {
         buf_free(&a->msgs[i]->data);
+        msg_free_rcpts(a->msgs[i]);
         free(a->msgs[i]);
     }
     free(a->msgs);
@@ -1477,14 +1692,14 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
     a->imap = srv->proto == FETCHRC_PROTO_IMAP ||
               (srv->proto == FETCHRC_PROTO_AUTO && (a->port == 143 || a->port == 993));
     a->implicit_tls = user->ssl || a->port == 995 || a->port == 993;
-    a->tls_required = a->implicit_tls || user->sslproto || user->sslcertck;
+    /* fetchmail 6.4: sslproto '' means no TLS at all, any other sslproto (or sslcertck)
+     * makes STLS/STARTTLS mandatory */
+    a->no_tls = user->sslproto && !user->sslproto[0] && !a->implicit_tls;
+    a->tls_required = a->implicit_tls || (user->sslproto && user->sslproto[0]) || user->sslcertck;
     a->sync_ev = event_new(run->base, -1, 0, acct_sync_cb, a);
     res->status = FETCH_PS_NOMAIL;
-    if (fetchrc_multidrop(user)) {
-        a->phase = PH_DRAIN;
-        acct_fail(a, FETCH_PS_SYNTAX, "multidrop (is *) is not supported yet (PENDING)");
-        return;
-    }
+    /* `is *`, or several local names: multidrop, recipients from the headers */
+    a->multidrop = fetchrc_multidrop(user) || user->nlocals > 1;
     for (const char *p = a->local; *p; p++)
         if (*p <= ' ' || *p == '<' || *p == '>' || *p == '@' || *p == '"' || (unsigned char)*p >= 0x7f) {
             a->phase = PH_DRAIN;

@@ -234,6 +234,35 @@ class TestFetchPop3(FetchCase):
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 4)
 
 
+    def test_multidrop_maps_envelope_and_to_cc_else_postmaster(self):
+        self.isp.inject("mailstore", "sjoerd", "Delivered-To: bouke@demon.nl\nTo: list@x.example\n"
+                        "Subject: md envelope\n\nfor bouke\n")
+        self.isp.inject("mailstore", "sjoerd", "To: Sjoerd <sjoerd@demon.nl>, \"A, B\" "
+                        "<admin@sjoerd-visser.spam.demon.nl>\nCc: x@elsewhere.example\n"
+                        "Subject: md to cc\n\nfor two\n")
+        self.isp.inject("mailstore", "sjoerd", "To: stranger@elsewhere.example\n"
+                        "Subject: md stranger\n\nnobody here\n")
+        rc = (f"poll pop3.demon.nl via {LINK_DEMON_POP3} proto pop3 localdomains demon.nl "
+              "aka sjoerd-visser.spam.demon.nl user sjoerd pass geheim is * here\n")
+        self.fetch(rc, expect=0)
+        self.z.wait_for(lambda: "md stranger" in self.z.mbox("admin") and
+                        "md to cc" in self.z.mbox("sjoerd"), 20, "multidrop deliveries")
+        time.sleep(0.3)
+        self.assertEqual(self.subjects("bouke"), ["md envelope"])
+        self.assertEqual(self.subjects("sjoerd"), ["md to cc"])
+        # admin: the Cc'd copy and, as the postmaster (alias), the stranger's
+        self.assertEqual(sorted(self.subjects("admin")), ["md stranger", "md to cc"])
+        self.assertIn("(multi-drop)", self.z.mbox("bouke"))
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_sslproto_empty_stays_in_the_clear(self):
+        self.isp.inject("mailstore", "sjoerd", message(5))
+        r = self.fetch(seed_pop(extra="sslproto ''"), expect=0)
+        self.assertNotIn("upgrade to TLS", r.stdout)
+        self.assertEqual(self.isp.records("tls"), [])
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 5"])
+
+
 class TestFetchImap(FetchCase):
     def test_seed_line_imap(self):
         self.isp.inject("provider1", "sjoerd", message(1))
@@ -267,6 +296,9 @@ class TestFetchImap(FetchCase):
             self.isp.inject("provider1", "sjoerd", message(i))
         self.fetch(seed_imap(extra="keep"), expect=0)
         self.assertEqual(len(self.wait_subjects("bouke", 3)), 3)
+        self.fetch(seed_imap(extra="keep fetchall"), expect=1)
+        # an UNSEEN search that sees none of them must not make the record forget them
+        self.fetch(seed_imap(extra="keep"), expect=1)
         self.fetch(seed_imap(extra="keep fetchall"), expect=1)
         time.sleep(0.3)
         self.assertEqual(len(self.subjects("bouke")), 3)

@@ -72,6 +72,13 @@ static void test_add_sync_reload(void **state)
     assert_true(uidrec_has(&r, "000005"));
     assert_false(uidrec_has(&r, "000006"));
     assert_false(uidrec_has(&r, "999999"));
+    /* forgetting drops only the named ones */
+    char *gone[] = {"000005", "nothere"};
+    assert_int_equal(uidrec_forget(&r, gone, 2), 0);
+    uidrec_close(&r);
+    assert_int_equal(uidrec_open(&r, dir, account), 0);
+    assert_int_equal(r.count, 1);
+    assert_true(uidrec_has(&r, "000007"));
     uidrec_close(&r);
 }
 
