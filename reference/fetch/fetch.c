@@ -1707,7 +1707,10 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             return;
         }
     char account[200];
-    uidrec_account_name(srv->name, a->remote, account, sizeof account);
+    /* one record per protocol too: POP3 UIDLs and IMAP UIDs of one mailbox differ */
+    char server[300];
+    snprintf(server, sizeof server, "%s%s", a->imap ? "imap." : "", srv->name);
+    uidrec_account_name(server, a->remote, account, sizeof account);
     if (uidrec_open(&a->rec, run->state_dir, account) < 0) {
         a->phase = PH_DRAIN;
         acct_fail(a, FETCH_PS_INTERNAL, "cannot open the UID record under %s/fetch: %s",

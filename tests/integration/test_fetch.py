@@ -363,5 +363,106 @@ class TestFetchInZolderd(IspsimCase):
         self.assertIn(b"0700", r.stderr)
 
 
+DOVECOT = "127.0.14.1"
+DOVECOT_CONF = """base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = /dev/stderr
+info_log_path = /dev/stderr
+listen = {addr}
+protocols = pop3 imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = {uid}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home/%u
+}}
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %08Xu%08Xv
+service imap-login {{
+  inet_listener imap {{
+    port = 10143
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = 10110
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
+
+
+@unittest.skipUnless(shutil.which("dovecot") and os.geteuid() == 0,
+                     "needs Debian's dovecot and root")
+class TestFetchDovecot(unittest.TestCase):
+    """zolder-fetch against a private Debian dovecot on loopback (issue 6, section 6)."""
+
+    def setUp(self):
+        import pwd
+        if not zolder_test.address_free(DOVECOT, 10110) or not zolder_test.address_free(DOVECOT, 10143):
+            self.skipTest("dovecot test addresses in use")
+        self.dv = zolder_test.Instance(name="fetch-dovecot")
+        self.addCleanup(self.dv.cleanup)
+        self.addCleanup(self.dv.stop)
+        pw = pwd.getpwnam("zolder")
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        d = self.dv.dir
+        os.chmod(d, 0o755)
+        self.dv.write("dovecot.conf", DOVECOT_CONF.format(dir=d, addr=DOVECOT, uid=self.uid,
+                                                          gid=self.gid))
+        self.dv.write("passwd", "bench:{PLAIN}geheim3\n")
+        self.maildir = self.dv.path("home", "bench", "Maildir")
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(self.maildir, sub), exist_ok=True)
+        self.dv.start(["dovecot", "-F", "-c", self.dv.path("dovecot.conf")],
+                      ready="starting up", timeout=30)
+        self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-dv")
+        self.z.start()
+        self.addCleanup(self.z.cleanup)
+
+    def put(self, n):
+        for i in range(n):
+            with open(os.path.join(self.maildir, "new", f"1700000000.M{i}P1.test"), "w") as f:
+                f.write(message(i).replace("\n", "\r\n"))
+        for root, dirs, files in os.walk(self.dv.path("home")):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), self.uid, self.gid)
+        os.chown(self.dv.path("home"), self.uid, self.gid)
+
+    def run_fetch(self, proto, port, extra=""):
+        rc = self.z.inst.write("dvrc", f"poll {DOVECOT} proto {proto} port {port} user bench "
+                                       f"pass geheim3 is sjoerd {extra}\n", mode=0o600)
+        return subprocess.run([zolder_test.binary("zolder-fetch"), "-v", "-f", rc, "-c",
+                               self.z.config], capture_output=True, text=True, timeout=60)
+
+    def subjects(self):
+        return re.findall(r"^Subject: (.*)$", self.z.mbox("sjoerd"), re.M)
+
+    def test_pop3_and_imap_from_dovecot(self):
+        self.put(3)
+        r = self.run_fetch("pop3", 10110, "keep")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.dv.log()[-2000:])
+        self.z.wait_for(lambda: len(self.subjects()) == 3, 20, "3 from dovecot POP3")
+        # keep: the IMAP poll of the same mailbox with its own record fetches them once more
+        # (a different account key), then deletes them
+        r = self.run_fetch("imap", 10143, "fetchall")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.dv.log()[-2000:])
+        self.z.wait_for(lambda: len(self.subjects()) == 6, 20, "3 more from dovecot IMAP")
+        left = [f for sub in ("new", "cur") for f in os.listdir(os.path.join(self.maildir, sub))]
+        self.assertEqual(left, [])
+        self.assertEqual(sorted(self.subjects()), sorted([f"test {i}" for i in range(3)] * 2))
+
+
 if __name__ == "__main__":
     unittest.main()
