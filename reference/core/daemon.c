@@ -505,8 +505,13 @@ static void daemon_fetch_schedule(struct daemon *d)
 
 static void daemon_fetch_stop(struct daemon *d)
 {
+    bool was_running = d->fetch_run != NULL;
     fetch_cancel(d->fetch_run); /* what zolder took is recorded; the rest stays on the server */
     d->fetch_run = NULL;
+    /* The hand-off sessions just closed are our own smtpd's clients: let smtpd see the
+     * close and end those sessions before it stops (a few passes of the loop, no waiting). */
+    for (int i = 0; was_running && i < 20; i++)
+        event_base_loop(d->base, EVLOOP_NONBLOCK);
     for (size_t i = 0; i < d->fetch_nwaiters; i++)
         bufferevent_free(d->fetch_waiters[i]);
     d->fetch_nwaiters = 0;
