@@ -69,6 +69,16 @@ class FetchCase(IspsimCase):
             self.assertEqual(r.returncode, expect, r.stdout + r.stderr)
         return r
 
+    def uid_record(self):
+        """The UIDs in the poller's records (STATE_DIR/fetch/*.uids), all accounts."""
+        d = self.z.inst.path("var", "fetch")
+        uids = []
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if name.endswith(".uids"):
+                with open(os.path.join(d, name)) as f:
+                    uids += [line[2:].strip() for line in f if line.startswith("U ")]
+        return uids
+
     def cut_violations(self):
         # a cut link leaves the server without QUIT/LOGOUT: that is the cut, not us
         return [v for v in self.isp.violations() if v not in ("no-quit", "no-logout")]
@@ -148,6 +158,7 @@ class TestFetchPop3(FetchCase):
         self.assertLess(len(got), 6, r.stdout + r.stderr)
         # nothing was deleted (no QUIT), but the UID record knows what zolder has
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 6)
+        self.assertEqual(len(self.uid_record()), len(got))
         r = self.fetch(seed_pop(), expect=0)
         self.assertIn("seen)", r.stdout)
         got = self.wait_subjects("sjoerd", 6)
@@ -157,7 +168,38 @@ class TestFetchPop3(FetchCase):
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
         self.assertEqual(self.cut_violations(), [])
         # and the record is empty again: a third poll finds nothing
+        self.assertEqual(self.uid_record(), [])
         self.fetch(seed_pop(), expect=1)
+
+    def test_link_down_then_up(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.link_down()
+        try:
+            self.fetch(seed_pop(), expect=2)
+        finally:
+            self.isp.link_up()
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        self.assertEqual(self.uid_record(), [])
+        self.fetch(seed_pop(), expect=0)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+
+    def test_stalled_link_times_out_then_each_message_once(self):
+        for i in range(4):
+            self.isp.inject("mailstore", "sjoerd", message(i, 3000))
+        self.isp.link_profile(stall_after=7000)
+        try:
+            t0 = time.monotonic()
+            self.fetch(f"poll pop3.demon.nl via {LINK_DEMON_POP3} proto pop3 timeout 2 "
+                       "user sjoerd pass geheim is sjoerd\n", expect=2)
+            self.assertLess(time.monotonic() - t0, 30)
+        finally:
+            self.isp.link_profile(clear=True)
+        self.fetch(seed_pop(), expect=0)
+        self.wait_subjects("sjoerd", 4)
+        time.sleep(0.3)
+        self.assertEqual(sorted(self.subjects("sjoerd")), [f"test {i}" for i in range(4)])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.uid_record(), [])
 
     def test_tempfail_leaves_mail_on_server_and_5xx_deletes(self):
         self.z.cleanup()
