@@ -83,6 +83,8 @@ struct fetch_msg {
     size_t ordinal;                 /* 1-based among messages to fetch, for progress */
     struct buf data;
     struct handoff_item item;
+    struct buf bounce_data;         /* the notice for a message zolder refused */
+    struct handoff_item bounce;
 };
 
 enum cmd_kind {
@@ -372,6 +374,85 @@ static void acct_sync_cb(evutil_socket_t fd, short what, void *arg)
     acct_pump(a);
 }
 
+static void acct_bounce_done(struct handoff_item *item, int code, const char *reply)
+{
+    struct fetch_msg *m = item->ctx;
+    struct fetch_acct *a = m->a;
+    a->inflight--;
+    buf_free(&m->bounce_data);
+    for (size_t i = 0; i < m->bounce.nrcpt; i++)
+        free(m->bounce.rcpts[i]);
+    m->bounce.nrcpt = 0;
+    if (a->finished)
+        return;
+    if (code >= 200 && code < 300) {
+        /* the notice is safe with zolder: the message may go (recorded, so it is neither
+         * fetched nor bounced again after a cut link) */
+        log_info("fetch: %s: message %s: refusal notice accepted (%s)", a->res->label, m->uid,
+                 reply);
+        if (uidrec_add(&a->rec, m->uid) < 0) {
+            m->fate = M_DEFERRED;
+            acct_fail(a, FETCH_PS_INTERNAL, "cannot write the UID record");
+            return;
+        }
+        m->fate = M_RECORDED;
+        event_active(a->sync_ev, EV_TIMEOUT, 0);
+    } else {
+        log_warnx("fetch: %s: message %s: refusal notice not accepted (%s): left on the server",
+                  a->res->label, m->uid, reply);
+        m->fate = M_DEFERRED;
+    }
+    acct_pump(a);
+}
+
+/*
+ * fetchmail's bounce for a message zolder refused for good: to its sender (set bouncemail,
+ * the default) or to the postmaster (set no bouncemail, or a null sender), from
+ * MAILER-DAEMON with the null sender, holding the reply and the message's header.
+ */
+static bool acct_bounce(struct fetch_acct *a, struct fetch_msg *m, const char *reply)
+{
+    const struct fetchrc *rc = a->run->rc;
+    const char *domain = a->user->smtpaddress ? a->user->smtpaddress : "localhost";
+    char to[600];
+    if (rc->bouncemail && m->item.sender[0]) {
+        snprintf(to, sizeof to, "%s", m->item.sender);
+    } else {
+        const char *pm = rc->postmaster ? rc->postmaster : "postmaster";
+        snprintf(to, sizeof to, "%s%s%s", pm, strchr(pm, '@') ? "" : "@", strchr(pm, '@') ? "" : domain);
+    }
+    char date[TIMEFMT_RFC5322_LEN];
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    size_t hlen = hdr_section_len(m->data.data, m->data.len);
+    struct buf *b = &m->bounce_data;
+    buf_init(b, FETCH_MESSAGE_MAX);
+    bool ok = buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
+                            "Subject: Undeliverable: a message fetched from %s\r\nDate: %s\r\n"
+                            "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+                            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                            "zolder-fetch fetched a message for %s from %s; the local mail "
+                            "server refused it:\r\n\r\n    %s\r\n\r\n"
+                            "It has been deleted from %s. Its header follows.\r\n\r\n",
+                         a->run->hostname, to, a->srv->name, date, a->local, a->srv->name,
+                         reply, a->srv->name) &&
+              buf_append(b, m->data.data, hlen);
+    if (!ok) {
+        buf_free(b);
+        return false;
+    }
+    memset(&m->bounce, 0, sizeof m->bounce);
+    m->bounce.rcpts[0] = xstrdup(to);
+    m->bounce.nrcpt = 1;
+    m->bounce.data = b;
+    m->bounce.done = acct_bounce_done;
+    m->bounce.ctx = m;
+    m->fate = M_HANDOFF;
+    a->inflight++;
+    log_info("fetch: %s: message %s refused: sending a notice to <%s>", a->res->label, m->uid, to);
+    handoff_submit(a->run->handoff, &m->bounce);
+    return true;
+}
+
 static void acct_handoff_done(struct handoff_item *item, int code, const char *reply)
 {
     struct fetch_msg *m = item->ctx;
@@ -380,6 +461,23 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
     if (a->finished)
         return; /* the run was cancelled: the message stays on the server */
     size_t size = m->data.len;
+    if (code >= 500 && a->run->cfg.refused == FETCH_REFUSED_DELETE) {
+        a->res->refused++;
+        m->refused = true;
+        log_warnx("fetch: %s: message %s refused by zolder (%s)", a->res->label, m->uid, reply);
+        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) refused: %s",
+                       a->remote, a->srv->name, m->ordinal, a->to_fetch, m->size, reply);
+        bool sent = acct_bounce(a, m, reply);
+        buf_free(&m->data);
+        buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
+        if (!sent) {
+            m->fate = M_DEFERRED;
+            log_warnx("fetch: %s: message %s: no notice could be made: left on the server",
+                      a->res->label, m->uid);
+        }
+        acct_pump(a);
+        return;
+    }
     buf_free(&m->data);
     buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
     const char *how = a->keep ? "not flushed" : "flushed";
@@ -399,16 +497,6 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
                        how);
         log_info("fetch: %s: message %s delivered to %s (%s)", a->res->label, m->uid, a->local,
                  reply);
-    } else if (code >= 500 && a->run->cfg.refused == FETCH_REFUSED_DELETE) {
-        a->res->refused++;
-        m->refused = true;
-        log_warnx("fetch: %s: message %s refused by zolder (%s): deleting it from the server",
-                  a->res->label, m->uid, reply);
-        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) refused: %s",
-                       a->remote, a->srv->name, m->ordinal, a->to_fetch, m->size, reply);
-        m->fate = M_SYNCED; /* deleted without a record: nothing was delivered */
-        if (a->keep)
-            m->fate = M_DONE;
     } else {
         if (code >= 500)
             a->res->refused++;
@@ -1657,6 +1745,9 @@ static void acct_free(struct fetch_acct *a)
         uidrec_close(&a->rec);
     for (size_t i = 0; i < a->nmsgs; i++) {
         buf_free(&a->msgs[i]->data);
+        buf_free(&a->msgs[i]->bounce_data);
+        for (size_t k = 0; k < a->msgs[i]->bounce.nrcpt; k++)
+            free(a->msgs[i]->bounce.rcpts[k]);
         msg_free_rcpts(a->msgs[i]);
         free(a->msgs[i]);
     }
