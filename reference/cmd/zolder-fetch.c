@@ -169,9 +169,21 @@ int main(int argc, char **argv)
         return FETCH_PS_INTERNAL;
     }
     cfg.progress_ctx = base;
+    /* with -c and a nameserver: names resolve as zolderd's do (the seed world's DNS) */
+    struct relay_dns *dns = NULL;
+    if (have_conf && conf.nameserver[0]) {
+        const char *dns_error = NULL;
+        dns = relay_dns_new(base, &conf, NULL, &dns_error);
+        if (!dns)
+            fprintf(stderr, "zolder-fetch: nameserver: %s (using the system resolver)\n",
+                    dns_error);
+    }
+    cfg.dns = dns;
     struct fetch_run *run = fetch_start(base, rc, &cfg, on_done, base);
     if (run)
         event_base_dispatch(base);
+    if (dns)
+        relay_dns_free(dns);
     event_base_free(base);
     free(rcdefault);
     free(statedefault);

@@ -45,6 +45,7 @@
 #include "hdr.h"
 #include "imap_resp.h"
 #include "log.h"
+#include "netaddr.h"
 #include "pop3_reply.h"
 #include "str.h"
 #include "timefmt.h"
@@ -142,6 +143,7 @@ struct fetch_acct {
     struct uidrec rec;
     bool rec_open;
     struct event *sync_ev;
+    struct relay_dns_req *dnsreq;   /* a lookup in flight */
     bool failed;
     bool no_prune;
     bool smtp_failed;               /* a hand-off session to zolder was lost */                  /* deletions not confirmed: keep every recorded UID */
@@ -200,6 +202,10 @@ static void acct_fail(struct fetch_acct *a, int status, const char *fmt, ...)
     a->res->status = status;
     log_warnx("fetch: %s: %s", a->res->label, a->res->error);
     fetch_progress(a->run, "%s: %s", a->res->label, a->res->error);
+    if (a->dnsreq) {
+        relay_dns_cancel(a->dnsreq);
+        a->dnsreq = NULL;
+    }
     if (a->bev) {
         bufferevent_free(a->bev);
         a->bev = NULL;
@@ -1644,21 +1650,10 @@ static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
         acct_fail(a, FETCH_PS_SOCKET, "connection to %s lost", a->srv->name);
 }
 
-static void acct_connect(struct fetch_acct *a)
+static void acct_connect_to(struct fetch_acct *a, const struct sockaddr *sa, socklen_t salen)
 {
-    const char *host = a->srv->via ? a->srv->via : a->srv->name;
-    char port[16];
-    snprintf(port, sizeof port, "%u", a->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc != 0 || !ai) {
-        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return;
-    }
     a->bev = bufferevent_socket_new(a->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!a->bev) {
-        freeaddrinfo(ai);
         acct_fail(a, FETCH_PS_SOCKET, "cannot create a socket");
         return;
     }
@@ -1668,10 +1663,71 @@ static void acct_connect(struct fetch_acct *a)
     struct timeval to = {(time_t)t, 0};
     bufferevent_set_timeouts(a->bev, &to, &to);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-    rc = bufferevent_socket_connect(a->bev, ai->ai_addr, (int)ai->ai_addrlen);
+    if (bufferevent_socket_connect(a->bev, sa, (int)salen) < 0)
+        acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u", a->srv->name, a->port);
+}
+
+static void acct_connect_netaddr(struct fetch_acct *a, const struct netaddr *na)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    if (na->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)a->port);
+        memcpy(&sin->sin_addr, na->bytes, 4);
+        len = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)a->port);
+        memcpy(&sin6->sin6_addr, na->bytes, 16);
+        len = sizeof *sin6;
+    }
+    acct_connect_to(a, (struct sockaddr *)&ss, len);
+}
+
+static void acct_addr_answer(void *arg, enum relay_dns_status st, const struct netaddr *addrs,
+                             size_t n, const char *error)
+{
+    struct fetch_acct *a = arg;
+    a->dnsreq = NULL;
+    if (a->failed || a->finished)
+        return;
+    if (st != RELAY_DNS_OK || n == 0) {
+        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s",
+                  a->srv->via ? a->srv->via : a->srv->name, error ? error : "no address");
+        return;
+    }
+    acct_connect_netaddr(a, &addrs[0]);
+}
+
+static void acct_connect(struct fetch_acct *a)
+{
+    const char *host = a->srv->via ? a->srv->via : a->srv->name;
+    struct netaddr literal;
+    if (netaddr_parse(host, &literal)) {
+        acct_connect_netaddr(a, &literal);
+        return;
+    }
+    if (a->run->cfg.dns) {
+        /* zolder's resolver: the hosts file, then the nameserver (the seed's names) */
+        a->phase = PH_CONNECT;
+        a->dnsreq = relay_dns_addr(a->run->cfg.dns, host, AF_UNSPEC, acct_addr_answer, a);
+        return;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%u", a->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc != 0 || !ai) {
+        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return;
+    }
+    acct_connect_to(a, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
-    if (rc < 0)
-        acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u", host, a->port);
 }
 
 /* Record pruning and the account's result; the run goes on with the next account. */
@@ -1737,6 +1793,8 @@ static void acct_free(struct fetch_acct *a)
 {
     if (!a)
         return;
+    if (a->dnsreq)
+        relay_dns_cancel(a->dnsreq);
     if (a->bev)
         bufferevent_free(a->bev);
     if (a->sync_ev)

@@ -365,9 +365,10 @@ class TestFetchImap(FetchCase):
 class TestFetchInZolderd(IspsimCase):
     """zolderd's own poller: fetchmailrc + fetch_interval, and `zolderctl fetch`."""
 
-    def start(self, rc, interval="0"):
+    def start(self, rc, interval="0", conf=None):
         self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-svc",
-                         conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval},
+                         conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval,
+                               **(conf or {})},
                          files={"fetchmailrc": rc})
         os.chmod(self.z.inst.path("fetchmailrc"), 0o600)
         self.z.start()
@@ -393,6 +394,23 @@ class TestFetchInZolderd(IspsimCase):
         self.assertNotIn("geheim", self.z.log())
         r = self.ctl("fetch")
         self.assertIn(b"status 1", r.stdout + r.stderr, self.z.log()[-3000:])
+
+    def test_seed_lines_verbatim_resolved_through_the_world_dns(self):
+        # no `via`: pop3.demon.nl and imap.provider1.nl are looked up as outbound delivery
+        # does (the nameserver answers their modem addresses)
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        self.start("poll pop3.demon.nl proto pop3 aka demon.nl no dns user sjoerd pass geheim "
+                   "is sjoerd\n"
+                   "poll imap.provider1.nl proto imap aka provider1.nl no dns user sjoerd "
+                   "pass geheim2 is bouke\n",
+                   conf={"dns": "canonify", "nameserver": "127.0.2.53:53"})
+        r = self.ctl("fetch")
+        self.assertIn(b"fetch done: status 0, 2 accounts, 2 delivered", r.stdout, self.z.log())
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 1"] and
+                        self.subjects("bouke") == ["test 2"], 20, "both delivered")
+        self.assertTrue(any(q["name"].rstrip(".") == "pop3.demon.nl"
+                            for q in self.isp.records("dns")))
 
     def test_fetch_interval_schedule(self):
         self.isp.inject("mailstore", "sjoerd", message(3))
