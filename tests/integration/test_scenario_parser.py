@@ -132,7 +132,8 @@ class ParserTest(unittest.TestCase):
         self.assertError("title: x\n", 1, "no steps")
 
     def test_unbuilt_verbs_need_pending(self):
-        self.assertError("fetch\n", 1, "capability fetch")
+        self.assertError("pop3 sjoerd x\n", 1, "capability pop3")
+        self.assertEqual(parse("fetch\n").steps[0].verb, "fetch")  # built: no pending needed
         self.assertError("pending: outbound later\nimap sjoerd x\n", 2, "capability imap")
         sc = parse("pending: outbound,imap later\nimap sjoerd x\n    C: a1 NOOP\n")
         self.assertEqual(sc.pending[0], "outbound,imap")
