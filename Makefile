@@ -62,7 +62,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all tests check unit integration scenarios valgrind asan fuzz fuzz-build demo deps clean \
-        bench-spool bench-sink tidy certs
+        bench-spool bench-sink bench-imap tidy certs
 .DEFAULT_GOAL := all
 # Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
 .SECONDARY:
@@ -189,6 +189,10 @@ bench-spool: deps
 bench-sink: deps
 	$(MAKE) all
 	@$(PYTHON) bench/ispsim_sink.py
+
+bench-imap: deps
+	$(MAKE) all
+	@$(PYTHON) bench/imap.py
 
 tidy:
 	clang-tidy --quiet -warnings-as-errors='*' -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \

@@ -75,4 +75,12 @@ int ctl_mailq(const struct zconf *conf, const char *prog);
 /* `zolderctl flush` / `sendmail -q`: a queue run by the daemon. */
 int ctl_flush(const struct zconf *conf, const char *prog);
 
+/*
+ * content filter: `zolderctl quarantine list | show ID... | release ID... | delete ID...`
+ * (reference/filter, docs/filter.md). Works on STATE_DIR/quarantine directly; release puts
+ * the message back into the queue marked scanned and asks the daemon for a queue run.
+ * Returns the exit status (EX_USAGE for a bad sub-command).
+ */
+int ctl_quarantine(const struct zconf *conf, const char *prog, char *const *args, size_t nargs);
+
 #endif

@@ -27,11 +27,14 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth.h"
 #include "deliver/deliver.h"
+#include "filter/filter.h"
 #include "fetch/fetch.h"
 #include "fsutil.h"
 #include "log.h"
 #include "pop3d/pop3d.h"
+#include "imapd/imapd.h"
 #include "queue/queue.h"
 #include "relay/relay.h"
 #include "smtpd/smtpd.h"
@@ -50,9 +53,11 @@ struct daemon {
     struct queue queue;
     struct smtpd smtpd;
     struct pop3d pop3d;
+    struct imapd imapd;  /* IMAP service (reference/imapd) */
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
     struct relay *relay;        /* outbound delivery */
+    struct auth_service *auth;  /* password checks on worker threads */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct event *queue_timer;
     struct evconnlistener *control;
@@ -65,6 +70,7 @@ struct daemon {
     size_t nbacklog;
     struct deliver_later later; /* deliveries riding on the current SMTP commit round */
     bool spool_on_queue_fs;     /* one syncfs covers queue and mailboxes */
+    struct filter filter;       /* content filter: runs before every delivery */
     /* fetch (reference/fetch): the fetchmail-compatible poller */
     char *fetch_rcdata;         /* the fetchmailrc's bytes (read before privileges go) */
     size_t fetch_rclen;
@@ -94,6 +100,14 @@ int daemon_check(const char *path)
         fprintf(stderr, "zolderd: warning: hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: "
                         "local programs (fetch, sendmail, cron) cannot hand over mail\n");
     zmaps_free(maps);
+    struct filter filter; /* content filter: the signature file must load */
+    bool filter_ok = filter_init(&filter, &conf, NULL, &err);
+    filter_free(&filter);
+    if (!filter_ok) {
+        fprintf(stderr, "zolderd: %s\n", err.text);
+        zconf_free(&conf);
+        return 1;
+    }
     if (conf.fetchmailrc[0]) { /* fetch: the rc file as the poller will read it */
         char *data;
         size_t len;
@@ -173,17 +187,48 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 
 /* ---- queue runs --------------------------------------------------------------------------- */
 
+static void daemon_schedule_queue_run(struct daemon *d, bool flush);
+
+/* ---- content filter (reference/filter) ------------------------------------------------------ */
+
 /*
- * Delivers ids in batches (group commit); schedules a retry when a local delivery deferred.
- * With later, the mailbox syncs and queue file removals are left to the SMTP commit round.
- * Messages that still have pending recipients go to the relay, which sends the remote ones
- * (at once, or with flush regardless of defer_remote and backoff).
+ * Filters ids before delivery: pass[] gets those to deliver (pointers into ids). Quarantined
+ * and vanished ones are dropped; deferred ones (a scanner failed) stay queued and set
+ * *deferred; a queued notice asks for a queue run.
  */
-static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later,
+static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char **pass, bool *deferred)
+{
+    size_t npass = 0;
+    bool notices = false;
+    for (size_t i = 0; i < n; i++) {
+        bool notice = false;
+        switch (filter_message(&d->filter, ids[i], &notice)) {
+        case FILTER_PASS: pass[npass++] = ids[i]; break;
+        case FILTER_DEFERRED: *deferred = true; break;
+        case FILTER_QUARANTINED:
+        case FILTER_GONE: break;
+        }
+        notices |= notice;
+    }
+    if (notices)
+        daemon_schedule_queue_run(d, false);
+    return npass;
+}
+
+/*
+ * Delivers ids in batches (group commit) after the content filter; schedules a retry when a
+ * local delivery (or a scan) deferred. With later, the mailbox syncs and queue file removals
+ * are left to the SMTP commit round. Messages that still have pending recipients go to the
+ * relay, which sends the remote ones (at once, or with flush regardless of defer_remote and
+ * backoff).
+ */
+static size_t daemon_deliver(struct daemon *d, char *const *all_ids, size_t nall, struct deliver_later *later,
                              bool flush)
 {
     size_t done = 0;
     bool deferred = false;
+    char **ids = xreallocarray(NULL, nall ? nall : 1, sizeof *ids);
+    size_t n = daemon_filter(d, all_ids, nall, ids, &deferred);
     enum deliver_outcome out[DELIVER_BATCH_MAX];
     for (size_t i = 0; i < n; i += DELIVER_BATCH_MAX) {
         size_t chunk = n - i < DELIVER_BATCH_MAX ? n - i : DELIVER_BATCH_MAX;
@@ -194,6 +239,11 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
             if (out[k] == DELIVER_PENDING || out[k] == DELIVER_DEFERRED)
                 relay_submit(d->relay, ids[i + k]);
         }
+    }
+    free(ids);
+    if (d->deliver.children_queued) { /* delivery rules forwarded a copy: deliver it soon */
+        d->deliver.children_queued = false;
+        daemon_schedule_queue_run(d, false);
     }
     relay_run(d->relay, flush);
     if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
@@ -292,6 +342,20 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
+/* ---- outbound delivery (issue 5): dns = canonify at RCPT, on the relay's resolver -------- */
+
+static void *daemon_domain_check(void *ctx, const char *domain,
+                                 void (*done)(void *arg, int verdict, const char *detail), void *arg)
+{
+    struct daemon *d = ctx;
+    return relay_canon_check(d->relay, domain, done, arg);
+}
+
+static void daemon_domain_cancel(void *handle)
+{
+    relay_canon_cancel(handle);
+}
+
 /* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
@@ -327,6 +391,15 @@ static void daemon_reload(struct daemon *d)
         zconf_free(&fresh);
         return;
     }
+    struct filter probe; /* content filter: a bad signature file refuses the reload */
+    bool filter_ok = filter_init(&probe, &fresh, &d->queue, &err);
+    filter_free(&probe);
+    if (!filter_ok) {
+        log_error("reload refused, keeping the running config: %s", err.text);
+        zmaps_free(maps);
+        zconf_free(&fresh);
+        return;
+    }
     if (zmaps_localhost_denied(maps))
         log_error("hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: local programs (fetch, "
                   "sendmail, cron) cannot hand over mail; add \"smtpd: 127.0.0.1\" to hosts.allow");
@@ -338,11 +411,15 @@ static void daemon_reload(struct daemon *d)
     d->conf = fresh;
     d->maps = maps;
     zmaps_smtpd(d->maps, &d->smtpd_maps);
+    auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
     struct deliver_resolver resolver;
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
     deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
     relay_reload(d->relay, zmaps_hosts(d->maps));
+    filter_free(&d->filter); /* content filter */
+    if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
+        log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
     /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
      * old one stays), and the schedule */
     if (!daemon_fetch_load(d))
@@ -666,6 +743,16 @@ int daemon_run(const char *path)
             log_fatal("cannot listen on %s", l->text);
         pop3_fds[npop3_fds++] = fd;
     }
+    /* IMAP listeners (plain, then implicit TLS), bound here too. */
+    int imap_fds[ZCONF_LISTEN_MAX * 2];
+    size_t nimap_fds = 0;
+    for (size_t i = 0; i < d.conf.nimap + d.conf.nimaps; i++) {
+        const struct zconf_listen *l = i < d.conf.nimap ? &d.conf.imap[i] : &d.conf.imaps[i - d.conf.nimap];
+        int fd = smtpd_bind(l);
+        if (fd < 0)
+            log_fatal("cannot listen on %s", l->text);
+        imap_fds[nimap_fds++] = fd;
+    }
     SSL_CTX *tls = daemon_tls_context(&d.conf);
     struct relay_auth auth; /* read before privileges go, like the TLS key */
     const char *relay_error = NULL;
@@ -692,16 +779,29 @@ int daemon_run(const char *path)
     if (!d.relay)
         log_fatalx("outbound delivery: %s", relay_error);
 
+    /* content filter: before the first queue run, which filters what a previous run left */
+    if (!filter_init(&d.filter, &d.conf, &d.queue, &err))
+        log_fatalx("content filter: %s", err.text);
+
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
+    /* outbound delivery (issue 5): the relay's reports to senders (bounces, delay warnings,
+     * success DSNs) are queued files delivered like any other message */
+    relay_set_queued_hook(d.relay, daemon_on_queued, &d);
     struct stat qst, sst;
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d, false);
 
+    /* the threads start after the privilege drop: they never held root */
+    const char *auth_error = NULL;
+    d.auth = auth_service_new(d.base, (unsigned)d.conf.auth_failure_delay * 1000, &auth_error);
+    if (!d.auth)
+        log_fatalx("password checks: %s", auth_error);
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
+    d.smtpd.auth = d.auth;
     d.smtpd.base = d.base;
     d.smtpd.queue = &d.queue;
     d.smtpd.maps = &d.smtpd_maps;
@@ -713,14 +813,26 @@ int daemon_run(const char *path)
     d.smtpd.before_round = daemon_before_round;
     d.smtpd.after_round = daemon_after_round;
     d.smtpd.round_ctx = &d;
+    /* outbound delivery (issue 5): dns = canonify checks recipient domains at RCPT */
+    d.smtpd.domain_check = daemon_domain_check;
+    d.smtpd.domain_cancel = daemon_domain_cancel;
+    d.smtpd.domain_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
     d.pop3d.conf = &d.conf;
     d.pop3d.base = d.base;
     d.pop3d.maps = &d.smtpd_maps;
+    d.pop3d.auth = d.auth;
     d.pop3d.tls = tls;
     if (pop3d_start(&d.pop3d, pop3_fds, d.conf.npop3, d.conf.npop3s) < 0)
         log_fatalx("cannot start POP3 listeners");
+    /* IMAP service */
+    d.imapd.conf = &d.conf;
+    d.imapd.base = d.base;
+    d.imapd.maps = &d.smtpd_maps;
+    d.imapd.tls = tls;
+    if (imapd_start(&d.imapd, imap_fds, d.conf.nimap, d.conf.nimaps) < 0)
+        log_fatalx("cannot start IMAP listeners");
     daemon_open_control(&d);
 
     d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
@@ -745,6 +857,10 @@ int daemon_run(const char *path)
         buf_printf(&where, " pop3=%s", d.conf.pop3[i].text);
     for (size_t i = 0; i < d.conf.npop3s; i++)
         buf_printf(&where, " pop3s=%s", d.conf.pop3s[i].text);
+    for (size_t i = 0; i < d.conf.nimap; i++)
+        buf_printf(&where, " imap=%s", d.conf.imap[i].text);
+    for (size_t i = 0; i < d.conf.nimaps; i++)
+        buf_printf(&where, " imaps=%s", d.conf.imaps[i].text);
     log_info("ready: zolderd %s hostname=%s%s tls=%s state_dir=%s", ZOLDER_VERSION,
              d.conf.hostname, where.data ? where.data : "", tls ? "yes" : "no", d.conf.state_dir);
     buf_free(&where);
@@ -754,6 +870,8 @@ int daemon_run(const char *path)
     daemon_fetch_stop(&d); /* fetch: before the SMTP side it hands mail to */
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
+    imapd_stop(&d.imapd);
+    auth_service_free(d.auth); /* after the sessions: they cancel their checks */
     evconnlistener_free(d.control);
     unlink(d.control_path);
     free(d.control_path);
@@ -767,6 +885,7 @@ int daemon_run(const char *path)
     event_free(d.backlog_event);
     relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
+    filter_free(&d.filter); /* content filter */
     queue_close(&d.queue);
     event_base_free(d.base);
     if (tls)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,12 +23,16 @@
 #include "deliver/local.h"
 #include "fsutil.h"
 #include "log.h"
+#include "mbox.h"
+#include "mbox_flags.h"
 #include "mbox_read.h"
 #include "xalloc.h"
 
 #define MAILSTORE_READ_CHUNK 65536
 #define MAILSTORE_INDEX_MAX (256UL * 1024 * 1024)
-#define MAILSTORE_INDEX_MAGIC "zolder-mbox-index 1"
+#define MAILSTORE_INDEX_MAGIC_V1 "zolder-mbox-index 1"
+#define MAILSTORE_INDEX_MAGIC "zolder-mbox-index 2"
+#define MAILSTORE_HEADER_READ_MAX 65536
 
 const char *mailstore_result_name(enum mailstore_result r)
 {
@@ -97,6 +102,9 @@ struct mailstore_scan {
     size_t n, cap;
     EVP_MD_CTX *md;
     bool overflow;
+    char from_line[256];        /* the first bytes of the current From_ line (INTERNALDATE) */
+    size_t nfrom;
+    bool from_done;
 };
 
 static void mailstore_scan_begin(void *ctx, unsigned long long offset)
@@ -104,12 +112,20 @@ static void mailstore_scan_begin(void *ctx, unsigned long long offset)
     struct mailstore_scan *sc = ctx;
     (void)offset;
     EVP_DigestInit_ex(sc->md, EVP_sha256(), NULL);
+    sc->nfrom = 0;
+    sc->from_done = false;
 }
 
 static void mailstore_scan_data(void *ctx, const char *bytes, size_t len)
 {
     struct mailstore_scan *sc = ctx;
     EVP_DigestUpdate(sc->md, bytes, len);
+    for (size_t i = 0; i < len && !sc->from_done; i++) {
+        if (bytes[i] == '\n' || sc->nfrom == sizeof sc->from_line)
+            sc->from_done = true;
+        else
+            sc->from_line[sc->nfrom++] = bytes[i];
+    }
 }
 
 static void mailstore_scan_end(void *ctx, const struct mbox_scan_msg *m)
@@ -134,6 +150,7 @@ static void mailstore_scan_end(void *ctx, const struct mbox_scan_msg *m)
     x->content_len = m->content_len;
     x->size = m->size;
     x->lines = m->lines;
+    x->internaldate = mbox_from_date(sc->from_line, sc->nfrom);
     memcpy(x->hash, md, MAILSTORE_HASH_LEN);
 }
 
@@ -191,6 +208,9 @@ struct mailstore_entry {
     uint32_t uid;
     unsigned long long offset, span;
     unsigned char hash[MAILSTORE_HASH_LEN];
+    bool has_flags;   /* a version 1 index had none: read them from the headers */
+    unsigned flags;
+    uint32_t keywords;
 };
 
 static int mailstore_hex(const char *s, unsigned char *out, size_t n)
@@ -212,7 +232,34 @@ static int mailstore_hex(const char *s, unsigned char *out, size_t n)
     return 0;
 }
 
-/* 0 loaded, -1 missing or unusable (then rebuilt). */
+static void mailstore_keywords_clear(struct mailstore *ms)
+{
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        free(ms->keyword[i]);
+    ms->nkeywords = 0;
+}
+
+int mailstore_keyword_index(const struct mailstore *ms, const char *name)
+{
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        if (strcasecmp(ms->keyword[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The keyword's bit, adding the name to the table; -1 when the table is full or it is invalid. */
+static int mailstore_keyword_add(struct mailstore *ms, const char *name)
+{
+    int k = mailstore_keyword_index(ms, name);
+    if (k >= 0)
+        return k;
+    if (ms->nkeywords >= MAILSTORE_KEYWORDS_MAX || !mbox_keyword_valid(name, strlen(name)))
+        return -1;
+    ms->keyword[ms->nkeywords] = xstrdup(name);
+    return (int)ms->nkeywords++;
+}
+
+/* 0 loaded, -1 missing or unusable (then rebuilt). Loads the keyword table into ms. */
 static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint32_t *next_r,
                                 struct mailstore_entry **entries_r, size_t *n_r)
 {
@@ -230,24 +277,41 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
     char *line = data, *nl;
     unsigned v = 0, next = 0;
     int rc = -1;
+    bool v2 = false;
     if ((nl = strchr(line, '\n')) == NULL)
         goto out;
     *nl = '\0';
     char magic_end;
-    if (sscanf(line, MAILSTORE_INDEX_MAGIC " %u %u%c", &v, &next, &magic_end) != 2 || v == 0 || next == 0)
+    if (sscanf(line, MAILSTORE_INDEX_MAGIC " %u %u%c", &v, &next, &magic_end) == 2)
+        v2 = true;
+    else if (sscanf(line, MAILSTORE_INDEX_MAGIC_V1 " %u %u%c", &v, &next, &magic_end) != 2)
         goto out;
+    if (v == 0 || next == 0)
+        goto out;
+    mailstore_keywords_clear(ms);
+    if (v2) {
+        line = nl + 1;
+        if ((nl = strchr(line, '\n')) == NULL || strncmp(line, "keywords", 8) != 0)
+            goto out;
+        *nl = '\0';
+        for (char *kw = strtok(line + 8, " "); kw; kw = strtok(NULL, " "))
+            if (mailstore_keyword_add(ms, kw) < 0)
+                goto out;
+    }
     uint32_t last = 0;
     for (line = nl + 1; *line; line = nl + 1) {
         if ((nl = strchr(line, '\n')) == NULL)
             goto out;
         *nl = '\0';
-        unsigned uid;
+        unsigned uid, flags = 0, kw = 0;
         unsigned long long off, span;
         char hex[MAILSTORE_HASH_LEN * 2 + 1];
         int used = 0;
-        if (sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used) != 4 ||
-            line[used] != '\0' || strlen(hex) != (size_t)MAILSTORE_HASH_LEN * 2 || uid <= last || uid >= next ||
-            n >= MAILSTORE_MESSAGES_MAX)
+        int want = v2 ? 6 : 4;
+        int got = v2 ? sscanf(line, "%u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used)
+                     : sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used);
+        if (got != want || line[used] != '\0' || strlen(hex) != (size_t)MAILSTORE_HASH_LEN * 2 || uid <= last ||
+            uid >= next || n >= MAILSTORE_MESSAGES_MAX)
             goto out;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
@@ -256,6 +320,9 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         e[n].uid = uid;
         e[n].offset = off;
         e[n].span = span;
+        e[n].has_flags = v2;
+        e[n].flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+        e[n].keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
         if (mailstore_hex(hex, e[n].hash, MAILSTORE_HASH_LEN) < 0)
             goto out;
         last = uid;
@@ -266,6 +333,7 @@ out:
     free(data);
     if (rc < 0) {
         log_warnx("mailstore: %s is damaged; rebuilding it with a new UIDVALIDITY", ms->index_path);
+        mailstore_keywords_clear(ms);
         free(e);
         return -1;
     }
@@ -276,16 +344,28 @@ out:
     return 0;
 }
 
+static void mailstore_note_index(struct mailstore *ms)
+{
+    struct stat st;
+    if (stat(ms->index_path, &st) == 0) {
+        ms->seen_index_ino = (unsigned long long)st.st_ino;
+        ms->seen_index_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+}
+
 static int mailstore_index_write(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n)
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, MAILSTORE_INDEX_MAGIC " %u %u\n", ms->uidvalidity, ms->uidnext);
+    buf_printf(&b, MAILSTORE_INDEX_MAGIC " %u %u\nkeywords", ms->uidvalidity, ms->uidnext);
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        buf_printf(&b, " %s", ms->keyword[i]);
+    buf_append_char(&b, '\n');
     for (size_t i = 0; i < n; i++) {
         buf_printf(&b, "%u %llu %llu ", msgs[i].uid, msgs[i].offset, msgs[i].span);
         for (size_t k = 0; k < MAILSTORE_HASH_LEN; k++)
             buf_printf(&b, "%02x", msgs[i].hash[k]);
-        buf_append_char(&b, '\n');
+        buf_printf(&b, " %x %x\n", msgs[i].flags, (unsigned)msgs[i].keywords);
     }
     char *tmp = mailstore_path(ms->index_path, ".tmp", "");
     int rc = -1;
@@ -302,6 +382,7 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
     }
     free(tmp);
     buf_free(&b);
+    mailstore_note_index(ms);
     return rc;
 }
 
@@ -314,11 +395,37 @@ static int mailstore_entry_cmp(const void *a, const void *b)
     return x->uid < y->uid ? -1 : x->uid > y->uid;
 }
 
+/* Reads a message's flags from its Status/X-Status/X-Keywords fields. */
+static void mailstore_flags_from_headers(struct mailstore *ms, int fd, struct mailstore_msg *m)
+{
+    size_t want = m->content_len < MAILSTORE_HEADER_READ_MAX ? (size_t)m->content_len : MAILSTORE_HEADER_READ_MAX;
+    char *p = xmalloc(want + 1);
+    ssize_t got = want ? pread(fd, p, want, (off_t)(m->offset + m->from_len)) : 0;
+    m->flags = 0;
+    m->keywords = 0;
+    if (got > 0) {
+        struct buf kw;
+        buf_init(&kw, 0);
+        size_t hl = mbox_header_len(p, (size_t)got);
+        m->flags = mbox_flags_parse(p, hl, &kw) & MBOX_FLAGS_IMAP;
+        buf_append_char(&kw, '\0');
+        for (char *k = strtok(kw.data, " "); k; k = strtok(NULL, " ")) {
+            int bit = mailstore_keyword_add(ms, k);
+            if (bit >= 0)
+                m->keywords |= 1u << bit;
+        }
+        buf_free(&kw);
+    }
+    free(p);
+}
+
 /*
  * Gives every scanned message a UID: the index entry with the same hash and the smallest
- * UID above the previous message's, else a new one. Writes the index when anything changed.
+ * UID above the previous message's, else a new one; and its flags: the entry's, or the
+ * headers' for a new message and for one whose bytes changed in place. Writes the index
+ * when anything changed.
  */
-static void mailstore_assign(struct mailstore *ms, struct mailstore_msg *msgs, size_t n)
+static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg *msgs, size_t n)
 {
     uint32_t validity = 0, next = 0;
     struct mailstore_entry *e;
@@ -338,11 +445,14 @@ static void mailstore_assign(struct mailstore *ms, struct mailstore_msg *msgs, s
     }
     changed |= ne != n;
     for (size_t i = 0; i < n && i < ne && !changed; i++)
-        changed = e[i].offset != msgs[i].offset || e[i].span != msgs[i].span ||
+        changed = e[i].offset != msgs[i].offset || e[i].span != msgs[i].span || !e[i].has_flags ||
                   memcmp(e[i].hash, msgs[i].hash, MAILSTORE_HASH_LEN) != 0;
     if (!changed) {
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             msgs[i].uid = e[i].uid; /* the common case: nothing moved */
+            msgs[i].flags = e[i].flags;
+            msgs[i].keywords = e[i].keywords;
+        }
     } else {
         if (ne)
             qsort(e, ne, sizeof *e, mailstore_entry_cmp);
@@ -357,12 +467,13 @@ static void mailstore_assign(struct mailstore *ms, struct mailstore_msg *msgs, s
                 else
                     hi = mid;
             }
-            uint32_t uid = 0;
+            const struct mailstore_entry *match = NULL;
             for (size_t k = lo; k < ne && memcmp(e[k].hash, msgs[i].hash, MAILSTORE_HASH_LEN) == 0; k++)
                 if (e[k].uid > last) {
-                    uid = e[k].uid;
+                    match = &e[k];
                     break;
                 }
+            uint32_t uid = match ? match->uid : 0;
             if (uid == 0) {
                 if (next == UINT32_MAX) {
                     /* UIDs used up: start over under a new UIDVALIDITY (RFC 3501 2.3.1.1). */
@@ -378,6 +489,13 @@ static void mailstore_assign(struct mailstore *ms, struct mailstore_msg *msgs, s
                 uid = next++;
             }
             msgs[i].uid = uid;
+            if (match && match->has_flags && match->span == msgs[i].span) {
+                msgs[i].flags = match->flags;
+                msgs[i].keywords = match->keywords;
+            } else if (fd >= 0) {
+                /* new, or rewritten in place by a mail reader: its headers say */
+                mailstore_flags_from_headers(ms, fd, &msgs[i]);
+            }
             last = uid;
         }
     }
@@ -388,17 +506,33 @@ static void mailstore_assign(struct mailstore *ms, struct mailstore_msg *msgs, s
         mailstore_index_write(ms, msgs, n);
 }
 
+static void mailstore_note_mbox(struct mailstore *ms, int fd)
+{
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        ms->seen_size = (unsigned long long)st.st_size;
+        ms->seen_ino = (unsigned long long)st.st_ino;
+        ms->seen_mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    } else {
+        ms->seen_size = 0;
+        ms->seen_ino = 0;
+        ms->seen_mtime_ns = 0;
+    }
+}
+
 /* Under the lock: the mailbox's current messages with their UIDs, the index brought in step. */
 static enum mailstore_result mailstore_sync(struct mailstore *ms, int fd, struct mailstore_msg **msgs_r,
                                             size_t *n_r, const char **error_r)
 {
     *msgs_r = NULL;
     *n_r = 0;
+    mailstore_note_mbox(ms, fd);
     if (fd >= 0 && mailstore_scan_fd(fd, 0, 0, msgs_r, n_r) < 0) {
         *error_r = "cannot read mailbox (or too many messages)";
         return MAILSTORE_ERROR;
     }
-    mailstore_assign(ms, *msgs_r, *n_r);
+    mailstore_assign(ms, fd, *msgs_r, *n_r);
+    mailstore_note_index(ms);
     return MAILSTORE_OK;
 }
 
@@ -435,14 +569,54 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
     return r;
 }
 
-static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore_msg *b)
+enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r)
 {
-    return memcmp(a->hash, b->hash, MAILSTORE_HASH_LEN) == 0 && a->content_len == b->content_len;
+    int fd;
+    enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    uint32_t validity = ms->uidvalidity;
+    struct mailstore_msg *list = NULL;
+    size_t n = 0;
+    r = mailstore_sync(ms, fd, &list, &n, error_r);
+    mailstore_unlock(ms, fd);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        /* The index was rebuilt: the UIDs a session holds mean nothing now. */
+        free(list);
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        return MAILSTORE_GONE;
+    }
+    if (r == MAILSTORE_OK) {
+        free(ms->msgs);
+        ms->msgs = list;
+        ms->nmsgs = n;
+    }
+    return r;
 }
 
-enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf *raw, const char **error_r)
+bool mailstore_changed(struct mailstore *ms)
 {
-    struct mailstore_msg *m = &ms->msgs[i];
+    struct stat st;
+    if (stat(ms->mbox_path, &st) < 0)
+        return ms->seen_ino != 0;
+    if ((unsigned long long)st.st_size != ms->seen_size || (unsigned long long)st.st_ino != ms->seen_ino ||
+        (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_mtime_ns)
+        return true;
+    if (stat(ms->index_path, &st) < 0)
+        return true;
+    return (unsigned long long)st.st_ino != ms->seen_index_ino ||
+           (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_index_mtime_ns;
+}
+
+static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore_msg *b)
+{
+    /* The hash leaves out the flag fields: a message whose Status was rewritten is the same. */
+    return memcmp(a->hash, b->hash, MAILSTORE_HASH_LEN) == 0;
+}
+
+enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_msg *m, struct buf *raw,
+                                         const char **error_r)
+{
     if (m->content_len > MAILSTORE_MESSAGE_MAX) {
         *error_r = "message too large to read";
         return MAILSTORE_ERROR;
@@ -460,7 +634,7 @@ enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf 
     struct mailstore_msg *found = NULL, *list = NULL;
     size_t n = 0;
     if (mailstore_scan_fd(fd, m->offset, m->span, &list, &n) == 0 && n == 1 && list[0].offset == m->offset &&
-        mailstore_same(&list[0], m))
+        mailstore_same(&list[0], m) && list[0].content_len == m->content_len)
         found = m;
     free(list);
     list = NULL;
@@ -472,13 +646,22 @@ enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf 
                 if (list[k].uid == m->uid && mailstore_same(&list[k], m)) {
                     m->offset = list[k].offset;
                     m->span = list[k].span;
+                    m->content_len = list[k].content_len;
+                    m->size = list[k].size;
+                    m->lines = list[k].lines;
                     found = m;
                 }
         ms->uidvalidity = validity; /* the session keeps its view */
+        ms->seen_mtime_ns = -1;     /* ms->msgs is older than this scan: changed says so */
         if (r == MAILSTORE_OK && !found) {
             *error_r = "the message was removed by another program";
             r = MAILSTORE_GONE;
         }
+    }
+    if (found && m->content_len > MAILSTORE_MESSAGE_MAX) {
+        *error_r = "message too large to read";
+        r = MAILSTORE_ERROR;
+        found = NULL;
     }
     if (found) {
         size_t want = (size_t)m->content_len, got = 0;
@@ -504,6 +687,11 @@ enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf 
     return r;
 }
 
+enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf *raw, const char **error_r)
+{
+    return mailstore_read_msg(ms, &ms->msgs[i], raw, error_r);
+}
+
 static int mailstore_uid_cmp(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -525,12 +713,68 @@ static int mailstore_copy(int from, int to, unsigned long long off, unsigned lon
     return 0;
 }
 
-enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *uids, size_t n,
-                                        size_t *removed_r, const char **error_r)
+/* The keywords of m as a space-separated list. */
+static void mailstore_keyword_text(const struct mailstore *ms, uint32_t keywords, struct buf *out)
 {
-    *removed_r = 0;
-    if (n == 0)
-        return MAILSTORE_OK;
+    for (size_t k = 0; k < ms->nkeywords; k++)
+        if (keywords & (1u << k)) {
+            if (out->len)
+                buf_append_char(out, ' ');
+            buf_append_str(out, ms->keyword[k]);
+        }
+    buf_append_char(out, '\0');
+}
+
+/*
+ * Copies message m with its flag fields written anew: From_ line, header (rewritten), body.
+ * A header longer than MAILSTORE_HEADER_READ_MAX without its end is copied as it is.
+ */
+static int mailstore_copy_flagged(const struct mailstore *ms, int from, int to, const struct mailstore_msg *m,
+                                  char *chunk)
+{
+    size_t want = m->content_len < MAILSTORE_HEADER_READ_MAX ? (size_t)m->content_len : MAILSTORE_HEADER_READ_MAX;
+    char *p = xmalloc(want + 1);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t k = pread(from, p + got, want - got, (off_t)(m->offset + m->from_len + got));
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    size_t hl = got == want ? mbox_header_len(p, got) : 0;
+    bool complete = hl > 0 && (hl < got || got == m->content_len);
+    int rc;
+    if (!complete) {
+        rc = mailstore_copy(from, to, m->offset, m->span, chunk);
+    } else {
+        struct buf out, kw;
+        buf_init(&out, 0);
+        buf_init(&kw, 0);
+        mailstore_keyword_text(ms, m->keywords, &kw);
+        mbox_flags_rewrite(p, hl, m->flags & MBOX_FLAGS_IMAP, kw.data, &out);
+        rc = mailstore_copy(from, to, m->offset, m->from_len, chunk);
+        if (rc == 0)
+            rc = fs_write_all(to, out.data ? out.data : "", out.len);
+        /* the body and the separator as they are */
+        if (rc == 0)
+            rc = mailstore_copy(from, to, m->offset + m->from_len + hl, m->span - m->from_len - hl, chunk);
+        buf_free(&out);
+        buf_free(&kw);
+    }
+    free(p);
+    return rc;
+}
+
+/*
+ * Rewrites the mailbox under the write lock without the messages in uids (sorted) and with
+ * the flag fields of dirty messages written. force: rewrite even when nothing is removed
+ * (flags only).
+ */
+static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint32_t *sorted, size_t n, bool flags_only,
+                                               size_t *removed_r, const char **error_r)
+{
     int fd;
     enum mailstore_result r = mailstore_lock(ms, true, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -542,6 +786,8 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
+    bool *gone = NULL;
+    char *chunk = NULL;
     r = mailstore_sync(ms, fd, &list, &nlist, error_r);
     if (r != MAILSTORE_OK)
         goto out;
@@ -551,37 +797,34 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
         r = MAILSTORE_ERROR;
         goto out;
     }
-    uint32_t *sorted = xreallocarray(NULL, n, sizeof *sorted);
-    memcpy(sorted, uids, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
-    bool *gone = xcalloc(nlist ? nlist : 1, sizeof *gone);
-    size_t ngone = 0;
-    for (size_t i = 0; i < nlist; i++)
-        if (bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp)) {
+    gone = xcalloc(nlist ? nlist : 1, sizeof *gone);
+    size_t ngone = 0, ndirty = 0;
+    for (size_t i = 0; i < nlist; i++) {
+        if (n && bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp)) {
             gone[i] = true;
             ngone++;
+        } else if (list[i].flags & MAILSTORE_DIRTY) {
+            ndirty++;
         }
-    free(sorted);
-    if (ngone == 0) {
-        free(gone);
-        goto out;
     }
+    if (ngone == 0 && (ndirty == 0 || !flags_only))
+        goto refresh;
     struct stat st;
-    char *chunk = xmalloc(MAILSTORE_READ_CHUNK);
+    chunk = xmalloc(MAILSTORE_READ_CHUNK);
     unlink(ms->tmp_path); /* a leftover of a crash: we hold the lock, nobody else writes it */
     int out = open(ms->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     int ok = out >= 0 && fstat(fd, &st) == 0 && fchmod(out, st.st_mode & 07777) == 0;
     /* Bytes before the first message are kept as they are. */
     if (ok && nlist)
         ok = mailstore_copy(fd, out, 0, list[0].offset, chunk) == 0;
-    unsigned long long pos = nlist ? list[0].offset : 0;
     size_t kept = 0;
     for (size_t i = 0; ok && i < nlist; i++) {
         if (gone[i])
             continue;
-        ok = mailstore_copy(fd, out, list[i].offset, list[i].span, chunk) == 0;
-        list[i].offset = pos;
-        pos += list[i].span;
+        if (list[i].flags & MAILSTORE_DIRTY)
+            ok = mailstore_copy_flagged(ms, fd, out, &list[i], chunk) == 0;
+        else
+            ok = mailstore_copy(fd, out, list[i].offset, list[i].span, chunk) == 0;
         list[kept++] = list[i];
     }
     ok = ok && fsync(out) == 0;
@@ -592,16 +835,243 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
         unlink(ms->tmp_path);
         *error_r = "cannot rewrite mailbox";
         r = MAILSTORE_ERROR;
-    } else {
-        if (fs_fsync_dir(ms->spool_dir) < 0)
-            log_warn("mailstore: cannot sync %s", ms->spool_dir);
-        *removed_r = ngone;
-        mailstore_index_write(ms, list, kept);
+        goto out;
     }
+    if (fs_fsync_dir(ms->spool_dir) < 0)
+        log_warn("mailstore: cannot sync %s", ms->spool_dir);
+    *removed_r = ngone;
+    /* Where everything is now: scan the new file (we still hold the dotlock). */
+    struct mailstore_msg *fresh = NULL;
+    size_t nfresh = 0;
+    int nfd = open(ms->mbox_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (nfd >= 0 && mailstore_scan_fd(nfd, 0, 0, &fresh, &nfresh) == 0 && nfresh == kept) {
+        for (size_t i = 0; i < kept; i++) {
+            if (memcmp(fresh[i].hash, list[i].hash, MAILSTORE_HASH_LEN) != 0)
+                break;
+            fresh[i].uid = list[i].uid;
+            fresh[i].flags = list[i].flags & ~MAILSTORE_DIRTY;
+            fresh[i].keywords = list[i].keywords;
+        }
+        mailstore_note_mbox(ms, nfd);
+        mailstore_index_write(ms, fresh, nfresh);
+        free(list);
+        list = fresh;
+        nlist = nfresh;
+    } else {
+        /* cannot happen with the lock held; the next open rebuilds the index from the file */
+        free(fresh);
+        log_warnx("mailstore: %s changed under the lock while rewriting", ms->mbox_path);
+        nlist = kept;
+    }
+    if (nfd >= 0)
+        close(nfd);
+refresh:
+    free(ms->msgs);
+    ms->msgs = list;
+    ms->nmsgs = nlist;
+    list = NULL;
+out:
     free(chunk);
     free(gone);
+    free(list);
+    mailstore_unlock(ms, fd);
+    return r;
+}
+
+enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                        size_t *removed_r, const char **error_r)
+{
+    *removed_r = 0;
+    if (n == 0)
+        return MAILSTORE_OK;
+    uint32_t *sorted = xreallocarray(NULL, n, sizeof *sorted);
+    memcpy(sorted, uids, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
+    enum mailstore_result r = mailstore_rewrite(ms, sorted, n, false, removed_r, error_r);
+    free(sorted);
+    return r;
+}
+
+enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r)
+{
+    size_t removed = 0;
+    return mailstore_rewrite(ms, NULL, 0, true, &removed, error_r);
+}
+
+enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                      enum mailstore_store_mode mode, unsigned flags,
+                                      const char *const *keywords, size_t nkeywords, const char **error_r)
+{
+    int fd;
+    enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    uint32_t validity = ms->uidvalidity;
+    struct mailstore_msg *list = NULL;
+    size_t nlist = 0;
+    r = mailstore_sync(ms, fd, &list, &nlist, error_r);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        r = MAILSTORE_GONE;
+    }
+    uint32_t kw = 0;
+    for (size_t k = 0; r == MAILSTORE_OK && k < nkeywords; k++) {
+        int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k])
+                                           : mailstore_keyword_add(ms, keywords[k]);
+        if (bit >= 0)
+            kw |= 1u << bit;
+        else if (mode != MAILSTORE_REMOVE) {
+            *error_r = "too many keywords in this mailbox";
+            r = MAILSTORE_ERROR;
+        }
+    }
+    if (r == MAILSTORE_OK) {
+        uint32_t *sorted = xreallocarray(NULL, n ? n : 1, sizeof *sorted);
+        if (n)
+            memcpy(sorted, uids, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
+        bool changed = false;
+        flags &= MBOX_FLAGS_IMAP;
+        for (size_t i = 0; i < nlist; i++) {
+            if (!n || !bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp))
+                continue;
+            struct mailstore_msg *m = &list[i];
+            unsigned f = m->flags & MBOX_FLAGS_IMAP;
+            uint32_t k = m->keywords;
+            if (mode == MAILSTORE_SET) {
+                f = flags;
+                k = kw;
+            } else if (mode == MAILSTORE_ADD) {
+                f |= flags;
+                k |= kw;
+            } else {
+                f &= ~flags;
+                k &= ~kw;
+            }
+            if (f != (m->flags & MBOX_FLAGS_IMAP) || k != m->keywords) {
+                m->flags = f | MAILSTORE_DIRTY;
+                m->keywords = k;
+                changed = true;
+            }
+        }
+        free(sorted);
+        if (changed && mailstore_index_write(ms, list, nlist) < 0) {
+            *error_r = "cannot write the mailbox index";
+            r = MAILSTORE_ERROR;
+        }
+    }
+    mailstore_unlock(ms, fd);
+    if (r == MAILSTORE_OK) {
+        free(ms->msgs);
+        ms->msgs = list;
+        ms->nmsgs = nlist;
+    } else {
+        free(list);
+    }
+    return r;
+}
+
+enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
+                                       unsigned flags, const char *const *keywords, size_t nkeywords,
+                                       uint32_t *uid_r, const char **error_r)
+{
+    *uid_r = 0;
+    if (len > MAILSTORE_MESSAGE_MAX) {
+        *error_r = "message too large";
+        return MAILSTORE_ERROR;
+    }
+    int fd;
+    enum mailstore_result r = mailstore_lock(ms, true, &fd, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    if (fd < 0) {
+        /* no mailbox yet: create it as delivery would (we hold the dotlock) */
+        fd = open(ms->mbox_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        if (fd < 0 || fcntl(fd, F_SETLKW, &fl) < 0) {
+            if (fd >= 0)
+                close(fd);
+            unlink(ms->lock_path);
+            *error_r = "cannot create mailbox";
+            return MAILSTORE_ERROR;
+        }
+    }
+    uint32_t validity = ms->uidvalidity;
+    struct stat st;
+    struct buf entry;
+    buf_init(&entry, 0);
+    struct mailstore_msg *list = NULL;
+    size_t nlist = 0;
+    if (fstat(fd, &st) < 0) {
+        *error_r = "cannot stat mailbox";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    off_t size = st.st_size;
+    /* The previous message must end with its blank separator line. */
+    char tail[2] = {'\n', '\n'};
+    if (size >= 2 && pread(fd, tail, 2, size - 2) != 2) {
+        *error_r = "cannot read mailbox";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    if (size == 1)
+        tail[0] = '\0';
+    if (size > 0 && tail[1] != '\n')
+        buf_append_str(&entry, "\n\n");
+    else if (size > 0 && tail[0] != '\n')
+        buf_append_char(&entry, '\n');
+    size_t from_at = entry.len;
+    mbox_from_line(&entry, ms->user, when);
+    struct mbox_quoter q;
+    mbox_quoter_init(&q);
+    mbox_quoter_feed(&q, data, len, &entry);
+    mbox_quoter_finish(&q, &entry);
+    if (lseek(fd, size, SEEK_SET) != size || fs_write_all(fd, entry.data, entry.len) < 0 || fsync(fd) < 0) {
+        if (ftruncate(fd, size) < 0 || fsync(fd) < 0)
+            log_warn("mailstore: cannot truncate %s back to %lld", ms->mbox_path, (long long)size);
+        *error_r = "cannot write mailbox";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    r = mailstore_sync(ms, fd, &list, &nlist, error_r);
+    if (r != MAILSTORE_OK)
+        goto out;
+    unsigned long long at = (unsigned long long)size + from_at;
+    struct mailstore_msg *m = NULL;
+    for (size_t i = nlist; i-- > 0;)
+        if (list[i].offset == at)
+            m = &list[i];
+    if (!m) {
+        *error_r = "the appended message is not where it was written";
+        r = MAILSTORE_ERROR;
+        goto out;
+    }
+    *uid_r = m->uid;
+    uint32_t kw = 0;
+    for (size_t k = 0; k < nkeywords; k++) {
+        int bit = mailstore_keyword_add(ms, keywords[k]);
+        if (bit >= 0)
+            kw |= 1u << bit;
+    }
+    flags &= MBOX_FLAGS_IMAP;
+    if (flags || kw) {
+        m->flags = flags | MAILSTORE_DIRTY;
+        m->keywords = kw;
+        mailstore_index_write(ms, list, nlist);
+    }
+    if (ms->uidvalidity != validity) {
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        r = MAILSTORE_GONE;
+        goto out;
+    }
+    free(ms->msgs);
+    ms->msgs = list;
+    ms->nmsgs = nlist;
+    list = NULL;
 out:
     free(list);
+    buf_free(&entry);
     mailstore_unlock(ms, fd);
     return r;
 }
@@ -616,5 +1086,6 @@ void mailstore_close(struct mailstore *ms)
     free(ms->index_dir);
     free(ms->index_path);
     free(ms->msgs);
+    mailstore_keywords_clear(ms);
     memset(ms, 0, sizeof *ms);
 }

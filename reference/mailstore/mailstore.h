@@ -26,6 +26,16 @@
  *   folder, then write the index. A crash before the rename leaves the old mailbox; after
  *   it, the new one (the index is rebuilt from the file if it is behind).
  *
+ *   Flags (IMAP's \Seen \Answered \Flagged \Deleted \Draft and up to MAILSTORE_KEYWORDS_MAX
+ *   keywords per mailbox) live in the index, changed under the lock by mailstore_store. The
+ *   mbox itself carries them as mutt does (mbox_flags.h: Status, X-Status, X-Keywords); they
+ *   are written there whenever the mailbox is rewritten (mailstore_expunge, and
+ *   mailstore_write_flags when only flags changed), so mutt sees what IMAP set. Flags are
+ *   read from those fields for a message the index does not know (new, or the index lost)
+ *   and for one whose bytes changed in place (a mail reader rewrote its Status), so what
+ *   mutt sets is seen too. Those fields are not part of a message's hash: rewriting them
+ *   keeps its UID.
+ *
  * SECURITY
  *   Mailbox bytes are untrusted: the scanner is bounded (mbox_read.h), at most
  *   MAILSTORE_MESSAGES_MAX messages are listed and a single read is at most
@@ -33,6 +43,9 @@
  *   '.'); they are checked again here before they become paths.
  *
  * LIMITS (pending, issue 7)
+ *   A mail reader that changes a flag field without changing its length (Status: O to
+ *   Status: R) is not noticed: the index keeps its flags (found by span, not by re-reading
+ *   every header at every scan). At most MAILSTORE_KEYWORDS_MAX keywords per mailbox.
  *   Writers that open the spool file before taking the dotlock and wait on its fcntl lock
  *   would append to the replaced inode after an expunge; zolder's own delivery, procmail
  *   and mutt take the dotlock first. Every open scans the whole file (no incremental check
@@ -45,11 +58,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <time.h>
+
 #include "buf.h"
 
 #define MAILSTORE_MESSAGES_MAX 1000000
 #define MAILSTORE_MESSAGE_MAX (256UL * 1024 * 1024)
 #define MAILSTORE_HASH_LEN 16
+#define MAILSTORE_KEYWORDS_MAX 32
+#define MAILSTORE_DIRTY 0x100u  /* flags changed in the index, not yet in the mbox headers */
 
 enum mailstore_result {
     MAILSTORE_OK,
@@ -67,7 +84,12 @@ struct mailstore_msg {
     unsigned long long size;        /* RFC822.SIZE / POP3 octets */
     unsigned long long lines;
     unsigned char hash[MAILSTORE_HASH_LEN];
+    unsigned flags;                 /* MBOX_FLAG_* system flags, | MAILSTORE_DIRTY */
+    uint32_t keywords;              /* bit i: mailstore.keyword[i] */
+    time_t internaldate;            /* from the From_ line (0: unknown) */
 };
+
+enum mailstore_store_mode { MAILSTORE_SET, MAILSTORE_ADD, MAILSTORE_REMOVE };
 
 struct mailstore {
     char *user;
@@ -79,8 +101,13 @@ struct mailstore {
     char *index_path;
     uint32_t uidvalidity;
     uint32_t uidnext;
-    struct mailstore_msg *msgs;  /* as at open */
+    struct mailstore_msg *msgs;  /* as at open, or at the last call that refreshes */
     size_t nmsgs;
+    char *keyword[MAILSTORE_KEYWORDS_MAX]; /* the mailbox's keyword names */
+    size_t nkeywords;
+    /* what the last scan saw, for mailstore_changed */
+    unsigned long long seen_size, seen_ino, seen_index_ino;
+    long long seen_mtime_ns, seen_index_mtime_ns;
 };
 
 /* Opens user's INBOX: scan, index sync. *error_r explains anything but MAILSTORE_OK. */
@@ -92,9 +119,42 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
  */
 enum mailstore_result mailstore_read(struct mailstore *ms, size_t i, struct buf *raw,
                                      const char **error_r);
-/* Removes the messages with these UIDs (those still there); *removed_r counts them. */
+/*
+ * Removes the messages with these UIDs (those still there); *removed_r counts them. The
+ * rewrite also writes flags changed by mailstore_store into the headers of the messages kept.
+ * After a rewrite, ms->msgs is the mailbox as it is now.
+ */
 enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *uids, size_t n,
                                         size_t *removed_r, const char **error_r);
+/* ms->msgs becomes the mailbox as it is now (UID order); flags as the index has them now. */
+enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r);
+/* Cheap: did the spool file or the index change since ms->msgs was read (stat only)? */
+bool mailstore_changed(struct mailstore *ms);
+/*
+ * Changes the flags of the messages with these UIDs (still there): flags (MBOX_FLAGS_IMAP
+ * bits) and keywords by name are set, added or removed. Refreshes ms->msgs. MAILSTORE_ERROR
+ * with "too many keywords" when a new keyword does not fit.
+ */
+enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                      enum mailstore_store_mode mode, unsigned flags,
+                                      const char *const *keywords, size_t nkeywords, const char **error_r);
+/*
+ * Appends a message (wire form: CRLF or LF lines) to the mbox under the delivery locks, with
+ * a From_ line dated when and the mboxrd quoting delivery uses; fsync before OK. Its UID
+ * comes back in *uid_r and its flags (MBOX_FLAGS_IMAP bits, keywords by name) are set in the
+ * index. Refreshes ms->msgs.
+ */
+enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
+                                       unsigned flags, const char *const *keywords, size_t nkeywords,
+                                       uint32_t *uid_r, const char **error_r);
+/* Writes flags changed by mailstore_store into the mbox headers (a rewrite, when any). */
+enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r);
+/* Like mailstore_read, for a message the caller keeps (found by UID and hash if it moved). */
+enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_msg *m, struct buf *raw,
+                                         const char **error_r);
+/* Index of a keyword name (case-insensitive), or -1. */
+int mailstore_keyword_index(const struct mailstore *ms, const char *name);
+
 void mailstore_close(struct mailstore *ms);
 
 const char *mailstore_result_name(enum mailstore_result r);

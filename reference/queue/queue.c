@@ -421,6 +421,20 @@ int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt)
     return 0;
 }
 
+int queue_set_retry(struct queue_msg *msg, time_t next_attempt, unsigned attempts, bool warned)
+{
+    if (msg->env.retry_off >= 0) {
+        char line[QENV_RETRY_LEN + 1];
+        queue_envelope_format_retry(line, next_attempt, attempts, warned);
+        if (queue_pwrite_sync(msg->path, line, QENV_RETRY_LEN, msg->env.retry_off) < 0)
+            return -1;
+    }
+    msg->env.next_attempt = next_attempt;
+    msg->env.attempts = attempts;
+    msg->env.warned = warned;
+    return 0;
+}
+
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg)
 {
     for (size_t i = 0; i < msg->env.nrcpts; i++)

@@ -86,6 +86,11 @@ int queue_read_data(const struct queue_msg *msg, struct buf *out);
 /* Overwrites one recipient's status (and attempt field), then fdatasync. */
 int queue_mark(struct queue_msg *msg, size_t rcpt, char status);
 int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt);
+/*
+ * Overwrites the remote retry state (the envelope's X line), then fdatasync. A queue file
+ * written before the X line existed keeps the state in memory only (returns 0).
+ */
+int queue_set_retry(struct queue_msg *msg, time_t next_attempt, unsigned attempts, bool warned);
 /* Removes the queue file when no recipient is pending; fsyncs the folder. 1 removed, 0 kept. */
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg);
 /*

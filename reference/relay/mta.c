@@ -241,6 +241,22 @@ static void mta_start_task(struct mta_session *s)
     mta_enter_state(s, MTA_S_MAIL);
 }
 
+/* Does the queued message hold any byte above 127? (Read only for an 8BITMIME message.) */
+static bool mta_has_8bit(const struct relay_msg *m)
+{
+    struct buf data;
+    buf_init(&data, 0);
+    bool eight = false;
+    if (queue_read_data(&m->qm, &data) < 0)
+        eight = true; /* cannot tell: do not risk sending 8-bit to a 7-bit server */
+    for (size_t i = 0; !eight && i < data.len; i++)
+        eight = ((unsigned char)data.data[i] & 0x80) != 0;
+    buf_free(&data);
+    return eight;
+}
+
+static void mta_task_finished(struct mta_session *s, bool rset);
+
 static void mta_enter_state(struct mta_session *s, enum mta_state st)
 {
     struct relay *relay = s->relay;
@@ -290,6 +306,16 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         break;
     case MTA_S_MAIL: {
         const struct queue_envelope *env = &s->task->msg->qm.env;
+        if (strcmp(env->body, "8BITMIME") == 0 && !(s->ehlo.ext & SMTP_EXT_8BITMIME) &&
+            mta_has_8bit(s->task->msg)) {
+            /* RFC 6152 3: downgrade or return it; zolder returns it (docs/outbound.md). */
+            relay_task_settle(s->task, RELAY_R_FAILED, "5.6.3",
+                              "message has 8-bit content and the server does not offer 8BITMIME "
+                              "(RFC 6152: returned, not converted)");
+            mta_task_finished(s, false);
+            return;
+        }
+        s->task->next_hop_dsn = (s->ehlo.ext & SMTP_EXT_DSN) != 0;
         struct buf line;
         buf_init(&line, SMTP_LINE_MAX);
         buf_printf(&line, "MAIL FROM:<%s>", env->sender);

@@ -72,7 +72,9 @@ class Zolderd:
         self.inst.write("users", "".join(f"{u}:{h}\n" for u, h in self.users.items()))
         self.inst.write("aliases", aliases if aliases is not None else "root: admin\npostmaster: admin\n")
         for rel, text in (files or {}).items():
-            self.inst.write(rel, text)
+            # fetchmail's rule, which zolder keeps: an rc file others may read is refused
+            private = os.path.basename(rel) == "fetchmailrc"
+            self.inst.write(rel, text, mode=0o600 if private else None)
         self.config = self.inst.path("zolder.conf")
         self.valgrind_log = None
 

@@ -18,6 +18,7 @@
 
 #include "fsutil.h"
 #include "mailstore/mailstore.h"
+#include "mbox_flags.h"
 
 #define M1 "From a@b Sat Nov 16 23:07:13 2002\nSubject: one\n\nbody one\n>From quoted\n\n"
 #define M2 "From a@b Sat Nov 16 23:07:14 2002\nSubject: two\n\nbody two\n\n"
@@ -38,6 +39,8 @@ static void write_file(const char *path, const char *text, bool append)
     close(fd);
 }
 
+/* gcc 12 mistakes the returned buffer for fs_read_file's local pointer (-Wdangling-pointer) */
+static char *read_file(const char *path) __attribute__((noinline));
 static char *read_file(const char *path)
 {
     char *data;
@@ -206,6 +209,92 @@ static void test_locked_mailbox_is_busy(void **state)
     mailstore_close(&ms);
 }
 
+/* Flags: stored in the index, seen by another session, written as mutt's fields, read back. */
+static void test_flags(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->mbox, M1_STATUS M2 M3, false);
+    struct mailstore a, b;
+    open_ok(f, &a, 3);
+    assert_int_equal(a.msgs[0].flags, MBOX_FLAG_SEEN); /* Status: RO read on the first scan */
+    assert_int_equal(a.msgs[1].flags, 0);
+    assert_true(a.msgs[0].internaldate != 0);
+    const char *error = NULL;
+    uint32_t two = 2, three = 3;
+    const char *kw[] = {"$Label1", "werk"};
+    assert_int_equal(mailstore_store(&a, &two, 1, MAILSTORE_ADD, MBOX_FLAG_FLAGGED | MBOX_FLAG_SEEN, kw, 2, &error),
+                     MAILSTORE_OK);
+    assert_int_equal(a.msgs[1].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED | MBOX_FLAG_SEEN);
+    assert_true(a.msgs[1].flags & MAILSTORE_DIRTY);
+    assert_int_equal(a.msgs[1].keywords, 3);
+    assert_int_equal(mailstore_store(&a, &three, 1, MAILSTORE_SET, MBOX_FLAG_DELETED, NULL, 0, &error), MAILSTORE_OK);
+    /* another session sees them, and notices the change cheaply */
+    open_ok(f, &b, 3);
+    assert_false(mailstore_changed(&b));
+    assert_int_equal(b.msgs[1].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED | MBOX_FLAG_SEEN);
+    assert_int_equal(b.msgs[2].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_DELETED);
+    assert_int_equal(mailstore_store(&a, &two, 1, MAILSTORE_REMOVE, MBOX_FLAG_SEEN, kw, 1, &error), MAILSTORE_OK);
+    assert_true(mailstore_changed(&b));
+    assert_int_equal(mailstore_refresh(&b, &error), MAILSTORE_OK);
+    assert_int_equal(b.msgs[1].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED);
+    assert_int_equal(b.msgs[1].keywords, 2);
+    /* expunge writes the flags of the kept messages into the mbox, UIDs stay */
+    size_t removed = 0;
+    assert_int_equal(mailstore_expunge(&a, &three, 1, &removed, &error), MAILSTORE_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(a.nmsgs, 2);
+    assert_int_equal(a.msgs[1].uid, 2);
+    assert_false(a.msgs[1].flags & MAILSTORE_DIRTY);
+    char *text = read_file(f->mbox);
+    assert_non_null(strstr(text, "Subject: two\nStatus: O\nX-Status: F\nX-Keywords: werk\n\nbody two\n"));
+    free(text);
+    /* b reads message two although it moved and its header grew */
+    struct buf raw;
+    buf_init(&raw, 0);
+    assert_int_equal(mailstore_read(&b, 1, &raw, &error), MAILSTORE_OK);
+    buf_append_char(&raw, '\0');
+    assert_non_null(strstr(raw.data, "X-Status: F"));
+    buf_free(&raw);
+    mailstore_close(&b);
+    /* flags only: mailstore_write_flags rewrites */
+    uint32_t one = 1;
+    assert_int_equal(mailstore_store(&a, &one, 1, MAILSTORE_ADD, MBOX_FLAG_ANSWERED, NULL, 0, &error), MAILSTORE_OK);
+    assert_int_equal(mailstore_write_flags(&a, &error), MAILSTORE_OK);
+    text = read_file(f->mbox);
+    assert_non_null(strstr(text, "Subject: one\nStatus: RO\nX-Status: A\n\nbody one"));
+    free(text);
+    mailstore_close(&a);
+    /* the index lost: flags come back from the headers (UIDVALIDITY changes) */
+    char index[200];
+    snprintf(index, sizeof index, "%s/index/sjoerd/INBOX", f->dir);
+    assert_int_equal(unlink(index), 0);
+    open_ok(f, &a, 2);
+    assert_int_equal(a.msgs[0].flags, MBOX_FLAG_SEEN | MBOX_FLAG_ANSWERED);
+    assert_int_equal(a.msgs[1].flags, MBOX_FLAG_FLAGGED);
+    assert_int_equal(a.nkeywords, 1);
+    assert_string_equal(a.keyword[0], "werk");
+    assert_int_equal(a.msgs[1].keywords, 1);
+    mailstore_close(&a);
+    /* a mail reader rewrites a Status (O -> RO): the new flags are read */
+    text = read_file(f->mbox);
+    const char *st = strstr(text, "Subject: two\nStatus: O\n");
+    assert_non_null(st);
+    size_t at = (size_t)(st - text) + strlen("Subject: two\nStatus: ");
+    struct buf mutt;
+    buf_init(&mutt, 0);
+    buf_append(&mutt, text, at);
+    buf_append_str(&mutt, "R");
+    buf_append_str(&mutt, text + at);
+    buf_append_char(&mutt, '\0');
+    write_file(f->mbox, mutt.data, false);
+    buf_free(&mutt);
+    free(text);
+    open_ok(f, &a, 2);
+    assert_int_equal(a.msgs[1].uid, 2);
+    assert_int_equal(a.msgs[1].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_SEEN | MBOX_FLAG_FLAGGED);
+    mailstore_close(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +303,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expunge_keeps_new_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_index_new_validity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_mailbox_is_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

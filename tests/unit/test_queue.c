@@ -125,6 +125,45 @@ static void test_queue_round_trip(void **state)
     assert_string_equal(error, "no such queue file");
 }
 
+/* The remote retry state survives a reload (a zolderd restart) and is written in place. */
+static void test_queue_retry_state(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_true(msg.env.retry_off > 0);
+    assert_int_equal(msg.env.attempts, 0);
+    assert_int_equal(msg.env.next_attempt, 0);
+    assert_false(msg.env.warned);
+    size_t size_before = msg.size;
+    assert_int_equal(queue_set_retry(&msg, 1764316800, 7, true), 0);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_int_equal(msg.env.next_attempt, 1764316800);
+    assert_int_equal(msg.env.attempts, 7);
+    assert_true(msg.env.warned);
+    assert_int_equal(msg.size, size_before);
+    assert_string_equal(msg.env.rcpts[0].addr, "bouke@zolder.thuis");
+    queue_msg_free(&msg);
+
+    /* A file from before the X line: parses, state in memory only. */
+    static const char old[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\n"
+                              "E - - -\nR P ffffffffffffffff - x@y - -\nD\nbody\r\n";
+    struct queue_envelope env;
+    size_t off;
+    assert_int_equal(queue_envelope_parse(old, sizeof old - 1, "20QKBSX000THV273", &env, &off, &error), 0);
+    assert_int_equal(env.retry_off, -1);
+    assert_int_equal(env.attempts, 0);
+    queue_envelope_free(&env);
+    /* A damaged X line is refused, not half-read. */
+    static const char bad[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\n"
+                              "E - - -\nX 00000000000000zz 00000001 -\nD\n";
+    assert_int_equal(queue_envelope_parse(bad, sizeof bad - 1, "20QKBSX000THV273", &env, &off, &error), -1);
+}
+
 static void test_queue_hold_release_delete_list(void **state)
 {
     struct fixture *f = *state;
@@ -355,6 +394,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_hold_release_delete_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_rejects_damaged_files, setup, teardown),
         cmocka_unit_test(test_queue_envelope_parser_is_strict),
+        cmocka_unit_test_setup_teardown(test_queue_retry_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_mbox_delivery_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_stale_and_live_dotlocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_maildir_delivery_is_idempotent, setup, teardown),

@@ -1,0 +1,47 @@
+/*
+ * imapd: zolderd's IMAP service (RFC 3501 IMAP4rev1) on libevent, one process and many
+ * sessions, over the INBOX the mail store (reference/mailstore/) reads from the spool.
+ *
+ * Listeners are bound by the privileged part (daemon.c) before privileges are dropped;
+ * imapd_start takes the fds. Sessions share nothing but the mailbox files: every change one
+ * session makes goes through the mail store under the mailbox lock, and the others see it
+ * by polling (mailstore_changed) after commands, on NOOP and every IMAPD_IDLE_POLL_SEC in IDLE.
+ *
+ * CONFIG: imap, imaps, imap_timeout, imap_connection_limit, tls_cert/tls_key, users,
+ * state_dir.
+ */
+#ifndef ZOLDER_IMAPD_H
+#define ZOLDER_IMAPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include "smtpd/maps.h"
+#include "zconf.h"
+
+#define IMAPD_IDLE_POLL_SEC 2
+
+struct imapd_session;
+
+struct imapd {
+    const struct zconf *conf;
+    struct event_base *base;
+    const struct smtpd_maps *maps;   /* authenticate(); refreshed in place on reload */
+    SSL_CTX *tls;                    /* NULL: no STARTTLS, no imaps */
+    struct evconnlistener *listeners[ZCONF_LISTEN_MAX * 2];
+    bool listener_implicit_tls[ZCONF_LISTEN_MAX * 2];
+    size_t nlisteners;
+    unsigned nsessions;
+    struct imapd_session *sessions;  /* every open session (freed at stop) */
+    unsigned long long next_session_id;
+};
+
+/* Starts accepting on bound fds: nplain IMAP fds, then nimplicit imaps fds. */
+int imapd_start(struct imapd *p, const int *fds, size_t nplain, size_t nimplicit);
+void imapd_stop(struct imapd *p);
+
+#endif

@@ -1,0 +1,1609 @@
+/*
+ * session: one IMAP conversation.
+ *
+ * STANDARDS
+ *   RFC 3501 (IMAP4rev1: states 3, commands 6, responses 7), RFC 2595 / RFC 3501 6.2.1
+ *   (STARTTLS, LOGINDISABLED), RFC 4959 (SASL-IR), RFC 4616 (PLAIN), RFC 7888 (LITERAL+),
+ *   RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691
+ *   (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 5530 (response codes), RFC 2180 4.1 (messages
+ *   expunged by another session are reported only where EXPUNGE is allowed).
+ *
+ * DESCRIPTION
+ *   The session keeps a view of the selected mailbox: the messages the client knows, in
+ *   sequence-number order, with the flags last reported. After a command (and on NOOP, CHECK
+ *   and every IMAPD_IDLE_POLL_SEC in IDLE) the view is brought up to date with the mail
+ *   store: new messages as EXISTS, flag changes as FETCH (FLAGS), messages gone as EXPUNGE,
+ *   except during FETCH, STORE and SEARCH (RFC 3501 7.4.1), when they stay in the view as
+ *   gone until a later command. Mailbox locks are held only inside mail store calls.
+ *   A FETCH whose output passes IMAPD_OUTPUT_HIGH pauses until the client has read it.
+ *
+ * SECURITY
+ *   Everything here is untrusted input. Limits: the framing limits of imap_cmd.h with
+ *   literals up to IMAPD_LITERAL_MAX, IMAPD_ERROR_MAX bad commands, imap_timeout,
+ *   imap_connection_limit. Passwords are refused on a connection that is neither TLS nor from
+ *   127.0.0.1/::1 (LOGINDISABLED is announced there), wiped from memory after use, and the
+ *   reason a login failed is logged, never told. Bytes pipelined after STARTTLS are
+ *   discarded before the handshake. Only INBOX exists; other names get NO [NONEXISTENT].
+ */
+#include "session.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <gmime/gmime.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include "fetch.h"
+#include "imap_cmd.h"
+#include "log.h"
+#include "mailstore/mailstore.h"
+#include "mbox_flags.h"
+#include "mbox_read.h"
+#include "mime_part.h"
+#include "netaddr.h"
+#include "pop3_cmd.h"
+#include "str.h"
+#include "xalloc.h"
+
+#define IMAPD_ERROR_MAX 20
+#define IMAPD_LITERAL_MAX (64UL * 1024)
+#define IMAPD_OUTPUT_HIGH (4UL * 1024 * 1024)
+#define IMAPD_CLOSE_POLL_MSEC 20
+#define IMAPD_CLOSE_POLLS 250 /* 5 s for the last reply to leave */
+#define IMAPD_USER_MAX 255
+
+enum imapd_state {
+    IMAPD_S_NOTAUTH,
+    IMAPD_S_AUTH,
+    IMAPD_S_SELECTED,
+    IMAPD_S_CLOSING,
+};
+
+#define IMAPD_IN_NOTAUTH (1u << IMAPD_S_NOTAUTH)
+#define IMAPD_IN_AUTH (1u << IMAPD_S_AUTH)
+#define IMAPD_IN_SELECTED (1u << IMAPD_S_SELECTED)
+#define IMAPD_ANY (IMAPD_IN_NOTAUTH | IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
+#define IMAPD_LOGGED_IN (IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
+
+struct imapd_view {
+    struct mailstore_msg m;   /* as last reported to the client */
+    bool gone;                /* expunged elsewhere, EXPUNGE not sent yet */
+};
+
+struct imapd_session {
+    struct imapd *srv;
+    struct imapd_session *next;
+    struct bufferevent *bev;
+    unsigned long long id;
+    struct netaddr addr;
+    char ip[NETADDR_STRLEN];
+    bool tls;
+    enum imapd_state state;
+    unsigned errors;
+    struct imap_reader reader;
+    char user[IMAPD_USER_MAX + 1];
+    struct mailstore store;
+    bool store_open;
+    bool readonly;
+    struct imapd_view *view;
+    size_t nview;
+    size_t nkeywords_sent;
+    bool auth_wait;                   /* AUTHENTICATE PLAIN: the response line comes next */
+    char auth_tag[IMAP_TAG_MAX + 1];
+    bool idling;
+    char idle_tag[IMAP_TAG_MAX + 1];
+    struct event *idle_timer;
+    bool fetching;                    /* a FETCH paused until its output drains */
+    struct imap_cmd fetch_cmd;
+    size_t *fetch_list, fetch_n, fetch_pos;
+    bool fetch_gone;
+    unsigned long fetched;
+    struct event *close_timer;
+    unsigned close_polls;
+};
+
+static void imapd_session_read(struct bufferevent *bev, void *arg);
+static void imapd_session_write(struct bufferevent *bev, void *arg);
+static void imapd_session_event(struct bufferevent *bev, short what, void *arg);
+static void imapd_process(struct imapd_session *ss);
+static unsigned imapd_system_flag(const char *name);
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static void imapd_send(struct imapd_session *ss, const char *fmt, ...) LOG_PRINTF(2, 3);
+static void imapd_send(struct imapd_session *ss, const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(ss->bev);
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void imapd_send_buf(struct imapd_session *ss, const struct buf *b)
+{
+    evbuffer_add(bufferevent_get_output(ss->bev), b->data ? b->data : "", b->len);
+}
+
+/* A tagged (or, without a tag, untagged) BAD that counts against IMAPD_ERROR_MAX. */
+static void imapd_bad(struct imapd_session *ss, const char *tag, const char *text)
+{
+    imapd_send(ss, "%s BAD %s", tag && tag[0] ? tag : "*", text);
+    if (++ss->errors >= IMAPD_ERROR_MAX && ss->state != IMAPD_S_CLOSING) {
+        log_info("imapd %llx: too many errors from [%s], disconnecting", ss->id, ss->ip);
+        imapd_send(ss, "* BYE Too many invalid commands.");
+        ss->state = IMAPD_S_CLOSING;
+    }
+}
+
+static bool imapd_plaintext_ok(const struct imapd_session *ss)
+{
+    return ss->tls || zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr);
+}
+
+static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)
+{
+    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN");
+    if (ss->state == IMAPD_S_NOTAUTH) {
+        if (ss->srv->tls && !ss->tls)
+            buf_append_str(b, " STARTTLS");
+        buf_append_str(b, imapd_plaintext_ok(ss) ? " AUTH=PLAIN" : " LOGINDISABLED");
+    }
+}
+
+static void imapd_flag_list(const struct imapd_session *ss, unsigned flags, uint32_t keywords, struct buf *b)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } sys[] = {{MBOX_FLAG_SEEN, "\\Seen"},       {MBOX_FLAG_ANSWERED, "\\Answered"}, {MBOX_FLAG_FLAGGED, "\\Flagged"},
+               {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"}};
+    size_t start = b->len;
+    buf_append_char(b, '(');
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        if (flags & sys[i].bit)
+            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", sys[i].name);
+    for (size_t k = 0; k < ss->store.nkeywords; k++)
+        if (keywords & (1u << k))
+            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", ss->store.keyword[k]);
+    buf_append_char(b, ')');
+}
+
+/* ---- the view ----------------------------------------------------------------------------- */
+
+static void imapd_close_mailbox(struct imapd_session *ss)
+{
+    if (ss->store_open)
+        mailstore_close(&ss->store);
+    ss->store_open = false;
+    free(ss->view);
+    ss->view = NULL;
+    ss->nview = 0;
+    ss->nkeywords_sent = 0;
+    if (ss->state == IMAPD_S_SELECTED)
+        ss->state = IMAPD_S_AUTH;
+}
+
+static void imapd_send_flags(struct imapd_session *ss)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append_str(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+    for (size_t k = 0; k < ss->store.nkeywords; k++)
+        buf_printf(&b, " %s", ss->store.keyword[k]);
+    buf_append_str(&b, ")\r\n* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+    for (size_t k = 0; k < ss->store.nkeywords; k++)
+        buf_printf(&b, " %s", ss->store.keyword[k]);
+    buf_printf(&b, "%s)] Flags permitted.\r\n", ss->readonly || ss->store.nkeywords >= MAILSTORE_KEYWORDS_MAX ? "" : " \\*");
+    imapd_send_buf(ss, &b);
+    buf_free(&b);
+    ss->nkeywords_sent = ss->store.nkeywords;
+}
+
+/* Brings the view in step with ss->store.msgs, telling the client (see DESCRIPTION). */
+static void imapd_merge(struct imapd_session *ss, bool allow_expunge)
+{
+    const struct mailstore_msg *cur = ss->store.msgs;
+    size_t ncur = ss->store.nmsgs;
+    if (ss->store.nkeywords != ss->nkeywords_sent)
+        imapd_send_flags(ss);
+    struct imapd_view *nv = xreallocarray(NULL, ss->nview + ncur + 1, sizeof *nv);
+    size_t nn = 0, j = 0;
+    uint32_t maxold = ss->nview ? ss->view[ss->nview - 1].m.uid : 0;
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < ss->nview; i++) {
+        const struct imapd_view *old = &ss->view[i];
+        while (j < ncur && cur[j].uid < old->m.uid)
+            j++;
+        bool present = !old->gone && j < ncur && cur[j].uid == old->m.uid;
+        if (!present) {
+            if (allow_expunge) {
+                buf_printf(&b, "* %zu EXPUNGE\r\n", nn + 1);
+                continue;
+            }
+            nv[nn] = *old;
+            nv[nn++].gone = true;
+            continue;
+        }
+        nv[nn].m = cur[j];
+        nv[nn].gone = false;
+        if ((cur[j].flags & MBOX_FLAGS_IMAP) != (old->m.flags & MBOX_FLAGS_IMAP) || cur[j].keywords != old->m.keywords) {
+            buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", nn + 1, cur[j].uid);
+            imapd_flag_list(ss, cur[j].flags, cur[j].keywords, &b);
+            buf_append_str(&b, ")\r\n");
+        }
+        nn++;
+        j++;
+    }
+    size_t before = nn;
+    for (; j < ncur; j++)
+        if (cur[j].uid > maxold) {
+            nv[nn].m = cur[j];
+            nv[nn++].gone = false;
+        }
+    if (nn > before || nn != ss->nview)
+        buf_printf(&b, "* %zu EXISTS\r\n", nn);
+    imapd_send_buf(ss, &b);
+    buf_free(&b);
+    free(ss->view);
+    ss->view = nv;
+    ss->nview = nn;
+}
+
+/*
+ * Looks at the mailbox (re-reading it when it changed, or always with force) and merges.
+ * False when the session cannot go on (BYE sent).
+ */
+static bool imapd_sync(struct imapd_session *ss, bool allow_expunge, bool force)
+{
+    if (ss->state != IMAPD_S_SELECTED)
+        return true;
+    if (force || mailstore_changed(&ss->store)) {
+        const char *error = NULL;
+        enum mailstore_result r = mailstore_refresh(&ss->store, &error);
+        if (r == MAILSTORE_GONE) {
+            log_warnx("imapd %llx: user=%s INBOX: %s", ss->id, ss->user, error);
+            imapd_send(ss, "* BYE [UNAVAILABLE] The mailbox was rebuilt, please log in again.");
+            ss->state = IMAPD_S_CLOSING;
+            return false;
+        }
+        if (r != MAILSTORE_OK) {
+            log_info("imapd %llx: user=%s INBOX not refreshed: %s (%s)", ss->id, ss->user, error,
+                     mailstore_result_name(r));
+            return true; /* the next command tries again */
+        }
+    }
+    imapd_merge(ss, allow_expunge);
+    return true;
+}
+
+/* Tagged OK, after the untagged news of the mailbox. */
+static void imapd_ok(struct imapd_session *ss, const char *tag, bool allow_expunge, const char *text)
+{
+    if (!imapd_sync(ss, allow_expunge, false))
+        return;
+    imapd_send(ss, "%s OK %s", tag, text);
+}
+
+static void imapd_store_error(struct imapd_session *ss, const char *tag, enum mailstore_result r, const char *error)
+{
+    log_warnx("imapd %llx: user=%s INBOX: %s (%s)", ss->id, ss->user, error, mailstore_result_name(r));
+    if (r == MAILSTORE_BUSY)
+        imapd_send(ss, "%s NO [INUSE] The mailbox is locked by another program, try again later.", tag);
+    else
+        imapd_send(ss, "%s NO [SERVERBUG] Internal error: the mailbox could not be updated.", tag);
+}
+
+/* Is n (1-based, or a UID) in the set? star is the value of '*'. */
+static bool imapd_in_set(const struct imap_seqset *set, uint32_t n, uint32_t star)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        uint32_t lo = set->ranges[i].lo == IMAP_SEQ_STAR ? star : set->ranges[i].lo;
+        uint32_t hi = set->ranges[i].hi == IMAP_SEQ_STAR ? star : set->ranges[i].hi;
+        if (lo > hi) {
+            uint32_t t = lo;
+            lo = hi;
+            hi = t;
+        }
+        if (n >= lo && n <= hi)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The view indices a set names. Sequence numbers beyond the mailbox are an error (false);
+ * UIDs that do not exist are skipped (RFC 3501 6.4.8).
+ */
+static bool imapd_resolve(const struct imapd_session *ss, const struct imap_seqset *set, bool uid, size_t **list_r,
+                          size_t *n_r)
+{
+    *list_r = NULL;
+    *n_r = 0;
+    if (!uid) {
+        for (size_t i = 0; i < set->n; i++)
+            if ((set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].lo > ss->nview) ||
+                (set->ranges[i].hi != IMAP_SEQ_STAR && set->ranges[i].hi > ss->nview) || ss->nview == 0)
+                return false;
+    }
+    uint32_t star = uid ? (ss->nview ? ss->view[ss->nview - 1].m.uid : 0) : (uint32_t)ss->nview;
+    size_t *list = xreallocarray(NULL, ss->nview ? ss->nview : 1, sizeof *list);
+    size_t n = 0;
+    for (size_t i = 0; i < ss->nview; i++)
+        if (imapd_in_set(set, uid ? ss->view[i].m.uid : (uint32_t)(i + 1), star))
+            list[n++] = i;
+    *list_r = list;
+    *n_r = n;
+    return true;
+}
+
+static const struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
+{
+    size_t lo = 0, hi = ss->store.nmsgs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ss->store.msgs[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ss->store.nmsgs && ss->store.msgs[lo].uid == uid ? &ss->store.msgs[lo] : NULL;
+}
+
+/* The message in wire form (CRLF). */
+static enum mailstore_result imapd_wire(struct imapd_session *ss, struct imapd_view *v, struct buf *wire,
+                                        const char **error_r)
+{
+    struct buf raw;
+    buf_init(&raw, 0);
+    enum mailstore_result r = mailstore_read_msg(&ss->store, &v->m, &raw, error_r);
+    if (r == MAILSTORE_OK)
+        mbox_export(raw.data ? raw.data : "", raw.len, 0, -1, wire);
+    buf_free(&raw);
+    return r;
+}
+
+/* ---- not authenticated -------------------------------------------------------------------- */
+
+static void imapd_cmd_capability(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    imapd_capabilities(ss, &b);
+    buf_append_char(&b, '\0');
+    imapd_send(ss, "* CAPABILITY %s", b.data);
+    buf_free(&b);
+    imapd_ok(ss, cmd->tag, true, "Capability completed.");
+}
+
+static void imapd_cmd_noop(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!imapd_sync(ss, true, false))
+        return;
+    imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
+}
+
+static void imapd_cmd_logout(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (ss->state == IMAPD_S_SELECTED && !ss->readonly) {
+        const char *error = NULL;
+        enum mailstore_result r = mailstore_write_flags(&ss->store, &error);
+        if (r != MAILSTORE_OK)
+            log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
+    }
+    imapd_send(ss, "* BYE Logging out");
+    imapd_send(ss, "%s OK Logout completed.", cmd->tag);
+    log_info("imapd %llx: logout user=%s fetched=%lu", ss->id, ss->user[0] ? ss->user : "-", ss->fetched);
+    ss->state = IMAPD_S_CLOSING;
+}
+
+static void imapd_cmd_starttls(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!ss->srv->tls) {
+        imapd_send(ss, "%s NO STARTTLS is not available.", cmd->tag);
+        return;
+    }
+    if (ss->tls) {
+        imapd_bad(ss, cmd->tag, "TLS is already active.");
+        return;
+    }
+    imapd_send(ss, "%s OK Begin TLS negotiation now.", cmd->tag);
+    /* Anything the client pipelined after STARTTLS was sent in clear text: drop it. */
+    struct evbuffer *in = bufferevent_get_input(ss->bev);
+    size_t dropped = evbuffer_get_length(in);
+    if (dropped) {
+        log_info("imapd %llx: discarded %zu bytes pipelined after STARTTLS from [%s]", ss->id, dropped, ss->ip);
+        evbuffer_drain(in, dropped);
+    }
+    imap_reader_free(&ss->reader);
+    imap_reader_init(&ss->reader, IMAPD_LITERAL_MAX);
+    SSL *ssl = SSL_new(ss->srv->tls);
+    struct bufferevent *tls = ssl ? bufferevent_openssl_filter_new(ss->srv->base, ss->bev, ssl,
+                                                                   BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                                  : NULL;
+    if (!tls) {
+        if (ssl)
+            SSL_free(ssl);
+        imapd_send(ss, "* BYE TLS not available due to a local problem.");
+        ss->state = IMAPD_S_CLOSING;
+        return;
+    }
+    ss->bev = tls;
+    ss->tls = true;
+    bufferevent_setcb(ss->bev, imapd_session_read, imapd_session_write, imapd_session_event, ss);
+    bufferevent_set_timeouts(ss->bev, &(struct timeval){(time_t)ss->srv->conf->imap_timeout, 0}, NULL);
+    bufferevent_enable(ss->bev, EV_READ | EV_WRITE);
+}
+
+static void imapd_login(struct imapd_session *ss, const char *tag, const char *user, const char *password)
+{
+    const struct smtpd_maps *m = ss->srv->maps;
+    bool ok = m && m->authenticate && user[0] && strlen(user) <= IMAPD_USER_MAX && !strchr(user, '/') &&
+              m->authenticate(m->ctx, user, password);
+    if (!ok) {
+        log_info("imapd %llx: login failed from [%s] user=%s", ss->id, ss->ip, user);
+        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
+        ss->errors++;
+        return;
+    }
+    str_copy(ss->user, sizeof ss->user, user);
+    ss->state = IMAPD_S_AUTH;
+    /* APPEND carries a whole message in one literal */
+    if (ss->srv->conf->message_size_limit > ss->reader.literal_max)
+        ss->reader.literal_max = ss->srv->conf->message_size_limit;
+    log_info("imapd %llx: login user=%s from [%s]%s", ss->id, ss->user, ss->ip, ss->tls ? " tls=yes" : "");
+    struct buf b;
+    buf_init(&b, 0);
+    imapd_capabilities(ss, &b);
+    buf_append_char(&b, '\0');
+    imapd_send(ss, "%s OK [CAPABILITY %s] Logged in", tag, b.data);
+    buf_free(&b);
+}
+
+static bool imapd_privacy(struct imapd_session *ss, const char *tag)
+{
+    if (imapd_plaintext_ok(ss))
+        return true;
+    imapd_send(ss, "%s NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.",
+               tag);
+    return false;
+}
+
+static void imapd_cmd_login(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!imapd_privacy(ss, cmd->tag))
+        return;
+    if (strlen(cmd->arg1) != cmd->arg1_len || strlen(cmd->arg2) != cmd->arg2_len) {
+        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", cmd->tag);
+        return;
+    }
+    imapd_login(ss, cmd->tag, cmd->arg1, cmd->arg2);
+}
+
+static void imapd_auth_plain(struct imapd_session *ss, const char *tag, const char *b64, size_t len)
+{
+    static char authz[POP3_SASL_FIELD_MAX + 1], authc[POP3_SASL_FIELD_MAX + 1], pass[POP3_SASL_FIELD_MAX + 1];
+    if (!pop3_sasl_plain(b64, len, authz, authc, pass, sizeof authz)) {
+        imapd_bad(ss, tag, "Invalid PLAIN response.");
+    } else if (authz[0] && strcmp(authz, authc) != 0) {
+        log_info("imapd %llx: login failed from [%s] user=%s: authorization identity %s refused", ss->id, ss->ip,
+                 authc, authz);
+        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
+    } else {
+        imapd_login(ss, tag, authc, pass);
+    }
+    OPENSSL_cleanse(pass, sizeof pass);
+}
+
+static void imapd_cmd_authenticate(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!str_eq_nocase(cmd->arg1, "PLAIN")) {
+        imapd_send(ss, "%s NO Unsupported authentication mechanism.", cmd->tag);
+        return;
+    }
+    if (!imapd_privacy(ss, cmd->tag))
+        return;
+    if (cmd->has_arg2) {
+        if (strcmp(cmd->arg2, "=") == 0)
+            imapd_auth_plain(ss, cmd->tag, "", 0);
+        else
+            imapd_auth_plain(ss, cmd->tag, cmd->arg2, cmd->arg2_len);
+        return;
+    }
+    ss->auth_wait = true;
+    str_copy(ss->auth_tag, sizeof ss->auth_tag, cmd->tag);
+    imapd_send(ss, "+ ");
+}
+
+static void imapd_cmd_id(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    imapd_send(ss, "* ID (\"name\" \"zolder\" \"version\" \"%s\")", ZOLDER_VERSION);
+    imapd_ok(ss, cmd->tag, true, "ID completed.");
+}
+
+/* ---- authenticated ------------------------------------------------------------------------ */
+
+static bool imapd_is_inbox(const char *name)
+{
+    return strcasecmp(name, "INBOX") == 0;
+}
+
+static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (ss->state == IMAPD_S_SELECTED) {
+        if (!ss->readonly) {
+            const char *error = NULL;
+            if (mailstore_write_flags(&ss->store, &error) != MAILSTORE_OK)
+                log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
+        }
+        imapd_close_mailbox(ss);
+    }
+    if (!imapd_is_inbox(cmd->arg1)) {
+        imapd_send(ss, "%s NO [NONEXISTENT] Mailbox doesn't exist: only INBOX is served.", cmd->tag);
+        return;
+    }
+    const char *error = NULL;
+    enum mailstore_result r = mailstore_open(&ss->store, ss->srv->conf->state_dir, ss->user, &error);
+    if (r != MAILSTORE_OK) {
+        mailstore_close(&ss->store);
+        imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    ss->store_open = true;
+    ss->readonly = cmd->verb == IMAP_VERB_EXAMINE;
+    ss->state = IMAPD_S_SELECTED;
+    ss->view = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *ss->view);
+    ss->nview = ss->store.nmsgs;
+    size_t first_unseen = 0;
+    for (size_t i = 0; i < ss->nview; i++) {
+        ss->view[i].m = ss->store.msgs[i];
+        ss->view[i].gone = false;
+        if (!first_unseen && !(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
+            first_unseen = i + 1;
+    }
+    imapd_send_flags(ss);
+    imapd_send(ss, "* %zu EXISTS", ss->nview);
+    imapd_send(ss, "* 0 RECENT");
+    if (first_unseen)
+        imapd_send(ss, "* OK [UNSEEN %zu] First unseen.", first_unseen);
+    imapd_send(ss, "* OK [UIDVALIDITY %u] UIDs valid", ss->store.uidvalidity);
+    imapd_send(ss, "* OK [UIDNEXT %u] Predicted next UID", ss->store.uidnext);
+    log_info("imapd %llx: user=%s %s INBOX messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
+             ss->nview);
+    imapd_send(ss, "%s OK [%s] %s completed.", cmd->tag, ss->readonly ? "READ-ONLY" : "READ-WRITE",
+               imap_verb_name(cmd->verb));
+}
+
+static void imapd_cmd_no_folders(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if ((cmd->verb == IMAP_VERB_SUBSCRIBE || cmd->verb == IMAP_VERB_UNSUBSCRIBE) && imapd_is_inbox(cmd->arg1)) {
+        imapd_ok(ss, cmd->tag, true, cmd->verb == IMAP_VERB_SUBSCRIBE ? "Subscribe completed." : "Unsubscribe completed.");
+        return;
+    }
+    imapd_send(ss, "%s NO [CANNOT] Only INBOX is served; folders are not supported yet.", cmd->tag);
+}
+
+/* RFC 3501 6.3.8 wildcards: '*' matches anything, '%' anything but the hierarchy delimiter. */
+static bool imapd_match(const char *pattern, const char *name)
+{
+    if (*pattern == '\0')
+        return *name == '\0';
+    if (*pattern == '*' || *pattern == '%') {
+        for (const char *n = name;; n++) {
+            if (imapd_match(pattern + 1, n))
+                return true;
+            if (*n == '\0' || (*pattern == '%' && *n == '/'))
+                return false;
+        }
+    }
+    return toupper((unsigned char)*pattern) == toupper((unsigned char)*name) && imapd_match(pattern + 1, name + 1);
+}
+
+static void imapd_cmd_list(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    const char *verb = imap_verb_name(cmd->verb);
+    if (cmd->arg2[0] == '\0' && cmd->verb == IMAP_VERB_LIST) {
+        imapd_send(ss, "* LIST (\\Noselect) \"/\" \"\"");
+    } else {
+        char pattern[600];
+        snprintf(pattern, sizeof pattern, "%s%s", cmd->arg1, cmd->arg2);
+        /* bounded: at most 16 wildcards are matched (the matcher backtracks) */
+        size_t wild = 0;
+        for (const char *p = pattern; *p; p++)
+            wild += *p == '*' || *p == '%';
+        if (wild <= 16 && strlen(cmd->arg1) + strlen(cmd->arg2) < sizeof pattern && imapd_match(pattern, "INBOX"))
+            imapd_send(ss, "* %s (%s) \"/\" INBOX", verb, cmd->verb == IMAP_VERB_LIST ? "\\HasNoChildren" : "");
+    }
+    imapd_send(ss, "%s OK %s completed.", cmd->tag, verb);
+}
+
+static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!imapd_is_inbox(cmd->arg1)) {
+        imapd_send(ss, "%s NO [NONEXISTENT] Mailbox doesn't exist: only INBOX is served.", cmd->tag);
+        return;
+    }
+    for (size_t i = 0; i < cmd->nitems; i++) {
+        const char *it = cmd->items[i];
+        if (strcmp(it, "MESSAGES") != 0 && strcmp(it, "RECENT") != 0 && strcmp(it, "UIDNEXT") != 0 &&
+            strcmp(it, "UIDVALIDITY") != 0 && strcmp(it, "UNSEEN") != 0) {
+            imapd_bad(ss, cmd->tag, "Unknown STATUS item.");
+            return;
+        }
+    }
+    struct mailstore tmp, *ms = &tmp;
+    const char *error = NULL;
+    enum mailstore_result r;
+    if (ss->state == IMAPD_S_SELECTED) {
+        ms = &ss->store;
+        r = mailstore_changed(ms) ? mailstore_refresh(ms, &error) : MAILSTORE_OK;
+    } else {
+        r = mailstore_open(&tmp, ss->srv->conf->state_dir, ss->user, &error);
+    }
+    if (r != MAILSTORE_OK) {
+        if (ms == &tmp)
+            mailstore_close(&tmp);
+        imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    size_t unseen = 0;
+    for (size_t i = 0; i < ms->nmsgs; i++)
+        unseen += !(ms->msgs[i].flags & MBOX_FLAG_SEEN);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append_str(&b, "* STATUS INBOX (");
+    for (size_t i = 0; i < cmd->nitems; i++) {
+        const char *it = cmd->items[i];
+        unsigned long long v = strcmp(it, "MESSAGES") == 0      ? ms->nmsgs
+                               : strcmp(it, "UIDNEXT") == 0     ? ms->uidnext
+                               : strcmp(it, "UIDVALIDITY") == 0 ? ms->uidvalidity
+                               : strcmp(it, "UNSEEN") == 0      ? unseen
+                                                                : 0;
+        buf_printf(&b, "%s%s %llu", i ? " " : "", it, v);
+    }
+    buf_append_str(&b, ")\r\n");
+    imapd_send_buf(ss, &b);
+    buf_free(&b);
+    if (ms == &tmp)
+        mailstore_close(&tmp);
+    imapd_ok(ss, cmd->tag, true, "Status completed.");
+}
+
+static void imapd_cmd_namespace(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    imapd_send(ss, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+    imapd_ok(ss, cmd->tag, true, "Namespace completed.");
+}
+
+static void imapd_cmd_enable(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    imapd_send(ss, "* ENABLED"); /* none of the extensions ENABLE knows is supported yet */
+    imapd_ok(ss, cmd->tag, true, "Enable completed.");
+}
+
+static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!imapd_is_inbox(cmd->arg1)) {
+        imapd_send(ss, "%s NO [TRYCREATE] Only INBOX is served; folders are not supported yet.", cmd->tag);
+        return;
+    }
+    time_t when = time(NULL);
+    if (cmd->nitems && !imap_parse_datetime(cmd->items[0], strlen(cmd->items[0]), &when)) {
+        imapd_bad(ss, cmd->tag, "Invalid date-time.");
+        return;
+    }
+    if (cmd->arg2_len == 0 || cmd->arg2_len > ss->srv->conf->message_size_limit) {
+        imapd_send(ss, "%s NO [LIMIT] The message is empty or larger than message_size_limit.", cmd->tag);
+        return;
+    }
+    unsigned flags = 0;
+    const char **keywords = xreallocarray(NULL, cmd->nflags + 1, sizeof *keywords);
+    size_t nkw = 0;
+    for (size_t i = 0; i < cmd->nflags; i++) {
+        if (cmd->flags[i][0] == '\\')
+            flags |= imapd_system_flag(cmd->flags[i]);
+        else
+            keywords[nkw++] = cmd->flags[i];
+    }
+    struct mailstore tmp, *ms = &tmp;
+    const char *error = NULL;
+    enum mailstore_result r = MAILSTORE_OK;
+    if (ss->state == IMAPD_S_SELECTED)
+        ms = &ss->store;
+    else
+        r = mailstore_open(&tmp, ss->srv->conf->state_dir, ss->user, &error);
+    uint32_t uid = 0;
+    if (r == MAILSTORE_OK)
+        r = mailstore_append(ms, cmd->arg2, cmd->arg2_len, when, flags, keywords, nkw, &uid, &error);
+    free(keywords);
+    uint32_t validity = ms->uidvalidity;
+    if (ms == &tmp)
+        mailstore_close(&tmp);
+    if (r != MAILSTORE_OK) {
+        imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    log_info("imapd %llx: user=%s append uid=%u size=%zu", ss->id, ss->user, uid, cmd->arg2_len);
+    char text[96];
+    snprintf(text, sizeof text, "[APPENDUID %u %u] Append completed.", validity, uid);
+    imapd_ok(ss, cmd->tag, true, text);
+}
+
+static void imapd_idle_poll(evutil_socket_t fd, short what, void *arg)
+{
+    struct imapd_session *ss = arg;
+    (void)fd;
+    (void)what;
+    if (!ss->idling)
+        return;
+    imapd_sync(ss, true, false);
+    if (ss->state == IMAPD_S_CLOSING) {
+        bufferevent_disable(ss->bev, EV_READ);
+        return;
+    }
+    struct timeval poll = {IMAPD_IDLE_POLL_SEC, 0};
+    evtimer_add(ss->idle_timer, &poll);
+}
+
+static void imapd_cmd_idle(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!imapd_sync(ss, true, false))
+        return;
+    ss->idling = true;
+    str_copy(ss->idle_tag, sizeof ss->idle_tag, cmd->tag);
+    imapd_send(ss, "+ idling");
+    if (!ss->idle_timer)
+        ss->idle_timer = evtimer_new(ss->srv->base, imapd_idle_poll, ss);
+    struct timeval poll = {IMAPD_IDLE_POLL_SEC, 0};
+    evtimer_add(ss->idle_timer, &poll);
+}
+
+/* ---- selected ----------------------------------------------------------------------------- */
+
+static void imapd_cmd_check(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!ss->readonly) {
+        const char *error = NULL;
+        enum mailstore_result r = mailstore_write_flags(&ss->store, &error);
+        if (r != MAILSTORE_OK) {
+            imapd_store_error(ss, cmd->tag, r, error);
+            return;
+        }
+    }
+    imapd_ok(ss, cmd->tag, true, "Check completed.");
+}
+
+/* Removes the \Deleted messages (those in set, when set is given); sends EXPUNGE when tell. */
+static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell)
+{
+    const char *error = NULL;
+    enum mailstore_result r = mailstore_refresh(&ss->store, &error);
+    uint32_t *uids = NULL;
+    size_t n = 0, removed = 0;
+    if (r == MAILSTORE_OK) {
+        uint32_t star = ss->nview ? ss->view[ss->nview - 1].m.uid : 0;
+        uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
+        for (size_t i = 0; i < ss->store.nmsgs; i++)
+            if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
+                uids[n++] = ss->store.msgs[i].uid;
+        r = mailstore_expunge(&ss->store, uids, n, &removed, &error);
+        free(uids);
+    }
+    if (r != MAILSTORE_OK) {
+        if (tag)
+            imapd_store_error(ss, tag, r, error);
+        else
+            log_warnx("imapd %llx: user=%s expunge failed: %s", ss->id, ss->user, error);
+        return false;
+    }
+    log_info("imapd %llx: user=%s expunge removed=%zu", ss->id, ss->user, removed);
+    if (tell)
+        return imapd_sync(ss, true, false);
+    return true;
+}
+
+static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (ss->readonly) {
+        imapd_send(ss, "%s NO [READ-ONLY] The mailbox was opened with EXAMINE.", cmd->tag);
+        return;
+    }
+    if (imapd_expunge(ss, cmd->tag, cmd->uid ? &cmd->set : NULL, true))
+        imapd_send(ss, "%s OK Expunge completed.", cmd->tag);
+}
+
+static void imapd_cmd_close(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (!ss->readonly) {
+        if (cmd->verb == IMAP_VERB_CLOSE)
+            imapd_expunge(ss, NULL, NULL, false);
+        const char *error = NULL;
+        if (mailstore_write_flags(&ss->store, &error) != MAILSTORE_OK)
+            log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
+    }
+    imapd_close_mailbox(ss);
+    imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
+}
+
+static void imapd_cmd_copy(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    imapd_send(ss, "%s NO [%s] Only INBOX is served; COPY and MOVE are not supported yet.", cmd->tag,
+               imapd_is_inbox(cmd->arg1) ? "CANNOT" : "TRYCREATE");
+}
+
+static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    if (ss->readonly) {
+        imapd_send(ss, "%s NO [READ-ONLY] The mailbox was opened with EXAMINE.", cmd->tag);
+        return;
+    }
+    size_t *list, n;
+    if (!imapd_resolve(ss, &cmd->set, cmd->uid, &list, &n)) {
+        imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
+        return;
+    }
+    unsigned flags = 0;
+    const char **keywords = xreallocarray(NULL, cmd->nflags + 1, sizeof *keywords);
+    size_t nkw = 0;
+    for (size_t i = 0; i < cmd->nflags; i++) {
+        const char *f = cmd->flags[i];
+        if (strcasecmp(f, "\\Seen") == 0)
+            flags |= MBOX_FLAG_SEEN;
+        else if (strcasecmp(f, "\\Answered") == 0)
+            flags |= MBOX_FLAG_ANSWERED;
+        else if (strcasecmp(f, "\\Flagged") == 0)
+            flags |= MBOX_FLAG_FLAGGED;
+        else if (strcasecmp(f, "\\Deleted") == 0)
+            flags |= MBOX_FLAG_DELETED;
+        else if (strcasecmp(f, "\\Draft") == 0)
+            flags |= MBOX_FLAG_DRAFT;
+        else if (f[0] != '\\')
+            keywords[nkw++] = f;
+        /* \Recent cannot be stored (RFC 3501 2.3.2): ignored */
+    }
+    uint32_t *uids = xreallocarray(NULL, n ? n : 1, sizeof *uids);
+    size_t nuids = 0;
+    bool gone = false;
+    for (size_t i = 0; i < n; i++) {
+        if (ss->view[list[i]].gone)
+            gone = true;
+        else
+            uids[nuids++] = ss->view[list[i]].m.uid;
+    }
+    static const enum mailstore_store_mode modes[] = {[IMAP_STORE_REPLACE] = MAILSTORE_SET,
+                                                      [IMAP_STORE_ADD] = MAILSTORE_ADD,
+                                                      [IMAP_STORE_REMOVE] = MAILSTORE_REMOVE};
+    const char *error = NULL;
+    enum mailstore_result r = MAILSTORE_OK;
+    if (nuids)
+        r = mailstore_store(&ss->store, uids, nuids, modes[cmd->store_mode], flags, keywords, nkw, &error);
+    free(uids);
+    free(keywords);
+    if (r != MAILSTORE_OK) {
+        free(list);
+        if (r == MAILSTORE_ERROR && error && strstr(error, "keywords"))
+            imapd_send(ss, "%s NO [LIMIT] Too many keywords in this mailbox.", cmd->tag);
+        else
+            imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    if (ss->store.nkeywords != ss->nkeywords_sent)
+        imapd_send_flags(ss);
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < n; i++) {
+        struct imapd_view *v = &ss->view[list[i]];
+        const struct mailstore_msg *now = v->gone ? NULL : imapd_store_find(ss, v->m.uid);
+        if (!now)
+            continue;
+        v->m.flags = now->flags;
+        v->m.keywords = now->keywords;
+        if (!cmd->silent) {
+            buf_printf(&b, "* %zu FETCH (", list[i] + 1);
+            if (cmd->uid)
+                buf_printf(&b, "UID %u ", v->m.uid);
+            buf_append_str(&b, "FLAGS ");
+            imapd_flag_list(ss, v->m.flags, v->m.keywords, &b);
+            buf_append_str(&b, ")\r\n");
+        }
+    }
+    imapd_send_buf(ss, &b);
+    buf_free(&b);
+    free(list);
+    if (!imapd_sync(ss, cmd->uid, false))
+        return;
+    if (gone)
+        imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the messages no longer exist.", cmd->tag);
+    else
+        imapd_send(ss, "%s OK Store completed.", cmd->tag);
+}
+
+/* ---- SEARCH ------------------------------------------------------------------------------- */
+
+struct imapd_text {
+    bool loaded, ok;
+    struct buf wire;
+    size_t hdr_len;
+};
+
+static bool imapd_contains(const char *hay, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    if (n == 0)
+        return true;
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(hay + i, needle, n) == 0)
+            return true;
+    return false;
+}
+
+static bool imapd_text_load(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
+{
+    if (!t->loaded) {
+        t->loaded = true;
+        const char *error = NULL;
+        t->ok = imapd_wire(ss, v, &t->wire, &error) == MAILSTORE_OK;
+        struct mime_entity e;
+        mime_entity_parse(t->wire.data ? t->wire.data : "", 0, t->wire.len, false, 0, &e);
+        t->hdr_len = e.hdr_end;
+    }
+    return t->ok;
+}
+
+/* Days since the epoch of t in local time, as a UTC midnight (to compare with search dates). */
+static time_t imapd_day(time_t t)
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    struct tm day = {.tm_year = tm.tm_year, .tm_mon = tm.tm_mon, .tm_mday = tm.tm_mday};
+    return timegm(&day);
+}
+
+static time_t imapd_sent_day(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
+{
+    time_t day = imapd_day(v->m.internaldate);
+    struct buf date;
+    buf_init(&date, 0);
+    if (imapd_text_load(ss, v, t) && mime_header_value(t->wire.data, 0, t->hdr_len, "Date", &date) && date.len) {
+        buf_append_char(&date, '\0');
+        GDateTime *dt = g_mime_utils_header_decode_date(date.data);
+        if (dt) {
+            struct tm tm = {.tm_year = g_date_time_get_year(dt) - 1900, .tm_mon = g_date_time_get_month(dt) - 1,
+                            .tm_mday = g_date_time_get_day_of_month(dt)};
+            day = timegm(&tm);
+            g_date_time_unref(dt);
+        }
+    }
+    buf_free(&date);
+    return day;
+}
+
+static unsigned imapd_system_flag(const char *name)
+{
+    return strcasecmp(name, "\\Seen") == 0       ? MBOX_FLAG_SEEN
+           : strcasecmp(name, "\\Answered") == 0 ? MBOX_FLAG_ANSWERED
+           : strcasecmp(name, "\\Flagged") == 0  ? MBOX_FLAG_FLAGGED
+           : strcasecmp(name, "\\Deleted") == 0  ? MBOX_FLAG_DELETED
+           : strcasecmp(name, "\\Draft") == 0    ? MBOX_FLAG_DRAFT
+                                                 : 0;
+}
+
+/* Evaluates the key at *k (and its children), moving *k past them. */
+static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *cmd, size_t *k, size_t idx,
+                              struct imapd_text *t)
+{
+    const struct imap_search_key *key = &cmd->keys[(*k)++];
+    struct imapd_view *v = &ss->view[idx];
+    uint32_t maxuid = ss->nview ? ss->view[ss->nview - 1].m.uid : 0;
+    switch (key->type) {
+    case IMAP_SK_ALL:
+        return true;
+    case IMAP_SK_AND: {
+        bool all = true;
+        for (size_t c = 0; c < key->nchildren; c++)
+            all &= imapd_search_eval(ss, cmd, k, idx, t);
+        return all;
+    }
+    case IMAP_SK_NOT:
+        return !imapd_search_eval(ss, cmd, k, idx, t);
+    case IMAP_SK_OR: {
+        bool a = imapd_search_eval(ss, cmd, k, idx, t);
+        bool b = imapd_search_eval(ss, cmd, k, idx, t);
+        return a || b;
+    }
+    case IMAP_SK_SEQSET:
+        return imapd_in_set(&key->set, (uint32_t)(idx + 1), (uint32_t)ss->nview);
+    case IMAP_SK_UID:
+        return imapd_in_set(&key->set, v->m.uid, maxuid);
+    case IMAP_SK_FLAG:
+    case IMAP_SK_UNFLAG: {
+        bool set;
+        if (key->str[0] == '\\') {
+            set = (v->m.flags & imapd_system_flag(key->str)) != 0;
+        } else {
+            int bit = mailstore_keyword_index(&ss->store, key->str);
+            set = bit >= 0 && (v->m.keywords & (1u << bit));
+        }
+        return key->type == IMAP_SK_FLAG ? set : !set;
+    }
+    case IMAP_SK_NEW:
+    case IMAP_SK_RECENT:
+        return false; /* no message is \Recent (see docs/imap.md) */
+    case IMAP_SK_OLD:
+        return true;
+    case IMAP_SK_HEADER: {
+        if (!imapd_text_load(ss, v, t))
+            return false;
+        /* every field of that name, unfolded */
+        const char *msg = t->wire.data;
+        size_t pos = 0, nlen = strlen(key->str);
+        while (pos < t->hdr_len) {
+            const char *lf = memchr(msg + pos, '\n', t->hdr_len - pos);
+            size_t end = lf ? (size_t)(lf - msg) + 1 : t->hdr_len;
+            while (end < t->hdr_len && (msg[end] == ' ' || msg[end] == '\t')) {
+                lf = memchr(msg + end, '\n', t->hdr_len - end);
+                end = lf ? (size_t)(lf - msg) + 1 : t->hdr_len;
+            }
+            if (end - pos > nlen && msg[pos + nlen] == ':' && strncasecmp(msg + pos, key->str, nlen) == 0) {
+                struct buf val;
+                buf_init(&val, 0);
+                for (size_t i = pos + nlen + 1; i < end; i++)
+                    if (msg[i] != '\r' && msg[i] != '\n')
+                        buf_append_char(&val, msg[i]);
+                bool hit = imapd_contains(val.data ? val.data : "", val.len, key->str2);
+                buf_free(&val);
+                if (hit)
+                    return true;
+            }
+            pos = end;
+        }
+        return false;
+    }
+    case IMAP_SK_BODY:
+        return imapd_text_load(ss, v, t) &&
+               imapd_contains(t->wire.data + t->hdr_len, t->wire.len - t->hdr_len, key->str);
+    case IMAP_SK_TEXT:
+        return imapd_text_load(ss, v, t) && imapd_contains(t->wire.data, t->wire.len, key->str);
+    case IMAP_SK_BEFORE:
+        return imapd_day(v->m.internaldate) < key->date;
+    case IMAP_SK_ON:
+        return imapd_day(v->m.internaldate) == key->date;
+    case IMAP_SK_SINCE:
+        return imapd_day(v->m.internaldate) >= key->date;
+    case IMAP_SK_SENTBEFORE:
+        return imapd_sent_day(ss, v, t) < key->date;
+    case IMAP_SK_SENTON:
+        return imapd_sent_day(ss, v, t) == key->date;
+    case IMAP_SK_SENTSINCE:
+        return imapd_sent_day(ss, v, t) >= key->date;
+    case IMAP_SK_LARGER:
+        return v->m.size > key->number;
+    case IMAP_SK_SMALLER:
+        return v->m.size < key->number;
+    }
+    return false;
+}
+
+static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    /* sequence numbers beyond the mailbox in a SEARCH key are an error, as in FETCH */
+    for (size_t k = 0; k < cmd->nkeys; k++) {
+        const struct imap_seqset *set = &cmd->keys[k].set;
+        if (cmd->keys[k].type != IMAP_SK_SEQSET)
+            continue;
+        for (size_t i = 0; i < set->n; i++)
+            if ((set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].lo > ss->nview) ||
+                (set->ranges[i].hi != IMAP_SEQ_STAR && set->ranges[i].hi > ss->nview)) {
+                imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
+                return;
+            }
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append_str(&b, "* SEARCH");
+    for (size_t i = 0; i < ss->nview; i++) {
+        if (ss->view[i].gone)
+            continue;
+        struct imapd_text t = {0};
+        buf_init(&t.wire, 0);
+        size_t k = 0;
+        if (imapd_search_eval(ss, cmd, &k, i, &t)) {
+            if (cmd->uid)
+                buf_printf(&b, " %u", ss->view[i].m.uid);
+            else
+                buf_printf(&b, " %zu", i + 1);
+        }
+        buf_free(&t.wire);
+    }
+    buf_append_str(&b, "\r\n");
+    imapd_send_buf(ss, &b);
+    buf_free(&b);
+    imapd_ok(ss, cmd->tag, cmd->uid, "Search completed.");
+}
+
+/* ---- FETCH -------------------------------------------------------------------------------- */
+
+static bool imapd_att_needs_text(const struct imap_fetch_att *a)
+{
+    return a->kind != IMAP_FETCH_FLAGS && a->kind != IMAP_FETCH_UID && a->kind != IMAP_FETCH_INTERNALDATE &&
+           a->kind != IMAP_FETCH_RFC822_SIZE;
+}
+
+static bool imapd_att_sets_seen(const struct imap_fetch_att *a)
+{
+    return a->kind == IMAP_FETCH_RFC822 || a->kind == IMAP_FETCH_RFC822_TEXT ||
+           (a->kind == IMAP_FETCH_SECTION && !a->peek);
+}
+
+static void imapd_literal(struct buf *b, const char *data, size_t len)
+{
+    buf_printf(b, "{%zu}\r\n", len);
+    buf_append(b, data, len);
+}
+
+/* One message's FETCH response; false when the message is gone. */
+static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
+{
+    struct imapd_view *v = &ss->view[idx];
+    if (v->gone)
+        return false;
+    bool need_text = false, sets_seen = false, wants_flags = false;
+    for (size_t i = 0; i < cmd->natts; i++) {
+        need_text |= imapd_att_needs_text(&cmd->atts[i]);
+        sets_seen |= imapd_att_sets_seen(&cmd->atts[i]);
+        wants_flags |= cmd->atts[i].kind == IMAP_FETCH_FLAGS;
+    }
+    struct buf wire, b, part;
+    buf_init(&wire, 0);
+    buf_init(&b, 0);
+    buf_init(&part, 0);
+    const char *error = NULL;
+    if (need_text) {
+        enum mailstore_result r = imapd_wire(ss, v, &wire, &error);
+        if (r != MAILSTORE_OK) {
+            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, v->m.uid, error);
+            buf_free(&wire);
+            return false;
+        }
+    }
+    bool flags_changed = false;
+    if (sets_seen && !ss->readonly && !(v->m.flags & MBOX_FLAG_SEEN)) {
+        uint32_t uid = v->m.uid;
+        if (mailstore_store(&ss->store, &uid, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error) == MAILSTORE_OK) {
+            const struct mailstore_msg *now = imapd_store_find(ss, uid);
+            if (now) {
+                v->m.flags = now->flags;
+                v->m.keywords = now->keywords;
+            }
+            flags_changed = true;
+        } else {
+            log_info("imapd %llx: user=%s uid=%u \\Seen not set: %s", ss->id, ss->user, uid, error);
+        }
+    }
+    const char *msg = wire.data ? wire.data : "";
+    struct mime_entity top;
+    if (need_text)
+        mime_entity_parse(msg, 0, wire.len, false, 0, &top);
+    buf_printf(&b, "* %zu FETCH (", idx + 1);
+    size_t start = b.len;
+    if (cmd->uid)
+        buf_printf(&b, "UID %u", v->m.uid);
+    for (size_t i = 0; i < cmd->natts; i++) {
+        const struct imap_fetch_att *a = &cmd->atts[i];
+        if (a->kind == IMAP_FETCH_UID && cmd->uid)
+            continue;
+        if (b.len > start)
+            buf_append_char(&b, ' ');
+        char date[64];
+        switch (a->kind) {
+        case IMAP_FETCH_FLAGS:
+            buf_append_str(&b, "FLAGS ");
+            imapd_flag_list(ss, v->m.flags, v->m.keywords, &b);
+            break;
+        case IMAP_FETCH_UID:
+            buf_printf(&b, "UID %u", v->m.uid);
+            break;
+        case IMAP_FETCH_INTERNALDATE:
+            imapd_internaldate(v->m.internaldate, date, sizeof date);
+            buf_printf(&b, "INTERNALDATE \"%s\"", date);
+            break;
+        case IMAP_FETCH_RFC822_SIZE:
+            buf_printf(&b, "RFC822.SIZE %llu", v->m.size);
+            break;
+        case IMAP_FETCH_ENVELOPE:
+            buf_append_str(&b, "ENVELOPE ");
+            imapd_envelope(&b, msg, top.hdr_start, top.hdr_end);
+            break;
+        case IMAP_FETCH_BODYSTRUCTURE:
+        case IMAP_FETCH_BODY:
+            buf_append_str(&b, a->kind == IMAP_FETCH_BODY ? "BODY " : "BODYSTRUCTURE ");
+            imapd_bodystructure(&b, msg, &top, a->kind == IMAP_FETCH_BODYSTRUCTURE);
+            break;
+        case IMAP_FETCH_RFC822:
+            buf_append_str(&b, "RFC822 ");
+            imapd_literal(&b, msg, wire.len);
+            break;
+        case IMAP_FETCH_RFC822_HEADER:
+            buf_append_str(&b, "RFC822.HEADER ");
+            imapd_literal(&b, msg, top.hdr_end);
+            break;
+        case IMAP_FETCH_RFC822_TEXT:
+            buf_append_str(&b, "RFC822.TEXT ");
+            imapd_literal(&b, msg + top.body_start, top.body_end - top.body_start);
+            break;
+        case IMAP_FETCH_SECTION: {
+            buf_reset(&part);
+            imapd_section_name(a, &b);
+            buf_append_char(&b, ' ');
+            if (!imapd_section_bytes(msg, wire.len, a, &part)) {
+                buf_append_str(&b, "NIL");
+                break;
+            }
+            const char *data = part.data ? part.data : "";
+            size_t len = part.len;
+            if (a->partial) {
+                size_t off = a->partial_offset < len ? a->partial_offset : len;
+                data += off;
+                len -= off;
+                if (len > a->partial_length)
+                    len = a->partial_length;
+            }
+            imapd_literal(&b, data, len);
+            break;
+        }
+        }
+    }
+    if (flags_changed && !wants_flags) {
+        buf_append_str(&b, b.len > start ? " FLAGS " : "FLAGS ");
+        imapd_flag_list(ss, v->m.flags, v->m.keywords, &b);
+    }
+    buf_append_str(&b, ")\r\n");
+    imapd_send_buf(ss, &b);
+    buf_free(&b);
+    buf_free(&part);
+    buf_free(&wire);
+    ss->fetched++;
+    return true;
+}
+
+static void imapd_fetch_run(struct imapd_session *ss)
+{
+    struct evbuffer *out = bufferevent_get_output(ss->bev);
+    while (ss->fetch_pos < ss->fetch_n) {
+        if (evbuffer_get_length(out) > IMAPD_OUTPUT_HIGH)
+            return; /* the write callback resumes */
+        if (!imapd_fetch_one(ss, &ss->fetch_cmd, ss->fetch_list[ss->fetch_pos]))
+            ss->fetch_gone = true;
+        ss->fetch_pos++;
+    }
+    ss->fetching = false;
+    free(ss->fetch_list);
+    ss->fetch_list = NULL;
+    bool uid = ss->fetch_cmd.uid, gone = ss->fetch_gone;
+    char tag[IMAP_TAG_MAX + 1];
+    str_copy(tag, sizeof tag, ss->fetch_cmd.tag);
+    imap_cmd_free(&ss->fetch_cmd);
+    if (!imapd_sync(ss, uid, false))
+        return;
+    if (gone)
+        imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the requested messages no longer exist.", tag);
+    else
+        imapd_send(ss, "%s OK Fetch completed.", tag);
+}
+
+/* Takes over cmd (the FETCH may outlive this call). */
+static void imapd_cmd_fetch(struct imapd_session *ss, struct imap_cmd *cmd)
+{
+    size_t *list, n;
+    if (!imapd_resolve(ss, &cmd->set, cmd->uid, &list, &n)) {
+        imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
+        return;
+    }
+    ss->fetch_cmd = *cmd;
+    memset(cmd, 0, sizeof *cmd); /* now owned by the session */
+    ss->fetch_list = list;
+    ss->fetch_n = n;
+    ss->fetch_pos = 0;
+    ss->fetch_gone = false;
+    ss->fetching = true;
+    imapd_fetch_run(ss);
+}
+
+/* ---- the command table -------------------------------------------------------------------- */
+
+static const struct imapd_command {
+    enum imap_verb verb;
+    unsigned states;
+    void (*fn)(struct imapd_session *ss, struct imap_cmd *cmd);
+} imapd_commands[] = {
+    {IMAP_VERB_CAPABILITY, IMAPD_ANY, imapd_cmd_capability},
+    {IMAP_VERB_NOOP, IMAPD_ANY, imapd_cmd_noop},
+    {IMAP_VERB_LOGOUT, IMAPD_ANY, imapd_cmd_logout},
+    {IMAP_VERB_ID, IMAPD_ANY, imapd_cmd_id},
+    {IMAP_VERB_STARTTLS, IMAPD_IN_NOTAUTH, imapd_cmd_starttls},
+    {IMAP_VERB_LOGIN, IMAPD_IN_NOTAUTH, imapd_cmd_login},
+    {IMAP_VERB_AUTHENTICATE, IMAPD_IN_NOTAUTH, imapd_cmd_authenticate},
+    {IMAP_VERB_SELECT, IMAPD_LOGGED_IN, imapd_cmd_select},
+    {IMAP_VERB_EXAMINE, IMAPD_LOGGED_IN, imapd_cmd_select},
+    {IMAP_VERB_CREATE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
+    {IMAP_VERB_DELETE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
+    {IMAP_VERB_RENAME, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
+    {IMAP_VERB_SUBSCRIBE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
+    {IMAP_VERB_UNSUBSCRIBE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
+    {IMAP_VERB_LIST, IMAPD_LOGGED_IN, imapd_cmd_list},
+    {IMAP_VERB_LSUB, IMAPD_LOGGED_IN, imapd_cmd_list},
+    {IMAP_VERB_STATUS, IMAPD_LOGGED_IN, imapd_cmd_status},
+    {IMAP_VERB_APPEND, IMAPD_LOGGED_IN, imapd_cmd_append},
+    {IMAP_VERB_NAMESPACE, IMAPD_LOGGED_IN, imapd_cmd_namespace},
+    {IMAP_VERB_ENABLE, IMAPD_LOGGED_IN, imapd_cmd_enable},
+    {IMAP_VERB_IDLE, IMAPD_LOGGED_IN, imapd_cmd_idle},
+    {IMAP_VERB_CHECK, IMAPD_IN_SELECTED, imapd_cmd_check},
+    {IMAP_VERB_CLOSE, IMAPD_IN_SELECTED, imapd_cmd_close},
+    {IMAP_VERB_UNSELECT, IMAPD_IN_SELECTED, imapd_cmd_close},
+    {IMAP_VERB_EXPUNGE, IMAPD_IN_SELECTED, imapd_cmd_expunge},
+    {IMAP_VERB_SEARCH, IMAPD_IN_SELECTED, imapd_cmd_search},
+    {IMAP_VERB_FETCH, IMAPD_IN_SELECTED, imapd_cmd_fetch},
+    {IMAP_VERB_STORE, IMAPD_IN_SELECTED, imapd_cmd_store},
+    {IMAP_VERB_COPY, IMAPD_IN_SELECTED, imapd_cmd_copy},
+    {IMAP_VERB_MOVE, IMAPD_IN_SELECTED, imapd_cmd_copy},
+};
+
+static void imapd_command(struct imapd_session *ss, const char *text, size_t len)
+{
+    if (ss->auth_wait) {
+        ss->auth_wait = false;
+        if (len == 1 && text[0] == '*')
+            imapd_bad(ss, ss->auth_tag, "Authentication aborted.");
+        else
+            imapd_auth_plain(ss, ss->auth_tag, text, len);
+        return;
+    }
+    if (ss->idling) {
+        ss->idling = false;
+        evtimer_del(ss->idle_timer);
+        if (len == 4 && strncasecmp(text, "DONE", 4) == 0)
+            imapd_ok(ss, ss->idle_tag, true, "Idle completed.");
+        else
+            imapd_bad(ss, ss->idle_tag, "Expected DONE.");
+        return;
+    }
+    struct imap_cmd cmd;
+    const char *error = NULL;
+    if (!imap_cmd_parse(text, len, &cmd, &error)) {
+        imapd_bad(ss, cmd.tag, error);
+        imap_cmd_free(&cmd);
+        return;
+    }
+    bool secret = cmd.verb == IMAP_VERB_LOGIN || cmd.verb == IMAP_VERB_AUTHENTICATE;
+    for (size_t i = 0; i < sizeof imapd_commands / sizeof imapd_commands[0]; i++) {
+        const struct imapd_command *c = &imapd_commands[i];
+        if (c->verb != cmd.verb)
+            continue;
+        if (!(c->states & (1u << ss->state)))
+            imapd_bad(ss, cmd.tag,
+                      ss->state == IMAPD_S_NOTAUTH ? "Please log in first." : "Command not allowed in this state.");
+        else
+            c->fn(ss, &cmd);
+        break;
+    }
+    if (secret) {
+        if (cmd.arg2)
+            OPENSSL_cleanse(cmd.arg2, cmd.arg2_len);
+    }
+    imap_cmd_free(&cmd);
+}
+
+/* ---- the event loop glue ------------------------------------------------------------------ */
+
+static void imapd_process(struct imapd_session *ss)
+{
+    struct evbuffer *in = bufferevent_get_input(ss->bev);
+    while (ss->state != IMAPD_S_CLOSING && !ss->fetching) {
+        size_t avail = evbuffer_get_length(in);
+        if (avail == 0)
+            return;
+        size_t take = avail < 65536 ? avail : 65536;
+        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+        size_t used = 0;
+        enum imap_read_result r = imap_reader_feed(&ss->reader, data, take, &used);
+        evbuffer_drain(in, used);
+        switch (r) {
+        case IMAP_READ_MORE:
+            break;
+        case IMAP_READ_CONTINUE:
+            imapd_send(ss, "+ OK");
+            break;
+        case IMAP_READ_ERROR:
+            imapd_bad(ss, ss->reader.error_tag, ss->reader.error);
+            break;
+        case IMAP_READ_FATAL:
+            log_info("imapd %llx: closing [%s]: %s", ss->id, ss->ip, ss->reader.error);
+            imapd_send(ss, "* BYE %s", ss->reader.error);
+            ss->state = IMAPD_S_CLOSING;
+            return;
+        case IMAP_READ_COMMAND: {
+            bool was_tls = ss->tls;
+            imapd_command(ss, ss->reader.cmd, ss->reader.cmd_len);
+            OPENSSL_cleanse(ss->reader.cmd, ss->reader.cmd_len);
+            if (!was_tls && ss->tls)
+                return; /* STARTTLS replaced the stream; the old buffer is gone */
+            break;
+        }
+        }
+    }
+}
+
+static void imapd_session_free(struct imapd_session *ss)
+{
+    struct imapd *p = ss->srv;
+    for (struct imapd_session **pp = &p->sessions; *pp; pp = &(*pp)->next)
+        if (*pp == ss) {
+            *pp = ss->next;
+            break;
+        }
+    p->nsessions--;
+    log_info("imapd %llx: disconnect from [%s]%s%s", ss->id, ss->ip, ss->user[0] ? " user=" : "", ss->user);
+    imapd_close_mailbox(ss);
+    if (ss->fetching) {
+        free(ss->fetch_list);
+        imap_cmd_free(&ss->fetch_cmd);
+    }
+    imap_reader_free(&ss->reader);
+    if (ss->idle_timer)
+        event_free(ss->idle_timer);
+    if (ss->close_timer)
+        event_free(ss->close_timer);
+    if (ss->bev)
+        bufferevent_free(ss->bev);
+    free(ss);
+}
+
+void imapd_session_free_all(struct imapd *p)
+{
+    while (p->sessions)
+        imapd_session_free(p->sessions);
+}
+
+static void imapd_close_poll(evutil_socket_t fd, short what, void *arg);
+
+/* Frees a closing session once its last reply has left (see pop3d's twin for the TLS case). */
+static void imapd_close_when_sent(struct imapd_session *ss)
+{
+    struct bufferevent *under = bufferevent_get_underlying(ss->bev);
+    bool sent = evbuffer_get_length(bufferevent_get_output(ss->bev)) == 0 &&
+                (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+    if (sent || ss->close_polls >= IMAPD_CLOSE_POLLS) {
+        imapd_session_free(ss);
+        return;
+    }
+    if (!under)
+        return; /* the write callback comes back */
+    if (!ss->close_timer)
+        ss->close_timer = evtimer_new(ss->srv->base, imapd_close_poll, ss);
+    ss->close_polls++;
+    struct timeval soon = {0, (suseconds_t)IMAPD_CLOSE_POLL_MSEC * 1000};
+    evtimer_add(ss->close_timer, &soon);
+}
+
+static void imapd_close_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    imapd_close_when_sent(arg);
+}
+
+static void imapd_after_io(struct imapd_session *ss)
+{
+    if (ss->state == IMAPD_S_CLOSING) {
+        bufferevent_disable(ss->bev, EV_READ);
+        if (!(ss->close_timer && evtimer_pending(ss->close_timer, NULL)))
+            imapd_close_when_sent(ss);
+    }
+}
+
+static void imapd_session_read(struct bufferevent *bev, void *arg)
+{
+    struct imapd_session *ss = arg;
+    (void)bev;
+    imapd_process(ss);
+    imapd_after_io(ss);
+}
+
+static void imapd_session_write(struct bufferevent *bev, void *arg)
+{
+    struct imapd_session *ss = arg;
+    (void)bev;
+    if (ss->fetching && ss->state != IMAPD_S_CLOSING) {
+        imapd_fetch_run(ss);
+        if (!ss->fetching)
+            imapd_process(ss); /* commands that came while the FETCH was paused */
+    }
+    imapd_after_io(ss);
+}
+
+static void imapd_session_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct imapd_session *ss = arg;
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        SSL *ssl = bufferevent_openssl_get_ssl(ss->bev);
+        if (ssl)
+            log_info("imapd %llx: TLS established with [%s]: version=%s cipher=%s", ss->id, ss->ip,
+                     SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        log_info("imapd %llx: timeout from [%s]", ss->id, ss->ip);
+        imapd_send(ss, "* BYE Disconnected for inactivity.");
+        ss->state = IMAPD_S_CLOSING;
+        bufferevent_disable(ss->bev, EV_READ);
+        bufferevent_enable(ss->bev, EV_WRITE);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if ((what & BEV_EVENT_ERROR) && ss->tls) {
+            unsigned long e = bufferevent_get_openssl_error(ss->bev);
+            if (e)
+                log_info("imapd %llx: TLS error from [%s]: %s", ss->id, ss->ip, ERR_reason_error_string(e));
+        }
+        imapd_session_free(ss);
+    }
+}
+
+void imapd_session_new(struct imapd *p, evutil_socket_t fd, const struct sockaddr *sa, bool implicit_tls)
+{
+    const struct zconf *c = p->conf;
+    struct imapd_session *ss = xcalloc(1, sizeof *ss);
+    ss->srv = p;
+    ss->id = ++p->next_session_id;
+    netaddr_from_sockaddr(sa, &ss->addr);
+    netaddr_unmap_v4(&ss->addr);
+    netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
+    imap_reader_init(&ss->reader, IMAPD_LITERAL_MAX);
+    evutil_make_socket_nonblocking(fd);
+    if (implicit_tls) {
+        SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
+        ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                       BEV_OPT_CLOSE_ON_FREE)
+                      : NULL;
+        if (!ss->bev && ssl)
+            SSL_free(ssl);
+        ss->tls = true;
+    } else {
+        ss->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!ss->bev) {
+        evutil_closesocket(fd);
+        imap_reader_free(&ss->reader);
+        free(ss);
+        return;
+    }
+    p->nsessions++;
+    ss->next = p->sessions;
+    p->sessions = ss;
+    bufferevent_setcb(ss->bev, imapd_session_read, imapd_session_write, imapd_session_event, ss);
+    bufferevent_set_timeouts(ss->bev, &(struct timeval){(time_t)c->imap_timeout, 0}, NULL);
+    log_info("imapd %llx: connect from [%s]%s", ss->id, ss->ip, implicit_tls ? " (imaps)" : "");
+    if (p->nsessions > c->imap_connection_limit) {
+        log_info("imapd %llx: too many connections, refusing [%s]", ss->id, ss->ip);
+        imapd_send(ss, "* BYE [UNAVAILABLE] Too many connections, try again later.");
+        ss->state = IMAPD_S_CLOSING;
+    } else {
+        struct buf b;
+        buf_init(&b, 0);
+        imapd_capabilities(ss, &b);
+        buf_append_char(&b, '\0');
+        imapd_send(ss, "* OK [CAPABILITY %s] zolder IMAP ready.", b.data);
+        buf_free(&b);
+    }
+    bufferevent_enable(ss->bev, ss->state == IMAPD_S_CLOSING ? EV_WRITE : EV_READ | EV_WRITE);
+}
