@@ -155,6 +155,7 @@ struct fetch_run {
     struct fetchrc *rc;
     struct fetch_config cfg;
     char hostname[256];
+    char by_name[256];              /* Received "by": localhost for a loopback hand-off */
     char state_dir[1024];
     char invoking_user[256];
     fetch_done_fn done;
@@ -724,12 +725,14 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     if (a->multidrop && m->item.nrcpt > 1)
         ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
                            "\t(multi-drop); %s\r\n",
-                        a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
+                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
                         ZOLDER_VERSION, date);
     else
+        /* the seed's trace, fetchmail's shape: "by localhost ... for sjoerd@localhost
+         * (single-drop)" */
         ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
-                           "\tfor <%s> (%s); %s\r\n",
-                        a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
+                           "\tfor %s (%s); %s\r\n",
+                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
                         ZOLDER_VERSION, m->item.rcpts[0],
                         a->multidrop ? "multi-drop" : "single-drop", date);
     ok = ok && buf_append(d, body, len);
@@ -1947,8 +1950,9 @@ struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
         loopback = (ntohl(((const struct sockaddr_in *)&cfg->smtp)->sin_addr.s_addr) >> 24) == 127;
     else if (cfg->smtp.ss_family == AF_INET6)
         loopback = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&cfg->smtp)->sin6_addr);
+    snprintf(run->by_name, sizeof run->by_name, "%s", loopback ? "localhost" : run->hostname);
     run->handoff = handoff_new(base, (const struct sockaddr *)&cfg->smtp, cfg->smtp_len,
-                               loopback ? "localhost" : run->hostname,
+                               run->by_name,
                                cfg->handoff_sessions ? cfg->handoff_sessions : 4);
     run->next_ev = event_new(base, -1, 0, run_next_cb, run);
     event_active(run->next_ev, EV_TIMEOUT, 0);
