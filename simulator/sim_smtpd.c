@@ -155,10 +155,14 @@ static void sim_smtpd_rcpt_check(void *ctx, const char *rcpt, char *reply, size_
     }
     const char *domain;
     bool ours = false;
-    if (sim_smtpd_domain_of(rcpt, &domain))
+    if (sim_smtpd_domain_of(rcpt, &domain)) {
         for (int d = 0; d < svc->ndomains; d++)
             if (strcasecmp(svc->domains[d], domain) == 0)
                 ours = true;
+        for (int d = 0; d < svc->nbackup; d++)
+            if (strcasecmp(svc->backup[d], domain) == 0)
+                ours = true;
+    }
     if (!ours) {
         snprintf(reply, size, "554 5.7.1 <%s>: Relay access denied", rcpt);
         return;

@@ -200,16 +200,17 @@ static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char *
 {
     size_t npass = 0;
     bool notices = false;
+    enum filter_action *acts = xreallocarray(NULL, n ? n : 1, sizeof *acts);
+    filter_messages(&d->filter, ids, n, acts, &notices);
     for (size_t i = 0; i < n; i++) {
-        bool notice = false;
-        switch (filter_message(&d->filter, ids[i], &notice)) {
+        switch (acts[i]) {
         case FILTER_PASS: pass[npass++] = ids[i]; break;
         case FILTER_DEFERRED: *deferred = true; break;
         case FILTER_QUARANTINED:
         case FILTER_GONE: break;
         }
-        notices |= notice;
     }
+    free(acts);
     if (notices)
         daemon_schedule_queue_run(d, false);
     return npass;
@@ -356,11 +357,18 @@ static void daemon_domain_cancel(void *handle)
     relay_canon_cancel(handle);
 }
 
-/* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
+/* ETRN (RFC 1985): a flush of one domain's remote recipients ("#queue": of the whole queue). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
-    (void)domain;
-    daemon_schedule_queue_run(ctx, true);
+    struct daemon *d = ctx;
+    if (!domain[0] || domain[0] == '#') { /* "#queue" names no domain: the whole queue */
+        daemon_schedule_queue_run(d, true);
+        return;
+    }
+    /* outbound delivery (issue 5): only that domain's remote recipients go now. The queue
+     * run first hands every queued message to the relay (after a restart it knows none). */
+    daemon_run_queue(d, false);
+    relay_run_domain(d->relay, domain);
 }
 
 static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +18,8 @@
 #include "hdr.h"
 #include "log.h"
 #include "rules.h"
+#include "timefmt.h"
+#include "vacation.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -238,6 +243,119 @@ static bool deliver_seen(const struct buf *data, const char *addr)
     return false;
 }
 
+/* A queue id derived from the parent's, the recipient and a tag: a retry finds the first one. */
+static void deliver_derived_id(const char *parent, size_t rcpt, const char *tag, char out[QUEUE_ID_LEN + 1])
+{
+    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char input[96];
+    snprintf(input, sizeof input, "%s/%zu/%s", parent, rcpt, tag);
+    EVP_Digest(input, strlen(input), md, &mdlen, EVP_sha256(), NULL);
+    memcpy(out, parent, 7);
+    for (int i = 7; i < QUEUE_ID_LEN; i++)
+        out[i] = digits[md[i] % 31];
+    out[QUEUE_ID_LEN] = '\0';
+}
+
+/* Marks a queue file we made from scanned mail as scanned (the content filter's mark). */
+static void deliver_mark_scanned(struct deliver *d, const char *id)
+{
+    size_t pn = strlen(d->queue->msg_dir) + QUEUE_ID_LEN + 2;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", d->queue->msg_dir, id);
+    if (d->conf->filter && chmod(path, 0700) < 0)
+        log_warn("%s: cannot mark as scanned", id);
+    free(path);
+}
+
+#define DELIVER_VACATION_STATE_MAX ((size_t)4 * 1024 * 1024)
+
+/*
+ * The RFC 3834 reply of a vacation rule: decided by vacation_refusal, queued from the null
+ * sender under an id derived from the message's (a retry after a crash finds it: never two
+ * replies), then the sender is recorded in STATE_DIR/vacation/USER ("EPOCH SENDER" lines,
+ * fsync'd). Failures are logged; the message itself is delivered regardless.
+ */
+static void deliver_vacation(struct deliver *d, struct deliver_job *job, size_t rcpt, const char *user,
+                             const struct rules_action *a)
+{
+    struct queue_msg *msg = &job->msg;
+    const char *addr = msg->env.rcpts[rcpt].addr;
+    const char *sender = msg->env.sender;
+    size_t dn = strlen(d->conf->state_dir) + sizeof "/vacation";
+    char *dir = xmalloc(dn);
+    snprintf(dir, dn, "%s/vacation", d->conf->state_dir);
+    size_t pn = dn + strlen(user) + 1;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", dir, user);
+    char *state = NULL;
+    size_t slen = 0;
+    if (fs_read_file(path, DELIVER_VACATION_STATE_MAX, &state, &slen) < 0) {
+        state = NULL;
+        slen = 0;
+    }
+    time_t now = time(NULL);
+    const char *why = vacation_refusal(sender, addr, job->data.data, job->data.len,
+                                       state ? vacation_last(state, slen, sender) : 0, now, a->vacation_days);
+    free(state);
+    if (why) {
+        log_info("%s: to=<%s>: vacation (rules line %u): no reply to <%s>: %s", msg->id, addr,
+                 a->vacation_lineno, sender, why);
+        free(dir);
+        free(path);
+        return;
+    }
+    char reply_id[QUEUE_ID_LEN + 1];
+    deliver_derived_id(msg->id, rcpt, "vacation", reply_id);
+    char date[64], mid[128];
+    timefmt_rfc5322(now, date, sizeof date);
+    snprintf(mid, sizeof mid, "<%s.vacation@%s>", reply_id, d->conf->hostname);
+    struct buf body;
+    buf_init(&body, 0);
+    vacation_render(addr, sender, job->data.data, job->data.len, a->vacation_text, date, mid, &body);
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
+        .auth_user = "", .ret = "", .envid = "", .body = "8BITMIME", .arrival = now,
+    };
+    queue_envelope_add_rcpt(&env, sender, "", "", true);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(d->queue, reply_id, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        } else {
+            deliver_mark_scanned(d, reply_id);
+            d->children_queued = true;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    buf_free(&body);
+    if (rc < 0) {
+        log_warn("%s: to=<%s>: vacation reply to <%s> could not be queued", msg->id, addr, sender);
+    } else {
+        char line[600];
+        int n = snprintf(line, sizeof line, "%lld %s\n", (long long)now, sender);
+        int fd = -1;
+        if (fs_mkdir_p(dir, 0700) == 0)
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0 || n <= 0 || (size_t)n >= sizeof line || fs_write_all(fd, line, (size_t)n) < 0 || fsync(fd) < 0)
+            log_warn("%s: vacation state %s not updated", msg->id, path);
+        if (fd >= 0)
+            close(fd);
+        log_info("%s: to=<%s>: vacation reply to <%s> queued as %s (rules line %u)", msg->id, addr, sender,
+                 reply_id, a->vacation_lineno);
+    }
+    free(dir);
+    free(path);
+}
+
 /*
  * Forwards one recipient's copy to addr through a child queue file (id derived from the
  * parent's, so a retry after a crash finds it), with "Delivered-To: RCPT" prepended for loop
@@ -246,16 +364,8 @@ static bool deliver_seen(const struct buf *data, const char *addr)
 static int deliver_forward(struct deliver *d, struct queue_msg *msg, size_t rcpt, const char *addr,
                            const struct buf *data)
 {
-    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    char input[64], child[QUEUE_ID_LEN + 1];
-    snprintf(input, sizeof input, "%s/%zu/forward", msg->id, rcpt);
-    EVP_Digest(input, strlen(input), md, &mdlen, EVP_sha256(), NULL);
-    memcpy(child, msg->id, 7);
-    for (int i = 7; i < QUEUE_ID_LEN; i++)
-        child[i] = digits[md[i] % 31];
-    child[QUEUE_ID_LEN] = '\0';
+    char child[QUEUE_ID_LEN + 1];
+    deliver_derived_id(msg->id, rcpt, "forward", child);
 
     struct queue_envelope env = msg->env;
     env.rcpts = NULL;
@@ -272,13 +382,7 @@ static int deliver_forward(struct deliver *d, struct queue_msg *msg, size_t rcpt
             queue_writer_abort(&w);
             rc = -1;
         } else {
-            /* the parent was scanned clean by the content filter: so is this copy */
-            size_t pn = strlen(d->queue->msg_dir) + QUEUE_ID_LEN + 2;
-            char *path = xmalloc(pn);
-            snprintf(path, pn, "%s/%s", d->queue->msg_dir, child);
-            if (d->conf->filter && chmod(path, 0700) < 0)
-                log_warn("%s: cannot mark as scanned", child);
-            free(path);
+            deliver_mark_scanned(d, child); /* the parent was scanned clean: so is this copy */
             d->children_queued = true;
         }
         buf_free(&head);
@@ -294,6 +398,94 @@ static int deliver_forward(struct deliver *d, struct queue_msg *msg, size_t rcpt
     log_info("%s: to=<%s>, relay=local, status=forwarded (to <%s> by rules, as %s)", msg->id,
              msg->env.rcpts[rcpt].addr, addr, child);
     return queue_mark(msg, rcpt, QUEUE_RCPT_DONE);
+}
+
+/*
+ * Tells the user once per bad version of the rules file (its SHA-256, kept in
+ * STATE_DIR/rules-told/USER) that it was refused: a message from the null sender into their
+ * INBOX, queued under an id derived from the message that met the bad file.
+ */
+static void deliver_rules_tell(struct deliver *d, struct queue_msg *msg, size_t rcpt, const char *user,
+                               const char *text, size_t len, const char *why)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL);
+    char hex[2 * EVP_MAX_MD_SIZE + 2];
+    size_t hexlen = 2 * (size_t)mdlen;
+    for (size_t i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    size_t dn = strlen(d->conf->state_dir) + sizeof "/rules-told";
+    char *dir = xmalloc(dn);
+    snprintf(dir, dn, "%s/rules-told", d->conf->state_dir);
+    size_t pn = dn + strlen(user) + 1;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", dir, user);
+    char *told = NULL;
+    size_t tlen = 0;
+    bool already = fs_read_file(path, 256, &told, &tlen) == 0 && tlen >= hexlen &&
+                   memcmp(told, hex, hexlen) == 0;
+    free(told);
+    if (already) {
+        free(dir);
+        free(path);
+        return;
+    }
+    char id[QUEUE_ID_LEN + 1], date[64];
+    deliver_derived_id(msg->id, rcpt, "rules-refused", id);
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    struct buf body;
+    buf_init(&body, 0);
+    buf_printf(&body, "From: Mail delivery at %s <postmaster@%s>\r\nTo: <%s>\r\n"
+                      "Subject: Your delivery rules were refused\r\nDate: %s\r\n"
+                      "Message-ID: <%s.rules@%s>\r\nAuto-Submitted: auto-generated\r\n"
+                      "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+                      "Your delivery rules file has an error, so it is not used: all your mail\r\n"
+                      "goes to your INBOX until it is fixed. Nothing was lost.\r\n\r\n   ",
+               d->conf->hostname, d->conf->hostname, msg->env.rcpts[rcpt].addr, date, id, d->conf->hostname);
+    for (const char *c = why; *c; c++) {
+        if (*c >= ' ' && *c <= '~')
+            buf_append_char(&body, *c);
+        else
+            buf_append_char(&body, '?');
+    }
+    buf_append_str(&body, "\r\n\r\nThe rules language is described in docs/filter.md.\r\n");
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
+        .auth_user = "", .ret = "", .envid = "", .body = "7BIT", .arrival = time(NULL),
+    };
+    queue_envelope_add_rcpt(&env, msg->env.rcpts[rcpt].addr, "", "", true);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(d->queue, id, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        } else {
+            deliver_mark_scanned(d, id);
+            d->children_queued = true;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    buf_free(&body);
+    if (rc == 0) {
+        log_info("%s: to=<%s>: told the user about the refused rules file (%s)", msg->id,
+                 msg->env.rcpts[rcpt].addr, id);
+        int fd = -1;
+        if (fs_mkdir_p(dir, 0700) == 0)
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || fs_write_all(fd, hex, hexlen) < 0 || fsync(fd) < 0)
+            log_warn("%s: cannot record %s", msg->id, path);
+        if (fd >= 0)
+            close(fd);
+    }
+    free(dir);
+    free(path);
 }
 
 /*
@@ -321,6 +513,7 @@ static bool deliver_rules(struct deliver *d, struct deliver_job *job, size_t rcp
     struct cfg_error err;
     if (rules_parse(&rules, path, text, len, &err) < 0) {
         log_warnx("%s: to=<%s>: rules refused, delivered to INBOX: %s", msg->id, addr, err.text);
+        deliver_rules_tell(d, msg, rcpt, user, text, len, err.text);
         free(text);
         free(path);
         return true;
@@ -329,9 +522,12 @@ static bool deliver_rules(struct deliver *d, struct deliver_job *job, size_t rcp
     free(path);
     struct rules_action a;
     rules_eval(rules, job->data.data, job->data.len, &a);
+    if (a.vacation_text)
+        deliver_vacation(d, job, rcpt, user, &a);
     bool append = true;
     switch (a.kind) {
-    case RULES_INBOX: break;
+    case RULES_INBOX:
+    case RULES_VACATION: break;
     case RULES_FOLDER:
         if (strcmp(d->conf->mailbox_format, "mbox") != 0) {
             log_warnx("%s: to=<%s>: rules line %u: folders need mailbox_format = mbox; delivered to INBOX",

@@ -8,7 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,12 +32,15 @@
 #define FILTER_SIGFILE_MAX ((size_t)64 * 1024 * 1024)
 #define FILTER_CLAMD_SCANNER "ClamAV (clamd)"
 
+static void filter_worker_stop(struct filter *f);
+
 bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue,
                  struct cfg_error *err)
 {
     memset(f, 0, sizeof *f);
     f->conf = conf;
     f->queue = queue;
+    f->worker_fd = -1;
     sigscan_db_init(&f->sigs);
     const char *why = NULL;
     if (!banned_list_parse(&f->banned, conf->banned_extensions, &why)) {
@@ -67,6 +77,7 @@ bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue
 
 void filter_free(struct filter *f)
 {
+    filter_worker_stop(f);
     sigscan_db_free(&f->sigs);
     free(f->quarantine_dir);
     memset(f, 0, sizeof *f);
@@ -382,52 +393,230 @@ static int filter_move_to_quarantine(struct filter *f, const char *id, const str
     return rc;
 }
 
-enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r)
-{
-    *notice_r = false;
-    if (!queue_id_valid(id))
-        return FILTER_GONE;
-    char *path = filter_join(f->queue->msg_dir, id, "");
-    struct stat st;
-    int src = stat(path, &st);
-    if (src < 0) {
-        free(path);
-        return FILTER_GONE;
-    }
-    if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
-        free(path); /* filter off, or scanned clean before (or released from the quarantine) */
-        return FILTER_PASS;
-    }
+/* ---- scanning in a child process ------------------------------------------------------------ */
+
+/* One message being filtered. */
+struct filter_job {
+    const char *id;
+    char *path;
+    mode_t mode;
     struct queue_msg msg;
-    const char *error = NULL;
-    if (queue_load(f->queue, id, &msg, &error) < 0) {
-        free(path);
-        if (errno == ENOENT)
-            return FILTER_GONE;
-        log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
-        return FILTER_DEFERRED;
-    }
     struct buf data;
-    buf_init(&data, 0);
-    if (queue_read_data(&msg, &data) < 0) {
-        log_warn("%s: filter=deferred (cannot read the message)", id);
-        buf_free(&data);
-        queue_msg_free(&msg);
-        free(path);
-        return FILTER_DEFERRED;
+    bool loaded;
+};
+
+#define FILTER_CHUNK_MESSAGES 64
+#define FILTER_CHUNK_BYTES ((size_t)64 * 1024 * 1024)
+#define FILTER_CHILD_CPU_SECONDS 300
+
+static long long filter_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The scanner process: forked from zolderd on first use (after the privilege drop, with the
+ * filter's configuration in its memory), it keeps no descriptor but its socket, sets no new
+ * privileges and a CPU limit, and serves one request at a time: <u64 length><message bytes>
+ * in, a fixed-size struct filter_verdict out. It exits on EOF (zolderd gone). A parser crash
+ * (GMime, libarchive) costs this process, never zolderd; it is started again for the next
+ * message.
+ */
+static void filter_worker_main(struct filter *f, int fd)
+{
+    struct rlimit cpu = {FILTER_CHILD_CPU_SECONDS, FILTER_CHILD_CPU_SECONDS};
+    setrlimit(RLIMIT_CPU, &cpu);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    signal(SIGPIPE, SIG_DFL);
+    /* a crash must end this process by its signal, whatever handlers were inherited (a
+     * sanitizer's, a test framework's): that is how zolderd tells a crash from a failure */
+    static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGXCPU, SIGSYS};
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+        signal(crash_signals[i], SIG_DFL);
+    /* a stop or reload is zolderd's business: it ends us by closing the socket */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    /* keep only our socket (and stderr): no listening socket may outlive zolderd in here */
+    if (fd != 3) {
+        if (dup2(fd, 3) < 0)
+            _exit(1);
+        fd = 3;
     }
-    struct filter_verdict v;
-    filter_scan(f, data.data ? data.data : "", data.len, &v);
+    close_range(4, ~0U, 0);
+    close(0);
+    close(1);
+    size_t cap = 0;
+    char *data = NULL;
+    for (;;) {
+        uint64_t len;
+        size_t got = 0;
+        while (got < sizeof len) {
+            ssize_t r = read(fd, (char *)&len + got, sizeof len - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+        if (len > (uint64_t)1 << 34)
+            goto out;
+        if (len + 1 > cap) {
+            cap = (size_t)len + 1;
+            data = xrealloc(data, cap);
+        }
+        got = 0;
+        while (got < len) {
+            ssize_t r = read(fd, data + got, (size_t)len - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+        data[len] = '\0';
+        struct filter_verdict v;
+        filter_scan(f, data, (size_t)len, &v);
+        if (fs_write_all(fd, &v, sizeof v) < 0)
+            goto out;
+    }
+out:
+    free(data); /* zolderd is gone (or the request was bad): nothing else to do */
+    filter_free(f);
+    _exit(0);
+}
+
+static void filter_worker_stop(struct filter *f)
+{
+    if (f->worker_pid <= 0)
+        return;
+    close(f->worker_fd);
+    kill(f->worker_pid, SIGKILL);
+    while (waitpid(f->worker_pid, NULL, 0) < 0 && errno == EINTR)
+        continue;
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+}
+
+static bool filter_worker_start(struct filter *f)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        int flags = fcntl(sv[1], F_GETFD);
+        fcntl(sv[1], F_SETFD, flags & ~FD_CLOEXEC);
+        filter_worker_main(f, sv[1]);
+        _exit(0);
+    }
+    close(sv[1]);
+    f->worker_pid = pid;
+    f->worker_fd = sv[0];
+    return true;
+}
+
+/* Moves len bytes in the direction events says, within the deadline. 0, or -1 (timeout: errno ETIMEDOUT). */
+static int filter_worker_io(int fd, short events, void *buf, size_t len, long long deadline)
+{
+    size_t done = 0;
+    while (done < len) {
+        long long left = deadline - filter_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int pr = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return -1;
+        if (pr == 0)
+            continue;
+        ssize_t r = events == POLLIN ? read(fd, (char *)buf + done, len - done)
+                                     : send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EPIPE;
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/*
+ * Scans one message in the scanner process. On a failure of the process the verdict says
+ * why: a parser crash (the signals of a bug, or the CPU limit) is doubtful content, to be
+ * quarantined; a timeout or anything else is a temporary failure (the message stays queued).
+ */
+static void filter_scan_isolated(struct filter *f, const struct buf *data, struct filter_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    if (f->worker_pid <= 0 && !filter_worker_start(f)) {
+        snprintf(v->tempfail, sizeof v->tempfail, "cannot start the scanner process: %s", strerror(errno));
+        return;
+    }
+    /* clamd may take clamd_timeout; the built-in scan is bounded by its limits */
+    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
+    uint64_t len = data->len;
+    if (filter_worker_io(f->worker_fd, POLLOUT, &len, sizeof len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLOUT, data->data, data->len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLIN, v, sizeof *v, deadline) == 0) {
+        /* the verdict's strings come from the other process: make sure they end */
+        v->virus[sizeof v->virus - 1] = v->scanner[sizeof v->scanner - 1] = '\0';
+        v->banned_ext[sizeof v->banned_ext - 1] = v->banned_name[sizeof v->banned_name - 1] = '\0';
+        v->doubt[sizeof v->doubt - 1] = v->tempfail[sizeof v->tempfail - 1] = '\0';
+        return;
+    }
+    bool timeout = errno == ETIMEDOUT;
+    pid_t pid = f->worker_pid;
+    close(f->worker_fd);
+    if (timeout)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        continue;
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+    memset(v, 0, sizeof *v);
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (!timeout && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
+                     sig == SIGXCPU || sig == SIGSYS))
+        snprintf(v->doubt, sizeof v->doubt, "the scanner crashed on it (signal %d)", sig);
+    else
+        snprintf(v->tempfail, sizeof v->tempfail, "%s", timeout ? "the scan timed out" : "the scanner process failed");
+}
+
+/* Acts on one verdict (see filter.h). */
+static enum filter_action filter_act(struct filter *f, struct filter_job *job, const struct filter_verdict *v,
+                                     bool *notice_r)
+{
+    const char *id = job->id;
     struct buf text;
     buf_init(&text, 0);
-    filter_verdict_text(&v, &text);
+    filter_verdict_text(v, &text);
     enum filter_action action;
-    if (filter_verdict_quarantine(&v)) {
+    if (filter_verdict_quarantine(v)) {
         char nid[QUEUE_ID_LEN + 1];
-        if (filter_queue_notice(f, &v, &msg, &data, nid) < 0) {
+        if (filter_queue_notice(f, v, &job->msg, &job->data, nid) < 0) {
             log_warn("%s: filter=deferred (%s; cannot queue the notice)", id, text.data);
             action = FILTER_DEFERRED;
-        } else if (filter_move_to_quarantine(f, id, &v) < 0) {
+        } else if (filter_move_to_quarantine(f, id, v) < 0) {
             log_warn("%s: filter=deferred (%s; cannot move it to the quarantine)", id, text.data);
             action = FILTER_DEFERRED;
             *notice_r = true;
@@ -437,26 +626,116 @@ enum filter_action filter_message(struct filter *f, const char *id, bool *notice
             action = FILTER_QUARANTINED;
             *notice_r = true;
         }
-    } else if (v.tempfail[0]) {
+    } else if (v->tempfail[0]) {
         if (f->conf->filter_fail_open) {
-            log_warnx("%s: filter=unscanned, delivered anyway (filter_fail_open = yes): %s", id, v.tempfail);
+            log_warnx("%s: filter=unscanned, delivered anyway (filter_fail_open = yes): %s", id, v->tempfail);
             action = FILTER_PASS;
         } else {
-            log_warnx("%s: filter=deferred (%s)", id, v.tempfail);
+            log_warnx("%s: filter=deferred (%s)", id, v->tempfail);
             action = FILTER_DEFERRED;
         }
     } else {
         /* The mark needs no fsync: losing it in a crash only costs a rescan. */
-        if (chmod(path, (st.st_mode & 0777) | S_IXUSR) < 0)
+        if (chmod(job->path, (job->mode & 0777) | S_IXUSR) < 0)
             log_warn("%s: cannot mark as scanned", id);
         log_info("%s: filter=clean", id);
         action = FILTER_PASS;
     }
     buf_free(&text);
-    buf_free(&data);
-    queue_msg_free(&msg);
-    free(path);
     return action;
+}
+
+/* Scans and acts on a chunk of loaded jobs. */
+static void filter_chunk(struct filter *f, struct filter_job *jobs, size_t n, enum filter_action *out,
+                         bool *notice_r)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct filter_verdict v;
+        filter_scan_isolated(f, &jobs[i].data, &v);
+        out[i] = filter_act(f, &jobs[i], &v, notice_r);
+    }
+}
+
+static void filter_job_free(struct filter_job *job)
+{
+    free(job->path);
+    if (job->loaded)
+        queue_msg_free(&job->msg);
+    buf_free(&job->data);
+    memset(job, 0, sizeof *job);
+}
+
+void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r)
+{
+    *notice_r = false;
+    struct filter_job *jobs = xcalloc(FILTER_CHUNK_MESSAGES, sizeof *jobs);
+    size_t where[FILTER_CHUNK_MESSAGES];
+    enum filter_action acts[FILTER_CHUNK_MESSAGES];
+    size_t njobs = 0, bytes = 0;
+    for (size_t k = 0; k <= n; k++) {
+        if (njobs > 0 && (k == n || njobs == FILTER_CHUNK_MESSAGES || bytes >= FILTER_CHUNK_BYTES)) {
+            filter_chunk(f, jobs, njobs, acts, notice_r);
+            for (size_t i = 0; i < njobs; i++) {
+                out[where[i]] = acts[i];
+                filter_job_free(&jobs[i]);
+            }
+            njobs = 0;
+            bytes = 0;
+        }
+        if (k == n)
+            break;
+        const char *id = ids[k];
+        if (!queue_id_valid(id)) {
+            out[k] = FILTER_GONE;
+            continue;
+        }
+        struct filter_job *job = &jobs[njobs];
+        memset(job, 0, sizeof *job);
+        buf_init(&job->data, 0);
+        job->id = id;
+        job->path = filter_join(f->queue->msg_dir, id, "");
+        struct stat st;
+        if (stat(job->path, &st) < 0) {
+            out[k] = FILTER_GONE;
+            filter_job_free(job);
+            continue;
+        }
+        job->mode = st.st_mode;
+        if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
+            out[k] = FILTER_PASS; /* filter off, or scanned clean before (or released) */
+            filter_job_free(job);
+            continue;
+        }
+        const char *error = NULL;
+        if (queue_load(f->queue, id, &job->msg, &error) < 0) {
+            if (errno == ENOENT) {
+                out[k] = FILTER_GONE;
+            } else {
+                log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
+                out[k] = FILTER_DEFERRED;
+            }
+            filter_job_free(job);
+            continue;
+        }
+        job->loaded = true;
+        if (queue_read_data(&job->msg, &job->data) < 0) {
+            log_warn("%s: filter=deferred (cannot read the message)", id);
+            out[k] = FILTER_DEFERRED;
+            filter_job_free(job);
+            continue;
+        }
+        bytes += job->data.len;
+        where[njobs++] = k;
+    }
+    free(jobs);
+}
+
+enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r)
+{
+    char *ids[1] = {(char *)id};
+    enum filter_action out = FILTER_GONE;
+    filter_messages(f, ids, 1, &out, notice_r);
+    return out;
 }
 
 /* ---- the quarantine ------------------------------------------------------------------------- */

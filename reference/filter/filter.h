@@ -20,8 +20,12 @@
  * rescan and does not send a second one; the rename is atomic and both folders are
  * fsync'd after it. The clean mark is not fsync'd: losing it in a crash costs one rescan.
  *
- * SECURITY: zolderd runs the filter as its unprivileged run_as user, in memory: no scanner
- * touches the spool or the mailboxes (clamd gets the bytes over its socket). The
+ * SECURITY: zolderd runs the filter as its unprivileged run_as user. The scanning itself
+ * (GMime, libarchive, signatures, the clamd exchange) happens in a separate scanner process
+ * forked from zolderd (no new privileges, a CPU limit, no descriptor but its socket, killed
+ * with zolderd): it gets each message's bytes over a socket (no temporary files at all),
+ * answers with a fixed-size verdict, and never touches the spool or the mailboxes (clamd
+ * gets the bytes over its own socket); a crash in a parser costs that process, not zolderd. The
  * quarantine folder is 0700 and its files 0600: not readable by users. Ids are validated
  * (queue_id_valid) before they become paths. Notices go to the admin only; senders of
  * viruses are forged, so they are never told.
@@ -31,6 +35,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "banned.h"
 #include "buf.h"
@@ -51,6 +56,8 @@ struct filter {
     struct mimewalk_limits mime_limits;
     struct zipwalk_limits zip_limits;
     char *quarantine_dir;   /* STATE_DIR/quarantine */
+    pid_t worker_pid;       /* the scanner process, 0 when not running */
+    int worker_fd;          /* its socket */
 };
 
 /* What one scan found. Several findings can hold at once (the seed's Sober.K: both). */
@@ -82,9 +89,14 @@ void filter_scan(struct filter *f, const char *data, size_t len, struct filter_v
 void filter_verdict_text(const struct filter_verdict *v, struct buf *out);
 
 /*
- * Filters queued message id (msg/ID): skipped when marked scanned; otherwise scanned and
- * acted upon (see above). *notice_r is set when a notice was queued (it needs delivering).
+ * Filters queued messages ids[0..n) (msg/ID): skipped when marked scanned; otherwise scanned
+ * (in the scanner process, started on first use and again after it died) and acted upon
+ * (see above); out[i] is message i's fate. *notice_r is set when a notice was queued (it
+ * needs delivering). A message that crashes the scanner process is quarantined as
+ * doubtful; one whose scan timed out is deferred.
  */
+void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r);
+/* filter_messages for one id. */
 enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r);
 
 /*

@@ -28,6 +28,7 @@ struct rules_rule {
     size_t nconds;
     enum rules_kind kind;
     char *arg;
+    unsigned days;       /* vacation */
     unsigned lineno;
 };
 
@@ -306,10 +307,35 @@ static bool rules_parse_line(const char *line, struct rules_rule *r, const char 
         } else {
             *why = "forward ADDRESS: one address local@domain";
         }
+    } else if (strcmp(action, "vacation") == 0) {
+        char *days = rules_token(&p, &bad);
+        arg = days ? rules_token(&p, &bad) : NULL;
+        unsigned long d = 0;
+        if (days && str_to_ulong(days, 365, &d) && d >= 1 && arg && *arg && strlen(arg) <= 4096) {
+            /* "\n" in the text is a line break */
+            char *w = arg;
+            for (const char *c = arg; *c; c++) {
+                if (c[0] == '\\' && c[1] == 'n') {
+                    *w++ = '\n';
+                    c++;
+                } else {
+                    *w++ = *c;
+                }
+            }
+            *w = '\0';
+            r->kind = RULES_VACATION;
+            r->days = (unsigned)d;
+            r->arg = arg;
+            arg = NULL;
+            ok = true;
+        } else {
+            *why = "vacation DAYS TEXT: 1-365 days, then the reply text (quoted, at most 4096 bytes)";
+        }
+        free(days);
     } else if (strcmp(action, "pipe") == 0 || action[0] == '|') {
         *why = "piping to programs is not supported";
     } else {
-        *why = "unknown action (folder, forward, discard, inbox)";
+        *why = "unknown action (folder, forward, discard, inbox, vacation)";
     }
     free(action);
     free(arg);
@@ -459,6 +485,14 @@ void rules_eval(const struct rules *rules, const char *msg, size_t len, struct r
         bool all = true;
         for (size_t k = 0; k < r->nconds && all; k++)
             all = rules_cond_test(&r->conds[k], msg, len, hlen);
+        if (all && r->kind == RULES_VACATION) {
+            if (!out->vacation_text) {
+                out->vacation_text = r->arg;
+                out->vacation_days = r->days;
+                out->vacation_lineno = r->lineno;
+            }
+            continue;
+        }
         if (all) {
             out->kind = r->kind;
             out->arg = r->arg;

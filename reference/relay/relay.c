@@ -17,19 +17,16 @@
  *   (the reports, written by proto/dsn); RFC 3463 (status codes).
  *
  * DURABILITY
- *   A failed recipient is marked F only after the bounce that reports it was committed to
- *   the queue (fsync). Its queue id is derived from the parent's id, the attempt number and
- *   the failed recipients, so a crash between the two commits finds the bounce already
- *   queued on the next attempt (EEXIST) instead of writing a second one. What is left: if the
- *   bounce was delivered already (a local sender, within milliseconds of the crash) and the
- *   retry fails again, the sender gets it twice. The retry state (next attempt, attempts,
- *   delay warning sent) is written to the queue file's X line (fdatasync) after each
- *   deferred attempt, so a restart neither retries at once nor warns twice.
- *
- * SECURITY
- *   smarthost_auth must be a file of mode 0600 (no group or other access) holding
- *   user:password; the password lives in memory only and is never logged.
- *
+ *   A failed recipient's F mark and the bounce that reports it become durable in one step
+ *   (queue_commit_marked: the bounce is committed to tmp/ with the list of marks, renamed to
+ *   its commit point, then the marks are written and the bounce moves into the queue; after a
+ *   crash queue_clean_tmp finishes what passed the commit point and drops what did not), so
+ *   the sender gets exactly one bounce, never none and never two. The bounce's queue id is
+ *   derived from the parent id, the attempt number and the failed recipients. The retry state
+ *   (next attempt, attempts, delay warning sent) is written to the queue file's X line
+ *   (fdatasync) after each deferred attempt, so a restart neither retries at once nor warns
+ *   twice. A delay warning or success report is committed before its flag or mark; a crash
+ *   between the two may send a warning twice, never a bounce.
  * CONFIG
  *   smarthost, smarthost_tls, smarthost_auth, tls_ca_file, smtp_bind_address, defer_remote,
  *   retry_min_delay, retry_max_delay, queue_lifetime, delay_warning_time, bounce_size_limit,
@@ -402,11 +399,13 @@ static void relay_report_id(const char *parent, char kind, unsigned attempt,
 }
 
 /*
- * Queues a report about the outcomes o of m to m's sender, with the null sender. 0 when it
- * is queued (now, or by an earlier try of the same attempt), -1 when it could not be.
+ * Queues a report about the outcomes o of m to m's sender, with the null sender. With
+ * mark_failed, every recipient in m->failures is marked F in the same step
+ * (queue_commit_marked): the report and the marks are durable together or not at all. 0 when
+ * it is queued (now, or by an earlier try of the same attempt), -1 when it could not be.
  */
 static int relay_report(struct relay *relay, struct relay_msg *m, enum dsn_kind kind, enum dsn_action action,
-                        const struct relay_outcomes *o)
+                        const struct relay_outcomes *o, bool mark_failed)
 {
     const struct queue_envelope *env = &m->qm.env;
     static const char kinds[] = {[DSN_KIND_FAILURE] = 'b', [DSN_KIND_DELAY] = 'w', [DSN_KIND_SUCCESS] = 's'};
@@ -463,17 +462,32 @@ static int relay_report(struct relay *relay, struct relay_msg *m, enum dsn_kind 
     benv.body = xstrdup(eight ? "8BITMIME" : "7BIT");
     benv.arrival = time(NULL);
     queue_envelope_add_rcpt(&benv, env->sender, "", "", false);
+    size_t *marks = NULL, nmarks = mark_failed ? m->failures.n : 0;
+    if (nmarks) {
+        marks = xreallocarray(NULL, nmarks, sizeof *marks);
+        for (size_t i = 0; i < nmarks; i++)
+            marks[i] = m->failures.v[i].idx;
+    }
     struct queue_writer w;
     int rc_w = queue_writer_begin_id(relay->queue, id, &benv, &w);
     bool fresh = false;
     if (rc_w == 0) {
-        if (queue_writer_write(&w, report.data, report.len) < 0 || queue_writer_commit(relay->queue, &w) < 0)
+        if (queue_writer_write(&w, report.data, report.len) < 0) {
+            queue_writer_abort(&w);
             rc_w = -1;
-        else
-            fresh = true;
+        } else if (nmarks) {
+            rc_w = queue_commit_marked(relay->queue, &w, &m->qm, marks, nmarks, QUEUE_RCPT_FAILED);
+        } else {
+            rc_w = queue_writer_commit(relay->queue, &w);
+        }
+        fresh = rc_w == 0;
     } else if (errno == EEXIST) {
-        rc_w = 0; /* written by an earlier try of this attempt that died before the mark */
+        rc_w = 0; /* queued already (a report of this attempt): only the marks may be missing */
+        for (size_t i = 0; i < nmarks; i++)
+            if (queue_mark(&m->qm, marks[i], QUEUE_RCPT_FAILED) < 0)
+                log_warn("%s: cannot mark a failed recipient", m->id);
     }
+    free(marks);
     queue_envelope_free(&benv);
     buf_free(&report);
     if (rc_w < 0) {
@@ -503,19 +517,21 @@ static void relay_settle_failures(struct relay *relay, struct relay_msg *m)
             due.v[due.n++] = *x;
         }
     }
-    bool ok = true;
-    if (!env->sender[0])
+    bool ok = true, bounced = false;
+    if (!env->sender[0]) {
         log_info("%s: no bounce: the sender is the null sender (a report is never reported)", m->id);
-    else if (!due.n)
+    } else if (!due.n) {
         log_info("%s: no bounce: NOTIFY=NEVER (or without FAILURE) for every failed recipient", m->id);
-    else
-        ok = relay_report(relay, m, DSN_KIND_FAILURE, DSN_ACTION_FAILED, &due) == 0;
+    } else {
+        ok = relay_report(relay, m, DSN_KIND_FAILURE, DSN_ACTION_FAILED, &due, true) == 0;
+        bounced = ok; /* the marks went with the bounce */
+    }
     relay_outcomes_clear(&due);
     if (!ok) {
         log_warnx("%s: %zu failed recipient(s) stay queued until their bounce can be written", m->id,
                   m->failures.n);
         m->deferred = true;
-    } else {
+    } else if (!bounced) {
         for (size_t i = 0; i < m->failures.n; i++)
             if (queue_mark(&m->qm, m->failures.v[i].idx, QUEUE_RCPT_FAILED) < 0)
                 log_warn("%s: to=<%s>: cannot mark as failed", m->id, env->rcpts[m->failures.v[i].idx].addr);
@@ -545,7 +561,16 @@ static void relay_expire(struct relay *relay, struct relay_msg *m)
  * Loads a due message and turns its pending remote recipients into tasks. The retry state
  * in the file wins over what we knew (a restart): not yet due, it waits (unless force).
  */
-static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force)
+static bool relay_domain_matches(const char *pattern, const char *domain)
+{
+    if (pattern[0] != '@')
+        return str_eq_nocase(domain, pattern);
+    const char *p = pattern + 1; /* "@example.org": the domain and its subdomains (RFC 1985) */
+    size_t dl = strlen(domain), pl = strlen(p);
+    return str_eq_nocase(domain, p) || (dl > pl && domain[dl - pl - 1] == '.' && str_eq_nocase(domain + dl - pl, p));
+}
+
+static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force, const char *only)
 {
     const char *error;
     if (m->loaded) {
@@ -576,7 +601,8 @@ static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force)
     for (size_t i = 0; i < m->qm.env.nrcpts; i++) {
         struct queue_rcpt *r = &m->qm.env.rcpts[i];
         const char *domain;
-        if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain))
+        if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain) ||
+            (only && !relay_domain_matches(only, domain)))
             continue;
         struct relay_route *route = relay_route_get(relay, relay->use_smarthost ? "" : domain);
         struct relay_task *t = TAILQ_LAST(&route->tasks, relay_task_list);
@@ -590,8 +616,12 @@ static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force)
         memset(&t->rcpts[t->nrcpts], 0, sizeof t->rcpts[0]);
         t->rcpts[t->nrcpts++].idx = i;
     }
-    if (!m->busy)
+    if (!m->busy && only) { /* other domains wait for their own run */
+        queue_msg_free(&m->qm);
+        m->loaded = false;
+    } else if (!m->busy) {
         relay_msg_free(relay, m); /* nothing remote pending */
+    }
 }
 
 static void relay_arm_retry(struct relay *relay)
@@ -619,7 +649,19 @@ void relay_run(struct relay *relay, bool force)
         next = TAILQ_NEXT(m, entry);
         if (m->busy || (!force && m->next_attempt > now))
             continue;
-        relay_schedule(relay, m, force);
+        relay_schedule(relay, m, force, NULL);
+    }
+    relay_start_sessions(relay);
+    relay_arm_retry(relay);
+}
+
+void relay_run_domain(struct relay *relay, const char *pattern)
+{
+    struct relay_msg *m, *next;
+    for (m = TAILQ_FIRST(&relay->msgs); m; m = next) {
+        next = TAILQ_NEXT(m, entry);
+        if (!m->busy)
+            relay_schedule(relay, m, true, pattern);
     }
     relay_start_sessions(relay);
     relay_arm_retry(relay);
@@ -671,7 +713,7 @@ static bool relay_maybe_warn(struct relay *relay, struct relay_msg *m)
         }
     }
     /* Nobody asked: counts as warned, so the question is not asked at every retry. */
-    bool warned = !due.n || relay_report(relay, m, DSN_KIND_DELAY, DSN_ACTION_DELAYED, &due) == 0;
+    bool warned = !due.n || relay_report(relay, m, DSN_KIND_DELAY, DSN_ACTION_DELAYED, &due, false) == 0;
     relay_outcomes_clear(&due);
     return warned;
 }
@@ -687,7 +729,7 @@ static void relay_msg_settled(struct relay *relay, struct relay_msg *m)
     }
     relay_settle_failures(relay, m);
     if (m->relayed.n) {
-        relay_report(relay, m, DSN_KIND_SUCCESS, DSN_ACTION_RELAYED, &m->relayed);
+        relay_report(relay, m, DSN_KIND_SUCCESS, DSN_ACTION_RELAYED, &m->relayed, false);
         relay_outcomes_clear(&m->relayed);
     }
     /* Reload: local delivery may have marked recipients since we loaded the file. */

@@ -63,6 +63,11 @@ void relay_submit(struct relay *relay, const char *id);
 /* Starts sessions for what is due (force: everything, a flush). */
 void relay_run(struct relay *relay, bool force);
 /*
+ * ETRN DOMAIN (RFC 1985): a flush of the pending remote recipients in DOMAIN only ("@DOMAIN":
+ * the domain and its subdomains), whatever the backoff and defer_remote.
+ */
+void relay_run_domain(struct relay *relay, const char *pattern);
+/*
  * The relay queues reports to senders (bounces, delay warnings, success DSNs) as new queue
  * files; fn gets each new id after it was committed, to deliver it like any other message.
  */

@@ -92,6 +92,10 @@ class Zolderd:
         if os.geteuid() == 0:
             # The daemon drops to `zolder`; it must be able to reach its folder.
             os.chmod(self.inst.dir, 0o755)
+            if self.valgrind_log:
+                # The content filter's scanner process is forked after the drop: its own
+                # valgrind.PID.log is created as `zolder`.
+                os.chmod(self.inst.dir, 0o1777)
         return self.inst.start([zolder_test.binary("zolderd"), "-c", self.config],
                                ready="ready:", timeout=timeout, wrapper=wrapper, env=env)
 

@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import zipfile
@@ -224,6 +225,108 @@ class FilterVerdicts(FilterCase):
         self.assertEqual(self.z.log().count(f"{ids[0]}: filter="), 1, "scanned once")
 
 
+class FilterReload(FilterCase):
+    def test_reload_changes_the_lists(self):
+        """A reload applies new lists; a bad signature file is refused, the running filter kept."""
+        with open(self.z.config) as f:
+            conf = f.read()
+        self.z.inst.write("sigs", "Test.Bad hex 0011\n")
+        self.z.inst.write("zolder.conf", conf + "virus_signatures = sigs\n")
+        self.assertEqual(self.ctl("reload").returncode, 0)
+        self.z.wait_log("reload refused, keeping the running config")
+        self.assertIn("sigs:1: hex pattern", self.z.log())
+        self.z.inst.write("sigs", "Zolder.Test.Local text ZOLDER-LOCAL-SIGNATURE\n")
+        self.z.inst.write("zolder.conf", conf + "virus_signatures = sigs\nbanned_extensions = .scr\n")
+        self.assertEqual(self.ctl("reload").returncode, 0)
+        self.z.wait_log(f"reloaded {self.z.config}")
+        self.send(multipart("spelletje", [("application/octet-stream; name=\"spel.exe\"", "", "TVqQ")]))
+        self.z.wait_for(lambda: "Subject: spelletje" in self.z.mbox("bouke"), what=".exe delivered after reload")
+        self.send("From: sjoerd@zolder.thuis\r\nSubject: lokaal\r\n\r\nZOLDER-LOCAL-SIGNATURE\r\n")
+        self.wait_notice("A virus (Zolder.Test.Local) was found.")
+        self.assertNotIn("Subject: lokaal", self.z.mbox("bouke"))
+
+
+class FilterKillNine(FilterCase):
+    """kill -9 while mail is being filtered: clean mail is delivered exactly once, banned mail
+    is quarantined exactly once and the admin gets exactly one notice for each."""
+
+    def test_kill9_nothing_lost_nothing_twice(self):
+        total = 80
+        acked = []
+        done = threading.Event()
+
+        def message(i):
+            tag = f"k9-{i:03d}"
+            if i % 2:
+                return tag, multipart(tag, [("application/octet-stream; name=\"spel.exe\"", "X-Tag: " + tag + "\r\n",
+                                             "TVqQAAMAAAAEAAAA")])
+            return tag, f"From: sjoerd@zolder.thuis\r\nSubject: {tag}\r\nX-Tag: {tag}\r\n\r\nschoon\r\n"
+
+        def kept(tag):
+            if tag in self.z.mbox("bouke"):
+                return True
+            for d in (("var", "queue", "msg"), ("var", "quarantine")):
+                folder = self.z.inst.path(*d)
+                for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                    try:
+                        with open(os.path.join(folder, name), "rb") as f:
+                            if tag.encode() in f.read():
+                                return True
+                    except (FileNotFoundError, IsADirectoryError):
+                        pass
+            return False
+
+        def sender():
+            i = 0
+            while i < total:
+                tag, msg = message(i)
+                try:
+                    with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+                        s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], msg.encode())
+                    acked.append(tag)
+                    i += 1
+                except (OSError, smtplib.SMTPException):
+                    time.sleep(0.3)
+                    deadline = time.monotonic() + 30
+                    while time.monotonic() < deadline:
+                        try:
+                            with smtplib.SMTP(ADDRESS, self.z.port, timeout=2) as probe:
+                                probe.noop()
+                            break
+                        except (OSError, smtplib.SMTPException):
+                            time.sleep(0.05)
+                    if kept(tag):
+                        acked.append(tag)
+                        i += 1
+            done.set()
+
+        t = threading.Thread(target=sender)
+        t.start()
+        kills = []
+        for threshold in (20, 50):
+            self.z.wait_for(lambda th=threshold: len(acked) >= th, timeout=60, what=f"{threshold} acks")
+            kills.append(len(acked))
+            self.z.kill9()
+            self.z.start()
+        t.join(120)
+        self.assertTrue(done.is_set())
+        self.assertTrue(all(k < total for k in kills), kills)
+        self.z.wait_for(lambda: not self.z.queue_ids(), timeout=60, what="queue drained")
+        inbox = self.z.mbox("bouke")
+        for i in range(total):
+            tag = f"k9-{i:03d}"
+            if i % 2:
+                self.assertNotIn(f"X-Tag: {tag}", inbox)
+            else:
+                self.assertEqual(inbox.count(f"X-Tag: {tag}\n"), 1, tag)
+        ids = self.quarantined()
+        self.assertEqual(len(ids), total // 2, "each banned message quarantined once")
+        notices = self.z.mbox("admin")
+        for qid in ids:
+            self.assertEqual(notices.count(f"quarantined as {qid}"), 1, qid)
+        self.assertEqual(notices.count("Subject: BANNED FILENAME"), total // 2, "one notice each")
+
+
 class FilterOff(FilterCase):
     conf = {"filter": "no"}
 
@@ -306,6 +409,7 @@ class ClamdBackend(FilterCase):
         except subprocess.TimeoutExpired:
             cls.proc.kill()
             cls.proc.wait()
+        cls.proc.stdout.close()
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def setUp(self):

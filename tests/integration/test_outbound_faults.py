@@ -172,6 +172,19 @@ class ReplyTest(FaultCase):
         qid = re.search(r"([0-9A-Z]{16}): to=<piet@paprika>", log).group(1)
         self.assertRegex(log, qid + r": sender non-delivery notification: [0-9A-Z]{16}")
 
+    def test_552_and_554_for_single_recipients(self):
+        self.isp.smtp_fault("rcpt", host=SMARTHOST, rcpt="piet@paprika", reply="552 5.2.2 <piet@paprika>: Mailbox full")
+        self.isp.smtp_fault("rcpt", host=SMARTHOST, rcpt="mac@appel", reply="554 5.7.1 <mac@appel>: not from you")
+        self.send(["piet@paprika", "jan@paprika", "mac@appel"])
+        self.wait_stored("paprika", "jan")
+        bounce, = self.wait_bounce()
+        self.wait_queue_empty()
+        self.assertEqual(sorted(re.findall(r"Final-Recipient: rfc822; (\S+)", bounce)), ["mac@appel", "piet@paprika"])
+        self.assertIn("Status: 5.2.2", bounce)
+        self.assertIn("Status: 5.7.1", bounce)
+        self.assertEqual(self.isp.messages("paprika", "piet"), [])
+        self.assertEqual(self.isp.messages("appel", "mac"), [])
+
     def test_552_at_the_dot_bounces_the_whole_message(self):
         self.isp.smtp_fault("dot", host=SMARTHOST, reply="552 5.3.4 message too big for system")
         self.send(["jan@paprika", "piet@paprika"])
@@ -200,6 +213,18 @@ class ReplyTest(FaultCase):
         self.assertIn("Status: 5.6.0", bounce)
 
     # --- what NOTIFY, RET and the null sender change -------------------------------------------
+    def test_bounce_to_a_remote_sender_goes_out_with_the_null_sender(self):
+        self.isp.smtp_fault("rcpt", host=SMARTHOST, rcpt="jan@paprika", reply="550 5.1.1 no such user")
+        self.send(["jan@paprika"], sender="piet@paprika", subject="terug naar piet")
+        self.z.wait_for(lambda: self.isp.messages("paprika", "piet"), what="the bounce at piet@paprika")
+        self.wait_queue_empty()
+        bounce, = self.stored("paprika", "piet")
+        self.assertIn("Subject: Undelivered Mail Returned to Sender", bounce)
+        self.assertIn("Final-Recipient: rfc822; jan@paprika", bounce)
+        self.assertIn("Subject: terug naar piet", bounce)
+        self.assertTrue([l for l in self.client_lines() if l.startswith("MAIL FROM:<> ")], self.client_lines())
+        self.assertEqual(self.isp.messages("paprika", "jan"), [])
+
     def test_no_bounce_for_a_bounce(self):
         self.isp.smtp_fault("rcpt", host=SMARTHOST, reply="550 5.1.1 no such user")
         self.send(["jan@paprika"], sender="")
@@ -522,6 +547,86 @@ class CanonifyTest(FaultCase):
                       b"RCPT TO:<jan@paprika>\r\nRSET\r\nQUIT\r\n")
             got = [reply()[:9] for _ in range(5)]
         self.assertEqual(got, ["250 2.1.0", "550 5.1.2", "250 2.1.5", "250 2.0.0", "221 2.0.0"])
+
+
+class EtrnTest(FaultCase):
+    """ETRN DOMAIN (RFC 1985) with defer_remote = yes: only that domain's recipients go."""
+    conf = {"smarthost": SMARTHOST, "defer_remote": "yes"}
+
+    def etrn(self, arg):
+        with smtplib.SMTP(ZOLDER, PORT, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.ehlo("ecs.thuis")
+            return s.docmd("ETRN", arg)
+
+    def test_etrn_per_domain(self):
+        self.send(["jan@paprika", "mac@appel"], subject="twee domeinen")
+        self.send(["truus@komkommer"], subject="komkommer")
+        self.z.wait_for(lambda: len(self.z.queue_ids()) == 2, what="two queued messages")
+        self.assertEqual(self.etrn("paprika")[0], 250)
+        self.wait_stored("paprika", "jan")
+        time.sleep(0.5)
+        self.assertEqual(self.isp.messages("appel", "mac"), [])
+        self.assertEqual(self.isp.messages("komkommer", "truus"), [])
+        self.assertEqual(len(self.z.queue_ids()), 2)
+        rcpts = [l for l in self.client_lines() if l.startswith("RCPT")]
+        self.assertEqual(rcpts, ["RCPT TO:<jan@paprika>"])
+        self.assertEqual(self.etrn("@appel")[0], 250)   # the domain and its subdomains
+        self.wait_stored("appel", "mac")
+        self.z.wait_for(lambda: len(self.z.queue_ids()) == 1, what="one message left")
+        self.assertEqual(self.etrn("#zolder")[0], 250)  # a queue name: everything
+        self.wait_stored("komkommer", "truus")
+        self.wait_queue_empty()
+        self.assertEqual(len(self.stored("paprika", "jan")), 1)
+
+
+class BackupMxTest(FaultCase):
+    """RFC 5321 5.1: a 4xx (or a 421 greeting) from the first MX host: the next one, in the
+    same attempt. paprika's MX hosts: mx.paprika (10) and the backup mx2.paprika (20)."""
+    world = os.path.join(zolder_test.ROOT, "fixtures", "worlds", "backup-mx.world")
+    conf = {}
+
+    def setUp(self):
+        IspsimCase.setUp(self)
+        if not zolder_test.address_free(ZOLDER, PORT):
+            self.skipTest(f"{ZOLDER}:{PORT} in use, not ours")
+        self.cut_expected = False
+        self.start_zolderd(self.conf)
+
+    def test_4xx_for_a_recipient_tries_the_backup_mx(self):
+        self.isp.smtp_fault("rcpt", host="mx.paprika", rcpt="piet@paprika", reply="451 4.3.0 greylisted")
+        self.send(["jan@paprika", "piet@paprika"])
+        self.wait_stored("paprika", "piet")
+        self.wait_queue_empty()
+        log = self.z.log()
+        self.assertRegex(log, r"to=<piet@paprika>, relay=mx\.paprika\[127\.9\.6\.25\]:25, delay=[0-9.]+, "
+                              r"dsn=4\.3\.0, status=deferred \(451 4\.3\.0 greylisted\)")
+        self.assertRegex(log, r"to=<piet@paprika>, relay=mx2\.paprika\[127\.9\.6\.26\]:25, delay=[0-9.]+, "
+                              r"dsn=2\.0\.0, status=sent")
+        self.assertRegex(log, r"to=<jan@paprika>, relay=mx\.paprika\[127\.9\.6\.25\]:25, .*status=sent")
+        # jan went once, through the first MX; piet through the backup
+        self.assertEqual(len(self.stored("paprika", "jan")), 1)
+        self.assertEqual(len(self.stored("paprika", "piet")), 1)
+        self.assertEqual(log.count("status=deferred"), 1)
+
+    def test_421_greeting_tries_the_backup_mx(self):
+        self.isp.smtp_fault("greeting", host="mx.paprika", reply="421 4.3.2 too busy")
+        self.send(["jan@paprika"])
+        self.wait_stored("paprika", "jan")
+        self.wait_queue_empty()
+        self.assertRegex(self.z.log(), r"to=<jan@paprika>, relay=mx2\.paprika\[127\.9\.6\.26\]:25, .*status=sent")
+        self.assertNotIn("status=deferred", self.z.log())
+
+    def test_both_defer_then_the_retry_delivers(self):
+        self.isp.smtp_fault("rcpt", reply="450 4.2.0 mailbox busy")
+        self.send(["jan@paprika"])
+        self.z.wait_for(lambda: self.z.log().count("status=deferred") >= 2, what="two deferrals")
+        log = self.z.log()
+        self.assertIn("relay=mx.paprika[127.9.6.25]:25", log)
+        self.assertIn("relay=mx2.paprika[127.9.6.26]:25", log)
+        self.assertEqual(len(self.z.queue_ids()), 1)
+        self.isp.clear_faults()
+        self.wait_stored("paprika", "jan")   # the backoff's retry (retry_min_delay = 1)
+        self.wait_queue_empty()
 
 
 SINK = "127.0.1.43"

@@ -93,6 +93,34 @@ class ForwardLoop(RulesCase):
         self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
 
 
+class Vacation(RulesCase):
+    rules = {"bouke": "if always then vacation 7 \"Ik ben op vakantie.\\nGroeten, Bouke\"\n"
+                      "if header List-Id exists then folder lists\n"}
+
+    def test_vacation_answers_once(self):
+        personal = ("From: sjoerd@zolder.thuis\r\nTo: bouke@zolder.thuis\r\nSubject: Etentje {n}\r\n"
+                    "Message-ID: <etentje{n}@zolder.thuis>\r\n\r\nKom je eten?\r\n")
+        self.send(personal.format(n=1), sender="sjoerd@zolder.thuis")
+        self.z.wait_for(lambda: "Subject: Auto: Etentje 1" in self.z.mbox("sjoerd"), what="vacation reply")
+        reply = self.z.mbox("sjoerd")
+        self.assertTrue(reply.startswith("From MAILER-DAEMON "), "sent from the null sender")
+        for line in ("Auto-Submitted: auto-replied", "In-Reply-To: <etentje1@zolder.thuis>",
+                     "From: <bouke@zolder.thuis>", "Ik ben op vakantie.\nGroeten, Bouke"):
+            self.assertIn(line, reply)
+        self.assertIn("Subject: Etentje 1", self.z.mbox("bouke"), "the message itself is delivered")
+        # the same sender again: delivered, not answered (once per 7 days)
+        self.send(personal.format(n=2), sender="sjoerd@zolder.thuis")
+        self.z.wait_for(lambda: "Subject: Etentje 2" in self.z.mbox("bouke"), what="second delivery")
+        self.z.wait_log("no reply to <sjoerd@zolder.thuis>: answered recently")
+        # a mailing list is never answered, and still sorted
+        self.send(LIST_MSG.replace("To: zolder-users@lists.example", "To: bouke@zolder.thuis"),
+                  sender="owner-zolder-users@lists.example")
+        self.z.wait_for(lambda: "release 0.2" in self.folder("bouke", "lists"), what="list delivery")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+        self.assertEqual(self.z.mbox("sjoerd").count("Subject: Auto:"), 1, "answered once")
+        self.assertIn("no reply to <owner-zolder-users@lists.example>", self.z.log())
+
+
 class BadRules(RulesCase):
     rules = {"bouke": "if header Subject contains x then pipe /bin/sh\n"}
 
@@ -101,6 +129,14 @@ class BadRules(RulesCase):
         self.z.wait_for(lambda: "Subject: x marks" in self.z.mbox("bouke"), what="INBOX delivery")
         self.assertIn("rules refused, delivered to INBOX", self.z.log())
         self.assertIn("rules/bouke:1: piping to programs is not supported", self.z.log())
+        # the user is told, once per bad version of the file
+        self.z.wait_for(lambda: "Subject: Your delivery rules were refused" in self.z.mbox("bouke"),
+                        what="notice to the user")
+        self.assertIn("piping to programs is not supported", self.z.mbox("bouke"))
+        self.send("From: x@y.example\r\nSubject: tweede\r\n\r\nhoi\r\n")
+        self.z.wait_for(lambda: "Subject: tweede" in self.z.mbox("bouke"), what="second delivery")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+        self.assertEqual(self.z.mbox("bouke").count("Subject: Your delivery rules were refused"), 1)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "filter/clamd.h"
@@ -213,6 +216,138 @@ static void test_clamd_replies(void **state)
     assert_non_null(strstr(error, "cannot connect"));
 }
 
+static size_t count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void queue_one(struct queue *q, const char *id, const char *data)
+{
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = "x", .rdns = "", .proto = "ESMTP",
+        .auth_user = "", .ret = "", .envid = "", .body = "", .arrival = 1,
+    };
+    queue_envelope_add_rcpt(&env, "bouke@zolder.thuis", "", "", false);
+    struct queue_writer w;
+    assert_int_equal(queue_writer_begin_id(q, id, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, data, strlen(data)), 0);
+    assert_int_equal(queue_writer_commit(q, &w), 0);
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+}
+
+/*
+ * The queue side: clean -> marked and passed; banned -> notice queued and message moved;
+ * a crash after the notice and before the move (simulated by putting the message back) does
+ * not make a second notice; release brings it back marked, so it passes without a rescan.
+ */
+static void test_filter_message_queue(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/zolder-test-filter-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fixture fx;
+    zconf_defaults(&fx.conf, "/tmp");
+    free(fx.conf.state_dir);
+    fx.conf.state_dir = strdup(dir);
+    struct queue q;
+    assert_int_equal(queue_open(&q, dir), 0);
+    struct cfg_error err;
+    assert_true(filter_init(&fx.filter, &fx.conf, &q, &err));
+
+    const char *id_clean = "20QKLTZ000000001", *id_bad = "20QKLTZ000000002";
+    queue_one(&q, id_clean, "Subject: fine\r\n\r\nhello\r\n");
+    bool notice = true;
+    assert_int_equal(filter_message(&fx.filter, id_clean, &notice), FILTER_PASS);
+    assert_false(notice);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", q.msg_dir, id_clean);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_mode & S_IXUSR);
+    assert_int_equal(filter_message(&fx.filter, id_clean, &notice), FILTER_PASS); /* no rescan needed */
+
+    const char *bad = "MIME-Version: 1.0\r\nContent-Type: application/octet-stream; name=\"a.exe\"\r\n\r\nMZ\r\n";
+    queue_one(&q, id_bad, bad);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_QUARANTINED);
+    assert_true(notice);
+    assert_int_equal(count_files(q.msg_dir), 2); /* the clean one and the notice */
+    char qdir[512];
+    snprintf(qdir, sizeof qdir, "%s/quarantine", dir);
+    assert_int_equal(count_files(qdir), 2); /* the message and its verdict */
+    struct stat qst;
+    assert_int_equal(stat(qdir, &qst), 0);
+    assert_int_equal(qst.st_mode & 0777, 0700);
+    struct buf verdict;
+    buf_init(&verdict, 0);
+    assert_int_equal(quarantine_verdict(dir, id_bad, &verdict), 0);
+    assert_string_equal(verdict.data, "banned=.exe (a.exe)");
+    buf_free(&verdict);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_GONE);
+
+    /* "crash" between the notice and the move: the message is in the queue again */
+    char *qpath = quarantine_path(dir, id_bad);
+    snprintf(path, sizeof path, "%s/%s", q.msg_dir, id_bad);
+    assert_int_equal(rename(qpath, path), 0);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_QUARANTINED);
+    assert_int_equal(count_files(q.msg_dir), 2); /* still one notice */
+
+    char **ids;
+    size_t n;
+    assert_int_equal(quarantine_list(dir, &ids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], id_bad);
+    queue_list_free(ids, n);
+
+    /* release: back in the queue, marked: passes without a scan */
+    assert_int_equal(quarantine_release(dir, id_bad), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_mode & S_IXUSR);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_PASS);
+    assert_int_equal(count_files(qdir), 0);
+    assert_int_equal(quarantine_release(dir, id_bad), -1);
+    assert_null(quarantine_path(dir, "../../etc/passwd"));
+    assert_int_equal(quarantine_delete(dir, "../x"), -1);
+
+    /* the scanner process dies while a message is with it: a crash quarantines (doubtful),
+     * anything else (SIGKILL here) defers; the next message gets a new scanner process */
+    const char *id_c1 = "20QKLTZ000000003", *id_c2 = "20QKLTZ000000004", *id_c3 = "20QKLTZ000000005";
+    queue_one(&q, id_c1, "Subject: one\r\n\r\nhello\r\n");
+    queue_one(&q, id_c2, "Subject: two\r\n\r\nhello\r\n");
+    queue_one(&q, id_c3, "Subject: three\r\n\r\nhello\r\n");
+    assert_true(fx.filter.worker_pid > 0);
+    assert_int_equal(kill(fx.filter.worker_pid, SIGSEGV), 0);
+    assert_int_equal(filter_message(&fx.filter, id_c1, &notice), FILTER_QUARANTINED);
+    verdict.len = 0;
+    buf_init(&verdict, 0);
+    assert_int_equal(quarantine_verdict(dir, id_c1, &verdict), 0);
+    assert_string_equal(verdict.data, "doubt=the scanner crashed on it (signal 11)");
+    buf_free(&verdict);
+    assert_int_equal(fx.filter.worker_pid, 0);
+    assert_int_equal(filter_message(&fx.filter, id_c2, &notice), FILTER_PASS); /* a new process */
+    assert_true(fx.filter.worker_pid > 0);
+    assert_int_equal(kill(fx.filter.worker_pid, SIGKILL), 0);
+    assert_int_equal(filter_message(&fx.filter, id_c3, &notice), FILTER_DEFERRED);
+    assert_int_equal(filter_message(&fx.filter, id_c3, &notice), FILTER_PASS);
+
+    free(qpath);
+    filter_free(&fx.filter);
+    queue_close(&q);
+    zconf_free(&fx.conf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_scan_verdicts),
         cmocka_unit_test(test_signature_file_errors),
         cmocka_unit_test(test_clamd_replies),
+        cmocka_unit_test(test_filter_message_queue),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -162,6 +163,79 @@ static void test_queue_retry_state(void **state)
     static const char bad[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\n"
                               "E - - -\nX 00000000000000zz 00000001 -\nD\n";
     assert_int_equal(queue_envelope_parse(bad, sizeof bad - 1, "20QKBSX000THV273", &env, &off, &error), -1);
+}
+
+static size_t tmp_entries(struct fixture *f)
+{
+    DIR *d = opendir(f->q.tmp_dir);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A report (bounce) and its parent's marks: durable together, and finished after a crash. */
+static void test_queue_commit_marked_and_recovery(void **state)
+{
+    struct fixture *f = *state;
+    char parent[QUEUE_ID_LEN + 1];
+    commit_message(f, parent);
+    struct queue_msg pm;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, parent, &pm, &error), 0);
+
+    static const char report_id[] = "20QKBSX0BOUNCE01";
+    struct queue_envelope env;
+    struct queue_writer w;
+    make_envelope(&env);
+    assert_int_equal(queue_writer_begin_id(&f->q, report_id, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, message, sizeof message - 1), 0);
+    size_t rcpts[] = {1};
+    assert_int_equal(queue_commit_marked(&f->q, &w, &pm, rcpts, 1, QUEUE_RCPT_FAILED), 0);
+    assert_int_equal(pm.env.rcpts[1].status, QUEUE_RCPT_FAILED);
+    queue_msg_free(&pm);
+    assert_int_equal(queue_load(&f->q, parent, &pm, &error), 0);
+    assert_int_equal(pm.env.rcpts[0].status, QUEUE_RCPT_PENDING);
+    assert_int_equal(pm.env.rcpts[1].status, QUEUE_RCPT_FAILED);
+    queue_msg_free(&pm);
+    struct queue_msg rm;
+    assert_int_equal(queue_load(&f->q, report_id, &rm, &error), 0);
+    queue_msg_free(&rm);
+    assert_int_equal(tmp_entries(f), 0);
+
+    /* A crash after the commit point: tmp/ID.ready and tmp/ID.marks are left; the start
+     * finishes both. One before it (marks only): dropped, the parent untouched. */
+    char path[512], text[64];
+    static const char crashed[] = "20QKBSX0BOUNCE02";
+    assert_int_equal(queue_writer_begin_id(&f->q, crashed, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, message, sizeof message - 1), 0);
+    assert_int_equal(fsync(w.fd), 0);
+    close(w.fd);
+    w.fd = -1;
+    snprintf(path, sizeof path, "%s/%s.ready", f->q.tmp_dir, crashed);
+    assert_int_equal(rename(w.tmp_path, path), 0);
+    free(w.tmp_path);
+    snprintf(path, sizeof path, "%s/%s.marks", f->q.tmp_dir, crashed);
+    snprintf(text, sizeof text, "%s F 0\n", parent);
+    FILE *mf = fopen(path, "w");
+    fputs(text, mf);
+    fclose(mf);
+    snprintf(path, sizeof path, "%s/20QKBSX0BOUNCE03.marks", f->q.tmp_dir);
+    mf = fopen(path, "w");
+    fputs(text, mf);
+    fclose(mf);
+    queue_envelope_free(&env);
+    assert_int_equal(tmp_entries(f), 3);
+    queue_clean_tmp(&f->q);
+    assert_int_equal(tmp_entries(f), 0);
+    assert_int_equal(queue_load(&f->q, crashed, &rm, &error), 0);
+    queue_msg_free(&rm);
+    assert_int_equal(queue_load(&f->q, "20QKBSX0BOUNCE03", &rm, &error), -1);
+    assert_int_equal(queue_load(&f->q, parent, &pm, &error), 0);
+    assert_int_equal(pm.env.rcpts[0].status, QUEUE_RCPT_FAILED);
+    queue_msg_free(&pm);
 }
 
 static void test_queue_hold_release_delete_list(void **state)
@@ -395,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_rejects_damaged_files, setup, teardown),
         cmocka_unit_test(test_queue_envelope_parser_is_strict),
         cmocka_unit_test_setup_teardown(test_queue_retry_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_commit_marked_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_mbox_delivery_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_stale_and_live_dotlocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_maildir_delivery_is_idempotent, setup, teardown),

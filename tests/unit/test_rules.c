@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "rules.h"
+#include "vacation.h"
 
 static const char list_msg[] =
     "From: Jan <jan@paprika.example>\r\nTo: zolder-users@lists.example\r\n"
@@ -175,6 +177,97 @@ static void test_limits(void **state)
     assert_false(rules_folder_name_ok(".."));
 }
 
+static void test_vacation_rule(void **state)
+{
+    (void)state;
+    struct rules *r = parse_ok("if header To contains bouke then vacation 7 \"Op vakantie.\\nTot ziens!\"\n"
+                               "if header List-Id exists then folder lists\n");
+    struct rules_action a;
+    rules_eval(r, list_msg, strlen(list_msg), &a);
+    assert_null(a.vacation_text); /* To: is the list */
+    assert_int_equal(a.kind, RULES_FOLDER);
+    const char *personal = "To: Bouke <bouke@zolder.thuis>\r\nSubject: hoi\r\n\r\nx\r\n";
+    rules_eval(r, personal, strlen(personal), &a);
+    assert_string_equal(a.vacation_text, "Op vakantie.\nTot ziens!");
+    assert_int_equal(a.vacation_days, 7);
+    assert_int_equal(a.vacation_lineno, 1);
+    assert_int_equal(a.kind, RULES_INBOX); /* vacation is not final */
+    rules_free(r);
+    struct cfg_error err;
+    const char *bad[] = {"if always then vacation 0 \"x\"\n", "if always then vacation 400 \"x\"\n",
+                         "if always then vacation 7\n", "if always then vacation x \"y\"\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct rules *rr;
+        assert_int_equal(rules_parse(&rr, "rules", bad[i], strlen(bad[i]), &err), -1);
+        assert_non_null(strstr(err.text, "vacation DAYS TEXT"));
+    }
+}
+
+struct vac_case {
+    const char *sender;
+    const char *msg;
+    time_t last;
+    const char *refusal;   /* substring, or NULL for "reply" */
+};
+
+static void test_vacation_decisions(void **state)
+{
+    (void)state;
+    const time_t now = 1000000000;
+    static const struct vac_case cases[] = {
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\nSubject: hoi\r\n\r\nx", 0, NULL},
+        {"jan@paprika.example", "To: \"Bouke\" <Bouke@Zolder.Thuis>\r\n\r\nx", 0, NULL},
+        {"jan@paprika.example", "To: a@b\r\nCc: bouke@zolder.thuis, c@d\r\n\r\nx", 0, NULL},
+        {"", "To: bouke@zolder.thuis\r\n\r\nx", 0, "null sender"},
+        {"MAILER-DAEMON@paprika.example", "To: bouke@zolder.thuis\r\n\r\nx", 0, "program"},
+        {"owner-lijst@paprika.example", "To: bouke@zolder.thuis\r\n\r\nx", 0, "program"},
+        {"lijst-request@paprika.example", "To: bouke@zolder.thuis\r\n\r\nx", 0, "program"},
+        {"no-reply@shop.example", "To: bouke@zolder.thuis\r\n\r\nx", 0, "program"},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\nAuto-Submitted: auto-replied\r\n\r\nx", 0, "Auto-Submitted"},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\nAuto-Submitted: no\r\n\r\nx", 0, NULL},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\nPrecedence: bulk\r\n\r\nx", 0, "Precedence"},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\nList-Id: <l.example>\r\n\r\nx", 0, "list"},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\nList-Unsubscribe: <mailto:x>\r\n\r\nx", 0, "list"},
+        {"jan@paprika.example", "To: someone@else.example\r\n\r\nx", 0, "not in To or Cc"},
+        {"jan@paprika.example", "To: notbouke@zolder.thuis\r\n\r\nx", 0, "not in To or Cc"},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\n\r\nx", now - 86400, "answered recently"},
+        {"jan@paprika.example", "To: bouke@zolder.thuis\r\n\r\nx", now - 8 * 86400, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct vac_case *c = &cases[i];
+        const char *why = vacation_refusal(c->sender, "bouke@zolder.thuis", c->msg, strlen(c->msg), c->last, now, 7);
+        if (!c->refusal && why)
+            fail_msg("case %zu: refused (%s)", i, why);
+        if (c->refusal && (!why || !strstr(why, c->refusal)))
+            fail_msg("case %zu: got %s, want %s", i, why ? why : "reply", c->refusal);
+    }
+}
+
+static void test_vacation_reply_and_state(void **state)
+{
+    (void)state;
+    const char *msg = "From: jan@paprika.example\r\nTo: bouke@zolder.thuis\r\nSubject: Etentje\r\n"
+                      "Message-ID: <123@paprika.example>\r\n\r\nx\r\n";
+    struct buf out;
+    buf_init(&out, 0);
+    vacation_render("bouke@zolder.thuis", "jan@paprika.example", msg, strlen(msg), "Weg.\nTot maandag.",
+                    "Sat, 16 Nov 2002 23:07:13 +0100", "<V1@zolder.thuis>", &out);
+    static const char *const want[] = {
+        "From: <bouke@zolder.thuis>\r\n", "To: <jan@paprika.example>\r\n", "Subject: Auto: Etentje\r\n",
+        "In-Reply-To: <123@paprika.example>\r\n", "References: <123@paprika.example>\r\n",
+        "Auto-Submitted: auto-replied\r\n", "\r\n\r\nWeg.\r\nTot maandag.\r\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (!strstr(out.data, want[i]))
+            fail_msg("reply lacks %s in:\n%s", want[i], out.data);
+    buf_free(&out);
+    const char *st = "100 jan@paprika.example\n200 piet@paprika.example\n300 JAN@paprika.example\nbad line\n";
+    assert_int_equal(vacation_last(st, strlen(st), "jan@paprika.example"), 300);
+    assert_int_equal(vacation_last(st, strlen(st), "piet@paprika.example"), 200);
+    assert_int_equal(vacation_last(st, strlen(st), "truus@komkommer.example"), 0);
+    assert_int_equal(vacation_last("", 0, "x"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +275,9 @@ int main(void)
         cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_vacation_rule),
+        cmocka_unit_test(test_vacation_decisions),
+        cmocka_unit_test(test_vacation_reply_and_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
