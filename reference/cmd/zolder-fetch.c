@@ -101,6 +101,8 @@ int main(int argc, char **argv)
         struct cfg_error err;
         if (!instance_load_config(config, &conf, &err)) {
             fprintf(stderr, "zolder-fetch: %s\n", err.text);
+            zconf_free(&conf);
+            free(rcdefault);
             return FETCH_PS_SYNTAX;
         }
         have_conf = true;
@@ -111,16 +113,20 @@ int main(int argc, char **argv)
     size_t len = 0;
     char error[FETCHRC_ERROR_MAX + 64];
     int st = fetch_read_rc(rcfile, &data, &len, error, sizeof error);
+    struct fetchrc *rc = NULL;
+    if (st == FETCH_PS_SUCCESS) {
+        rc = fetch_parse_rc(rcfile, data, len, error, sizeof error);
+        explicit_bzero(data, len);
+        free(data);
+        if (!rc)
+            st = FETCH_PS_SYNTAX;
+    }
     if (st != FETCH_PS_SUCCESS) {
         fprintf(stderr, "zolder-fetch: %s\n", error);
+        free(rcdefault);
+        if (have_conf)
+            zconf_free(&conf);
         return st;
-    }
-    struct fetchrc *rc = fetch_parse_rc(rcfile, data, len, error, sizeof error);
-    explicit_bzero(data, len);
-    free(data);
-    if (!rc) {
-        fprintf(stderr, "zolder-fetch: %s\n", error);
-        return FETCH_PS_SYNTAX;
     }
     if (keep)
         for (size_t i = 0; i < rc->nservers; i++)
@@ -147,7 +153,7 @@ int main(int argc, char **argv)
                                                         : "127.0.0.1:25";
     if (!zconf_parse_listen(smtp_text, 25, &target)) {
         fprintf(stderr, "zolder-fetch: bad SMTP address %s\n", smtp_text);
-        return FETCH_PS_SYNTAX;
+        exit(FETCH_PS_SYNTAX); /* a usage error: nothing worth freeing first */
     }
     memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
     cfg.smtp_len = target.salen;
@@ -163,9 +169,21 @@ int main(int argc, char **argv)
         return FETCH_PS_INTERNAL;
     }
     cfg.progress_ctx = base;
+    /* with -c and a nameserver: names resolve as zolderd's do (the seed world's DNS) */
+    struct relay_dns *dns = NULL;
+    if (have_conf && conf.nameserver[0]) {
+        const char *dns_error = NULL;
+        dns = relay_dns_new(base, &conf, NULL, &dns_error);
+        if (!dns)
+            fprintf(stderr, "zolder-fetch: nameserver: %s (using the system resolver)\n",
+                    dns_error);
+    }
+    cfg.dns = dns;
     struct fetch_run *run = fetch_start(base, rc, &cfg, on_done, base);
     if (run)
         event_base_dispatch(base);
+    if (dns)
+        relay_dns_free(dns);
     event_base_free(base);
     free(rcdefault);
     free(statedefault);

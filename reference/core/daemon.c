@@ -77,6 +77,7 @@ struct daemon {
     struct fetch_run *fetch_run;
     struct event *fetch_timer;
     struct bufferevent *fetch_waiters[8]; /* `zolderctl fetch` clients waiting for the end */
+    struct relay_dns *fetch_dns;          /* the poller's resolver: hosts file, then DNS */
     size_t fetch_nwaiters;
 };
 
@@ -432,6 +433,12 @@ static void daemon_reload(struct daemon *d)
     if (!daemon_fetch_load(d))
         log_error("fetchmailrc: keeping the copy read before");
     daemon_fetch_schedule(d);
+    if (d->fetch_dns && !d->fetch_run) { /* made again with the new nameserver and hosts */
+        relay_dns_free(d->fetch_dns);
+        d->fetch_dns = NULL;
+    } else if (d->fetch_dns) {
+        relay_dns_set_hosts(d->fetch_dns, zmaps_hosts(d->maps));
+    }
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -533,6 +540,13 @@ static bool daemon_fetch_start(struct daemon *d)
     cfg.refused = strcmp(d->conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
                                                              : FETCH_REFUSED_DELETE;
     cfg.invoking_user = d->conf.run_as;
+    if (!d->fetch_dns) {
+        const char *dns_error = NULL;
+        d->fetch_dns = relay_dns_new(d->base, &d->conf, zmaps_hosts(d->maps), &dns_error);
+        if (!d->fetch_dns)
+            log_warnx("fetch: no resolver (%s): server names go to getaddrinfo", dns_error);
+    }
+    cfg.dns = d->fetch_dns;
     log_info("fetch: poll started (%s)", d->conf.fetchmailrc);
     d->fetch_run = fetch_start(d->base, rc, &cfg, daemon_fetch_done, d);
     return d->fetch_run != NULL;
@@ -590,14 +604,22 @@ static void daemon_fetch_schedule(struct daemon *d)
 
 static void daemon_fetch_stop(struct daemon *d)
 {
+    bool was_running = d->fetch_run != NULL;
     fetch_cancel(d->fetch_run); /* what zolder took is recorded; the rest stays on the server */
     d->fetch_run = NULL;
+    /* The hand-off sessions just closed are our own smtpd's clients: let smtpd see the
+     * close and end those sessions before it stops (a few passes of the loop, no waiting). */
+    for (int i = 0; was_running && i < 20; i++)
+        event_base_loop(d->base, EVLOOP_NONBLOCK);
     for (size_t i = 0; i < d->fetch_nwaiters; i++)
         bufferevent_free(d->fetch_waiters[i]);
     d->fetch_nwaiters = 0;
     if (d->fetch_timer)
         event_free(d->fetch_timer);
     d->fetch_timer = NULL;
+    if (d->fetch_dns)
+        relay_dns_free(d->fetch_dns);
+    d->fetch_dns = NULL;
     if (d->fetch_rcdata) {
         explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
         free(d->fetch_rcdata);

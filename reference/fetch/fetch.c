@@ -45,6 +45,7 @@
 #include "hdr.h"
 #include "imap_resp.h"
 #include "log.h"
+#include "netaddr.h"
 #include "pop3_reply.h"
 #include "str.h"
 #include "timefmt.h"
@@ -83,6 +84,8 @@ struct fetch_msg {
     size_t ordinal;                 /* 1-based among messages to fetch, for progress */
     struct buf data;
     struct handoff_item item;
+    struct buf bounce_data;         /* the notice for a message zolder refused */
+    struct handoff_item bounce;
 };
 
 enum cmd_kind {
@@ -111,6 +114,8 @@ struct fetch_acct {
     bool imap;
     bool keep, fetchall;
     bool tls_required, implicit_tls, tls_on;
+    bool no_tls;                    /* sslproto '': stay in the clear */
+    bool multidrop;
     unsigned port;
     SSL_CTX *ssl_ctx;
     struct bufferevent *bev;
@@ -133,10 +138,12 @@ struct fetch_acct {
     unsigned store_batch;
     size_t inflight;                /* messages with zolder */
     size_t pending_deleted;         /* IMAP: \Deleted set, not yet expunged */
+    size_t sizes_pending;           /* IMAP: UID FETCH (RFC822.SIZE) commands in flight */
     bool expunged;
     struct uidrec rec;
     bool rec_open;
     struct event *sync_ev;
+    struct relay_dns_req *dnsreq;   /* a lookup in flight */
     bool failed;
     bool no_prune;
     bool smtp_failed;               /* a hand-off session to zolder was lost */                  /* deletions not confirmed: keep every recorded UID */
@@ -148,6 +155,7 @@ struct fetch_run {
     struct fetchrc *rc;
     struct fetch_config cfg;
     char hostname[256];
+    char by_name[256];              /* Received "by": localhost for a loopback hand-off */
     char state_dir[1024];
     char invoking_user[256];
     fetch_done_fn done;
@@ -195,6 +203,10 @@ static void acct_fail(struct fetch_acct *a, int status, const char *fmt, ...)
     a->res->status = status;
     log_warnx("fetch: %s: %s", a->res->label, a->res->error);
     fetch_progress(a->run, "%s: %s", a->res->label, a->res->error);
+    if (a->dnsreq) {
+        relay_dns_cancel(a->dnsreq);
+        a->dnsreq = NULL;
+    }
     if (a->bev) {
         bufferevent_free(a->bev);
         a->bev = NULL;
@@ -369,6 +381,85 @@ static void acct_sync_cb(evutil_socket_t fd, short what, void *arg)
     acct_pump(a);
 }
 
+static void acct_bounce_done(struct handoff_item *item, int code, const char *reply)
+{
+    struct fetch_msg *m = item->ctx;
+    struct fetch_acct *a = m->a;
+    a->inflight--;
+    buf_free(&m->bounce_data);
+    for (size_t i = 0; i < m->bounce.nrcpt; i++)
+        free(m->bounce.rcpts[i]);
+    m->bounce.nrcpt = 0;
+    if (a->finished)
+        return;
+    if (code >= 200 && code < 300) {
+        /* the notice is safe with zolder: the message may go (recorded, so it is neither
+         * fetched nor bounced again after a cut link) */
+        log_info("fetch: %s: message %s: refusal notice accepted (%s)", a->res->label, m->uid,
+                 reply);
+        if (uidrec_add(&a->rec, m->uid) < 0) {
+            m->fate = M_DEFERRED;
+            acct_fail(a, FETCH_PS_INTERNAL, "cannot write the UID record");
+            return;
+        }
+        m->fate = M_RECORDED;
+        event_active(a->sync_ev, EV_TIMEOUT, 0);
+    } else {
+        log_warnx("fetch: %s: message %s: refusal notice not accepted (%s): left on the server",
+                  a->res->label, m->uid, reply);
+        m->fate = M_DEFERRED;
+    }
+    acct_pump(a);
+}
+
+/*
+ * fetchmail's bounce for a message zolder refused for good: to its sender (set bouncemail,
+ * the default) or to the postmaster (set no bouncemail, or a null sender), from
+ * MAILER-DAEMON with the null sender, holding the reply and the message's header.
+ */
+static bool acct_bounce(struct fetch_acct *a, struct fetch_msg *m, const char *reply)
+{
+    const struct fetchrc *rc = a->run->rc;
+    const char *domain = a->user->smtpaddress ? a->user->smtpaddress : "localhost";
+    char to[600];
+    if (rc->bouncemail && m->item.sender[0]) {
+        snprintf(to, sizeof to, "%s", m->item.sender);
+    } else {
+        const char *pm = rc->postmaster ? rc->postmaster : "postmaster";
+        snprintf(to, sizeof to, "%s%s%s", pm, strchr(pm, '@') ? "" : "@", strchr(pm, '@') ? "" : domain);
+    }
+    char date[TIMEFMT_RFC5322_LEN];
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    size_t hlen = hdr_section_len(m->data.data, m->data.len);
+    struct buf *b = &m->bounce_data;
+    buf_init(b, FETCH_MESSAGE_MAX);
+    bool ok = buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
+                            "Subject: Undeliverable: a message fetched from %s\r\nDate: %s\r\n"
+                            "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+                            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                            "zolder-fetch fetched a message for %s from %s; the local mail "
+                            "server refused it:\r\n\r\n    %s\r\n\r\n"
+                            "It has been deleted from %s. Its header follows.\r\n\r\n",
+                         a->run->hostname, to, a->srv->name, date, a->local, a->srv->name,
+                         reply, a->srv->name) &&
+              buf_append(b, m->data.data, hlen);
+    if (!ok) {
+        buf_free(b);
+        return false;
+    }
+    memset(&m->bounce, 0, sizeof m->bounce);
+    m->bounce.rcpts[0] = xstrdup(to);
+    m->bounce.nrcpt = 1;
+    m->bounce.data = b;
+    m->bounce.done = acct_bounce_done;
+    m->bounce.ctx = m;
+    m->fate = M_HANDOFF;
+    a->inflight++;
+    log_info("fetch: %s: message %s refused: sending a notice to <%s>", a->res->label, m->uid, to);
+    handoff_submit(a->run->handoff, &m->bounce);
+    return true;
+}
+
 static void acct_handoff_done(struct handoff_item *item, int code, const char *reply)
 {
     struct fetch_msg *m = item->ctx;
@@ -377,6 +468,23 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
     if (a->finished)
         return; /* the run was cancelled: the message stays on the server */
     size_t size = m->data.len;
+    if (code >= 500 && a->run->cfg.refused == FETCH_REFUSED_DELETE) {
+        a->res->refused++;
+        m->refused = true;
+        log_warnx("fetch: %s: message %s refused by zolder (%s)", a->res->label, m->uid, reply);
+        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) refused: %s",
+                       a->remote, a->srv->name, m->ordinal, a->to_fetch, m->size, reply);
+        bool sent = acct_bounce(a, m, reply);
+        buf_free(&m->data);
+        buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
+        if (!sent) {
+            m->fate = M_DEFERRED;
+            log_warnx("fetch: %s: message %s: no notice could be made: left on the server",
+                      a->res->label, m->uid);
+        }
+        acct_pump(a);
+        return;
+    }
     buf_free(&m->data);
     buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
     const char *how = a->keep ? "not flushed" : "flushed";
@@ -396,16 +504,6 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
                        how);
         log_info("fetch: %s: message %s delivered to %s (%s)", a->res->label, m->uid, a->local,
                  reply);
-    } else if (code >= 500 && a->run->cfg.refused == FETCH_REFUSED_DELETE) {
-        a->res->refused++;
-        m->refused = true;
-        log_warnx("fetch: %s: message %s refused by zolder (%s): deleting it from the server",
-                  a->res->label, m->uid, reply);
-        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) refused: %s",
-                       a->remote, a->srv->name, m->ordinal, a->to_fetch, m->size, reply);
-        m->fate = M_SYNCED; /* deleted without a record: nothing was delivered */
-        if (a->keep)
-            m->fate = M_DONE;
     } else {
         if (code >= 500)
             a->res->refused++;
@@ -422,20 +520,222 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
     acct_pump(a);
 }
 
+/* ---- multidrop ------------------------------------------------------------------------------ */
+
+static bool md_domain_local(const struct fetch_acct *a, const char *d, size_t n)
+{
+    const struct fetchrc_server *srv = a->srv;
+    if (strlen(srv->name) == n && strncasecmp(srv->name, d, n) == 0)
+        return true;
+    for (size_t i = 0; i < srv->naka; i++)
+        if (strlen(srv->aka[i]) == n && strncasecmp(srv->aka[i], d, n) == 0)
+            return true;
+    for (size_t i = 0; i < srv->nlocaldomains; i++) {
+        size_t ln = strlen(srv->localdomains[i]);
+        /* the domain itself or any name below it, as fetchmail matches localdomains */
+        if (ln == n && strncasecmp(srv->localdomains[i], d, n) == 0)
+            return true;
+        if (n > ln + 1 && d[n - ln - 1] == '.' && strncasecmp(srv->localdomains[i], d + n - ln, ln) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool md_valid_user(const char *u, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = u[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_' || c == '+'))
+            return false;
+    }
+    return true;
+}
+
+/* One address: its local user, or NULL when it is not ours (written into out). */
+static const char *md_map(const struct fetch_acct *a, const char *addr, size_t n, char *out,
+                          size_t outsize)
+{
+    const char *at = memchr(addr, '@', n);
+    if (!at || !md_domain_local(a, at + 1, (size_t)(addr + n - at - 1)))
+        return NULL;
+    const char *lp = addr;
+    size_t ln = (size_t)(at - addr);
+    const char *qv = a->srv->qvirtual;
+    if (qv && qv[0] && ln > strlen(qv) && strncasecmp(lp, qv, strlen(qv)) == 0) {
+        lp += strlen(qv);
+        ln -= strlen(qv);
+    }
+    const struct fetchrc_user *u = a->user;
+    bool star = false;
+    for (size_t i = 0; i < u->nlocals; i++) {
+        const struct fetchrc_local *l = &u->locals[i];
+        if (strcmp(l->local, "*") == 0) {
+            star = true;
+            continue;
+        }
+        const char *name = l->remote ? l->remote : l->local;
+        if (strlen(name) == ln && strncasecmp(name, lp, ln) == 0) {
+            snprintf(out, outsize, "%s", l->local);
+            return out;
+        }
+    }
+    if (star && md_valid_user(lp, ln)) {
+        snprintf(out, outsize, "%.*s", (int)ln, lp);
+        for (char *p = out; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        return out;
+    }
+    return NULL;
+}
+
+/* The addresses of a header value: <...> parts, or bare words holding '@'. */
+static void md_addresses(const char *v, size_t n, void (*each)(void *, const char *, size_t),
+                         void *ctx)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',' || v[i] == '\r' || v[i] == '\n'))
+            i++;
+        size_t start = i;
+        bool quoted = false;
+        const char *lt = NULL, *gt = NULL;
+        while (i < n && (quoted || v[i] != ',')) {
+            if (v[i] == '"')
+                quoted = !quoted;
+            else if (!quoted && v[i] == '<')
+                lt = v + i;
+            else if (!quoted && v[i] == '>' && lt)
+                gt = v + i;
+            i++;
+        }
+        if (lt && gt && gt > lt + 1) {
+            each(ctx, lt + 1, (size_t)(gt - lt - 1));
+        } else {
+            size_t s2 = start, e = i;
+            while (s2 < e && (v[s2] == ' ' || v[s2] == '\t'))
+                s2++;
+            while (e > s2 && (v[e - 1] == ' ' || v[e - 1] == '\t' || v[e - 1] == '\r' || v[e - 1] == '\n'))
+                e--;
+            if (e > s2 && memchr(v + s2, '@', e - s2) && !memchr(v + s2, ' ', e - s2))
+                each(ctx, v + s2, e - s2);
+        }
+    }
+}
+
+struct md_ctx {
+    const struct fetch_acct *a;
+    struct fetch_msg *m;
+};
+
+static void md_add(void *arg, const char *addr, size_t n)
+{
+    struct md_ctx *c = arg;
+    char local[128];
+    if (!md_map(c->a, addr, n, local, sizeof local))
+        return;
+    char rcpt[320];
+    snprintf(rcpt, sizeof rcpt, "%s@%s", local,
+             c->a->user->smtpaddress ? c->a->user->smtpaddress : "localhost");
+    for (size_t i = 0; i < c->m->item.nrcpt; i++)
+        if (strcasecmp(c->m->item.rcpts[i], rcpt) == 0)
+            return;
+    if (c->m->item.nrcpt < HANDOFF_RCPT_MAX)
+        c->m->item.rcpts[c->m->item.nrcpt++] = xstrdup(rcpt);
+}
+
+/*
+ * Multidrop recipients: the envelope header (the `envelope` one, after skipping N, else the
+ * first of X-Original-To, Delivered-To, X-Envelope-To), else To and Cc; each address in a
+ * local domain (poll name, aka, localdomains) mapped through `is`; none: the postmaster.
+ */
+static void md_recipients(struct fetch_acct *a, struct fetch_msg *m, const char *msg, size_t len)
+{
+    static const char *const envelopes[] = {"X-Original-To", "Delivered-To", "X-Envelope-To"};
+    struct md_ctx ctx = {a, m};
+    size_t hlen = hdr_section_len(msg, len);
+    bool found = false;
+    if (!a->srv->no_envelope) {
+        size_t nnames = a->srv->envelope ? 1 : sizeof envelopes / sizeof envelopes[0];
+        for (size_t k = 0; k < nnames && !found; k++) {
+            const char *want = a->srv->envelope ? a->srv->envelope : envelopes[k];
+            unsigned long skip = a->srv->envelope ? a->srv->envelope_skip : 0;
+            size_t pos = 0;
+            struct hdr_field f;
+            while (hdr_next(msg, hlen, &pos, &f)) {
+                if (f.name_len != strlen(want) || strncasecmp(f.name, want, f.name_len) != 0)
+                    continue;
+                if (skip) {
+                    skip--;
+                    continue;
+                }
+                found = true;
+                md_addresses(f.value, f.value_len, md_add, &ctx);
+                break; /* one envelope header: it names the recipient this copy is for */
+            }
+        }
+    }
+    if (!found) {
+        size_t pos = 0;
+        struct hdr_field f;
+        while (hdr_next(msg, hlen, &pos, &f))
+            if ((f.name_len == 2 && strncasecmp(f.name, "To", 2) == 0) ||
+                (f.name_len == 2 && strncasecmp(f.name, "Cc", 2) == 0))
+                md_addresses(f.value, f.value_len, md_add, &ctx);
+    }
+    if (m->item.nrcpt == 0) {
+        const char *pm = a->run->rc->postmaster ? a->run->rc->postmaster : "postmaster";
+        char rcpt[320];
+        snprintf(rcpt, sizeof rcpt, "%s%s%s", pm, strchr(pm, '@') ? "" : "@",
+                 strchr(pm, '@') ? "" : (a->user->smtpaddress ? a->user->smtpaddress : "localhost"));
+        m->item.rcpts[m->item.nrcpt++] = xstrdup(rcpt);
+        log_info("fetch: %s: message %s has no local recipient: to %s", a->res->label, m->uid,
+                 rcpt);
+    }
+}
+
+static void msg_free_rcpts(struct fetch_msg *m)
+{
+    for (size_t i = 0; i < m->item.nrcpt; i++)
+        free(m->item.rcpts[i]);
+    m->item.nrcpt = 0;
+}
+
 /* A whole message arrived: Received line, then off to zolder. */
 static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, const char *body,
                                  size_t len)
 {
     char date[TIMEFMT_RFC5322_LEN];
     timefmt_rfc5322(time(NULL), date, sizeof date);
+    msg_free_rcpts(m);
+    const char *domain = a->user->smtpaddress ? a->user->smtpaddress : "localhost";
+    if (a->multidrop) {
+        md_recipients(a, m, body, len);
+    } else {
+        char rcpt[320];
+        snprintf(rcpt, sizeof rcpt, "%s@%s", a->local, domain);
+        m->item.rcpts[m->item.nrcpt++] = xstrdup(rcpt);
+    }
     struct buf *d = &m->data;
     buf_reset(d);
-    bool ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
-                            "\tfor <%s@%s> (single-drop); %s\r\n",
-                         a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
-                         ZOLDER_VERSION, a->local,
-                         a->user->smtpaddress ? a->user->smtpaddress : "localhost", date) &&
-              buf_append(d, body, len);
+    bool ok;
+    if (a->multidrop && m->item.nrcpt > 1)
+        ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
+                           "\t(multi-drop); %s\r\n",
+                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
+                        ZOLDER_VERSION, date);
+    else
+        /* the seed's trace, fetchmail's shape: "by localhost ... for sjoerd@localhost
+         * (single-drop)" */
+        ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
+                           "\tfor %s (%s); %s\r\n",
+                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
+                        ZOLDER_VERSION, m->item.rcpts[0],
+                        a->multidrop ? "multi-drop" : "single-drop", date);
+    ok = ok && buf_append(d, body, len);
     if (ok && (d->len < 2 || d->data[d->len - 1] != '\n'))
         ok = buf_append(d, "\r\n", 2);
     if (!ok) {
@@ -448,8 +748,6 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     if (!m->size)
         m->size = len;
     fetch_sender(d->data, d->len, m->item.sender, sizeof m->item.sender);
-    snprintf(m->item.rcpt, sizeof m->item.rcpt, "%s@%s", a->local,
-             a->user->smtpaddress ? a->user->smtpaddress : "localhost");
     m->item.data = d;
     m->item.done = acct_handoff_done;
     m->item.ctx = m;
@@ -587,7 +885,8 @@ static void pop3_setup_next(struct fetch_acct *a)
         pop3_send(a, P_CAPA, NULL, "CAPA");
         return;
     }
-    if (!a->tls_on && !a->tls_tried && (a->tls_required || (a->caps & POP3_CAPA_STLS))) {
+    if (!a->tls_on && !a->tls_tried && !a->no_tls &&
+        (a->tls_required || (a->caps & POP3_CAPA_STLS))) {
         if (!(a->caps & POP3_CAPA_STLS)) {
             acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for but the server offers no STLS");
             return;
@@ -835,7 +1134,8 @@ static void imap_setup_next(struct fetch_acct *a)
         imap_send(a, I_CAPABILITY, NULL, "CAPABILITY");
         return;
     }
-    if (!a->tls_on && !a->tls_tried && (a->tls_required || (a->caps & IMAP_CAPA_STARTTLS))) {
+    if (!a->tls_on && !a->tls_tried && !a->no_tls &&
+        (a->tls_required || (a->caps & IMAP_CAPA_STARTTLS))) {
         if (!(a->caps & IMAP_CAPA_STARTTLS)) {
             acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for but the server offers no STARTTLS");
             return;
@@ -889,6 +1189,46 @@ static void imap_setup_next(struct fetch_acct *a)
     buf_free(&f);
 }
 
+#define IMAP_SET_MAX 4000 /* octets of one UID set: ispsim and others cap lines near 8 KiB */
+
+static bool pick_all(const struct fetch_msg *m)
+{
+    (void)m;
+    return true;
+}
+
+static bool pick_deleted(const struct fetch_msg *m)
+{
+    return m->deleted_now;
+}
+
+/*
+ * The UIDs of msgs[*from..] that pick accepts, runs written "a:b" (msgs are sorted by UID),
+ * until the set reaches IMAP_SET_MAX octets; *from is left where it stopped. false: none.
+ */
+static bool imap_uid_set(struct fetch_acct *a, size_t *from, bool (*pick)(const struct fetch_msg *),
+                         struct buf *set)
+{
+    buf_reset(set);
+    size_t i = *from;
+    while (i < a->nmsgs && set->len < IMAP_SET_MAX) {
+        if (!pick(a->msgs[i])) {
+            i++;
+            continue;
+        }
+        unsigned long first = a->msgs[i]->num, last = first;
+        i++;
+        while (i < a->nmsgs && pick(a->msgs[i]) && a->msgs[i]->num == last + 1)
+            last = a->msgs[i++]->num;
+        if (last == first)
+            buf_printf(set, "%s%lu", set->len ? "," : "", first);
+        else
+            buf_printf(set, "%s%lu:%lu", set->len ? "," : "", first, last);
+    }
+    *from = i;
+    return set->len > 0;
+}
+
 /* "UID STORE set +FLAGS.SILENT (...)" for up to FETCH_STORE_BATCH synced messages. */
 static bool imap_store_batch(struct fetch_acct *a)
 {
@@ -902,8 +1242,27 @@ static bool imap_store_batch(struct fetch_acct *a)
             continue;
         m->fate = M_CLEANUP;
         m->batch = batch;
-        buf_printf(&set, "%s%lu", n ? "," : "", m->num);
         n++;
+    }
+    if (n) {
+        size_t from = 0;
+        /* the batch's UIDs, runs compressed (the batch is small enough for one set) */
+        while (from < a->nmsgs) {
+            struct fetch_msg *m = a->msgs[from];
+            if (m->fate != M_CLEANUP || m->batch != batch) {
+                from++;
+                continue;
+            }
+            unsigned long first = m->num, last = first;
+            from++;
+            while (from < a->nmsgs && a->msgs[from]->fate == M_CLEANUP &&
+                   a->msgs[from]->batch == batch && a->msgs[from]->num == last + 1)
+                last = a->msgs[from++]->num;
+            if (last == first)
+                buf_printf(&set, "%s%lu", set.len ? "," : "", first);
+            else
+                buf_printf(&set, "%s%lu:%lu", set.len ? "," : "", first, last);
+        }
     }
     if (n) {
         imap_send(a, I_STORE, NULL, "UID STORE %s +FLAGS.SILENT (%s)", set.data,
@@ -941,13 +1300,12 @@ static void imap_pump(struct fetch_acct *a)
     if (!a->keep && a->pending_deleted && !a->expunged) {
         a->expunged = true;
         if (a->caps & IMAP_CAPA_UIDPLUS) {
+            /* only ours: another client's \Deleted messages are not ours to remove */
             struct buf set;
             buf_init(&set, 0);
-            size_t n = 0;
-            for (size_t i = 0; i < a->nmsgs; i++)
-                if (a->msgs[i]->deleted_now)
-                    buf_printf(&set, "%s%lu", n++ ? "," : "", a->msgs[i]->num);
-            imap_send(a, I_EXPUNGE, NULL, "UID EXPUNGE %s", set.data ? set.data : "1");
+            size_t from = 0;
+            while (a->nfifo < FETCH_WINDOW && imap_uid_set(a, &from, pick_deleted, &set))
+                imap_send(a, I_EXPUNGE, NULL, "UID EXPUNGE %s", set.data);
             buf_free(&set);
         } else {
             imap_send(a, I_EXPUNGE, NULL, "EXPUNGE");
@@ -1034,7 +1392,8 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
         }
         /* fall through */
     case I_SEARCH_DEL:
-        qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
+        if (a->nmsgs > 1)
+            qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
         if (a->nmsgs == 0) {
             acct_plan(a);
             break;
@@ -1042,10 +1401,16 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
         {
             struct buf set;
             buf_init(&set, 0);
-            for (size_t i = 0; i < a->nmsgs; i++)
-                buf_printf(&set, "%s%lu", i ? "," : "", a->msgs[i]->num);
-            imap_send(a, I_SIZES, NULL, "UID FETCH %s (UID RFC822.SIZE)", set.data);
+            size_t from = 0;
+            while (a->nfifo < FETCH_WINDOW && imap_uid_set(a, &from, pick_all, &set)) {
+                imap_send(a, I_SIZES, NULL, "UID FETCH %s (UID RFC822.SIZE)", set.data);
+                a->sizes_pending++;
+            }
             buf_free(&set);
+            if (from < a->nmsgs) {
+                acct_fail(a, FETCH_PS_INTERNAL, "too many messages in one poll");
+                return;
+            }
         }
         return;
     case I_SIZES:
@@ -1053,7 +1418,8 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
             acct_fail(a, FETCH_PS_ERROR, "FETCH sizes failed: %s", r->text);
             return;
         }
-        acct_plan(a);
+        if (--a->sizes_pending == 0)
+            acct_plan(a);
         break;
     case I_FETCH:
         if (c->msg->fate == M_FETCHING) {
@@ -1287,21 +1653,10 @@ static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
         acct_fail(a, FETCH_PS_SOCKET, "connection to %s lost", a->srv->name);
 }
 
-static void acct_connect(struct fetch_acct *a)
+static void acct_connect_to(struct fetch_acct *a, const struct sockaddr *sa, socklen_t salen)
 {
-    const char *host = a->srv->via ? a->srv->via : a->srv->name;
-    char port[16];
-    snprintf(port, sizeof port, "%u", a->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(host, port, &hints, &ai);
-    if (rc != 0 || !ai) {
-        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return;
-    }
     a->bev = bufferevent_socket_new(a->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!a->bev) {
-        freeaddrinfo(ai);
         acct_fail(a, FETCH_PS_SOCKET, "cannot create a socket");
         return;
     }
@@ -1311,10 +1666,71 @@ static void acct_connect(struct fetch_acct *a)
     struct timeval to = {(time_t)t, 0};
     bufferevent_set_timeouts(a->bev, &to, &to);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-    rc = bufferevent_socket_connect(a->bev, ai->ai_addr, (int)ai->ai_addrlen);
+    if (bufferevent_socket_connect(a->bev, sa, (int)salen) < 0)
+        acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u", a->srv->name, a->port);
+}
+
+static void acct_connect_netaddr(struct fetch_acct *a, const struct netaddr *na)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    if (na->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)a->port);
+        memcpy(&sin->sin_addr, na->bytes, 4);
+        len = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)a->port);
+        memcpy(&sin6->sin6_addr, na->bytes, 16);
+        len = sizeof *sin6;
+    }
+    acct_connect_to(a, (struct sockaddr *)&ss, len);
+}
+
+static void acct_addr_answer(void *arg, enum relay_dns_status st, const struct netaddr *addrs,
+                             size_t n, const char *error)
+{
+    struct fetch_acct *a = arg;
+    a->dnsreq = NULL;
+    if (a->failed || a->finished)
+        return;
+    if (st != RELAY_DNS_OK || n == 0) {
+        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s",
+                  a->srv->via ? a->srv->via : a->srv->name, error ? error : "no address");
+        return;
+    }
+    acct_connect_netaddr(a, &addrs[0]);
+}
+
+static void acct_connect(struct fetch_acct *a)
+{
+    const char *host = a->srv->via ? a->srv->via : a->srv->name;
+    struct netaddr literal;
+    if (netaddr_parse(host, &literal)) {
+        acct_connect_netaddr(a, &literal);
+        return;
+    }
+    if (a->run->cfg.dns) {
+        /* zolder's resolver: the hosts file, then the nameserver (the seed's names) */
+        a->phase = PH_CONNECT;
+        a->dnsreq = relay_dns_addr(a->run->cfg.dns, host, AF_UNSPEC, acct_addr_answer, a);
+        return;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%u", a->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc != 0 || !ai) {
+        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return;
+    }
+    acct_connect_to(a, ai->ai_addr, ai->ai_addrlen);
     freeaddrinfo(ai);
-    if (rc < 0)
-        acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u", host, a->port);
 }
 
 /* Record pruning and the account's result; the run goes on with the next account. */
@@ -1339,18 +1755,30 @@ static void acct_finish(struct fetch_acct *a)
     if (a->rec_open) {
         (void)uidrec_sync(&a->rec);
         /* a clean end: forget the UIDs no longer on the server (keep the others) */
-        if (!a->failed && !a->no_prune && a->nmsgs) {
+        if (!a->failed && !a->no_prune && a->imap) {
+            /* IMAP searches see only part of the mailbox (UNSEEN): forget only what we
+             * expunged ourselves */
+            char **gone = xcalloc(a->nmsgs ? a->nmsgs : 1, sizeof *gone);
+            size_t n = 0;
+            for (size_t i = 0; i < a->nmsgs; i++)
+                if (a->msgs[i]->deleted_now && a->expunged)
+                    gone[n++] = a->msgs[i]->uid;
+            if (n && uidrec_forget(&a->rec, gone, n) < 0)
+                log_warnx("fetch: %s: cannot prune the UID record: %s", a->res->label,
+                          strerror(errno));
+            free(gone);
+        } else if (!a->failed && !a->no_prune && a->nmsgs) {
+            /* POP3's UIDL lists the whole mailbox: keep what is still there */
             char **keep = xcalloc(a->nmsgs, sizeof *keep);
             size_t n = 0;
             for (size_t i = 0; i < a->nmsgs; i++)
-                if (!(a->msgs[i]->fate == M_DONE && a->msgs[i]->deleted_now) &&
-                    !(a->msgs[i]->fate == M_DONE && !a->imap && !a->keep))
+                if (!(a->msgs[i]->fate == M_DONE && !a->keep))
                     keep[n++] = a->msgs[i]->uid;
             if (uidrec_rewrite(&a->rec, keep, n) < 0)
                 log_warnx("fetch: %s: cannot prune the UID record: %s", a->res->label,
                           strerror(errno));
             free(keep);
-        } else if (!a->failed && !a->no_prune && a->nmsgs == 0 && a->rec.count) {
+        } else if (!a->failed && !a->no_prune && !a->imap && a->nmsgs == 0 && a->rec.count) {
             (void)uidrec_rewrite(&a->rec, NULL, 0);
         }
     }
@@ -1368,6 +1796,8 @@ static void acct_free(struct fetch_acct *a)
 {
     if (!a)
         return;
+    if (a->dnsreq)
+        relay_dns_cancel(a->dnsreq);
     if (a->bev)
         bufferevent_free(a->bev);
     if (a->sync_ev)
@@ -1376,6 +1806,10 @@ static void acct_free(struct fetch_acct *a)
         uidrec_close(&a->rec);
     for (size_t i = 0; i < a->nmsgs; i++) {
         buf_free(&a->msgs[i]->data);
+        buf_free(&a->msgs[i]->bounce_data);
+        for (size_t k = 0; k < a->msgs[i]->bounce.nrcpt; k++)
+            free(a->msgs[i]->bounce.rcpts[k]);
+        msg_free_rcpts(a->msgs[i]);
         free(a->msgs[i]);
     }
     free(a->msgs);
@@ -1410,14 +1844,14 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
     a->imap = srv->proto == FETCHRC_PROTO_IMAP ||
               (srv->proto == FETCHRC_PROTO_AUTO && (a->port == 143 || a->port == 993));
     a->implicit_tls = user->ssl || a->port == 995 || a->port == 993;
-    a->tls_required = a->implicit_tls || user->sslproto || user->sslcertck;
+    /* fetchmail 6.4: sslproto '' means no TLS at all, any other sslproto (or sslcertck)
+     * makes STLS/STARTTLS mandatory */
+    a->no_tls = user->sslproto && !user->sslproto[0] && !a->implicit_tls;
+    a->tls_required = a->implicit_tls || (user->sslproto && user->sslproto[0]) || user->sslcertck;
     a->sync_ev = event_new(run->base, -1, 0, acct_sync_cb, a);
     res->status = FETCH_PS_NOMAIL;
-    if (fetchrc_multidrop(user)) {
-        a->phase = PH_DRAIN;
-        acct_fail(a, FETCH_PS_SYNTAX, "multidrop (is *) is not supported yet (PENDING)");
-        return;
-    }
+    /* `is *`, or several local names: multidrop, recipients from the headers */
+    a->multidrop = fetchrc_multidrop(user) || user->nlocals > 1;
     for (const char *p = a->local; *p; p++)
         if (*p <= ' ' || *p == '<' || *p == '>' || *p == '@' || *p == '"' || (unsigned char)*p >= 0x7f) {
             a->phase = PH_DRAIN;
@@ -1425,7 +1859,10 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             return;
         }
     char account[200];
-    uidrec_account_name(srv->name, a->remote, account, sizeof account);
+    /* one record per protocol too: POP3 UIDLs and IMAP UIDs of one mailbox differ */
+    char server[300];
+    snprintf(server, sizeof server, "%s%s", a->imap ? "imap." : "", srv->name);
+    uidrec_account_name(server, a->remote, account, sizeof account);
     if (uidrec_open(&a->rec, run->state_dir, account) < 0) {
         a->phase = PH_DRAIN;
         acct_fail(a, FETCH_PS_INTERNAL, "cannot open the UID record under %s/fetch: %s",
@@ -1513,8 +1950,9 @@ struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
         loopback = (ntohl(((const struct sockaddr_in *)&cfg->smtp)->sin_addr.s_addr) >> 24) == 127;
     else if (cfg->smtp.ss_family == AF_INET6)
         loopback = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&cfg->smtp)->sin6_addr);
+    snprintf(run->by_name, sizeof run->by_name, "%s", loopback ? "localhost" : run->hostname);
     run->handoff = handoff_new(base, (const struct sockaddr *)&cfg->smtp, cfg->smtp_len,
-                               loopback ? "localhost" : run->hostname,
+                               run->by_name,
                                cfg->handoff_sessions ? cfg->handoff_sessions : 4);
     run->next_ev = event_new(base, -1, 0, run_next_cb, run);
     event_active(run->next_ev, EV_TIMEOUT, 0);

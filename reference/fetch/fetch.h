@@ -31,9 +31,10 @@
  *   with sslcertck (sslcertfile or the system store, name from sslcommonname or the server).
  *
  * LIMITS
- *   Host names are resolved with getaddrinfo (blocking, as fetchmail). Multidrop (`is *`),
- *   bouncing refused mail to its sender, `proto auto` probing, TOP-based header checks, and
- *   folders other than the first are PENDING (docs/fetch.md).
+ *   Host names go through zolder's resolver when one is given (hosts file, then `nameserver`,
+ *   as outbound delivery does), else getaddrinfo (blocking, as fetchmail). `proto auto`
+ *   probing, TOP-based header checks and folders other than the first are PENDING
+ *   (docs/fetch.md).
  */
 #ifndef ZOLDER_FETCH_FETCH_H
 #define ZOLDER_FETCH_FETCH_H
@@ -45,6 +46,7 @@
 #include <event2/event.h>
 
 #include "fetchmailrc.h"
+#include "relay/dns.h"
 
 /* fetchmail's exit codes (fetchmail(1), EXIT CODES). */
 enum fetch_status {
@@ -74,6 +76,8 @@ struct fetch_config {
     unsigned handoff_sessions;     /* SMTP sessions in parallel (default 4) */
     enum fetch_refused refused;
     const char *invoking_user;     /* for entries without `user` */
+    struct relay_dns *dns;         /* zolder's resolver (hosts file, nameserver); NULL:
+                                    * getaddrinfo, which blocks */
     /* progress lines ("reading message ..."), NULL: log_info */
     void (*progress)(void *ctx, const char *line);
     void *progress_ctx;

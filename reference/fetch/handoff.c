@@ -37,6 +37,8 @@ struct ho_session {
     struct handoff_item *item;
     int waiting;               /* replies seen in HO_TXN (MAIL, RCPT, DATA) */
     int fail_code;             /* first refusal in the transaction */
+    int accepted;              /* recipients accepted */
+    bool mail_failed;
     char fail_text[256];
 };
 
@@ -102,8 +104,14 @@ static void ho_send_txn(struct ho_session *s)
     s->fail_code = 0;
     s->state = HO_TXN;
     s->waiting = 0; /* replies seen in this transaction */
-    if (s->ehlo.ext & SMTP_EXT_PIPELINING)
-        evbuffer_add_printf(out, "RCPT TO:<%s>\r\nDATA\r\n", it->rcpt);
+    s->accepted = 0;
+    s->mail_failed = false;
+    it->rcpt_refused = 0;
+    if (s->ehlo.ext & SMTP_EXT_PIPELINING) {
+        for (size_t i = 0; i < it->nrcpt; i++)
+            evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", it->rcpts[i]);
+        evbuffer_add_printf(out, "DATA\r\n");
+    }
 }
 
 static void ho_send_body(struct ho_session *s)
@@ -170,31 +178,58 @@ static bool ho_on_reply(struct ho_session *s, const struct smtp_reply *r)
         ho_next(s);
         return true;
     case HO_TXN: {
-        /* replies come in order: 1 MAIL, 2 RCPT, 3 DATA (pipelined or one by one) */
+        /* replies come in order: MAIL, each RCPT, DATA (pipelined or one by one) */
         bool piped = (s->ehlo.ext & SMTP_EXT_PIPELINING) != 0;
+        struct handoff_item *it = s->item;
         int which = ++s->waiting;
+        int nrcpt = (int)it->nrcpt;
         struct evbuffer *out = bufferevent_get_output(s->bev);
-        if (which < 3) {
-            if (cls != 2)
+        if (which == 1) {
+            if (cls != 2) {
                 ho_txn_failed(s, r);
+                s->mail_failed = true;
+            }
             if (!piped) {
-                if (s->fail_code) {
+                if (s->mail_failed) {
                     evbuffer_add_printf(out, "RSET\r\n");
                     s->state = HO_RSET;
-                } else if (which == 1) {
-                    evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", s->item->rcpt);
                 } else {
-                    evbuffer_add_printf(out, "DATA\r\n");
+                    evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", it->rcpts[0]);
                 }
             }
             return true;
         }
-        if (r->code == 354 && !s->fail_code) {
+        if (which <= nrcpt + 1) {
+            int i = which - 2;
+            if (cls == 2) {
+                s->accepted++;
+            } else {
+                it->rcpt_refused++;
+                if (!s->mail_failed)
+                    log_warnx("fetch: hand-off: <%s> refused: %d", it->rcpts[i], r->code);
+                if (!s->accepted && !s->mail_failed)
+                    ho_txn_failed(s, r); /* kept in case no recipient is accepted */
+            }
+            if (!piped) {
+                if (i + 1 < nrcpt) {
+                    evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", it->rcpts[i + 1]);
+                } else if (s->accepted) {
+                    evbuffer_add_printf(out, "DATA\r\n");
+                } else {
+                    evbuffer_add_printf(out, "RSET\r\n");
+                    s->state = HO_RSET;
+                }
+            }
+            return true;
+        }
+        if (r->code == 354 && !s->mail_failed && s->accepted) {
             ho_send_body(s);
             return true;
         }
         if (r->code == 354)
             return false; /* DATA accepted without a recipient: never send the message */
+        if (s->accepted)
+            s->fail_code = 0; /* the DATA refusal is the one to report */
         ho_txn_failed(s, r);
         evbuffer_add_printf(out, "RSET\r\n");
         s->state = HO_RSET;
@@ -380,6 +415,8 @@ struct handoff *handoff_new(struct event_base *base, const struct sockaddr *sa, 
 
 void handoff_submit(struct handoff *h, struct handoff_item *item)
 {
+    if (item->nrcpt == 0 || item->nrcpt > HANDOFF_RCPT_MAX)
+        log_panic("handoff_submit: %zu recipients", item->nrcpt);
     item->next = NULL;
     if (h->tail)
         h->tail->next = item;

@@ -29,13 +29,17 @@
 
 #define HANDOFF_SESSIONS_MAX 16
 #define HANDOFF_TIMEOUT_S 300
+#define HANDOFF_RCPT_MAX 16
 
 struct handoff_item;
 typedef void (*handoff_done_fn)(struct handoff_item *item, int code, const char *reply);
 
 struct handoff_item {
     char sender[512];           /* "" for <> */
-    char rcpt[512];
+    char *rcpts[HANDOFF_RCPT_MAX];  /* 1..HANDOFF_RCPT_MAX, owned by the submitter */
+    size_t nrcpt;
+    unsigned rcpt_refused;          /* set by handoff: recipients zolder refused (a 250 means
+                                     * the others have it) */
     struct buf *data;           /* the message, CRLF lines, not stuffed */
     handoff_done_fn done;
     void *ctx;

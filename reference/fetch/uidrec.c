@@ -279,3 +279,22 @@ int uidrec_set_validity(struct uidrec *r, unsigned long validity)
     }
     return uidrec_write_all(r, NULL, 0);
 }
+
+int uidrec_forget(struct uidrec *r, char *const *gone, size_t n)
+{
+    struct uidrec drop;
+    memset(&drop, 0, sizeof drop);
+    for (size_t i = 0; i < n; i++)
+        uidrec_insert(&drop, gone[i]);
+    char **keep = xcalloc(r->count ? r->count : 1, sizeof *keep);
+    size_t nk = 0;
+    for (size_t i = 0; i < r->cap; i++)
+        if (r->slots[i] && !uidrec_has(&drop, r->slots[i]))
+            keep[nk++] = xstrdup(r->slots[i]);
+    uidrec_clear(&drop);
+    int rc = uidrec_rewrite(r, keep, nk);
+    for (size_t i = 0; i < nk; i++)
+        free(keep[i]);
+    free(keep);
+    return rc;
+}

@@ -51,6 +51,8 @@ int uidrec_sync(struct uidrec *r);
 int uidrec_set_validity(struct uidrec *r, unsigned long validity);
 /* Keeps only the UIDs in keep[0..n) that are recorded; durable on return. */
 int uidrec_rewrite(struct uidrec *r, char *const *keep, size_t n);
+/* Forgets the UIDs in gone[0..n) (deleted on the server), keeps every other; durable. */
+int uidrec_forget(struct uidrec *r, char *const *gone, size_t n);
 bool uidrec_uid_valid(const char *uid);
 
 #endif

@@ -69,6 +69,16 @@ class FetchCase(IspsimCase):
             self.assertEqual(r.returncode, expect, r.stdout + r.stderr)
         return r
 
+    def uid_record(self):
+        """The UIDs in the poller's records (STATE_DIR/fetch/*.uids), all accounts."""
+        d = self.z.inst.path("var", "fetch")
+        uids = []
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if name.endswith(".uids"):
+                with open(os.path.join(d, name)) as f:
+                    uids += [line[2:].strip() for line in f if line.startswith("U ")]
+        return uids
+
     def cut_violations(self):
         # a cut link leaves the server without QUIT/LOGOUT: that is the cut, not us
         return [v for v in self.isp.violations() if v not in ("no-quit", "no-logout")]
@@ -96,8 +106,9 @@ class TestFetchPop3(FetchCase):
         # newest first: zolderd's own line, then fetch's, then the ISP's
         hops = re.findall(r"^Received: from (\S+)", box, re.M)
         self.assertEqual(hops[:2], ["localhost", "pop3.demon.nl"], box)
-        self.assertRegex(box, r"Received: from pop3.demon.nl\n\tby zolder.thuis with POP3 "
-                              r"\(zolder-fetch [0-9.]+\)\n\tfor <sjoerd@localhost> \(single-drop\);")
+        # the seed's trace: by localhost ... for sjoerd@localhost (single-drop)
+        self.assertRegex(box, r"Received: from pop3.demon.nl\n\tby localhost with POP3 "
+                              r"\(zolder-fetch [0-9.]+\)\n\tfor sjoerd@localhost \(single-drop\);")
         self.assertIn("\n.punt\n..twee\n", box.replace(">", ""))
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
         self.assertEqual(self.isp.violations(), [])
@@ -148,6 +159,7 @@ class TestFetchPop3(FetchCase):
         self.assertLess(len(got), 6, r.stdout + r.stderr)
         # nothing was deleted (no QUIT), but the UID record knows what zolder has
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 6)
+        self.assertEqual(len(self.uid_record()), len(got))
         r = self.fetch(seed_pop(), expect=0)
         self.assertIn("seen)", r.stdout)
         got = self.wait_subjects("sjoerd", 6)
@@ -157,7 +169,38 @@ class TestFetchPop3(FetchCase):
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
         self.assertEqual(self.cut_violations(), [])
         # and the record is empty again: a third poll finds nothing
+        self.assertEqual(self.uid_record(), [])
         self.fetch(seed_pop(), expect=1)
+
+    def test_link_down_then_up(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.link_down()
+        try:
+            self.fetch(seed_pop(), expect=2)
+        finally:
+            self.isp.link_up()
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        self.assertEqual(self.uid_record(), [])
+        self.fetch(seed_pop(), expect=0)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+
+    def test_stalled_link_times_out_then_each_message_once(self):
+        for i in range(4):
+            self.isp.inject("mailstore", "sjoerd", message(i, 3000))
+        self.isp.link_profile(stall_after=7000)
+        try:
+            t0 = time.monotonic()
+            self.fetch(f"poll pop3.demon.nl via {LINK_DEMON_POP3} proto pop3 timeout 2 "
+                       "user sjoerd pass geheim is sjoerd\n", expect=2)
+            self.assertLess(time.monotonic() - t0, 30)
+        finally:
+            self.isp.link_profile(clear=True)
+        self.fetch(seed_pop(), expect=0)
+        self.wait_subjects("sjoerd", 4)
+        time.sleep(0.3)
+        self.assertEqual(sorted(self.subjects("sjoerd")), [f"test {i}" for i in range(4)])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.uid_record(), [])
 
     def test_tempfail_leaves_mail_on_server_and_5xx_deletes(self):
         self.z.cleanup()
@@ -173,15 +216,22 @@ class TestFetchPop3(FetchCase):
         self.isp.inject("mailstore", "sjoerd", "From: later@paprika\nSubject: later\n\nhold\n")
         self.isp.inject("mailstore", "sjoerd", "From: spam@paprika\nSubject: spam\n\nno\n")
         self.isp.inject("mailstore", "sjoerd", message(2))
-        r = self.fetch(seed_pop(), expect=0)
+        r = self.fetch("set no bouncemail\n" + seed_pop(), expect=0)
         self.assertIn("not flushed", r.stdout)
         self.assertEqual(sorted(self.wait_subjects("sjoerd", 2)), ["test 1", "test 2"])
+        # the 550: a notice to the postmaster (alias admin) with the reply and the header
+        self.z.wait_for(lambda: "Undeliverable" in self.z.mbox("admin"), 20, "the notice")
+        notice = self.z.mbox("admin")
+        self.assertIn("550 5.7.1 go away", notice)
+        self.assertIn("Subject: spam", notice)
+        self.assertIn("From MAILER-DAEMON", notice)
         left = self.isp.messages("mailstore", "sjoerd")
         self.assertEqual(len(left), 1)
         self.assertIn("Subject: later", self.isp.read("mailstore", "sjoerd", left[0]["uid"]))
         # the next poll tries only that one again
-        r = self.fetch(seed_pop(), expect=1)
+        r = self.fetch("set no bouncemail\n" + seed_pop(), expect=1)
         self.assertIn("1 messages for sjoerd", r.stdout)
+        self.assertEqual(self.z.mbox("admin").count("Undeliverable"), 1)
         self.assertEqual(len(self.subjects("sjoerd")), 2)
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
 
@@ -227,11 +277,40 @@ class TestFetchPop3(FetchCase):
         self.wait_subjects("sjoerd", 8)
         time.sleep(0.3)
         box = self.z.mbox("sjoerd")
-        by_zolder = sorted(re.findall(r"\(zolder-fetch [^)]*\)\n\tfor <sjoerd@localhost> "
+        by_zolder = sorted(re.findall(r"\(zolder-fetch [^)]*\)\n\tfor sjoerd@localhost "
                                       r"\(single-drop\); [^\n]*\n(?:.*\n)*?Subject: (.*)", box))
         self.assertEqual(by_fetchmail, [f"test {i}" for i in range(4)])
         self.assertEqual(by_zolder, by_fetchmail, r.stdout)
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 4)
+
+
+    def test_multidrop_maps_envelope_and_to_cc_else_postmaster(self):
+        self.isp.inject("mailstore", "sjoerd", "Delivered-To: bouke@demon.nl\nTo: list@x.example\n"
+                        "Subject: md envelope\n\nfor bouke\n")
+        self.isp.inject("mailstore", "sjoerd", "To: Sjoerd <sjoerd@demon.nl>, \"A, B\" "
+                        "<admin@sjoerd-visser.spam.demon.nl>\nCc: x@elsewhere.example\n"
+                        "Subject: md to cc\n\nfor two\n")
+        self.isp.inject("mailstore", "sjoerd", "To: stranger@elsewhere.example\n"
+                        "Subject: md stranger\n\nnobody here\n")
+        rc = (f"poll pop3.demon.nl via {LINK_DEMON_POP3} proto pop3 localdomains demon.nl "
+              "aka sjoerd-visser.spam.demon.nl user sjoerd pass geheim is * here\n")
+        self.fetch(rc, expect=0)
+        self.z.wait_for(lambda: "md stranger" in self.z.mbox("admin") and
+                        "md to cc" in self.z.mbox("sjoerd"), 20, "multidrop deliveries")
+        time.sleep(0.3)
+        self.assertEqual(self.subjects("bouke"), ["md envelope"])
+        self.assertEqual(self.subjects("sjoerd"), ["md to cc"])
+        # admin: the Cc'd copy and, as the postmaster (alias), the stranger's
+        self.assertEqual(sorted(self.subjects("admin")), ["md stranger", "md to cc"])
+        self.assertIn("(multi-drop)", self.z.mbox("bouke"))
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_sslproto_empty_stays_in_the_clear(self):
+        self.isp.inject("mailstore", "sjoerd", message(5))
+        r = self.fetch(seed_pop(extra="sslproto ''"), expect=0)
+        self.assertNotIn("upgrade to TLS", r.stdout)
+        self.assertEqual(self.isp.records("tls"), [])
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 5"])
 
 
 class TestFetchImap(FetchCase):
@@ -241,7 +320,7 @@ class TestFetchImap(FetchCase):
         r = self.fetch(seed_imap(), expect=0)
         self.assertIn("2 messages for sjoerd at imap.provider1.nl", r.stdout)
         self.assertEqual(sorted(self.wait_subjects("bouke", 2)), ["test 1", "test 2"])
-        self.assertRegex(self.z.mbox("bouke"), r"Received: from imap.provider1.nl\n\tby zolder.thuis "
+        self.assertRegex(self.z.mbox("bouke"), r"Received: from imap.provider1.nl\n\tby localhost "
                                                 r"with IMAP \(zolder-fetch")
         self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
         self.assertEqual(self.isp.violations(), [])
@@ -268,6 +347,9 @@ class TestFetchImap(FetchCase):
         self.fetch(seed_imap(extra="keep"), expect=0)
         self.assertEqual(len(self.wait_subjects("bouke", 3)), 3)
         self.fetch(seed_imap(extra="keep fetchall"), expect=1)
+        # an UNSEEN search that sees none of them must not make the record forget them
+        self.fetch(seed_imap(extra="keep"), expect=1)
+        self.fetch(seed_imap(extra="keep fetchall"), expect=1)
         time.sleep(0.3)
         self.assertEqual(len(self.subjects("bouke")), 3)
         self.assertEqual(len(self.isp.messages("provider1", "sjoerd")), 3)
@@ -284,9 +366,10 @@ class TestFetchImap(FetchCase):
 class TestFetchInZolderd(IspsimCase):
     """zolderd's own poller: fetchmailrc + fetch_interval, and `zolderctl fetch`."""
 
-    def start(self, rc, interval="0"):
+    def start(self, rc, interval="0", conf=None):
         self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-svc",
-                         conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval},
+                         conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval,
+                               **(conf or {})},
                          files={"fetchmailrc": rc})
         os.chmod(self.z.inst.path("fetchmailrc"), 0o600)
         self.z.start()
@@ -311,7 +394,24 @@ class TestFetchInZolderd(IspsimCase):
         self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
         self.assertNotIn("geheim", self.z.log())
         r = self.ctl("fetch")
-        self.assertIn(b"status 1", r.stdout + r.stderr)
+        self.assertIn(b"status 1", r.stdout + r.stderr, self.z.log()[-3000:])
+
+    def test_seed_lines_verbatim_resolved_through_the_world_dns(self):
+        # no `via`: pop3.demon.nl and imap.provider1.nl are looked up as outbound delivery
+        # does (the nameserver answers their modem addresses)
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        self.start("poll pop3.demon.nl proto pop3 aka demon.nl no dns user sjoerd pass geheim "
+                   "is sjoerd\n"
+                   "poll imap.provider1.nl proto imap aka provider1.nl no dns user sjoerd "
+                   "pass geheim2 is bouke\n",
+                   conf={"dns": "canonify", "nameserver": "127.0.2.53:53"})
+        r = self.ctl("fetch")
+        self.assertIn(b"fetch done: status 0, 2 accounts, 2 delivered", r.stdout, self.z.log())
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 1"] and
+                        self.subjects("bouke") == ["test 2"], 20, "both delivered")
+        self.assertTrue(any(q["name"].rstrip(".") == "pop3.demon.nl"
+                            for q in self.isp.records("dns")))
 
     def test_fetch_interval_schedule(self):
         self.isp.inject("mailstore", "sjoerd", message(3))
@@ -329,6 +429,107 @@ class TestFetchInZolderd(IspsimCase):
         r = z.run_tool("zolderd", "-c", z.config, "-t")
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"0700", r.stderr)
+
+
+DOVECOT = "127.0.14.1"
+DOVECOT_CONF = """base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = /dev/stderr
+info_log_path = /dev/stderr
+listen = {addr}
+protocols = pop3 imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = {uid}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home/%u
+}}
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %08Xu%08Xv
+service imap-login {{
+  inet_listener imap {{
+    port = 10143
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = 10110
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+"""
+
+
+@unittest.skipUnless(shutil.which("dovecot") and os.geteuid() == 0,
+                     "needs Debian's dovecot and root")
+class TestFetchDovecot(unittest.TestCase):
+    """zolder-fetch against a private Debian dovecot on loopback (issue 6, section 6)."""
+
+    def setUp(self):
+        import pwd
+        if not zolder_test.address_free(DOVECOT, 10110) or not zolder_test.address_free(DOVECOT, 10143):
+            self.skipTest("dovecot test addresses in use")
+        self.dv = zolder_test.Instance(name="fetch-dovecot")
+        self.addCleanup(self.dv.cleanup)
+        self.addCleanup(self.dv.stop)
+        pw = pwd.getpwnam("zolder")
+        self.uid, self.gid = pw.pw_uid, pw.pw_gid
+        d = self.dv.dir
+        os.chmod(d, 0o755)
+        self.dv.write("dovecot.conf", DOVECOT_CONF.format(dir=d, addr=DOVECOT, uid=self.uid,
+                                                          gid=self.gid))
+        self.dv.write("passwd", "bench:{PLAIN}geheim3\n")
+        self.maildir = self.dv.path("home", "bench", "Maildir")
+        for sub in ("new", "cur", "tmp"):
+            os.makedirs(os.path.join(self.maildir, sub), exist_ok=True)
+        self.dv.start(["dovecot", "-F", "-c", self.dv.path("dovecot.conf")],
+                      ready="starting up", timeout=30)
+        self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-dv")
+        self.z.start()
+        self.addCleanup(self.z.cleanup)
+
+    def put(self, n):
+        for i in range(n):
+            with open(os.path.join(self.maildir, "new", f"1700000000.M{i}P1.test"), "w") as f:
+                f.write(message(i).replace("\n", "\r\n"))
+        for root, dirs, files in os.walk(self.dv.path("home")):
+            for name in dirs + files:
+                os.chown(os.path.join(root, name), self.uid, self.gid)
+        os.chown(self.dv.path("home"), self.uid, self.gid)
+
+    def run_fetch(self, proto, port, extra=""):
+        rc = self.z.inst.write("dvrc", f"poll {DOVECOT} proto {proto} port {port} user bench "
+                                       f"pass geheim3 is sjoerd {extra}\n", mode=0o600)
+        return subprocess.run([zolder_test.binary("zolder-fetch"), "-v", "-f", rc, "-c",
+                               self.z.config], capture_output=True, text=True, timeout=60)
+
+    def subjects(self):
+        return re.findall(r"^Subject: (.*)$", self.z.mbox("sjoerd"), re.M)
+
+    def test_pop3_and_imap_from_dovecot(self):
+        self.put(3)
+        r = self.run_fetch("pop3", 10110, "keep")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.dv.log()[-2000:])
+        self.z.wait_for(lambda: len(self.subjects()) == 3, 20, "3 from dovecot POP3")
+        # keep: the IMAP poll of the same mailbox with its own record fetches them once more
+        # (a different account key), then deletes them
+        r = self.run_fetch("imap", 10143, "fetchall")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.dv.log()[-2000:])
+        self.z.wait_for(lambda: len(self.subjects()) == 6, 20, "3 more from dovecot IMAP")
+        left = [f for sub in ("new", "cur") for f in os.listdir(os.path.join(self.maildir, sub))]
+        self.assertEqual(left, [])
+        self.assertEqual(sorted(self.subjects()), sorted([f"test {i}" for i in range(3)] * 2))
 
 
 if __name__ == "__main__":

@@ -379,10 +379,14 @@ class Run:
         self.isp.inject(st.args["store"], st.args["user"], "\n".join(t for _, t in st.block) + "\n")
 
     def do_fetch(self, st):
-        p = self.z.run_tool("zolderctl", "-c", self.z.config, "fetch")
+        p = self.z.run_tool("zolderctl", "-c", self.z.config, "fetch", timeout=600)
+        out = (p.stdout + p.stderr).decode(errors="replace")
         if p.returncode != 0:
-            raise Failure(st.line, f"zolderctl fetch exited {p.returncode}: "
-                                   f"{self.shift.back(p.stderr.decode(errors='replace'))}")
+            raise Failure(st.line, f"zolderctl fetch exited {p.returncode}: {self.shift.back(out)}")
+        # zolderd answers "fetch done: status S, ..." with fetchmail's code: 0 mail, 1 none
+        m = re.search(r"fetch done: status (\d+)", out)
+        if not m or m.group(1) not in ("0", "1"):
+            raise Failure(st.line, f"the poll failed: {self.shift.back(out.strip())} (see the log)")
 
     def do_pop3(self, st):
         self._mailbox_dialogue(st, mailclient.Pop3, POP3_PORT)
