@@ -22,7 +22,8 @@
  *   literals up to IMAPD_LITERAL_MAX, IMAPD_ERROR_MAX bad commands, imap_timeout,
  *   imap_connection_limit. Passwords are refused on a connection that is neither TLS nor from
  *   127.0.0.1/::1 (LOGINDISABLED is announced there), wiped from memory after use, and the
- *   reason a login failed is logged, never told. Bytes pipelined after STARTTLS are
+ *   reason a login failed is logged, never told; the NO comes after a delay (1 s times the
+ *   failures so far, at most 5 s) during which nothing else is read. Bytes pipelined after STARTTLS are
  *   discarded before the handshake. Only INBOX exists; other names get NO [NONEXISTENT].
  */
 #include "session.h"
@@ -58,6 +59,8 @@
 #define IMAPD_CLOSE_POLL_MSEC 20
 #define IMAPD_CLOSE_POLLS 250 /* 5 s for the last reply to leave */
 #define IMAPD_USER_MAX 255
+#define IMAPD_LOGIN_DELAY_MSEC 1000 /* after a failed login, times the failures so far, ... */
+#define IMAPD_LOGIN_DELAY_MAX_MSEC 5000 /* ... at most this */
 
 enum imapd_state {
     IMAPD_S_NOTAUTH,
@@ -105,6 +108,10 @@ struct imapd_session {
     size_t *fetch_list, fetch_n, fetch_pos;
     bool fetch_gone;
     unsigned long fetched;
+    unsigned login_failures;
+    bool delaying;                    /* a failed login's NO waits (input waits too) */
+    char delay_tag[IMAP_TAG_MAX + 1];
+    struct event *delay_timer;
     struct event *close_timer;
     unsigned close_polls;
 };
@@ -444,6 +451,41 @@ static void imapd_cmd_starttls(struct imapd_session *ss, struct imap_cmd *cmd)
     bufferevent_enable(ss->bev, EV_READ | EV_WRITE);
 }
 
+static void imapd_login_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct imapd_session *ss = arg;
+    (void)fd;
+    (void)what;
+    ss->delaying = false;
+    imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", ss->delay_tag);
+    imapd_process(ss); /* commands that came meanwhile */
+    if (ss->state == IMAPD_S_CLOSING) {
+        bufferevent_disable(ss->bev, EV_READ);
+        bufferevent_enable(ss->bev, EV_WRITE);
+    }
+}
+
+/* The NO for a failed login, after a delay that grows with the failures (guessing slowed). */
+static void imapd_login_failed(struct imapd_session *ss, const char *tag)
+{
+    ss->login_failures++;
+    if (++ss->errors >= IMAPD_ERROR_MAX) {
+        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
+        imapd_send(ss, "* BYE Too many failures.");
+        ss->state = IMAPD_S_CLOSING;
+        return;
+    }
+    unsigned long msec = (unsigned long)IMAPD_LOGIN_DELAY_MSEC * ss->login_failures;
+    if (msec > IMAPD_LOGIN_DELAY_MAX_MSEC)
+        msec = IMAPD_LOGIN_DELAY_MAX_MSEC;
+    if (!ss->delay_timer)
+        ss->delay_timer = evtimer_new(ss->srv->base, imapd_login_delay_done, ss);
+    str_copy(ss->delay_tag, sizeof ss->delay_tag, tag);
+    ss->delaying = true;
+    struct timeval tv = {(time_t)(msec / 1000), (suseconds_t)(msec % 1000) * 1000};
+    evtimer_add(ss->delay_timer, &tv);
+}
+
 static void imapd_login(struct imapd_session *ss, const char *tag, const char *user, const char *password)
 {
     const struct smtpd_maps *m = ss->srv->maps;
@@ -451,8 +493,7 @@ static void imapd_login(struct imapd_session *ss, const char *tag, const char *u
               m->authenticate(m->ctx, user, password);
     if (!ok) {
         log_info("imapd %llx: login failed from [%s] user=%s", ss->id, ss->ip, user);
-        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
-        ss->errors++;
+        imapd_login_failed(ss, tag);
         return;
     }
     str_copy(ss->user, sizeof ss->user, user);
@@ -483,7 +524,8 @@ static void imapd_cmd_login(struct imapd_session *ss, struct imap_cmd *cmd)
     if (!imapd_privacy(ss, cmd->tag))
         return;
     if (strlen(cmd->arg1) != cmd->arg1_len || strlen(cmd->arg2) != cmd->arg2_len) {
-        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", cmd->tag);
+        log_info("imapd %llx: login failed from [%s]: NUL in user name or password", ss->id, ss->ip);
+        imapd_login_failed(ss, cmd->tag);
         return;
     }
     imapd_login(ss, cmd->tag, cmd->arg1, cmd->arg2);
@@ -497,7 +539,7 @@ static void imapd_auth_plain(struct imapd_session *ss, const char *tag, const ch
     } else if (authz[0] && strcmp(authz, authc) != 0) {
         log_info("imapd %llx: login failed from [%s] user=%s: authorization identity %s refused", ss->id, ss->ip,
                  authc, authz);
-        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
+        imapd_login_failed(ss, tag);
     } else {
         imapd_login(ss, tag, authc, pass);
     }
@@ -1407,7 +1449,7 @@ static void imapd_command(struct imapd_session *ss, const char *text, size_t len
 static void imapd_process(struct imapd_session *ss)
 {
     struct evbuffer *in = bufferevent_get_input(ss->bev);
-    while (ss->state != IMAPD_S_CLOSING && !ss->fetching) {
+    while (ss->state != IMAPD_S_CLOSING && !ss->fetching && !ss->delaying) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
@@ -1460,6 +1502,8 @@ static void imapd_session_free(struct imapd_session *ss)
     imap_reader_free(&ss->reader);
     if (ss->idle_timer)
         event_free(ss->idle_timer);
+    if (ss->delay_timer)
+        event_free(ss->delay_timer);
     if (ss->close_timer)
         event_free(ss->close_timer);
     if (ss->bev)

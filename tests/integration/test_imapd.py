@@ -407,8 +407,10 @@ class ImapTest(ImapCase):
 
     def test_login_failures_and_authenticate_plain(self):
         m = self.imap(login=False, select=False)
+        started = time.monotonic()
         with self.assertRaises(imaplib.IMAP4.error):
             m.login("bouke", "fout")
+        self.assertGreater(time.monotonic() - started, 0.9)  # failed logins are slowed
         self.assertIn("login failed from [127.0.0.1] user=bouke", self.z.log())
         self.assertNotIn("fout", self.z.log())
         m.authenticate("PLAIN", lambda _: b"\0bouke\0" + PASSWORD.encode())
