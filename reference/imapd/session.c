@@ -337,9 +337,10 @@ static bool imapd_resolve(const struct imapd_session *ss, const struct imap_seqs
     *list_r = NULL;
     *n_r = 0;
     if (!uid) {
+        /* a range with '*' is never out of range ("1:*" in an empty mailbox names nothing) */
         for (size_t i = 0; i < set->n; i++)
-            if ((set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].lo > ss->nview) ||
-                (set->ranges[i].hi != IMAP_SEQ_STAR && set->ranges[i].hi > ss->nview) || ss->nview == 0)
+            if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
+                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview))
                 return false;
     }
     uint32_t star = uid ? (ss->nview ? ss->view[ss->nview - 1].m.uid : 0) : (uint32_t)ss->nview;
@@ -1143,8 +1144,8 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
         if (cmd->keys[k].type != IMAP_SK_SEQSET)
             continue;
         for (size_t i = 0; i < set->n; i++)
-            if ((set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].lo > ss->nview) ||
-                (set->ranges[i].hi != IMAP_SEQ_STAR && set->ranges[i].hi > ss->nview)) {
+            if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
+                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview)) {
                 imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
                 return;
             }

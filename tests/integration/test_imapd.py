@@ -387,6 +387,11 @@ class ImapTest(ImapCase):
 
     def test_other_commands(self):
         m = self.imap(select=False)
+        self.assertEqual(self.ok(m.select()), [b"0"])
+        self.assertEqual(self.ok(m.fetch("1:*", "FLAGS")), [None])  # empty mailbox: nothing, no error
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.fetch("1", "FLAGS")
+        self.ok(m.close())
         self.assertEqual(self.ok(m.list()), [b'(\\HasNoChildren) "/" INBOX'])
         self.assertEqual(self.ok(m.list('""', '""')), [b'(\\Noselect) "/" ""'])
         self.assertEqual(self.ok(m.list('""', "Archief*")), [None])
