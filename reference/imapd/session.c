@@ -458,6 +458,7 @@ static void imapd_login_delay_done(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     ss->delaying = false;
+    bufferevent_enable(ss->bev, EV_READ);
     imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", ss->delay_tag);
     imapd_process(ss); /* commands that came meanwhile */
     if (ss->state == IMAPD_S_CLOSING) {
@@ -483,6 +484,7 @@ static void imapd_login_failed(struct imapd_session *ss, const char *tag)
         ss->delay_timer = evtimer_new(ss->srv->base, imapd_login_delay_done, ss);
     str_copy(ss->delay_tag, sizeof ss->delay_tag, tag);
     ss->delaying = true;
+    bufferevent_disable(ss->bev, EV_READ); /* what comes meanwhile waits in the socket */
     struct timeval tv = {(time_t)(msec / 1000), (suseconds_t)(msec % 1000) * 1000};
     evtimer_add(ss->delay_timer, &tv);
 }
@@ -1322,8 +1324,12 @@ static void imapd_fetch_run(struct imapd_session *ss)
 {
     struct evbuffer *out = bufferevent_get_output(ss->bev);
     while (ss->fetch_pos < ss->fetch_n) {
-        if (evbuffer_get_length(out) > IMAPD_OUTPUT_HIGH)
-            return; /* the write callback resumes */
+        if (evbuffer_get_length(out) > IMAPD_OUTPUT_HIGH) {
+            /* the write callback resumes; the client's next commands wait in its socket */
+            bufferevent_disable(ss->bev, EV_READ);
+            log_debug("imapd %llx: FETCH output paused until the client reads", ss->id);
+            return;
+        }
         if (!imapd_fetch_one(ss, &ss->fetch_cmd, ss->fetch_list[ss->fetch_pos]))
             ss->fetch_gone = true;
         ss->fetch_pos++;
@@ -1331,6 +1337,8 @@ static void imapd_fetch_run(struct imapd_session *ss)
     ss->fetching = false;
     free(ss->fetch_list);
     ss->fetch_list = NULL;
+    if (ss->state != IMAPD_S_CLOSING)
+        bufferevent_enable(ss->bev, EV_READ);
     bool uid = ss->fetch_cmd.uid, gone = ss->fetch_gone;
     char tag[IMAP_TAG_MAX + 1];
     str_copy(tag, sizeof tag, ss->fetch_cmd.tag);

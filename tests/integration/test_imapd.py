@@ -341,6 +341,31 @@ class ImapTest(ImapCase):
         a.logout()
         b.logout()
 
+    def test_large_fetch_pauses_and_resumes(self):
+        line = "x" * 998 + "\r\n"
+        big = "Subject: groot\r\n\r\n" + line * 2000  # about 2 MB each, 10 MB in all: past the 4 MiB mark
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=30) as smtp:
+            for _ in range(5):
+                smtp.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], big)
+        self.z.wait_for(lambda: self.z.mbox("bouke").count("Subject: groot") == 5, what="delivery")
+        m = self.imap()
+        tag = m._new_tag().decode()
+        # the FETCH and a pipelined NOOP: the NOOP is read only after the FETCH has gone out
+        m.send(f"{tag} FETCH 1:* (BODY.PEEK[TEXT])\r\nn1 NOOP\r\n".encode())
+        time.sleep(0.5)  # let the server's output pile up
+        got = 0
+        while True:
+            head = m.readline()
+            if head.startswith(f"{tag} ".encode()):
+                break
+            size = int(re.search(rb"\{(\d+)\}\r\n$", head).group(1))
+            got += len(m.read(size))
+            m.readline()  # ")"
+        self.assertEqual(head, f"{tag} OK Fetch completed.\r\n".encode())
+        self.assertEqual(got, 5 * 2000 * 1000)
+        self.assertEqual(m.readline(), b"n1 OK NOOP completed.\r\n")
+        m.logout()
+
     def test_bad_input_gets_clean_errors(self):
         self.deliver(1)
         m = self.imap()
