@@ -157,6 +157,12 @@ struct sim_dns_db *sim_dns_db_new(const struct sim_world *w, char *err, size_t e
             if (!sim_dns_add(db, text, err, errsize))
                 goto fail;
         }
+        for (int d = 0; d < s->nbackup; d++) {
+            snprintf(text, sizeof text, "%s. %d IN MX 20 %s.", s->backup[d], SIM_DNS_TTL,
+                     w->hosts[s->host].name);
+            if (!sim_dns_add(db, text, err, errsize))
+                goto fail;
+        }
     }
     for (int i = 0; i < w->nrecords; i++) {
         const struct sim_record *r = &w->records[i];

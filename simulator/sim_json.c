@@ -319,6 +319,17 @@ static size_t sim_json_utf8_len(const unsigned char *p, size_t avail)
     return n;
 }
 
+bool sim_json_put_u64(struct buf *b, unsigned long long v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return buf_append(b, digits + i, sizeof digits - i);
+}
+
 bool sim_json_put_str(struct buf *b, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -47,6 +47,8 @@ bool sim_json_bool(const struct sim_json_obj *obj, const char *key, bool *value_
 
 /* Appends s (len bytes) as a quoted JSON string. */
 bool sim_json_put_str(struct buf *b, const char *s, size_t len);
+/* Appends an unsigned number in decimal (the hot record paths avoid printf). */
+bool sim_json_put_u64(struct buf *b, unsigned long long v);
 /* Appends ,"key":"value" (or without the comma when first). */
 bool sim_json_put_kv(struct buf *b, bool first, const char *key, const char *value);
 

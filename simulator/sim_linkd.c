@@ -208,6 +208,16 @@ static void sim_linkd_conn_close(struct sim_link_conn *c, const char *reason)
         return;
     c->closing = true;
     c->close_reason = reason;
+    if (strcmp(reason, "closed") != 0 && c->bev[1]) {
+        /* the host must not blame the client for what the line did */
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        if (getsockname(bufferevent_getfd(c->bev[1]), (struct sockaddr *)&ss, &sl) == 0) {
+            char local[NETADDR_STRLEN + 8];
+            sim_run_peer_text((struct sockaddr *)&ss, local, sizeof local);
+            sim_run_note_link_cut(c->ld->run, local);
+        }
+    }
     for (int d = 0; d < 2; d++)
         event_del(c->pipe[d].timer);
     event_del(c->close_timer);

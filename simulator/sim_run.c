@@ -16,6 +16,7 @@
 #include "fsutil.h"
 #include "sim_tls.h"
 #include "log.h"
+#include "str.h"
 #include "xalloc.h"
 
 #define SIM_RUN_WORLD_MAX (4u << 20)
@@ -36,6 +37,20 @@ void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size)
     else if (sa->sa_family == AF_INET6)
         port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     snprintf(out, size, "%s:%u", addr, port);
+}
+
+void sim_run_note_link_cut(struct sim_run *run, const char *peer_text)
+{
+    str_copy(run->link_cuts[run->next_link_cut++ % SIM_RUN_LINK_CUTS],
+             sizeof run->link_cuts[0], peer_text);
+}
+
+bool sim_run_was_link_cut(const struct sim_run *run, const char *peer_text)
+{
+    for (unsigned i = 0; i < SIM_RUN_LINK_CUTS; i++)
+        if (run->link_cuts[i][0] && strcmp(run->link_cuts[i], peer_text) == 0)
+            return true;
+    return false;
 }
 
 void sim_run_record(struct sim_run *run, const char *kind, const char *fields,

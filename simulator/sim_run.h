@@ -39,6 +39,8 @@ struct sim_listen_arg {
     bool tls;                     /* implicit TLS (465, 995, 993) */
 };
 
+#define SIM_RUN_LINK_CUTS 64
+
 struct sim_run {
     struct sim_world *world;
     char *world_path;
@@ -68,9 +70,19 @@ struct sim_run {
     struct sim_run_linger *lingers;              /* closed connections still sending */
     struct ssl_ctx_st **tls_ctx;                 /* per host, NULL where no TLS (sim_tls.c) */
     bool starttls_off[SIM_WORLD_MAX_HOSTS];      /* control: STARTTLS/STLS withdrawn */
+    /* the host-side ends ("addr:port") of the last connections the links cut (sim_linkd) */
+    char link_cuts[SIM_RUN_LINK_CUTS][NETADDR_STRLEN + 8];
+    unsigned next_link_cut;
 };
 
 int sim_run_main(int argc, char **argv);
+
+/*
+ * A link cut (or dropped) the connection whose host-side peer is peer_text: what the host
+ * then sees (EOF inside DATA, no QUIT) is the line's doing, not the client's violation.
+ */
+void sim_run_note_link_cut(struct sim_run *run, const char *peer_text);
+bool sim_run_was_link_cut(const struct sim_run *run, const char *peer_text);
 
 /* Shared by the services. */
 void sim_run_peer_text(const struct sockaddr *sa, char *out, size_t size);

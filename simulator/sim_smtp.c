@@ -289,6 +289,7 @@ static void sim_smtp_reply(struct sim_smtp_session *s, const char *text)
 static void sim_smtp_reset_tx(struct sim_smtp_session *s)
 {
     s->in_tx = false;
+    s->mail_refused = false;
     s->tx.mail_from[0] = '\0';
     s->tx.body_8bitmime = false;
     s->tx.nrcpts = 0;
@@ -509,18 +510,33 @@ static void sim_smtp_command(struct sim_smtp_session *s, const char *line, size_
         if (s->in_tx)
             return sim_smtp_sequence(s, "503 5.5.1 Error: nested MAIL command", "nested MAIL");
         if (cmd.size > SIM_SMTP_MAX_SIZE) {
+            s->mail_refused = true;
             sim_smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
             return;
         }
         sim_smtp_script(s, SIM_STAGE_MAIL, s->msgno + 1, NULL, &act);
-        if (sim_smtp_scripted(s, &act))
+        if (sim_smtp_scripted(s, &act)) {
+            s->mail_refused = true;
             return;
+        }
+        s->mail_refused = false;
         s->in_tx = true;
         str_copy(s->tx.mail_from, sizeof s->tx.mail_from, cmd.path);
         s->tx.body_8bitmime = cmd.body_8bitmime;
         sim_smtp_reply(s, "250 2.1.0 Ok");
         return;
     case SIM_SMTP_RCPT:
+        /*
+         * RFC 2920 3.1: a client may send MAIL and its RCPTs in one group; when the MAIL is
+         * refused, the server answers the RCPTs with 503 and the client did nothing wrong.
+         * So after a refused MAIL in an ESMTP session (PIPELINING offered) a RCPT gets its
+         * 503 without a violation record. (ispsim flagged it before; a client that waited
+         * for the refusal and still sent RCPT is not told apart from one that pipelined.)
+         */
+        if (!s->in_tx && s->mail_refused && s->esmtp) {
+            sim_smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+            return;
+        }
         if (!s->in_tx)
             return sim_smtp_sequence(s, "503 5.5.1 Error: need MAIL command", "RCPT before MAIL");
         if (s->tx.nrcpts >= SIM_SMTP_MAX_RCPTS) {

@@ -105,6 +105,7 @@ struct sim_smtp_session {
     bool greeted_helo;                 /* HELO or EHLO seen */
     bool esmtp;                        /* EHLO seen (PIPELINING, 8BITMIME offered) */
     bool in_tx;                        /* MAIL accepted */
+    bool mail_refused;                 /* the last MAIL was refused (RFC 2920 3.1, see sim_smtp.c) */
     bool quit;                         /* QUIT received */
     bool refusing;                     /* greeted with 5xx: only QUIT works */
     bool skipping;                     /* discarding the rest of an overlong line */

@@ -512,7 +512,7 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
 {
     static const char *const smarthost_opts[] = {"customers", "auth", "tls", "relay", "retry",
                                                  NULL};
-    static const char *const mx_opts[] = {"domains", "store", "tls", NULL};
+    static const char *const mx_opts[] = {"domains", "store", "tls", "backup", NULL};
     static const char *const box_opts[] = {"store", "tls", NULL};
     struct sim_world_opts o;
     struct sim_service s;
@@ -615,6 +615,16 @@ static bool sim_world_st_service(struct sim_world_ctx *c, char *p, enum sim_serv
                     return sim_world_fail(c, "domain \"%s\" listed twice", s.domains[i]);
         }
         s.ndomains = n;
+        char *backs = sim_world_opt(&o, "backup");
+        if (backs) { /* a backup MX (RFC 5321 5.1): MX 20 and accepted, a primary elsewhere */
+            n = sim_world_list(c, backs, list);
+            if (n < 0)
+                return false;
+            for (int i = 0; i < n; i++)
+                if (!sim_world_dns_name(c, list[i], s.backup[i]))
+                    return false;
+            s.nbackup = n;
+        }
     }
     if (!sim_world_room(c, c->w->nservices, SIM_WORLD_MAX_SERVICES, "services"))
         return false;

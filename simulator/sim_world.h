@@ -96,6 +96,8 @@ struct sim_service {
     int ncustomers;
     char domains[SIM_WORLD_MAX_LIST][SIM_NAME_MAX];
     int ndomains;
+    char backup[SIM_WORLD_MAX_LIST][SIM_NAME_MAX]; /* mx: also a backup MX (preference 20) for these */
+    int nbackup;
     char auth_user[SIM_USER_MAX];                /* "" when no AUTH */
     char auth_pass[SIM_PASS_MAX];
     bool starttls;                               /* STARTTLS (STLS) offered */

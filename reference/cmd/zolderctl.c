@@ -18,6 +18,9 @@ static void usage(void)
                     "  hold ID...         put messages on hold (postsuper -h)\n"
                     "  release ID...      release held messages (postsuper -H)\n"
                     "  delete ID...       delete messages (postsuper -d)\n"
+                    "  fetch              ask zolderd to poll its fetchmailrc now (waits for the end)\n"
+                    "  quarantine list | show ID... | release ID... | delete ID...\n"
+                    "                     the content filter's quarantine (docs/filter.md)\n"
                     "exit: 0 ok, 1 refused, 64 usage, 69 no queue yet, 75 zolderd not running,\n"
                     "      77 no permission, 78 bad config (docs/commands.md)\n");
     exit(EX_USAGE);
@@ -32,6 +35,21 @@ int main(int argc, char **argv)
         case 'c': config = optarg; break;
         default: usage();
         }
+    }
+    /* content filter: zolderctl quarantine SUBCOMMAND [ID...] */
+    if (config && optind < argc && strcmp(argv[optind], "quarantine") == 0) {
+        struct zconf qconf;
+        struct cfg_error qerr;
+        if (!instance_load_config(config, &qconf, &qerr)) {
+            fprintf(stderr, "zolderctl: %s\n", qerr.text);
+            zconf_free(&qconf);
+            return EX_CONFIG;
+        }
+        int qrc = ctl_quarantine(&qconf, "zolderctl", argv + optind + 1, (size_t)(argc - optind - 1));
+        zconf_free(&qconf);
+        if (qrc == EX_USAGE)
+            usage();
+        return qrc;
     }
     enum ctl_verb verb = 0;
     if (!config || optind >= argc || !ctl_verb_parse(argv[optind], &verb))

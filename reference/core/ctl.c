@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filter/filter.h"
+#include "fsutil.h"
 #include "instance.h"
 #include "queue/mailq.h"
 #include "queue/queue.h"
@@ -160,6 +162,7 @@ static const struct {
     {"reload", CTL_VERB_RELOAD, false}, {"ping", CTL_VERB_PING, false},
     {"hold", CTL_VERB_HOLD, true},      {"release", CTL_VERB_RELEASE, true},
     {"delete", CTL_VERB_DELETE, true},
+    {"fetch", CTL_VERB_FETCH, false}, /* fetch */
 };
 
 bool ctl_verb_parse(const char *name, enum ctl_verb *verb_r)
@@ -351,9 +354,143 @@ int ctl_run(const struct zconf *conf, const char *prog, enum ctl_verb verb, char
     case CTL_VERB_FLUSH: return ctl_flush(conf, prog);
     case CTL_VERB_RELOAD: return ctl_daemon(conf, prog, "reload", CTL_TIMEOUT_MS);
     case CTL_VERB_PING: return ctl_daemon(conf, prog, "ping", CTL_TIMEOUT_MS);
+    case CTL_VERB_FETCH: return ctl_daemon(conf, prog, "fetch", CTL_FLUSH_TIMEOUT_MS); /* fetch */
     case CTL_VERB_HOLD:
     case CTL_VERB_RELEASE:
     case CTL_VERB_DELETE: return ctl_queue_ids(conf, prog, verb, ids, nids);
     }
     return EX_SOFTWARE;
+}
+
+/* ---- content filter: zolderctl quarantine (reference/filter) -------------------------------- */
+
+#define CTL_QUARANTINE_FILE_MAX ((size_t)1 << 31)
+
+/* Reads quarantine/ID and parses its envelope. 0, or -1 with why printed. */
+static int ctl_quarantine_load(const struct zconf *conf, const char *prog, const char *id, char **data_r,
+                               size_t *len_r, struct queue_envelope *env, size_t *off_r)
+{
+    char *path = quarantine_path(conf->state_dir, id);
+    int rc = fs_read_file(path, CTL_QUARANTINE_FILE_MAX, data_r, len_r);
+    int e = errno;
+    free(path);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, id,
+                e == ENOENT ? "no such message in the quarantine" : strerror(e));
+        return -1;
+    }
+    const char *why = NULL;
+    if (queue_envelope_parse(*data_r, *len_r, id, env, off_r, &why) < 0) {
+        fprintf(stderr, "%s: %s: damaged quarantine file: %s\n", prog, id, why ? why : "?");
+        free(*data_r);
+        return -1;
+    }
+    return 0;
+}
+
+static int ctl_quarantine_list(const struct zconf *conf, const char *prog)
+{
+    char **ids;
+    size_t n;
+    if (quarantine_list(conf->state_dir, &ids, &n) < 0) {
+        int e = errno;
+        fprintf(stderr, "%s: %s/quarantine: %s\n", prog, conf->state_dir, strerror(e));
+        return e == EACCES || e == EPERM ? EX_NOPERM : EX_UNAVAILABLE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *data;
+        size_t len, off;
+        struct queue_envelope env;
+        if (ctl_quarantine_load(conf, prog, ids[i], &data, &len, &env, &off) < 0)
+            continue;
+        struct buf verdict;
+        buf_init(&verdict, 0);
+        quarantine_verdict(conf->state_dir, ids[i], &verdict);
+        printf("%s %8zu <%s>", ids[i], len - off, env.sender);
+        for (size_t r = 0; r < env.nrcpts; r++)
+            if (env.rcpts[r].status == QUEUE_RCPT_PENDING)
+                printf(" <%s>", env.rcpts[r].addr);
+        printf("\n    %s\n", verdict.len ? verdict.data : "(no verdict recorded)");
+        buf_free(&verdict);
+        queue_envelope_free(&env);
+        free(data);
+    }
+    if (n == 0)
+        printf("quarantine is empty\n");
+    queue_list_free(ids, n);
+    return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
+}
+
+static bool ctl_quarantine_show(const struct zconf *conf, const char *prog, const char *id)
+{
+    char *data;
+    size_t len, off;
+    struct queue_envelope env;
+    if (ctl_quarantine_load(conf, prog, id, &data, &len, &env, &off) < 0)
+        return false;
+    struct buf verdict;
+    buf_init(&verdict, 0);
+    quarantine_verdict(conf->state_dir, id, &verdict);
+    printf("Quarantine-Id: %s\nVerdict: %s\nSender: <%s>\n", id, verdict.len ? verdict.data : "-",
+           env.sender);
+    for (size_t r = 0; r < env.nrcpts; r++)
+        printf("Recipient: <%s>\n", env.rcpts[r].addr);
+    printf("\n");
+    fwrite(data + off, 1, len - off, stdout);
+    buf_free(&verdict);
+    queue_envelope_free(&env);
+    free(data);
+    return true;
+}
+
+int ctl_quarantine(const struct zconf *conf, const char *prog, char *const *args, size_t nargs)
+{
+    if (nargs == 0)
+        return EX_USAGE;
+    const char *what = args[0];
+    if (strcmp(what, "list") == 0)
+        return nargs == 1 ? ctl_quarantine_list(conf, prog) : EX_USAGE;
+    bool show = strcmp(what, "show") == 0, release = strcmp(what, "release") == 0;
+    if ((!show && !release && strcmp(what, "delete") != 0) || nargs < 2)
+        return EX_USAGE;
+    size_t failed = 0, released = 0;
+    for (size_t i = 1; i < nargs; i++) {
+        const char *id = args[i];
+        if (!queue_id_valid(id)) {
+            fprintf(stderr, "%s: %s: not a queue id (%d characters 0-9 A-Z, as quarantine list shows)\n",
+                    prog, id, QUEUE_ID_LEN);
+            failed++;
+            continue;
+        }
+        if (show) {
+            failed += !ctl_quarantine_show(conf, prog, id);
+            continue;
+        }
+        int rc = release ? quarantine_release(conf->state_dir, id) : quarantine_delete(conf->state_dir, id);
+        if (rc == 0) {
+            printf("%s: %s\n", id, release ? "released (delivered without a rescan)" : "deleted");
+            released += release;
+        } else {
+            int e = errno;
+            fprintf(stderr, "%s: %s: %s\n", prog, id,
+                    e == ENOENT ? "no such message in the quarantine"
+                    : e == EEXIST ? "a queued message has this id already" : strerror(e));
+            failed++;
+        }
+    }
+    fflush(stdout);
+    if (released) {
+        char *path = instance_control_path(conf);
+        char reply[CTL_REPLY_MAX];
+        const char *why;
+        enum ctl_status st = ctl_request(path, "flush", CTL_FLUSH_TIMEOUT_MS, reply, &why);
+        if (st == CTL_NOT_RUNNING)
+            printf("zolderd is not running: released mail goes out when it starts\n");
+        else if (st != CTL_OK)
+            fprintf(stderr, "%s: warning: could not ask zolderd for a queue run (%s); released "
+                            "mail goes out at the next timed run\n", prog,
+                    st == CTL_REFUSED ? ctl_reply_text(reply) : why);
+        free(path);
+    }
+    return failed ? 1 : EX_OK;
 }

@@ -3,7 +3,8 @@
  * `sendmail -q` shares.
  *
  * The control protocol (reference/core/daemon.c): a Unix stream socket at
- * STATE_DIR/zolderd.ctl; the client writes one request line ("flush", "reload", "ping"), the
+ * STATE_DIR/zolderd.ctl; the client writes one request line ("flush", "reload", "ping",
+ * "fetch"), the
  * daemon answers one line starting "ok " or "error " and closes.
  *
  * hold/release/delete work on the queue folders directly, as postsuper -h/-H/-d does: they
@@ -43,6 +44,7 @@ enum ctl_verb {
     CTL_VERB_HOLD,
     CTL_VERB_RELEASE,
     CTL_VERB_DELETE,
+    CTL_VERB_FETCH,  /* fetch: a poll of the fetchmailrc now (answered when it is done) */
 };
 
 /*
@@ -72,5 +74,13 @@ int ctl_run(const struct zconf *conf, const char *prog, enum ctl_verb verb, char
 int ctl_mailq(const struct zconf *conf, const char *prog);
 /* `zolderctl flush` / `sendmail -q`: a queue run by the daemon. */
 int ctl_flush(const struct zconf *conf, const char *prog);
+
+/*
+ * content filter: `zolderctl quarantine list | show ID... | release ID... | delete ID...`
+ * (reference/filter, docs/filter.md). Works on STATE_DIR/quarantine directly; release puts
+ * the message back into the queue marked scanned and asks the daemon for a queue run.
+ * Returns the exit status (EX_USAGE for a bad sub-command).
+ */
+int ctl_quarantine(const struct zconf *conf, const char *prog, char *const *args, size_t nargs);
 
 #endif

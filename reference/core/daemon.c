@@ -27,7 +27,10 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth.h"
 #include "deliver/deliver.h"
+#include "filter/filter.h"
+#include "fetch/fetch.h"
 #include "fsutil.h"
 #include "log.h"
 #include "pop3d/pop3d.h"
@@ -54,6 +57,7 @@ struct daemon {
     struct smtpd_maps smtpd_maps;
     struct deliver deliver;
     struct relay *relay;        /* outbound delivery */
+    struct auth_service *auth;  /* password checks on worker threads */
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr1;
     struct event *queue_timer;
     struct evconnlistener *control;
@@ -66,6 +70,14 @@ struct daemon {
     size_t nbacklog;
     struct deliver_later later; /* deliveries riding on the current SMTP commit round */
     bool spool_on_queue_fs;     /* one syncfs covers queue and mailboxes */
+    struct filter filter;       /* content filter: runs before every delivery */
+    /* fetch (reference/fetch): the fetchmail-compatible poller */
+    char *fetch_rcdata;         /* the fetchmailrc's bytes (read before privileges go) */
+    size_t fetch_rclen;
+    struct fetch_run *fetch_run;
+    struct event *fetch_timer;
+    struct bufferevent *fetch_waiters[8]; /* `zolderctl fetch` clients waiting for the end */
+    size_t fetch_nwaiters;
 };
 
 int daemon_check(const char *path)
@@ -87,6 +99,26 @@ int daemon_check(const char *path)
         fprintf(stderr, "zolderd: warning: hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: "
                         "local programs (fetch, sendmail, cron) cannot hand over mail\n");
     zmaps_free(maps);
+    struct filter filter; /* content filter: the signature file must load */
+    bool filter_ok = filter_init(&filter, &conf, NULL, &err);
+    filter_free(&filter);
+    if (!filter_ok) {
+        fprintf(stderr, "zolderd: %s\n", err.text);
+        zconf_free(&conf);
+        return 1;
+    }
+    if (conf.fetchmailrc[0]) { /* fetch: the rc file as the poller will read it */
+        char *data;
+        size_t len;
+        char error[FETCHRC_ERROR_MAX + 64];
+        if (fetch_read_rc(conf.fetchmailrc, &data, &len, error, sizeof error) != FETCH_PS_SUCCESS) {
+            fprintf(stderr, "zolderd: fetchmailrc: %s\n", error);
+            zconf_free(&conf);
+            return 1;
+        }
+        explicit_bzero(data, len);
+        free(data);
+    }
     printf("zolderd: %s: config ok\n", path);
     zconf_free(&conf);
     return 0;
@@ -154,17 +186,49 @@ static void daemon_drop_privileges(const struct zconf *conf, const struct passwd
 
 /* ---- queue runs --------------------------------------------------------------------------- */
 
+static void daemon_schedule_queue_run(struct daemon *d, bool flush);
+
+/* ---- content filter (reference/filter) ------------------------------------------------------ */
+
 /*
- * Delivers ids in batches (group commit); schedules a retry when a local delivery deferred.
- * With later, the mailbox syncs and queue file removals are left to the SMTP commit round.
- * Messages that still have pending recipients go to the relay, which sends the remote ones
- * (at once, or with flush regardless of defer_remote and backoff).
+ * Filters ids before delivery: pass[] gets those to deliver (pointers into ids). Quarantined
+ * and vanished ones are dropped; deferred ones (a scanner failed) stay queued and set
+ * *deferred; a queued notice asks for a queue run.
  */
-static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struct deliver_later *later,
+static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char **pass, bool *deferred)
+{
+    size_t npass = 0;
+    bool notices = false;
+    enum filter_action *acts = xreallocarray(NULL, n ? n : 1, sizeof *acts);
+    filter_messages(&d->filter, ids, n, acts, &notices);
+    for (size_t i = 0; i < n; i++) {
+        switch (acts[i]) {
+        case FILTER_PASS: pass[npass++] = ids[i]; break;
+        case FILTER_DEFERRED: *deferred = true; break;
+        case FILTER_QUARANTINED:
+        case FILTER_GONE: break;
+        }
+    }
+    free(acts);
+    if (notices)
+        daemon_schedule_queue_run(d, false);
+    return npass;
+}
+
+/*
+ * Delivers ids in batches (group commit) after the content filter; schedules a retry when a
+ * local delivery (or a scan) deferred. With later, the mailbox syncs and queue file removals
+ * are left to the SMTP commit round. Messages that still have pending recipients go to the
+ * relay, which sends the remote ones (at once, or with flush regardless of defer_remote and
+ * backoff).
+ */
+static size_t daemon_deliver(struct daemon *d, char *const *all_ids, size_t nall, struct deliver_later *later,
                              bool flush)
 {
     size_t done = 0;
     bool deferred = false;
+    char **ids = xreallocarray(NULL, nall ? nall : 1, sizeof *ids);
+    size_t n = daemon_filter(d, all_ids, nall, ids, &deferred);
     enum deliver_outcome out[DELIVER_BATCH_MAX];
     for (size_t i = 0; i < n; i += DELIVER_BATCH_MAX) {
         size_t chunk = n - i < DELIVER_BATCH_MAX ? n - i : DELIVER_BATCH_MAX;
@@ -175,6 +239,11 @@ static size_t daemon_deliver(struct daemon *d, char *const *ids, size_t n, struc
             if (out[k] == DELIVER_PENDING || out[k] == DELIVER_DEFERRED)
                 relay_submit(d->relay, ids[i + k]);
         }
+    }
+    free(ids);
+    if (d->deliver.children_queued) { /* delivery rules forwarded a copy: deliver it soon */
+        d->deliver.children_queued = false;
+        daemon_schedule_queue_run(d, false);
     }
     relay_run(d->relay, flush);
     if (deferred && !evtimer_pending(d->retry_timer, NULL)) {
@@ -273,11 +342,32 @@ static void daemon_after_round(void *ctx, bool synced)
     deliver_later_free(&d->later);
 }
 
-/* ETRN (RFC 1985): a flush of the whole queue (the domain is not used to narrow it yet). */
+/* ---- outbound delivery (issue 5): dns = canonify at RCPT, on the relay's resolver -------- */
+
+static void *daemon_domain_check(void *ctx, const char *domain,
+                                 void (*done)(void *arg, int verdict, const char *detail), void *arg)
+{
+    struct daemon *d = ctx;
+    return relay_canon_check(d->relay, domain, done, arg);
+}
+
+static void daemon_domain_cancel(void *handle)
+{
+    relay_canon_cancel(handle);
+}
+
+/* ETRN (RFC 1985): a flush of one domain's remote recipients ("#queue": of the whole queue). */
 static void daemon_on_etrn(const char *domain, void *ctx)
 {
-    (void)domain;
-    daemon_schedule_queue_run(ctx, true);
+    struct daemon *d = ctx;
+    if (!domain[0] || domain[0] == '#') { /* "#queue" names no domain: the whole queue */
+        daemon_schedule_queue_run(d, true);
+        return;
+    }
+    /* outbound delivery (issue 5): only that domain's remote recipients go now. The queue
+     * run first hands every queued message to the relay (after a restart it knows none). */
+    daemon_run_queue(d, false);
+    relay_run_domain(d->relay, domain);
 }
 
 static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -286,6 +376,10 @@ static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     daemon_run_queue(arg, false);
 }
+
+/* fetch (reference/fetch), defined with the rest of the poller's glue below */
+static bool daemon_fetch_load(struct daemon *d);
+static void daemon_fetch_schedule(struct daemon *d);
 
 /* ---- signals and reload ------------------------------------------------------------------- */
 
@@ -304,6 +398,15 @@ static void daemon_reload(struct daemon *d)
         zconf_free(&fresh);
         return;
     }
+    struct filter probe; /* content filter: a bad signature file refuses the reload */
+    bool filter_ok = filter_init(&probe, &fresh, &d->queue, &err);
+    filter_free(&probe);
+    if (!filter_ok) {
+        log_error("reload refused, keeping the running config: %s", err.text);
+        zmaps_free(maps);
+        zconf_free(&fresh);
+        return;
+    }
     if (zmaps_localhost_denied(maps))
         log_error("hosts.allow/hosts.deny refuse 127.0.0.1 for smtpd: local programs (fetch, "
                   "sendmail, cron) cannot hand over mail; add \"smtpd: 127.0.0.1\" to hosts.allow");
@@ -315,11 +418,20 @@ static void daemon_reload(struct daemon *d)
     d->conf = fresh;
     d->maps = maps;
     zmaps_smtpd(d->maps, &d->smtpd_maps);
+    auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
     struct deliver_resolver resolver;
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
     deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
     relay_reload(d->relay, zmaps_hosts(d->maps));
+    filter_free(&d->filter); /* content filter */
+    if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
+        log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
+    /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
+     * old one stays), and the schedule */
+    if (!daemon_fetch_load(d))
+        log_error("fetchmailrc: keeping the copy read before");
+    daemon_fetch_schedule(d);
     log_set_level(daemon_log_level(d->conf.log_level));
     log_info("reloaded %s", d->config_path);
 }
@@ -336,6 +448,161 @@ static void daemon_signal_cb(evutil_socket_t sig, short what, void *arg)
         log_info("stopping on signal %d", (int)sig);
         event_base_loopbreak(d->base);
     }
+}
+
+/* ---- fetch (reference/fetch): the fetchmail-compatible poller ------------------------------ */
+
+static void daemon_control_write(struct bufferevent *bev, void *arg);
+
+/* Reads the fetchmailrc (fetchmail's permission rule). false with the reason logged. */
+static bool daemon_fetch_load(struct daemon *d)
+{
+    if (!d->conf.fetchmailrc[0]) {
+        if (d->fetch_rcdata) { /* the key was removed on reload: nothing to poll any more */
+            explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+            free(d->fetch_rcdata);
+            d->fetch_rcdata = NULL;
+        }
+        return true;
+    }
+    char *data;
+    size_t len;
+    char error[FETCHRC_ERROR_MAX + 64];
+    if (fetch_read_rc(d->conf.fetchmailrc, &data, &len, error, sizeof error) != FETCH_PS_SUCCESS) {
+        log_error("fetchmailrc: %s", error);
+        return false;
+    }
+    if (d->fetch_rcdata) {
+        explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+        free(d->fetch_rcdata);
+    }
+    d->fetch_rcdata = data;
+    d->fetch_rclen = len;
+    return true;
+}
+
+static void daemon_fetch_done(void *ctx, const struct fetch_result *r)
+{
+    struct daemon *d = ctx;
+    d->fetch_run = NULL;
+    unsigned delivered = 0;
+    for (size_t i = 0; i < r->naccounts; i++)
+        delivered += r->accounts[i].delivered;
+    log_info("fetch: poll done: %zu accounts, %u messages delivered, status %d", r->naccounts,
+             delivered, r->status);
+    for (size_t i = 0; i < d->fetch_nwaiters; i++) {
+        struct bufferevent *bev = d->fetch_waiters[i];
+        evbuffer_add_printf(bufferevent_get_output(bev),
+                            "ok fetch done: status %d, %zu accounts, %u delivered\n", r->status,
+                            r->naccounts, delivered);
+        bufferevent_enable(bev, EV_WRITE);
+    }
+    d->fetch_nwaiters = 0;
+}
+
+/* A poll now, unless one is running. false when there is nothing to poll. */
+static bool daemon_fetch_start(struct daemon *d)
+{
+    if (d->fetch_run)
+        return true;
+    if (!d->fetch_rcdata)
+        return false;
+    char error[FETCHRC_ERROR_MAX + 64];
+    struct fetchrc *rc = fetch_parse_rc(d->conf.fetchmailrc, d->fetch_rcdata, d->fetch_rclen,
+                                        error, sizeof error);
+    if (!rc) {
+        log_error("fetchmailrc: %s", error);
+        return false;
+    }
+    struct fetch_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.hostname = d->conf.hostname;
+    cfg.state_dir = d->conf.state_dir;
+    struct zconf_listen target;
+    if (d->conf.fetch_smtp[0]) {
+        zconf_parse_listen(d->conf.fetch_smtp, 25, &target); /* validated with the config */
+    } else {
+        target = d->conf.listen[0];
+        struct sockaddr_in *sin = (struct sockaddr_in *)&target.sa;
+        if (target.sa.ss_family == AF_INET && sin->sin_addr.s_addr == htonl(INADDR_ANY))
+            sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
+    cfg.smtp_len = target.salen;
+    cfg.handoff_sessions = 4;
+    cfg.refused = strcmp(d->conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
+                                                             : FETCH_REFUSED_DELETE;
+    cfg.invoking_user = d->conf.run_as;
+    log_info("fetch: poll started (%s)", d->conf.fetchmailrc);
+    d->fetch_run = fetch_start(d->base, rc, &cfg, daemon_fetch_done, d);
+    return d->fetch_run != NULL;
+}
+
+static void daemon_fetch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_fetch_start(arg);
+}
+
+static void daemon_fetch_waiter_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)what;
+    for (size_t i = 0; i < d->fetch_nwaiters; i++)
+        if (d->fetch_waiters[i] == bev)
+            d->fetch_waiters[i] = d->fetch_waiters[--d->fetch_nwaiters];
+    bufferevent_free(bev);
+}
+
+/* `zolderctl fetch`: the reply comes when the poll is done. */
+static void daemon_fetch_control(struct daemon *d, struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    bufferevent_disable(bev, EV_READ);
+    if (!d->conf.fetchmailrc[0] || !d->fetch_rcdata) {
+        evbuffer_add_printf(out, "error no fetchmailrc configured (or it was refused, see the log)\n");
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    if (d->fetch_nwaiters == sizeof d->fetch_waiters / sizeof d->fetch_waiters[0] ||
+        !daemon_fetch_start(d)) {
+        evbuffer_add_printf(out, "error cannot start a poll now (see the log)\n");
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
+    d->fetch_waiters[d->fetch_nwaiters++] = bev;
+    bufferevent_setcb(bev, NULL, daemon_control_write, daemon_fetch_waiter_event, d);
+}
+
+/* Starts the schedule (fetch_interval) when a fetchmailrc is set. */
+static void daemon_fetch_schedule(struct daemon *d)
+{
+    if (d->fetch_timer) {
+        event_free(d->fetch_timer);
+        d->fetch_timer = NULL;
+    }
+    if (!d->conf.fetchmailrc[0] || d->conf.fetch_interval == 0)
+        return;
+    d->fetch_timer = event_new(d->base, -1, EV_PERSIST, daemon_fetch_timer_cb, d);
+    event_add(d->fetch_timer, &(struct timeval){(time_t)d->conf.fetch_interval, 0});
+}
+
+static void daemon_fetch_stop(struct daemon *d)
+{
+    fetch_cancel(d->fetch_run); /* what zolder took is recorded; the rest stays on the server */
+    d->fetch_run = NULL;
+    for (size_t i = 0; i < d->fetch_nwaiters; i++)
+        bufferevent_free(d->fetch_waiters[i]);
+    d->fetch_nwaiters = 0;
+    if (d->fetch_timer)
+        event_free(d->fetch_timer);
+    d->fetch_timer = NULL;
+    if (d->fetch_rcdata) {
+        explicit_bzero(d->fetch_rcdata, d->fetch_rclen);
+        free(d->fetch_rcdata);
+    }
+    d->fetch_rcdata = NULL;
 }
 
 /* ---- control socket (zolderctl) ----------------------------------------------------------- */
@@ -360,6 +627,10 @@ static void daemon_control_read(struct bufferevent *bev, void *arg)
         evbuffer_add_printf(out, "ok reload requested (see the log)\n");
     } else if (strcmp(line, "ping") == 0) {
         evbuffer_add_printf(out, "ok pong\n");
+    } else if (strcmp(line, "fetch") == 0) {
+        free(line);
+        daemon_fetch_control(d, bev); /* answers when the poll is done */
+        return;
     } else {
         evbuffer_add_printf(out, "error unknown command\n");
     }
@@ -473,6 +744,9 @@ int daemon_run(const char *path)
     const char *relay_error = NULL;
     if (relay_auth_load(d.conf.smarthost_auth, &auth, &relay_error) < 0)
         log_fatalx("outbound delivery: %s", relay_error);
+    /* fetch: the fetchmailrc holds passwords and may be root's only, like the TLS key */
+    if (!daemon_fetch_load(&d))
+        log_fatalx("fetchmailrc %s refused", d.conf.fetchmailrc);
     const struct passwd *pw = geteuid() == 0 ? getpwnam(d.conf.run_as) : NULL;
     daemon_prepare_state_dir(&d.conf, pw);
     daemon_drop_privileges(&d.conf, pw);
@@ -491,16 +765,29 @@ int daemon_run(const char *path)
     if (!d.relay)
         log_fatalx("outbound delivery: %s", relay_error);
 
+    /* content filter: before the first queue run, which filters what a previous run left */
+    if (!filter_init(&d.filter, &d.conf, &d.queue, &err))
+        log_fatalx("content filter: %s", err.text);
+
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);
+    /* outbound delivery (issue 5): the relay's reports to senders (bounces, delay warnings,
+     * success DSNs) are queued files delivered like any other message */
+    relay_set_queued_hook(d.relay, daemon_on_queued, &d);
     struct stat qst, sst;
     d.spool_on_queue_fs = stat(d.queue.msg_dir, &qst) == 0 && stat(d.deliver.spool_dir, &sst) == 0 &&
                           qst.st_dev == sst.st_dev && strcmp(d.conf.mailbox_format, "mbox") == 0;
     /* Recovery: whatever a previous run promised and did not finish goes out first. */
     daemon_run_queue(&d, false);
 
+    /* the threads start after the privilege drop: they never held root */
+    const char *auth_error = NULL;
+    d.auth = auth_service_new(d.base, (unsigned)d.conf.auth_failure_delay * 1000, &auth_error);
+    if (!d.auth)
+        log_fatalx("password checks: %s", auth_error);
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
+    d.smtpd.auth = d.auth;
     d.smtpd.base = d.base;
     d.smtpd.queue = &d.queue;
     d.smtpd.maps = &d.smtpd_maps;
@@ -512,11 +799,16 @@ int daemon_run(const char *path)
     d.smtpd.before_round = daemon_before_round;
     d.smtpd.after_round = daemon_after_round;
     d.smtpd.round_ctx = &d;
+    /* outbound delivery (issue 5): dns = canonify checks recipient domains at RCPT */
+    d.smtpd.domain_check = daemon_domain_check;
+    d.smtpd.domain_cancel = daemon_domain_cancel;
+    d.smtpd.domain_ctx = &d;
     if (smtpd_start(&d.smtpd, fds, d.conf.nlisten, d.conf.nsubmission) < 0)
         log_fatalx("cannot start SMTP listeners");
     d.pop3d.conf = &d.conf;
     d.pop3d.base = d.base;
     d.pop3d.maps = &d.smtpd_maps;
+    d.pop3d.auth = d.auth;
     d.pop3d.tls = tls;
     if (pop3d_start(&d.pop3d, pop3_fds, d.conf.npop3, d.conf.npop3s) < 0)
         log_fatalx("cannot start POP3 listeners");
@@ -539,6 +831,7 @@ int daemon_run(const char *path)
     evsignal_add(d.sig_usr1, NULL);
     d.queue_timer = event_new(d.base, -1, EV_PERSIST, daemon_queue_timer_cb, &d);
     event_add(d.queue_timer, &(struct timeval){(time_t)d.conf.queue_run_interval, 0});
+    daemon_fetch_schedule(&d); /* fetch: polls every fetch_interval */
 
     struct buf where;
     buf_init(&where, 0);
@@ -560,9 +853,11 @@ int daemon_run(const char *path)
 
     event_base_dispatch(d.base);
 
+    daemon_fetch_stop(&d); /* fetch: before the SMTP side it hands mail to */
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
     imapd_stop(&d.imapd);
+    auth_service_free(d.auth); /* after the sessions: they cancel their checks */
     evconnlistener_free(d.control);
     unlink(d.control_path);
     free(d.control_path);
@@ -576,6 +871,7 @@ int daemon_run(const char *path)
     event_free(d.backlog_event);
     relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
+    filter_free(&d.filter); /* content filter */
     queue_close(&d.queue);
     event_base_free(d.base);
     if (tls)

@@ -220,6 +220,12 @@ static bool zmaps_authenticate(void *ctx, const char *user, const char *password
     return a == USERS_AUTH_OK;
 }
 
+static void zmaps_auth_prepare(void *ctx, const char *user, struct users_check *chk)
+{
+    const struct zmaps *m = ctx;
+    users_check_prepare(m->users, user, chk);
+}
+
 void zmaps_smtpd(struct zmaps *m, struct smtpd_maps *out)
 {
     memset(out, 0, sizeof *out);
@@ -231,6 +237,7 @@ void zmaps_smtpd(struct zmaps *m, struct smtpd_maps *out)
     out->access_sender = zmaps_access_sender;
     out->access_rcpt = zmaps_access_rcpt;
     out->authenticate = zmaps_authenticate;
+    out->auth_prepare = zmaps_auth_prepare;
 }
 
 /* ---- delivery adapter --------------------------------------------------------------------- */

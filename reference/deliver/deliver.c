@@ -3,13 +3,23 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
+#include "fsutil.h"
 #include "local.h"
+#include "hdr.h"
 #include "log.h"
+#include "rules.h"
+#include "timefmt.h"
+#include "vacation.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -151,6 +161,7 @@ struct deliver_slot {
     struct deliver_job *job;
     size_t rcpt;
     char user[DELIVER_LOCAL_MAX];
+    char folder[RULES_FOLDER_MAX + 1]; /* delivery rules: "" for INBOX */
 };
 
 static bool deliver_need_data(struct deliver_job *job)
@@ -204,10 +215,355 @@ static bool deliver_resolve(struct deliver *d, struct deliver_job *job, size_t r
     return deliver_need_data(job);
 }
 
+/* ---- delivery rules (procmail's job; reference/proto/rules.h, docs/filter.md) ---------------- */
+
+#define DELIVER_RULES_FILE_MAX ((size_t)1024 * 1024)
+
+/* Does the message already carry "Delivered-To: addr"? (a forward that came back: a loop) */
+static bool deliver_seen(const struct buf *data, const char *addr)
+{
+    size_t hlen = hdr_section_len(data->data, data->len);
+    size_t pos = 0;
+    struct hdr_field f;
+    size_t alen = strlen(addr);
+    while (hdr_next(data->data, hlen, &pos, &f)) {
+        if (f.name_len != 12 || strncasecmp(f.name, "Delivered-To", 12) != 0)
+            continue;
+        const char *v = f.value;
+        size_t n = f.value_len;
+        while (n && (*v == ' ' || *v == '\t')) {
+            v++;
+            n--;
+        }
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\r' || v[n - 1] == '\n'))
+            n--;
+        if (n == alen && strncasecmp(v, addr, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* A queue id derived from the parent's, the recipient and a tag: a retry finds the first one. */
+static void deliver_derived_id(const char *parent, size_t rcpt, const char *tag, char out[QUEUE_ID_LEN + 1])
+{
+    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char input[96];
+    snprintf(input, sizeof input, "%s/%zu/%s", parent, rcpt, tag);
+    EVP_Digest(input, strlen(input), md, &mdlen, EVP_sha256(), NULL);
+    memcpy(out, parent, 7);
+    for (int i = 7; i < QUEUE_ID_LEN; i++)
+        out[i] = digits[md[i] % 31];
+    out[QUEUE_ID_LEN] = '\0';
+}
+
+/* Marks a queue file we made from scanned mail as scanned (the content filter's mark). */
+static void deliver_mark_scanned(struct deliver *d, const char *id)
+{
+    size_t pn = strlen(d->queue->msg_dir) + QUEUE_ID_LEN + 2;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", d->queue->msg_dir, id);
+    if (d->conf->filter && chmod(path, 0700) < 0)
+        log_warn("%s: cannot mark as scanned", id);
+    free(path);
+}
+
+#define DELIVER_VACATION_STATE_MAX ((size_t)4 * 1024 * 1024)
+
+/*
+ * The RFC 3834 reply of a vacation rule: decided by vacation_refusal, queued from the null
+ * sender under an id derived from the message's (a retry after a crash finds it: never two
+ * replies), then the sender is recorded in STATE_DIR/vacation/USER ("EPOCH SENDER" lines,
+ * fsync'd). Failures are logged; the message itself is delivered regardless.
+ */
+static void deliver_vacation(struct deliver *d, struct deliver_job *job, size_t rcpt, const char *user,
+                             const struct rules_action *a)
+{
+    struct queue_msg *msg = &job->msg;
+    const char *addr = msg->env.rcpts[rcpt].addr;
+    const char *sender = msg->env.sender;
+    size_t dn = strlen(d->conf->state_dir) + sizeof "/vacation";
+    char *dir = xmalloc(dn);
+    snprintf(dir, dn, "%s/vacation", d->conf->state_dir);
+    size_t pn = dn + strlen(user) + 1;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", dir, user);
+    char *state = NULL;
+    size_t slen = 0;
+    if (fs_read_file(path, DELIVER_VACATION_STATE_MAX, &state, &slen) < 0) {
+        state = NULL;
+        slen = 0;
+    }
+    time_t now = time(NULL);
+    const char *why = vacation_refusal(sender, addr, job->data.data, job->data.len,
+                                       state ? vacation_last(state, slen, sender) : 0, now, a->vacation_days);
+    free(state);
+    if (why) {
+        log_info("%s: to=<%s>: vacation (rules line %u): no reply to <%s>: %s", msg->id, addr,
+                 a->vacation_lineno, sender, why);
+        free(dir);
+        free(path);
+        return;
+    }
+    char reply_id[QUEUE_ID_LEN + 1];
+    deliver_derived_id(msg->id, rcpt, "vacation", reply_id);
+    char date[64], mid[128];
+    timefmt_rfc5322(now, date, sizeof date);
+    snprintf(mid, sizeof mid, "<%s.vacation@%s>", reply_id, d->conf->hostname);
+    struct buf body;
+    buf_init(&body, 0);
+    vacation_render(addr, sender, job->data.data, job->data.len, a->vacation_text, date, mid, &body);
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
+        .auth_user = "", .ret = "", .envid = "", .body = "8BITMIME", .arrival = now,
+    };
+    queue_envelope_add_rcpt(&env, sender, "", "", true);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(d->queue, reply_id, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        } else {
+            deliver_mark_scanned(d, reply_id);
+            d->children_queued = true;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    buf_free(&body);
+    if (rc < 0) {
+        log_warn("%s: to=<%s>: vacation reply to <%s> could not be queued", msg->id, addr, sender);
+    } else {
+        char line[600];
+        int n = snprintf(line, sizeof line, "%lld %s\n", (long long)now, sender);
+        int fd = -1;
+        if (fs_mkdir_p(dir, 0700) == 0)
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0 || n <= 0 || (size_t)n >= sizeof line || fs_write_all(fd, line, (size_t)n) < 0 || fsync(fd) < 0)
+            log_warn("%s: vacation state %s not updated", msg->id, path);
+        if (fd >= 0)
+            close(fd);
+        log_info("%s: to=<%s>: vacation reply to <%s> queued as %s (rules line %u)", msg->id, addr, sender,
+                 reply_id, a->vacation_lineno);
+    }
+    free(dir);
+    free(path);
+}
+
+/*
+ * Forwards one recipient's copy to addr through a child queue file (id derived from the
+ * parent's, so a retry after a crash finds it), with "Delivered-To: RCPT" prepended for loop
+ * detection; the envelope sender stays (no SRS). Marks the parent recipient done.
+ */
+static int deliver_forward(struct deliver *d, struct queue_msg *msg, size_t rcpt, const char *addr,
+                           const struct buf *data)
+{
+    char child[QUEUE_ID_LEN + 1];
+    deliver_derived_id(msg->id, rcpt, "forward", child);
+
+    struct queue_envelope env = msg->env;
+    env.rcpts = NULL;
+    env.nrcpts = 0;
+    queue_envelope_add_rcpt(&env, addr, msg->env.rcpts[rcpt].addr, msg->env.rcpts[rcpt].notify, true);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(d->queue, child, &env, &w);
+    if (rc == 0) {
+        struct buf head;
+        buf_init(&head, 0);
+        buf_printf(&head, "Delivered-To: %s\r\n", msg->env.rcpts[rcpt].addr);
+        if (queue_writer_write(&w, head.data, head.len) < 0 || queue_writer_write(&w, data->data, data->len) < 0 ||
+            queue_writer_commit(d->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        } else {
+            deliver_mark_scanned(d, child); /* the parent was scanned clean: so is this copy */
+            d->children_queued = true;
+        }
+        buf_free(&head);
+    } else if (errno == EEXIST) {
+        rc = 0; /* made by an attempt that died before marking the parent */
+    }
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    if (rc < 0)
+        return -1;
+    log_info("%s: to=<%s>, relay=local, status=forwarded (to <%s> by rules, as %s)", msg->id,
+             msg->env.rcpts[rcpt].addr, addr, child);
+    return queue_mark(msg, rcpt, QUEUE_RCPT_DONE);
+}
+
+/*
+ * Tells the user once per bad version of the rules file (its SHA-256, kept in
+ * STATE_DIR/rules-told/USER) that it was refused: a message from the null sender into their
+ * INBOX, queued under an id derived from the message that met the bad file.
+ */
+static void deliver_rules_tell(struct deliver *d, struct queue_msg *msg, size_t rcpt, const char *user,
+                               const char *text, size_t len, const char *why)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(text, len, md, &mdlen, EVP_sha256(), NULL);
+    char hex[2 * EVP_MAX_MD_SIZE + 2];
+    size_t hexlen = 2 * (size_t)mdlen;
+    for (size_t i = 0; i < mdlen; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    size_t dn = strlen(d->conf->state_dir) + sizeof "/rules-told";
+    char *dir = xmalloc(dn);
+    snprintf(dir, dn, "%s/rules-told", d->conf->state_dir);
+    size_t pn = dn + strlen(user) + 1;
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/%s", dir, user);
+    char *told = NULL;
+    size_t tlen = 0;
+    bool already = fs_read_file(path, 256, &told, &tlen) == 0 && tlen >= hexlen &&
+                   memcmp(told, hex, hexlen) == 0;
+    free(told);
+    if (already) {
+        free(dir);
+        free(path);
+        return;
+    }
+    char id[QUEUE_ID_LEN + 1], date[64];
+    deliver_derived_id(msg->id, rcpt, "rules-refused", id);
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    struct buf body;
+    buf_init(&body, 0);
+    buf_printf(&body, "From: Mail delivery at %s <postmaster@%s>\r\nTo: <%s>\r\n"
+                      "Subject: Your delivery rules were refused\r\nDate: %s\r\n"
+                      "Message-ID: <%s.rules@%s>\r\nAuto-Submitted: auto-generated\r\n"
+                      "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+                      "Your delivery rules file has an error, so it is not used: all your mail\r\n"
+                      "goes to your INBOX until it is fixed. Nothing was lost.\r\n\r\n   ",
+               d->conf->hostname, d->conf->hostname, msg->env.rcpts[rcpt].addr, date, id, d->conf->hostname);
+    for (const char *c = why; *c; c++) {
+        if (*c >= ' ' && *c <= '~')
+            buf_append_char(&body, *c);
+        else
+            buf_append_char(&body, '?');
+    }
+    buf_append_str(&body, "\r\n\r\nThe rules language is described in docs/filter.md.\r\n");
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
+        .auth_user = "", .ret = "", .envid = "", .body = "7BIT", .arrival = time(NULL),
+    };
+    queue_envelope_add_rcpt(&env, msg->env.rcpts[rcpt].addr, "", "", true);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(d->queue, id, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        } else {
+            deliver_mark_scanned(d, id);
+            d->children_queued = true;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    buf_free(&body);
+    if (rc == 0) {
+        log_info("%s: to=<%s>: told the user about the refused rules file (%s)", msg->id,
+                 msg->env.rcpts[rcpt].addr, id);
+        int fd = -1;
+        if (fs_mkdir_p(dir, 0700) == 0)
+            fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0 || fs_write_all(fd, hex, hexlen) < 0 || fsync(fd) < 0)
+            log_warn("%s: cannot record %s", msg->id, path);
+        if (fd >= 0)
+            close(fd);
+    }
+    free(dir);
+    free(path);
+}
+
+/*
+ * Applies USER's rules file (STATE_DIR/rules/USER) to one local recipient. true: append it,
+ * to folder (or INBOX when folder stays ""); false: settled here (discarded, forwarded) or
+ * deferred. A missing file means INBOX; an unreadable or bad one means INBOX and a log line.
+ */
+static bool deliver_rules(struct deliver *d, struct deliver_job *job, size_t rcpt, const char *user,
+                          char folder[RULES_FOLDER_MAX + 1])
+{
+    struct queue_msg *msg = &job->msg;
+    const char *addr = msg->env.rcpts[rcpt].addr;
+    size_t pn = strlen(d->conf->state_dir) + strlen(user) + sizeof "/rules/";
+    char *path = xmalloc(pn);
+    snprintf(path, pn, "%s/rules/%s", d->conf->state_dir, user);
+    char *text;
+    size_t len;
+    if (fs_read_file(path, DELIVER_RULES_FILE_MAX, &text, &len) < 0) {
+        if (errno != ENOENT)
+            log_warn("%s: to=<%s>: rules file %s unreadable, delivered to INBOX", msg->id, addr, path);
+        free(path);
+        return true;
+    }
+    struct rules *rules = NULL;
+    struct cfg_error err;
+    if (rules_parse(&rules, path, text, len, &err) < 0) {
+        log_warnx("%s: to=<%s>: rules refused, delivered to INBOX: %s", msg->id, addr, err.text);
+        deliver_rules_tell(d, msg, rcpt, user, text, len, err.text);
+        free(text);
+        free(path);
+        return true;
+    }
+    free(text);
+    free(path);
+    struct rules_action a;
+    rules_eval(rules, job->data.data, job->data.len, &a);
+    if (a.vacation_text)
+        deliver_vacation(d, job, rcpt, user, &a);
+    bool append = true;
+    switch (a.kind) {
+    case RULES_INBOX:
+    case RULES_VACATION: break;
+    case RULES_FOLDER:
+        if (strcmp(d->conf->mailbox_format, "mbox") != 0) {
+            log_warnx("%s: to=<%s>: rules line %u: folders need mailbox_format = mbox; delivered to INBOX",
+                      msg->id, addr, a.lineno);
+            break;
+        }
+        str_copy(folder, RULES_FOLDER_MAX + 1, a.arg);
+        break;
+    case RULES_DISCARD:
+        log_info("%s: to=<%s>, relay=local, status=discarded (rules line %u)", msg->id, addr, a.lineno);
+        if (queue_mark(msg, rcpt, QUEUE_RCPT_DONE) < 0)
+            job->local_deferred = true;
+        append = false;
+        break;
+    case RULES_FORWARD:
+        if (deliver_seen(&job->data, a.arg) || deliver_seen(&job->data, addr)) {
+            log_warnx("%s: to=<%s>: rules line %u: forwarding loop (Delivered-To), delivered to INBOX",
+                      msg->id, addr, a.lineno);
+            break;
+        }
+        if (deliver_forward(d, msg, rcpt, a.arg, &job->data) < 0) {
+            log_warn("%s: to=<%s>, status=deferred (cannot queue the forwarded copy)", msg->id, addr);
+            job->local_deferred = true;
+        }
+        append = false;
+        break;
+    }
+    rules_free(rules);
+    return append;
+}
+
 static int deliver_slot_order(const void *a, const void *b)
 {
     const struct deliver_slot *x = a, *y = b;
-    return strcmp(x->user, y->user);
+    int c = strcmp(x->user, y->user);
+    return c ? c : strcmp(x->folder, y->folder);
 }
 
 /* Appends every slot of one mailbox owner in one go. */
@@ -227,6 +583,17 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
         .maildir = maildir,
         .sync_later = sync_later,
     };
+    /* delivery rules: a folder is an mbox STATE_DIR/folders/USER/NAME, locked the same way */
+    char *folder_dir = NULL;
+    if (slots[0].folder[0]) {
+        size_t fn = strlen(d->conf->state_dir) + strlen(slots[0].user) + sizeof "/folders/";
+        folder_dir = xmalloc(fn);
+        snprintf(folder_dir, fn, "%s/folders/%s", d->conf->state_dir, slots[0].user);
+        if (fs_mkdir_p(folder_dir, 0700) < 0)
+            log_warn("cannot create %s", folder_dir);
+        target.spool_dir = folder_dir;
+        target.user = slots[0].folder;
+    }
     local_deliver_batch(&target, items, n);
     for (size_t i = 0; i < n; i++) {
         struct queue_msg *msg = items[i].msg;
@@ -237,8 +604,12 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
                 job = slots[j].job;
         if (items[i].result == LOCAL_OK) {
             r->status = QUEUE_RCPT_DONE; /* written to the file after the batch */
-            log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s %s)", msg->id,
-                     r->addr, maildir ? "maildir" : "mailbox", target.user);
+            if (folder_dir)
+                log_info("%s: to=<%s>, relay=local, status=sent (delivered to folder %s/%s by rules)",
+                         msg->id, r->addr, slots[0].user, slots[0].folder);
+            else
+                log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s %s)", msg->id,
+                         r->addr, maildir ? "maildir" : "mailbox", target.user);
         } else {
             job->local_deferred = true;
             log_info("%s: to=<%s>, relay=local, status=deferred (%s)", msg->id, r->addr,
@@ -246,6 +617,7 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
         }
     }
     free(items);
+    free(folder_dir);
 }
 
 void deliver_later_free(struct deliver_later *later)
@@ -297,10 +669,14 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
             char user[DELIVER_LOCAL_MAX];
             if (!deliver_resolve(d, job, i, local, user))
                 continue;
+            char folder[RULES_FOLDER_MAX + 1] = "";
+            if (!deliver_rules(d, job, i, user, folder))
+                continue;
             slots = xreallocarray(slots, nslots + 1, sizeof *slots);
             slots[nslots].job = job;
             slots[nslots].rcpt = i;
             str_copy(slots[nslots].user, sizeof slots[nslots].user, user);
+            str_copy(slots[nslots].folder, sizeof slots[nslots].folder, folder);
             nslots++;
         }
     }
@@ -309,7 +685,8 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
         qsort(slots, nslots, sizeof *slots, deliver_slot_order);
     for (size_t i = 0; i < nslots;) {
         size_t j = i + 1;
-        while (j < nslots && strcmp(slots[j].user, slots[i].user) == 0)
+        while (j < nslots && strcmp(slots[j].user, slots[i].user) == 0 &&
+               strcmp(slots[j].folder, slots[i].folder) == 0)
             j++;
         deliver_mailbox(d, slots + i, j - i, later != NULL);
         i = j;

@@ -37,6 +37,8 @@ struct deliver {
     struct queue *queue;
     struct deliver_resolver resolver;
     char *spool_dir;   /* STATE_DIR/spool/mail or STATE_DIR/maildir */
+    bool children_queued; /* delivery rules: a forwarded copy was queued (the caller runs the
+                             queue soon and clears this) */
 };
 
 enum deliver_outcome {

@@ -156,7 +156,7 @@ static void imapd_bad(struct imapd_session *ss, const char *tag, const char *tex
 
 static bool imapd_plaintext_ok(const struct imapd_session *ss)
 {
-    return ss->tls || netaddr_is_local(&ss->addr);
+    return ss->tls || zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr);
 }
 
 static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)

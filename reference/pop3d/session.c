@@ -34,6 +34,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "auth/auth.h"
 #include "log.h"
 #include "mailstore/mailstore.h"
 #include "mbox_read.h"
@@ -49,6 +50,7 @@
 enum pop3d_state {
     POP3D_S_AUTHORIZATION,
     POP3D_S_AUTH_PLAIN,     /* waiting for the PLAIN response line */
+    POP3D_S_AUTH_WAIT,      /* password being checked (reference/auth); reading paused */
     POP3D_S_TRANSACTION,
     POP3D_S_CLOSING,
 };
@@ -70,6 +72,7 @@ struct pop3d_session {
     char user[POP3_ARG_MAX + 1];
     bool user_given;
     bool user_locked;          /* holds pop3d's per-user session lock */
+    struct auth_request *auth_req; /* the password check under way */
     struct mailstore store;
     bool store_open;
     bool *deleted;             /* per message of the login view */
@@ -121,6 +124,8 @@ static void pop3d_session_free(struct pop3d_session *ss)
             break;
         }
     p->nsessions--;
+    if (ss->auth_req)
+        auth_cancel(ss->auth_req);
     if (ss->user_locked)
         pop3d_user_unlock(p, ss->user);
     if (ss->store_open)
@@ -143,15 +148,14 @@ void pop3d_session_free_all(struct pop3d *p)
 
 static bool pop3d_plaintext_ok(const struct pop3d_session *ss)
 {
-    return ss->tls || netaddr_is_local(&ss->addr);
+    return ss->tls || zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr);
 }
 
 /* ---- AUTHORIZATION ------------------------------------------------------------------------ */
 
-static void pop3d_login(struct pop3d_session *ss, const char *user, const char *password)
+/* The rest of a login once the password was checked: the session lock and the mailbox. */
+static void pop3d_login_checked(struct pop3d_session *ss, const char *user, bool ok)
 {
-    const struct smtpd_maps *m = ss->srv->maps;
-    bool ok = m && m->authenticate && user[0] && m->authenticate(m->ctx, user, password);
     if (!ok) {
         log_info("pop3d %llx: login failed from [%s] user=%s", ss->id, ss->ip, user);
         pop3d_error(ss, "[AUTH] Authentication failed.");
@@ -189,6 +193,37 @@ static void pop3d_login(struct pop3d_session *ss, const char *user, const char *
     log_info("pop3d %llx: login user=%s from [%s]%s messages=%zu size=%llu", ss->id, ss->user, ss->ip,
              ss->tls ? " tls=yes" : "", ss->store.nmsgs, total);
     pop3d_reply(ss, "+OK Logged in.");
+}
+
+static void pop3d_auth_done(enum users_auth result, void *arg)
+{
+    struct pop3d_session *ss = arg;
+    ss->auth_req = NULL;
+    if (result != USERS_AUTH_OK)
+        log_info("auth: user=%s result=%s", ss->user, users_auth_name(result));
+    ss->state = POP3D_S_AUTHORIZATION;
+    char user[sizeof ss->user];
+    str_copy(user, sizeof user, ss->user);
+    pop3d_login_checked(ss, user, result == USERS_AUTH_OK);
+    /* what the client sent meanwhile is read now, after the reply */
+    pop3d_session_read(ss->bev, ss);
+}
+
+static void pop3d_login(struct pop3d_session *ss, const char *user, const char *password)
+{
+    const struct smtpd_maps *m = ss->srv->maps;
+    if (ss->srv->auth && m && m->auth_prepare && user[0]) {
+        struct users_check chk;
+        m->auth_prepare(m->ctx, user, &chk);
+        if (user != ss->user)
+            str_copy(ss->user, sizeof ss->user, user);
+        ss->state = POP3D_S_AUTH_WAIT;
+        ss->auth_req = auth_submit(ss->srv->auth, &chk, password, pop3d_auth_done, ss);
+        OPENSSL_cleanse(&chk, sizeof chk);
+        return;
+    }
+    pop3d_login_checked(ss, user,
+                        m && m->authenticate && user[0] && m->authenticate(m->ctx, user, password));
 }
 
 static void pop3d_cmd_user(struct pop3d_session *ss, const struct pop3_cmd *cmd)
@@ -511,7 +546,7 @@ static void pop3d_command(struct pop3d_session *ss, const char *line, size_t len
 
 static void pop3d_read_lines(struct pop3d_session *ss, struct evbuffer *in)
 {
-    while (ss->state != POP3D_S_CLOSING) {
+    while (ss->state != POP3D_S_CLOSING && ss->state != POP3D_S_AUTH_WAIT) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;

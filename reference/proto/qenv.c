@@ -1,6 +1,7 @@
 /* qenv: the queue file envelope, written and parsed without I/O (see qenv.h). */
 #include "qenv.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,13 @@ void queue_envelope_free(struct queue_envelope *env)
     memset(env, 0, sizeof *env);
 }
 
+void queue_envelope_format_retry(char out[QENV_RETRY_LEN + 1], time_t next_attempt,
+                                 unsigned attempts, bool warned)
+{
+    snprintf(out, QENV_RETRY_LEN + 1, "X %016llx %08x %c",
+             (unsigned long long)(next_attempt < 0 ? 0 : next_attempt), attempts, warned ? 'w' : '-');
+}
+
 void queue_envelope_format(struct buf *out, const char *id, const struct queue_envelope *env)
 {
     buf_printf(out, "Z zolder-queue 1\nI %s\nT %lld\nS ", id, (long long)env->arrival);
@@ -110,6 +118,10 @@ void queue_envelope_format(struct buf *out, const char *id, const struct queue_e
     buf_append_char(out, ' ');
     queue_escape(out, env->body);
     buf_append_char(out, '\n');
+    char retry[QENV_RETRY_LEN + 1];
+    queue_envelope_format_retry(retry, env->next_attempt, env->attempts, env->warned);
+    buf_append_str(out, retry);
+    buf_append_char(out, '\n');
     for (size_t i = 0; i < env->nrcpts; i++) {
         const struct queue_rcpt *r = &env->rcpts[i];
         buf_printf(out, "R %c %016llx %c ", r->status,
@@ -128,6 +140,7 @@ int queue_envelope_parse(const char *data, size_t len, const char *id,
                          struct queue_envelope *env, size_t *data_off_r, const char **error_r)
 {
     memset(env, 0, sizeof *env);
+    env->retry_off = -1;
     size_t pos = 0;
     bool saw_magic = false;
     while (pos < len) {
@@ -166,6 +179,17 @@ int queue_envelope_parse(const char *data, size_t len, const char *id,
             env->ret = queue_unescape(f[1]);
             env->envid = queue_unescape(f[2]);
             env->body = queue_unescape(f[3]);
+        } else if (strcmp(f[0], "X") == 0 && n == 4 && env->retry_off < 0) {
+            const char *raw = data + line_off;
+            ok = llen == QENV_RETRY_LEN && strspn(raw + 2, "0123456789abcdef") == 16 && raw[18] == ' ' &&
+                 strspn(raw + 19, "0123456789abcdef") == 8 && raw[27] == ' ' && strchr("-w", raw[28]);
+            if (ok) {
+                unsigned long long next = strtoull(f[1], NULL, 16);
+                env->next_attempt = next > (unsigned long long)INT64_MAX / 2 ? 0 : (time_t)next;
+                env->attempts = (unsigned)strtoul(f[2], NULL, 16);
+                env->warned = f[3][0] == 'w';
+                env->retry_off = (off_t)line_off;
+            }
         } else if (strcmp(f[0], "R") == 0 && n == 7) {
             /* Fixed columns: the status byte and attempt field are overwritten in place. */
             const char *raw = data + line_off;

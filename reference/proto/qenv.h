@@ -8,10 +8,12 @@
  *   S SENDER
  *   C CLIENT-IP HELO RDNS PROTO AUTH-USER
  *   E RET ENVID BODY
+ *   X NEXT16HEX ATTEMPTS8HEX WARNED    (remote retry state; absent in older files)
  *   R STATUS ATTEMPT16HEX EXPANDED ADDR ORCPT NOTIFY      (one per recipient)
  *   D
- * Each R line's status byte and attempt field sit at fixed offsets so they can be
- * overwritten in place.
+ * Each R line's status byte and attempt field, and the X line's fields, sit at fixed offsets
+ * so they can be overwritten in place. X: the epoch of the next remote attempt, how many
+ * remote attempts were made, and 'w' once the delay warning went out ('-' before).
  */
 #ifndef ZOLDER_QENV_H
 #define ZOLDER_QENV_H
@@ -54,6 +56,11 @@ struct queue_envelope {
     char *envid;        /* RFC 3461 ENVID (decoded), or "" */
     char *body;         /* 7BIT, 8BITMIME, or "" */
     time_t arrival;
+    /* remote retry state (the X line) */
+    time_t next_attempt;    /* 0: as soon as possible */
+    unsigned attempts;      /* remote attempts that ended deferred */
+    bool warned;            /* the delay warning was sent */
+    off_t retry_off;        /* file offset of the X line, or -1 when the file has none */
     struct queue_rcpt *rcpts;
     size_t nrcpts;
 };
@@ -71,5 +78,9 @@ void queue_envelope_format(struct buf *out, const char *id, const struct queue_e
 int queue_envelope_parse(const char *data, size_t len, const char *id,
                          struct queue_envelope *env, size_t *data_off_r, const char **error_r);
 bool queue_id_valid(const char *id);
+/* The X line's fixed-width text for the retry state (QENV_RETRY_LEN bytes, no newline). */
+#define QENV_RETRY_LEN 29
+void queue_envelope_format_retry(char out[QENV_RETRY_LEN + 1], time_t next_attempt,
+                                 unsigned attempts, bool warned);
 
 #endif

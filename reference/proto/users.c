@@ -292,18 +292,38 @@ static int users_crypt_check(const char *hash, const char *password)
     return rc;
 }
 
-enum users_auth users_verify(const struct users *users, const char *name, const char *password)
+void users_check_prepare(const struct users *users, const char *name, struct users_check *chk)
+{
+    const struct users_entry *e = users ? users_lookup(users, name) : NULL;
+    if (!e || !e->can_login || !str_copy(chk->hash, sizeof chk->hash, e->hash)) {
+        str_copy(chk->hash, sizeof chk->hash, users_dummy_hash);
+        chk->if_unusable = !e ? USERS_AUTH_UNKNOWN_USER
+                           : e->can_login ? USERS_AUTH_ERROR /* a hash longer than any crypt's */
+                                          : USERS_AUTH_LOCKED;
+        return;
+    }
+    chk->if_unusable = USERS_AUTH_OK;
+}
+
+enum users_auth users_check_run(const struct users_check *chk, const char *password)
 {
     if (strlen(password) > USERS_PASSWORD_MAX)
         return USERS_AUTH_ERROR;
-    const struct users_entry *e = users_lookup(users, name);
-    if (!e || !e->can_login) {
-        (void)users_crypt_check(users_dummy_hash, password);
-        return e ? USERS_AUTH_LOCKED : USERS_AUTH_UNKNOWN_USER;
-    }
-    switch (users_crypt_check(e->hash, password)) {
+    int rc = users_crypt_check(chk->hash, password);
+    if (chk->if_unusable != USERS_AUTH_OK)
+        return chk->if_unusable;
+    switch (rc) {
     case 1: return USERS_AUTH_OK;
     case 0: return USERS_AUTH_BAD_PASSWORD;
     default: return USERS_AUTH_ERROR;
     }
+}
+
+enum users_auth users_verify(const struct users *users, const char *name, const char *password)
+{
+    struct users_check chk;
+    users_check_prepare(users, name, &chk);
+    enum users_auth a = users_check_run(&chk, password);
+    explicit_bzero(&chk, sizeof chk);
+    return a;
 }

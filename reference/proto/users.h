@@ -71,6 +71,19 @@ const struct users_entry *users_lookup(const struct users *users, const char *na
  */
 enum users_auth users_verify(const struct users *users, const char *name, const char *password);
 
+/*
+ * users_verify in two halves, for checks on another thread: users_check_prepare copies what
+ * the check needs out of the table (which a reload may free meanwhile) on the caller's
+ * thread; users_check_run does the hashing, touching nothing but chk (thread-safe).
+ */
+#define USERS_HASH_MAX 512
+struct users_check {
+    char hash[USERS_HASH_MAX];    /* the user's hash, or the dummy hash */
+    enum users_auth if_unusable;  /* UNKNOWN_USER or LOCKED when hash is the dummy, else OK */
+};
+void users_check_prepare(const struct users *users, const char *name, struct users_check *chk);
+enum users_auth users_check_run(const struct users_check *chk, const char *password);
+
 /* "ok", "bad-password", "unknown-user", "locked", "error": for key=value log lines. */
 const char *users_auth_name(enum users_auth auth);
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "banned.h"
 #include "fsutil.h"
 #include "str.h"
 #include "xalloc.h"
@@ -77,6 +78,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(local_retry_delay, "10", 1, 86400),
     KU(pop3_timeout, "600", 1, 86400),
     KU(pop3_connection_limit, "100", 1, 100000),
+    K(plaintext_auth_from, ZCONF_NETS, ""),
+    KU(auth_failure_delay, "2", 0, 60),
     K(smarthost, ZCONF_STR, ""),
     KC(smarthost_tls, "may", "may encrypt verify"),
     K(smarthost_auth, ZCONF_PATH, ""),
@@ -91,6 +94,28 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtp_connect_timeout, "30", 1, 3600),
     KU(smtp_reply_timeout, "300", 1, 86400),
     KU(smtp_data_timeout, "600", 1, 86400),
+    /* outbound delivery: bounces and delay warnings */
+    KU(delay_warning_time, "14400", 0, 8640000),
+    KU(bounce_size_limit, "50000", 0, 1UL << 31),
+    /* content filter (reference/filter, docs/filter.md) */
+    K(filter, ZCONF_BOOL, "yes"),
+    K(banned_extensions, ZCONF_STR, BANNED_DEFAULT),
+    K(virus_signatures, ZCONF_PATH, ""),
+    K(clamd, ZCONF_STR, ""),
+    K(filter_admin, ZCONF_STR, "postmaster"),
+    K(filter_fail_open, ZCONF_BOOL, "no"),
+    KU(clamd_timeout, "60", 1, 3600),
+    KU(filter_mime_depth, "20", 1, 100),
+    KU(filter_mime_parts, "500", 1, 100000),
+    KU(filter_header_limit, "65536", 1024, 1UL << 24),
+    KU(filter_archive_depth, "3", 1, 20),
+    KU(filter_archive_entries, "1000", 1, 1000000),
+    KU(filter_archive_expanded, "104857600", 1024, 1UL << 32),
+    /* fetch (reference/fetch) */
+    K(fetchmailrc, ZCONF_PATH, ""),
+    KU(fetch_interval, "3600", 0, 604800),
+    K(fetch_smtp, ZCONF_STR, ""),
+    KC(fetch_refused, "delete", "delete keep"),
     /* IMAP service (reference/imapd) */
     K(imap, ZCONF_LISTEN, ""),
     K(imaps, ZCONF_LISTEN, ""),
@@ -224,6 +249,15 @@ static bool zconf_valid_domain(const char *d)
     return label > 0;
 }
 
+/* content filter: "unix:/absolute/path" (fits a sockaddr_un) or "ADDRESS:PORT". */
+static bool zconf_valid_clamd(const char *value)
+{
+    if (strncmp(value, "unix:", 5) == 0)
+        return value[5] == '/' && strlen(value + 5) < 108;
+    struct zconf_listen l;
+    return strchr(value, ':') && zconf_parse_listen(value, 0, &l);
+}
+
 static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value,
                       const char *base_dir, const char *file, unsigned lineno,
                       struct cfg_error *err)
@@ -263,6 +297,25 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
                               "or [::1]:53, got \"%s\"", value);
                 return false;
             }
+        }
+        /* content filter (reference/filter) */
+        if (strcmp(k->name, "banned_extensions") == 0) {
+            struct banned_list list;
+            const char *why;
+            if (!banned_list_parse(&list, value, &why)) {
+                cfg_error_set(err, file, lineno, "banned_extensions: %s, in \"%s\"", why, value);
+                return false;
+            }
+        }
+        if (strcmp(k->name, "clamd") == 0 && value[0] && !zconf_valid_clamd(value)) {
+            cfg_error_set(err, file, lineno, "clamd: expected unix:/PATH/TO/clamd.ctl or ADDRESS:PORT, "
+                          "got \"%s\"", value);
+            return false;
+        }
+        if (strcmp(k->name, "filter_admin") == 0 &&
+            (!value[0] || strpbrk(value, " \t<>\"(),;:\\") || value[0] == '@' || value[0] == '-')) {
+            cfg_error_set(err, file, lineno, "filter_admin: expected a user name or address, got \"%s\"", value);
+            return false;
         }
         if (strcmp(k->name, "hostname") == 0 && !zconf_valid_domain(value)) {
             cfg_error_set(err, file, lineno, "hostname: expected a host name like zolder.thuis, got \"%s\"", value);
@@ -371,15 +424,16 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
             cfg_error_set(err, file, lineno, "%s: at most %d networks", k->name, ZCONF_LIST_MAX);
             return false;
         }
+        struct zconf_nets *nets = (struct zconf_nets *)((char *)conf + k->offset);
         for (int i = 0; i < n; i++) {
-            if (!netmask_parse(items[i], &conf->relay_from[i])) {
+            if (!netmask_parse(items[i], &nets->net[i])) {
                 cfg_error_set(err, file, lineno,
                               "%s: expected networks such as 192.168.1.0/24 or 192.168.1, got \"%s\"",
                               k->name, items[i]);
                 return false;
             }
         }
-        conf->nrelay_from = (size_t)n;
+        nets->n = (size_t)n;
         return true;
     }
     case ZCONF_MASQ: {
@@ -426,7 +480,7 @@ void zconf_defaults(struct zconf *conf, const char *base_dir)
     struct cfg_error err;
     memset(conf, 0, sizeof *conf);
     for (size_t i = 0; i < ZCONF_NKEYS; i++) {
-        char value[128];
+        char value[512]; /* the longest default is banned_extensions */
         str_copy(value, sizeof value, zconf_keys[i].def);
         if (!zconf_set(conf, &zconf_keys[i], value, base_dir, "(defaults)", 0, &err))
             log_panic("bad default for %s: %s", zconf_keys[i].name, err.text);
@@ -531,6 +585,16 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
         cfg_error_set(err, file, 0, "state_dir must be set");
         return false;
     }
+    /* fetch */
+    struct zconf_listen fetch_smtp;
+    if (conf->fetch_smtp[0] && !zconf_parse_listen(conf->fetch_smtp, 25, &fetch_smtp)) {
+        cfg_error_set(err, file, 0, "fetch_smtp must be ADDR:PORT, not \"%s\"", conf->fetch_smtp);
+        return false;
+    }
+    if (conf->fetchmailrc[0] && !conf->fetch_smtp[0] && conf->nlisten == 0) {
+        cfg_error_set(err, file, 0, "fetchmailrc needs a listen address or fetch_smtp");
+        return false;
+    }
     return true;
 }
 
@@ -557,10 +621,18 @@ void zconf_free(struct zconf *conf)
     free(conf->smtp_bind_address);
     free(conf->nameserver);
     free(conf->dns);
+    free(conf->fetchmailrc);
+    free(conf->fetch_smtp);
+    free(conf->fetch_refused);
     zconf_free_strs(conf->local_domains, &conf->nlocal_domains);
     zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
     zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);
     free(conf->masquerade.domain);
+    /* content filter */
+    free(conf->banned_extensions);
+    free(conf->virus_signatures);
+    free(conf->clamd);
+    free(conf->filter_admin);
     memset(conf, 0, sizeof *conf);
 }
 
@@ -612,15 +684,18 @@ void zconf_print(const struct zconf *conf, struct buf *out)
         case ZCONF_OUTBOUND:
             zconf_print_strs(out, k->name, conf->outbound_allow, conf->noutbound_allow);
             break;
-        case ZCONF_NETS:
+        case ZCONF_NETS: {
+            const struct zconf_nets *nets =
+                (const struct zconf_nets *)((const char *)conf + k->offset);
             buf_printf(out, "%s =", k->name);
-            for (size_t j = 0; j < conf->nrelay_from; j++) {
+            for (size_t j = 0; j < nets->n; j++) {
                 char a[NETADDR_STRLEN];
-                netaddr_format(&conf->relay_from[j].addr, a, sizeof a);
-                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, conf->relay_from[j].prefix);
+                netaddr_format(&nets->net[j].addr, a, sizeof a);
+                buf_printf(out, "%s%s/%u", j ? ", " : " ", a, nets->net[j].prefix);
             }
             buf_append_char(out, '\n');
             break;
+        }
         case ZCONF_MASQ:
             buf_printf(out, "%s =", k->name);
             for (size_t j = 0; j < conf->masquerade.nhosts; j++)
@@ -690,4 +765,14 @@ bool zconf_is_local_domain(const struct zconf *conf, const char *domain)
         if (str_eq_nocase(conf->local_domains[i], domain))
             return true;
     return str_eq_nocase(conf->hostname, domain);
+}
+
+bool zconf_plaintext_auth_ok(const struct zconf *conf, const struct netaddr *addr)
+{
+    if (netaddr_is_local(addr))
+        return true;
+    for (size_t i = 0; i < conf->plaintext_auth_from.n; i++)
+        if (netmask_match(&conf->plaintext_auth_from.net[i], addr))
+            return true;
+    return false;
 }

@@ -25,6 +25,12 @@ struct zconf_listen {
     char text[NETADDR_STRLEN + 10]; /* "127.0.1.20:25" / "[::1]:25" */
 };
 
+/* A list of networks (relay_from, plaintext_auth_from). */
+struct zconf_nets {
+    struct netmask net[ZCONF_LIST_MAX];
+    size_t n;
+};
+
 struct zconf_masquerade {
     char *hosts[ZCONF_LIST_MAX];
     size_t nhosts;
@@ -44,8 +50,7 @@ struct zconf {
     size_t npop3s;
     char *local_domains[ZCONF_LIST_MAX];
     size_t nlocal_domains;
-    struct netmask relay_from[ZCONF_LIST_MAX];
-    size_t nrelay_from;
+    struct zconf_nets relay_from;
     struct zconf_masquerade masquerade;
     char *outbound_allow[ZCONF_LIST_MAX]; /* who may send off the LAN; empty list: everyone */
     size_t noutbound_allow;
@@ -77,6 +82,8 @@ struct zconf {
     unsigned long local_retry_delay;    /* seconds before a deferred local delivery is retried */
     unsigned long pop3_timeout;         /* seconds, waiting for a POP3 command */
     unsigned long pop3_connection_limit; /* simultaneous POP3 connections in all */
+    struct zconf_nets plaintext_auth_from; /* may log in without TLS (loopback always may) */
+    unsigned long auth_failure_delay;   /* seconds before a failed login is answered */
     /* outbound delivery (reference/relay) */
     char *smarthost;            /* "HOST[:PORT]", "[ADDR]:PORT", "smtps://HOST:465", or "" (MX) */
     char *smarthost_tls;        /* "may", "encrypt" or "verify" */
@@ -92,6 +99,28 @@ struct zconf {
     unsigned long smtp_connect_timeout; /* seconds for connect (and the TLS handshake) */
     unsigned long smtp_reply_timeout;   /* seconds waiting for a reply (RFC 5321 4.5.3.2) */
     unsigned long smtp_data_timeout;    /* seconds waiting for the reply to the final dot */
+    /* outbound delivery: bounces and delay warnings (reference/relay, issue 5 section 4) */
+    unsigned long delay_warning_time;   /* seconds queued before the one delay warning; 0: never */
+    unsigned long bounce_size_limit;    /* a larger message is returned as its header only */
+    /* content filter (reference/filter, docs/filter.md) */
+    bool filter;                /* scan every queued message before delivery */
+    char *banned_extensions;    /* blank separated, ".exe .pif ..." */
+    char *virus_signatures;     /* built-in scanner's signature file, or "" (EICAR only) */
+    char *clamd;                /* "unix:/path" or "ADDR:PORT" of clamd, or "" (not used) */
+    char *filter_admin;         /* who gets the quarantine notices */
+    bool filter_fail_open;      /* deliver unscanned when a scanner fails (default: defer) */
+    unsigned long clamd_timeout;         /* seconds for one clamd scan */
+    unsigned long filter_mime_depth;     /* MIME nesting beyond this: quarantined */
+    unsigned long filter_mime_parts;     /* MIME parts beyond this: quarantined */
+    unsigned long filter_header_limit;   /* bytes of one header block beyond this: quarantined */
+    unsigned long filter_archive_depth;  /* zip in zip beyond this: quarantined */
+    unsigned long filter_archive_entries; /* archive entries beyond this: quarantined */
+    unsigned long filter_archive_expanded; /* bytes expanded beyond this: a zip bomb, quarantined */
+    /* fetch (reference/fetch): the fetchmail-compatible poller */
+    char *fetchmailrc;                  /* fetchmail run-control file, "" none */
+    unsigned long fetch_interval;       /* seconds between polls; 0: only `zolderctl fetch` */
+    char *fetch_smtp;                   /* "ADDR:PORT" of the hand-off, "" = first listen */
+    char *fetch_refused;                /* zolder's 5xx: "delete" (fetchmail) or "keep" */
     /* IMAP service (reference/imapd) */
     struct zconf_listen imap[ZCONF_LISTEN_MAX];  /* IMAP4rev1 (RFC 3501), STARTTLS with TLS */
     size_t nimap;
@@ -124,5 +153,7 @@ bool zconf_parse_listen(const char *text, unsigned default_port, struct zconf_li
 /* Parses the smarthost key's value. */
 bool zconf_parse_smarthost(const char *text, struct zconf_smarthost *out);
 bool zconf_is_local_domain(const struct zconf *conf, const char *domain);
+/* Whether a client at addr may send a password without TLS (POP3, IMAP, SMTP AUTH). */
+bool zconf_plaintext_auth_ok(const struct zconf *conf, const struct netaddr *addr);
 
 #endif

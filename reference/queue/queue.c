@@ -421,6 +421,20 @@ int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt)
     return 0;
 }
 
+int queue_set_retry(struct queue_msg *msg, time_t next_attempt, unsigned attempts, bool warned)
+{
+    if (msg->env.retry_off >= 0) {
+        char line[QENV_RETRY_LEN + 1];
+        queue_envelope_format_retry(line, next_attempt, attempts, warned);
+        if (queue_pwrite_sync(msg->path, line, QENV_RETRY_LEN, msg->env.retry_off) < 0)
+            return -1;
+    }
+    msg->env.next_attempt = next_attempt;
+    msg->env.attempts = attempts;
+    msg->env.warned = warned;
+    return 0;
+}
+
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg)
 {
     for (size_t i = 0; i < msg->env.nrcpts; i++)
@@ -514,6 +528,130 @@ int queue_delete(struct queue *q, const char *id)
     return -1;
 }
 
+/* ---- reports committed together with their parent's marks -------------------------------- */
+
+static char *queue_tmp_name(const struct queue *q, const char *id, const char *suffix)
+{
+    char name[QUEUE_ID_LEN + 16];
+    snprintf(name, sizeof name, "%s%s", id, suffix);
+    return queue_subdir(q->tmp_dir, name);
+}
+
+/* tmp/ID.ready into msg/ID (an existing msg/ID wins), msg/ fsync'd, tmp/ID.marks removed. */
+static int queue_promote_ready(struct queue *q, const char *id)
+{
+    char *ready = queue_tmp_name(q, id, ".ready"), *marks = queue_tmp_name(q, id, ".marks");
+    char *final = queue_path(q->msg_dir, id);
+    int rc = 0;
+    if (renameat2(AT_FDCWD, ready, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
+        if (errno == EEXIST)
+            unlink(ready);
+        else
+            rc = -1;
+    }
+    if (rc == 0 && fs_fsync_dir(q->msg_dir) < 0)
+        rc = -1;
+    if (rc == 0)
+        unlink(marks);
+    free(ready);
+    free(marks);
+    free(final);
+    return rc;
+}
+
+/* Writes status at the recipients listed in tmp/ID.marks ("PARENT STATUS IDX..."). */
+static void queue_apply_marks(struct queue *q, const char *id)
+{
+    char *marks = queue_tmp_name(q, id, ".marks");
+    char *text = NULL;
+    size_t len = 0;
+    if (fs_read_file(marks, 1 << 20, &text, &len) < 0) {
+        log_warnx("%s: report without its marks file; its parent keeps its marks", id);
+        free(marks);
+        return;
+    }
+    free(marks);
+    char *save = NULL, *parent = strtok_r(text, " \n", &save), *st = strtok_r(NULL, " \n", &save);
+    struct queue_msg pm;
+    const char *error;
+    if (parent && st && strlen(st) == 1 && strchr("DF", st[0]) && queue_id_valid(parent) &&
+        queue_load(q, parent, &pm, &error) == 0) {
+        for (char *t = strtok_r(NULL, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
+            unsigned long i;
+            if (str_to_ulong(t, QUEUE_RCPT_MAX, &i) && i < pm.env.nrcpts && queue_mark(&pm, i, st[0]) == 0)
+                log_info("%s: to=<%s>: marked %c with its report %s (recovered)", parent, pm.env.rcpts[i].addr,
+                         st[0], id);
+        }
+        queue_msg_free(&pm);
+    }
+    free(text);
+}
+
+int queue_commit_marked(struct queue *q, struct queue_writer *w, struct queue_msg *parent,
+                        const size_t *rcpts, size_t n, char status)
+{
+    int saved;
+    char *marks = queue_tmp_name(q, w->id, ".marks"), *ready = queue_tmp_name(q, w->id, ".ready");
+    struct buf b;
+    buf_init(&b, 0);
+    if (w->failed || fsync(w->fd) < 0)
+        goto fail;
+    if (close(w->fd) < 0) {
+        w->fd = -1;
+        goto fail;
+    }
+    w->fd = -1;
+    buf_printf(&b, "%s %c", parent->id, status);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, " %zu", rcpts[i]);
+    buf_append_char(&b, '\n');
+    int fd = open(marks, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto fail;
+    if (fs_write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        goto fail;
+    }
+    close(fd);
+    /* The commit point: a durable tmp/ID.ready is a report whose marks will be written. */
+    if (rename(w->tmp_path, ready) < 0)
+        goto fail;
+    if (fs_fsync_dir(q->tmp_dir) < 0) {
+        saved = errno;
+        unlink(ready);
+        unlink(marks);
+        errno = saved;
+        goto fail_closed;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (queue_mark(parent, rcpts[i], status) < 0) {
+            log_warn("%s: cannot mark a recipient; the next start does (report %s)", parent->id, w->id);
+            parent->env.rcpts[rcpts[i]].status = status; /* as it will be on disk */
+        }
+    if (queue_promote_ready(q, w->id) < 0)
+        log_warn("%s: report committed in tmp/; the next start moves it into the queue", w->id);
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    free(marks);
+    free(ready);
+    buf_free(&b);
+    return 0;
+fail:
+    saved = errno;
+    unlink(marks);
+    errno = saved;
+fail_closed:
+    saved = errno;
+    queue_writer_abort(w);
+    free(marks);
+    free(ready);
+    buf_free(&b);
+    errno = saved;
+    return -1;
+}
+
 void queue_clean_tmp(struct queue *q)
 {
     DIR *d = opendir(q->tmp_dir);
@@ -521,6 +659,32 @@ void queue_clean_tmp(struct queue *q)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
+        size_t nl = strlen(e->d_name);
+        if (nl == QUEUE_ID_LEN + 6 && strcmp(e->d_name + QUEUE_ID_LEN, ".ready") == 0) {
+            char id[QUEUE_ID_LEN + 1];
+            memcpy(id, e->d_name, QUEUE_ID_LEN);
+            id[QUEUE_ID_LEN] = '\0';
+            if (!queue_id_valid(id))
+                continue;
+            /* A report committed before a crash: its parent's marks, then the queue. */
+            queue_apply_marks(q, id);
+            if (queue_promote_ready(q, id) == 0)
+                log_info("%s: report recovered from tmp into the queue", id);
+            continue;
+        }
+        if (nl == QUEUE_ID_LEN + 6 && strcmp(e->d_name + QUEUE_ID_LEN, ".marks") == 0) {
+            char id[QUEUE_ID_LEN + 1];
+            memcpy(id, e->d_name, QUEUE_ID_LEN);
+            id[QUEUE_ID_LEN] = '\0';
+            char *ready = queue_tmp_name(q, id, ".ready");
+            bool has_ready = access(ready, F_OK) == 0;
+            free(ready);
+            char *p = queue_subdir(q->tmp_dir, e->d_name);
+            if (!has_ready && queue_id_valid(id))
+                unlink(p); /* its report never reached the commit point */
+            free(p);
+            continue;
+        }
         if (!queue_id_valid(e->d_name))
             continue;
         char *p = queue_path(q->tmp_dir, e->d_name);

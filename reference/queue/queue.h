@@ -2,6 +2,9 @@
  * queue: the durable mail queue under STATE_DIR/queue (docs/architecture.md, "Queue").
  *
  *   tmp/ID    being written; never looked at except to clean up
+ *   tmp/ID.ready, tmp/ID.marks
+ *             a report (bounce) past its commit point and the parent's recipients it marks
+ *             (queue_commit_marked); finished at start by queue_clean_tmp
  *   msg/ID    committed: the 250 after DATA was (or will be) sent only after this file and
  *             the msg/ folder were fsync'd
  *   hold/ID   put on hold by an operator (postsuper -h); not delivered until released
@@ -64,6 +67,16 @@ int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
 int queue_writer_commit(struct queue *q, struct queue_writer *w);
 void queue_writer_abort(struct queue_writer *w);
 /*
+ * Commits w (a report about parent, e.g. a bounce) and writes status at parent's recipients
+ * rcpts[0..n) as one step, so a crash can neither lose the report nor leave the recipients
+ * unmarked (and so tried and reported again): w is fsync'd, the list of marks goes to
+ * tmp/ID.marks (fsync), tmp/ID becomes tmp/ID.ready and tmp/ is fsync'd (the commit point),
+ * the marks are written (fdatasync), then tmp/ID.ready goes into msg/ (fsync). After a crash,
+ * queue_clean_tmp finishes what passed the commit point and drops what did not.
+ */
+int queue_commit_marked(struct queue *q, struct queue_writer *w, struct queue_msg *parent,
+                        const size_t *rcpts, size_t n, char status);
+/*
  * Group commit: n finished writers become durable together. Their files are closed, one
  * syncfs(2) writes back every tmp file of the batch (data and inode) in one journal commit,
  * each is renamed into msg/, and one fsync of msg/ makes the renames durable. ok_r[i] tells
@@ -86,6 +99,11 @@ int queue_read_data(const struct queue_msg *msg, struct buf *out);
 /* Overwrites one recipient's status (and attempt field), then fdatasync. */
 int queue_mark(struct queue_msg *msg, size_t rcpt, char status);
 int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt);
+/*
+ * Overwrites the remote retry state (the envelope's X line), then fdatasync. A queue file
+ * written before the X line existed keeps the state in memory only (returns 0).
+ */
+int queue_set_retry(struct queue_msg *msg, time_t next_attempt, unsigned attempts, bool warned);
 /* Removes the queue file when no recipient is pending; fsyncs the folder. 1 removed, 0 kept. */
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg);
 /*
@@ -104,7 +122,10 @@ void queue_list_free(char **ids, size_t n);
 int queue_hold(struct queue *q, const char *id);
 int queue_release(struct queue *q, const char *id);
 int queue_delete(struct queue *q, const char *id);
-/* Removes leftovers in tmp/ (messages never promised). */
+/*
+ * At start: removes leftovers in tmp/ (messages never promised), and finishes the reports
+ * that passed queue_commit_marked's commit point (their parent's marks, then into msg/).
+ */
 void queue_clean_tmp(struct queue *q);
 
 #endif

@@ -105,6 +105,8 @@ struct mta_session {
     bool mail_failed;
     char mail_dsn[12];
     char mail_reason[RELAY_REASON_MAX];
+    /* recipients a host answered 4xx, to try at the next MX host of this route (RFC 5321 5.1) */
+    struct relay_task_list next_host;
 };
 
 static unsigned long long mta_next_id = 1;
@@ -143,8 +145,13 @@ static void mta_end(struct mta_session *s, bool permanent, bool settle_waiting, 
         relay_task_done(relay, s->task, name);
         s->task = NULL;
     }
+    struct relay_task *t;
+    while ((t = TAILQ_FIRST(&s->next_host))) {
+        TAILQ_REMOVE(&s->next_host, t, entry);
+        relay_task_settle(t, st, dsn, reason);
+        relay_task_done(relay, t, name);
+    }
     if (settle_waiting) {
-        struct relay_task *t;
         while ((t = relay_route_next(s->route))) {
             relay_task_settle(t, st, dsn, reason);
             relay_task_done(relay, t, name);
@@ -241,6 +248,22 @@ static void mta_start_task(struct mta_session *s)
     mta_enter_state(s, MTA_S_MAIL);
 }
 
+/* Does the queued message hold any byte above 127? (Read only for an 8BITMIME message.) */
+static bool mta_has_8bit(const struct relay_msg *m)
+{
+    struct buf data;
+    buf_init(&data, 0);
+    bool eight = false;
+    if (queue_read_data(&m->qm, &data) < 0)
+        eight = true; /* cannot tell: do not risk sending 8-bit to a 7-bit server */
+    for (size_t i = 0; !eight && i < data.len; i++)
+        eight = ((unsigned char)data.data[i] & 0x80) != 0;
+    buf_free(&data);
+    return eight;
+}
+
+static void mta_task_finished(struct mta_session *s, bool rset);
+
 static void mta_enter_state(struct mta_session *s, enum mta_state st)
 {
     struct relay *relay = s->relay;
@@ -290,6 +313,16 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         break;
     case MTA_S_MAIL: {
         const struct queue_envelope *env = &s->task->msg->qm.env;
+        if (strcmp(env->body, "8BITMIME") == 0 && !(s->ehlo.ext & SMTP_EXT_8BITMIME) &&
+            mta_has_8bit(s->task->msg)) {
+            /* RFC 6152 3: downgrade or return it; zolder returns it (docs/outbound.md). */
+            relay_task_settle(s->task, RELAY_R_FAILED, "5.6.3",
+                              "message has 8-bit content and the server does not offer 8BITMIME "
+                              "(RFC 6152: returned, not converted)");
+            mta_task_finished(s, false);
+            return;
+        }
+        s->task->next_hop_dsn = (s->ehlo.ext & SMTP_EXT_DSN) != 0;
         struct buf line;
         buf_init(&line, SMTP_LINE_MAX);
         buf_printf(&line, "MAIL FROM:<%s>", env->sender);
@@ -366,9 +399,36 @@ static void mta_reply_text(const struct smtp_reply *r, char *out, size_t outsize
         snprintf(dsn, 12, "%c.0.0", (char)('0' + r->code / 100));
 }
 
+/*
+ * RFC 5321 5.1: recipients this MX host answered with 4xx go to the next MX host of the
+ * route in the same attempt (after this session's QUIT), as a task of their own; their 4xx
+ * here is still logged as this host's answer.
+ */
+static void mta_keep_for_next_host(struct mta_session *s, const struct relay_task *task)
+{
+    if (s->relay->use_smarthost || s->ihost + 1 >= s->nhosts)
+        return;
+    struct relay_task *t = NULL;
+    for (size_t i = 0; i < task->nrcpts; i++) {
+        const struct relay_task_rcpt *r = &task->rcpts[i];
+        if (r->state != RELAY_R_DEFERRED || r->dsn[0] != '4')
+            continue;
+        if (!t) {
+            t = xcalloc(1, sizeof *t);
+            t->msg = task->msg;
+            t->msg->busy++;
+            TAILQ_INSERT_TAIL(&s->next_host, t, entry);
+        }
+        t->rcpts = xreallocarray(t->rcpts, t->nrcpts + 1, sizeof *t->rcpts);
+        memset(&t->rcpts[t->nrcpts], 0, sizeof t->rcpts[0]);
+        t->rcpts[t->nrcpts++].idx = r->idx;
+    }
+}
+
 /* The transaction is over (final dot answered, or nothing to send): results, next one. */
 static void mta_task_finished(struct mta_session *s, bool rset)
 {
+    mta_keep_for_next_host(s, s->task);
     relay_task_done(s->relay, s->task, s->relay_name);
     s->task = NULL;
     mta_enter_state(s, rset ? MTA_S_RSET : MTA_S_READY);
@@ -440,6 +500,28 @@ static bool mta_rcpt_reply(struct mta_session *s, const struct smtp_reply *r)
     return s->rcpt_next == s->task->nrcpts;
 }
 
+/*
+ * This host's session is over. Recipients it deferred with 4xx go to the next MX host now
+ * (their tasks first in the route's list); without any, the session ends.
+ */
+static void mta_quit_done(struct mta_session *s)
+{
+    if (TAILQ_EMPTY(&s->next_host)) {
+        mta_end(s, false, false, "2.0.0", "done");
+        return;
+    }
+    struct relay_task *t;
+    while ((t = TAILQ_LAST(&s->next_host, relay_task_list))) {
+        TAILQ_REMOVE(&s->next_host, t, entry);
+        TAILQ_INSERT_HEAD(&s->route->tasks, t, entry);
+    }
+    mta_close_connection(s);
+    s->transacted = false;
+    log_info("mta %llx: %s: trying the next MX host for the recipients deferred here", s->id, s->relay_name);
+    s->ihost++;
+    mta_next_host(s);
+}
+
 static void mta_on_reply(struct mta_session *s, const struct smtp_reply *r)
 {
     char text[RELAY_REASON_MAX], dsn[12];
@@ -448,7 +530,12 @@ static void mta_on_reply(struct mta_session *s, const struct smtp_reply *r)
     log_debug("mta %llx: %s <<< %s", s->id, mta_state_names[s->state], text);
 
     if (r->code == 421 && s->state != MTA_S_QUIT) {
-        /* RFC 5321 3.8: the server is closing; everything now is deferred. */
+        /* RFC 5321 3.8: the server is closing. Before any transaction: the next address or
+         * MX host (5.1); after one: everything now is deferred. */
+        if (!s->transacted) {
+            mta_fail(s, dsn, "%s", text);
+            return;
+        }
         mta_end(s, false, true, dsn, text);
         return;
     }
@@ -554,7 +641,7 @@ static void mta_on_reply(struct mta_session *s, const struct smtp_reply *r)
         mta_enter_state(s, MTA_S_READY);
         return;
     case MTA_S_QUIT:
-        mta_end(s, false, false, "2.0.0", "done");
+        mta_quit_done(s);
         return;
     default:
         mta_fail(s, "4.5.0", "unexpected reply in state %s: %s", mta_state_names[s->state], text);
@@ -643,7 +730,7 @@ static void mta_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (s->state == MTA_S_QUIT) {
-        mta_end(s, false, false, "2.0.0", "done");
+        mta_quit_done(s);
         return;
     }
     unsigned long tls_err = ERR_get_error();
@@ -854,6 +941,7 @@ void mta_start(struct relay *relay, struct relay_route *route)
     s->route = route;
     s->id = mta_next_id++;
     route->session = s;
+    TAILQ_INIT(&s->next_host);
     smtp_reply_parser_init(&s->parser);
     if (relay->use_smarthost) {
         str_copy(s->hosts[0].host, sizeof s->hosts[0].host, relay->smarthost.host);

@@ -10,15 +10,27 @@
  *
  * STANDARDS
  *   RFC 5321 4.5.4.1 (retry strategy: doubling delays, give up after days), 4.2.5 (a
- *   possible duplicate when the link drops after the final dot: the message stays queued).
+ *   possible duplicate when the link drops after the final dot: the message stays queued),
+ *   6.1 (a failed recipient is reported to the sender, never to the null sender); RFC 3461
+ *   (NOTIFY decides which reports go out, RET how much of the message comes back, and a
+ *   success report is due when the next hop does not take the DSN parameters); RFC 3464
+ *   (the reports, written by proto/dsn); RFC 3463 (status codes).
  *
- * SECURITY
- *   smarthost_auth must be a file of mode 0600 (no group or other access) holding
- *   user:password; the password lives in memory only and is never logged.
- *
+ * DURABILITY
+ *   A failed recipient's F mark and the bounce that reports it become durable in one step
+ *   (queue_commit_marked: the bounce is committed to tmp/ with the list of marks, renamed to
+ *   its commit point, then the marks are written and the bounce moves into the queue; after a
+ *   crash queue_clean_tmp finishes what passed the commit point and drops what did not), so
+ *   the sender gets exactly one bounce, never none and never two. The bounce's queue id is
+ *   derived from the parent id, the attempt number and the failed recipients. The retry state
+ *   (next attempt, attempts, delay warning sent) is written to the queue file's X line
+ *   (fdatasync) after each deferred attempt, so a restart neither retries at once nor warns
+ *   twice. A delay warning or success report is committed before its flag or mark; a crash
+ *   between the two may send a warning twice, never a bounce.
  * CONFIG
  *   smarthost, smarthost_tls, smarthost_auth, tls_ca_file, smtp_bind_address, defer_remote,
- *   retry_min_delay, retry_max_delay, queue_lifetime (and through dns.c / mta.c:
+ *   retry_min_delay, retry_max_delay, queue_lifetime, delay_warning_time, bounce_size_limit,
+ *   hostname (reports are From MAILER-DAEMON@hostname) (and through dns.c / mta.c:
  *   nameserver, dns, hosts_file, smtp_*_timeout).
  */
 #include "relay.h"
@@ -32,10 +44,13 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 
+#include "dsn.h"
 #include "log.h"
 #include "relay_int.h"
 #include "str.h"
+#include "timefmt.h"
 #include "xalloc.h"
 
 /* ---- setup ----------------------------------------------------------------------------- */
@@ -181,6 +196,12 @@ struct relay *relay_new(struct event_base *base, const struct zconf *conf, struc
     return relay;
 }
 
+void relay_set_queued_hook(struct relay *relay, void (*fn)(const char *id, void *ctx), void *ctx)
+{
+    relay->on_queued = fn;
+    relay->on_queued_ctx = ctx;
+}
+
 void relay_reload(struct relay *relay, const struct hostsfile *hosts)
 {
     const char *error = NULL;
@@ -197,9 +218,19 @@ void relay_reload(struct relay *relay, const struct hostsfile *hosts)
     relay_dns_set_hosts(relay->dns, hosts);
 }
 
+static void relay_outcomes_clear(struct relay_outcomes *o)
+{
+    free(o->v);
+    o->v = NULL;
+    o->n = 0;
+}
+
 static void relay_msg_free(struct relay *relay, struct relay_msg *m)
 {
     TAILQ_REMOVE(&relay->msgs, m, entry);
+    relay_outcomes_clear(&m->failures);
+    relay_outcomes_clear(&m->relayed);
+    relay_outcomes_clear(&m->delays);
     if (m->loaded)
         queue_msg_free(&m->qm);
     free(m);
@@ -215,6 +246,7 @@ void relay_free(struct relay *relay)
 {
     if (!relay)
         return;
+    relay->stopping = true; /* sessions end deferred: no reports, no retry state from here */
     struct relay_route *r;
     while ((r = TAILQ_FIRST(&relay->routes))) {
         if (r->session)
@@ -301,27 +333,244 @@ static double relay_delay(const struct relay_msg *m)
     return d < 0 ? 0 : d;
 }
 
-/* Fails every pending remote recipient of an expired message. */
+/* ---- reports to the sender -------------------------------------------------------------- */
+
+static void relay_outcome_add(struct relay_outcomes *o, size_t idx, const char *dsn, const char *reason,
+                              const char *relay_name)
+{
+    o->v = xreallocarray(o->v, o->n + 1, sizeof *o->v);
+    struct relay_outcome *x = &o->v[o->n++];
+    memset(x, 0, sizeof *x);
+    x->idx = idx;
+    str_copy(x->dsn, sizeof x->dsn, dsn);
+    if (!str_copy(x->reason, sizeof x->reason, reason))
+        memcpy(x->reason + sizeof x->reason - 4, "...", 4);
+    if (relay_name && strcmp(relay_name, "none") != 0) { /* host[ip]:port: the host */
+        size_t n = strcspn(relay_name, "[");
+        if (n < sizeof x->mta) {
+            memcpy(x->mta, relay_name, n);
+            x->mta[n] = '\0';
+        }
+    }
+}
+
+/*
+ * RFC 3461 4.1: NOTIFY is NEVER or a list of SUCCESS, FAILURE and DELAY. Without one, the
+ * implementation decides: failures and delays are reported, successes are not.
+ */
+static bool relay_notify_wants(const char *notify, const char *what)
+{
+    if (!notify || !notify[0])
+        return strcmp(what, "SUCCESS") != 0;
+    size_t wl = strlen(what);
+    for (const char *p = notify; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == wl && strncasecmp(p, what, n) == 0)
+            return true;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+/*
+ * A report's queue id: the parent's time prefix, then a hash of the parent id, the kind,
+ * the attempt number and the reported recipients. The same report of the same attempt gets
+ * the same id, so writing it twice (a crash before the parent was marked) finds it queued.
+ */
+static void relay_report_id(const char *parent, char kind, unsigned attempt,
+                            const struct relay_outcomes *o, char out[QUEUE_ID_LEN + 1])
+{
+    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
+    struct buf in;
+    buf_init(&in, 0);
+    buf_printf(&in, "%s/%c/%u", parent, kind, attempt);
+    for (size_t i = 0; i < o->n; i++)
+        buf_printf(&in, ",%zu", o->v[i].idx);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(in.data, in.len, md, &mdlen, EVP_sha256(), NULL);
+    buf_free(&in);
+    memcpy(out, parent, 7);
+    for (int i = 7; i < QUEUE_ID_LEN; i++)
+        out[i] = digits[md[i] % 31];
+    out[QUEUE_ID_LEN] = '\0';
+}
+
+/*
+ * Queues a report about the outcomes o of m to m's sender, with the null sender. With
+ * mark_failed, every recipient in m->failures is marked F in the same step
+ * (queue_commit_marked): the report and the marks are durable together or not at all. 0 when
+ * it is queued (now, or by an earlier try of the same attempt), -1 when it could not be.
+ */
+static int relay_report(struct relay *relay, struct relay_msg *m, enum dsn_kind kind, enum dsn_action action,
+                        const struct relay_outcomes *o, bool mark_failed)
+{
+    const struct queue_envelope *env = &m->qm.env;
+    static const char kinds[] = {[DSN_KIND_FAILURE] = 'b', [DSN_KIND_DELAY] = 'w', [DSN_KIND_SUCCESS] = 's'};
+    static const char *const what[] = {
+        [DSN_KIND_FAILURE] = "sender non-delivery notification",
+        [DSN_KIND_DELAY] = "sender delay notification",
+        [DSN_KIND_SUCCESS] = "sender delivery status notification",
+    };
+    char id[QUEUE_ID_LEN + 1];
+    relay_report_id(m->id, kinds[kind], m->attempts, o, id);
+
+    struct buf data, report;
+    buf_init(&data, 0);
+    buf_init(&report, 0);
+    if (queue_read_data(&m->qm, &data) < 0)
+        buf_reset(&data); /* the report still goes, without the message */
+    struct dsn_rcpt *rc = xcalloc(o->n ? o->n : 1, sizeof *rc);
+    for (size_t i = 0; i < o->n; i++) {
+        const struct queue_rcpt *q = &env->rcpts[o->v[i].idx];
+        rc[i] = (struct dsn_rcpt){.final_rcpt = q->addr, .orcpt = q->orcpt, .action = action,
+                                  .status = o->v[i].dsn, .remote_mta = o->v[i].mta,
+                                  .diagnostic = o->v[i].reason};
+    }
+    char arrival[TIMEFMT_RFC5322_LEN], now[TIMEFMT_RFC5322_LEN], until[TIMEFMT_RFC5322_LEN];
+    char message_id[QUEUE_ID_LEN + 300];
+    timefmt_rfc5322(env->arrival, arrival, sizeof arrival);
+    timefmt_rfc5322(time(NULL), now, sizeof now);
+    timefmt_rfc5322(env->arrival + (time_t)relay->conf->queue_lifetime, until, sizeof until);
+    snprintf(message_id, sizeof message_id, "%s@%s", id, relay->conf->hostname);
+    struct dsn_report r = {
+        .kind = kind, .reporting_mta = relay->conf->hostname, .to = env->sender, .queue_id = m->id,
+        .envid = env->envid, .arrival_date = arrival, .date = now, .message_id = message_id,
+        .will_retry_until = kind == DSN_KIND_DELAY ? until : "",
+        /* RFC 3461 4.3: RET=HDRS asks for the header only; without RET the whole message
+         * comes back (as Postfix does), within bounce_size_limit. Delay and success reports
+         * carry the header only. */
+        .ret_full = kind == DSN_KIND_FAILURE && strcasecmp(env->ret, "HDRS") != 0,
+        .full_max = relay->conf->bounce_size_limit, .rcpts = rc, .nrcpts = o->n,
+        .message = data.data, .message_len = data.len};
+    bool eight = dsn_format(&r, &report);
+    free(rc);
+    buf_free(&data);
+
+    struct queue_envelope benv;
+    memset(&benv, 0, sizeof benv);
+    benv.sender = xstrdup("");
+    benv.client_ip = xstrdup("127.0.0.1");
+    benv.helo = xstrdup(relay->conf->hostname);
+    benv.rdns = xstrdup("");
+    benv.proto = xstrdup("local");
+    benv.auth_user = xstrdup("");
+    benv.ret = xstrdup("");
+    benv.envid = xstrdup("");
+    benv.body = xstrdup(eight ? "8BITMIME" : "7BIT");
+    benv.arrival = time(NULL);
+    queue_envelope_add_rcpt(&benv, env->sender, "", "", false);
+    size_t *marks = NULL, nmarks = mark_failed ? m->failures.n : 0;
+    if (nmarks) {
+        marks = xreallocarray(NULL, nmarks, sizeof *marks);
+        for (size_t i = 0; i < nmarks; i++)
+            marks[i] = m->failures.v[i].idx;
+    }
+    struct queue_writer w;
+    int rc_w = queue_writer_begin_id(relay->queue, id, &benv, &w);
+    bool fresh = false;
+    if (rc_w == 0) {
+        if (queue_writer_write(&w, report.data, report.len) < 0) {
+            queue_writer_abort(&w);
+            rc_w = -1;
+        } else if (nmarks) {
+            rc_w = queue_commit_marked(relay->queue, &w, &m->qm, marks, nmarks, QUEUE_RCPT_FAILED);
+        } else {
+            rc_w = queue_writer_commit(relay->queue, &w);
+        }
+        fresh = rc_w == 0;
+    } else if (errno == EEXIST) {
+        rc_w = 0; /* queued already (a report of this attempt): only the marks may be missing */
+        for (size_t i = 0; i < nmarks; i++)
+            if (queue_mark(&m->qm, marks[i], QUEUE_RCPT_FAILED) < 0)
+                log_warn("%s: cannot mark a failed recipient", m->id);
+    }
+    free(marks);
+    queue_envelope_free(&benv);
+    buf_free(&report);
+    if (rc_w < 0) {
+        log_warn("%s: cannot queue the %s to <%s>", m->id, what[kind], env->sender);
+        return -1;
+    }
+    log_info("%s: %s: %s%s", m->id, what[kind], id, fresh ? "" : " (queued before)");
+    if (fresh && relay->on_queued)
+        relay->on_queued(id, relay->on_queued_ctx);
+    return 0;
+}
+
+/*
+ * The failed recipients of this attempt: the bounce first (when one is due), then the F
+ * marks. When the bounce cannot be queued they stay pending and fail again on a retry.
+ */
+static void relay_settle_failures(struct relay *relay, struct relay_msg *m)
+{
+    if (!m->failures.n)
+        return;
+    const struct queue_envelope *env = &m->qm.env;
+    struct relay_outcomes due = {0};
+    for (size_t i = 0; i < m->failures.n; i++) {
+        const struct relay_outcome *x = &m->failures.v[i];
+        if (relay_notify_wants(env->rcpts[x->idx].notify, "FAILURE")) {
+            due.v = xreallocarray(due.v, due.n + 1, sizeof *due.v);
+            due.v[due.n++] = *x;
+        }
+    }
+    bool ok = true, bounced = false;
+    if (!env->sender[0]) {
+        log_info("%s: no bounce: the sender is the null sender (a report is never reported)", m->id);
+    } else if (!due.n) {
+        log_info("%s: no bounce: NOTIFY=NEVER (or without FAILURE) for every failed recipient", m->id);
+    } else {
+        ok = relay_report(relay, m, DSN_KIND_FAILURE, DSN_ACTION_FAILED, &due, true) == 0;
+        bounced = ok; /* the marks went with the bounce */
+    }
+    relay_outcomes_clear(&due);
+    if (!ok) {
+        log_warnx("%s: %zu failed recipient(s) stay queued until their bounce can be written", m->id,
+                  m->failures.n);
+        m->deferred = true;
+    } else if (!bounced) {
+        for (size_t i = 0; i < m->failures.n; i++)
+            if (queue_mark(&m->qm, m->failures.v[i].idx, QUEUE_RCPT_FAILED) < 0)
+                log_warn("%s: to=<%s>: cannot mark as failed", m->id, env->rcpts[m->failures.v[i].idx].addr);
+    }
+    relay_outcomes_clear(&m->failures);
+}
+
+/* Fails every pending remote recipient of an expired message (with its bounce). */
 static void relay_expire(struct relay *relay, struct relay_msg *m)
 {
+    char reason[128];
+    snprintf(reason, sizeof reason, "message expired after %lu seconds in the queue",
+             relay->conf->queue_lifetime);
     for (size_t i = 0; i < m->qm.env.nrcpts; i++) {
         struct queue_rcpt *r = &m->qm.env.rcpts[i];
         const char *domain;
         if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain))
             continue;
-        if (queue_mark(&m->qm, i, QUEUE_RCPT_FAILED) < 0)
-            log_warn("%s: cannot mark a failed recipient", m->id);
-        log_info("%s: to=<%s>, relay=none, delay=%.2f, dsn=4.4.7, status=bounced (message expired "
-                 "after %lu seconds in the queue)", m->id, r->addr, relay_delay(m),
-                 relay->conf->queue_lifetime);
+        relay_outcome_add(&m->failures, i, "4.4.7", reason, NULL);
+        log_info("%s: to=<%s>, relay=none, delay=%.2f, dsn=4.4.7, status=bounced (%s)", m->id, r->addr,
+                 relay_delay(m), reason);
     }
-    /* PENDING(issue 5, section 4): the RFC 3464 bounce to the sender is not generated yet. */
-    log_warnx("%s: no bounce sent to <%s>: bounce generation is not implemented yet", m->id,
-              m->qm.env.sender);
+    relay_settle_failures(relay, m);
 }
 
-/* Loads a due message and turns its pending remote recipients into tasks. */
-static void relay_schedule(struct relay *relay, struct relay_msg *m)
+/*
+ * Loads a due message and turns its pending remote recipients into tasks. The retry state
+ * in the file wins over what we knew (a restart): not yet due, it waits (unless force).
+ */
+static bool relay_domain_matches(const char *pattern, const char *domain)
+{
+    if (pattern[0] != '@')
+        return str_eq_nocase(domain, pattern);
+    const char *p = pattern + 1; /* "@example.org": the domain and its subdomains (RFC 1985) */
+    size_t dl = strlen(domain), pl = strlen(p);
+    return str_eq_nocase(domain, p) || (dl > pl && domain[dl - pl - 1] == '.' && str_eq_nocase(domain + dl - pl, p));
+}
+
+static void relay_schedule(struct relay *relay, struct relay_msg *m, bool force, const char *only)
 {
     const char *error;
     if (m->loaded) {
@@ -335,17 +584,25 @@ static void relay_schedule(struct relay *relay, struct relay_msg *m)
     m->loaded = true;
     if (m->qm.held)
         return;
+    m->attempts = m->qm.env.attempts;
     if (time(NULL) - m->qm.env.arrival > (time_t)relay->conf->queue_lifetime) {
         relay_expire(relay, m);
         queue_remove_if_done(relay->queue, &m->qm);
         relay_msg_free(relay, m);
         return;
     }
+    if (!force && m->qm.env.next_attempt > time(NULL)) {
+        m->next_attempt = m->qm.env.next_attempt;
+        queue_msg_free(&m->qm);
+        m->loaded = false;
+        return;
+    }
     m->deferred = m->failed = false;
     for (size_t i = 0; i < m->qm.env.nrcpts; i++) {
         struct queue_rcpt *r = &m->qm.env.rcpts[i];
         const char *domain;
-        if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain))
+        if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain) ||
+            (only && !relay_domain_matches(only, domain)))
             continue;
         struct relay_route *route = relay_route_get(relay, relay->use_smarthost ? "" : domain);
         struct relay_task *t = TAILQ_LAST(&route->tasks, relay_task_list);
@@ -359,8 +616,12 @@ static void relay_schedule(struct relay *relay, struct relay_msg *m)
         memset(&t->rcpts[t->nrcpts], 0, sizeof t->rcpts[0]);
         t->rcpts[t->nrcpts++].idx = i;
     }
-    if (!m->busy)
+    if (!m->busy && only) { /* other domains wait for their own run */
+        queue_msg_free(&m->qm);
+        m->loaded = false;
+    } else if (!m->busy) {
         relay_msg_free(relay, m); /* nothing remote pending */
+    }
 }
 
 static void relay_arm_retry(struct relay *relay)
@@ -388,7 +649,19 @@ void relay_run(struct relay *relay, bool force)
         next = TAILQ_NEXT(m, entry);
         if (m->busy || (!force && m->next_attempt > now))
             continue;
-        relay_schedule(relay, m);
+        relay_schedule(relay, m, force, NULL);
+    }
+    relay_start_sessions(relay);
+    relay_arm_retry(relay);
+}
+
+void relay_run_domain(struct relay *relay, const char *pattern)
+{
+    struct relay_msg *m, *next;
+    for (m = TAILQ_FIRST(&relay->msgs); m; m = next) {
+        next = TAILQ_NEXT(m, entry);
+        if (!m->busy)
+            relay_schedule(relay, m, true, pattern);
     }
     relay_start_sessions(relay);
     relay_arm_retry(relay);
@@ -423,13 +696,42 @@ void relay_task_settle(struct relay_task *task, enum relay_rcpt_state state, con
     }
 }
 
-/* All tasks of a message are done: the queue file goes when nothing is pending. */
+/* After a deferred attempt: the one delay warning, when it is time and someone wants it. */
+static bool relay_maybe_warn(struct relay *relay, struct relay_msg *m)
+{
+    const struct queue_envelope *env = &m->qm.env;
+    if (env->warned || !relay->conf->delay_warning_time || !env->sender[0] ||
+        time(NULL) - env->arrival < (time_t)relay->conf->delay_warning_time)
+        return env->warned;
+    struct relay_outcomes due = {0};
+    for (size_t i = 0; i < m->delays.n; i++) {
+        const struct relay_outcome *x = &m->delays.v[i];
+        const struct queue_rcpt *q = &env->rcpts[x->idx];
+        if (q->status == QUEUE_RCPT_PENDING && relay_notify_wants(q->notify, "DELAY")) {
+            due.v = xreallocarray(due.v, due.n + 1, sizeof *due.v);
+            due.v[due.n++] = *x;
+        }
+    }
+    /* Nobody asked: counts as warned, so the question is not asked at every retry. */
+    bool warned = !due.n || relay_report(relay, m, DSN_KIND_DELAY, DSN_ACTION_DELAYED, &due, false) == 0;
+    relay_outcomes_clear(&due);
+    return warned;
+}
+
+/* All tasks of a message are done: reports, then the queue file goes when nothing is pending. */
 static void relay_msg_settled(struct relay *relay, struct relay_msg *m)
 {
-    if (m->failed)
-        /* PENDING(issue 5, section 4): the RFC 3464 bounce to the sender is not generated yet. */
-        log_warnx("%s: no bounce sent to <%s>: bounce generation is not implemented yet", m->id,
-                  m->qm.env.sender);
+    if (relay->stopping) {
+        relay_outcomes_clear(&m->failures); /* none: sessions end deferred when stopping */
+        relay_outcomes_clear(&m->relayed);
+        relay_outcomes_clear(&m->delays);
+        return;
+    }
+    relay_settle_failures(relay, m);
+    if (m->relayed.n) {
+        relay_report(relay, m, DSN_KIND_SUCCESS, DSN_ACTION_RELAYED, &m->relayed, false);
+        relay_outcomes_clear(&m->relayed);
+    }
     /* Reload: local delivery may have marked recipients since we loaded the file. */
     const char *error;
     queue_msg_free(&m->qm);
@@ -452,7 +754,12 @@ static void relay_msg_settled(struct relay *relay, struct relay_msg *m)
         if (delay > relay->conf->retry_max_delay)
             delay = relay->conf->retry_max_delay;
         m->next_attempt = time(NULL) + (time_t)delay;
+        bool warned = relay_maybe_warn(relay, m);
+        if (queue_set_retry(&m->qm, m->next_attempt, m->attempts, warned) < 0)
+            log_warn("%s: cannot write the retry state (a restart retries at once)", m->id);
+        log_debug("%s: attempt %u deferred; next in %lu seconds", m->id, m->attempts, delay);
     }
+    relay_outcomes_clear(&m->delays);
     queue_msg_free(&m->qm);
     m->loaded = false;
     if (!m->deferred)
@@ -464,26 +771,30 @@ void relay_task_done(struct relay *relay, struct relay_task *task, const char *r
     struct relay_msg *m = task->msg;
     for (size_t i = 0; i < task->nrcpts; i++) {
         struct relay_task_rcpt *r = &task->rcpts[i];
-        const char *addr = m->qm.env.rcpts[r->idx].addr;
+        const struct queue_rcpt *q = &m->qm.env.rcpts[r->idx];
         const char *status = "deferred";
         if (r->state == RELAY_R_SENT) {
             status = "sent";
             if (queue_mark(&m->qm, r->idx, QUEUE_RCPT_DONE) < 0)
                 log_warn("%s: to=<%s>: cannot mark as delivered; a later attempt may send it again",
-                         m->id, addr);
+                         m->id, q->addr);
+            /* RFC 3461 5.2.2.2: a next hop without DSN: we report "relayed" if asked to */
+            if (!task->next_hop_dsn && m->qm.env.sender[0] && relay_notify_wants(q->notify, "SUCCESS") &&
+                q->notify[0])
+                relay_outcome_add(&m->relayed, r->idx, r->dsn[0] ? r->dsn : "2.0.0", r->reason, relay_name);
         } else if (r->state == RELAY_R_FAILED) {
             status = "bounced";
             m->failed = true;
-            if (queue_mark(&m->qm, r->idx, QUEUE_RCPT_FAILED) < 0)
-                log_warn("%s: to=<%s>: cannot mark as failed", m->id, addr);
+            relay_outcome_add(&m->failures, r->idx, r->dsn[0] ? r->dsn : "5.0.0", r->reason, relay_name);
         } else {
             m->deferred = true;
             if (!r->reason[0])
                 str_copy(r->reason, sizeof r->reason, "delivery not completed");
             if (!r->dsn[0])
                 str_copy(r->dsn, sizeof r->dsn, "4.0.0");
+            relay_outcome_add(&m->delays, r->idx, r->dsn, r->reason, relay_name);
         }
-        log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", m->id, addr,
+        log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", m->id, q->addr,
                  relay_name, relay_delay(m), r->dsn[0] ? r->dsn : "2.0.0", status, r->reason);
     }
     relay_task_free(task);

@@ -37,6 +37,19 @@ struct relay_task_rcpt {
     char reason[RELAY_REASON_MAX];
 };
 
+/* A recipient's result kept for a report to the sender (bounce, delay warning, success). */
+struct relay_outcome {
+    size_t idx;
+    char dsn[12];
+    char reason[RELAY_REASON_MAX];
+    char mta[RELAY_DNS_NAME_MAX];       /* the remote server's name, or "" */
+};
+
+struct relay_outcomes {
+    struct relay_outcome *v;
+    size_t n;
+};
+
 /* One queued message known to the relay. */
 struct relay_msg {
     TAILQ_ENTRY(relay_msg) entry;
@@ -48,6 +61,10 @@ struct relay_msg {
     time_t next_attempt;
     bool deferred;          /* some recipient was deferred in the current attempt */
     bool failed;            /* some recipient failed in the current attempt */
+    /* results of the current attempt waiting for the report that must precede the mark */
+    struct relay_outcomes failures;   /* marked F only after their bounce is queued */
+    struct relay_outcomes relayed;    /* sent to a next hop without DSN, NOTIFY=SUCCESS */
+    struct relay_outcomes delays;     /* deferred, for the delay warning */
 };
 
 /* One message's recipients for one route: one SMTP transaction. */
@@ -56,6 +73,7 @@ struct relay_task {
     struct relay_msg *msg;
     struct relay_task_rcpt *rcpts;
     size_t nrcpts;
+    bool next_hop_dsn;      /* the server took the DSN parameters (it reports success itself) */
 };
 
 TAILQ_HEAD(relay_task_list, relay_task);
@@ -90,6 +108,9 @@ struct relay {
     bool have_auth;
     struct relay_auth auth;
     enum { RELAY_TLS_MAY, RELAY_TLS_ENCRYPT, RELAY_TLS_VERIFY } tls_mode;
+    bool stopping;
+    void (*on_queued)(const char *id, void *ctx);   /* a report was queued: deliver it */
+    void *on_queued_ctx;
 };
 
 /* mta.c */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "netaddr.h"
+#include "users.h"
 
 enum smtpd_access {
     SMTPD_ACCESS_DUNNO,   /* no entry: the normal rules decide */
@@ -29,8 +30,10 @@ struct smtpd_maps {
     enum smtpd_access (*access_client)(void *ctx, const struct netaddr *addr, const char **text_r);
     enum smtpd_access (*access_sender)(void *ctx, const char *addr, const char **text_r);
     enum smtpd_access (*access_rcpt)(void *ctx, const char *addr, const char **text_r);
-    /* Password check; true when user/password are valid. */
+    /* Password check on the calling thread; true when user/password are valid. */
     bool (*authenticate)(void *ctx, const char *user, const char *password);
+    /* What a check of user needs, copied from the current users table, for reference/auth. */
+    void (*auth_prepare)(void *ctx, const char *user, struct users_check *chk);
 };
 
 #endif

@@ -8,6 +8,11 @@
  * DATA ends the session with 521 (SMTP smuggling: only CRLF.CRLF ends the data, and no
  * bytes after a bare newline are ever read as SMTP). Bytes pipelined after STARTTLS are
  * discarded before the handshake (STARTTLS command injection, CVE-2011-0411 class).
+ *
+ * DNS: with `dns = canonify` a remote recipient's domain is looked up at RCPT (the relay's
+ * resolver, through the smtpd hooks domain_check/domain_cancel): reading pauses (state
+ * LOOKUP, as for the group commit) until the answer, so pipelined commands keep their order;
+ * 550 5.1.2 for a domain that does not exist, 450 4.1.2 when that cannot be told now.
  */
 #include "session.h"
 
@@ -25,6 +30,7 @@
 #include <openssl/err.h>
 
 #include "addr.h"
+#include "auth/auth.h"
 #include "buf.h"
 #include "hdr.h"
 #include "log.h"
@@ -45,6 +51,8 @@ enum smtpd_state {
     SMTPD_S_AUTH_LOGIN_USER,
     SMTPD_S_AUTH_LOGIN_PASS,
     SMTPD_S_COMMIT_WAIT,    /* message written; reading paused until the group commit */
+    SMTPD_S_AUTH_WAIT,      /* password being checked (reference/auth); reading paused */
+    SMTPD_S_LOOKUP,         /* dns = canonify: reading paused until the RCPT domain's lookup */
     SMTPD_S_CLOSING,
 };
 
@@ -100,8 +108,13 @@ struct smtpd_session {
     bool bdat_last;
     bool discard_line;         /* dropping the rest of an overlong command line */
     char *auth_login_user;
+    struct auth_request *auth_req; /* the password check under way */
+    char auth_pending_user[256];
     struct smtpd_pending *pending;
     struct smtpd_tx tx;
+    /* dns = canonify: the RCPT waiting for its domain's lookup (state SMTPD_S_LOOKUP) */
+    void *lookup;
+    struct smtpd_rcpt lookup_rcpt;
 };
 
 static void smtpd_session_read(struct bufferevent *bev, void *arg);
@@ -172,6 +185,13 @@ static void smtpd_session_free(struct smtpd_session *ss)
     s->nsessions--;
     if (ss->pending)
         ss->pending->ss = NULL; /* never promised: the commit drops it */
+    if (ss->auth_req)
+        auth_cancel(ss->auth_req);
+    if (ss->lookup && s->domain_cancel)
+        s->domain_cancel(ss->lookup);
+    free(ss->lookup_rcpt.addr);
+    free(ss->lookup_rcpt.orcpt);
+    free(ss->lookup_rcpt.notify);
     log_info("smtpd %llx: disconnect from %s[%s]", ss->id,
              ss->client_name ? ss->client_name : "unknown", ss->ip);
     smtpd_tx_reset(&ss->tx);
@@ -254,7 +274,7 @@ static void smtpd_cmd_helo(struct smtpd_session *ss, const struct smtp_cmd *cmd)
     smtpd_reply(ss, "250-ETRN");
     if (ss->srv->tls && !ss->tls)
         smtpd_reply(ss, "250-STARTTLS");
-    if (ss->tls || netaddr_is_local(&ss->addr))
+    if (ss->tls || zconf_plaintext_auth_ok(c, &ss->addr))
         smtpd_reply(ss, "250-AUTH PLAIN LOGIN");
     smtpd_reply(ss, "250-ENHANCEDSTATUSCODES");
     smtpd_reply(ss, "250-8BITMIME");
@@ -342,6 +362,70 @@ static void smtpd_cmd_mail(struct smtpd_session *ss, const struct smtp_cmd *cmd)
     ss->tx.envid = xstrdup(decoded);
     buf_free(&sender);
     smtpd_reply(ss, "250 2.1.0 Ok");
+}
+
+/* Adds the recipient to the transaction (taking r's strings) and answers 250. */
+static void smtpd_rcpt_accept(struct smtpd_session *ss, struct smtpd_rcpt *r)
+{
+    ss->tx.rcpts = xreallocarray(ss->tx.rcpts, ss->tx.nrcpts + 1, sizeof *ss->tx.rcpts);
+    ss->tx.rcpts[ss->tx.nrcpts++] = *r;
+    memset(r, 0, sizeof *r);
+    smtpd_reply(ss, "250 2.1.5 Ok");
+}
+
+/*
+ * dns = canonify, the answer for the RCPT in ss->lookup_rcpt (as Postfix's
+ * reject_unknown_recipient_domain): 550 5.1.2 when the domain does not exist, 450 4.1.2 when
+ * that cannot be told now. Then the commands the client pipelined behind the RCPT are read.
+ */
+static void smtpd_rcpt_domain_done(void *arg, int verdict, const char *detail)
+{
+    struct smtpd_session *ss = arg;
+    ss->lookup = NULL;
+    struct smtpd_rcpt r = ss->lookup_rcpt;
+    memset(&ss->lookup_rcpt, 0, sizeof ss->lookup_rcpt);
+    if (ss->state != SMTPD_S_LOOKUP) { /* the session is closing (timeout) */
+        free(r.addr);
+        free(r.orcpt);
+        free(r.notify);
+        return;
+    }
+    ss->state = SMTPD_S_COMMAND;
+    if (verdict == 2) {
+        smtpd_rcpt_accept(ss, &r);
+    } else {
+        bool perm = verdict == 5;
+        log_info("smtpd %llx: reject: RCPT from %s[%s]: %s <%s>: Recipient address rejected: domain %s (%s)",
+                 ss->id, ss->client_name ? ss->client_name : "unknown", ss->ip, perm ? "550 5.1.2" : "450 4.1.2",
+                 r.addr, perm ? "not found" : "lookup failed", detail);
+        if (perm)
+            smtpd_error(ss, "550 5.1.2 <%s>: Recipient address rejected: Domain not found", r.addr);
+        else
+            smtpd_reply(ss, "450 4.1.2 <%s>: Recipient address rejected: Domain not found (lookup failed, try again later)",
+                        r.addr);
+        free(r.addr);
+        free(r.orcpt);
+        free(r.notify);
+    }
+    smtpd_session_read(ss->bev, ss); /* may free ss */
+}
+
+/* Starts the domain check of a remote RCPT; reading pauses until its answer. */
+static void smtpd_rcpt_check_domain(struct smtpd_session *ss, struct smtpd_rcpt *r, const char *domain)
+{
+    struct smtpd *s = ss->srv;
+    ss->lookup_rcpt = *r;
+    memset(r, 0, sizeof *r);
+    ss->lookup = s->domain_check(s->domain_ctx, domain, smtpd_rcpt_domain_done, ss);
+    if (ss->lookup) {
+        ss->state = SMTPD_S_LOOKUP;
+        return;
+    }
+    smtpd_error(ss, "550 5.1.2 <%s>: Recipient address rejected: Domain not found", ss->lookup_rcpt.addr);
+    free(ss->lookup_rcpt.addr);
+    free(ss->lookup_rcpt.orcpt);
+    free(ss->lookup_rcpt.notify);
+    memset(&ss->lookup_rcpt, 0, sizeof ss->lookup_rcpt);
 }
 
 static void smtpd_cmd_rcpt(struct smtpd_session *ss, const struct smtp_cmd *cmd)
@@ -438,12 +522,12 @@ static void smtpd_cmd_rcpt(struct smtpd_session *ss, const struct smtp_cmd *cmd)
         buf_free(&shown);
         return;
     }
-    ss->tx.rcpts = xreallocarray(ss->tx.rcpts, ss->tx.nrcpts + 1, sizeof *ss->tx.rcpts);
-    struct smtpd_rcpt *r = &ss->tx.rcpts[ss->tx.nrcpts++];
-    r->addr = buf_steal(&shown);
-    r->orcpt = xstrdup(orcpt_decoded);
-    r->notify = xstrdup(notify ? notify->value : "");
-    smtpd_reply(ss, "250 2.1.5 Ok");
+    struct smtpd_rcpt r = {buf_steal(&shown), xstrdup(orcpt_decoded), xstrdup(notify ? notify->value : "")};
+    if (!local && !(a.flags & ADDR_F_LITERAL) && ss->srv->domain_check && strcmp(c->dns, "canonify") == 0) {
+        smtpd_rcpt_check_domain(ss, &r, a.domain);
+        return;
+    }
+    smtpd_rcpt_accept(ss, &r);
 }
 
 static void smtpd_begin_data(struct smtpd_session *ss, bool bdat)
@@ -579,11 +663,10 @@ static bool smtpd_base64_decode(const char *in, struct buf *out)
     return true;
 }
 
-static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const char *pass)
+static void smtpd_auth_verdict(struct smtpd_session *ss, const char *user, bool ok)
 {
-    const struct smtpd_maps *m = ss->srv->maps;
     ss->state = SMTPD_S_COMMAND;
-    if (m && m->authenticate && m->authenticate(m->ctx, user, pass)) {
+    if (ok) {
         ss->authenticated = true;
         str_copy(ss->auth_user, sizeof ss->auth_user, user);
         log_info("smtpd %llx: %s[%s]: authenticated as %s", ss->id,
@@ -594,6 +677,34 @@ static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const c
                  ss->client_name ? ss->client_name : "unknown", ss->ip, user);
         smtpd_error(ss, "535 5.7.8 Error: authentication failed");
     }
+}
+
+static void smtpd_session_read(struct bufferevent *bev, void *arg);
+
+static void smtpd_auth_done(enum users_auth result, void *arg)
+{
+    struct smtpd_session *ss = arg;
+    ss->auth_req = NULL;
+    if (result != USERS_AUTH_OK)
+        log_info("auth: user=%s result=%s", ss->auth_pending_user, users_auth_name(result));
+    smtpd_auth_verdict(ss, ss->auth_pending_user, result == USERS_AUTH_OK);
+    /* what the client sent meanwhile is read now, after the reply */
+    smtpd_session_read(ss->bev, ss);
+}
+
+static void smtpd_auth_check(struct smtpd_session *ss, const char *user, const char *pass)
+{
+    const struct smtpd_maps *m = ss->srv->maps;
+    if (ss->srv->auth && m && m->auth_prepare) {
+        struct users_check chk;
+        m->auth_prepare(m->ctx, user, &chk);
+        str_copy(ss->auth_pending_user, sizeof ss->auth_pending_user, user);
+        ss->state = SMTPD_S_AUTH_WAIT;
+        ss->auth_req = auth_submit(ss->srv->auth, &chk, pass, smtpd_auth_done, ss);
+        OPENSSL_cleanse(&chk, sizeof chk);
+        return;
+    }
+    smtpd_auth_verdict(ss, user, m && m->authenticate && m->authenticate(m->ctx, user, pass));
 }
 
 static void smtpd_auth_plain(struct smtpd_session *ss, const char *b64)
@@ -628,7 +739,7 @@ static void smtpd_auth_plain(struct smtpd_session *ss, const char *b64)
 
 static void smtpd_cmd_auth(struct smtpd_session *ss, const struct smtp_cmd *cmd)
 {
-    if (!ss->tls && !netaddr_is_local(&ss->addr)) {
+    if (!ss->tls && !zconf_plaintext_auth_ok(ss->srv->conf, &ss->addr)) {
         smtpd_error(ss, "538 5.7.11 Encryption required for requested authentication mechanism");
         return;
     }
@@ -1140,7 +1251,8 @@ static void smtpd_read_commands(struct smtpd_session *ss, struct evbuffer *in)
 {
     const struct zconf *c = ss->srv->conf;
     while (ss->state != SMTPD_S_CLOSING) {
-        if (ss->state == SMTPD_S_COMMIT_WAIT)
+        if (ss->state == SMTPD_S_COMMIT_WAIT || ss->state == SMTPD_S_AUTH_WAIT ||
+            ss->state == SMTPD_S_LOOKUP)
             return;
         if (ss->state == SMTPD_S_DATA) {
             smtpd_read_data(ss, in);
@@ -1291,8 +1403,8 @@ void smtpd_session_new(struct smtpd *s, evutil_socket_t fd, const struct sockadd
              submission ? " (submission)" : "");
 
     ss->relay_client = netaddr_is_local(&ss->addr);
-    for (size_t i = 0; i < c->nrelay_from && !ss->relay_client; i++)
-        if (netmask_match(&c->relay_from[i], &ss->addr))
+    for (size_t i = 0; i < c->relay_from.n && !ss->relay_client; i++)
+        if (netmask_match(&c->relay_from.net[i], &ss->addr))
             ss->relay_client = true;
 
     const char *text = NULL;

@@ -42,6 +42,7 @@ struct smtpd {
     struct event_base *base;
     struct queue *queue;
     struct smtpd_maps *maps;
+    struct auth_service *auth;    /* password checks off the loop; NULL: maps->authenticate */
     SSL_CTX *tls;                 /* NULL: no STARTTLS */
     struct evconnlistener *listeners[ZCONF_LISTEN_MAX * 2];
     bool listener_is_submission[ZCONF_LISTEN_MAX * 2];
@@ -61,6 +62,18 @@ struct smtpd {
     smtpd_round_fn before_round;
     smtpd_round_done_fn after_round;
     void *round_ctx;
+    /*
+     * Outbound delivery (issue 5): with `dns = canonify` a remote recipient's domain is
+     * checked at RCPT. domain_check starts a lookup and returns its handle, or NULL when it
+     * cannot (then the RCPT is refused as a bad domain); domain_done is called later from the
+     * event loop, never from inside domain_check, with 2 (exists), 4 (not known now) or 5
+     * (does not exist). domain_cancel forgets a lookup (the session ended). Unset: no check.
+     */
+    void *(*domain_check)(void *ctx, const char *domain, void (*domain_done)(void *arg, int verdict,
+                                                                            const char *detail),
+                          void *arg);
+    void (*domain_cancel)(void *handle);
+    void *domain_ctx;
 };
 
 /*

@@ -28,7 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (queue_envelope_parse(out.data, out.len, fuzz_id, &again, &off2, &error) < 0)
         __builtin_trap();
     if (off2 != out.len || again.nrcpts != env.nrcpts || strcmp(again.sender, env.sender) != 0 ||
-        strcmp(again.helo, env.helo) != 0)
+        strcmp(again.helo, env.helo) != 0 || again.attempts != env.attempts ||
+        again.warned != env.warned || again.next_attempt != env.next_attempt || again.retry_off < 0 ||
+        out.data[again.retry_off] != 'X')
         __builtin_trap();
     for (size_t i = 0; i < again.nrcpts; i++) {
         const struct queue_rcpt *r = &again.rcpts[i];

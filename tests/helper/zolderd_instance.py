@@ -72,7 +72,9 @@ class Zolderd:
         self.inst.write("users", "".join(f"{u}:{h}\n" for u, h in self.users.items()))
         self.inst.write("aliases", aliases if aliases is not None else "root: admin\npostmaster: admin\n")
         for rel, text in (files or {}).items():
-            self.inst.write(rel, text)
+            # fetchmail's rule, which zolder keeps: an rc file others may read is refused
+            private = os.path.basename(rel) == "fetchmailrc"
+            self.inst.write(rel, text, mode=0o600 if private else None)
         self.config = self.inst.path("zolder.conf")
         self.valgrind_log = None
 
@@ -90,6 +92,10 @@ class Zolderd:
         if os.geteuid() == 0:
             # The daemon drops to `zolder`; it must be able to reach its folder.
             os.chmod(self.inst.dir, 0o755)
+            if self.valgrind_log:
+                # The content filter's scanner process is forked after the drop: its own
+                # valgrind.PID.log is created as `zolder`.
+                os.chmod(self.inst.dir, 0o1777)
         return self.inst.start([zolder_test.binary("zolderd"), "-c", self.config],
                                ready="ready:", timeout=timeout, wrapper=wrapper, env=env)
 

@@ -150,8 +150,16 @@ class SmarthostTest(OutboundCase):
         log = self.z.log()
         self.assertRegex(log, r"to=<piet@paprika>, relay=smtp\.hccnet\.nl\[127\.9\.2\.25\]:25, delay=[0-9.]+, "
                               r"dsn=5\.1\.1, status=bounced \(550 5\.1\.1 <piet@paprika>: Recipient address rejected\)")
-        self.assertIn("bounce generation is not implemented yet", log)
         self.assertEqual(self.isp.messages("paprika", "piet"), [])
+        # the bounce: to the sender, multipart/report, only the failed recipient in it
+        self.assertRegex(log, r"[0-9A-Z]{16}: sender non-delivery notification: [0-9A-Z]{16}")
+        self.z.wait_for(lambda: "Undelivered Mail" in self.z.mbox("sjoerd"), what="the bounce")
+        bounce = self.z.mbox("sjoerd")
+        self.assertIn("report-type=delivery-status", bounce)
+        self.assertIn("Final-Recipient: rfc822; piet@paprika", bounce)
+        self.assertIn("Status: 5.1.1", bounce)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1 <piet@paprika>: Recipient address rejected", bounce)
+        self.assertNotIn("jan@paprika\r\nAction", bounce)
 
     def test_421_at_greeting_defers(self):
         self.isp.smtp_fault("greeting", host="smtp.hccnet.nl", reply="421 4.3.2 service not available")

@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
@@ -41,9 +42,10 @@ class SourcePOP3(poplib.POP3):
 
 class Pop3Case(unittest.TestCase):
     tls = False
+    extra_conf = {}
 
     def setUp(self):
-        conf = {"pop3": f"{ADDRESS}:{POP3_PORT}", "pop3_timeout": "30"}
+        conf = {"pop3": f"{ADDRESS}:{POP3_PORT}", "pop3_timeout": "30", **self.extra_conf}
         if self.tls:
             conf["pop3s"] = f"{ADDRESS}:{POP3S_PORT}"
         self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, conf=conf, tls=self.tls,
@@ -259,6 +261,56 @@ class Pop3TlsTest(Pop3Case):
         self.assertIn(b"Subject: bericht 1", p.retr(1)[1])
         p.quit()
 
+
+
+class PlaintextFromTheLanTest(Pop3Case):
+    """The seed's Windows clients read POP3 on the LAN without TLS: allowed only for the networks
+    in plaintext_auth_from (Dovecot's disable_plaintext_auth = no, narrowed to the LAN)."""
+
+    extra_conf = {"plaintext_auth_from": "127.0.1.0/24"}
+
+    def test_lan_host_may_log_in_outsider_may_not(self):
+        self.deliver(1)
+        p = self.pop(source=LAN_HOST)
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        outsider = self.pop(source="127.0.9.9", login=False)
+        self.assertNotIn("USER", outsider.capa())
+        with self.assertRaises(poplib.error_proto):
+            outsider.user("bouke")
+        outsider.quit()
+
+
+class FailureDelayTest(Pop3Case):
+    """A failed login is answered after auth_failure_delay, and meanwhile the server goes on
+    serving everybody else: hashing and waiting happen off the event loop."""
+
+    extra_conf = {"auth_failure_delay": "1"}
+
+    def test_wrong_password_waits_others_do_not(self):
+        self.deliver(1)
+        guesser = socket.create_connection((ADDRESS, POP3_PORT), 10, source_address=("127.0.0.1", 0))
+        self.addCleanup(guesser.close)
+        reader = guesser.makefile("rb")
+        self.assertTrue(reader.readline().startswith(b"+OK"))
+        guesser.sendall(b"USER bouke\r\n")
+        self.assertTrue(reader.readline().startswith(b"+OK"))
+        t0 = time.monotonic()
+        guesser.sendall(b"PASS fout\r\n")
+        # another user logs in and reads while the guess is being held
+        p = self.pop()
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        served = time.monotonic()
+        answer = reader.readline()
+        answered = time.monotonic()
+        self.assertTrue(answer.startswith(b"-ERR [AUTH]"), answer)
+        self.assertGreaterEqual(answered - t0, 0.9)
+        self.assertLess(served, answered)
+        # the real password still works on the same connection after the failure
+        guesser.sendall(b"USER bouke\r\nPASS " + PASSWORD.encode() + b"\r\n")
+        self.assertTrue(reader.readline().startswith(b"+OK"))
+        self.assertTrue(reader.readline().startswith(b"+OK Logged in"))
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -123,6 +124,118 @@ static void test_queue_round_trip(void **state)
     queue_msg_free(&msg);
     assert_int_equal(queue_load(&f->q, id, &msg, &error), -1);
     assert_string_equal(error, "no such queue file");
+}
+
+/* The remote retry state survives a reload (a zolderd restart) and is written in place. */
+static void test_queue_retry_state(void **state)
+{
+    struct fixture *f = *state;
+    char id[QUEUE_ID_LEN + 1];
+    commit_message(f, id);
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_true(msg.env.retry_off > 0);
+    assert_int_equal(msg.env.attempts, 0);
+    assert_int_equal(msg.env.next_attempt, 0);
+    assert_false(msg.env.warned);
+    size_t size_before = msg.size;
+    assert_int_equal(queue_set_retry(&msg, 1764316800, 7, true), 0);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_int_equal(msg.env.next_attempt, 1764316800);
+    assert_int_equal(msg.env.attempts, 7);
+    assert_true(msg.env.warned);
+    assert_int_equal(msg.size, size_before);
+    assert_string_equal(msg.env.rcpts[0].addr, "bouke@zolder.thuis");
+    queue_msg_free(&msg);
+
+    /* A file from before the X line: parses, state in memory only. */
+    static const char old[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\n"
+                              "E - - -\nR P ffffffffffffffff - x@y - -\nD\nbody\r\n";
+    struct queue_envelope env;
+    size_t off;
+    assert_int_equal(queue_envelope_parse(old, sizeof old - 1, "20QKBSX000THV273", &env, &off, &error), 0);
+    assert_int_equal(env.retry_off, -1);
+    assert_int_equal(env.attempts, 0);
+    queue_envelope_free(&env);
+    /* A damaged X line is refused, not half-read. */
+    static const char bad[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\n"
+                              "E - - -\nX 00000000000000zz 00000001 -\nD\n";
+    assert_int_equal(queue_envelope_parse(bad, sizeof bad - 1, "20QKBSX000THV273", &env, &off, &error), -1);
+}
+
+static size_t tmp_entries(struct fixture *f)
+{
+    DIR *d = opendir(f->q.tmp_dir);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A report (bounce) and its parent's marks: durable together, and finished after a crash. */
+static void test_queue_commit_marked_and_recovery(void **state)
+{
+    struct fixture *f = *state;
+    char parent[QUEUE_ID_LEN + 1];
+    commit_message(f, parent);
+    struct queue_msg pm;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, parent, &pm, &error), 0);
+
+    static const char report_id[] = "20QKBSX0BOUNCE01";
+    struct queue_envelope env;
+    struct queue_writer w;
+    make_envelope(&env);
+    assert_int_equal(queue_writer_begin_id(&f->q, report_id, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, message, sizeof message - 1), 0);
+    size_t rcpts[] = {1};
+    assert_int_equal(queue_commit_marked(&f->q, &w, &pm, rcpts, 1, QUEUE_RCPT_FAILED), 0);
+    assert_int_equal(pm.env.rcpts[1].status, QUEUE_RCPT_FAILED);
+    queue_msg_free(&pm);
+    assert_int_equal(queue_load(&f->q, parent, &pm, &error), 0);
+    assert_int_equal(pm.env.rcpts[0].status, QUEUE_RCPT_PENDING);
+    assert_int_equal(pm.env.rcpts[1].status, QUEUE_RCPT_FAILED);
+    queue_msg_free(&pm);
+    struct queue_msg rm;
+    assert_int_equal(queue_load(&f->q, report_id, &rm, &error), 0);
+    queue_msg_free(&rm);
+    assert_int_equal(tmp_entries(f), 0);
+
+    /* A crash after the commit point: tmp/ID.ready and tmp/ID.marks are left; the start
+     * finishes both. One before it (marks only): dropped, the parent untouched. */
+    char path[512], text[64];
+    static const char crashed[] = "20QKBSX0BOUNCE02";
+    assert_int_equal(queue_writer_begin_id(&f->q, crashed, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, message, sizeof message - 1), 0);
+    assert_int_equal(fsync(w.fd), 0);
+    close(w.fd);
+    w.fd = -1;
+    snprintf(path, sizeof path, "%s/%s.ready", f->q.tmp_dir, crashed);
+    assert_int_equal(rename(w.tmp_path, path), 0);
+    free(w.tmp_path);
+    snprintf(path, sizeof path, "%s/%s.marks", f->q.tmp_dir, crashed);
+    snprintf(text, sizeof text, "%s F 0\n", parent);
+    FILE *mf = fopen(path, "w");
+    fputs(text, mf);
+    fclose(mf);
+    snprintf(path, sizeof path, "%s/20QKBSX0BOUNCE03.marks", f->q.tmp_dir);
+    mf = fopen(path, "w");
+    fputs(text, mf);
+    fclose(mf);
+    queue_envelope_free(&env);
+    assert_int_equal(tmp_entries(f), 3);
+    queue_clean_tmp(&f->q);
+    assert_int_equal(tmp_entries(f), 0);
+    assert_int_equal(queue_load(&f->q, crashed, &rm, &error), 0);
+    queue_msg_free(&rm);
+    assert_int_equal(queue_load(&f->q, "20QKBSX0BOUNCE03", &rm, &error), -1);
+    assert_int_equal(queue_load(&f->q, parent, &pm, &error), 0);
+    assert_int_equal(pm.env.rcpts[0].status, QUEUE_RCPT_FAILED);
+    queue_msg_free(&pm);
 }
 
 static void test_queue_hold_release_delete_list(void **state)
@@ -355,6 +468,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_queue_hold_release_delete_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_rejects_damaged_files, setup, teardown),
         cmocka_unit_test(test_queue_envelope_parser_is_strict),
+        cmocka_unit_test_setup_teardown(test_queue_retry_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_commit_marked_and_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_mbox_delivery_is_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_stale_and_live_dotlocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_maildir_delivery_is_idempotent, setup, teardown),

@@ -16,9 +16,11 @@ static const char *world_text =
     "zone hccnet.nl\n"
     "host ns.hccnet.nl 127.0.2.53\n"
     "host mx.paprika 127.0.6.25 public 192.0.2.25\n"
+    "host mx2.paprika 127.0.6.26\n"
     "nameserver ns.hccnet.nl\n"
     "store s\n"
     "mx mx.paprika domains paprika store s\n"
+    "mx mx2.paprika domains backup.paprika store s backup paprika\n"
     "record www.paprika CNAME mx.paprika.\n"
     "record loop.paprika CNAME loop.paprika.\n"
     "record paprika TXT \"v=spf1 -all\"\n"
@@ -96,7 +98,7 @@ static void test_dns_answers(void **state)
     sim_dns_result_free(&res);
 
     r = ask("PAPRIKA.", LDNS_RR_TYPE_MX, false, false, NULL, &res);
-    assert_string_equal(res.answers.data, "MX 10 mx.paprika.");
+    assert_string_equal(res.answers.data, "MX 10 mx.paprika.; MX 20 mx2.paprika."); /* a backup MX */
     ldns_pkt_free(r);
     sim_dns_result_free(&res);
 

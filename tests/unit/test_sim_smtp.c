@@ -271,6 +271,35 @@ static void test_smtp_pipelining(void **state)
     sim_smtp_session_free(&s);
 }
 
+/* RFC 2920 3.1: RCPTs pipelined behind a refused MAIL get 503, and that is no violation. */
+static void test_smtp_rcpt_after_refused_mail(void **state)
+{
+    (void)state;
+    struct sim_smtp_session s;
+    fk.script_on = true;
+    fk.stage = SIM_STAGE_MAIL;
+    snprintf(fk.act.reply, sizeof fk.act.reply, "%s", "554 5.7.1 sender refused");
+    start(&s);
+    say(&s, "EHLO c\r\n", NULL);
+    assert_string_equal(say(&s, "MAIL FROM:<a@b.test>\r\nRCPT TO:<jan@paprika>\r\nRCPT TO:<piet@paprika>\r\n", NULL),
+                        "554 5.7.1 sender refused\r\n503 5.5.1 Error: need MAIL command\r\n"
+                        "503 5.5.1 Error: need MAIL command\r\n");
+    assert_int_equal(fk.violations.len, 0);
+    /* after RSET the exemption is gone: a RCPT without MAIL is a sequence violation again */
+    assert_string_equal(say(&s, "RSET\r\n", NULL), "250 2.0.0 Ok\r\n");
+    assert_string_equal(say(&s, "RCPT TO:<jan@paprika>\r\n", NULL), "503 5.5.1 Error: need MAIL command\r\n");
+    assert_string_equal(fk.violations.data, "sequence;");
+    sim_smtp_session_free(&s);
+    /* HELO (no PIPELINING offered): no exemption */
+    start(&s);
+    say(&s, "HELO c\r\n", NULL);
+    say(&s, "MAIL FROM:<a@b.test>\r\n", NULL);
+    buf_reset(&fk.violations);
+    assert_string_equal(say(&s, "RCPT TO:<jan@paprika>\r\n", NULL), "503 5.5.1 Error: need MAIL command\r\n");
+    assert_string_equal(fk.violations.data, "sequence;");
+    sim_smtp_session_free(&s);
+}
+
 static void test_smtp_scripts(void **state)
 {
     (void)state;
@@ -546,6 +575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_smtp_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_scripts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_smtp_rcpt_after_refused_mail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_eof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_parse_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_smtp_starttls_and_auth, setup, teardown),

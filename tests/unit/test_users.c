@@ -72,6 +72,25 @@ static void test_users_lookup(void **state)
     users_free(u);
 }
 
+/* A check prepared before a reload freed the table still gives the table's verdict. */
+static void test_users_check_outlives_table(void **state)
+{
+    (void)state;
+    struct users *u = load_ok(users_text);
+    struct users_check ok, bad, unknown, locked;
+    users_check_prepare(u, "sjoerd", &ok);
+    users_check_prepare(u, "sjoerd", &bad);
+    users_check_prepare(u, "nobody", &unknown);
+    users_check_prepare(u, "backup", &locked);
+    users_free(u);
+    assert_int_equal(users_check_run(&ok, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(users_check_run(&bad, "fout"), USERS_AUTH_BAD_PASSWORD);
+    assert_int_equal(users_check_run(&unknown, "geheim"), USERS_AUTH_UNKNOWN_USER);
+    assert_int_equal(users_check_run(&locked, ""), USERS_AUTH_LOCKED);
+    users_check_prepare(NULL, "sjoerd", &ok);
+    assert_int_equal(users_check_run(&ok, "geheim"), USERS_AUTH_UNKNOWN_USER);
+}
+
 static void test_users_verify(void **state)
 {
     (void)state;
@@ -172,6 +191,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_users_lookup),
         cmocka_unit_test(test_users_verify),
+        cmocka_unit_test(test_users_check_outlives_table),
         cmocka_unit_test(test_users_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,7 +25,7 @@ static void test_zconf_defaults_are_loopback_only(void **state)
     assert_int_equal(c.nlisten, 1);
     assert_string_equal(c.listen[0].text, "127.0.0.1:25");
     assert_int_equal(c.nsubmission, 0);
-    assert_int_equal(c.nrelay_from, 0);
+    assert_int_equal(c.relay_from.n, 0);
     assert_false(c.vrfy);
     assert_false(c.expn);
     assert_int_equal(c.line_length_limit, 1000);
@@ -56,8 +56,8 @@ static void test_zconf_seed_config(void **state)
     assert_int_equal(c.nlisten, 2);
     assert_string_equal(c.listen[1].text, "[::1]:2525");
     assert_string_equal(c.submission[0].text, "127.0.1.20:587");
-    assert_int_equal(c.nrelay_from, 2);
-    assert_int_equal(c.relay_from[1].prefix, 24);
+    assert_int_equal(c.relay_from.n, 2);
+    assert_int_equal(c.relay_from.net[1].prefix, 24);
     assert_int_equal(c.masquerade.nhosts, 2);
     assert_string_equal(c.masquerade.domain, "mijn.domein.nl");
     assert_string_equal(c.state_dir, "/etc/zolder/var");

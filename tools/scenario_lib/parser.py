@@ -12,9 +12,9 @@ import re
 CAPABILITIES = ("outbound", "fetch", "imap", "pop3", "filter")
 # Of those, the ones whose verbs the runner cannot drive yet: using such a verb in a scenario
 # that is not pending on it is an error.
-UNBUILT_VERBS = {"fetch": "fetch", "imap": "imap", "pop3": "pop3"}
+UNBUILT_VERBS = {}
 
-HEADER_KEYS = ("title", "world", "pending", "config", "file", "user", "timeout")
+HEADER_KEYS = ("title", "world", "link", "pending", "config", "file", "user", "timeout")
 STAGES = ("greeting", "helo", "mail", "rcpt", "data", "dot")
 DNS_FAULTS = ("servfail", "nxdomain", "drop", "delay", "truncate", "none")
 LINK_ACTIONS = ("up", "down", "dial", "hangup", "profile")
@@ -52,6 +52,7 @@ class Scenario:
         self.files = {}            # name -> text, written into the instance folder
         self.users = None          # None: the helper's default users
         self.timeout = 10.0        # seconds a waiting expectation may take
+        self.link_mode = None      # the world's links start in this mode (up, down, demand)
         self.steps = []
 
 
@@ -146,6 +147,12 @@ def _header(sc, key, value, block, err):
         sc.world = None if value == "none" else value
         if value == "none":
             sc.world = ""
+    elif key == "link":
+        if sc.link_mode:
+            err("link given twice")
+        if value not in ("up", "down", "demand"):
+            err("link: up|down|demand (the mode the world's dial-up links start in)")
+        sc.link_mode = value
     elif key == "pending":
         if sc.pending:
             err("pending given twice")
@@ -262,8 +269,21 @@ def _step(sc, ln, line, block, err):
         if rest not in ZOLDERD_ACTIONS:
             err(f"zolderd {'|'.join(ZOLDERD_ACTIONS)}")
         return Step(ln, verb, {"action": rest}, None, line)
-    if verb in ("fetch", "imap", "pop3"):
-        return Step(ln, verb, {"args": words[1:]}, block, line)
+    if verb in ("imap", "pop3"):
+        m = re.fullmatch(r"(\S+)\s+(\S+)", rest)
+        if not m:
+            err(f"{verb} USER PASSWORD, then the dialogue indented (C: command / S: expected line)")
+        _need_block(block, err, verb)
+        dialogue = [_mailbox_line(bln, t, lambda msg, l=bln: err(msg, l)) for bln, t in block]
+        if dialogue[0][0] != "send":
+            err(f"{verb}: the dialogue starts with a command (C: ...)")
+        return Step(ln, verb, {"user": m.group(1), "password": m.group(2), "dialogue": dialogue},
+                    None, line)
+    if verb == "fetch":
+        _no_block(block, err)
+        if rest:
+            err("fetch (takes no arguments: polls every account of the fetchmailrc now)")
+        return Step(ln, verb, {}, None, line)
     if verb == "expect":
         return _expect(ln, rest, block, err, line)
     err(f"unknown verb '{verb}' (send, session, sendmail, queue, link, dns, isp, inject, "
@@ -329,6 +349,24 @@ def _dialogue_line(ln, text, err):
     if kind == "R":
         return ("send", _unescape(val, err), ln)
     return ("expect", parse_reply_pattern(val, err), ln)
+
+
+def _mailbox_line(ln, text, err):
+    """One line of a pop3/imap block: `C: command` (sent with CRLF), `S: TEXT` (some line of the
+    command's response starts with TEXT, after normalisation) or `S: ~ REGEX` (searched in the
+    whole response)."""
+    m = re.fullmatch(r"([CS]):(?: (.*))?", text)
+    if not m or not m.group(2):
+        err("pop3/imap lines: 'C: command' or 'S: expected line' (or 'S: ~ REGEX')")
+    kind, val = m.group(1), m.group(2)
+    if kind == "C":
+        return ("send", val, ln)
+    if val.startswith("~ "):
+        try:
+            return ("expect", {"regex": re.compile(val[2:], re.M)}, ln)
+        except re.error as e:
+            err(f"bad regex: {e}")
+    return ("expect", {"text": val}, ln)
 
 
 def _unescape(s, err):

@@ -25,12 +25,17 @@ import zolder_test  # noqa: E402
 import zolderd_instance  # noqa: E402
 from ispsim_client import IspsimClient  # noqa: E402
 
-from . import received  # noqa: E402
+from . import mailclient, received  # noqa: E402
 from .normalize import Normalizer  # noqa: E402
 
 ZOLDER_ADDR = "127.0.1.20"
 ZOLDER_PORT = 25 if os.geteuid() == 0 else 2525
 SUBMISSION_PORT = 587 if os.geteuid() == 0 else 2587
+POP3_PORT = 110 if os.geteuid() == 0 else 2110
+IMAP_PORT = 143 if os.geteuid() == 0 else 2143
+# The reading client runs on zolder itself, as the seed's mutt on the Linux box: plain-text
+# logins are allowed from loopback only.
+READER_ADDR = "127.0.0.1"
 
 
 class Failure(Exception):
@@ -118,6 +123,9 @@ class Run:
         files = {k: self.shift.out(v) for k, v in self.sc.files.items()}
         if "hosts" in files:
             conf.setdefault("hosts_file", "hosts")
+        if "fetchmailrc" in files:
+            conf.setdefault("fetchmailrc", "fetchmailrc")
+            conf.setdefault("fetch_interval", "0")  # polls only when a `fetch` step asks
         for key, name in (("aliases", "aliases"), ("access", "access"), ("hosts.allow", "hosts_allow"),
                           ("hosts.deny", "hosts_deny")):
             if key in files and key != "aliases":
@@ -131,6 +139,11 @@ class Run:
             conf.pop("tls_key", None)
         aliases = files.pop("aliases", None)
         addr = self.shift.out(ZOLDER_ADDR)
+        verbs = {st.verb for st in self.sc.steps}
+        if "pop3" in verbs:
+            conf.setdefault("pop3", f"{addr}:{POP3_PORT}")
+        if "imap" in verbs:
+            conf.setdefault("imap", f"{addr}:{IMAP_PORT}")
         self.z = zolderd_instance.Zolderd(address=addr, port=ZOLDER_PORT, conf=conf, users=users,
                                           aliases=aliases, files=files, keep=True,
                                           name=f"scenario-{self.sc.name}", tls=tls)
@@ -151,6 +164,10 @@ class Run:
             os.path.join(os.path.dirname(wp), m.group(2))), text, flags=re.M)
         text = re.sub(r"^(\s*mailbox\s.*?\smbox\s+)(\S+)", lambda m: m.group(1) + os.path.normpath(
             os.path.join(os.path.dirname(wp), m.group(2))), text, flags=re.M)
+        if self.sc.link_mode:
+            # the line's state before the first step: a demand line has not dialled yet
+            text = re.sub(r"^(\s*link\s+\S+\s+listen\s+\S+\s+from\s+\S+)(?:\s+mode\s+\S+)?",
+                          lambda m: f"{m.group(1)} mode {self.sc.link_mode}", text, flags=re.M)
         world = self.inst.write("world.world", self.shift.out(text))
         from ispsim_common import world_ports  # the listeners a world asks for
         busy = [f"{a}:{p}" for a, p, proto in world_ports(world) if not zolder_test.address_free(a, p, proto)]
@@ -362,9 +379,50 @@ class Run:
         self.isp.inject(st.args["store"], st.args["user"], "\n".join(t for _, t in st.block) + "\n")
 
     def do_fetch(self, st):
-        raise Failure(st.line, "fetch is not built yet")
+        p = self.z.run_tool("zolderctl", "-c", self.z.config, "fetch")
+        if p.returncode != 0:
+            raise Failure(st.line, f"zolderctl fetch exited {p.returncode}: "
+                                   f"{self.shift.back(p.stderr.decode(errors='replace'))}")
 
-    do_imap = do_pop3 = do_fetch
+    def do_pop3(self, st):
+        self._mailbox_dialogue(st, mailclient.Pop3, POP3_PORT)
+
+    def do_imap(self, st):
+        self._mailbox_dialogue(st, mailclient.Imap, IMAP_PORT)
+
+    def _mailbox_dialogue(self, st, client_class, port):
+        """Logs in as USER, then each C: line; each S: line must be found in the response to
+        the command before it."""
+        a = st.args
+        try:
+            client = client_class(self.z.address, port, READER_ADDR, self.sc.timeout)
+        except (OSError, mailclient.ProtocolError) as e:
+            raise Failure(st.line, f"{st.verb}: cannot connect to zolder: {e}")
+        try:
+            try:
+                client.login(a["user"], a["password"])
+            except (OSError, mailclient.ProtocolError) as e:
+                raise Failure(st.line, f"{st.verb} login as {a['user']} failed: {e}")
+            response = []
+            for kind, val, ln in a["dialogue"]:
+                if kind == "send":
+                    try:
+                        response = [self.shift.back(x) for x in client.command(self.shift.out(val))]
+                    except (OSError, mailclient.ProtocolError) as e:
+                        raise Failure(ln, f"{st.verb}: {e}")
+                    continue
+                shown = "\n".join(response)
+                if "regex" in val:
+                    if not val["regex"].search(shown):
+                        raise Failure(ln, f"response does not match /{val['regex'].pattern}/:\n{shown}")
+                    continue
+                want = self.norm.line(val["text"], expected=True)
+                texts = [self.norm.line(x) for x in response]
+                if not any(t.startswith(want) for t in texts):
+                    raise Failure(ln, "no line of the response starts with the expected text",
+                                  _diff([want], texts))
+        finally:
+            client.close()
 
     def do_expect(self, st):
         a = st.args

@@ -1,0 +1,283 @@
+/*
+ * auth: password checks off the event loop (see auth.h).
+ *
+ * A request lives in one of three places: the todo list (waiting for a worker), a worker's
+ * hands, the done list (waiting for the loop); then, for a failure, on its delay timer. The
+ * lists and every request's `cancelled` flag are guarded by the service's mutex; the timer
+ * and the callback belong to the loop thread alone.
+ */
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "str.h"
+#include "xalloc.h"
+
+struct auth_request {
+    struct auth_request *next;
+    struct auth_service *svc;
+    struct users_check chk;
+    char password[USERS_PASSWORD_MAX + 2];
+    enum users_auth result;
+    auth_done_fn done;
+    void *arg;
+    bool cancelled;
+    bool delaying;
+    struct event *delay;
+};
+
+struct auth_service {
+    struct event_base *base;
+    unsigned failure_delay_ms;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct auth_request *todo_head, *todo_tail;
+    struct auth_request *done_head, *done_tail;
+    struct auth_request *delaying;  /* requests on their failure timer (loop thread only) */
+    size_t queued;
+    bool stopping;
+    pthread_t workers[AUTH_WORKERS];
+    size_t nworkers;
+    int notify[2];                   /* workers write a byte, the loop reads */
+    struct event *notify_ev;
+};
+
+static void auth_push(struct auth_request **head, struct auth_request **tail, struct auth_request *r)
+{
+    r->next = NULL;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
+static struct auth_request *auth_pop(struct auth_request **head, struct auth_request **tail)
+{
+    struct auth_request *r = *head;
+    if (r) {
+        *head = r->next;
+        if (!*head)
+            *tail = NULL;
+        r->next = NULL;
+    }
+    return r;
+}
+
+static void auth_request_free(struct auth_request *r)
+{
+    if (r->delay)
+        event_free(r->delay);
+    explicit_bzero(r, sizeof *r);
+    free(r);
+}
+
+static void *auth_worker(void *arg)
+{
+    struct auth_service *svc = arg;
+    pthread_mutex_lock(&svc->lock);
+    for (;;) {
+        while (!svc->todo_head && !svc->stopping)
+            pthread_cond_wait(&svc->wake, &svc->lock);
+        if (svc->stopping)
+            break;
+        struct auth_request *r = auth_pop(&svc->todo_head, &svc->todo_tail);
+        bool skip = r->cancelled;
+        pthread_mutex_unlock(&svc->lock);
+        r->result = skip ? USERS_AUTH_ERROR : users_check_run(&r->chk, r->password);
+        explicit_bzero(r->password, sizeof r->password);
+        pthread_mutex_lock(&svc->lock);
+        auth_push(&svc->done_head, &svc->done_tail, r);
+        char one = 1;
+        /* a full pipe already holds a wake-up for the loop */
+        (void)!write(svc->notify[1], &one, 1);
+    }
+    pthread_mutex_unlock(&svc->lock);
+    return NULL;
+}
+
+static void auth_unlink_delaying(struct auth_service *svc, struct auth_request *r)
+{
+    for (struct auth_request **p = &svc->delaying; *p; p = &(*p)->next) {
+        if (*p == r) {
+            *p = r->next;
+            return;
+        }
+    }
+}
+
+/* A failure's delay is over (or an overload refusal's next loop turn has come). */
+static void auth_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct auth_request *r = arg;
+    auth_unlink_delaying(r->svc, r);
+    r->done(r->result, r->arg);
+    auth_request_free(r);
+}
+
+static void auth_notified(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct auth_service *svc = arg;
+    char drain[64];
+    while (read(fd, drain, sizeof drain) > 0)
+        ;
+    for (;;) {
+        pthread_mutex_lock(&svc->lock);
+        struct auth_request *r = auth_pop(&svc->done_head, &svc->done_tail);
+        if (r) {
+            svc->queued--;
+            if (r->cancelled) {
+                pthread_mutex_unlock(&svc->lock);
+                auth_request_free(r);
+                continue;
+            }
+        }
+        pthread_mutex_unlock(&svc->lock);
+        if (!r)
+            return;
+        if (r->result != USERS_AUTH_OK && svc->failure_delay_ms > 0) {
+            r->delaying = true;
+            r->delay = evtimer_new(svc->base, auth_delay_done, r);
+            r->next = svc->delaying;
+            svc->delaying = r;
+            struct timeval tv = {.tv_sec = svc->failure_delay_ms / 1000,
+                                 .tv_usec = (suseconds_t)(svc->failure_delay_ms % 1000) * 1000};
+            evtimer_add(r->delay, &tv);
+            continue;
+        }
+        r->done(r->result, r->arg);
+        auth_request_free(r);
+    }
+}
+
+static bool auth_pipe(int fds[2])
+{
+    if (pipe(fds) < 0)
+        return false;
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0 ||
+            fcntl(fds[i], F_SETFD, FD_CLOEXEC) < 0) {
+            close(fds[0]);
+            close(fds[1]);
+            return false;
+        }
+    }
+    return true;
+}
+
+struct auth_service *auth_service_new(struct event_base *base, unsigned failure_delay_ms,
+                                      const char **error_r)
+{
+    struct auth_service *svc = xcalloc(1, sizeof *svc);
+    svc->base = base;
+    svc->failure_delay_ms = failure_delay_ms;
+    pthread_mutex_init(&svc->lock, NULL);
+    pthread_cond_init(&svc->wake, NULL);
+    if (!auth_pipe(svc->notify)) {
+        *error_r = "cannot create the notification pipe";
+        pthread_mutex_destroy(&svc->lock);
+        pthread_cond_destroy(&svc->wake);
+        free(svc);
+        return NULL;
+    }
+    svc->notify_ev = event_new(base, svc->notify[0], EV_READ | EV_PERSIST, auth_notified, svc);
+    event_add(svc->notify_ev, NULL);
+    for (size_t i = 0; i < AUTH_WORKERS; i++) {
+        if (pthread_create(&svc->workers[i], NULL, auth_worker, svc) != 0) {
+            *error_r = "cannot start the password-check threads";
+            auth_service_free(svc);
+            return NULL;
+        }
+        svc->nworkers++;
+    }
+    return svc;
+}
+
+void auth_service_free(struct auth_service *svc)
+{
+    if (!svc)
+        return;
+    pthread_mutex_lock(&svc->lock);
+    svc->stopping = true;
+    pthread_cond_broadcast(&svc->wake);
+    pthread_mutex_unlock(&svc->lock);
+    for (size_t i = 0; i < svc->nworkers; i++)
+        pthread_join(svc->workers[i], NULL);
+    struct auth_request *r;
+    while ((r = auth_pop(&svc->todo_head, &svc->todo_tail)))
+        auth_request_free(r);
+    while ((r = auth_pop(&svc->done_head, &svc->done_tail)))
+        auth_request_free(r);
+    while ((r = svc->delaying)) {
+        svc->delaying = r->next;
+        auth_request_free(r);
+    }
+    event_free(svc->notify_ev);
+    close(svc->notify[0]);
+    close(svc->notify[1]);
+    pthread_mutex_destroy(&svc->lock);
+    pthread_cond_destroy(&svc->wake);
+    free(svc);
+}
+
+void auth_service_set_failure_delay(struct auth_service *svc, unsigned failure_delay_ms)
+{
+    svc->failure_delay_ms = failure_delay_ms;
+}
+
+struct auth_request *auth_submit(struct auth_service *svc, const struct users_check *chk,
+                                 const char *password, auth_done_fn done, void *arg)
+{
+    struct auth_request *r = xcalloc(1, sizeof *r);
+    r->svc = svc;
+    r->chk = *chk;
+    r->done = done;
+    r->arg = arg;
+    bool too_long = !str_copy(r->password, sizeof r->password, password);
+    pthread_mutex_lock(&svc->lock);
+    bool full = svc->queued >= AUTH_QUEUE_MAX;
+    if (!full && !too_long) {
+        svc->queued++;
+        auth_push(&svc->todo_head, &svc->todo_tail, r);
+        pthread_cond_signal(&svc->wake);
+    }
+    pthread_mutex_unlock(&svc->lock);
+    if (full || too_long) {
+        if (full)
+            log_warnx("auth: %d checks waiting: refusing a login as overload", AUTH_QUEUE_MAX);
+        explicit_bzero(r->password, sizeof r->password);
+        r->result = USERS_AUTH_ERROR;
+        r->delaying = true;
+        /* answered on the next loop turn, never from inside auth_submit */
+        r->delay = evtimer_new(svc->base, auth_delay_done, r);
+        r->next = svc->delaying;
+        svc->delaying = r;
+        struct timeval now = {0, 0};
+        evtimer_add(r->delay, &now);
+    }
+    return r;
+}
+
+void auth_cancel(struct auth_request *r)
+{
+    struct auth_service *svc = r->svc;
+    if (r->delaying) {
+        auth_unlink_delaying(svc, r);
+        auth_request_free(r);
+        return;
+    }
+    /* in a worker's hands or on a list: the loop frees it when it comes back */
+    pthread_mutex_lock(&svc->lock);
+    r->cancelled = true;
+    pthread_mutex_unlock(&svc->lock);
+}

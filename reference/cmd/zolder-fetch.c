@@ -1,0 +1,175 @@
+/*
+ * zolder-fetch: the poller standalone, like `fetchmail -vv -f FILE` (docs/fetch.md).
+ * main() only: arguments, the rc file, the event loop.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/instance.h"
+#include "fetch/fetch.h"
+#include "fetchmailrc.h"
+#include "log.h"
+#include "xalloc.h"
+#include "zconf.h"
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: zolder-fetch [-v] [-c ZOLDER.CONF] [-f RCFILE] [-s ADDR:PORT] [-d STATE_DIR]\n"
+            "                    [-H HOSTNAME] [-k]\n"
+            "  -f RCFILE     fetchmail run-control file (default ~/.fetchmailrc)\n"
+            "  -c FILE       take hostname, state_dir and fetch_smtp from zolderd's config\n"
+            "  -s ADDR:PORT  zolder's SMTP listener (default fetch_smtp, else 127.0.0.1:25)\n"
+            "  -d DIR        UID records under DIR/fetch (default state_dir, else ~/.zolder-fetch)\n"
+            "  -H NAME       the name in the Received line (default hostname, else localhost)\n"
+            "  -k            keep every message on the server (fetchmail -k)\n"
+            "  -v            progress lines; -vv also the protocol at debug level\n"
+            "exit: fetchmail's codes: 0 mail, 1 no mail, 2 socket, 3 auth, 4 protocol, 5 syntax,\n"
+            "      6 rc file permissions, 7 server error, 9 lock busy, 10 SMTP, 11 DNS, 23 internal\n");
+    exit(FETCH_PS_SYNTAX);
+}
+
+static int verbose;
+
+static void print_progress(void *ctx, const char *line)
+{
+    (void)ctx;
+    if (verbose)
+        printf("zolder-fetch: %s\n", line);
+    fflush(stdout);
+}
+
+static int exit_status = FETCH_PS_NOMAIL;
+
+static void on_done(void *ctx, const struct fetch_result *r)
+{
+    struct event_base *base = ctx;
+    exit_status = r->status;
+    for (size_t i = 0; i < r->naccounts; i++)
+        if (r->accounts[i].status != FETCH_PS_SUCCESS && r->accounts[i].status != FETCH_PS_NOMAIL)
+            fprintf(stderr, "zolder-fetch: %s: %s (exit %d)\n", r->accounts[i].label,
+                    r->accounts[i].error, r->accounts[i].status);
+    event_base_loopbreak(base);
+}
+
+int main(int argc, char **argv)
+{
+    const char *rcfile = NULL, *config = NULL, *smtp = NULL, *state_dir = NULL, *hostname = NULL;
+    bool keep = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "vf:c:s:d:H:k")) != -1) {
+        switch (opt) {
+        case 'v': verbose++; break;
+        case 'f': rcfile = optarg; break;
+        case 'c': config = optarg; break;
+        case 's': smtp = optarg; break;
+        case 'd': state_dir = optarg; break;
+        case 'H': hostname = optarg; break;
+        case 'k': keep = true; break;
+        default: usage();
+        }
+    }
+    if (optind != argc)
+        usage();
+    log_init("zolder-fetch", stderr);
+    log_set_level(verbose >= 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN);
+    signal(SIGPIPE, SIG_IGN);
+
+    const char *home = getenv("HOME");
+    struct passwd *pw = getpwuid(getuid());
+    if (!home && pw)
+        home = pw->pw_dir;
+    char *rcdefault = NULL;
+    if (!rcfile) {
+        size_t n = strlen(home ? home : ".") + 16;
+        rcdefault = xmalloc(n);
+        snprintf(rcdefault, n, "%s/.fetchmailrc", home ? home : ".");
+        rcfile = rcdefault;
+    }
+
+    struct zconf conf;
+    memset(&conf, 0, sizeof conf);
+    bool have_conf = false;
+    if (config) {
+        struct cfg_error err;
+        if (!instance_load_config(config, &conf, &err)) {
+            fprintf(stderr, "zolder-fetch: %s\n", err.text);
+            return FETCH_PS_SYNTAX;
+        }
+        have_conf = true;
+    }
+
+    /* fetchmail refuses an rc file others may read: it holds passwords */
+    char *data = NULL;
+    size_t len = 0;
+    char error[FETCHRC_ERROR_MAX + 64];
+    int st = fetch_read_rc(rcfile, &data, &len, error, sizeof error);
+    if (st != FETCH_PS_SUCCESS) {
+        fprintf(stderr, "zolder-fetch: %s\n", error);
+        return st;
+    }
+    struct fetchrc *rc = fetch_parse_rc(rcfile, data, len, error, sizeof error);
+    explicit_bzero(data, len);
+    free(data);
+    if (!rc) {
+        fprintf(stderr, "zolder-fetch: %s\n", error);
+        return FETCH_PS_SYNTAX;
+    }
+    if (keep)
+        for (size_t i = 0; i < rc->nservers; i++)
+            for (size_t j = 0; j < rc->servers[i].nusers; j++)
+                rc->servers[i].users[j].keep = true;
+
+    struct fetch_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.hostname = hostname ? hostname : have_conf ? conf.hostname : "localhost";
+    char *statedefault = NULL;
+    if (!state_dir && have_conf) {
+        state_dir = conf.state_dir;
+    } else if (!state_dir) {
+        size_t n = strlen(home ? home : ".") + 20;
+        statedefault = xmalloc(n);
+        snprintf(statedefault, n, "%s/.zolder-fetch", home ? home : ".");
+        state_dir = statedefault;
+    }
+    cfg.state_dir = state_dir;
+    struct zconf_listen target;
+    const char *smtp_text = smtp ? smtp
+                            : have_conf && conf.fetch_smtp[0] ? conf.fetch_smtp
+                            : have_conf && conf.nlisten ? conf.listen[0].text
+                                                        : "127.0.0.1:25";
+    if (!zconf_parse_listen(smtp_text, 25, &target)) {
+        fprintf(stderr, "zolder-fetch: bad SMTP address %s\n", smtp_text);
+        return FETCH_PS_SYNTAX;
+    }
+    memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
+    cfg.smtp_len = target.salen;
+    cfg.handoff_sessions = 4;
+    cfg.refused = have_conf && strcmp(conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
+                                                                       : FETCH_REFUSED_DELETE;
+    cfg.invoking_user = pw ? pw->pw_name : "";
+    cfg.progress = print_progress;
+
+    struct event_base *base = event_base_new();
+    if (!base) {
+        fprintf(stderr, "zolder-fetch: cannot create an event base\n");
+        return FETCH_PS_INTERNAL;
+    }
+    cfg.progress_ctx = base;
+    struct fetch_run *run = fetch_start(base, rc, &cfg, on_done, base);
+    if (run)
+        event_base_dispatch(base);
+    event_base_free(base);
+    free(rcdefault);
+    free(statedefault);
+    if (have_conf)
+        zconf_free(&conf);
+    return exit_status;
+}

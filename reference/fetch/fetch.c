@@ -1,0 +1,1584 @@
+/*
+ * fetch: the poller (see fetch.h).
+ *
+ * STANDARDS
+ *   RFC 1939 (POP3), RFC 2449 (CAPA, PIPELINING), RFC 2595 (STLS, STARTTLS), RFC 5034 (POP3
+ *   AUTH), RFC 4616 (PLAIN), RFC 3501 (IMAP4rev1), RFC 4315 (UIDPLUS), RFC 4959 (SASL-IR),
+ *   RFC 5321 4.4 (the Received line fetch prepends, in fetchmail's shape).
+ *
+ * DESIGN
+ *   One account at a time. Each account has a FIFO of commands sent and not yet answered;
+ *   replies are matched in order (POP3) or by tag (IMAP, still in order of sending). A pump
+ *   decides what to send next whenever something happened: setup commands one at a time,
+ *   then deletions of synced messages first, then the next RETR/FETCH while the window and
+ *   the hand-off backlog allow, then the closing commands once nothing is in flight.
+ *   Hand-off completions write the UID record; one deferred event syncs it for all 250s of
+ *   the turn and only then releases those messages for deletion.
+ */
+#include "fetch/fetch.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "buf.h"
+#include "fetch/handoff.h"
+#include "fsutil.h"
+#include "fetch/uidrec.h"
+#include "hdr.h"
+#include "imap_resp.h"
+#include "log.h"
+#include "pop3_reply.h"
+#include "str.h"
+#include "timefmt.h"
+#include "xalloc.h"
+
+#define FETCH_WINDOW 16              /* RETR/FETCH commands in flight when pipelining */
+#define FETCH_BACKLOG_MAX 64         /* messages fetched and not yet answered by zolder */
+#define FETCH_MESSAGE_MAX (256UL * 1024 * 1024)
+#define FETCH_STORE_BATCH 200
+#define FETCH_DEFAULT_TIMEOUT 300
+
+enum msg_fate {
+    M_NEW = 0,      /* to fetch */
+    M_SKIP,         /* over limit / fetchlimit: left alone */
+    M_KNOWN,        /* in the UID record already: delete if !keep */
+    M_FETCHING,     /* RETR/FETCH sent */
+    M_HANDOFF,      /* with zolder */
+    M_RECORDED,     /* 250, UID written, sync pending */
+    M_SYNCED,       /* durable: may be deleted / flagged */
+    M_CLEANUP,      /* DELE / STORE sent */
+    M_DONE,         /* deleted (or flagged), or kept */
+    M_DEFERRED,     /* zolder said 4xx, or the fetch failed: stays for the next poll */
+};
+
+struct fetch_acct;
+
+struct fetch_msg {
+    struct fetch_acct *a;
+    unsigned long num;              /* POP3 message number; IMAP UID */
+    char uid[UIDREC_UID_MAX + 1];   /* record key */
+    unsigned long size;
+    enum msg_fate fate;
+    bool refused;                   /* 5xx: deleted (or kept) without delivery */
+    bool deleted_now;               /* counted in deleted */
+    unsigned batch;                 /* IMAP STORE batch */
+    size_t ordinal;                 /* 1-based among messages to fetch, for progress */
+    struct buf data;
+    struct handoff_item item;
+};
+
+enum cmd_kind {
+    P_GREETING, P_CAPA, P_STLS, P_AUTH, P_USER, P_PASS, P_UIDL, P_LIST, P_RETR, P_DELE, P_QUIT,
+    I_GREETING, I_CAPABILITY, I_STARTTLS, I_LOGIN, I_AUTH, I_SELECT, I_SEARCH, I_SEARCH_DEL,
+    I_SIZES, I_FETCH, I_STORE, I_EXPUNGE, I_LOGOUT,
+};
+
+struct fetch_cmd {
+    enum cmd_kind kind;
+    struct fetch_msg *msg;
+    unsigned tag;                   /* IMAP */
+    unsigned batch;                 /* IMAP STORE */
+    bool multiline;                 /* POP3: the +OK was read, the body follows */
+};
+
+enum acct_phase { PH_CONNECT, PH_TLS, PH_SETUP, PH_TRANSFER, PH_CLOSING, PH_DRAIN };
+
+struct fetch_acct {
+    struct fetch_run *run;
+    const struct fetchrc_server *srv;
+    const struct fetchrc_user *user;
+    struct fetch_account_result *res;
+    char remote[256];
+    char local[256];
+    bool imap;
+    bool keep, fetchall;
+    bool tls_required, implicit_tls, tls_on;
+    unsigned port;
+    SSL_CTX *ssl_ctx;
+    struct bufferevent *bev;
+    enum acct_phase phase;
+    struct fetch_cmd fifo[FETCH_WINDOW + 8];
+    size_t nfifo;
+    unsigned next_tag;
+    unsigned caps;                  /* pop3_capa or imap_capa bits */
+    bool capa_known;
+    bool tls_tried;
+    bool authed;
+    struct buf mbody;               /* POP3 multi-line in progress */
+    struct pop3_multiline ml;
+    struct fetch_msg **msgs;
+    size_t nmsgs;
+    size_t next_fetch;              /* index of the next M_NEW candidate */
+    size_t to_fetch;                /* messages planned for fetching */
+    size_t fetched_ord;
+    unsigned long uidvalidity;
+    unsigned store_batch;
+    size_t inflight;                /* messages with zolder */
+    size_t pending_deleted;         /* IMAP: \Deleted set, not yet expunged */
+    bool expunged;
+    struct uidrec rec;
+    bool rec_open;
+    struct event *sync_ev;
+    bool failed;
+    bool no_prune;
+    bool smtp_failed;               /* a hand-off session to zolder was lost */                  /* deletions not confirmed: keep every recorded UID */
+    bool finished;
+};
+
+struct fetch_run {
+    struct event_base *base;
+    struct fetchrc *rc;
+    struct fetch_config cfg;
+    char hostname[256];
+    char state_dir[1024];
+    char invoking_user[256];
+    fetch_done_fn done;
+    void *done_ctx;
+    struct handoff *handoff;
+    struct fetch_result result;
+    size_t iserver, iuser;
+    struct fetch_acct *acct;
+    struct event *next_ev;
+};
+
+static void acct_pump(struct fetch_acct *a);
+static void acct_finish(struct fetch_acct *a);
+static void run_next(struct fetch_run *run);
+
+/* ---- progress and errors ------------------------------------------------------------------ */
+
+static void fetch_progress(struct fetch_run *run, const char *fmt, ...) LOG_PRINTF(2, 3);
+
+static void fetch_progress(struct fetch_run *run, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (run->cfg.progress)
+        run->cfg.progress(run->cfg.progress_ctx, line);
+    else
+        log_info("fetch: %s", line);
+}
+
+static void acct_fail(struct fetch_acct *a, int status, const char *fmt, ...) LOG_PRINTF(3, 4);
+
+/* Ends the session with an error: what zolder already has is still recorded (PH_DRAIN). */
+static void acct_fail(struct fetch_acct *a, int status, const char *fmt, ...)
+{
+    if (a->failed || a->finished)
+        return;
+    a->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->res->error, sizeof a->res->error, fmt, ap);
+    va_end(ap);
+    a->res->status = status;
+    log_warnx("fetch: %s: %s", a->res->label, a->res->error);
+    fetch_progress(a->run, "%s: %s", a->res->label, a->res->error);
+    if (a->bev) {
+        bufferevent_free(a->bev);
+        a->bev = NULL;
+    }
+    a->phase = PH_DRAIN;
+    acct_pump(a);
+}
+
+/* ---- sending ------------------------------------------------------------------------------ */
+
+static struct fetch_cmd *acct_push(struct fetch_acct *a, enum cmd_kind kind, struct fetch_msg *m)
+{
+    struct fetch_cmd *c = &a->fifo[a->nfifo++];
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->msg = m;
+    c->tag = ++a->next_tag;
+    return c;
+}
+
+static void acct_pop(struct fetch_acct *a)
+{
+    memmove(&a->fifo[0], &a->fifo[1], (a->nfifo - 1) * sizeof a->fifo[0]);
+    a->nfifo--;
+}
+
+static void pop3_send(struct fetch_acct *a, enum cmd_kind kind, struct fetch_msg *m,
+                      const char *fmt, ...) LOG_PRINTF(4, 5);
+
+static void pop3_send(struct fetch_acct *a, enum cmd_kind kind, struct fetch_msg *m,
+                      const char *fmt, ...)
+{
+    struct evbuffer *out = bufferevent_get_output(a->bev);
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    evbuffer_add(out, "\r\n", 2);
+    acct_push(a, kind, m);
+    if (kind == P_PASS || kind == P_AUTH)
+        log_debug("fetch: %s: > %s ****", a->res->label, kind == P_PASS ? "PASS" : "AUTH PLAIN");
+}
+
+static void imap_send(struct fetch_acct *a, enum cmd_kind kind, struct fetch_msg *m,
+                      const char *fmt, ...) LOG_PRINTF(4, 5);
+
+static void imap_send(struct fetch_acct *a, enum cmd_kind kind, struct fetch_msg *m,
+                      const char *fmt, ...)
+{
+    struct fetch_cmd *c = acct_push(a, kind, m);
+    struct evbuffer *out = bufferevent_get_output(a->bev);
+    evbuffer_add_printf(out, "z%u ", c->tag);
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* base64 of "\0user\0pass" (RFC 4616). */
+static char *sasl_plain(const char *user, const char *pass)
+{
+    size_t ul = strlen(user), pl = strlen(pass);
+    size_t n = ul + pl + 2;
+    unsigned char *raw = xmalloc(n);
+    raw[0] = '\0';
+    memcpy(raw + 1, user, ul);
+    raw[1 + ul] = '\0';
+    memcpy(raw + 2 + ul, pass, pl);
+    char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, raw, (int)n);
+    explicit_bzero(raw, n);
+    free(raw);
+    return out;
+}
+
+/* An IMAP quoted string; false when it cannot be one (CR, LF, NUL). */
+static bool imap_quote(const char *s, struct buf *out)
+{
+    buf_append_char(out, '"');
+    for (; *s; s++) {
+        if (*s == '\r' || *s == '\n')
+            return false;
+        if (*s == '"' || *s == '\\')
+            buf_append_char(out, '\\');
+        buf_append_char(out, *s);
+    }
+    buf_append_char(out, '"');
+    return true;
+}
+
+/* ---- messages and hand-off ------------------------------------------------------------------ */
+
+static struct fetch_msg *acct_add_msg(struct fetch_acct *a, unsigned long num)
+{
+    struct fetch_msg *m = xcalloc(1, sizeof *m);
+    m->a = a;
+    m->num = num;
+    buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
+    a->msgs = xreallocarray(a->msgs, a->nmsgs + 1, sizeof(struct fetch_msg *));
+    a->msgs[a->nmsgs++] = m;
+    return m;
+}
+
+static struct fetch_msg *acct_find_num(struct fetch_acct *a, unsigned long num)
+{
+    for (size_t i = 0; i < a->nmsgs; i++)
+        if (a->msgs[i]->num == num)
+            return a->msgs[i];
+    return NULL;
+}
+
+/* The envelope sender: Return-Path, else From's address, else <>. */
+static void fetch_sender(const char *msg, size_t len, char *out, size_t outsize)
+{
+    out[0] = '\0';
+    size_t hlen = hdr_section_len(msg, len);
+    size_t pos = 0;
+    struct hdr_field f;
+    char from[512] = "";
+    while (hdr_next(msg, hlen, &pos, &f)) {
+        bool rp = f.name_len == 11 && strncasecmp(f.name, "Return-Path", 11) == 0;
+        bool fr = f.name_len == 4 && strncasecmp(f.name, "From", 4) == 0;
+        if (!rp && !fr)
+            continue;
+        const char *v = f.value, *end = f.value + f.value_len;
+        const char *lt = memchr(v, '<', f.value_len);
+        const char *s = lt ? lt + 1 : v;
+        const char *e = lt ? memchr(s, '>', (size_t)(end - s)) : end;
+        if (!e)
+            continue;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+            e--;
+        size_t n = (size_t)(e - s);
+        bool ok = n < 500 && n > 0 && memchr(s, '@', n) != NULL;
+        for (size_t i = 0; ok && i < n; i++)
+            if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '<' ||
+                s[i] == '>' || s[i] == ',' || s[i] == '(' || s[i] == '"')
+                ok = false;
+        if (!ok)
+            continue;
+        if (rp) {
+            snprintf(out, outsize, "%.*s", (int)n, s);
+            return;
+        }
+        if (!from[0])
+            snprintf(from, sizeof from, "%.*s", (int)n, s);
+    }
+    snprintf(out, outsize, "%s", from);
+}
+
+static void acct_sync_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fetch_acct *a = arg;
+    if (uidrec_sync(&a->rec) < 0) {
+        /* nothing is promised to the server; the messages may come again (zolder has them) */
+        log_error("fetch: %s: cannot sync the UID record %s: %s", a->res->label, a->rec.path,
+                  strerror(errno));
+        for (size_t i = 0; i < a->nmsgs; i++)
+            if (a->msgs[i]->fate == M_RECORDED)
+                a->msgs[i]->fate = M_DEFERRED;
+        acct_fail(a, FETCH_PS_INTERNAL, "cannot sync the UID record");
+        return;
+    }
+    for (size_t i = 0; i < a->nmsgs; i++)
+        if (a->msgs[i]->fate == M_RECORDED)
+            a->msgs[i]->fate = M_SYNCED;
+    acct_pump(a);
+}
+
+static void acct_handoff_done(struct handoff_item *item, int code, const char *reply)
+{
+    struct fetch_msg *m = item->ctx;
+    struct fetch_acct *a = m->a;
+    a->inflight--;
+    if (a->finished)
+        return; /* the run was cancelled: the message stays on the server */
+    size_t size = m->data.len;
+    buf_free(&m->data);
+    buf_init(&m->data, FETCH_MESSAGE_MAX + 4096);
+    const char *how = a->keep ? "not flushed" : "flushed";
+    if (code >= 200 && code < 300) {
+        a->res->delivered++;
+        if (uidrec_add(&a->rec, m->uid) < 0) {
+            log_error("fetch: %s: cannot write the UID record: %s", a->res->label,
+                      strerror(errno));
+            m->fate = M_DEFERRED; /* zolder has it; the server keeps it: a duplicate at worst */
+            acct_fail(a, FETCH_PS_INTERNAL, "cannot write the UID record");
+            return;
+        }
+        m->fate = M_RECORDED;
+        event_active(a->sync_ev, EV_TIMEOUT, 0);
+        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) %s", a->remote,
+                       a->srv->name, m->ordinal, a->to_fetch, m->size ? m->size : (unsigned long)size,
+                       how);
+        log_info("fetch: %s: message %s delivered to %s (%s)", a->res->label, m->uid, a->local,
+                 reply);
+    } else if (code >= 500 && a->run->cfg.refused == FETCH_REFUSED_DELETE) {
+        a->res->refused++;
+        m->refused = true;
+        log_warnx("fetch: %s: message %s refused by zolder (%s): deleting it from the server",
+                  a->res->label, m->uid, reply);
+        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) refused: %s",
+                       a->remote, a->srv->name, m->ordinal, a->to_fetch, m->size, reply);
+        m->fate = M_SYNCED; /* deleted without a record: nothing was delivered */
+        if (a->keep)
+            m->fate = M_DONE;
+    } else {
+        if (code >= 500)
+            a->res->refused++;
+        else
+            a->res->deferred++;
+        if (code == 421 && strncmp(reply, "421 4.4.", 8) == 0)
+            a->smtp_failed = true; /* our own: the session to zolder was lost */
+        log_warnx("fetch: %s: message %s not accepted by zolder (%s): left on the server",
+                  a->res->label, m->uid, reply);
+        fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) not flushed: %s",
+                       a->remote, a->srv->name, m->ordinal, a->to_fetch, m->size, reply);
+        m->fate = M_DEFERRED;
+    }
+    acct_pump(a);
+}
+
+/* A whole message arrived: Received line, then off to zolder. */
+static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, const char *body,
+                                 size_t len)
+{
+    char date[TIMEFMT_RFC5322_LEN];
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    struct buf *d = &m->data;
+    buf_reset(d);
+    bool ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
+                            "\tfor <%s@%s> (single-drop); %s\r\n",
+                         a->srv->name, a->run->hostname, a->imap ? "IMAP" : "POP3",
+                         ZOLDER_VERSION, a->local,
+                         a->user->smtpaddress ? a->user->smtpaddress : "localhost", date) &&
+              buf_append(d, body, len);
+    if (ok && (d->len < 2 || d->data[d->len - 1] != '\n'))
+        ok = buf_append(d, "\r\n", 2);
+    if (!ok) {
+        m->fate = M_DEFERRED;
+        a->res->skipped++;
+        log_warnx("fetch: %s: message %s too large to hand over: left on the server",
+                  a->res->label, m->uid);
+        return;
+    }
+    if (!m->size)
+        m->size = len;
+    fetch_sender(d->data, d->len, m->item.sender, sizeof m->item.sender);
+    snprintf(m->item.rcpt, sizeof m->item.rcpt, "%s@%s", a->local,
+             a->user->smtpaddress ? a->user->smtpaddress : "localhost");
+    m->item.data = d;
+    m->item.done = acct_handoff_done;
+    m->item.ctx = m;
+    m->fate = M_HANDOFF;
+    a->inflight++;
+    handoff_submit(a->run->handoff, &m->item);
+}
+
+/* ---- planning ------------------------------------------------------------------------------ */
+
+/* After the listing: which messages to fetch, which are known already. */
+static void acct_plan(struct fetch_acct *a)
+{
+    unsigned long total = 0;
+    size_t fresh = 0;
+    for (size_t i = 0; i < a->nmsgs; i++) {
+        struct fetch_msg *m = a->msgs[i];
+        if (uidrec_has(&a->rec, m->uid)) {
+            m->fate = M_KNOWN;
+            a->res->seen++;
+            if (!a->keep)
+                m->fate = M_SYNCED; /* delivered before: delete it now, without fetching */
+            else
+                m->fate = M_DONE;
+            continue;
+        }
+        if (a->user->limit && m->size > a->user->limit) {
+            m->fate = M_SKIP;
+            a->res->skipped++;
+            fetch_progress(a->run, "skipping message %s@%s:%lu (%lu octets) over limit",
+                           a->remote, a->srv->name, m->num, m->size);
+            continue;
+        }
+        if (a->user->fetchlimit && fresh >= a->user->fetchlimit) {
+            m->fate = M_SKIP;
+            continue;
+        }
+        m->fate = M_NEW;
+        m->ordinal = ++fresh;
+        total += m->size;
+    }
+    a->to_fetch = fresh;
+    a->res->messages = (unsigned)a->nmsgs;
+    if (a->nmsgs == 0)
+        fetch_progress(a->run, "No mail for %s at %s", a->remote, a->srv->name);
+    else if (a->res->seen)
+        fetch_progress(a->run, "%zu messages (%u seen) for %s at %s (%lu octets).", a->nmsgs,
+                       a->res->seen, a->remote, a->srv->name, total);
+    else
+        fetch_progress(a->run, "%zu messages for %s at %s (%lu octets).", a->nmsgs, a->remote,
+                       a->srv->name, total);
+    a->phase = PH_TRANSFER;
+}
+
+/* ---- TLS ---------------------------------------------------------------------------------- */
+
+static void acct_read_cb(struct bufferevent *bev, void *arg);
+static void acct_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static bool acct_tls_context(struct fetch_acct *a)
+{
+    a->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (!a->ssl_ctx)
+        return false;
+    int min = TLS1_2_VERSION;
+    const char *proto = a->user->sslproto;
+    if (proto) {
+        if (str_starts_with_nocase(proto, "TLS1.3"))
+            min = TLS1_3_VERSION;
+        else if (str_starts_with_nocase(proto, "TLS1.1"))
+            min = TLS1_1_VERSION;
+        else if (str_eq_nocase(proto, "TLS1") || str_eq_nocase(proto, "TLS1+"))
+            min = TLS1_VERSION;
+    }
+    SSL_CTX_set_min_proto_version(a->ssl_ctx, min);
+    SSL_CTX_set_options(a->ssl_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    if (a->user->sslcertck) {
+        int ok = a->user->sslcertfile
+                     ? SSL_CTX_load_verify_locations(a->ssl_ctx, a->user->sslcertfile, NULL)
+                     : SSL_CTX_set_default_verify_paths(a->ssl_ctx);
+        if (ok != 1)
+            return false;
+        SSL_CTX_set_verify(a->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    }
+    return true;
+}
+
+static void acct_start_tls(struct fetch_acct *a)
+{
+    /* RFC 2595 4 / RFC 3501 6.2.1: nothing the server sent before the handshake counts */
+    struct evbuffer *in = bufferevent_get_input(a->bev);
+    size_t junk = evbuffer_get_length(in);
+    if (junk) {
+        log_warnx("fetch: %s: discarding %zu bytes received before the TLS handshake",
+                  a->res->label, junk);
+        evbuffer_drain(in, junk);
+    }
+    if (!a->ssl_ctx && !acct_tls_context(a)) {
+        acct_fail(a, FETCH_PS_SOCKET, "cannot set up TLS (sslcertfile %s)",
+                  a->user->sslcertfile ? a->user->sslcertfile : "(system)");
+        return;
+    }
+    SSL *ssl = SSL_new(a->ssl_ctx);
+    if (!ssl) {
+        acct_fail(a, FETCH_PS_SOCKET, "cannot create a TLS session");
+        return;
+    }
+    const char *name = a->user->sslcommonname ? a->user->sslcommonname : a->srv->name;
+    SSL_set_tlsext_host_name(ssl, name);
+    if (a->user->sslcertck)
+        SSL_set1_host(ssl, name);
+    struct bufferevent *tls = bufferevent_openssl_filter_new(
+        a->run->base, a->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!tls) {
+        SSL_free(ssl);
+        acct_fail(a, FETCH_PS_SOCKET, "cannot start TLS");
+        return;
+    }
+    a->bev = tls;
+    a->phase = PH_TLS;
+    a->capa_known = false;
+    a->caps = 0;
+    bufferevent_setcb(tls, acct_read_cb, NULL, acct_event_cb, a);
+    unsigned long t = a->srv->timeout ? a->srv->timeout : FETCH_DEFAULT_TIMEOUT;
+    struct timeval to = {(time_t)t, 0};
+    bufferevent_set_timeouts(tls, &to, &to);
+    bufferevent_enable(tls, EV_READ | EV_WRITE);
+}
+
+/* ---- POP3 ----------------------------------------------------------------------------------- */
+
+static void pop3_setup_next(struct fetch_acct *a)
+{
+    if (!a->capa_known) {
+        pop3_send(a, P_CAPA, NULL, "CAPA");
+        return;
+    }
+    if (!a->tls_on && !a->tls_tried && (a->tls_required || (a->caps & POP3_CAPA_STLS))) {
+        if (!(a->caps & POP3_CAPA_STLS)) {
+            acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for but the server offers no STLS");
+            return;
+        }
+        a->tls_tried = true;
+        pop3_send(a, P_STLS, NULL, "STLS");
+        return;
+    }
+    if (a->tls_required && !a->tls_on) {
+        acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for: not sending the password in clear");
+        return;
+    }
+    if (!a->authed) {
+        const char *pass = a->user->password ? a->user->password : "";
+        bool plain = a->srv->auth == FETCHRC_AUTH_PLAIN ||
+                     (a->srv->auth == FETCHRC_AUTH_ANY && (a->caps & POP3_CAPA_SASL_PLAIN));
+        if (plain) {
+            char *b64 = sasl_plain(a->remote, pass);
+            pop3_send(a, P_AUTH, NULL, "AUTH PLAIN %s", b64);
+            explicit_bzero(b64, strlen(b64));
+            free(b64);
+        } else {
+            pop3_send(a, P_USER, NULL, "USER %s", a->remote);
+        }
+        return;
+    }
+    pop3_send(a, P_UIDL, NULL, "UIDL");
+}
+
+static void pop3_pump(struct fetch_acct *a)
+{
+    bool pipelining = (a->caps & POP3_CAPA_PIPELINING) != 0;
+    size_t window = pipelining ? FETCH_WINDOW : 1;
+    if (a->phase == PH_SETUP) {
+        if (a->nfifo == 0)
+            pop3_setup_next(a);
+        return;
+    }
+    if (a->phase == PH_TRANSFER) {
+        /* deletions of what is durable first: they free the server's quota */
+        for (size_t i = 0; i < a->nmsgs && a->nfifo < window; i++) {
+            struct fetch_msg *m = a->msgs[i];
+            if (m->fate == M_SYNCED && !a->keep) {
+                m->fate = M_CLEANUP;
+                pop3_send(a, P_DELE, m, "DELE %lu", m->num);
+            } else if (m->fate == M_SYNCED) {
+                m->fate = M_DONE;
+            }
+        }
+        while (a->nfifo < window && a->inflight < FETCH_BACKLOG_MAX && a->next_fetch < a->nmsgs) {
+            struct fetch_msg *m = a->msgs[a->next_fetch++];
+            if (m->fate != M_NEW)
+                continue;
+            m->fate = M_FETCHING;
+            pop3_send(a, P_RETR, m, "RETR %lu", m->num);
+        }
+        bool busy = a->nfifo > 0 || a->inflight > 0 || a->next_fetch < a->nmsgs;
+        for (size_t i = 0; i < a->nmsgs && !busy; i++)
+            if (a->msgs[i]->fate == M_RECORDED || a->msgs[i]->fate == M_SYNCED)
+                busy = true;
+        if (!busy) {
+            a->phase = PH_CLOSING;
+            pop3_send(a, P_QUIT, NULL, "QUIT");
+        }
+    }
+}
+
+static void pop3_listing(struct fetch_acct *a, enum cmd_kind kind)
+{
+    const char *p = a->mbody.data ? a->mbody.data : "", *end = p + a->mbody.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        size_t n = (size_t)(le - p);
+        if (n && p[n - 1] == '\r')
+            n--;
+        unsigned long num, size;
+        char uid[POP3_UID_MAX + 1];
+        if (kind == P_UIDL && pop3_uidl_line(p, n, &num, uid)) {
+            if (!acct_find_num(a, num) && a->nmsgs < UIDREC_MAX)
+                snprintf(acct_add_msg(a, num)->uid, sizeof uid, "%s", uid);
+        } else if (kind == P_LIST && pop3_list_line(p, n, &num, &size)) {
+            struct fetch_msg *m = acct_find_num(a, num);
+            if (m)
+                m->size = size;
+        } else if (n) {
+            log_warnx("fetch: %s: ignoring a malformed %s line", a->res->label,
+                      kind == P_UIDL ? "UIDL" : "LIST");
+        }
+        p = nl ? nl + 1 : end;
+    }
+}
+
+/* One whole status (and body) for the head of the FIFO. */
+static void pop3_on_reply(struct fetch_acct *a, struct fetch_cmd *c, const struct pop3_status *st)
+{
+    bool ok = st->kind == POP3_STATUS_OK;
+    switch (c->kind) {
+    case P_GREETING:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_ERROR, "server greeting: -ERR %s", st->text);
+            return;
+        }
+        a->phase = PH_SETUP;
+        break;
+    case P_CAPA:
+        a->capa_known = true;
+        if (ok)
+            a->caps = pop3_capa_parse(a->mbody.data ? a->mbody.data : "", a->mbody.len);
+        break;
+    case P_STLS:
+        if (!ok) {
+            if (a->tls_required) {
+                acct_fail(a, FETCH_PS_PROTOCOL, "STLS refused: -ERR %s", st->text);
+                return;
+            }
+            break; /* opportunistic: go on in the clear */
+        }
+        acct_start_tls(a);
+        return;
+    case P_USER:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_AUTHFAIL, "USER refused: -ERR %s", st->text);
+            return;
+        }
+        pop3_send(a, P_PASS, NULL, "PASS %s", a->user->password ? a->user->password : "");
+        return;
+    case P_PASS:
+    case P_AUTH:
+        if (!ok) {
+            bool busy = strcasecmp(st->code, "IN-USE") == 0;
+            acct_fail(a, busy ? FETCH_PS_LOCKBUSY : FETCH_PS_AUTHFAIL,
+                      "authentication failed: -ERR %s%s%s%s", st->code[0] ? "[" : "", st->code,
+                      st->code[0] ? "] " : "", st->text);
+            return;
+        }
+        a->authed = true;
+        break;
+    case P_UIDL:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_PROTOCOL, "the server has no UIDL: -ERR %s", st->text);
+            return;
+        }
+        pop3_listing(a, P_UIDL);
+        pop3_send(a, P_LIST, NULL, "LIST");
+        return;
+    case P_LIST:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_PROTOCOL, "LIST: -ERR %s", st->text);
+            return;
+        }
+        pop3_listing(a, P_LIST);
+        acct_plan(a);
+        break;
+    case P_RETR:
+        if (!ok) {
+            c->msg->fate = M_DEFERRED;
+            log_warnx("fetch: %s: RETR %lu: -ERR %s", a->res->label, c->msg->num, st->text);
+            break;
+        }
+        acct_message_fetched(a, c->msg, a->mbody.data ? a->mbody.data : "", a->mbody.len);
+        break;
+    case P_DELE:
+        if (ok) {
+            c->msg->fate = M_DONE;
+            a->res->deleted++;
+        } else {
+            c->msg->fate = M_DEFERRED;
+            log_warnx("fetch: %s: DELE %lu: -ERR %s", a->res->label, c->msg->num, st->text);
+        }
+        break;
+    case P_QUIT:
+        if (!ok) {
+            a->no_prune = true;
+            log_warnx("fetch: %s: QUIT: -ERR %s (deletions may not have happened)",
+                      a->res->label, st->text);
+        }
+        acct_finish(a);
+        return;
+    default:
+        break;
+    }
+}
+
+static bool pop3_multiline_kind(enum cmd_kind k)
+{
+    return k == P_CAPA || k == P_UIDL || k == P_LIST || k == P_RETR;
+}
+
+static void pop3_read(struct fetch_acct *a, struct evbuffer *in)
+{
+    while (a->bev && a->nfifo > 0 && !a->finished) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            return;
+        struct fetch_cmd *c = &a->fifo[0];
+        const char *err = NULL;
+        size_t used = 0;
+        if (c->multiline) {
+            /* whole lines only: pull up what is there (a partial line stays small) */
+            const char *data = (const char *)evbuffer_pullup(in, -1);
+            enum pop3_reply_result r = pop3_multiline_feed(&a->ml, data, len, &used, &a->mbody, &err);
+            evbuffer_drain(in, used);
+            if (r == POP3_REPLY_ERROR) {
+                acct_fail(a, FETCH_PS_PROTOCOL, "%s", err);
+                return;
+            }
+            if (r == POP3_REPLY_NEED_MORE)
+                return;
+            struct fetch_cmd done = *c;
+            acct_pop(a);
+            struct pop3_status st = {.kind = POP3_STATUS_OK};
+            pop3_on_reply(a, &done, &st);
+            buf_reset(&a->mbody);
+            continue;
+        }
+        size_t look = len < POP3_REPLY_LINE_MAX ? len : POP3_REPLY_LINE_MAX;
+        const char *data = (const char *)evbuffer_pullup(in, (ssize_t)look);
+        struct pop3_status st;
+        enum pop3_reply_result r = pop3_status_parse(data, look, &used, &st, &err);
+        if (r == POP3_REPLY_ERROR) {
+            acct_fail(a, FETCH_PS_PROTOCOL, "%s", err);
+            return;
+        }
+        if (r == POP3_REPLY_NEED_MORE)
+            return;
+        evbuffer_drain(in, used);
+        if (st.kind == POP3_STATUS_OK && pop3_multiline_kind(c->kind)) {
+            c->multiline = true;
+            pop3_multiline_init(&a->ml);
+            buf_reset(&a->mbody);
+            continue;
+        }
+        struct fetch_cmd done = *c;
+        acct_pop(a);
+        pop3_on_reply(a, &done, &st);
+    }
+}
+
+/* ---- IMAP ----------------------------------------------------------------------------------- */
+
+static void imap_setup_next(struct fetch_acct *a)
+{
+    if (!a->capa_known) {
+        imap_send(a, I_CAPABILITY, NULL, "CAPABILITY");
+        return;
+    }
+    if (!a->tls_on && !a->tls_tried && (a->tls_required || (a->caps & IMAP_CAPA_STARTTLS))) {
+        if (!(a->caps & IMAP_CAPA_STARTTLS)) {
+            acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for but the server offers no STARTTLS");
+            return;
+        }
+        a->tls_tried = true;
+        imap_send(a, I_STARTTLS, NULL, "STARTTLS");
+        return;
+    }
+    if (a->tls_required && !a->tls_on) {
+        acct_fail(a, FETCH_PS_PROTOCOL, "TLS was asked for: not sending the password in clear");
+        return;
+    }
+    if (!a->authed) {
+        const char *pass = a->user->password ? a->user->password : "";
+        bool plain = a->srv->auth == FETCHRC_AUTH_PLAIN ||
+                     (a->srv->auth == FETCHRC_AUTH_ANY && (a->caps & IMAP_CAPA_AUTH_PLAIN) &&
+                      (a->caps & IMAP_CAPA_SASL_IR)) ||
+                     (a->caps & IMAP_CAPA_LOGINDISABLED);
+        if (plain) {
+            char *b64 = sasl_plain(a->remote, pass);
+            imap_send(a, I_AUTH, NULL, "AUTHENTICATE PLAIN %s", b64);
+            explicit_bzero(b64, strlen(b64));
+            free(b64);
+        } else {
+            struct buf u, p;
+            buf_init(&u, 0);
+            buf_init(&p, 0);
+            if (!imap_quote(a->remote, &u) || !imap_quote(pass, &p)) {
+                buf_free(&u);
+                explicit_bzero(p.data, p.len);
+                buf_free(&p);
+                acct_fail(a, FETCH_PS_AUTHFAIL, "user name or password cannot be sent to IMAP");
+                return;
+            }
+            imap_send(a, I_LOGIN, NULL, "LOGIN %s %s", u.data, p.data);
+            explicit_bzero(p.data, p.len);
+            buf_free(&u);
+            buf_free(&p);
+        }
+        return;
+    }
+    const char *folder = a->user->nfolders ? a->user->folders[0] : "INBOX";
+    struct buf f;
+    buf_init(&f, 0);
+    if (!imap_quote(folder, &f)) {
+        buf_free(&f);
+        acct_fail(a, FETCH_PS_SYNTAX, "folder name cannot be sent to IMAP");
+        return;
+    }
+    imap_send(a, I_SELECT, NULL, "SELECT %s", f.data);
+    buf_free(&f);
+}
+
+/* "UID STORE set +FLAGS.SILENT (...)" for up to FETCH_STORE_BATCH synced messages. */
+static bool imap_store_batch(struct fetch_acct *a)
+{
+    struct buf set;
+    buf_init(&set, 0);
+    unsigned batch = ++a->store_batch;
+    size_t n = 0;
+    for (size_t i = 0; i < a->nmsgs && n < FETCH_STORE_BATCH; i++) {
+        struct fetch_msg *m = a->msgs[i];
+        if (m->fate != M_SYNCED)
+            continue;
+        m->fate = M_CLEANUP;
+        m->batch = batch;
+        buf_printf(&set, "%s%lu", n ? "," : "", m->num);
+        n++;
+    }
+    if (n) {
+        imap_send(a, I_STORE, NULL, "UID STORE %s +FLAGS.SILENT (%s)", set.data,
+                  a->keep ? "\\Seen" : "\\Seen \\Deleted");
+        a->fifo[a->nfifo - 1].batch = batch;
+    }
+    buf_free(&set);
+    return n > 0;
+}
+
+static void imap_pump(struct fetch_acct *a)
+{
+    if (a->phase == PH_SETUP) {
+        if (a->nfifo == 0)
+            imap_setup_next(a);
+        return;
+    }
+    if (a->phase != PH_TRANSFER)
+        return;
+    while (a->nfifo < FETCH_WINDOW && imap_store_batch(a))
+        ;
+    while (a->nfifo < FETCH_WINDOW && a->inflight < FETCH_BACKLOG_MAX && a->next_fetch < a->nmsgs) {
+        struct fetch_msg *m = a->msgs[a->next_fetch++];
+        if (m->fate != M_NEW)
+            continue;
+        m->fate = M_FETCHING;
+        imap_send(a, I_FETCH, m, "UID FETCH %lu (UID BODY.PEEK[])", m->num);
+    }
+    bool busy = a->nfifo > 0 || a->inflight > 0 || a->next_fetch < a->nmsgs;
+    for (size_t i = 0; i < a->nmsgs && !busy; i++)
+        if (a->msgs[i]->fate == M_RECORDED || a->msgs[i]->fate == M_SYNCED)
+            busy = true;
+    if (busy)
+        return;
+    if (!a->keep && a->pending_deleted && !a->expunged) {
+        a->expunged = true;
+        if (a->caps & IMAP_CAPA_UIDPLUS) {
+            struct buf set;
+            buf_init(&set, 0);
+            size_t n = 0;
+            for (size_t i = 0; i < a->nmsgs; i++)
+                if (a->msgs[i]->deleted_now)
+                    buf_printf(&set, "%s%lu", n++ ? "," : "", a->msgs[i]->num);
+            imap_send(a, I_EXPUNGE, NULL, "UID EXPUNGE %s", set.data ? set.data : "1");
+            buf_free(&set);
+        } else {
+            imap_send(a, I_EXPUNGE, NULL, "EXPUNGE");
+        }
+        return;
+    }
+    a->phase = PH_CLOSING;
+    imap_send(a, I_LOGOUT, NULL, "LOGOUT");
+}
+
+static void imap_search_result(struct fetch_acct *a, const struct imap_resp *r)
+{
+    size_t pos = 0;
+    unsigned long uid;
+    while (imap_resp_search_next(r, &pos, &uid)) {
+        if (uid == 0 || acct_find_num(a, uid) || a->nmsgs >= UIDREC_MAX)
+            continue;
+        struct fetch_msg *m = acct_add_msg(a, uid);
+        snprintf(m->uid, sizeof m->uid, "%lu", uid);
+    }
+}
+
+static int imap_cmp_num(const void *x, const void *y)
+{
+    const struct fetch_msg *a = *(struct fetch_msg *const *)x, *b = *(struct fetch_msg *const *)y;
+    return a->num < b->num ? -1 : a->num > b->num;
+}
+
+static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const struct imap_resp *r)
+{
+    bool ok = r->status == IMAP_STATUS_OK;
+    if (r->has_capabilities) {
+        a->caps = r->capabilities;
+        a->capa_known = true;
+    }
+    switch (c->kind) {
+    case I_CAPABILITY:
+        a->capa_known = true;
+        break;
+    case I_STARTTLS:
+        if (!ok) {
+            if (a->tls_required) {
+                acct_fail(a, FETCH_PS_PROTOCOL, "STARTTLS refused: %s", r->text);
+                return;
+            }
+            break;
+        }
+        acct_start_tls(a);
+        return;
+    case I_LOGIN:
+    case I_AUTH:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_AUTHFAIL, "authentication failed: %s", r->text);
+            return;
+        }
+        a->authed = true;
+        if (!r->has_capabilities)
+            a->capa_known = false; /* capabilities may change after login (RFC 3501 6.2.3) */
+        if (!a->capa_known) {
+            imap_send(a, I_CAPABILITY, NULL, "CAPABILITY");
+            return;
+        }
+        break;
+    case I_SELECT:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_ERROR, "SELECT failed: %s", r->text);
+            return;
+        }
+        if (a->uidvalidity && uidrec_set_validity(&a->rec, a->uidvalidity) < 0) {
+            acct_fail(a, FETCH_PS_INTERNAL, "cannot write the UID record");
+            return;
+        }
+        imap_send(a, I_SEARCH, NULL, "UID SEARCH %s", a->fetchall ? "ALL" : "UNSEEN");
+        return;
+    case I_SEARCH:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_ERROR, "SEARCH failed: %s", r->text);
+            return;
+        }
+        if (!a->keep) {
+            /* delivered earlier, flagged, not expunged (a cut link): finish the job */
+            imap_send(a, I_SEARCH_DEL, NULL, "UID SEARCH DELETED");
+            return;
+        }
+        /* fall through */
+    case I_SEARCH_DEL:
+        qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
+        if (a->nmsgs == 0) {
+            acct_plan(a);
+            break;
+        }
+        {
+            struct buf set;
+            buf_init(&set, 0);
+            for (size_t i = 0; i < a->nmsgs; i++)
+                buf_printf(&set, "%s%lu", i ? "," : "", a->msgs[i]->num);
+            imap_send(a, I_SIZES, NULL, "UID FETCH %s (UID RFC822.SIZE)", set.data);
+            buf_free(&set);
+        }
+        return;
+    case I_SIZES:
+        if (!ok) {
+            acct_fail(a, FETCH_PS_ERROR, "FETCH sizes failed: %s", r->text);
+            return;
+        }
+        acct_plan(a);
+        break;
+    case I_FETCH:
+        if (c->msg->fate == M_FETCHING) {
+            c->msg->fate = M_DEFERRED;
+            log_warnx("fetch: %s: UID FETCH %lu gave no message: %s", a->res->label,
+                      c->msg->num, r->text);
+        }
+        break;
+    case I_STORE:
+        for (size_t i = 0; i < a->nmsgs; i++) {
+            struct fetch_msg *m = a->msgs[i];
+            if (m->fate != M_CLEANUP || m->batch != c->batch)
+                continue;
+            if (!ok) {
+                m->fate = M_DEFERRED; /* recorded: the next poll deletes it without fetching */
+                continue;
+            }
+            m->fate = M_DONE;
+            if (!a->keep) {
+                m->deleted_now = true;
+                a->res->deleted++;
+                a->pending_deleted++;
+            }
+        }
+        if (!ok)
+            log_warnx("fetch: %s: STORE failed: %s", a->res->label, r->text);
+        break;
+    case I_EXPUNGE:
+        if (!ok) {
+            a->no_prune = true; /* flagged but still there: keep their UIDs */
+            log_warnx("fetch: %s: EXPUNGE failed: %s", a->res->label, r->text);
+        }
+        break;
+    case I_LOGOUT:
+        acct_finish(a);
+        return;
+    default:
+        break;
+    }
+}
+
+static void imap_on_untagged(struct fetch_acct *a, const struct imap_resp *r)
+{
+    if (r->has_capabilities) {
+        a->caps = r->capabilities;
+        a->capa_known = true;
+    }
+    if (r->status == IMAP_STATUS_OK && strcmp(r->code, "UIDVALIDITY") == 0)
+        a->uidvalidity = r->code_number;
+    if (strcmp(r->keyword, "SEARCH") == 0) {
+        imap_search_result(a, r);
+        return;
+    }
+    if (strcmp(r->keyword, "FETCH") != 0 || !r->has_uid)
+        return;
+    struct fetch_msg *m = acct_find_num(a, r->uid);
+    if (!m)
+        return;
+    if (r->has_size)
+        m->size = r->size;
+    if (r->has_body && m->fate == M_FETCHING) {
+        if (!r->body) {
+            m->fate = M_DEFERRED;
+            log_warnx("fetch: %s: UID %lu has no body (NIL)", a->res->label, m->num);
+            return;
+        }
+        acct_message_fetched(a, m, r->body, r->body_len);
+    }
+}
+
+static void imap_read(struct fetch_acct *a, struct evbuffer *in)
+{
+    while (a->bev && !a->finished) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            return;
+        const char *data = (const char *)evbuffer_pullup(in, -1);
+        struct imap_resp r;
+        size_t used = 0, want = 0;
+        const char *err = NULL;
+        enum imap_resp_result res = imap_resp_parse(data, len, &used, &want, &r, &err);
+        if (res == IMAP_RESP_ERROR) {
+            acct_fail(a, FETCH_PS_PROTOCOL, "%s", err);
+            return;
+        }
+        if (res == IMAP_RESP_NEED_MORE) {
+            /* a large literal: be called again only once it is all there */
+            bufferevent_setwatermark(a->bev, EV_READ, want < 64UL * 1024 * 1024 ? want : 0, 0);
+            return;
+        }
+        bufferevent_setwatermark(a->bev, EV_READ, 0, 0);
+        if (r.kind == IMAP_RESP_CONTINUATION) {
+            evbuffer_drain(in, used);
+            if (a->nfifo && a->fifo[0].kind == I_AUTH) {
+                char *b64 = sasl_plain(a->remote, a->user->password ? a->user->password : "");
+                evbuffer_add_printf(bufferevent_get_output(a->bev), "%s\r\n", b64);
+                explicit_bzero(b64, strlen(b64));
+                free(b64);
+                continue;
+            }
+            acct_fail(a, FETCH_PS_PROTOCOL, "unexpected continuation request");
+            return;
+        }
+        if (r.kind == IMAP_RESP_UNTAGGED) {
+            if (a->nfifo && a->fifo[0].kind == I_GREETING) {
+                struct fetch_cmd done = a->fifo[0];
+                (void)done;
+                acct_pop(a);
+                if (r.status == IMAP_STATUS_BYE || r.status == IMAP_STATUS_NONE) {
+                    evbuffer_drain(in, used);
+                    acct_fail(a, FETCH_PS_ERROR, "server greeting: %s", r.text);
+                    return;
+                }
+                if (r.has_capabilities) {
+                    a->caps = r.capabilities;
+                    a->capa_known = true;
+                }
+                a->authed = r.status == IMAP_STATUS_PREAUTH;
+                a->phase = PH_SETUP;
+                evbuffer_drain(in, used);
+                acct_pump(a);
+                continue;
+            }
+            imap_on_untagged(a, &r); /* may hand the body over: drain after */
+            if (!a->bev)
+                return;
+            evbuffer_drain(in, used);
+            continue;
+        }
+        char expect[16];
+        snprintf(expect, sizeof expect, "z%u", a->nfifo ? a->fifo[0].tag : 0);
+        if (!a->nfifo || strcmp(r.tag, expect) != 0) {
+            evbuffer_drain(in, used);
+            acct_fail(a, FETCH_PS_PROTOCOL, "unexpected tagged response %s", r.tag);
+            return;
+        }
+        struct fetch_cmd done = a->fifo[0];
+        acct_pop(a);
+        evbuffer_drain(in, used);
+        imap_on_tagged(a, &done, &r);
+        acct_pump(a);
+    }
+}
+
+/* ---- connection ----------------------------------------------------------------------------- */
+
+static void acct_pump(struct fetch_acct *a)
+{
+    if (a->finished)
+        return;
+    if (a->phase == PH_DRAIN) {
+        if (a->inflight == 0) {
+            /* make durable what zolder took, so the next poll does not fetch it again */
+            event_del(a->sync_ev);
+            if (uidrec_sync(&a->rec) < 0)
+                log_error("fetch: %s: cannot sync the UID record: %s", a->res->label,
+                          strerror(errno));
+            acct_finish(a);
+        }
+        return;
+    }
+    if (!a->bev || a->phase == PH_CONNECT || a->phase == PH_TLS)
+        return;
+    if (a->imap)
+        imap_pump(a);
+    else
+        pop3_pump(a);
+}
+
+static void acct_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct fetch_acct *a = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (a->imap)
+        imap_read(a, in);
+    else
+        pop3_read(a, in);
+    if (!a->finished && a->bev && !a->failed)
+        acct_pump(a);
+}
+
+static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct fetch_acct *a = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        if (a->phase == PH_CONNECT) {
+            int one = 1;
+            setsockopt(bufferevent_getfd(a->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (a->implicit_tls) {
+                acct_start_tls(a);
+                return;
+            }
+            a->phase = PH_SETUP;
+            acct_push(a, a->imap ? I_GREETING : P_GREETING, NULL);
+            return;
+        }
+        if (a->phase == PH_TLS) {
+            SSL *ssl = bufferevent_openssl_get_ssl(a->bev);
+            a->tls_on = true;
+            fetch_progress(a->run, "%s: upgrade to TLS succeeded (%s %s)", a->res->label,
+                           SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+            a->phase = PH_SETUP;
+            if (a->implicit_tls && a->nfifo == 0) {
+                acct_push(a, a->imap ? I_GREETING : P_GREETING, NULL);
+                return;
+            }
+            acct_pump(a);
+            return;
+        }
+        return;
+    }
+    if (a->phase == PH_CLOSING && !(what & BEV_EVENT_TIMEOUT)) {
+        acct_finish(a); /* closed after QUIT/LOGOUT */
+        return;
+    }
+    unsigned long e = ERR_get_error();
+    char tlserr[256] = "";
+    if (e)
+        ERR_error_string_n(e, tlserr, sizeof tlserr);
+    ERR_clear_error();
+    if (what & BEV_EVENT_TIMEOUT)
+        acct_fail(a, FETCH_PS_SOCKET, "timeout talking to %s", a->srv->name);
+    else if (a->phase == PH_TLS)
+        acct_fail(a, FETCH_PS_SOCKET, "TLS handshake with %s failed: %s", a->srv->name,
+                  tlserr[0] ? tlserr : "connection closed");
+    else if (a->phase == PH_CONNECT)
+        acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u: %s", a->srv->name, a->port,
+                  strerror(EVUTIL_SOCKET_ERROR()));
+    else
+        acct_fail(a, FETCH_PS_SOCKET, "connection to %s lost", a->srv->name);
+}
+
+static void acct_connect(struct fetch_acct *a)
+{
+    const char *host = a->srv->via ? a->srv->via : a->srv->name;
+    char port[16];
+    snprintf(port, sizeof port, "%u", a->port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc != 0 || !ai) {
+        acct_fail(a, FETCH_PS_DNS, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return;
+    }
+    a->bev = bufferevent_socket_new(a->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!a->bev) {
+        freeaddrinfo(ai);
+        acct_fail(a, FETCH_PS_SOCKET, "cannot create a socket");
+        return;
+    }
+    a->phase = PH_CONNECT;
+    bufferevent_setcb(a->bev, acct_read_cb, NULL, acct_event_cb, a);
+    unsigned long t = a->srv->timeout ? a->srv->timeout : FETCH_DEFAULT_TIMEOUT;
+    struct timeval to = {(time_t)t, 0};
+    bufferevent_set_timeouts(a->bev, &to, &to);
+    bufferevent_enable(a->bev, EV_READ | EV_WRITE);
+    rc = bufferevent_socket_connect(a->bev, ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (rc < 0)
+        acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u", host, a->port);
+}
+
+/* Record pruning and the account's result; the run goes on with the next account. */
+static void acct_finish(struct fetch_acct *a)
+{
+    if (a->finished)
+        return;
+    if (a->inflight > 0) {
+        /* zolder still has messages of ours: wait for them (PH_DRAIN) */
+        if (a->bev) {
+            bufferevent_free(a->bev);
+            a->bev = NULL;
+        }
+        a->phase = PH_DRAIN;
+        return;
+    }
+    a->finished = true;
+    if (a->bev) {
+        bufferevent_free(a->bev);
+        a->bev = NULL;
+    }
+    if (a->rec_open) {
+        (void)uidrec_sync(&a->rec);
+        /* a clean end: forget the UIDs no longer on the server (keep the others) */
+        if (!a->failed && !a->no_prune && a->nmsgs) {
+            char **keep = xcalloc(a->nmsgs, sizeof *keep);
+            size_t n = 0;
+            for (size_t i = 0; i < a->nmsgs; i++)
+                if (!(a->msgs[i]->fate == M_DONE && a->msgs[i]->deleted_now) &&
+                    !(a->msgs[i]->fate == M_DONE && !a->imap && !a->keep))
+                    keep[n++] = a->msgs[i]->uid;
+            if (uidrec_rewrite(&a->rec, keep, n) < 0)
+                log_warnx("fetch: %s: cannot prune the UID record: %s", a->res->label,
+                          strerror(errno));
+            free(keep);
+        } else if (!a->failed && !a->no_prune && a->nmsgs == 0 && a->rec.count) {
+            (void)uidrec_rewrite(&a->rec, NULL, 0);
+        }
+    }
+    if (!a->failed)
+        a->res->status = a->smtp_failed ? FETCH_PS_SMTP
+                         : a->res->delivered ? FETCH_PS_SUCCESS : FETCH_PS_NOMAIL;
+    fetch_progress(a->run, "%s: %u messages, %u seen before, %u delivered, %u deleted, "
+                           "%u deferred, %u refused, %u skipped",
+                   a->res->label, a->res->messages, a->res->seen, a->res->delivered,
+                   a->res->deleted, a->res->deferred, a->res->refused, a->res->skipped);
+    event_active(a->run->next_ev, EV_TIMEOUT, 0);
+}
+
+static void acct_free(struct fetch_acct *a)
+{
+    if (!a)
+        return;
+    if (a->bev)
+        bufferevent_free(a->bev);
+    if (a->sync_ev)
+        event_free(a->sync_ev);
+    if (a->rec_open)
+        uidrec_close(&a->rec);
+    for (size_t i = 0; i < a->nmsgs; i++) {
+        buf_free(&a->msgs[i]->data);
+        free(a->msgs[i]);
+    }
+    free(a->msgs);
+    buf_free(&a->mbody);
+    if (a->ssl_ctx)
+        SSL_CTX_free(a->ssl_ctx);
+    free(a);
+}
+
+static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
+                       const struct fetchrc_user *user, struct fetch_account_result *res)
+{
+    struct fetch_acct *a = xcalloc(1, sizeof *a);
+    run->acct = a;
+    a->run = run;
+    a->srv = srv;
+    a->user = user;
+    a->res = res;
+    buf_init(&a->mbody, FETCH_MESSAGE_MAX);
+    snprintf(a->remote, sizeof a->remote, "%s", user->remote[0] ? user->remote : run->invoking_user);
+    const char *local = a->remote;
+    for (size_t i = 0; i < user->nlocals; i++)
+        if (!user->locals[i].remote || strcmp(user->locals[i].remote, a->remote) == 0) {
+            local = user->locals[i].local;
+            break;
+        }
+    snprintf(a->local, sizeof a->local, "%s", local);
+    snprintf(res->label, sizeof res->label, "%s at %s", a->remote, srv->name);
+    a->keep = user->keep;
+    a->fetchall = user->fetchall;
+    a->port = fetchrc_port(srv, user);
+    a->imap = srv->proto == FETCHRC_PROTO_IMAP ||
+              (srv->proto == FETCHRC_PROTO_AUTO && (a->port == 143 || a->port == 993));
+    a->implicit_tls = user->ssl || a->port == 995 || a->port == 993;
+    a->tls_required = a->implicit_tls || user->sslproto || user->sslcertck;
+    a->sync_ev = event_new(run->base, -1, 0, acct_sync_cb, a);
+    res->status = FETCH_PS_NOMAIL;
+    if (fetchrc_multidrop(user)) {
+        a->phase = PH_DRAIN;
+        acct_fail(a, FETCH_PS_SYNTAX, "multidrop (is *) is not supported yet (PENDING)");
+        return;
+    }
+    for (const char *p = a->local; *p; p++)
+        if (*p <= ' ' || *p == '<' || *p == '>' || *p == '@' || *p == '"' || (unsigned char)*p >= 0x7f) {
+            a->phase = PH_DRAIN;
+            acct_fail(a, FETCH_PS_SYNTAX, "local user name \"%s\" is not valid", a->local);
+            return;
+        }
+    char account[200];
+    uidrec_account_name(srv->name, a->remote, account, sizeof account);
+    if (uidrec_open(&a->rec, run->state_dir, account) < 0) {
+        a->phase = PH_DRAIN;
+        acct_fail(a, FETCH_PS_INTERNAL, "cannot open the UID record under %s/fetch: %s",
+                  run->state_dir, strerror(errno));
+        return;
+    }
+    a->rec_open = true;
+    log_info("fetch: polling %s (%s port %u%s) for %s", res->label, a->imap ? "IMAP" : "POP3",
+             a->port, a->implicit_tls ? " TLS" : "", a->local);
+    acct_connect(a);
+}
+
+/* ---- the run ---------------------------------------------------------------------------------- */
+
+int fetch_overall(const struct fetch_account_result *a, size_t n)
+{
+    bool mail = false;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i].status != FETCH_PS_SUCCESS && a[i].status != FETCH_PS_NOMAIL)
+            return a[i].status;
+        if (a[i].status == FETCH_PS_SUCCESS)
+            mail = true;
+    }
+    return mail ? FETCH_PS_SUCCESS : FETCH_PS_NOMAIL;
+}
+
+static void run_next(struct fetch_run *run)
+{
+    if (run->acct) {
+        acct_free(run->acct);
+        run->acct = NULL;
+    }
+    while (run->iserver < run->rc->nservers) {
+        const struct fetchrc_server *srv = &run->rc->servers[run->iserver];
+        if (srv->skip || run->iuser >= srv->nusers) {
+            run->iserver++;
+            run->iuser = 0;
+            continue;
+        }
+        const struct fetchrc_user *user = &srv->users[run->iuser++];
+        run->result.accounts = xreallocarray(run->result.accounts, run->result.naccounts + 1,
+                                             sizeof *run->result.accounts);
+        struct fetch_account_result *res = &run->result.accounts[run->result.naccounts++];
+        memset(res, 0, sizeof *res);
+        acct_begin(run, srv, user, res);
+        return;
+    }
+    /* all done: wait for nothing (every account drained its hand-offs) */
+    run->result.status = fetch_overall(run->result.accounts, run->result.naccounts);
+    fetch_done_fn done = run->done;
+    void *ctx = run->done_ctx;
+    struct fetch_result result = run->result;
+    run->result.accounts = NULL;
+    fetch_cancel(run);
+    done(ctx, &result);
+    free(result.accounts);
+}
+
+static void run_next_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_next(arg);
+}
+
+struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
+                              const struct fetch_config *cfg, fetch_done_fn done, void *ctx)
+{
+    struct fetch_run *run = xcalloc(1, sizeof *run);
+    run->base = base;
+    run->rc = rc;
+    run->cfg = *cfg;
+    snprintf(run->hostname, sizeof run->hostname, "%s", cfg->hostname ? cfg->hostname : "localhost");
+    snprintf(run->state_dir, sizeof run->state_dir, "%s", cfg->state_dir);
+    snprintf(run->invoking_user, sizeof run->invoking_user, "%s",
+             cfg->invoking_user ? cfg->invoking_user : "");
+    run->done = done;
+    run->done_ctx = ctx;
+    run->cfg.hostname = run->hostname;
+    run->cfg.state_dir = run->state_dir;
+    /* fetchmail greets a local MTA as "localhost": the seed's trace shows
+     * "Received: from localhost (localhost [127.0.0.1])" */
+    bool loopback = false;
+    if (cfg->smtp.ss_family == AF_INET)
+        loopback = (ntohl(((const struct sockaddr_in *)&cfg->smtp)->sin_addr.s_addr) >> 24) == 127;
+    else if (cfg->smtp.ss_family == AF_INET6)
+        loopback = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&cfg->smtp)->sin6_addr);
+    run->handoff = handoff_new(base, (const struct sockaddr *)&cfg->smtp, cfg->smtp_len,
+                               loopback ? "localhost" : run->hostname,
+                               cfg->handoff_sessions ? cfg->handoff_sessions : 4);
+    run->next_ev = event_new(base, -1, 0, run_next_cb, run);
+    event_active(run->next_ev, EV_TIMEOUT, 0);
+    return run;
+}
+
+void fetch_cancel(struct fetch_run *run)
+{
+    if (!run)
+        return;
+    if (run->acct)
+        run->acct->finished = true;
+    handoff_free(run->handoff); /* answers in-flight items 421: they stay on the server */
+    run->handoff = NULL;
+    acct_free(run->acct);
+    run->acct = NULL;
+    event_free(run->next_ev);
+    fetchrc_free(run->rc);
+    free(run->rc);
+    free(run->result.accounts);
+    free(run);
+}
+
+/* ---- the rc file ------------------------------------------------------------------------------ */
+
+int fetch_read_rc(const char *path, char **data_r, size_t *len_r, char *error, size_t errsize)
+{
+    *data_r = NULL;
+    *len_r = 0;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        snprintf(error, errsize, "%s: %s", path, strerror(errno));
+        return FETCH_PS_SYNTAX;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        snprintf(error, errsize, "%s must have no more than -rwx------ (0700) permissions", path);
+        return FETCH_PS_IOERR;
+    }
+    if (fs_read_file(path, FETCHRC_FILE_MAX, data_r, len_r) < 0) {
+        snprintf(error, errsize, "%s: %s", path, strerror(errno));
+        return FETCH_PS_SYNTAX;
+    }
+    struct fetchrc *rc = fetch_parse_rc(path, *data_r, *len_r, error, errsize);
+    if (!rc) {
+        explicit_bzero(*data_r, *len_r);
+        free(*data_r);
+        *data_r = NULL;
+        return FETCH_PS_SYNTAX;
+    }
+    fetchrc_free(rc);
+    free(rc);
+    return FETCH_PS_SUCCESS;
+}
+
+struct fetchrc *fetch_parse_rc(const char *path, const char *data, size_t len, char *error,
+                               size_t errsize)
+{
+    struct fetchrc *rc = xcalloc(1, sizeof *rc);
+    char err[FETCHRC_ERROR_MAX];
+    if (!fetchrc_parse(rc, path, data, len, err)) {
+        snprintf(error, errsize, "%s", err);
+        fetchrc_free(rc);
+        free(rc);
+        return NULL;
+    }
+    return rc;
+}

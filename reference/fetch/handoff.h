@@ -1,0 +1,56 @@
+/*
+ * handoff: the poller's SMTP client to zolderd's own listener (fetch_smtp), as fetchmail
+ * forwards to port 25 of localhost.
+ *
+ * DESCRIPTION
+ *   A small pool of SMTP sessions: items queue up and go out on the first idle session; new
+ *   sessions open (up to the pool size) while items wait. Each session pipelines MAIL, RCPT
+ *   and DATA (RFC 2920) when offered, then the dot-stuffed body. Because zolderd commits
+ *   messages of all sessions that arrive in the same turn with one fsync, several sessions
+ *   in flight share syncs. Every item ends with exactly one callback: the reply code of the
+ *   final dot (250), the first refusal (4xx/5xx), or 421 when the session was lost (the
+ *   message may then be left on the server and fetched again, never lost).
+ *   A loopback target is reached from 127.0.0.1, so zolderd treats the poller as a local
+ *   program (as `sendmail` does).
+ *
+ * LIMITS
+ *   No TLS or AUTH to zolderd (it is on loopback or the LAN); CHUNKING is not used.
+ */
+#ifndef ZOLDER_FETCH_HANDOFF_H
+#define ZOLDER_FETCH_HANDOFF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+
+#define HANDOFF_SESSIONS_MAX 16
+#define HANDOFF_TIMEOUT_S 300
+
+struct handoff_item;
+typedef void (*handoff_done_fn)(struct handoff_item *item, int code, const char *reply);
+
+struct handoff_item {
+    char sender[512];           /* "" for <> */
+    char rcpt[512];
+    struct buf *data;           /* the message, CRLF lines, not stuffed */
+    handoff_done_fn done;
+    void *ctx;
+    struct handoff_item *next;  /* queue link (handoff's) */
+};
+
+struct handoff;
+
+struct handoff *handoff_new(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
+                            const char *helo, unsigned sessions);
+/* Queues item; its done callback runs later, from the event loop, exactly once. */
+void handoff_submit(struct handoff *h, struct handoff_item *item);
+/* Items not yet answered (queued or in flight). */
+size_t handoff_pending(const struct handoff *h);
+/* QUITs idle sessions; items still pending get 421 at once. */
+void handoff_free(struct handoff *h);
+
+#endif

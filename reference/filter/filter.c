@@ -1,0 +1,857 @@
+/* filter: the content filter (see filter.h and docs/filter.md). */
+#include "filter.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "clamd.h"
+#include "fsutil.h"
+#include "hdr.h"
+#include "log.h"
+#include "str.h"
+#include "timefmt.h"
+#include "xalloc.h"
+
+#define FILTER_SIGFILE_MAX ((size_t)64 * 1024 * 1024)
+#define FILTER_CLAMD_SCANNER "ClamAV (clamd)"
+
+static void filter_worker_stop(struct filter *f);
+
+bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue,
+                 struct cfg_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->conf = conf;
+    f->queue = queue;
+    f->worker_fd = -1;
+    sigscan_db_init(&f->sigs);
+    const char *why = NULL;
+    if (!banned_list_parse(&f->banned, conf->banned_extensions, &why)) {
+        snprintf(err->text, sizeof err->text, "banned_extensions: %s", why);
+        return false;
+    }
+    if (conf->virus_signatures[0]) {
+        char *data;
+        size_t len;
+        if (fs_read_file(conf->virus_signatures, FILTER_SIGFILE_MAX, &data, &len) < 0) {
+            snprintf(err->text, sizeof err->text, "virus_signatures: cannot read %s: %s",
+                     conf->virus_signatures, strerror(errno));
+            return false;
+        }
+        bool ok = sigscan_db_parse(&f->sigs, conf->virus_signatures, data, len, err);
+        free(data);
+        if (!ok)
+            return false;
+    }
+    mimewalk_limits_default(&f->mime_limits);
+    f->mime_limits.max_depth = conf->filter_mime_depth;
+    f->mime_limits.max_parts = conf->filter_mime_parts;
+    f->mime_limits.max_header_bytes = conf->filter_header_limit;
+    /* decoded bodies are never larger than the message (base64 and QP shrink) */
+    f->mime_limits.max_body_bytes = conf->message_size_limit + (size_t)1024 * 1024;
+    f->zip_limits.max_depth = conf->filter_archive_depth;
+    f->zip_limits.max_entries = conf->filter_archive_entries;
+    f->zip_limits.max_expanded = conf->filter_archive_expanded;
+    size_t n = strlen(conf->state_dir) + sizeof "/quarantine";
+    f->quarantine_dir = xmalloc(n);
+    snprintf(f->quarantine_dir, n, "%s/quarantine", conf->state_dir);
+    return true;
+}
+
+void filter_free(struct filter *f)
+{
+    filter_worker_stop(f);
+    sigscan_db_free(&f->sigs);
+    free(f->quarantine_dir);
+    memset(f, 0, sizeof *f);
+}
+
+bool filter_verdict_quarantine(const struct filter_verdict *v)
+{
+    return v->virus[0] || v->banned_ext[0] || v->banned_name[0] || v->doubt[0];
+}
+
+/* Printable ASCII only: names come from attackers and end up in logs and notices. */
+static void filter_sanitise(char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; src[i] && i + 1 < size; i++) {
+        dst[i] = src[i];
+        if (src[i] < ' ' || src[i] > '~')
+            dst[i] = '?';
+    }
+    dst[i] = '\0';
+}
+
+/* A Windows PE executable ("MZ" header pointing at "PE\0\0"), whatever its name says. */
+static bool filter_is_pe(const char *data, size_t len)
+{
+    if (len < 64 || data[0] != 'M' || data[1] != 'Z')
+        return false;
+    const unsigned char *u = (const unsigned char *)data;
+    size_t off = (size_t)u[0x3c] | (size_t)u[0x3d] << 8 | (size_t)u[0x3e] << 16 | (size_t)u[0x3f] << 24;
+    return off <= len - 4 && memcmp(data + off, "PE\0\0", 4) == 0;
+}
+
+static void filter_check_name(struct filter *f, const char *name, struct filter_verdict *v)
+{
+    struct banned_verdict bv;
+    if (v->banned_name[0] || !banned_check(&f->banned, name, &bv))
+        return;
+    snprintf(v->banned_ext, sizeof v->banned_ext, "%s", bv.ext[0] ? bv.ext : "");
+    filter_sanitise(v->banned_name, sizeof v->banned_name, name);
+    if (!bv.ext[0])
+        snprintf(v->banned_ext, sizeof v->banned_ext, "%s", "control-char");
+}
+
+/* Content checks of one decoded object: signatures, executables, archives. */
+static void filter_check_content(struct filter *f, const char *data, size_t len, struct filter_verdict *v)
+{
+    const char *virus = sigscan_match(&f->sigs, data, len);
+    if (virus && !v->virus[0]) {
+        snprintf(v->virus, sizeof v->virus, "%s", virus);
+        snprintf(v->scanner, sizeof v->scanner, "%s", FILTER_BUILTIN_SCANNER);
+    }
+    struct banned_verdict bv;
+    if (!v->banned_name[0] && filter_is_pe(data, len) && banned_check(&f->banned, "x.exe", &bv)) {
+        snprintf(v->banned_ext, sizeof v->banned_ext, ".exe-ms");
+        snprintf(v->banned_name, sizeof v->banned_name, "(Windows executable content)");
+    }
+    if (!zipwalk_is_zip(data, len))
+        return;
+    struct zipwalk z;
+    zipwalk_run(data, len, &f->zip_limits, &z);
+    if (z.refused && !v->doubt[0])
+        snprintf(v->doubt, sizeof v->doubt, "archive refused: %s", z.refused);
+    for (size_t i = 0; i < z.nentries; i++) {
+        filter_check_name(f, z.entries[i].name, v);
+        const char *zv = sigscan_match(&f->sigs, z.entries[i].data.data, z.entries[i].data.len);
+        if (zv && !v->virus[0]) {
+            snprintf(v->virus, sizeof v->virus, "%s", zv);
+            snprintf(v->scanner, sizeof v->scanner, "%s", FILTER_BUILTIN_SCANNER);
+        }
+        if (!v->banned_name[0] && filter_is_pe(z.entries[i].data.data, z.entries[i].data.len) &&
+            banned_check(&f->banned, "x.exe", &bv)) {
+            snprintf(v->banned_ext, sizeof v->banned_ext, ".exe-ms");
+            filter_sanitise(v->banned_name, sizeof v->banned_name, z.entries[i].name);
+        }
+    }
+    zipwalk_free(&z);
+}
+
+void filter_scan(struct filter *f, const char *data, size_t len, struct filter_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    struct mimewalk walk;
+    mimewalk_run(data, len, &f->mime_limits, &walk);
+    if (walk.malformed)
+        snprintf(v->doubt, sizeof v->doubt, "malformed MIME: %s", walk.malformed);
+    for (size_t i = 0; i < walk.nparts; i++) {
+        const struct mimewalk_part *p = &walk.parts[i];
+        for (size_t k = 0; k < p->nnames; k++)
+            filter_check_name(f, p->names[k], v);
+        filter_check_content(f, p->body.data ? p->body.data : "", p->body.len, v);
+    }
+    mimewalk_free(&walk);
+    /* The whole message too: a signature may span what MIME splits (or hide outside it). */
+    if (!v->virus[0]) {
+        const char *raw = sigscan_match(&f->sigs, data, len);
+        if (raw) {
+            snprintf(v->virus, sizeof v->virus, "%s", raw);
+            snprintf(v->scanner, sizeof v->scanner, "%s", FILTER_BUILTIN_SCANNER);
+        }
+    }
+    if (f->conf->clamd[0] && !filter_verdict_quarantine(v)) {
+        char virus[128], error[256];
+        enum clamd_result r = clamd_scan(f->conf->clamd, data, len, (int)f->conf->clamd_timeout * 1000,
+                                         virus, sizeof virus, error, sizeof error);
+        if (r == CLAMD_FOUND) {
+            snprintf(v->virus, sizeof v->virus, "%s", virus);
+            snprintf(v->scanner, sizeof v->scanner, "%s", FILTER_CLAMD_SCANNER);
+        } else if (r == CLAMD_ERROR) {
+            snprintf(v->tempfail, sizeof v->tempfail, "%s", error);
+        }
+    }
+}
+
+void filter_verdict_text(const struct filter_verdict *v, struct buf *out)
+{
+    const char *sep = "";
+    if (v->virus[0]) {
+        buf_printf(out, "virus=%s (%s)", v->virus, v->scanner);
+        sep = " ";
+    }
+    if (v->banned_ext[0] || v->banned_name[0]) {
+        buf_printf(out, "%sbanned=%s (%s)", sep, v->banned_ext, v->banned_name);
+        sep = " ";
+    }
+    if (v->doubt[0]) {
+        buf_printf(out, "%sdoubt=%s", sep, v->doubt);
+        sep = " ";
+    }
+    if (v->tempfail[0])
+        buf_printf(out, "%sscanner_failed=%s", sep, v->tempfail);
+}
+
+/* ---- the notice ------------------------------------------------------------------------- */
+
+/* The host part of the oldest Received: field's "from" clause, or NULL. */
+static char *filter_origin(const char *data, size_t len)
+{
+    size_t hlen = hdr_section_len(data, len);
+    size_t pos = 0;
+    struct hdr_field fld, last = {0};
+    bool found = false;
+    while (hdr_next(data, hlen, &pos, &fld)) {
+        if (fld.name_len == 8 && strncasecmp(fld.name, "Received", 8) == 0) {
+            last = fld;
+            found = true;
+        }
+    }
+    if (!found)
+        return NULL;
+    char value[1024];
+    size_t n = 0;
+    for (size_t i = 0; i < last.value_len && n + 1 < sizeof value; i++) {
+        char c = last.value[i];
+        if (c == '\r' || c == '\n' || c == '\t')
+            c = ' ';
+        if (c == ' ' && (n == 0 || value[n - 1] == ' '))
+            continue;
+        if (c < ' ' || c > '~')
+            c = '?';
+        value[n++] = c;
+    }
+    value[n] = '\0';
+    if (strncasecmp(value, "from ", 5) != 0)
+        return NULL;
+    char *from = value + 5;
+    char *by = strstr(from, " by ");
+    if (by)
+        *by = '\0';
+    char *semi = strchr(from, ';');
+    if (semi)
+        *semi = '\0';
+    return xstrdup(str_trim(from));
+}
+
+void filter_notice_render(const struct filter_verdict *v, const struct queue_msg *msg,
+                          const char *data, size_t len, const char *admin, const char *hostname,
+                          const char *date, struct buf *out)
+{
+    char sender[512];
+    filter_sanitise(sender, sizeof sender, msg->env.sender);
+    const char *what = v->virus[0] ? "VIRUS" : (v->banned_ext[0] ? "BANNED FILENAME" : "DOUBTFUL CONTENT");
+    const char *which = v->virus[0] ? v->virus : (v->banned_ext[0] ? v->banned_name : v->doubt);
+    buf_printf(out, "From: Content-filter at %s <postmaster@%s>\r\n", hostname, hostname);
+    buf_printf(out, "To: <%s>\r\n", admin);
+    buf_printf(out, "Subject: %s (%s) IN MAIL FROM <%s>\r\n", what, which, sender);
+    buf_printf(out, "Date: %s\r\n", date);
+    buf_printf(out, "Message-ID: <%s.quarantine@%s>\r\n", msg->id, hostname);
+    buf_printf(out, "Auto-Submitted: auto-generated\r\n");
+    buf_printf(out, "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+                    "Content-Transfer-Encoding: 7bit\r\n\r\n");
+    if (v->virus[0])
+        buf_printf(out, "A virus (%s) was found.\r\n", v->virus);
+    if (v->banned_ext[0])
+        buf_printf(out, "A banned name (%s) was found.\r\n", v->banned_ext);
+    if (v->doubt[0])
+        buf_printf(out, "A message with doubtful content (%s) was found.\r\n", v->doubt);
+    buf_printf(out, "\r\n");
+    if (v->virus[0])
+        buf_printf(out, "Scanner detecting a virus: %s\r\n", v->scanner);
+    if (v->banned_name[0])
+        buf_printf(out, "The banned attachment: %s\r\n", v->banned_name);
+    buf_printf(out, "The mail originated from: <%s>\r\n", sender);
+    char *origin = filter_origin(data, len);
+    char ip[128];
+    filter_sanitise(ip, sizeof ip, msg->env.client_ip);
+    buf_printf(out, "According to the 'Received:' trace, the message originated at:\r\n   %s\r\n",
+               origin ? origin : ip);
+    free(origin);
+    buf_printf(out, "Notification to sender will not be mailed.\r\n\r\n");
+    buf_printf(out, "The message WAS NOT delivered to:\r\n");
+    for (size_t i = 0; i < msg->env.nrcpts; i++) {
+        if (msg->env.rcpts[i].status != QUEUE_RCPT_PENDING)
+            continue;
+        char rcpt[512];
+        filter_sanitise(rcpt, sizeof rcpt, msg->env.rcpts[i].addr);
+        buf_printf(out, "<%s>:\r\n   quarantined as %s\r\n", rcpt, msg->id);
+    }
+    buf_printf(out, "\r\nThe message is kept in the quarantine: zolderctl quarantine show %s\r\n"
+                    "(release sends it on, delete removes it).\r\n", msg->id);
+}
+
+/* The notice's id follows from the message's, so a rescan after a crash finds it. */
+static void filter_notice_id(const char *id, char out[QUEUE_ID_LEN + 1])
+{
+    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char input[64];
+    snprintf(input, sizeof input, "%s/quarantine-notice", id);
+    EVP_Digest(input, strlen(input), md, &mdlen, EVP_sha256(), NULL);
+    memcpy(out, id, 7);
+    for (int i = 7; i < QUEUE_ID_LEN; i++)
+        out[i] = digits[md[i] % 31];
+    out[QUEUE_ID_LEN] = '\0';
+}
+
+/* Queues the notice. 0 (also when an earlier attempt queued it), -1 on failure. */
+static int filter_queue_notice(struct filter *f, const struct filter_verdict *v,
+                               const struct queue_msg *msg, const struct buf *data, char nid[QUEUE_ID_LEN + 1])
+{
+    char admin[600];
+    if (strchr(f->conf->filter_admin, '@'))
+        snprintf(admin, sizeof admin, "%s", f->conf->filter_admin);
+    else
+        snprintf(admin, sizeof admin, "%s@%s", f->conf->filter_admin, f->conf->hostname);
+    char date[64];
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    struct buf body;
+    buf_init(&body, 0);
+    filter_notice_render(v, msg, data->data, data->len, admin, f->conf->hostname, date, &body);
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = f->conf->hostname, .rdns = "",
+        .proto = "local", .auth_user = "", .ret = "", .envid = "", .body = "7BIT",
+        .arrival = time(NULL),
+    };
+    queue_envelope_add_rcpt(&env, admin, "", "", false);
+    filter_notice_id(msg->id, nid);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(f->queue, nid, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(f->queue, &w) < 0) {
+            queue_writer_abort(&w);
+            rc = -1;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    for (size_t i = 0; i < env.nrcpts; i++) {
+        free(env.rcpts[i].addr);
+        free(env.rcpts[i].orcpt);
+        free(env.rcpts[i].notify);
+    }
+    free(env.rcpts);
+    buf_free(&body);
+    return rc;
+}
+
+static char *filter_join(const char *dir, const char *id, const char *suffix)
+{
+    size_t n = strlen(dir) + strlen(id) + strlen(suffix) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s%s", dir, id, suffix);
+    return p;
+}
+
+/* Writes the verdict file (fsync'd) then renames the queue file into the quarantine. */
+static int filter_move_to_quarantine(struct filter *f, const char *id, const struct filter_verdict *v)
+{
+    if (fs_mkdir_p(f->quarantine_dir, 0700) < 0)
+        return -1;
+    struct buf text;
+    buf_init(&text, 0);
+    filter_verdict_text(v, &text);
+    buf_append_char(&text, '\n');
+    char *vpath = filter_join(f->quarantine_dir, id, ".verdict");
+    char *src = filter_join(f->queue->msg_dir, id, "");
+    char *dst = filter_join(f->quarantine_dir, id, "");
+    int rc = -1;
+    int fd = open(vpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (fs_write_all(fd, text.data, text.len) == 0 && fsync(fd) == 0 &&
+            rename(src, dst) == 0 && fs_fsync_dir(f->quarantine_dir) == 0 &&
+            fs_fsync_dir(f->queue->msg_dir) == 0)
+            rc = 0;
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    free(vpath);
+    free(src);
+    free(dst);
+    buf_free(&text);
+    return rc;
+}
+
+/* ---- scanning in a child process ------------------------------------------------------------ */
+
+/* One message being filtered. */
+struct filter_job {
+    const char *id;
+    char *path;
+    mode_t mode;
+    struct queue_msg msg;
+    struct buf data;
+    bool loaded;
+};
+
+#define FILTER_CHUNK_MESSAGES 64
+#define FILTER_CHUNK_BYTES ((size_t)64 * 1024 * 1024)
+#define FILTER_CHILD_CPU_SECONDS 300
+
+static long long filter_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The scanner process: forked from zolderd on first use (after the privilege drop, with the
+ * filter's configuration in its memory), it keeps no descriptor but its socket, sets no new
+ * privileges and a CPU limit, and serves one request at a time: <u64 length><message bytes>
+ * in, a fixed-size struct filter_verdict out. It exits on EOF (zolderd gone). A parser crash
+ * (GMime, libarchive) costs this process, never zolderd; it is started again for the next
+ * message.
+ */
+static void filter_worker_main(struct filter *f, int fd)
+{
+    struct rlimit cpu = {FILTER_CHILD_CPU_SECONDS, FILTER_CHILD_CPU_SECONDS};
+    setrlimit(RLIMIT_CPU, &cpu);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    signal(SIGPIPE, SIG_DFL);
+    /* a crash must end this process by its signal, whatever handlers were inherited (a
+     * sanitizer's, a test framework's): that is how zolderd tells a crash from a failure */
+    static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGXCPU, SIGSYS};
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+        signal(crash_signals[i], SIG_DFL);
+    /* a stop or reload is zolderd's business: it ends us by closing the socket */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    /* keep only our socket (and stderr): no listening socket may outlive zolderd in here */
+    if (fd != 3) {
+        if (dup2(fd, 3) < 0)
+            _exit(1);
+        fd = 3;
+    }
+    close_range(4, ~0U, 0);
+    close(0);
+    close(1);
+    size_t cap = 0;
+    char *data = NULL;
+    for (;;) {
+        uint64_t len;
+        size_t got = 0;
+        while (got < sizeof len) {
+            ssize_t r = read(fd, (char *)&len + got, sizeof len - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+        if (len > (uint64_t)1 << 34)
+            goto out;
+        if (len + 1 > cap) {
+            cap = (size_t)len + 1;
+            data = xrealloc(data, cap);
+        }
+        got = 0;
+        while (got < len) {
+            ssize_t r = read(fd, data + got, (size_t)len - got);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                goto out;
+            got += (size_t)r;
+        }
+        data[len] = '\0';
+        struct filter_verdict v;
+        filter_scan(f, data, (size_t)len, &v);
+        if (fs_write_all(fd, &v, sizeof v) < 0)
+            goto out;
+    }
+out:
+    free(data); /* zolderd is gone (or the request was bad): nothing else to do */
+    filter_free(f);
+    _exit(0);
+}
+
+static void filter_worker_stop(struct filter *f)
+{
+    if (f->worker_pid <= 0)
+        return;
+    close(f->worker_fd);
+    kill(f->worker_pid, SIGKILL);
+    while (waitpid(f->worker_pid, NULL, 0) < 0 && errno == EINTR)
+        continue;
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+}
+
+static bool filter_worker_start(struct filter *f)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return false;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        int flags = fcntl(sv[1], F_GETFD);
+        fcntl(sv[1], F_SETFD, flags & ~FD_CLOEXEC);
+        filter_worker_main(f, sv[1]);
+        _exit(0);
+    }
+    close(sv[1]);
+    f->worker_pid = pid;
+    f->worker_fd = sv[0];
+    return true;
+}
+
+/* Moves len bytes in the direction events says, within the deadline. 0, or -1 (timeout: errno ETIMEDOUT). */
+static int filter_worker_io(int fd, short events, void *buf, size_t len, long long deadline)
+{
+    size_t done = 0;
+    while (done < len) {
+        long long left = deadline - filter_now_ms();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int pr = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return -1;
+        if (pr == 0)
+            continue;
+        ssize_t r = events == POLLIN ? read(fd, (char *)buf + done, len - done)
+                                     : send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EPIPE;
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/*
+ * Scans one message in the scanner process. On a failure of the process the verdict says
+ * why: a parser crash (the signals of a bug, or the CPU limit) is doubtful content, to be
+ * quarantined; a timeout or anything else is a temporary failure (the message stays queued).
+ */
+static void filter_scan_isolated(struct filter *f, const struct buf *data, struct filter_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    if (f->worker_pid <= 0 && !filter_worker_start(f)) {
+        snprintf(v->tempfail, sizeof v->tempfail, "cannot start the scanner process: %s", strerror(errno));
+        return;
+    }
+    /* clamd may take clamd_timeout; the built-in scan is bounded by its limits */
+    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
+    uint64_t len = data->len;
+    if (filter_worker_io(f->worker_fd, POLLOUT, &len, sizeof len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLOUT, data->data, data->len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLIN, v, sizeof *v, deadline) == 0) {
+        /* the verdict's strings come from the other process: make sure they end */
+        v->virus[sizeof v->virus - 1] = v->scanner[sizeof v->scanner - 1] = '\0';
+        v->banned_ext[sizeof v->banned_ext - 1] = v->banned_name[sizeof v->banned_name - 1] = '\0';
+        v->doubt[sizeof v->doubt - 1] = v->tempfail[sizeof v->tempfail - 1] = '\0';
+        return;
+    }
+    bool timeout = errno == ETIMEDOUT;
+    pid_t pid = f->worker_pid;
+    close(f->worker_fd);
+    if (timeout)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        continue;
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+    memset(v, 0, sizeof *v);
+    int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (!timeout && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
+                     sig == SIGXCPU || sig == SIGSYS))
+        snprintf(v->doubt, sizeof v->doubt, "the scanner crashed on it (signal %d)", sig);
+    else
+        snprintf(v->tempfail, sizeof v->tempfail, "%s", timeout ? "the scan timed out" : "the scanner process failed");
+}
+
+/* Acts on one verdict (see filter.h). */
+static enum filter_action filter_act(struct filter *f, struct filter_job *job, const struct filter_verdict *v,
+                                     bool *notice_r)
+{
+    const char *id = job->id;
+    struct buf text;
+    buf_init(&text, 0);
+    filter_verdict_text(v, &text);
+    enum filter_action action;
+    if (filter_verdict_quarantine(v)) {
+        char nid[QUEUE_ID_LEN + 1];
+        if (filter_queue_notice(f, v, &job->msg, &job->data, nid) < 0) {
+            log_warn("%s: filter=deferred (%s; cannot queue the notice)", id, text.data);
+            action = FILTER_DEFERRED;
+        } else if (filter_move_to_quarantine(f, id, v) < 0) {
+            log_warn("%s: filter=deferred (%s; cannot move it to the quarantine)", id, text.data);
+            action = FILTER_DEFERRED;
+            *notice_r = true;
+        } else {
+            log_info("%s: filter=quarantined %s, notice=%s to=<%s>", id, text.data, nid,
+                     f->conf->filter_admin);
+            action = FILTER_QUARANTINED;
+            *notice_r = true;
+        }
+    } else if (v->tempfail[0]) {
+        if (f->conf->filter_fail_open) {
+            log_warnx("%s: filter=unscanned, delivered anyway (filter_fail_open = yes): %s", id, v->tempfail);
+            action = FILTER_PASS;
+        } else {
+            log_warnx("%s: filter=deferred (%s)", id, v->tempfail);
+            action = FILTER_DEFERRED;
+        }
+    } else {
+        /* The mark needs no fsync: losing it in a crash only costs a rescan. */
+        if (chmod(job->path, (job->mode & 0777) | S_IXUSR) < 0)
+            log_warn("%s: cannot mark as scanned", id);
+        log_info("%s: filter=clean", id);
+        action = FILTER_PASS;
+    }
+    buf_free(&text);
+    return action;
+}
+
+/* Scans and acts on a chunk of loaded jobs. */
+static void filter_chunk(struct filter *f, struct filter_job *jobs, size_t n, enum filter_action *out,
+                         bool *notice_r)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct filter_verdict v;
+        filter_scan_isolated(f, &jobs[i].data, &v);
+        out[i] = filter_act(f, &jobs[i], &v, notice_r);
+    }
+}
+
+static void filter_job_free(struct filter_job *job)
+{
+    free(job->path);
+    if (job->loaded)
+        queue_msg_free(&job->msg);
+    buf_free(&job->data);
+    memset(job, 0, sizeof *job);
+}
+
+void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r)
+{
+    *notice_r = false;
+    struct filter_job *jobs = xcalloc(FILTER_CHUNK_MESSAGES, sizeof *jobs);
+    size_t where[FILTER_CHUNK_MESSAGES];
+    enum filter_action acts[FILTER_CHUNK_MESSAGES];
+    size_t njobs = 0, bytes = 0;
+    for (size_t k = 0; k <= n; k++) {
+        if (njobs > 0 && (k == n || njobs == FILTER_CHUNK_MESSAGES || bytes >= FILTER_CHUNK_BYTES)) {
+            filter_chunk(f, jobs, njobs, acts, notice_r);
+            for (size_t i = 0; i < njobs; i++) {
+                out[where[i]] = acts[i];
+                filter_job_free(&jobs[i]);
+            }
+            njobs = 0;
+            bytes = 0;
+        }
+        if (k == n)
+            break;
+        const char *id = ids[k];
+        if (!queue_id_valid(id)) {
+            out[k] = FILTER_GONE;
+            continue;
+        }
+        struct filter_job *job = &jobs[njobs];
+        memset(job, 0, sizeof *job);
+        buf_init(&job->data, 0);
+        job->id = id;
+        job->path = filter_join(f->queue->msg_dir, id, "");
+        struct stat st;
+        if (stat(job->path, &st) < 0) {
+            out[k] = FILTER_GONE;
+            filter_job_free(job);
+            continue;
+        }
+        job->mode = st.st_mode;
+        if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
+            out[k] = FILTER_PASS; /* filter off, or scanned clean before (or released) */
+            filter_job_free(job);
+            continue;
+        }
+        const char *error = NULL;
+        if (queue_load(f->queue, id, &job->msg, &error) < 0) {
+            if (errno == ENOENT) {
+                out[k] = FILTER_GONE;
+            } else {
+                log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
+                out[k] = FILTER_DEFERRED;
+            }
+            filter_job_free(job);
+            continue;
+        }
+        job->loaded = true;
+        if (queue_read_data(&job->msg, &job->data) < 0) {
+            log_warn("%s: filter=deferred (cannot read the message)", id);
+            out[k] = FILTER_DEFERRED;
+            filter_job_free(job);
+            continue;
+        }
+        bytes += job->data.len;
+        where[njobs++] = k;
+    }
+    free(jobs);
+}
+
+enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r)
+{
+    char *ids[1] = {(char *)id};
+    enum filter_action out = FILTER_GONE;
+    filter_messages(f, ids, 1, &out, notice_r);
+    return out;
+}
+
+/* ---- the quarantine ------------------------------------------------------------------------- */
+
+static char *quarantine_dir(const char *state_dir)
+{
+    return filter_join(state_dir, "quarantine", "");
+}
+
+char *quarantine_path(const char *state_dir, const char *id)
+{
+    if (!queue_id_valid(id))
+        return NULL;
+    char *dir = quarantine_dir(state_dir);
+    char *p = filter_join(dir, id, "");
+    free(dir);
+    return p;
+}
+
+static int quarantine_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int quarantine_list(const char *state_dir, char ***ids_r, size_t *n_r)
+{
+    *ids_r = NULL;
+    *n_r = 0;
+    char *dir = quarantine_dir(state_dir);
+    DIR *d = opendir(dir);
+    free(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!queue_id_valid(de->d_name))
+            continue;
+        *ids_r = xreallocarray(*ids_r, *n_r + 1, sizeof **ids_r);
+        (*ids_r)[(*n_r)++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (*n_r)
+        qsort(*ids_r, *n_r, sizeof **ids_r, quarantine_cmp);
+    return 0;
+}
+
+int quarantine_verdict(const char *state_dir, const char *id, struct buf *out)
+{
+    if (!queue_id_valid(id)) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *dir = quarantine_dir(state_dir);
+    char *p = filter_join(dir, id, ".verdict");
+    free(dir);
+    char *data;
+    size_t len;
+    int rc = fs_read_file(p, 4096, &data, &len);
+    free(p);
+    if (rc < 0)
+        return -1;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    buf_append(out, data, len);
+    free(data);
+    return 0;
+}
+
+int quarantine_release(const char *state_dir, const char *id)
+{
+    char *src = quarantine_path(state_dir, id);
+    if (!src) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *dir = quarantine_dir(state_dir);
+    char *msgdir = filter_join(state_dir, "queue/msg", "");
+    char *dst = filter_join(msgdir, id, "");
+    char *vpath = filter_join(dir, id, ".verdict");
+    int rc = -1;
+    /* The scanned mark first, durably: the released message must not be quarantined again. */
+    int fd = open(src, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (fchmod(fd, 0700) == 0 && fsync(fd) == 0 && link(src, dst) == 0 &&
+            fs_fsync_dir(msgdir) == 0 && unlink(src) == 0) {
+            unlink(vpath);
+            rc = fs_fsync_dir(dir);
+        }
+        int e = errno;
+        close(fd);
+        errno = e;
+    }
+    free(src);
+    free(dir);
+    free(msgdir);
+    free(dst);
+    free(vpath);
+    return rc;
+}
+
+int quarantine_delete(const char *state_dir, const char *id)
+{
+    char *p = quarantine_path(state_dir, id);
+    if (!p) {
+        errno = EINVAL;
+        return -1;
+    }
+    char *dir = quarantine_dir(state_dir);
+    char *vpath = filter_join(dir, id, ".verdict");
+    int rc = unlink(p);
+    if (rc == 0) {
+        unlink(vpath);
+        rc = fs_fsync_dir(dir);
+    }
+    free(p);
+    free(vpath);
+    free(dir);
+    return rc;
+}

@@ -1,0 +1,123 @@
+/*
+ * filter: the content filter (amavis's job, docs/filter.md). Every committed message is
+ * scanned before any delivery, local or remote; the sender already has its 250, so the
+ * verdict is acted on by quarantine and a notice, never by an SMTP reply.
+ *
+ * DESCRIPTION
+ *   scan: mimewalk flattens the MIME tree; every attachment name (and every name inside a
+ *   zip, nested zips too) is checked by banned; every decoded part (and zip entry) goes
+ *   through the built-in signatures (sigscan), and the whole message through clamd when
+ *   configured. Doubtful structure (malformed MIME, limits, a refused archive) counts as
+ *   a finding: when in doubt, quarantine.
+ *   verdicts: clean -> the queue file gets the owner-execute bit (the "scanned clean" mark,
+ *   like Postfix's mark on complete queue files) and is delivered; banned / infected /
+ *   doubtful -> a notice for filter_admin is queued, then the queue file is renamed into
+ *   STATE_DIR/quarantine (0700) with a one-line ID.verdict beside it; a scanner failure ->
+ *   the message stays queued (deferred), unless filter_fail_open.
+ *
+ * Nothing lost, nothing twice: the notice's queue id is derived from the message's, so a
+ * crash after the notice was committed and before the rename finds it (EEXIST) on the
+ * rescan and does not send a second one; the rename is atomic and both folders are
+ * fsync'd after it. The clean mark is not fsync'd: losing it in a crash costs one rescan.
+ *
+ * SECURITY: zolderd runs the filter as its unprivileged run_as user. The scanning itself
+ * (GMime, libarchive, signatures, the clamd exchange) happens in a separate scanner process
+ * forked from zolderd (no new privileges, a CPU limit, no descriptor but its socket, killed
+ * with zolderd): it gets each message's bytes over a socket (no temporary files at all),
+ * answers with a fixed-size verdict, and never touches the spool or the mailboxes (clamd
+ * gets the bytes over its own socket); a crash in a parser costs that process, not zolderd. The
+ * quarantine folder is 0700 and its files 0600: not readable by users. Ids are validated
+ * (queue_id_valid) before they become paths. Notices go to the admin only; senders of
+ * viruses are forged, so they are never told.
+ */
+#ifndef ZOLDER_FILTER_H
+#define ZOLDER_FILTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "banned.h"
+#include "buf.h"
+#include "cfglex.h"
+#include "mimewalk.h"
+#include "queue/queue.h"
+#include "sigscan.h"
+#include "zconf.h"
+#include "zipwalk.h"
+
+#define FILTER_BUILTIN_SCANNER "zolder built-in signatures"
+
+struct filter {
+    const struct zconf *conf;
+    struct queue *queue;
+    struct banned_list banned;
+    struct sigscan_db sigs;
+    struct mimewalk_limits mime_limits;
+    struct zipwalk_limits zip_limits;
+    char *quarantine_dir;   /* STATE_DIR/quarantine */
+    pid_t worker_pid;       /* the scanner process, 0 when not running */
+    int worker_fd;          /* its socket */
+};
+
+/* What one scan found. Several findings can hold at once (the seed's Sober.K: both). */
+struct filter_verdict {
+    char virus[128];          /* signature name, or "" */
+    char scanner[64];         /* which scanner found it */
+    char banned_ext[BANNED_EXT_LEN + 2]; /* ".exe", or "" */
+    char banned_name[256];    /* the attachment name (sanitised), or "" */
+    char doubt[160];          /* malformed MIME / refused archive, or "" */
+    char tempfail[256];       /* a scanner could not give a verdict, or "" */
+};
+
+enum filter_action {
+    FILTER_PASS,         /* clean (or filter = no): deliver */
+    FILTER_QUARANTINED,  /* moved to the quarantine; a notice was queued */
+    FILTER_DEFERRED,     /* a scanner failed: stays queued, try again later */
+    FILTER_GONE,         /* not in msg/ (delivered, held or deleted meanwhile) */
+};
+
+/* Loads the signature file and parses the lists. false with FILE:LINE (or why) in err. */
+bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue,
+                 struct cfg_error *err);
+void filter_free(struct filter *f);
+
+bool filter_verdict_quarantine(const struct filter_verdict *v);
+/* Scans message bytes (no queue involved). */
+void filter_scan(struct filter *f, const char *data, size_t len, struct filter_verdict *v);
+/* One line for the log and ID.verdict: "virus=NAME (SCANNER) banned=.exe (a.exe) doubt=..." */
+void filter_verdict_text(const struct filter_verdict *v, struct buf *out);
+
+/*
+ * Filters queued messages ids[0..n) (msg/ID): skipped when marked scanned; otherwise scanned
+ * (in the scanner process, started on first use and again after it died) and acted upon
+ * (see above); out[i] is message i's fate. *notice_r is set when a notice was queued (it
+ * needs delivering). A message that crashes the scanner process is quarantined as
+ * doubtful; one whose scan timed out is deferred.
+ */
+void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r);
+/* filter_messages for one id. */
+enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r);
+
+/*
+ * Renders the admin notice for a quarantined message (the seed's amavis lines). Pure;
+ * `date` is the RFC 5322 date to put in.
+ */
+void filter_notice_render(const struct filter_verdict *v, const struct queue_msg *msg,
+                          const char *data, size_t len, const char *admin, const char *hostname,
+                          const char *date, struct buf *out);
+
+/* ---- the quarantine (zolderctl quarantine) ---- */
+
+/* Lists quarantined ids, sorted (caller frees with queue_list_free). -1 with errno. */
+int quarantine_list(const char *state_dir, char ***ids_r, size_t *n_r);
+/* Reads the verdict line of id into out. */
+int quarantine_verdict(const char *state_dir, const char *id, struct buf *out);
+/* Path of the quarantined queue file (caller frees). NULL when id is not a queue id. */
+char *quarantine_path(const char *state_dir, const char *id);
+/* Moves quarantine/ID back to queue/msg/ID, marked scanned (no rescan); fsyncs. -1 with errno. */
+int quarantine_release(const char *state_dir, const char *id);
+/* Removes quarantine/ID and its verdict. -1 with errno. */
+int quarantine_delete(const char *state_dir, const char *id);
+
+#endif

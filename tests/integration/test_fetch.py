@@ -1,0 +1,335 @@
+"""zolder-fetch and zolderd's fetch service against ispsim's POP3 and IMAP (issue 6): the seed's
+rc lines, keep mode, link cuts, 4xx from zolder, a full ISP mailbox, Debian's fetchmail side by
+side. Mail goes through the modem (127.9.x.y) and into zolderd's mboxes over SMTP."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ispsim_common import CA, LINK_DEMON_POP3, LINK_PROVIDER1_IMAP, IspsimCase, zolder_test  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "helper"))
+from zolderd_instance import Zolderd  # noqa: E402
+
+ZOLDER = "127.0.1.20"
+PORT = 2625
+
+
+def seed_pop(user="sjoerd", password="geheim", extra=""):
+    # the seed's line, with the account's names and the modem address as `via`
+    return (f"poll pop3.demon.nl via {LINK_DEMON_POP3} proto pop3 aka provider.nl no dns "
+            f"user {user} pass {password} is sjoerd {extra}\n")
+
+
+def seed_imap(user="sjoerd", password="geheim2", extra=""):
+    return (f"poll imap.provider1.nl via {LINK_PROVIDER1_IMAP} proto imap aka provider.nl no dns "
+            f"user {user} pass {password} is bouke {extra}\n")
+
+
+def message(n, size=0):
+    body = f"Message {n}.\n" + ("x" * 70 + "\n") * (size // 71)
+    return f"From: jan@paprika\nTo: sjoerd@demon.nl\nSubject: test {n}\n\n{body}"
+
+
+class FetchCase(IspsimCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not os.path.exists(zolder_test.binary("zolder-fetch")):
+            raise unittest.SkipTest("zolder-fetch not built")
+
+    def setUp(self):
+        super().setUp()
+        self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd",
+                         conf={"hostname": "zolder.thuis"})
+        self.z.start()
+        self.addCleanup(self.z.cleanup)
+        self.home = self.z.inst.path("fetchhome")
+        os.makedirs(self.home, exist_ok=True)
+
+    def rc(self, text, name="fetchmailrc"):
+        path = os.path.join(self.home, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    def fetch(self, text, *args, expect=None, timeout=120):
+        rc = self.rc(text)
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-v", "-f", rc, "-c",
+                            self.z.config, *args], capture_output=True, text=True,
+                           timeout=timeout, env={**os.environ, "HOME": self.home})
+        if expect is not None:
+            self.assertEqual(r.returncode, expect, r.stdout + r.stderr)
+        return r
+
+    def cut_violations(self):
+        # a cut link leaves the server without QUIT/LOGOUT: that is the cut, not us
+        return [v for v in self.isp.violations() if v not in ("no-quit", "no-logout")]
+
+    def subjects(self, user):
+        return re.findall(r"^Subject: (.*)$", self.z.mbox(user), re.M)
+
+    def wait_subjects(self, user, n):
+        self.z.wait_for(lambda: len(self.subjects(user)) >= n, 20, f"{n} messages for {user}")
+        time.sleep(0.2)
+        return self.subjects(user)
+
+
+class TestFetchPop3(FetchCase):
+    def test_seed_line_delivers_with_received_chain(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("mailstore", "sjoerd", "Subject: dots\n\n.punt\n..twee\n")
+        r = self.fetch(seed_pop(), expect=0)
+        self.assertIn("2 messages for sjoerd at pop3.demon.nl", r.stdout)
+        self.assertIn("reading message sjoerd@pop3.demon.nl:1 of 2", r.stdout)
+        self.assertIn("flushed", r.stdout)
+        self.assertNotIn("geheim", r.stdout + r.stderr)
+        self.assertEqual(sorted(self.wait_subjects("sjoerd", 2)), ["dots", "test 1"])
+        box = self.z.mbox("sjoerd")
+        # newest first: zolderd's own line, then fetch's, then the ISP's
+        hops = re.findall(r"^Received: from (\S+)", box, re.M)
+        self.assertEqual(hops[:2], ["localhost", "pop3.demon.nl"], box)
+        self.assertRegex(box, r"Received: from pop3.demon.nl\n\tby zolder.thuis with POP3 "
+                              r"\(zolder-fetch [0-9.]+\)\n\tfor <sjoerd@localhost> \(single-drop\);")
+        self.assertIn("\n.punt\n..twee\n", box.replace(">", ""))
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.isp.violations(), [])
+        # nothing left: a second poll finds no mail
+        r = self.fetch(seed_pop(), expect=1)
+        self.assertIn("No mail for sjoerd at pop3.demon.nl", r.stdout)
+
+    def test_keep_does_not_refetch(self):
+        for i in range(3):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        self.fetch(seed_pop(extra="keep"), expect=0)
+        self.assertEqual(len(self.wait_subjects("sjoerd", 3)), 3)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 3)
+        self.isp.inject("mailstore", "sjoerd", message(9))
+        r = self.fetch(seed_pop(extra="keep"), expect=0)
+        self.assertIn("4 messages (3 seen)", r.stdout)
+        subjects = self.wait_subjects("sjoerd", 4)
+        time.sleep(0.5)
+        self.assertEqual(sorted(self.subjects("sjoerd")), ["test 0", "test 1", "test 2", "test 9"])
+        self.assertEqual(len(subjects), 4)
+
+    def test_refuses_readable_rc(self):
+        path = self.rc(seed_pop())
+        os.chmod(path, 0o644)
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-f", path, "-c", self.z.config],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("0700", r.stderr)
+
+    def test_wrong_password(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        r = self.fetch(seed_pop(password="fout"), expect=3)
+        self.assertNotIn("fout", r.stdout + r.stderr)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+
+
+    def pop3_sessions(self):
+        return len({r["session"] for r in self.isp.records("pop3")
+                    if r.get("dir") == "c" and r.get("line", "").startswith("USER")})
+
+    def test_link_cut_mid_retr_then_each_message_once(self):
+        for i in range(6):
+            self.isp.inject("mailstore", "sjoerd", message(i, 3000))
+        # the first connection through the modem is cut inside the third RETR or so
+        self.isp.link_profile(cut_after=9000, cut_times=1)
+        r = self.fetch(seed_pop(), expect=2)
+        got = self.wait_subjects("sjoerd", 1)
+        self.assertLess(len(got), 6, r.stdout + r.stderr)
+        # nothing was deleted (no QUIT), but the UID record knows what zolder has
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 6)
+        r = self.fetch(seed_pop(), expect=0)
+        self.assertIn("seen)", r.stdout)
+        got = self.wait_subjects("sjoerd", 6)
+        time.sleep(0.5)
+        got = self.subjects("sjoerd")
+        self.assertEqual(sorted(got), [f"test {i}" for i in range(6)], r.stdout)
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.cut_violations(), [])
+        # and the record is empty again: a third poll finds nothing
+        self.fetch(seed_pop(), expect=1)
+
+    def test_tempfail_leaves_mail_on_server_and_5xx_deletes(self):
+        self.z.cleanup()
+        self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-access",
+                         conf={"access": "access"},
+                         files={"access": "From:later@paprika ERROR:4.3.0:451 try again later\n"
+                                          "From:spam@paprika ERROR:5.7.1:550 go away\n"})
+        self.z.start()
+        self.addCleanup(self.z.cleanup)
+        self.home = self.z.inst.path("fetchhome")
+        os.makedirs(self.home, exist_ok=True)
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("mailstore", "sjoerd", "From: later@paprika\nSubject: later\n\nhold\n")
+        self.isp.inject("mailstore", "sjoerd", "From: spam@paprika\nSubject: spam\n\nno\n")
+        self.isp.inject("mailstore", "sjoerd", message(2))
+        r = self.fetch(seed_pop(), expect=0)
+        self.assertIn("not flushed", r.stdout)
+        self.assertEqual(sorted(self.wait_subjects("sjoerd", 2)), ["test 1", "test 2"])
+        left = self.isp.messages("mailstore", "sjoerd")
+        self.assertEqual(len(left), 1)
+        self.assertIn("Subject: later", self.isp.read("mailstore", "sjoerd", left[0]["uid"]))
+        # the next poll tries only that one again
+        r = self.fetch(seed_pop(), expect=1)
+        self.assertIn("1 messages for sjoerd", r.stdout)
+        self.assertEqual(len(self.subjects("sjoerd")), 2)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+
+    def test_zolder_down_is_smtp_error_and_nothing_lost(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.z.stop()
+        r = self.fetch(seed_pop(), expect=10)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1, r.stdout + r.stderr)
+        self.z.start()
+        self.fetch(seed_pop(), expect=0)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_full_isp_mailbox_drains_in_one_session(self):
+        for i in range(40):
+            self.isp.inject("mailstore", "sjoerd", message(i, 4000))
+        self.isp.call("mailstore.quota", store="mailstore", user="sjoerd", bytes=100000)
+        r = self.fetch(seed_pop(), expect=0)
+        self.assertEqual(self.pop3_sessions(), 1, r.stdout)
+        self.assertEqual(len(self.wait_subjects("sjoerd", 40)), 40)
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        quota = self.isp.call("mailstore.quota", store="mailstore", user="sjoerd")
+        self.assertEqual(quota["bytes"], 0)
+
+    @unittest.skipUnless(shutil.which("fetchmail"), "fetchmail not installed")
+    def test_same_messages_as_debian_fetchmail(self):
+        for i in range(4):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        # fetchmail 6.4 checks certificates when it upgrades to TLS: both get the test CA
+        rc = ("set no bouncemail\n" +
+              seed_pop(extra=f'keep smtphost {ZOLDER}/{self.z.port} smtpaddress localhost sslproto "TLS1.2+" '
+                             f'sslcertck sslcertfile "{CA}" sslcommonname "pop3.demon.nl"'))
+        path = self.rc(rc, "fetchmailrc")
+        r = subprocess.run(["fetchmail", "-f", path, "--nodetach", "--nosyslog", "-v",
+                            "--idfile", os.path.join(self.home, "ids"),
+                            "--pidfile", os.path.join(self.home, "pid")],
+                           env={**os.environ, "HOME": self.home}, capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        by_fetchmail = sorted(self.wait_subjects("sjoerd", 4))
+        self.assertIn("(fetchmail-", self.z.mbox("sjoerd"))
+        r = self.fetch(rc, expect=0)
+        self.wait_subjects("sjoerd", 8)
+        time.sleep(0.3)
+        box = self.z.mbox("sjoerd")
+        by_zolder = sorted(re.findall(r"\(zolder-fetch [^)]*\)\n\tfor <sjoerd@localhost> "
+                                      r"\(single-drop\); [^\n]*\n(?:.*\n)*?Subject: (.*)", box))
+        self.assertEqual(by_fetchmail, [f"test {i}" for i in range(4)])
+        self.assertEqual(by_zolder, by_fetchmail, r.stdout)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 4)
+
+
+class TestFetchImap(FetchCase):
+    def test_seed_line_imap(self):
+        self.isp.inject("provider1", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        r = self.fetch(seed_imap(), expect=0)
+        self.assertIn("2 messages for sjoerd at imap.provider1.nl", r.stdout)
+        self.assertEqual(sorted(self.wait_subjects("bouke", 2)), ["test 1", "test 2"])
+        self.assertRegex(self.z.mbox("bouke"), r"Received: from imap.provider1.nl\n\tby zolder.thuis "
+                                                r"with IMAP \(zolder-fetch")
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        self.assertEqual(self.isp.violations(), [])
+        commands = [r["line"].split(" ", 2)[1] for r in self.isp.records("imap")
+                    if r.get("dir") == "c" and " " in r["line"]]
+        self.assertIn("STARTTLS", commands)  # offered, so used
+
+    def test_imap_keep_and_link_cut(self):
+        for i in range(5):
+            self.isp.inject("provider1", "sjoerd", message(i, 3000))
+        self.isp.link_profile(cut_after=12000, cut_times=1)
+        self.fetch(seed_imap(), expect=2)
+        self.assertEqual(len(self.isp.messages("provider1", "sjoerd")), 5)
+        self.fetch(seed_imap(), expect=0)
+        self.wait_subjects("bouke", 5)
+        time.sleep(0.5)
+        self.assertEqual(sorted(self.subjects("bouke")), [f"test {i}" for i in range(5)])
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        self.assertEqual(self.cut_violations(), [])
+
+    def test_imap_keep_marks_seen_and_does_not_refetch(self):
+        for i in range(3):
+            self.isp.inject("provider1", "sjoerd", message(i))
+        self.fetch(seed_imap(extra="keep"), expect=0)
+        self.assertEqual(len(self.wait_subjects("bouke", 3)), 3)
+        self.fetch(seed_imap(extra="keep fetchall"), expect=1)
+        time.sleep(0.3)
+        self.assertEqual(len(self.subjects("bouke")), 3)
+        self.assertEqual(len(self.isp.messages("provider1", "sjoerd")), 3)
+
+    def test_imaps_993_with_certificate_check(self):
+        self.isp.inject("provider1", "sjoerd", message(7))
+        r = self.fetch(f"poll imap.provider1.nl via {LINK_PROVIDER1_IMAP} proto imap port 993 "
+                       f"user sjoerd pass geheim2 is bouke ssl sslcertck sslcertfile \"{CA}\"\n",
+                       expect=0)
+        self.assertIn("upgrade to TLS succeeded", r.stdout)
+        self.assertEqual(self.wait_subjects("bouke", 1), ["test 7"])
+
+
+class TestFetchInZolderd(IspsimCase):
+    """zolderd's own poller: fetchmailrc + fetch_interval, and `zolderctl fetch`."""
+
+    def start(self, rc, interval="0"):
+        self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-svc",
+                         conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval},
+                         files={"fetchmailrc": rc})
+        os.chmod(self.z.inst.path("fetchmailrc"), 0o600)
+        self.z.start()
+        self.addCleanup(self.z.cleanup)
+
+    def ctl(self, *args):
+        return self.z.run_tool("zolderctl", "-c", self.z.config, *args, timeout=120)
+
+    def subjects(self, user):
+        return re.findall(r"^Subject: (.*)$", self.z.mbox(user), re.M)
+
+    def test_zolderctl_fetch_polls_both_seed_accounts(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        self.start(seed_pop() + seed_imap())
+        r = self.ctl("fetch")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"fetch done: status 0, 2 accounts, 2 delivered", r.stdout)
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 1"] and
+                        self.subjects("bouke") == ["test 2"], 20, "both delivered")
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        self.assertNotIn("geheim", self.z.log())
+        r = self.ctl("fetch")
+        self.assertIn(b"status 1", r.stdout + r.stderr)
+
+    def test_fetch_interval_schedule(self):
+        self.isp.inject("mailstore", "sjoerd", message(3))
+        self.start(seed_pop(), interval="1")
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 3"], 20, "scheduled poll")
+        self.isp.inject("mailstore", "sjoerd", message(4))
+        self.z.wait_for(lambda: sorted(self.subjects("sjoerd")) == ["test 3", "test 4"], 20,
+                        "second scheduled poll")
+
+    def test_readable_rc_is_refused_at_start(self):
+        z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-bad",
+                    conf={"fetchmailrc": "fetchmailrc"}, files={"fetchmailrc": seed_pop()})
+        self.addCleanup(z.inst.cleanup)
+        os.chmod(z.inst.path("fetchmailrc"), 0o644)
+        r = z.run_tool("zolderd", "-c", z.config, "-t")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"0700", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

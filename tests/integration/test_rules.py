@@ -1,0 +1,143 @@
+"""Integration tests for per-user delivery rules (docs/filter.md, "Delivery rules"): a real
+zolderd; the rules file STATE_DIR/rules/USER sorts a mailing list into a folder, discards,
+forwards (loop-free), and a bad file falls back to INBOX."""
+
+import os
+import smtplib
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
+from zolderd_instance import Zolderd  # noqa: E402
+
+ADDRESS = "127.0.1.45"
+SMTP_PORT = 2626
+LAN_HOST = "127.0.1.5"
+
+LIST_MSG = ("From: jan@paprika.example\r\nTo: zolder-users@lists.example\r\n"
+            "List-Id: Zolder users\r\n <zolder-users.lists.example>\r\nPrecedence: list\r\n"
+            "Subject: [zolder] release 0.2\r\n\r\nNew release.\r\n")
+
+
+class RulesCase(unittest.TestCase):
+    rules = {}
+
+    def setUp(self):
+        files = {f"var/rules/{user}": text for user, text in self.rules.items()}
+        self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, files=files)
+        self.addCleanup(lambda: self.z.cleanup())
+        self.z.start()
+
+    def send(self, msg, rcpts=("bouke@zolder.thuis",), sender="jan@paprika.example"):
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.sendmail(sender, list(rcpts), msg.encode())
+
+    def folder(self, user, name):
+        try:
+            with open(self.z.inst.path("var", "folders", user, name), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+class SortAndDiscard(RulesCase):
+    rules = {"bouke": "# bouke's rules\n"
+                      "if header List-Id contains zolder-users then folder lists\n"
+                      "if header Subject matches \"^\\[spam\\]\" then discard\n"}
+
+    def test_list_sorted_into_folder(self):
+        self.send(LIST_MSG)
+        self.send("From: jan@paprika.example\r\nSubject: gewoon\r\n\r\nhoi\r\n")
+        self.z.wait_for(lambda: "Subject: gewoon" in self.z.mbox("bouke"), what="INBOX delivery")
+        self.z.wait_for(lambda: "release 0.2" in self.folder("bouke", "lists"), what="folder delivery")
+        self.assertNotIn("release 0.2", self.z.mbox("bouke"))
+        self.assertTrue(self.folder("bouke", "lists").startswith("From jan@paprika.example "))
+        self.assertIn("delivered to folder bouke/lists by rules", self.z.log())
+
+    def test_discard(self):
+        self.send("From: x@y.example\r\nSubject: [SPAM] goedkoop\r\n\r\nkoop\r\n")
+        self.send("From: x@y.example\r\nSubject: daarna\r\n\r\nhoi\r\n")
+        self.z.wait_for(lambda: "Subject: daarna" in self.z.mbox("bouke"), what="delivery")
+        self.assertNotIn("goedkoop", self.z.mbox("bouke"))
+        self.assertIn("status=discarded (rules line 3)", self.z.log())
+        self.assertEqual(self.z.queue_ids(), [])
+
+    def test_other_users_unaffected(self):
+        self.send(LIST_MSG, rcpts=("sjoerd@zolder.thuis",))
+        self.z.wait_for(lambda: "release 0.2" in self.z.mbox("sjoerd"), what="delivery")
+
+
+class Forward(RulesCase):
+    rules = {"bouke": "if header Subject contains verjaardag then forward sjoerd@zolder.thuis\n"}
+
+    def test_forward(self):
+        self.send("From: oma@familie.example\r\nSubject: Verjaardag\r\n\r\nKom je?\r\n")
+        self.z.wait_for(lambda: "Subject: Verjaardag" in self.z.mbox("sjoerd"), what="forwarded delivery")
+        self.assertIn("Delivered-To: bouke@zolder.thuis", self.z.mbox("sjoerd"))
+        self.assertEqual(self.z.mbox("bouke"), "")
+        self.assertIn("status=forwarded (to <sjoerd@zolder.thuis> by rules", self.z.log())
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+
+
+class ForwardLoop(RulesCase):
+    rules = {"bouke": "if always then forward sjoerd@zolder.thuis\n",
+             "sjoerd": "if always then forward bouke@zolder.thuis\n"}
+
+    def test_loop_is_broken(self):
+        self.send("From: x@y.example\r\nSubject: rondje\r\n\r\nhoi\r\n")
+        self.z.wait_log("forwarding loop")
+        self.z.wait_for(lambda: "Subject: rondje" in self.z.mbox("bouke") + self.z.mbox("sjoerd"),
+                        what="delivery after the loop")
+        both = self.z.mbox("bouke") + self.z.mbox("sjoerd")
+        self.assertEqual(both.count("Subject: rondje"), 1, "exactly one copy lands")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+
+
+class Vacation(RulesCase):
+    rules = {"bouke": "if always then vacation 7 \"Ik ben op vakantie.\\nGroeten, Bouke\"\n"
+                      "if header List-Id exists then folder lists\n"}
+
+    def test_vacation_answers_once(self):
+        personal = ("From: sjoerd@zolder.thuis\r\nTo: bouke@zolder.thuis\r\nSubject: Etentje {n}\r\n"
+                    "Message-ID: <etentje{n}@zolder.thuis>\r\n\r\nKom je eten?\r\n")
+        self.send(personal.format(n=1), sender="sjoerd@zolder.thuis")
+        self.z.wait_for(lambda: "Subject: Auto: Etentje 1" in self.z.mbox("sjoerd"), what="vacation reply")
+        reply = self.z.mbox("sjoerd")
+        self.assertTrue(reply.startswith("From MAILER-DAEMON "), "sent from the null sender")
+        for line in ("Auto-Submitted: auto-replied", "In-Reply-To: <etentje1@zolder.thuis>",
+                     "From: <bouke@zolder.thuis>", "Ik ben op vakantie.\nGroeten, Bouke"):
+            self.assertIn(line, reply)
+        self.assertIn("Subject: Etentje 1", self.z.mbox("bouke"), "the message itself is delivered")
+        # the same sender again: delivered, not answered (once per 7 days)
+        self.send(personal.format(n=2), sender="sjoerd@zolder.thuis")
+        self.z.wait_for(lambda: "Subject: Etentje 2" in self.z.mbox("bouke"), what="second delivery")
+        self.z.wait_log("no reply to <sjoerd@zolder.thuis>: answered recently")
+        # a mailing list is never answered, and still sorted
+        self.send(LIST_MSG.replace("To: zolder-users@lists.example", "To: bouke@zolder.thuis"),
+                  sender="owner-zolder-users@lists.example")
+        self.z.wait_for(lambda: "release 0.2" in self.folder("bouke", "lists"), what="list delivery")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+        self.assertEqual(self.z.mbox("sjoerd").count("Subject: Auto:"), 1, "answered once")
+        self.assertIn("no reply to <owner-zolder-users@lists.example>", self.z.log())
+
+
+class BadRules(RulesCase):
+    rules = {"bouke": "if header Subject contains x then pipe /bin/sh\n"}
+
+    def test_bad_rules_fall_back_to_inbox(self):
+        self.send("From: x@y.example\r\nSubject: x marks\r\n\r\nhoi\r\n")
+        self.z.wait_for(lambda: "Subject: x marks" in self.z.mbox("bouke"), what="INBOX delivery")
+        self.assertIn("rules refused, delivered to INBOX", self.z.log())
+        self.assertIn("rules/bouke:1: piping to programs is not supported", self.z.log())
+        # the user is told, once per bad version of the file
+        self.z.wait_for(lambda: "Subject: Your delivery rules were refused" in self.z.mbox("bouke"),
+                        what="notice to the user")
+        self.assertIn("piping to programs is not supported", self.z.mbox("bouke"))
+        self.send("From: x@y.example\r\nSubject: tweede\r\n\r\nhoi\r\n")
+        self.z.wait_for(lambda: "Subject: tweede" in self.z.mbox("bouke"), what="second delivery")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+        self.assertEqual(self.z.mbox("bouke").count("Subject: Your delivery rules were refused"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,361 @@
+/*
+ * Unit tests for reference/filter: verdicts of filter_scan on whole messages (banned name,
+ * EICAR, PE content under a harmless name, a zip with a banned name, doubtful MIME, clean
+ * mail), the admin notice's seed-shaped lines, and clamd's INSTREAM answers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "filter/clamd.h"
+#include "filter/filter.h"
+
+static char eicar[80];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(eicar, sizeof eicar, "%s%s", "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-",
+             "ANTIVIRUS-TEST-FILE!$H+H*");
+    return 0;
+}
+
+struct fixture {
+    struct zconf conf;
+    struct filter filter;
+};
+
+static void fixture_open(struct fixture *fx)
+{
+    zconf_defaults(&fx->conf, "/tmp");
+    struct cfg_error err;
+    assert_true(filter_init(&fx->filter, &fx->conf, NULL, &err));
+}
+
+static void fixture_close(struct fixture *fx)
+{
+    filter_free(&fx->filter);
+    zconf_free(&fx->conf);
+}
+
+static const char sober[] =
+    "Received: from cstesucgr.gov (cstesucgr.gov [198.51.100.7])\r\n\tby relay.example; Sat, 16 Nov 2002 22:03:00 +0000\r\n"
+    "From: <>\r\nSubject: Your IP was logged\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+    "--b\r\nContent-Type: text/plain\r\n\r\n%s\r\n"
+    "--b\r\nContent-Type: application/octet-stream; name=\"Liste.exe\"\r\n"
+    "Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA\r\n--b--\r\n";
+
+static void test_scan_sober(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open(&fx);
+    char msg[2048];
+    snprintf(msg, sizeof msg, sober, eicar);
+    struct filter_verdict v;
+    filter_scan(&fx.filter, msg, strlen(msg), &v);
+    assert_true(filter_verdict_quarantine(&v));
+    assert_string_equal(v.virus, "Eicar-Test-Signature");
+    assert_string_equal(v.scanner, FILTER_BUILTIN_SCANNER);
+    assert_string_equal(v.banned_ext, ".exe");
+    assert_string_equal(v.banned_name, "Liste.exe");
+    assert_string_equal(v.doubt, "");
+
+    /* the notice */
+    struct queue_msg qm;
+    memset(&qm, 0, sizeof qm);
+    strcpy(qm.id, "20QKLTZ00087S9KV");
+    qm.env.sender = "";
+    qm.env.client_ip = "127.0.0.1";
+    queue_envelope_add_rcpt(&qm.env, "bouke@localhost.zolder.thuis", "", "", false);
+    qm.env.rcpts[0].status = QUEUE_RCPT_PENDING;
+    struct buf out;
+    buf_init(&out, 0);
+    filter_notice_render(&v, &qm, msg, strlen(msg), "postmaster@zolder.thuis", "zolder.thuis",
+                         "Sat, 16 Nov 2002 23:07:13 +0100", &out);
+    static const char *const lines[] = {
+        "A virus (Eicar-Test-Signature) was found.\r\n",
+        "A banned name (.exe) was found.\r\n",
+        "Scanner detecting a virus: zolder built-in signatures\r\n",
+        "The mail originated from: <>\r\n",
+        "According to the 'Received:' trace, the message originated at:\r\n"
+        "   cstesucgr.gov (cstesucgr.gov [198.51.100.7])\r\n",
+        "Notification to sender will not be mailed.\r\n",
+        "The message WAS NOT delivered to:\r\n<bouke@localhost.zolder.thuis>:\r\n",
+        "To: <postmaster@zolder.thuis>\r\n",
+        "Auto-Submitted: auto-generated\r\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        if (!strstr(out.data, lines[i]))
+            fail_msg("notice lacks %s in:\n%s", lines[i], out.data);
+    buf_free(&out);
+    free(qm.env.rcpts[0].addr);
+    free(qm.env.rcpts[0].orcpt);
+    free(qm.env.rcpts[0].notify);
+    free(qm.env.rcpts);
+    fixture_close(&fx);
+}
+
+static void test_scan_verdicts(void **state)
+{
+    (void)state;
+    struct fixture fx;
+    fixture_open(&fx);
+    struct filter_verdict v;
+
+    const char *clean = "From: a@b\r\nSubject: hi\r\nMIME-Version: 1.0\r\n"
+                        "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                        "--b\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\r\n%PDF\r\n--b--\r\n";
+    filter_scan(&fx.filter, clean, strlen(clean), &v);
+    assert_false(filter_verdict_quarantine(&v));
+    assert_string_equal(v.tempfail, "");
+
+    /* a PE executable named like a picture */
+    char pe[128];
+    memset(pe, 0, sizeof pe);
+    pe[0] = 'M';
+    pe[1] = 'Z';
+    pe[0x3c] = 0x40;
+    memcpy(pe + 0x40, "PE\0\0", 4);
+    struct buf msg;
+    buf_init(&msg, 0);
+    buf_append_str(&msg, "MIME-Version: 1.0\r\nContent-Type: image/jpeg; name=\"foto.jpg\"\r\n\r\n");
+    buf_append(&msg, pe, sizeof pe);
+    filter_scan(&fx.filter, msg.data, msg.len, &v);
+    assert_string_equal(v.banned_ext, ".exe-ms");
+    buf_free(&msg);
+
+    /* EICAR in the plain body of a non-MIME message */
+    char plain[256];
+    snprintf(plain, sizeof plain, "Subject: x\r\n\r\n%s\r\n", eicar);
+    filter_scan(&fx.filter, plain, strlen(plain), &v);
+    assert_string_equal(v.virus, "Eicar-Test-Signature");
+
+    /* doubtful structure */
+    const char *broken = "MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n--x\r\nhi\r\n--x--\r\n";
+    filter_scan(&fx.filter, broken, strlen(broken), &v);
+    assert_true(filter_verdict_quarantine(&v));
+    assert_non_null(strstr(v.doubt, "malformed MIME"));
+
+    /* banned_extensions empty: names pass, signatures still count */
+    free(fx.conf.banned_extensions);
+    fx.conf.banned_extensions = strdup("");
+    filter_free(&fx.filter);
+    struct cfg_error err;
+    assert_true(filter_init(&fx.filter, &fx.conf, NULL, &err));
+    const char *exe = "MIME-Version: 1.0\r\nContent-Type: application/octet-stream; name=\"a.exe\"\r\n\r\nxx\r\n";
+    filter_scan(&fx.filter, exe, strlen(exe), &v);
+    assert_false(filter_verdict_quarantine(&v));
+    fixture_close(&fx);
+}
+
+static void test_signature_file_errors(void **state)
+{
+    (void)state;
+    struct zconf conf;
+    zconf_defaults(&conf, "/tmp");
+    char path[] = "/tmp/zolder-test-sigs-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *bad = "# ok\nGood.One hex 01020304\nBad.One hex 0102\n";
+    assert_int_equal(write(fd, bad, strlen(bad)), (ssize_t)strlen(bad));
+    close(fd);
+    free(conf.virus_signatures);
+    conf.virus_signatures = strdup(path);
+    struct filter f;
+    struct cfg_error err;
+    assert_false(filter_init(&f, &conf, NULL, &err));
+    filter_free(&f);
+    char want[128];
+    snprintf(want, sizeof want, "%s:3:", path);
+    assert_non_null(strstr(err.text, want));
+    unlink(path);
+    free(conf.virus_signatures);
+    conf.virus_signatures = strdup("/nonexistent/sigs");
+    assert_false(filter_init(&f, &conf, NULL, &err));
+    filter_free(&f);
+    assert_non_null(strstr(err.text, "cannot read"));
+    zconf_free(&conf);
+}
+
+static void test_clamd_replies(void **state)
+{
+    (void)state;
+    char virus[64];
+    assert_int_equal(clamd_parse_reply("stream: OK", virus, sizeof virus), CLAMD_CLEAN);
+    assert_int_equal(clamd_parse_reply("stream: Eicar-Signature FOUND", virus, sizeof virus), CLAMD_FOUND);
+    assert_string_equal(virus, "Eicar-Signature");
+    assert_int_equal(clamd_parse_reply("stream: Win.Test.EICAR_HDB-1 FOUND", virus, sizeof virus), CLAMD_FOUND);
+    assert_string_equal(virus, "Win.Test.EICAR_HDB-1");
+    assert_int_equal(clamd_parse_reply("INSTREAM size limit exceeded. ERROR", virus, sizeof virus), CLAMD_ERROR);
+    assert_int_equal(clamd_parse_reply("stream: lstat() failed ERROR", virus, sizeof virus), CLAMD_ERROR);
+    assert_int_equal(clamd_parse_reply("", virus, sizeof virus), CLAMD_ERROR);
+    assert_int_equal(clamd_parse_reply("stream:  FOUND", virus, sizeof virus), CLAMD_ERROR); /* no name */
+    /* a long name is cut, never overflows */
+    char longreply[300];
+    memset(longreply, 'A', sizeof longreply);
+    memcpy(longreply, "stream: ", 8);
+    strcpy(longreply + 280, " FOUND");
+    assert_int_equal(clamd_parse_reply(longreply, virus, sizeof virus), CLAMD_FOUND);
+    assert_int_equal(strlen(virus), sizeof virus - 1);
+    /* nobody listening */
+    char error[256];
+    assert_int_equal(clamd_scan("unix:/nonexistent/clamd.ctl", "x", 1, 1000, virus, sizeof virus, error,
+                                sizeof error), CLAMD_ERROR);
+    assert_non_null(strstr(error, "cannot connect"));
+}
+
+static size_t count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void queue_one(struct queue *q, const char *id, const char *data)
+{
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = "x", .rdns = "", .proto = "ESMTP",
+        .auth_user = "", .ret = "", .envid = "", .body = "", .arrival = 1,
+    };
+    queue_envelope_add_rcpt(&env, "bouke@zolder.thuis", "", "", false);
+    struct queue_writer w;
+    assert_int_equal(queue_writer_begin_id(q, id, &env, &w), 0);
+    assert_int_equal(queue_writer_write(&w, data, strlen(data)), 0);
+    assert_int_equal(queue_writer_commit(q, &w), 0);
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+}
+
+/*
+ * The queue side: clean -> marked and passed; banned -> notice queued and message moved;
+ * a crash after the notice and before the move (simulated by putting the message back) does
+ * not make a second notice; release brings it back marked, so it passes without a rescan.
+ */
+static void test_filter_message_queue(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/zolder-test-filter-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fixture fx;
+    zconf_defaults(&fx.conf, "/tmp");
+    free(fx.conf.state_dir);
+    fx.conf.state_dir = strdup(dir);
+    struct queue q;
+    assert_int_equal(queue_open(&q, dir), 0);
+    struct cfg_error err;
+    assert_true(filter_init(&fx.filter, &fx.conf, &q, &err));
+
+    const char *id_clean = "20QKLTZ000000001", *id_bad = "20QKLTZ000000002";
+    queue_one(&q, id_clean, "Subject: fine\r\n\r\nhello\r\n");
+    bool notice = true;
+    assert_int_equal(filter_message(&fx.filter, id_clean, &notice), FILTER_PASS);
+    assert_false(notice);
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", q.msg_dir, id_clean);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_mode & S_IXUSR);
+    assert_int_equal(filter_message(&fx.filter, id_clean, &notice), FILTER_PASS); /* no rescan needed */
+
+    const char *bad = "MIME-Version: 1.0\r\nContent-Type: application/octet-stream; name=\"a.exe\"\r\n\r\nMZ\r\n";
+    queue_one(&q, id_bad, bad);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_QUARANTINED);
+    assert_true(notice);
+    assert_int_equal(count_files(q.msg_dir), 2); /* the clean one and the notice */
+    char qdir[512];
+    snprintf(qdir, sizeof qdir, "%s/quarantine", dir);
+    assert_int_equal(count_files(qdir), 2); /* the message and its verdict */
+    struct stat qst;
+    assert_int_equal(stat(qdir, &qst), 0);
+    assert_int_equal(qst.st_mode & 0777, 0700);
+    struct buf verdict;
+    buf_init(&verdict, 0);
+    assert_int_equal(quarantine_verdict(dir, id_bad, &verdict), 0);
+    assert_string_equal(verdict.data, "banned=.exe (a.exe)");
+    buf_free(&verdict);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_GONE);
+
+    /* "crash" between the notice and the move: the message is in the queue again */
+    char *qpath = quarantine_path(dir, id_bad);
+    snprintf(path, sizeof path, "%s/%s", q.msg_dir, id_bad);
+    assert_int_equal(rename(qpath, path), 0);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_QUARANTINED);
+    assert_int_equal(count_files(q.msg_dir), 2); /* still one notice */
+
+    char **ids;
+    size_t n;
+    assert_int_equal(quarantine_list(dir, &ids, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], id_bad);
+    queue_list_free(ids, n);
+
+    /* release: back in the queue, marked: passes without a scan */
+    assert_int_equal(quarantine_release(dir, id_bad), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_mode & S_IXUSR);
+    assert_int_equal(filter_message(&fx.filter, id_bad, &notice), FILTER_PASS);
+    assert_int_equal(count_files(qdir), 0);
+    assert_int_equal(quarantine_release(dir, id_bad), -1);
+    assert_null(quarantine_path(dir, "../../etc/passwd"));
+    assert_int_equal(quarantine_delete(dir, "../x"), -1);
+
+    /* the scanner process dies while a message is with it: a crash quarantines (doubtful),
+     * anything else (SIGKILL here) defers; the next message gets a new scanner process */
+    const char *id_c1 = "20QKLTZ000000003", *id_c2 = "20QKLTZ000000004", *id_c3 = "20QKLTZ000000005";
+    queue_one(&q, id_c1, "Subject: one\r\n\r\nhello\r\n");
+    queue_one(&q, id_c2, "Subject: two\r\n\r\nhello\r\n");
+    queue_one(&q, id_c3, "Subject: three\r\n\r\nhello\r\n");
+    assert_true(fx.filter.worker_pid > 0);
+    assert_int_equal(kill(fx.filter.worker_pid, SIGSEGV), 0);
+    assert_int_equal(filter_message(&fx.filter, id_c1, &notice), FILTER_QUARANTINED);
+    verdict.len = 0;
+    buf_init(&verdict, 0);
+    assert_int_equal(quarantine_verdict(dir, id_c1, &verdict), 0);
+    assert_string_equal(verdict.data, "doubt=the scanner crashed on it (signal 11)");
+    buf_free(&verdict);
+    assert_int_equal(fx.filter.worker_pid, 0);
+    assert_int_equal(filter_message(&fx.filter, id_c2, &notice), FILTER_PASS); /* a new process */
+    assert_true(fx.filter.worker_pid > 0);
+    assert_int_equal(kill(fx.filter.worker_pid, SIGKILL), 0);
+    assert_int_equal(filter_message(&fx.filter, id_c3, &notice), FILTER_DEFERRED);
+    assert_int_equal(filter_message(&fx.filter, id_c3, &notice), FILTER_PASS);
+
+    free(qpath);
+    filter_free(&fx.filter);
+    queue_close(&q);
+    zconf_free(&fx.conf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scan_sober),
+        cmocka_unit_test(test_scan_verdicts),
+        cmocka_unit_test(test_signature_file_errors),
+        cmocka_unit_test(test_clamd_replies),
+        cmocka_unit_test(test_filter_message_queue),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
