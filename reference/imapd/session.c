@@ -22,7 +22,8 @@
  *   literals up to IMAPD_LITERAL_MAX, IMAPD_ERROR_MAX bad commands, imap_timeout,
  *   imap_connection_limit. Passwords are refused on a connection that is neither TLS nor from
  *   127.0.0.1/::1 (LOGINDISABLED is announced there), wiped from memory after use, and the
- *   reason a login failed is logged, never told. Bytes pipelined after STARTTLS are
+ *   reason a login failed is logged, never told; the NO comes after a delay (1 s times the
+ *   failures so far, at most 5 s) during which nothing else is read. Bytes pipelined after STARTTLS are
  *   discarded before the handshake. Only INBOX exists; other names get NO [NONEXISTENT].
  */
 #include "session.h"
@@ -58,6 +59,8 @@
 #define IMAPD_CLOSE_POLL_MSEC 20
 #define IMAPD_CLOSE_POLLS 250 /* 5 s for the last reply to leave */
 #define IMAPD_USER_MAX 255
+#define IMAPD_LOGIN_DELAY_MSEC 1000 /* after a failed login, times the failures so far, ... */
+#define IMAPD_LOGIN_DELAY_MAX_MSEC 5000 /* ... at most this */
 
 enum imapd_state {
     IMAPD_S_NOTAUTH,
@@ -72,8 +75,11 @@ enum imapd_state {
 #define IMAPD_ANY (IMAPD_IN_NOTAUTH | IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
 #define IMAPD_LOGGED_IN (IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
 
+/* A message as last reported to the client (its bytes: ss->store.msgs, by UID). */
 struct imapd_view {
-    struct mailstore_msg m;   /* as last reported to the client */
+    uint32_t uid;
+    uint32_t keywords;
+    unsigned flags;
     bool gone;                /* expunged elsewhere, EXPUNGE not sent yet */
 };
 
@@ -105,6 +111,10 @@ struct imapd_session {
     size_t *fetch_list, fetch_n, fetch_pos;
     bool fetch_gone;
     unsigned long fetched;
+    unsigned login_failures;
+    bool delaying;                    /* a failed login's NO waits (input waits too) */
+    char delay_tag[IMAP_TAG_MAX + 1];
+    struct event *delay_timer;
     struct event *close_timer;
     unsigned close_polls;
 };
@@ -217,14 +227,14 @@ static void imapd_merge(struct imapd_session *ss, bool allow_expunge)
         imapd_send_flags(ss);
     struct imapd_view *nv = xreallocarray(NULL, ss->nview + ncur + 1, sizeof *nv);
     size_t nn = 0, j = 0;
-    uint32_t maxold = ss->nview ? ss->view[ss->nview - 1].m.uid : 0;
+    uint32_t maxold = ss->nview ? ss->view[ss->nview - 1].uid : 0;
     struct buf b;
     buf_init(&b, 0);
     for (size_t i = 0; i < ss->nview; i++) {
         const struct imapd_view *old = &ss->view[i];
-        while (j < ncur && cur[j].uid < old->m.uid)
+        while (j < ncur && cur[j].uid < old->uid)
             j++;
-        bool present = !old->gone && j < ncur && cur[j].uid == old->m.uid;
+        bool present = !old->gone && j < ncur && cur[j].uid == old->uid;
         if (!present) {
             if (allow_expunge) {
                 buf_printf(&b, "* %zu EXPUNGE\r\n", nn + 1);
@@ -234,9 +244,8 @@ static void imapd_merge(struct imapd_session *ss, bool allow_expunge)
             nv[nn++].gone = true;
             continue;
         }
-        nv[nn].m = cur[j];
-        nv[nn].gone = false;
-        if ((cur[j].flags & MBOX_FLAGS_IMAP) != (old->m.flags & MBOX_FLAGS_IMAP) || cur[j].keywords != old->m.keywords) {
+        nv[nn] = (struct imapd_view){cur[j].uid, cur[j].keywords, cur[j].flags, false};
+        if ((cur[j].flags & MBOX_FLAGS_IMAP) != (old->flags & MBOX_FLAGS_IMAP) || cur[j].keywords != old->keywords) {
             buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", nn + 1, cur[j].uid);
             imapd_flag_list(ss, cur[j].flags, cur[j].keywords, &b);
             buf_append_str(&b, ")\r\n");
@@ -247,8 +256,7 @@ static void imapd_merge(struct imapd_session *ss, bool allow_expunge)
     size_t before = nn;
     for (; j < ncur; j++)
         if (cur[j].uid > maxold) {
-            nv[nn].m = cur[j];
-            nv[nn++].gone = false;
+            nv[nn++] = (struct imapd_view){cur[j].uid, cur[j].keywords, cur[j].flags, false};
         }
     if (nn > before || nn != ss->nview)
         buf_printf(&b, "* %zu EXISTS\r\n", nn);
@@ -330,23 +338,24 @@ static bool imapd_resolve(const struct imapd_session *ss, const struct imap_seqs
     *list_r = NULL;
     *n_r = 0;
     if (!uid) {
+        /* a range with '*' is never out of range ("1:*" in an empty mailbox names nothing) */
         for (size_t i = 0; i < set->n; i++)
-            if ((set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].lo > ss->nview) ||
-                (set->ranges[i].hi != IMAP_SEQ_STAR && set->ranges[i].hi > ss->nview) || ss->nview == 0)
+            if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
+                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview))
                 return false;
     }
-    uint32_t star = uid ? (ss->nview ? ss->view[ss->nview - 1].m.uid : 0) : (uint32_t)ss->nview;
+    uint32_t star = uid ? (ss->nview ? ss->view[ss->nview - 1].uid : 0) : (uint32_t)ss->nview;
     size_t *list = xreallocarray(NULL, ss->nview ? ss->nview : 1, sizeof *list);
     size_t n = 0;
     for (size_t i = 0; i < ss->nview; i++)
-        if (imapd_in_set(set, uid ? ss->view[i].m.uid : (uint32_t)(i + 1), star))
+        if (imapd_in_set(set, uid ? ss->view[i].uid : (uint32_t)(i + 1), star))
             list[n++] = i;
     *list_r = list;
     *n_r = n;
     return true;
 }
 
-static const struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
+static struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
 {
     size_t lo = 0, hi = ss->store.nmsgs;
     while (lo < hi) {
@@ -359,13 +368,19 @@ static const struct mailstore_msg *imapd_store_find(const struct imapd_session *
     return lo < ss->store.nmsgs && ss->store.msgs[lo].uid == uid ? &ss->store.msgs[lo] : NULL;
 }
 
+/* The mail store's entry of a view message; NULL when it is gone. */
+static struct mailstore_msg *imapd_msg(const struct imapd_session *ss, const struct imapd_view *v)
+{
+    return v->gone ? NULL : imapd_store_find(ss, v->uid);
+}
+
 /* The message in wire form (CRLF). */
-static enum mailstore_result imapd_wire(struct imapd_session *ss, struct imapd_view *v, struct buf *wire,
+static enum mailstore_result imapd_wire(struct imapd_session *ss, struct mailstore_msg *m, struct buf *wire,
                                         const char **error_r)
 {
     struct buf raw;
     buf_init(&raw, 0);
-    enum mailstore_result r = mailstore_read_msg(&ss->store, &v->m, &raw, error_r);
+    enum mailstore_result r = mailstore_read_msg(&ss->store, m, &raw, error_r);
     if (r == MAILSTORE_OK)
         mbox_export(raw.data ? raw.data : "", raw.len, 0, -1, wire);
     buf_free(&raw);
@@ -444,6 +459,43 @@ static void imapd_cmd_starttls(struct imapd_session *ss, struct imap_cmd *cmd)
     bufferevent_enable(ss->bev, EV_READ | EV_WRITE);
 }
 
+static void imapd_login_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct imapd_session *ss = arg;
+    (void)fd;
+    (void)what;
+    ss->delaying = false;
+    bufferevent_enable(ss->bev, EV_READ);
+    imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", ss->delay_tag);
+    imapd_process(ss); /* commands that came meanwhile */
+    if (ss->state == IMAPD_S_CLOSING) {
+        bufferevent_disable(ss->bev, EV_READ);
+        bufferevent_enable(ss->bev, EV_WRITE);
+    }
+}
+
+/* The NO for a failed login, after a delay that grows with the failures (guessing slowed). */
+static void imapd_login_failed(struct imapd_session *ss, const char *tag)
+{
+    ss->login_failures++;
+    if (++ss->errors >= IMAPD_ERROR_MAX) {
+        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
+        imapd_send(ss, "* BYE Too many failures.");
+        ss->state = IMAPD_S_CLOSING;
+        return;
+    }
+    unsigned long msec = (unsigned long)IMAPD_LOGIN_DELAY_MSEC * ss->login_failures;
+    if (msec > IMAPD_LOGIN_DELAY_MAX_MSEC)
+        msec = IMAPD_LOGIN_DELAY_MAX_MSEC;
+    if (!ss->delay_timer)
+        ss->delay_timer = evtimer_new(ss->srv->base, imapd_login_delay_done, ss);
+    str_copy(ss->delay_tag, sizeof ss->delay_tag, tag);
+    ss->delaying = true;
+    bufferevent_disable(ss->bev, EV_READ); /* what comes meanwhile waits in the socket */
+    struct timeval tv = {(time_t)(msec / 1000), (suseconds_t)(msec % 1000) * 1000};
+    evtimer_add(ss->delay_timer, &tv);
+}
+
 static void imapd_login(struct imapd_session *ss, const char *tag, const char *user, const char *password)
 {
     const struct smtpd_maps *m = ss->srv->maps;
@@ -451,8 +503,7 @@ static void imapd_login(struct imapd_session *ss, const char *tag, const char *u
               m->authenticate(m->ctx, user, password);
     if (!ok) {
         log_info("imapd %llx: login failed from [%s] user=%s", ss->id, ss->ip, user);
-        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
-        ss->errors++;
+        imapd_login_failed(ss, tag);
         return;
     }
     str_copy(ss->user, sizeof ss->user, user);
@@ -483,7 +534,8 @@ static void imapd_cmd_login(struct imapd_session *ss, struct imap_cmd *cmd)
     if (!imapd_privacy(ss, cmd->tag))
         return;
     if (strlen(cmd->arg1) != cmd->arg1_len || strlen(cmd->arg2) != cmd->arg2_len) {
-        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", cmd->tag);
+        log_info("imapd %llx: login failed from [%s]: NUL in user name or password", ss->id, ss->ip);
+        imapd_login_failed(ss, cmd->tag);
         return;
     }
     imapd_login(ss, cmd->tag, cmd->arg1, cmd->arg2);
@@ -497,7 +549,7 @@ static void imapd_auth_plain(struct imapd_session *ss, const char *tag, const ch
     } else if (authz[0] && strcmp(authz, authc) != 0) {
         log_info("imapd %llx: login failed from [%s] user=%s: authorization identity %s refused", ss->id, ss->ip,
                  authc, authz);
-        imapd_send(ss, "%s NO [AUTHENTICATIONFAILED] Authentication failed.", tag);
+        imapd_login_failed(ss, tag);
     } else {
         imapd_login(ss, tag, authc, pass);
     }
@@ -565,8 +617,8 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
     ss->nview = ss->store.nmsgs;
     size_t first_unseen = 0;
     for (size_t i = 0; i < ss->nview; i++) {
-        ss->view[i].m = ss->store.msgs[i];
-        ss->view[i].gone = false;
+        const struct mailstore_msg *m = &ss->store.msgs[i];
+        ss->view[i] = (struct imapd_view){m->uid, m->keywords, m->flags, false};
         if (!first_unseen && !(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
             first_unseen = i + 1;
     }
@@ -790,7 +842,7 @@ static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struc
     uint32_t *uids = NULL;
     size_t n = 0, removed = 0;
     if (r == MAILSTORE_OK) {
-        uint32_t star = ss->nview ? ss->view[ss->nview - 1].m.uid : 0;
+        uint32_t star = ss->nview ? ss->view[ss->nview - 1].uid : 0;
         uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
         for (size_t i = 0; i < ss->store.nmsgs; i++)
             if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
@@ -877,7 +929,7 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
         if (ss->view[list[i]].gone)
             gone = true;
         else
-            uids[nuids++] = ss->view[list[i]].m.uid;
+            uids[nuids++] = ss->view[list[i]].uid;
     }
     static const enum mailstore_store_mode modes[] = {[IMAP_STORE_REPLACE] = MAILSTORE_SET,
                                                       [IMAP_STORE_ADD] = MAILSTORE_ADD,
@@ -902,17 +954,17 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
     buf_init(&b, 0);
     for (size_t i = 0; i < n; i++) {
         struct imapd_view *v = &ss->view[list[i]];
-        const struct mailstore_msg *now = v->gone ? NULL : imapd_store_find(ss, v->m.uid);
+        const struct mailstore_msg *now = v->gone ? NULL : imapd_store_find(ss, v->uid);
         if (!now)
             continue;
-        v->m.flags = now->flags;
-        v->m.keywords = now->keywords;
+        v->flags = now->flags;
+        v->keywords = now->keywords;
         if (!cmd->silent) {
             buf_printf(&b, "* %zu FETCH (", list[i] + 1);
             if (cmd->uid)
-                buf_printf(&b, "UID %u ", v->m.uid);
+                buf_printf(&b, "UID %u ", v->uid);
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(ss, v->m.flags, v->m.keywords, &b);
+            imapd_flag_list(ss, v->flags, v->keywords, &b);
             buf_append_str(&b, ")\r\n");
         }
     }
@@ -951,7 +1003,8 @@ static bool imapd_text_load(struct imapd_session *ss, struct imapd_view *v, stru
     if (!t->loaded) {
         t->loaded = true;
         const char *error = NULL;
-        t->ok = imapd_wire(ss, v, &t->wire, &error) == MAILSTORE_OK;
+        struct mailstore_msg *m = imapd_msg(ss, v);
+        t->ok = m && imapd_wire(ss, m, &t->wire, &error) == MAILSTORE_OK;
         struct mime_entity e;
         mime_entity_parse(t->wire.data ? t->wire.data : "", 0, t->wire.len, false, 0, &e);
         t->hdr_len = e.hdr_end;
@@ -970,7 +1023,8 @@ static time_t imapd_day(time_t t)
 
 static time_t imapd_sent_day(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
 {
-    time_t day = imapd_day(v->m.internaldate);
+    const struct mailstore_msg *m = imapd_msg(ss, v);
+    time_t day = imapd_day(m ? m->internaldate : 0);
     struct buf date;
     buf_init(&date, 0);
     if (imapd_text_load(ss, v, t) && mime_header_value(t->wire.data, 0, t->hdr_len, "Date", &date) && date.len) {
@@ -1003,7 +1057,8 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
 {
     const struct imap_search_key *key = &cmd->keys[(*k)++];
     struct imapd_view *v = &ss->view[idx];
-    uint32_t maxuid = ss->nview ? ss->view[ss->nview - 1].m.uid : 0;
+    const struct mailstore_msg *m = imapd_msg(ss, v);
+    uint32_t maxuid = ss->nview ? ss->view[ss->nview - 1].uid : 0;
     switch (key->type) {
     case IMAP_SK_ALL:
         return true;
@@ -1023,15 +1078,15 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
     case IMAP_SK_SEQSET:
         return imapd_in_set(&key->set, (uint32_t)(idx + 1), (uint32_t)ss->nview);
     case IMAP_SK_UID:
-        return imapd_in_set(&key->set, v->m.uid, maxuid);
+        return imapd_in_set(&key->set, v->uid, maxuid);
     case IMAP_SK_FLAG:
     case IMAP_SK_UNFLAG: {
         bool set;
         if (key->str[0] == '\\') {
-            set = (v->m.flags & imapd_system_flag(key->str)) != 0;
+            set = (v->flags & imapd_system_flag(key->str)) != 0;
         } else {
             int bit = mailstore_keyword_index(&ss->store, key->str);
-            set = bit >= 0 && (v->m.keywords & (1u << bit));
+            set = bit >= 0 && (v->keywords & (1u << bit));
         }
         return key->type == IMAP_SK_FLAG ? set : !set;
     }
@@ -1074,11 +1129,11 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
     case IMAP_SK_TEXT:
         return imapd_text_load(ss, v, t) && imapd_contains(t->wire.data, t->wire.len, key->str);
     case IMAP_SK_BEFORE:
-        return imapd_day(v->m.internaldate) < key->date;
+        return m && imapd_day(m->internaldate) < key->date;
     case IMAP_SK_ON:
-        return imapd_day(v->m.internaldate) == key->date;
+        return m && imapd_day(m->internaldate) == key->date;
     case IMAP_SK_SINCE:
-        return imapd_day(v->m.internaldate) >= key->date;
+        return m && imapd_day(m->internaldate) >= key->date;
     case IMAP_SK_SENTBEFORE:
         return imapd_sent_day(ss, v, t) < key->date;
     case IMAP_SK_SENTON:
@@ -1086,9 +1141,9 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
     case IMAP_SK_SENTSINCE:
         return imapd_sent_day(ss, v, t) >= key->date;
     case IMAP_SK_LARGER:
-        return v->m.size > key->number;
+        return m && m->size > key->number;
     case IMAP_SK_SMALLER:
-        return v->m.size < key->number;
+        return m && m->size < key->number;
     }
     return false;
 }
@@ -1101,8 +1156,8 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
         if (cmd->keys[k].type != IMAP_SK_SEQSET)
             continue;
         for (size_t i = 0; i < set->n; i++)
-            if ((set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].lo > ss->nview) ||
-                (set->ranges[i].hi != IMAP_SEQ_STAR && set->ranges[i].hi > ss->nview)) {
+            if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
+                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview)) {
                 imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
                 return;
             }
@@ -1118,7 +1173,7 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
         size_t k = 0;
         if (imapd_search_eval(ss, cmd, &k, i, &t)) {
             if (cmd->uid)
-                buf_printf(&b, " %u", ss->view[i].m.uid);
+                buf_printf(&b, " %u", ss->view[i].uid);
             else
                 buf_printf(&b, " %zu", i + 1);
         }
@@ -1154,8 +1209,12 @@ static void imapd_literal(struct buf *b, const char *data, size_t len)
 static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
 {
     struct imapd_view *v = &ss->view[idx];
-    if (v->gone)
+    struct mailstore_msg *m = imapd_msg(ss, v);
+    if (!m)
         return false;
+    /* copies: a \Seen set below replaces the mail store's list (and m with it) */
+    unsigned long long size = m->size;
+    time_t internaldate = m->internaldate;
     bool need_text = false, sets_seen = false, wants_flags = false;
     for (size_t i = 0; i < cmd->natts; i++) {
         need_text |= imapd_att_needs_text(&cmd->atts[i]);
@@ -1168,21 +1227,21 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     buf_init(&part, 0);
     const char *error = NULL;
     if (need_text) {
-        enum mailstore_result r = imapd_wire(ss, v, &wire, &error);
+        enum mailstore_result r = imapd_wire(ss, m, &wire, &error);
         if (r != MAILSTORE_OK) {
-            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, v->m.uid, error);
+            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, v->uid, error);
             buf_free(&wire);
             return false;
         }
     }
     bool flags_changed = false;
-    if (sets_seen && !ss->readonly && !(v->m.flags & MBOX_FLAG_SEEN)) {
-        uint32_t uid = v->m.uid;
+    if (sets_seen && !ss->readonly && !(v->flags & MBOX_FLAG_SEEN)) {
+        uint32_t uid = v->uid;
         if (mailstore_store(&ss->store, &uid, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error) == MAILSTORE_OK) {
             const struct mailstore_msg *now = imapd_store_find(ss, uid);
             if (now) {
-                v->m.flags = now->flags;
-                v->m.keywords = now->keywords;
+                v->flags = now->flags;
+                v->keywords = now->keywords;
             }
             flags_changed = true;
         } else {
@@ -1196,7 +1255,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     buf_printf(&b, "* %zu FETCH (", idx + 1);
     size_t start = b.len;
     if (cmd->uid)
-        buf_printf(&b, "UID %u", v->m.uid);
+        buf_printf(&b, "UID %u", v->uid);
     for (size_t i = 0; i < cmd->natts; i++) {
         const struct imap_fetch_att *a = &cmd->atts[i];
         if (a->kind == IMAP_FETCH_UID && cmd->uid)
@@ -1207,17 +1266,17 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         switch (a->kind) {
         case IMAP_FETCH_FLAGS:
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(ss, v->m.flags, v->m.keywords, &b);
+            imapd_flag_list(ss, v->flags, v->keywords, &b);
             break;
         case IMAP_FETCH_UID:
-            buf_printf(&b, "UID %u", v->m.uid);
+            buf_printf(&b, "UID %u", v->uid);
             break;
         case IMAP_FETCH_INTERNALDATE:
-            imapd_internaldate(v->m.internaldate, date, sizeof date);
+            imapd_internaldate(internaldate, date, sizeof date);
             buf_printf(&b, "INTERNALDATE \"%s\"", date);
             break;
         case IMAP_FETCH_RFC822_SIZE:
-            buf_printf(&b, "RFC822.SIZE %llu", v->m.size);
+            buf_printf(&b, "RFC822.SIZE %llu", size);
             break;
         case IMAP_FETCH_ENVELOPE:
             buf_append_str(&b, "ENVELOPE ");
@@ -1264,7 +1323,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     }
     if (flags_changed && !wants_flags) {
         buf_append_str(&b, b.len > start ? " FLAGS " : "FLAGS ");
-        imapd_flag_list(ss, v->m.flags, v->m.keywords, &b);
+        imapd_flag_list(ss, v->flags, v->keywords, &b);
     }
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);
@@ -1279,8 +1338,12 @@ static void imapd_fetch_run(struct imapd_session *ss)
 {
     struct evbuffer *out = bufferevent_get_output(ss->bev);
     while (ss->fetch_pos < ss->fetch_n) {
-        if (evbuffer_get_length(out) > IMAPD_OUTPUT_HIGH)
-            return; /* the write callback resumes */
+        if (evbuffer_get_length(out) > IMAPD_OUTPUT_HIGH) {
+            /* the write callback resumes; the client's next commands wait in its socket */
+            bufferevent_disable(ss->bev, EV_READ);
+            log_debug("imapd %llx: FETCH output paused until the client reads", ss->id);
+            return;
+        }
         if (!imapd_fetch_one(ss, &ss->fetch_cmd, ss->fetch_list[ss->fetch_pos]))
             ss->fetch_gone = true;
         ss->fetch_pos++;
@@ -1288,6 +1351,8 @@ static void imapd_fetch_run(struct imapd_session *ss)
     ss->fetching = false;
     free(ss->fetch_list);
     ss->fetch_list = NULL;
+    if (ss->state != IMAPD_S_CLOSING)
+        bufferevent_enable(ss->bev, EV_READ);
     bool uid = ss->fetch_cmd.uid, gone = ss->fetch_gone;
     char tag[IMAP_TAG_MAX + 1];
     str_copy(tag, sizeof tag, ss->fetch_cmd.tag);
@@ -1407,7 +1472,7 @@ static void imapd_command(struct imapd_session *ss, const char *text, size_t len
 static void imapd_process(struct imapd_session *ss)
 {
     struct evbuffer *in = bufferevent_get_input(ss->bev);
-    while (ss->state != IMAPD_S_CLOSING && !ss->fetching) {
+    while (ss->state != IMAPD_S_CLOSING && !ss->fetching && !ss->delaying) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
@@ -1460,6 +1525,8 @@ static void imapd_session_free(struct imapd_session *ss)
     imap_reader_free(&ss->reader);
     if (ss->idle_timer)
         event_free(ss->idle_timer);
+    if (ss->delay_timer)
+        event_free(ss->delay_timer);
     if (ss->close_timer)
         event_free(ss->close_timer);
     if (ss->bev)

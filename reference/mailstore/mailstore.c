@@ -569,12 +569,49 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
     return r;
 }
 
+/*
+ * Under the lock, when the mbox is as ms->msgs was read (same inode, size and mtime) and only
+ * the index changed (another session's flags): the flags from the index, no scan. False when
+ * the index does not match ms->msgs entry for entry (then a full sync decides).
+ */
+static bool mailstore_refresh_flags(struct mailstore *ms, int fd)
+{
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || (unsigned long long)st.st_size != ms->seen_size ||
+        (unsigned long long)st.st_ino != ms->seen_ino ||
+        (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_mtime_ns)
+        return false;
+    uint32_t validity = 0, next = 0;
+    struct mailstore_entry *e = NULL;
+    size_t ne = 0;
+    if (mailstore_index_load(ms, &validity, &next, &e, &ne) < 0)
+        return false;
+    bool same = validity == ms->uidvalidity && ne == ms->nmsgs;
+    for (size_t i = 0; same && i < ne; i++)
+        same = e[i].has_flags && e[i].uid == ms->msgs[i].uid && e[i].offset == ms->msgs[i].offset &&
+               e[i].span == ms->msgs[i].span && memcmp(e[i].hash, ms->msgs[i].hash, MAILSTORE_HASH_LEN) == 0;
+    if (same) {
+        for (size_t i = 0; i < ne; i++) {
+            ms->msgs[i].flags = e[i].flags;
+            ms->msgs[i].keywords = e[i].keywords;
+        }
+        ms->uidnext = next;
+        mailstore_note_index(ms);
+    }
+    free(e);
+    return same;
+}
+
 enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r)
 {
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
         return r;
+    if (mailstore_refresh_flags(ms, fd)) {
+        mailstore_unlock(ms, fd);
+        return MAILSTORE_OK;
+    }
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t n = 0;
@@ -909,7 +946,15 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
-    r = mailstore_sync(ms, fd, &list, &nlist, error_r);
+    if (mailstore_refresh_flags(ms, fd)) {
+        /* the mbox is as ms->msgs has it: no scan */
+        nlist = ms->nmsgs;
+        list = xreallocarray(NULL, nlist ? nlist : 1, sizeof *list);
+        if (nlist)
+            memcpy(list, ms->msgs, nlist * sizeof *list);
+    } else {
+        r = mailstore_sync(ms, fd, &list, &nlist, error_r);
+    }
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         r = MAILSTORE_GONE;

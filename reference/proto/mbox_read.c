@@ -16,6 +16,7 @@
 /* Header fields mail readers rewrite in place to keep state; not part of a message's identity. */
 static const char *const mbox_read_volatile_fields[] = {
     "Status:", "X-Status:", "X-Keywords:", "X-UID:", "X-IMAP:", "X-IMAPbase:", "Content-Length:",
+    "Lines:", /* mutt adds Content-Length and Lines when it rewrites a mailbox */
 };
 
 bool mbox_line_is_quoted(const char *line, size_t len)

@@ -9,7 +9,7 @@
  *   line and without the empty line that separates it from the next message).
  *   It also passes the bytes that identify a message (the From_ line and the content, except
  *   the header fields mail readers rewrite to keep flags: Status, X-Status, X-Keywords,
- *   X-UID, X-IMAP, X-IMAPbase, Content-Length) to a callback, so the caller can hash them.
+ *   X-UID, X-IMAP, X-IMAPbase, Content-Length, Lines) to a callback, so the caller can hash them.
  *   Bytes before the first From_ line belong to no message (a caller keeps them as they are).
  *
  *   mbox_export converts one message's raw content (as located by the scan) into what goes

@@ -87,7 +87,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     unsigned long whole = fuzz_frame(s, len, len ? len : 1, 1);
     fuzz_check(fuzz_frame(s, len, step, 0) == whole);
-    /* every input also as one command, not framed */
+    /* every input also as one command, not framed, and as dates */
     fuzz_parse(s, len);
+    time_t t;
+    if (imap_parse_date(s, len, &t))
+        fuzz_check(len >= 10 && len <= 11);
+    if (imap_parse_datetime(s, len, &t))
+        fuzz_check(len == 26);
     return 0;
 }

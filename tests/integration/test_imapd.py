@@ -343,6 +343,31 @@ class ImapTest(ImapCase):
         a.logout()
         b.logout()
 
+    def test_large_fetch_pauses_and_resumes(self):
+        line = "x" * 998 + "\r\n"
+        big = "Subject: groot\r\n\r\n" + line * 2000  # about 2 MB each, 10 MB in all: past the 4 MiB mark
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=30) as smtp:
+            for _ in range(5):
+                smtp.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], big)
+        self.z.wait_for(lambda: self.z.mbox("bouke").count("Subject: groot") == 5, what="delivery")
+        m = self.imap()
+        tag = m._new_tag().decode()
+        # the FETCH and a pipelined NOOP: the NOOP is read only after the FETCH has gone out
+        m.send(f"{tag} FETCH 1:* (BODY.PEEK[TEXT])\r\nn1 NOOP\r\n".encode())
+        time.sleep(0.5)  # let the server's output pile up
+        got = 0
+        while True:
+            head = m.readline()
+            if head.startswith(f"{tag} ".encode()):
+                break
+            size = int(re.search(rb"\{(\d+)\}\r\n$", head).group(1))
+            got += len(m.read(size))
+            m.readline()  # ")"
+        self.assertEqual(head, f"{tag} OK Fetch completed.\r\n".encode())
+        self.assertEqual(got, 5 * 2000 * 1000)
+        self.assertEqual(m.readline(), b"n1 OK NOOP completed.\r\n")
+        m.logout()
+
     def test_bad_input_gets_clean_errors(self):
         self.deliver(1)
         m = self.imap()
@@ -389,6 +414,11 @@ class ImapTest(ImapCase):
 
     def test_other_commands(self):
         m = self.imap(select=False)
+        self.assertEqual(self.ok(m.select()), [b"0"])
+        self.assertEqual(self.ok(m.fetch("1:*", "FLAGS")), [None])  # empty mailbox: nothing, no error
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.fetch("1", "FLAGS")
+        self.ok(m.close())
         self.assertEqual(self.ok(m.list()), [b'(\\HasNoChildren) "/" INBOX'])
         self.assertEqual(self.ok(m.list('""', '""')), [b'(\\Noselect) "/" ""'])
         self.assertEqual(self.ok(m.list('""', "Archief*")), [None])
@@ -409,8 +439,10 @@ class ImapTest(ImapCase):
 
     def test_login_failures_and_authenticate_plain(self):
         m = self.imap(login=False, select=False)
+        started = time.monotonic()
         with self.assertRaises(imaplib.IMAP4.error):
             m.login("bouke", "fout")
+        self.assertGreater(time.monotonic() - started, 0.9)  # failed logins are slowed
         self.assertIn("login failed from [127.0.0.1] user=bouke", self.z.log())
         self.assertNotIn("fout", self.z.log())
         m.authenticate("PLAIN", lambda _: b"\0bouke\0" + PASSWORD.encode())
@@ -443,6 +475,148 @@ class ImapTest(ImapCase):
                               url + "?SUBJECT%20%22bericht%201%22"], capture_output=True, timeout=20)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(b"* SEARCH 1", out.stdout)
+
+
+class ImapClientsTest(ImapCase):
+    """Real clients from Debian: fetchmail and mbsync (isync)."""
+    tls = True
+
+    def run_tool(self, args, home):
+        r = subprocess.run(args, env={**os.environ, "HOME": home}, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + "\n--- log ---\n" + self.z.log()[-3000:])
+        return r.stdout + r.stderr
+
+    @unittest.skipUnless(shutil.which("fetchmail"), "fetchmail not installed")
+    def test_fetchmail_imap(self):
+        self.deliver(1, 2)
+        home = self.z.inst.path("fetchmail")
+        os.makedirs(home)
+        rc = os.path.join(home, "fetchmailrc")
+        out = os.path.join(home, "out.bsmtp")
+        with open(rc, "w") as f:
+            f.write("set no bouncemail\n"
+                    f"poll {ADDRESS} protocol imap port {IMAP_PORT} timeout 20:\n"
+                    f'  user "bouke" password "{PASSWORD}" is "bouke" here\n'
+                    '  sslproto "TLS1.2+" no sslcertck\n  fetchall\n')
+        os.chmod(rc, 0o600)
+        log = self.run_tool(["fetchmail", "-f", rc, "--nodetach", "--nosyslog", "-v", "--bsmtp", out,
+                             "--idfile", os.path.join(home, "ids"), "--pidfile", os.path.join(home, "pid")], home)
+        with open(out) as f:
+            bsmtp = f.read()
+        self.assertEqual(bsmtp.count("\nDATA\n"), 2, log)
+        self.assertIn("upgrade to TLS succeeded", log)
+        self.assertIn("Subject: bericht 1\n", bsmtp)
+        self.assertIn("\nFrom the attic 2\n", bsmtp)
+        # fetchmail marked them \Deleted and expunged: the spool is empty now
+        self.assertNotIn("bericht", self.z.mbox("bouke"))
+
+    @unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) not installed")
+    def test_mbsync_both_ways(self):
+        self.deliver(1, 2, 3)
+        home = self.z.inst.path("mbsync")
+        maildir = os.path.join(home, "Mail")
+        os.makedirs(maildir)
+        rc = os.path.join(home, "mbsyncrc")
+        with open(rc, "w") as f:
+            f.write(f"IMAPAccount zolder\nHost {ADDRESS}\nPort {IMAP_PORT}\nUser bouke\nPass \"{PASSWORD}\"\n"
+                    "SSLType None\nAuthMechs LOGIN PLAIN\n\n"
+                    "IMAPStore far\nAccount zolder\n\n"
+                    f"MaildirStore near\nPath {maildir}/\nInbox {maildir}/INBOX\n\n"
+                    "Channel inbox\nFar :far:INBOX\nNear :near:INBOX\nSync All\nCreate Near\n"
+                    "Expunge Both\nSyncState *\n")
+        cmd = ["mbsync", "-c", rc, "inbox"]
+        self.run_tool(cmd, home)
+        cur = lambda: sorted(os.listdir(os.path.join(maildir, "INBOX", "cur")) +  # noqa: E731
+                             os.listdir(os.path.join(maildir, "INBOX", "new")))
+        self.assertEqual(len(cur()), 3)
+        # near -> far: one message read and one deleted locally, one new message to upload
+        names = cur()
+        sub = lambda n: "cur" if os.path.exists(os.path.join(maildir, "INBOX", "cur", n)) else "new"  # noqa: E731
+        bodies = {}
+        for n in names:
+            with open(os.path.join(maildir, "INBOX", sub(n), n)) as f:
+                bodies[n] = f.read()
+        two = next(n for n in names if "Subject: bericht 2" in bodies[n])
+        three = next(n for n in names if "Subject: bericht 3" in bodies[n])
+        base = lambda n: n.split(":2,")[0]  # noqa: E731
+        os.rename(os.path.join(maildir, "INBOX", sub(two), two), os.path.join(maildir, "INBOX", "cur", base(two) + ":2,S"))
+        os.rename(os.path.join(maildir, "INBOX", sub(three), three),
+                  os.path.join(maildir, "INBOX", "cur", base(three) + ":2,T"))
+        with open(os.path.join(maildir, "INBOX", "new", "1.local.zolder"), "w") as f:
+            f.write("From: bouke@zolder.thuis\nSubject: lokaal\n\nGeschreven op de laptop.\n")
+        # far side: a new delivery and a flag set by another client
+        self.deliver(4)
+        m = self.imap()
+        self.ok(m.store("1", "+FLAGS", "(\\Flagged)"))
+        m.logout()
+        self.run_tool(cmd, home)
+        box = self.z.mbox("bouke")
+        self.assertNotIn("Subject: bericht 3\n", box)       # deleted near, expunged far
+        self.assertIn("Subject: lokaal\n", box)            # uploaded with APPEND
+        self.assertRegex(box, r"Subject: bericht 2\n(.*\n)*Status: RO\n")
+        names = cur()
+        self.assertEqual(len(names), 4)                    # 1, 2, 4 and the local one
+        self.assertTrue(any("F" in n.split(":2,")[1] for n in names if ":2," in n), names)  # \\Flagged came near
+        # a third run changes nothing
+        self.run_tool(cmd, home)
+        self.assertEqual(cur(), names)
+
+    @unittest.skipUnless(shutil.which("mutt") and shutil.which("script"), "mutt or script not installed")
+    def test_mutt_and_zolder_agree_on_flags(self):
+        """zolder's flags reach mutt through the mbox, mutt's reach zolder, and mutt over IMAP works."""
+        self.deliver(1, 2, 3)
+        m = self.imap()
+        self.ok(m.store("2", "+FLAGS", "(\\Flagged)"))
+        self.ok(m._simple_command("CHECK"))  # writes the flags into the mbox
+        m.logout()
+        self.assertRegex(self.z.mbox("bouke"), r"Subject: bericht 2\n(.*\n)*X-Status: F\n")
+        self.assertNotIn("X-Status", self.z.mbox("bouke").split("Subject: bericht 3")[1])
+        home = self.z.inst.path("mutt")
+        os.makedirs(home)
+        out = os.path.join(home, "flagged.txt")
+        rc = os.path.join(home, "muttrc")
+        with open(rc, "w") as f:
+            f.write("set mbox_type=mbox\nset wait_key=no\nset pipe_decode=no\nset quit=yes\nset move=no\n"
+                    "set confirmappend=no\nset delete=yes\nset sort=mailbox-order\nset auto_tag=yes\n"
+                    f'push "<tag-pattern>~F<enter><pipe-message>cat >> {out}<enter>'
+                    '<untag-pattern>~A<enter><search>~s bericht.3<enter><flag-message><sync-mailbox><quit>"\n')
+        os.makedirs(os.path.join(home, "Mail"))  # else mutt asks to create it, eating the pushed keys
+        # mutt works on the spool file itself, taking the same locks as delivery and zolder
+        run = ["script", "-qec", f"mutt -n -F {rc} -f {self.z.mbox_path('bouke')}", "/dev/null"]
+        r = subprocess.run(run, env={**os.environ, "HOME": home, "TERM": "vt100"}, capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:])
+        with open(out) as f:
+            flagged = f.read()
+        self.assertIn("Subject: bericht 2", flagged, r.stdout[-3000:])  # mutt read zolder's X-Status: F
+        self.assertNotIn("Subject: bericht 1", flagged)
+        m = self.imap()
+        data = self.ok(m.fetch("1:3", "(UID FLAGS)"))
+        self.assertEqual(data[0], b"1 (UID 1 FLAGS ())")     # UIDs kept across mutt's rewrite
+        self.assertIn(b"UID 2 FLAGS (\\Flagged", data[1])
+        self.assertIn(b"UID 3 FLAGS (\\Flagged", data[2])  # zolder read mutt's flag
+        m.logout()
+
+    @unittest.skipUnless(shutil.which("mutt") and shutil.which("script"), "mutt or script not installed")
+    def test_mutt_over_imap(self):
+        self.deliver(1, 2)
+        home = self.z.inst.path("mutt")
+        os.makedirs(home)
+        os.makedirs(os.path.join(home, "Mail"))
+        rc = os.path.join(home, "muttrc")
+        with open(rc, "w") as f:
+            f.write(f"set folder=imap://bouke@{ADDRESS}:{IMAP_PORT}/\nset spoolfile=+INBOX\n"
+                    f'set imap_pass="{PASSWORD}"\nset ssl_starttls=no\nset ssl_force_tls=no\n'
+                    "set wait_key=no\nset quit=yes\nset move=no\nset delete=yes\nset sort=mailbox-order\n"
+                    'push "<search>~s bericht.1<enter><delete-message><next-undeleted><flag-message><sync-mailbox>'
+                    '<quit>"\n')
+        run = ["script", "-qec", f"mutt -n -F {rc}", "/dev/null"]
+        r = subprocess.run(run, env={**os.environ, "HOME": home, "TERM": "vt100"}, capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:])
+        box = self.z.mbox("bouke")
+        self.assertNotIn("Subject: bericht 1\n", box, self.z.log()[-2000:])
+        self.assertRegex(box, r"Subject: bericht 2\n(.*\n)*X-Status: F\n")
 
 
 class ImapTlsTest(ImapCase):
