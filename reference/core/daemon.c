@@ -838,6 +838,7 @@ int daemon_run(const char *path)
     d.imapd.conf = &d.conf;
     d.imapd.base = d.base;
     d.imapd.maps = &d.smtpd_maps;
+    d.imapd.auth = d.auth;
     d.imapd.tls = tls;
     if (imapd_start(&d.imapd, imap_fds, d.conf.nimap, d.conf.nimaps) < 0)
         log_fatalx("cannot start IMAP listeners");

@@ -31,6 +31,7 @@ struct imapd {
     const struct zconf *conf;
     struct event_base *base;
     const struct smtpd_maps *maps;   /* authenticate(); refreshed in place on reload */
+    struct auth_service *auth;       /* password checks off the loop; NULL: maps->authenticate */
     SSL_CTX *tls;                    /* NULL: no STARTTLS, no imaps */
     struct evconnlistener *listeners[ZCONF_LISTEN_MAX * 2];
     bool listener_implicit_tls[ZCONF_LISTEN_MAX * 2];

@@ -21,9 +21,10 @@
  *   Everything here is untrusted input. Limits: the framing limits of imap_cmd.h with
  *   literals up to IMAPD_LITERAL_MAX, IMAPD_ERROR_MAX bad commands, imap_timeout,
  *   imap_connection_limit. Passwords are refused on a connection that is neither TLS nor from
- *   127.0.0.1/::1 (LOGINDISABLED is announced there), wiped from memory after use, and the
- *   reason a login failed is logged, never told; the NO comes after a delay (1 s times the
- *   failures so far, at most 5 s) during which nothing else is read. Bytes pipelined after STARTTLS are
+ *   127.0.0.1/::1 or plaintext_auth_from (LOGINDISABLED is announced there), checked on
+ *   reference/auth's threads (nothing is read meanwhile), wiped from memory after use, and the
+ *   reason a login failed is logged, never told; the NO comes after auth_failure_delay plus a
+ *   delay of the session's own (1 s times the failures so far, at most 5 s). Bytes pipelined after STARTTLS are
  *   discarded before the handshake. Only INBOX exists; other names get NO [NONEXISTENT].
  */
 #include "session.h"
@@ -41,6 +42,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "auth/auth.h"
 #include "fetch.h"
 #include "imap_cmd.h"
 #include "log.h"
@@ -115,6 +117,8 @@ struct imapd_session {
     bool delaying;                    /* a failed login's NO waits (input waits too) */
     char delay_tag[IMAP_TAG_MAX + 1];
     struct event *delay_timer;
+    struct auth_request *auth_req; /* the password check under way (reading paused) */
+    char auth_user[IMAPD_USER_MAX + 1];
     struct event *close_timer;
     unsigned close_polls;
 };
@@ -496,16 +500,8 @@ static void imapd_login_failed(struct imapd_session *ss, const char *tag)
     evtimer_add(ss->delay_timer, &tv);
 }
 
-static void imapd_login(struct imapd_session *ss, const char *tag, const char *user, const char *password)
+static void imapd_login_ok(struct imapd_session *ss, const char *tag, const char *user)
 {
-    const struct smtpd_maps *m = ss->srv->maps;
-    bool ok = m && m->authenticate && user[0] && strlen(user) <= IMAPD_USER_MAX && !strchr(user, '/') &&
-              m->authenticate(m->ctx, user, password);
-    if (!ok) {
-        log_info("imapd %llx: login failed from [%s] user=%s", ss->id, ss->ip, user);
-        imapd_login_failed(ss, tag);
-        return;
-    }
     str_copy(ss->user, sizeof ss->user, user);
     ss->state = IMAPD_S_AUTH;
     /* APPEND carries a whole message in one literal */
@@ -518,6 +514,56 @@ static void imapd_login(struct imapd_session *ss, const char *tag, const char *u
     buf_append_char(&b, '\0');
     imapd_send(ss, "%s OK [CAPABILITY %s] Logged in", tag, b.data);
     buf_free(&b);
+}
+
+/* The verdict of reference/auth, back on the loop: answer, then read what came meanwhile. */
+static void imapd_auth_done(enum users_auth result, void *arg)
+{
+    struct imapd_session *ss = arg;
+    ss->auth_req = NULL;
+    ss->delaying = false;
+    bufferevent_enable(ss->bev, EV_READ);
+    if (result == USERS_AUTH_OK) {
+        imapd_login_ok(ss, ss->delay_tag, ss->auth_user);
+    } else {
+        log_info("imapd %llx: login failed from [%s] user=%s result=%s", ss->id, ss->ip, ss->auth_user,
+                 users_auth_name(result));
+        char tag[sizeof ss->delay_tag];
+        str_copy(tag, sizeof tag, ss->delay_tag);
+        imapd_login_failed(ss, tag);
+        if (ss->delaying)
+            return; /* the NO goes out when the session's own delay is over */
+    }
+    imapd_process(ss);
+    if (ss->state == IMAPD_S_CLOSING) {
+        bufferevent_disable(ss->bev, EV_READ);
+        bufferevent_enable(ss->bev, EV_WRITE);
+    }
+}
+
+static void imapd_login(struct imapd_session *ss, const char *tag, const char *user, const char *password)
+{
+    const struct smtpd_maps *m = ss->srv->maps;
+    bool name_ok = user[0] && strlen(user) <= IMAPD_USER_MAX && !strchr(user, '/');
+    if (name_ok && ss->srv->auth && m && m->auth_prepare) {
+        /* hashing happens on reference/auth's threads; nothing is read until the verdict */
+        struct users_check chk;
+        m->auth_prepare(m->ctx, user, &chk);
+        str_copy(ss->auth_user, sizeof ss->auth_user, user);
+        str_copy(ss->delay_tag, sizeof ss->delay_tag, tag);
+        ss->delaying = true;
+        bufferevent_disable(ss->bev, EV_READ);
+        ss->auth_req = auth_submit(ss->srv->auth, &chk, password, imapd_auth_done, ss);
+        OPENSSL_cleanse(&chk, sizeof chk);
+        return;
+    }
+    bool ok = name_ok && m && m->authenticate && m->authenticate(m->ctx, user, password);
+    if (!ok) {
+        log_info("imapd %llx: login failed from [%s] user=%s", ss->id, ss->ip, user);
+        imapd_login_failed(ss, tag);
+        return;
+    }
+    imapd_login_ok(ss, tag, user);
 }
 
 static bool imapd_privacy(struct imapd_session *ss, const char *tag)
@@ -1527,6 +1573,8 @@ static void imapd_session_free(struct imapd_session *ss)
         event_free(ss->idle_timer);
     if (ss->delay_timer)
         event_free(ss->delay_timer);
+    if (ss->auth_req)
+        auth_cancel(ss->auth_req);
     if (ss->close_timer)
         event_free(ss->close_timer);
     if (ss->bev)
