@@ -121,6 +121,8 @@ static const struct zconf_key zconf_keys[] = {
     K(imaps, ZCONF_LISTEN, ""),
     KU(imap_timeout, "1800", 1, 86400),
     KU(imap_connection_limit, "100", 1, 100000),
+    /* outbound delivery 2 (issue 5): local bounces, RFC 5321 4.5.3.2 timeouts per command */
+    KU(mailbox_size_limit, "0", 0, 1UL << 40),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

@@ -128,6 +128,8 @@ struct zconf {
     size_t nimaps;
     unsigned long imap_timeout;          /* seconds, idle connection (RFC 3501 5.4: >= 30 min) */
     unsigned long imap_connection_limit; /* simultaneous IMAP connections in all */
+    /* outbound delivery 2 (issue 5): local bounces, RFC 5321 4.5.3.2 timeouts per command */
+    unsigned long mailbox_size_limit;     /* bytes an mbox may grow to; 0: no limit */
 };
 
 /* The parts of a smarthost value. */
