@@ -663,6 +663,9 @@ static void deliver_settle_failures(struct deliver *d, struct deliver_job *job)
         }
         report_outcomes_clear(&job->deferrals);
     }
+    for (size_t i = 0; i < job->deferrals.n; i++) /* why it waits, for mailq */
+        if (queue_set_reason(&job->msg, job->deferrals.v[i].idx, job->deferrals.v[i].reason, true) < 0)
+            log_warn("%s: cannot write the deferral reason", job->id);
     if (!job->failures.n)
         return;
     struct report_ctx rc = {.queue = d->queue, .conf = d->conf, .tag = 'l',

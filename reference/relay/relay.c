@@ -573,6 +573,10 @@ static void relay_msg_settled(struct relay *relay, struct relay_msg *m)
             delay = relay->conf->retry_max_delay;
         m->next_attempt = time(NULL) + (time_t)delay;
         bool warned = relay_maybe_warn(relay, m);
+        /* the reasons ride on the retry state's fdatasync (mailq shows them) */
+        for (size_t i = 0; i < m->delays.n; i++)
+            if (queue_set_reason(&m->qm, m->delays.v[i].idx, m->delays.v[i].reason, false) < 0)
+                log_warn("%s: cannot write the deferral reason", m->id);
         if (queue_set_retry(&m->qm, m->next_attempt, m->attempts, warned) < 0)
             log_warn("%s: cannot write the retry state (a restart retries at once)", m->id);
         log_debug("%s: attempt %u deferred; next in %lu seconds", m->id, m->attempts, delay);
