@@ -78,6 +78,8 @@ struct fetch_config {
     const char *invoking_user;     /* for entries without `user` */
     struct relay_dns *dns;         /* zolder's resolver (hosts file, nameserver); NULL:
                                     * getaddrinfo, which blocks */
+    unsigned long cycle;           /* the poll's number (0 first): an entry with `interval N`
+                                    * is polled when cycle % N == 0 */
     /* progress lines ("reading message ..."), NULL: log_info */
     void (*progress)(void *ctx, const char *line);
     void *progress_ctx;
