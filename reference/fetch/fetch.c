@@ -148,6 +148,11 @@ struct fetch_acct {
     bool expunged;
     struct uidrec rec;
     bool rec_open;
+    const char *folder;             /* IMAP: the folder of this pass (one per `folder` name) */
+    struct handoff *handoff;        /* the run's (fetch_smtp), or own_handoff (smtphost) */
+    struct handoff *own_handoff;
+    const char *by_name;            /* Received "by" */
+    char smtphost_by[256];
     struct uidrec warned;           /* oversized messages the postmaster was told about */
     bool warned_open;
     struct buf warn_data;           /* the oversized-messages warning, while with zolder */
@@ -172,7 +177,7 @@ struct fetch_run {
     void *done_ctx;
     struct handoff *handoff;
     struct fetch_result result;
-    size_t iserver, iuser;
+    size_t iserver, iuser, ifolder;
     struct fetch_acct *acct;
     struct event *next_ev;
 };
@@ -473,7 +478,7 @@ static bool acct_bounce(struct fetch_acct *a, struct fetch_msg *m, const char *r
     for (size_t i = 0; i < nr; i++)
         rcpts[i] = (struct dsn_rcpt){.final_rcpt = m->item.rcpts[i], .orcpt = "",
                                      .action = DSN_ACTION_FAILED, .status = status,
-                                     .remote_mta = a->run->by_name, .diagnostic = reply};
+                                     .remote_mta = a->by_name, .diagnostic = reply};
     struct dsn_report rep = {
         .kind = DSN_KIND_FAILURE, .reporting_mta = a->run->hostname, .to = to,
         .queue_id = m->uid, .envid = "", .arrival_date = date, .date = date,
@@ -497,7 +502,7 @@ static bool acct_bounce(struct fetch_acct *a, struct fetch_msg *m, const char *r
     m->fate = M_HANDOFF;
     a->inflight++;
     log_info("fetch: %s: message %s refused: sending a notice to <%s>", a->res->label, m->uid, to);
-    handoff_submit(a->run->handoff, &m->bounce);
+    handoff_submit(a->handoff, &m->bounce);
     return true;
 }
 
@@ -766,14 +771,14 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     if (a->multidrop && m->item.nrcpt > 1)
         ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
                            "\t(multi-drop); %s\r\n",
-                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
+                        a->srv->name, a->by_name, a->imap ? "IMAP" : "POP3",
                         ZOLDER_VERSION, date);
     else
         /* the seed's trace, fetchmail's shape: "by localhost ... for sjoerd@localhost
          * (single-drop)" */
         ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
                            "\tfor %s (%s); %s\r\n",
-                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
+                        a->srv->name, a->by_name, a->imap ? "IMAP" : "POP3",
                         ZOLDER_VERSION, m->item.rcpts[0],
                         a->multidrop ? "multi-drop" : "single-drop", date);
     ok = ok && buf_append(d, body, len);
@@ -794,7 +799,7 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     m->item.ctx = m;
     m->fate = M_HANDOFF;
     a->inflight++;
-    handoff_submit(a->run->handoff, &m->item);
+    handoff_submit(a->handoff, &m->item);
 }
 
 /* ---- the oversized-messages warning ------------------------------------------------------- */
@@ -872,7 +877,7 @@ static void acct_warn_oversized(struct fetch_acct *a)
     a->inflight++;
     log_info("fetch: %s: %zu oversized message%s: warning <%s>", a->res->label, n,
              n == 1 ? "" : "s", to);
-    handoff_submit(a->run->handoff, &a->warn_item);
+    handoff_submit(a->handoff, &a->warn_item);
 }
 
 /* ---- planning ------------------------------------------------------------------------------ */
@@ -1314,7 +1319,7 @@ static void imap_setup_next(struct fetch_acct *a)
         }
         return;
     }
-    const char *folder = a->user->nfolders ? a->user->folders[0] : "INBOX";
+    const char *folder = a->folder;
     struct buf f;
     buf_init(&f, 0);
     if (!imap_quote(folder, &f)) {
@@ -1978,6 +1983,10 @@ static void acct_free(struct fetch_acct *a)
         relay_dns_cancel(a->dnsreq);
     if (a->bev)
         bufferevent_free(a->bev);
+    if (a->own_handoff) {
+        a->finished = true;        /* its 421s for items in flight only count down */
+        handoff_free(a->own_handoff);
+    }
     if (a->sync_ev)
         event_free(a->sync_ev);
     if (a->rec_open)
@@ -2002,8 +2011,80 @@ static void acct_free(struct fetch_acct *a)
     free(a);
 }
 
+static bool entry_is_imap(const struct fetchrc_server *srv, const struct fetchrc_user *user)
+{
+    unsigned port = fetchrc_port(srv, user);
+    return srv->proto == FETCHRC_PROTO_IMAP ||
+           (srv->proto == FETCHRC_PROTO_AUTO && (port == 143 || port == 993));
+}
+
+static bool sockaddr_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return false;
+}
+
+/*
+ * `smtphost`: the first one, as an address: ADDR, ADDR:PORT, [V6]:PORT or fetchmail's
+ * HOST/PORT; "localhost" is 127.0.0.1. false: not an address (names are not looked up).
+ */
+static bool smtphost_parse(const char *text, struct zconf_listen *out)
+{
+    char host[300], spec[340];
+    const char *slash = strchr(text, '/');
+    size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+    if (hl == 0 || hl >= sizeof host)
+        return false;
+    memcpy(host, text, hl);
+    host[hl] = '\0';
+    if (strcasecmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (slash)
+        snprintf(spec, sizeof spec, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, slash + 1);
+    else
+        snprintf(spec, sizeof spec, "%s", host);
+    return zconf_parse_listen(spec, 25, out);
+}
+
+/* The account's hand-off: fetch_smtp, or its own sessions to `smtphost`. false: failed. */
+static bool acct_smtphost(struct fetch_acct *a)
+{
+    a->handoff = a->run->handoff;
+    a->by_name = a->run->by_name;
+    if (a->user->nsmtphosts == 0)
+        return true;
+    const char *sh = a->user->smtphosts[0];
+    struct zconf_listen target;
+    if (!smtphost_parse(sh, &target)) {
+        a->phase = PH_DRAIN;
+        acct_fail(a, FETCH_PS_SYNTAX, "smtphost %s: an address is needed (ADDR, ADDR:PORT or "
+                                      "ADDR/PORT; names are not looked up)", sh);
+        return false;
+    }
+    bool loopback = sockaddr_is_loopback(&target.sa);
+    snprintf(a->smtphost_by, sizeof a->smtphost_by, "%s",
+             loopback ? "localhost" : a->run->hostname);
+    a->by_name = a->smtphost_by;
+    a->own_handoff = handoff_new(a->run->base, (const struct sockaddr *)&target.sa, target.salen,
+                                 a->by_name, a->run->cfg.handoff_sessions
+                                                 ? a->run->cfg.handoff_sessions : 4);
+    a->handoff = a->own_handoff;
+    if (loopback)
+        log_info("fetch: %s: handing mail to smtphost %s (%s)", a->res->label, sh, target.text);
+    else
+        log_warnx("fetch: %s: handing mail to smtphost %s (%s), not on this machine: the "
+                  "messages leave it through that server", a->res->label, sh, target.text);
+    fetch_progress(a->run, "%s: handing mail to smtphost %s%s", a->res->label, target.text,
+                   loopback ? "" : " (a remote server)");
+    return true;
+}
+
 static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
-                       const struct fetchrc_user *user, struct fetch_account_result *res)
+                       const struct fetchrc_user *user, size_t folder,
+                       struct fetch_account_result *res)
 {
     struct fetch_acct *a = xcalloc(1, sizeof *a);
     run->acct = a;
@@ -2011,6 +2092,8 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
     a->srv = srv;
     a->user = user;
     a->res = res;
+    a->handoff = run->handoff;
+    a->by_name = run->by_name;
     buf_init(&a->mbody, FETCH_MESSAGE_MAX);
     snprintf(a->remote, sizeof a->remote, "%s", user->remote[0] ? user->remote : run->invoking_user);
     const char *local = a->remote;
@@ -2020,12 +2103,16 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             break;
         }
     snprintf(a->local, sizeof a->local, "%s", local);
-    snprintf(res->label, sizeof res->label, "%s at %s", a->remote, srv->name);
+    a->folder = user->nfolders ? user->folders[folder] : "INBOX";
+    if (user->nfolders > 1 && entry_is_imap(srv, user))
+        snprintf(res->label, sizeof res->label, "%s at %s folder %s", a->remote, srv->name,
+                 a->folder);
+    else
+        snprintf(res->label, sizeof res->label, "%s at %s", a->remote, srv->name);
     a->keep = user->keep;
     a->fetchall = user->fetchall;
     a->port = fetchrc_port(srv, user);
-    a->imap = srv->proto == FETCHRC_PROTO_IMAP ||
-              (srv->proto == FETCHRC_PROTO_AUTO && (a->port == 143 || a->port == 993));
+    a->imap = entry_is_imap(srv, user);
     a->implicit_tls = user->ssl || a->port == 995 || a->port == 993;
     /* fetchmail 6.4: sslproto '' means no TLS at all, any other sslproto (or sslcertck)
      * makes STLS/STARTTLS mandatory */
@@ -2041,10 +2128,16 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             acct_fail(a, FETCH_PS_SYNTAX, "local user name \"%s\" is not valid", a->local);
             return;
         }
+    if (!acct_smtphost(a))
+        return;
     char account[200];
     /* one record per protocol too: POP3 UIDLs and IMAP UIDs of one mailbox differ */
     char server[300];
-    snprintf(server, sizeof server, "%s%s", a->imap ? "imap." : "", srv->name);
+    /* IMAP: one record per folder (UIDs are per folder); INBOX keeps the plain name */
+    if (a->imap && strcasecmp(a->folder, "INBOX") != 0)
+        snprintf(server, sizeof server, "imap.%s/%s", srv->name, a->folder);
+    else
+        snprintf(server, sizeof server, "%s%s", a->imap ? "imap." : "", srv->name);
     uidrec_account_name(server, a->remote, account, sizeof account);
     if (uidrec_open(&a->rec, run->state_dir, account) < 0) {
         a->phase = PH_DRAIN;
@@ -2098,12 +2191,19 @@ static void run_next(struct fetch_run *run)
             run->iserver++;
             continue;
         }
-        const struct fetchrc_user *user = &srv->users[run->iuser++];
+        const struct fetchrc_user *user = &srv->users[run->iuser];
+        /* IMAP: each `folder` in turn, as its own pass with its own UID record */
+        size_t nfolders = entry_is_imap(srv, user) && user->nfolders > 1 ? user->nfolders : 1;
+        size_t folder = run->ifolder++;
+        if (run->ifolder >= nfolders) {
+            run->ifolder = 0;
+            run->iuser++;
+        }
         run->result.accounts = xreallocarray(run->result.accounts, run->result.naccounts + 1,
                                              sizeof *run->result.accounts);
         struct fetch_account_result *res = &run->result.accounts[run->result.naccounts++];
         memset(res, 0, sizeof *res);
-        acct_begin(run, srv, user, res);
+        acct_begin(run, srv, user, folder, res);
         return;
     }
     /* all done: wait for nothing (every account drained its hand-offs) */

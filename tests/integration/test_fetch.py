@@ -312,6 +312,62 @@ class TestFetchPop3(FetchCase):
         time.sleep(0.3)
         self.assertEqual(len(self.subjects("sjoerd")), 3)
 
+    def test_smtphost_is_used_instead_of_fetch_smtp(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        # -s names a dead port: only the smtphost (fetchmail's HOST/PORT form) reaches zolder
+        r = self.fetch(seed_pop(extra=f"smtphost {ZOLDER}/{PORT}"), "-s", "127.0.1.21:2699",
+                       expect=0)
+        self.assertIn(f"handing mail to smtphost {ZOLDER}:{PORT}", r.stdout)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        # and the other way round: a dead smtphost is an SMTP failure, nothing lost
+        self.isp.inject("mailstore", "sjoerd", message(2))
+        r = self.fetch(seed_pop(extra="smtphost 127.0.1.21:2699"), expect=10)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        r = self.fetch(seed_pop(extra="smtphost mail.example.org"), expect=5)
+        self.assertIn("smtphost mail.example.org: an address is needed", r.stdout + r.stderr)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+
+    def test_set_logfile_gets_the_session(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        log = os.path.join(self.home, "fetch.log")
+        self.fetch(f"set logfile \"{log}\"\n" + seed_pop(), expect=0)
+        self.wait_subjects("sjoerd", 1)
+        with open(log, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("reading message sjoerd@pop3.demon.nl:1 of 1", text)
+        self.assertIn("message", text)
+        self.assertRegex(text, r"delivered to sjoerd \(250")
+        self.assertNotIn("geheim", text)
+        # appended, not overwritten
+        self.fetch(f"set logfile \"{log}\"\n" + seed_pop(), expect=1)
+        with open(log, encoding="utf-8") as f:
+            self.assertIn(text, f.read())
+
+    def test_names_from_the_hosts_file_without_getaddrinfo(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        hosts = os.path.join(self.home, "hosts")
+        with open(hosts, "w") as f:
+            f.write(f"{LINK_DEMON_POP3} pop3.demon.nl\n")
+        with open(self.z.config) as f:
+            conf = f.read()
+        conf_path = os.path.join(self.home, "zolder.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf + f"hosts_file = {hosts}\n")
+        rc = self.rc("poll pop3.demon.nl proto pop3 user sjoerd pass geheim is sjoerd\n")
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-v", "-f", rc, "-c", conf_path,
+                            "-d", self.z.inst.path("var")],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": self.home})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        # a name in neither (dns = nodns): exit 11, at once
+        rc = self.rc("poll pop9.demon.nl proto pop3 user sjoerd pass geheim is sjoerd\n")
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-f", rc, "-c", conf_path],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": self.home})
+        self.assertEqual(r.returncode, 11, r.stdout + r.stderr)
+
     @unittest.skipUnless(shutil.which("fetchmail"), "fetchmail not installed")
     def test_same_messages_as_debian_fetchmail(self):
         for i in range(4):
@@ -446,6 +502,19 @@ class TestFetchImap(FetchCase):
         self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
         time.sleep(0.3)
         self.assertEqual(len(self.subjects("bouke")), 3)
+
+    def test_several_folders_each_in_turn(self):
+        self.isp.inject("provider1", "sjoerd", message(1))
+        # ispsim has only INBOX: the second pass fails on its own (exit 7, SELECT), the
+        # first delivers; each folder has its own record and its own result line
+        r = self.fetch(seed_imap(extra="folders INBOX Archief"), expect=7)
+        self.assertIn("sjoerd at imap.provider1.nl folder INBOX: 1 messages", r.stdout)
+        self.assertIn("sjoerd at imap.provider1.nl folder Archief: SELECT failed", r.stdout)
+        self.assertEqual(self.wait_subjects("bouke", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        selects = [r["line"].split(" ", 1)[1] for r in self.isp.records("imap")
+                   if r.get("dir") == "c" and " SELECT " in r["line"]]
+        self.assertEqual(selects, ['SELECT "INBOX"', 'SELECT "Archief"'])
 
     def test_imaps_993_with_certificate_check(self):
         self.isp.inject("provider1", "sjoerd", message(7))
