@@ -121,6 +121,8 @@ static const struct zconf_key zconf_keys[] = {
     K(imaps, ZCONF_LISTEN, ""),
     KU(imap_timeout, "1800", 1, 86400),
     KU(imap_connection_limit, "100", 1, 100000),
+    /* content filter: asynchronous scanning (reference/filter) */
+    KU(filter_scanners, "2", 1, 16),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

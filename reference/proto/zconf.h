@@ -128,6 +128,8 @@ struct zconf {
     size_t nimaps;
     unsigned long imap_timeout;          /* seconds, idle connection (RFC 3501 5.4: >= 30 min) */
     unsigned long imap_connection_limit; /* simultaneous IMAP connections in all */
+    /* content filter: asynchronous scanning (reference/filter) */
+    unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
 };
 
 /* The parts of a smarthost value. */
