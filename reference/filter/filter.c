@@ -570,11 +570,13 @@ static int filter_sandbox_landlock(const struct filter *f, const char *tmp_root)
  * STATE_DIR/filter-tmp (TMPDIR too), no core dumps, few descriptors, no new processes,
  * files it writes are bounded, and Landlock keeps it out of everything but that folder.
  */
-static void filter_sandbox(const struct filter *f)
+int filter_sandbox(const struct filter *f)
 {
     char *root = filter_tmp_root(f);
-    if (chdir(root) < 0)
-        _exit(1);
+    if (chdir(root) < 0) {
+        free(root);
+        return -1;
+    }
     setenv("TMPDIR", root, 1);
     struct rlimit zero = {0, 0};
     setrlimit(RLIMIT_CORE, &zero);
@@ -589,6 +591,7 @@ static void filter_sandbox(const struct filter *f)
     if (abi == 0)
         log_warnx("scanner process: no Landlock in this kernel, only the resource limits confine it");
     free(root);
+    return abi;
 }
 
 /*
@@ -625,7 +628,8 @@ static void filter_worker_main(struct filter *f, int fd)
     close_range(4, ~0U, 0);
     close(0);
     close(1);
-    filter_sandbox(f);
+    if (filter_sandbox(f) < 0)
+        _exit(1);
     size_t cap = 0;
     char *data = NULL;
     for (;;) {

@@ -126,6 +126,13 @@ void filter_async_start(struct filter *f, struct event_base *base, size_t scanne
  * unscanned, for the next queue run.
  */
 enum filter_action filter_submit(struct filter *f, const char *id);
+/*
+ * What a scanner process gives up before its first message (docs/filter.md, "Security"):
+ * working folder STATE_DIR/filter-tmp (must exist), resource limits, Landlock. Irreversible:
+ * for the scanner process (and tests' children) only. The Landlock ABI version applied, 0
+ * without Landlock, -1 when the folder is missing.
+ */
+int filter_sandbox(const struct filter *f);
 /* Messages being scanned or waiting for a scanner process. */
 size_t filter_async_in_flight(const struct filter *f);
 
