@@ -33,6 +33,7 @@
 #include "log.h"
 #include "str.h"
 #include "timefmt.h"
+#include "uuwalk.h"
 #include "xalloc.h"
 
 #define FILTER_SIGFILE_MAX ((size_t)64 * 1024 * 1024)
@@ -165,6 +166,22 @@ static void filter_check_content(struct filter *f, const char *data, size_t len,
     zipwalk_free(&z);
 }
 
+/* Files uuencoded in a body ("begin 644 name.exe"): their names and their bytes. */
+static void filter_check_uuencoded(struct filter *f, const char *data, size_t len, struct filter_verdict *v)
+{
+    struct uuwalk_limits limits = {.max_entries = f->zip_limits.max_entries,
+                                   .max_bytes = f->zip_limits.max_expanded};
+    struct uuwalk uw;
+    uuwalk_run(data, len, &limits, &uw);
+    if (uw.refused && !v->doubt[0])
+        snprintf(v->doubt, sizeof v->doubt, "uuencoded files refused: %s", uw.refused);
+    for (size_t i = 0; i < uw.nentries; i++) {
+        filter_check_name(f, uw.entries[i].name, v);
+        filter_check_content(f, uw.entries[i].data.data ? uw.entries[i].data.data : "", uw.entries[i].data.len, v);
+    }
+    uuwalk_free(&uw);
+}
+
 void filter_scan(struct filter *f, const char *data, size_t len, struct filter_verdict *v)
 {
     memset(v, 0, sizeof *v);
@@ -177,6 +194,8 @@ void filter_scan(struct filter *f, const char *data, size_t len, struct filter_v
         for (size_t k = 0; k < p->nnames; k++)
             filter_check_name(f, p->names[k], v);
         filter_check_content(f, p->body.data ? p->body.data : "", p->body.len, v);
+        if (p->body.data && uuwalk_maybe(p->body.data, p->body.len))
+            filter_check_uuencoded(f, p->body.data, p->body.len, v);
     }
     mimewalk_free(&walk);
     /* The whole message too: a signature may span what MIME splits (or hide outside it). */

@@ -126,6 +126,17 @@ static void test_scan_verdicts(void **state)
     assert_false(filter_verdict_quarantine(&v));
     assert_string_equal(v.tempfail, "");
 
+    /* a uuencoded attachment in a plain, non-MIME body: its name is banned */
+    const char *uu = "From: a@b\r\nSubject: oud\r\n\r\nZie bijlage.\r\n\r\nbegin 644 Liste.exe\r\n"
+                     "#0V%T\r\n`\r\nend\r\n";
+    filter_scan(&fx.filter, uu, strlen(uu), &v);
+    assert_string_equal(v.banned_ext, ".exe");
+    assert_string_equal(v.banned_name, "Liste.exe");
+    /* and a harmless uuencoded name passes */
+    const char *uu_ok = "Subject: oud\r\n\r\nbegin 644 foto.jpg\r\n#0V%T\r\n`\r\nend\r\n";
+    filter_scan(&fx.filter, uu_ok, strlen(uu_ok), &v);
+    assert_false(filter_verdict_quarantine(&v));
+
     /* a PE executable named like a picture */
     char pe[128];
     memset(pe, 0, sizeof pe);
