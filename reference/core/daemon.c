@@ -192,29 +192,65 @@ static void daemon_schedule_queue_run(struct daemon *d, bool flush);
 
 /* ---- content filter (reference/filter) ------------------------------------------------------ */
 
+static void daemon_on_queued(const char *id, void *ctx);
+static void daemon_schedule_retry(struct daemon *d);
+
 /*
- * Filters ids before delivery: pass[] gets those to deliver (pointers into ids). Quarantined
- * and vanished ones are dropped; deferred ones (a scanner failed) stay queued and set
- * *deferred; a queued notice asks for a queue run.
+ * Filters ids before delivery: pass[] gets those to deliver at once (pointers into ids):
+ * already scanned, or filter = no. The others go to the scanner processes (filter_submit)
+ * and the event loop goes on; their verdicts come back in daemon_filter_done. Vanished ones
+ * are dropped; deferred ones (a scanner failed) stay queued and set *deferred.
  */
+static int daemon_filter_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char **pass, bool *deferred)
 {
     size_t npass = 0;
-    bool notices = false;
-    enum filter_action *acts = xreallocarray(NULL, n ? n : 1, sizeof *acts);
-    filter_messages(&d->filter, ids, n, acts, &notices);
     for (size_t i = 0; i < n; i++) {
-        switch (acts[i]) {
+        switch (filter_submit(&d->filter, ids[i])) {
         case FILTER_PASS: pass[npass++] = ids[i]; break;
         case FILTER_DEFERRED: *deferred = true; break;
         case FILTER_QUARANTINED:
-        case FILTER_GONE: break;
+        case FILTER_GONE:
+        case FILTER_PENDING: break;
         }
     }
-    free(acts);
-    if (notices)
+    /* An id can come twice (a queue run found a message while its verdict was on its way to
+     * the backlog): one batch must deliver it once. */
+    qsort(pass, npass, sizeof *pass, daemon_filter_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < npass; i++)
+        if (kept == 0 || strcmp(pass[kept - 1], pass[i]) != 0)
+            pass[kept++] = pass[i];
+    return kept;
+}
+
+/*
+ * A verdict from a scanner process, acted on already (marked clean, or quarantined with its
+ * notice queued, or deferred). Clean mail joins the delivery backlog: delivered in the next
+ * batch (DAEMON_BACKLOG_USEC, or with the next SMTP commit round), not waiting for the others
+ * being scanned; the backlog's filter_submit finds it marked and passes it.
+ */
+static void daemon_filter_done(void *ctx, const char *id, enum filter_action action, bool notice)
+{
+    struct daemon *d = ctx;
+    if (action == FILTER_PASS)
+        daemon_on_queued(id, d);
+    else if (action == FILTER_DEFERRED)
+        daemon_schedule_retry(d);
+    if (notice)
         daemon_schedule_queue_run(d, false);
-    return npass;
+}
+
+static void daemon_schedule_retry(struct daemon *d)
+{
+    if (!evtimer_pending(d->retry_timer, NULL)) {
+        struct timeval delay = {(time_t)d->conf.local_retry_delay, 0};
+        evtimer_add(d->retry_timer, &delay);
+    }
 }
 
 /*
@@ -426,9 +462,11 @@ static void daemon_reload(struct daemon *d)
     deliver_free(&d->deliver);
     deliver_init(&d->deliver, &d->conf, &d->queue, &resolver);
     relay_reload(d->relay, zmaps_hosts(d->maps));
-    filter_free(&d->filter); /* content filter */
+    filter_free(&d->filter); /* content filter: scans under way are dropped (still queued) */
     if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
         log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
+    filter_async_start(&d->filter, d->base, d->conf.filter_scanners, daemon_filter_done, d);
+    daemon_schedule_queue_run(d, false); /* rescans what was dropped */
     /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
      * old one stays), and the schedule */
     if (!daemon_fetch_load(d))
@@ -792,6 +830,7 @@ int daemon_run(const char *path)
     /* content filter: before the first queue run, which filters what a previous run left */
     if (!filter_init(&d.filter, &d.conf, &d.queue, &err))
         log_fatalx("content filter: %s", err.text);
+    filter_async_start(&d.filter, d.base, d.conf.filter_scanners, daemon_filter_done, &d);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
     d.backlog_event = evtimer_new(d.base, daemon_backlog_cb, &d);

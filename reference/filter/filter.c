@@ -4,6 +4,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <stddef.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "clamd.h"
@@ -27,6 +33,7 @@
 #include "log.h"
 #include "str.h"
 #include "timefmt.h"
+#include "uuwalk.h"
 #include "xalloc.h"
 
 #define FILTER_SIGFILE_MAX ((size_t)64 * 1024 * 1024)
@@ -75,8 +82,11 @@ bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue
     return true;
 }
 
+static void filter_async_stop(struct filter *f);
+
 void filter_free(struct filter *f)
 {
+    filter_async_stop(f);
     filter_worker_stop(f);
     sigscan_db_free(&f->sigs);
     free(f->quarantine_dir);
@@ -156,6 +166,22 @@ static void filter_check_content(struct filter *f, const char *data, size_t len,
     zipwalk_free(&z);
 }
 
+/* Files uuencoded in a body ("begin 644 name.exe"): their names and their bytes. */
+static void filter_check_uuencoded(struct filter *f, const char *data, size_t len, struct filter_verdict *v)
+{
+    struct uuwalk_limits limits = {.max_entries = f->zip_limits.max_entries,
+                                   .max_bytes = f->zip_limits.max_expanded};
+    struct uuwalk uw;
+    uuwalk_run(data, len, &limits, &uw);
+    if (uw.refused && !v->doubt[0])
+        snprintf(v->doubt, sizeof v->doubt, "uuencoded files refused: %s", uw.refused);
+    for (size_t i = 0; i < uw.nentries; i++) {
+        filter_check_name(f, uw.entries[i].name, v);
+        filter_check_content(f, uw.entries[i].data.data ? uw.entries[i].data.data : "", uw.entries[i].data.len, v);
+    }
+    uuwalk_free(&uw);
+}
+
 void filter_scan(struct filter *f, const char *data, size_t len, struct filter_verdict *v)
 {
     memset(v, 0, sizeof *v);
@@ -168,6 +194,8 @@ void filter_scan(struct filter *f, const char *data, size_t len, struct filter_v
         for (size_t k = 0; k < p->nnames; k++)
             filter_check_name(f, p->names[k], v);
         filter_check_content(f, p->body.data ? p->body.data : "", p->body.len, v);
+        if (p->body.data && uuwalk_maybe(p->body.data, p->body.len))
+            filter_check_uuencoded(f, p->body.data, p->body.len, v);
     }
     mimewalk_free(&walk);
     /* The whole message too: a signature may span what MIME splits (or hide outside it). */
@@ -363,6 +391,13 @@ static char *filter_join(const char *dir, const char *id, const char *suffix)
     return p;
 }
 
+static int filter_tmp_unlink_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
 /* Writes the verdict file (fsync'd) then renames the queue file into the quarantine. */
 static int filter_move_to_quarantine(struct filter *f, const char *id, const struct filter_verdict *v)
 {
@@ -405,6 +440,13 @@ struct filter_job {
     bool loaded;
 };
 
+/* What zolderd sends before a message's bytes. The id names the message's private temporary
+ * folder (STATE_DIR/filter-tmp/ID, made by zolderd); "" when there is none. */
+struct filter_request {
+    uint64_t len;
+    char id[32];
+};
+
 #define FILTER_CHUNK_MESSAGES 64
 #define FILTER_CHUNK_BYTES ((size_t)64 * 1024 * 1024)
 #define FILTER_CHILD_CPU_SECONDS 300
@@ -414,6 +456,161 @@ static long long filter_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+/* ---- the scanner process's sandbox ---------------------------------------------------------- */
+
+/* STATE_DIR/filter-tmp: the scanner's working folder, one private 0700 folder per message. */
+static char *filter_tmp_root(const struct filter *f)
+{
+    return filter_join(f->conf->state_dir, "filter-tmp", "");
+}
+
+/* Makes STATE_DIR/filter-tmp/ID (0700, empty). 0, or -1 with errno. */
+static int filter_tmp_make(const struct filter *f, const char *id)
+{
+    char *root = filter_tmp_root(f);
+    char *dir = filter_join(root, id, "");
+    int rc = fs_mkdir_p(root, 0700);
+    if (rc == 0 && mkdir(dir, 0700) < 0) {
+        if (errno == EEXIST) { /* left by a crash: start empty */
+            nftw(dir, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS);
+            rc = mkdir(dir, 0700);
+        } else {
+            rc = -1;
+        }
+    }
+    free(root);
+    free(dir);
+    return rc;
+}
+
+/* Removes STATE_DIR/filter-tmp/ID and whatever the scanner left in it. */
+static void filter_tmp_remove(const struct filter *f, const char *id)
+{
+    if (!queue_id_valid(id))
+        return;
+    char *root = filter_tmp_root(f);
+    char *dir = filter_join(root, id, "");
+    if (nftw(dir, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+        log_warn("%s: cannot remove the scanner's temporary folder %s", id, dir);
+    free(root);
+    free(dir);
+}
+
+/* Landlock (Linux 5.13+): the kernel's own file-system sandbox for unprivileged processes.
+ * Declared here because Debian 12's headers know only its first versions. */
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#define SYS_landlock_add_rule 445
+#define SYS_landlock_restrict_self 446
+#endif
+struct filter_ll_ruleset {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+};
+struct filter_ll_path {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
+struct filter_ll_port {
+    uint64_t allowed_access;
+    uint64_t port;
+};
+#define FILTER_LL_RULE_PATH 1
+#define FILTER_LL_RULE_PORT 2
+#define FILTER_LL_FS_READ ((1ULL << 2) | (1ULL << 3)) /* READ_FILE, READ_DIR */
+#define FILTER_LL_NET_CONNECT_TCP (1ULL << 1)
+
+static void filter_ll_allow(int ruleset, const char *path, uint64_t access)
+{
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct filter_ll_path rule = {.allowed_access = access, .parent_fd = fd};
+    syscall(SYS_landlock_add_rule, ruleset, FILTER_LL_RULE_PATH, &rule, 0);
+    close(fd);
+}
+
+/*
+ * Confines the scanner process with Landlock: it may write only under STATE_DIR/filter-tmp,
+ * read only the system's files (/usr, /etc, /proc, /dev: charset converters, time zones), not
+ * the spool, the queue, the quarantine nor the mailboxes; no TCP connection but to clamd's
+ * port; no signal to a process outside the sandbox (zolderd). Returns the Landlock ABI
+ * version applied, or 0 (kernel without Landlock: the other limits still hold).
+ */
+static int filter_sandbox_landlock(const struct filter *f, const char *tmp_root)
+{
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */);
+    if (abi < 1)
+        return 0;
+    uint64_t fs_all = (1ULL << 13) - 1; /* ABI 1: EXECUTE .. MAKE_SYM */
+    if (abi >= 2)
+        fs_all |= 1ULL << 13; /* REFER */
+    if (abi >= 3)
+        fs_all |= 1ULL << 14; /* TRUNCATE */
+    if (abi >= 5)
+        fs_all |= 1ULL << 15; /* IOCTL_DEV */
+    struct filter_ll_ruleset attr = {.handled_access_fs = fs_all};
+    size_t size = sizeof attr.handled_access_fs;
+    if (abi >= 4) {
+        attr.handled_access_net = (1ULL << 0) | FILTER_LL_NET_CONNECT_TCP; /* BIND_TCP, CONNECT_TCP */
+        size = offsetof(struct filter_ll_ruleset, scoped);
+    }
+    if (abi >= 6) {
+        attr.scoped = (1ULL << 0) | (1ULL << 1); /* ABSTRACT_UNIX_SOCKET, SIGNAL */
+        size = sizeof attr;
+    }
+    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
+    if (rs < 0)
+        return 0;
+    filter_ll_allow(rs, tmp_root, fs_all);
+    static const char *const readable[] = {"/usr", "/etc", "/lib", "/lib64", "/proc", "/dev"};
+    for (size_t i = 0; i < sizeof readable / sizeof readable[0]; i++)
+        filter_ll_allow(rs, readable[i], FILTER_LL_FS_READ);
+    const char *clamd = f->conf->clamd;
+    if (abi >= 4 && clamd[0] && strncmp(clamd, "unix:", 5) != 0) {
+        const char *colon = strrchr(clamd, ':');
+        unsigned long port = colon ? strtoul(colon + 1, NULL, 10) : 0;
+        if (port > 0 && port < 65536) {
+            struct filter_ll_port rule = {.allowed_access = FILTER_LL_NET_CONNECT_TCP, .port = port};
+            syscall(SYS_landlock_add_rule, rs, FILTER_LL_RULE_PORT, &rule, 0);
+        }
+    }
+    long ok = syscall(SYS_landlock_restrict_self, rs, 0);
+    close(rs);
+    return ok == 0 ? (int)abi : 0;
+}
+
+/*
+ * Everything the scanner process gives up before its first message: its working folder is
+ * STATE_DIR/filter-tmp (TMPDIR too), no core dumps, few descriptors, no new processes,
+ * files it writes are bounded, and Landlock keeps it out of everything but that folder.
+ */
+int filter_sandbox(const struct filter *f)
+{
+    char *root = filter_tmp_root(f);
+    if (chdir(root) < 0) {
+        free(root);
+        return -1;
+    }
+    setenv("TMPDIR", root, 1);
+    struct rlimit zero = {0, 0};
+    setrlimit(RLIMIT_CORE, &zero);
+    struct rlimit files = {64, 64};
+    setrlimit(RLIMIT_NOFILE, &files);
+    rlim_t fsize = (rlim_t)f->conf->filter_archive_expanded + (rlim_t)f->conf->message_size_limit;
+    struct rlimit written = {fsize, fsize};
+    setrlimit(RLIMIT_FSIZE, &written);
+    struct rlimit procs = {0, 0};
+    setrlimit(RLIMIT_NPROC, &procs); /* no fork, no threads (root ignores this) */
+    int abi = filter_sandbox_landlock(f, root);
+    if (abi == 0)
+        log_warnx("scanner process: no Landlock in this kernel, only the resource limits confine it");
+    free(root);
+    return abi;
 }
 
 /*
@@ -450,19 +647,23 @@ static void filter_worker_main(struct filter *f, int fd)
     close_range(4, ~0U, 0);
     close(0);
     close(1);
+    if (filter_sandbox(f) < 0)
+        _exit(1);
     size_t cap = 0;
     char *data = NULL;
     for (;;) {
-        uint64_t len;
+        struct filter_request req;
         size_t got = 0;
-        while (got < sizeof len) {
-            ssize_t r = read(fd, (char *)&len + got, sizeof len - got);
+        while (got < sizeof req) {
+            ssize_t r = read(fd, (char *)&req + got, sizeof req - got);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0)
                 goto out;
             got += (size_t)r;
         }
+        uint64_t len = req.len;
+        req.id[sizeof req.id - 1] = '\0';
         if (len > (uint64_t)1 << 34)
             goto out;
         if (len + 1 > cap) {
@@ -479,8 +680,12 @@ static void filter_worker_main(struct filter *f, int fd)
             got += (size_t)r;
         }
         data[len] = '\0';
+        /* the message's private folder is our working directory while it is scanned */
+        bool in_tmp = queue_id_valid(req.id) && chdir(req.id) == 0;
         struct filter_verdict v;
         filter_scan(f, data, (size_t)len, &v);
+        if (in_tmp && chdir("..") < 0)
+            goto out;
         if (fs_write_all(fd, &v, sizeof v) < 0)
             goto out;
     }
@@ -502,8 +707,13 @@ static void filter_worker_stop(struct filter *f)
     f->worker_fd = -1;
 }
 
-static bool filter_worker_start(struct filter *f)
+static bool filter_worker_start(struct filter *f, pid_t *pid_r, int *fd_r)
 {
+    char *root = filter_tmp_root(f);
+    int made = fs_mkdir_p(root, 0700);
+    free(root);
+    if (made < 0)
+        return false;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return false;
@@ -522,8 +732,8 @@ static bool filter_worker_start(struct filter *f)
         _exit(0);
     }
     close(sv[1]);
-    f->worker_pid = pid;
-    f->worker_fd = sv[0];
+    *pid_r = pid;
+    *fd_r = sv[0];
     return true;
 }
 
@@ -559,40 +769,26 @@ static int filter_worker_io(int fd, short events, void *buf, size_t len, long lo
     return 0;
 }
 
-/*
- * Scans one message in the scanner process. On a failure of the process the verdict says
- * why: a parser crash (the signals of a bug, or the CPU limit) is doubtful content, to be
- * quarantined; a timeout or anything else is a temporary failure (the message stays queued).
- */
-static void filter_scan_isolated(struct filter *f, const struct buf *data, struct filter_verdict *v)
+/* The verdict's strings come from the other process: make sure they end. */
+static void filter_verdict_terminate(struct filter_verdict *v)
 {
-    memset(v, 0, sizeof *v);
-    if (f->worker_pid <= 0 && !filter_worker_start(f)) {
-        snprintf(v->tempfail, sizeof v->tempfail, "cannot start the scanner process: %s", strerror(errno));
-        return;
-    }
-    /* clamd may take clamd_timeout; the built-in scan is bounded by its limits */
-    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
-    uint64_t len = data->len;
-    if (filter_worker_io(f->worker_fd, POLLOUT, &len, sizeof len, deadline) == 0 &&
-        filter_worker_io(f->worker_fd, POLLOUT, data->data, data->len, deadline) == 0 &&
-        filter_worker_io(f->worker_fd, POLLIN, v, sizeof *v, deadline) == 0) {
-        /* the verdict's strings come from the other process: make sure they end */
-        v->virus[sizeof v->virus - 1] = v->scanner[sizeof v->scanner - 1] = '\0';
-        v->banned_ext[sizeof v->banned_ext - 1] = v->banned_name[sizeof v->banned_name - 1] = '\0';
-        v->doubt[sizeof v->doubt - 1] = v->tempfail[sizeof v->tempfail - 1] = '\0';
-        return;
-    }
-    bool timeout = errno == ETIMEDOUT;
-    pid_t pid = f->worker_pid;
-    close(f->worker_fd);
+    v->virus[sizeof v->virus - 1] = v->scanner[sizeof v->scanner - 1] = '\0';
+    v->banned_ext[sizeof v->banned_ext - 1] = v->banned_name[sizeof v->banned_name - 1] = '\0';
+    v->doubt[sizeof v->doubt - 1] = v->tempfail[sizeof v->tempfail - 1] = '\0';
+}
+
+/*
+ * A scanner process that gave no verdict (its socket closed, or the scan timed out): reaps
+ * it (killed first on a timeout) and says why in v. A crash (the signals of a bug, or the CPU
+ * limit) is doubtful content, to be quarantined; anything else a temporary failure.
+ */
+static void filter_worker_failed(pid_t pid, bool timeout, struct filter_verdict *v)
+{
     if (timeout)
         kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         continue;
-    f->worker_pid = 0;
-    f->worker_fd = -1;
     memset(v, 0, sizeof *v);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (!timeout && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
@@ -600,6 +796,43 @@ static void filter_scan_isolated(struct filter *f, const struct buf *data, struc
         snprintf(v->doubt, sizeof v->doubt, "the scanner crashed on it (signal %d)", sig);
     else
         snprintf(v->tempfail, sizeof v->tempfail, "%s", timeout ? "the scan timed out" : "the scanner process failed");
+}
+
+/*
+ * Scans one message in the scanner process. On a failure of the process the verdict says
+ * why: a parser crash (the signals of a bug, or the CPU limit) is doubtful content, to be
+ * quarantined; a timeout or anything else is a temporary failure (the message stays queued).
+ */
+static void filter_scan_isolated(struct filter *f, const char *id, const struct buf *data,
+                                 struct filter_verdict *v)
+{
+    memset(v, 0, sizeof *v);
+    if (f->worker_pid <= 0 && !filter_worker_start(f, &f->worker_pid, &f->worker_fd)) {
+        snprintf(v->tempfail, sizeof v->tempfail, "cannot start the scanner process: %s", strerror(errno));
+        return;
+    }
+    /* clamd may take clamd_timeout; the built-in scan is bounded by its limits */
+    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
+    struct filter_request req = {.len = data->len};
+    if (filter_tmp_make(f, id) == 0)
+        snprintf(req.id, sizeof req.id, "%s", id);
+    int rc = -1;
+    if (filter_worker_io(f->worker_fd, POLLOUT, &req, sizeof req, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLOUT, data->data, data->len, deadline) == 0 &&
+        filter_worker_io(f->worker_fd, POLLIN, v, sizeof *v, deadline) == 0) {
+        filter_verdict_terminate(v);
+        rc = 0;
+    }
+    if (req.id[0])
+        filter_tmp_remove(f, id);
+    if (rc == 0)
+        return;
+    bool timeout = errno == ETIMEDOUT;
+    pid_t pid = f->worker_pid;
+    close(f->worker_fd);
+    f->worker_pid = 0;
+    f->worker_fd = -1;
+    filter_worker_failed(pid, timeout, v);
 }
 
 /* Acts on one verdict (see filter.h). */
@@ -651,7 +884,7 @@ static void filter_chunk(struct filter *f, struct filter_job *jobs, size_t n, en
 {
     for (size_t i = 0; i < n; i++) {
         struct filter_verdict v;
-        filter_scan_isolated(f, &jobs[i].data, &v);
+        filter_scan_isolated(f, jobs[i].id, &jobs[i].data, &v);
         out[i] = filter_act(f, &jobs[i], &v, notice_r);
     }
 }
@@ -663,6 +896,49 @@ static void filter_job_free(struct filter_job *job)
         queue_msg_free(&job->msg);
     buf_free(&job->data);
     memset(job, 0, sizeof *job);
+}
+
+/*
+ * Loads msg/ID into job for a scan: true. false when no scan is needed or possible, with
+ * the message's fate in *out (filter off or marked scanned: pass; gone; unreadable: deferred).
+ */
+static bool filter_job_load(struct filter *f, const char *id, struct filter_job *job, enum filter_action *out)
+{
+    memset(job, 0, sizeof *job);
+    buf_init(&job->data, 0);
+    job->id = id;
+    job->path = filter_join(f->queue->msg_dir, id, "");
+    struct stat st;
+    if (stat(job->path, &st) < 0) {
+        *out = FILTER_GONE;
+        filter_job_free(job);
+        return false;
+    }
+    job->mode = st.st_mode;
+    if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
+        *out = FILTER_PASS; /* filter off, or scanned clean before (or released) */
+        filter_job_free(job);
+        return false;
+    }
+    const char *error = NULL;
+    if (queue_load(f->queue, id, &job->msg, &error) < 0) {
+        if (errno == ENOENT) {
+            *out = FILTER_GONE;
+        } else {
+            log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
+            *out = FILTER_DEFERRED;
+        }
+        filter_job_free(job);
+        return false;
+    }
+    job->loaded = true;
+    if (queue_read_data(&job->msg, &job->data) < 0) {
+        log_warn("%s: filter=deferred (cannot read the message)", id);
+        *out = FILTER_DEFERRED;
+        filter_job_free(job);
+        return false;
+    }
+    return true;
 }
 
 void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r)
@@ -690,40 +966,8 @@ void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_a
             continue;
         }
         struct filter_job *job = &jobs[njobs];
-        memset(job, 0, sizeof *job);
-        buf_init(&job->data, 0);
-        job->id = id;
-        job->path = filter_join(f->queue->msg_dir, id, "");
-        struct stat st;
-        if (stat(job->path, &st) < 0) {
-            out[k] = FILTER_GONE;
-            filter_job_free(job);
+        if (!filter_job_load(f, id, job, &out[k]))
             continue;
-        }
-        job->mode = st.st_mode;
-        if (!f->conf->filter || (st.st_mode & S_IXUSR)) {
-            out[k] = FILTER_PASS; /* filter off, or scanned clean before (or released) */
-            filter_job_free(job);
-            continue;
-        }
-        const char *error = NULL;
-        if (queue_load(f->queue, id, &job->msg, &error) < 0) {
-            if (errno == ENOENT) {
-                out[k] = FILTER_GONE;
-            } else {
-                log_warnx("%s: filter=deferred (cannot read the queue file: %s)", id, error ? error : "?");
-                out[k] = FILTER_DEFERRED;
-            }
-            filter_job_free(job);
-            continue;
-        }
-        job->loaded = true;
-        if (queue_read_data(&job->msg, &job->data) < 0) {
-            log_warn("%s: filter=deferred (cannot read the message)", id);
-            out[k] = FILTER_DEFERRED;
-            filter_job_free(job);
-            continue;
-        }
         bytes += job->data.len;
         where[njobs++] = k;
     }
@@ -736,6 +980,312 @@ enum filter_action filter_message(struct filter *f, const char *id, bool *notice
     enum filter_action out = FILTER_GONE;
     filter_messages(f, ids, 1, &out, notice_r);
     return out;
+}
+
+
+/* ---- asynchronous scanning on zolderd's event loop ------------------------------------------ */
+
+/* One scanner process of the pool and the message it is scanning. */
+struct filter_slot {
+    struct filter_async *pool;
+    pid_t pid;                /* 0: not started (or died; started again on the next message) */
+    struct bufferevent *bev;  /* its socket */
+    struct event *timer;      /* clamd_timeout + 30 s per message */
+    bool busy;
+    char id[QUEUE_ID_LEN + 1];
+    struct filter_job job;
+};
+
+struct filter_async {
+    struct filter *f;
+    struct event_base *base;
+    filter_done_fn done;
+    void *ctx;
+    struct filter_slot *slots;
+    size_t nslots;
+    char **waiting;           /* ids waiting for a free scanner process, oldest first */
+    size_t nwaiting, waiting_head, waiting_cap;
+    bool pumping;
+    struct filter_done *results; /* verdicts not yet reported (reported outside the pump) */
+    size_t nresults;
+    char **unmarked_pass;     /* passed unscanned (filter_fail_open): the next submit passes them */
+    size_t nunmarked_pass;
+};
+
+struct filter_done {
+    char *id;
+    enum filter_action action;
+    bool notice;
+};
+
+static void filter_async_pump(struct filter_async *a);
+
+static void filter_async_result(struct filter_async *a, const char *id, enum filter_action action, bool notice)
+{
+    a->results = xreallocarray(a->results, a->nresults + 1, sizeof *a->results);
+    a->results[a->nresults++] = (struct filter_done){xstrdup(id), action, notice};
+}
+
+/* Reports the collected verdicts; the callback may submit more (it only queues them). */
+static void filter_async_report(struct filter_async *a)
+{
+    while (a->nresults > 0) {
+        struct filter_done *r = a->results;
+        size_t n = a->nresults;
+        a->results = NULL;
+        a->nresults = 0;
+        for (size_t i = 0; i < n; i++) {
+            a->done(a->ctx, r[i].id, r[i].action, r[i].notice);
+            free(r[i].id);
+        }
+        free(r);
+    }
+}
+
+static void filter_slot_close(struct filter_slot *slot)
+{
+    if (slot->bev)
+        bufferevent_free(slot->bev); /* closes the socket: an idle scanner process exits */
+    slot->bev = NULL;
+    if (slot->timer)
+        evtimer_del(slot->timer);
+}
+
+/* The scan of slot's message is over (verdict, or the process failed): act, report, go on. */
+static void filter_slot_finish(struct filter_slot *slot, struct filter_verdict *v)
+{
+    struct filter_async *a = slot->pool;
+    evtimer_del(slot->timer);
+    filter_tmp_remove(a->f, slot->id);
+    struct stat st;
+    bool notice = false;
+    enum filter_action action = FILTER_GONE;
+    if (stat(slot->job.path, &st) == 0) /* held or deleted meanwhile: nothing to act on */
+        action = filter_act(a->f, &slot->job, v, &notice);
+    if (action == FILTER_PASS && (stat(slot->job.path, &st) < 0 || !(st.st_mode & S_IXUSR))) {
+        /* delivered unscanned (fail open) or the mark failed: passed without a rescan */
+        a->unmarked_pass = xreallocarray(a->unmarked_pass, a->nunmarked_pass + 1, sizeof *a->unmarked_pass);
+        a->unmarked_pass[a->nunmarked_pass++] = xstrdup(slot->id);
+    }
+    filter_job_free(&slot->job);
+    slot->busy = false;
+    filter_async_result(a, slot->id, action, notice);
+    filter_async_pump(a);
+}
+
+static void filter_slot_failed(struct filter_slot *slot, bool timeout)
+{
+    pid_t pid = slot->pid;
+    filter_slot_close(slot);
+    slot->pid = 0;
+    struct filter_verdict v;
+    filter_worker_failed(pid, timeout, &v);
+    filter_slot_finish(slot, &v);
+}
+
+static void filter_slot_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct filter_slot *slot = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct filter_verdict v;
+    if (!slot->busy || evbuffer_get_length(in) < sizeof v)
+        return;
+    evbuffer_remove(in, &v, sizeof v);
+    filter_verdict_terminate(&v);
+    filter_slot_finish(slot, &v);
+}
+
+static void filter_slot_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct filter_slot *slot = arg;
+    (void)bev;
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (slot->busy) {
+        filter_slot_failed(slot, false);
+        return;
+    }
+    pid_t pid = slot->pid; /* an idle process went away: reap it, start another when needed */
+    filter_slot_close(slot);
+    slot->pid = 0;
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        continue;
+}
+
+static void filter_slot_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct filter_slot *slot = arg;
+    if (slot->busy)
+        filter_slot_failed(slot, true);
+}
+
+/* Hands the loaded job to slot's scanner process (started when needed). false: it failed. */
+static bool filter_slot_send(struct filter_async *a, struct filter_slot *slot)
+{
+    struct filter *f = a->f;
+    if (slot->pid <= 0) {
+        int fd;
+        if (!filter_worker_start(f, &slot->pid, &fd))
+            return false;
+        evutil_make_socket_nonblocking(fd);
+        slot->bev = bufferevent_socket_new(a->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_setcb(slot->bev, filter_slot_read_cb, NULL, filter_slot_event_cb, slot);
+        bufferevent_setwatermark(slot->bev, EV_READ, sizeof(struct filter_verdict), 0);
+        bufferevent_enable(slot->bev, EV_READ | EV_WRITE);
+    }
+    struct filter_request req = {.len = slot->job.data.len};
+    if (filter_tmp_make(f, slot->id) == 0)
+        snprintf(req.id, sizeof req.id, "%s", slot->id);
+    struct evbuffer *out = bufferevent_get_output(slot->bev);
+    evbuffer_add(out, &req, sizeof req);
+    /* the job's bytes stay in place until the verdict: no copy */
+    evbuffer_add_reference(out, slot->job.data.data, slot->job.data.len, NULL, NULL);
+    struct timeval limit = {(time_t)f->conf->clamd_timeout + 30, 0};
+    evtimer_add(slot->timer, &limit);
+    slot->busy = true;
+    return true;
+}
+
+/* Starts scans while a scanner process is free and ids wait. */
+static void filter_async_pump(struct filter_async *a)
+{
+    if (a->pumping)
+        return;
+    a->pumping = true;
+    for (size_t i = 0; i < a->nslots && a->waiting_head < a->nwaiting; i++) {
+        struct filter_slot *slot = &a->slots[i];
+        if (slot->busy)
+            continue;
+        char *id = a->waiting[a->waiting_head++];
+        snprintf(slot->id, sizeof slot->id, "%s", id);
+        free(id);
+        enum filter_action now = FILTER_GONE;
+        if (!filter_job_load(a->f, slot->id, &slot->job, &now)) {
+            filter_async_result(a, slot->id, now, false);
+        } else {
+            slot->job.id = slot->id;
+            if (!filter_slot_send(a, slot)) {
+                log_warn("%s: filter=deferred (cannot start the scanner process)", slot->id);
+                filter_job_free(&slot->job);
+                filter_async_result(a, slot->id, FILTER_DEFERRED, false);
+            }
+        }
+        i = (size_t)-1; /* look at every slot again: this one may be free still */
+    }
+    if (a->waiting_head == a->nwaiting) {
+        a->waiting_head = a->nwaiting = 0;
+    }
+    a->pumping = false;
+    filter_async_report(a);
+}
+
+void filter_async_start(struct filter *f, struct event_base *base, size_t scanners, filter_done_fn done, void *ctx)
+{
+    struct filter_async *a = xcalloc(1, sizeof *a);
+    a->f = f;
+    a->base = base;
+    a->done = done;
+    a->ctx = ctx;
+    a->nslots = scanners ? scanners : 1;
+    a->slots = xcalloc(a->nslots, sizeof *a->slots);
+    for (size_t i = 0; i < a->nslots; i++) {
+        a->slots[i].pool = a;
+        a->slots[i].timer = evtimer_new(base, filter_slot_timeout_cb, &a->slots[i]);
+    }
+    f->async = a;
+}
+
+static void filter_async_stop(struct filter *f)
+{
+    struct filter_async *a = f->async;
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->nslots; i++) {
+        struct filter_slot *slot = &a->slots[i];
+        filter_slot_close(slot);
+        if (slot->pid > 0) {
+            kill(slot->pid, SIGKILL);
+            while (waitpid(slot->pid, NULL, 0) < 0 && errno == EINTR)
+                continue;
+        }
+        if (slot->busy) { /* stays queued unscanned: the next queue run scans it */
+            filter_tmp_remove(f, slot->id);
+            filter_job_free(&slot->job);
+        }
+        event_free(slot->timer);
+    }
+    for (size_t i = a->waiting_head; i < a->nwaiting; i++)
+        free(a->waiting[i]);
+    for (size_t i = 0; i < a->nresults; i++)
+        free(a->results[i].id);
+    for (size_t i = 0; i < a->nunmarked_pass; i++)
+        free(a->unmarked_pass[i]);
+    free(a->unmarked_pass);
+    free(a->results);
+    free(a->waiting);
+    free(a->slots);
+    free(a);
+    f->async = NULL;
+}
+
+size_t filter_async_in_flight(const struct filter *f)
+{
+    const struct filter_async *a = f->async;
+    if (!a)
+        return 0;
+    size_t n = a->nwaiting - a->waiting_head;
+    for (size_t i = 0; i < a->nslots; i++)
+        n += a->slots[i].busy;
+    return n;
+}
+
+static bool filter_async_has(const struct filter_async *a, const char *id)
+{
+    for (size_t i = 0; i < a->nslots; i++)
+        if (a->slots[i].busy && strcmp(a->slots[i].id, id) == 0)
+            return true;
+    for (size_t i = a->waiting_head; i < a->nwaiting; i++)
+        if (strcmp(a->waiting[i], id) == 0)
+            return true;
+    return false;
+}
+
+enum filter_action filter_submit(struct filter *f, const char *id)
+{
+    struct filter_async *a = f->async;
+    if (!queue_id_valid(id))
+        return FILTER_GONE;
+    char *path = filter_join(f->queue->msg_dir, id, "");
+    struct stat st;
+    int rc = stat(path, &st);
+    free(path);
+    if (rc < 0)
+        return FILTER_GONE;
+    if (!f->conf->filter || (st.st_mode & S_IXUSR))
+        return FILTER_PASS;
+    for (size_t i = 0; i < a->nunmarked_pass; i++) {
+        if (strcmp(a->unmarked_pass[i], id) == 0) {
+            free(a->unmarked_pass[i]);
+            a->unmarked_pass[i] = a->unmarked_pass[--a->nunmarked_pass];
+            return FILTER_PASS;
+        }
+    }
+    if (filter_async_has(a, id))
+        return FILTER_PENDING; /* its verdict is on its way already */
+    if (a->nwaiting == a->waiting_cap && a->waiting_head > 0) { /* reuse what was taken */
+        memmove(a->waiting, a->waiting + a->waiting_head, (a->nwaiting - a->waiting_head) * sizeof *a->waiting);
+        a->nwaiting -= a->waiting_head;
+        a->waiting_head = 0;
+    }
+    if (a->nwaiting == a->waiting_cap) {
+        a->waiting_cap = a->waiting_cap ? a->waiting_cap * 2 : 16;
+        a->waiting = xreallocarray(a->waiting, a->waiting_cap, sizeof *a->waiting);
+    }
+    a->waiting[a->nwaiting++] = xstrdup(id);
+    filter_async_pump(a);
+    return FILTER_PENDING;
 }
 
 /* ---- the quarantine ------------------------------------------------------------------------- */

@@ -21,11 +21,15 @@
  * fsync'd after it. The clean mark is not fsync'd: losing it in a crash costs one rescan.
  *
  * SECURITY: zolderd runs the filter as its unprivileged run_as user. The scanning itself
- * (GMime, libarchive, signatures, the clamd exchange) happens in a separate scanner process
- * forked from zolderd (no new privileges, a CPU limit, no descriptor but its socket, killed
- * with zolderd): it gets each message's bytes over a socket (no temporary files at all),
- * answers with a fixed-size verdict, and never touches the spool or the mailboxes (clamd
- * gets the bytes over its own socket); a crash in a parser costs that process, not zolderd. The
+ * (GMime, libarchive, signatures, the clamd exchange) happens in separate scanner processes
+ * forked from zolderd (no new privileges, resource limits, no descriptor but its socket,
+ * killed with zolderd): each gets a message's bytes over its socket and answers with a
+ * fixed-size verdict, asynchronously on zolderd's event loop (filter_submit). Each message
+ * gets a private folder STATE_DIR/filter-tmp/ID (0700) as the scanner's working folder,
+ * removed after the verdict, and Landlock confines the process to STATE_DIR/filter-tmp
+ * (read-only: the system's /usr, /etc, /proc, /dev): the spool, the queue, the quarantine
+ * and the mailboxes are out of its reach; clamd gets the bytes over its own socket. A crash
+ * in a parser costs that process, not zolderd. The
  * quarantine folder is 0700 and its files 0600: not readable by users. Ids are validated
  * (queue_id_valid) before they become paths. Notices go to the admin only; senders of
  * viruses are forged, so they are never told.
@@ -58,6 +62,7 @@ struct filter {
     char *quarantine_dir;   /* STATE_DIR/quarantine */
     pid_t worker_pid;       /* the scanner process, 0 when not running */
     int worker_fd;          /* its socket */
+    struct filter_async *async; /* the scanner pool on the event loop (filter_async_start) */
 };
 
 /* What one scan found. Several findings can hold at once (the seed's Sober.K: both). */
@@ -75,6 +80,7 @@ enum filter_action {
     FILTER_QUARANTINED,  /* moved to the quarantine; a notice was queued */
     FILTER_DEFERRED,     /* a scanner failed: stays queued, try again later */
     FILTER_GONE,         /* not in msg/ (delivered, held or deleted meanwhile) */
+    FILTER_PENDING,      /* filter_submit: being scanned; the verdict comes by the callback */
 };
 
 /* Loads the signature file and parses the lists. false with FILE:LINE (or why) in err. */
@@ -98,6 +104,37 @@ void filter_verdict_text(const struct filter_verdict *v, struct buf *out);
 void filter_messages(struct filter *f, char *const *ids, size_t n, enum filter_action *out, bool *notice_r);
 /* filter_messages for one id. */
 enum filter_action filter_message(struct filter *f, const char *id, bool *notice_r);
+
+/*
+ * Asynchronous filtering on zolderd's event loop (what zolderd uses). A pool of `scanners`
+ * scanner processes, each scanning one message at a time: zolderd writes the message to a
+ * free one's socket and goes on serving; the verdict arrives as a read event and is acted on
+ * exactly as filter_messages does (mark, notice then quarantine, or deferred), then done() is
+ * called with the message's fate. Ids beyond the pool's size wait in order (their bytes are
+ * read from the queue only when a process is free). A scan that takes longer than
+ * clamd_timeout + 30 s is killed and deferred; a crash quarantines the message as doubtful.
+ */
+struct event_base;
+struct filter_async;
+typedef void (*filter_done_fn)(void *ctx, const char *id, enum filter_action action, bool notice);
+void filter_async_start(struct filter *f, struct event_base *base, size_t scanners, filter_done_fn done,
+                        void *ctx);
+/*
+ * Submits a queued message: FILTER_PASS (filter off, or marked scanned), FILTER_GONE at once,
+ * or FILTER_PENDING: done() will say (once, also when id was already being scanned: then it
+ * is not scanned twice). filter_free drops what is pending: those messages stay queued,
+ * unscanned, for the next queue run.
+ */
+enum filter_action filter_submit(struct filter *f, const char *id);
+/*
+ * What a scanner process gives up before its first message (docs/filter.md, "Security"):
+ * working folder STATE_DIR/filter-tmp (must exist), resource limits, Landlock. Irreversible:
+ * for the scanner process (and tests' children) only. The Landlock ABI version applied, 0
+ * without Landlock, -1 when the folder is missing.
+ */
+int filter_sandbox(const struct filter *f);
+/* Messages being scanned or waiting for a scanner process. */
+size_t filter_async_in_flight(const struct filter *f);
 
 /*
  * Renders the admin notice for a quarantined message (the seed's amavis lines). Pure;

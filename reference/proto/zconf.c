@@ -128,6 +128,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtp_rcpt_timeout, "300", 1, 86400),
     KU(smtp_data_init_timeout, "120", 1, 86400),
     KU(smtp_data_xfer_timeout, "180", 1, 86400),
+    /* content filter: asynchronous scanning (reference/filter) */
+    KU(filter_scanners, "2", 1, 16),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

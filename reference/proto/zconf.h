@@ -135,6 +135,8 @@ struct zconf {
     unsigned long smtp_rcpt_timeout;      /* seconds for each RCPT TO reply */
     unsigned long smtp_data_init_timeout; /* seconds for the 354 after DATA */
     unsigned long smtp_data_xfer_timeout; /* seconds a block of the message may wait to be sent */
+    /* content filter: asynchronous scanning (reference/filter) */
+    unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
 };
 
 /* The parts of a smarthost value. */

@@ -28,7 +28,7 @@ import unittest
 import zipfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import Zolderd  # noqa: E402
+from zolderd_instance import Zolderd, crypt_hash, test_port  # noqa: E402
 import zolder_test  # noqa: E402
 
 ADDRESS = "127.0.1.44"
@@ -357,6 +357,128 @@ class ClamdDownFailOpen(FilterCase):
         self.send("From: sjoerd@zolder.thuis\r\nSubject: toch\r\n\r\nhallo\r\n")
         self.z.wait_for(lambda: "Subject: toch" in self.z.mbox("bouke"), what="delivery")
         self.assertIn("filter=unscanned, delivered anyway", self.z.log())
+
+
+class SlowClamd:
+    """A clamd stand-in on a unix socket that answers INSTREAM only when the test lets it:
+    each scan is held (its stream read completely) until release() or 30 s."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, "slow-clamd.ctl")
+        self.held = threading.Semaphore(0)   # one release per scan that arrived
+        self.arrived = []                    # stream lengths, in arrival order
+        self.go = threading.Event()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        os.chmod(self.path, 0o777)           # zolderd's scanner runs as run_as
+        self.listener.listen(8)
+        self.threads = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            t = threading.Thread(target=self.serve, args=(conn,), daemon=True)
+            t.start()
+
+    def serve(self, conn):
+        with conn:
+            conn.settimeout(60)
+            f = conn.makefile("rb")
+            command = b""
+            while not command.endswith(b"\0"):
+                c = f.read(1)
+                if not c:
+                    return
+                command += c
+            total = 0
+            while True:
+                (n,) = struct.unpack(">I", f.read(4))
+                if n == 0:
+                    break
+                total += len(f.read(n))
+            self.arrived.append(total)
+            self.held.release()
+            self.go.wait(30)
+            conn.sendall(b"stream: OK\0")
+
+    def release(self):
+        self.go.set()
+
+    def close(self):
+        self.go.set()
+        self.listener.close()
+
+
+class FilterAsync(unittest.TestCase):
+    """A scan under way holds up nothing: while the (slow) clamd stand-in holds scans, the
+    same zolderd serves an SMTP transaction and a POP3 login at once (issue 8: the filter runs
+    on the event loop)."""
+
+    def setUp(self):
+        self.folder = tempfile.mkdtemp(prefix="zolder-slowclamd-")
+        os.chmod(self.folder, 0o755)
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        self.clamd = SlowClamd(self.folder)
+        self.addCleanup(self.clamd.close)
+        self.pop3_port = test_port(2110)
+        conf = {"clamd": f"unix:{self.clamd.path}", "clamd_timeout": "40",
+                "pop3": f"{ADDRESS}:{self.pop3_port}", "filter_scanners": "2"}
+        self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, conf=conf,
+                         users={"bouke": crypt_hash("geheim"), "sjoerd": "*", "admin": "*"})
+        self.addCleanup(lambda: self.z.cleanup())
+        self.z.start()
+
+    def send(self, subject):
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"],
+                       f"From: sjoerd@zolder.thuis\r\nSubject: {subject}\r\n\r\nschoon\r\n".encode())
+
+    def test_slow_scan_blocks_nothing(self):
+        self.send("eerste")
+        self.assertTrue(self.clamd.held.acquire(timeout=10), "the first scan reached the stand-in")
+        held_at = time.monotonic()
+        time.sleep(1.5)
+        # clamd holds the first scan: zolderd must still serve SMTP and POP3 at once
+        start = time.monotonic()
+        self.send("tweede")
+        smtp_seconds = time.monotonic() - start
+        start = time.monotonic()
+        with socket.create_connection((ADDRESS, self.pop3_port), timeout=5,
+                                      source_address=("127.0.0.1", 0)) as s:
+            f = s.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"+OK"))
+            s.sendall(b"USER bouke\r\n")
+            self.assertTrue(f.readline().startswith(b"+OK"))
+            s.sendall(b"PASS geheim\r\n")
+            self.assertTrue(f.readline().startswith(b"+OK"), "POP3 login while a scan is held")
+            s.sendall(b"STAT\r\n")
+            self.assertEqual(f.readline(), b"+OK 0 0\r\n", "nothing delivered before its verdict")
+            s.sendall(b"QUIT\r\n")
+            f.readline()
+        pop3_seconds = time.monotonic() - start
+        self.assertLess(smtp_seconds, 3.0, "an SMTP transaction during a held scan")
+        self.assertLess(pop3_seconds, 3.0, "a POP3 login during a held scan")
+        # the second message is scanned beside the first (two scanner processes)
+        self.assertTrue(self.clamd.held.acquire(timeout=10), "the second scan runs at the same time")
+        self.assertEqual(self.z.mbox("bouke"), "", "held scans: nothing delivered yet")
+        self.assertEqual(len(self.z.queue_ids()), 2)
+        time.sleep(max(0.0, 4.0 - (time.monotonic() - held_at)))  # several seconds held
+        self.assertEqual(self.z.mbox("bouke"), "")
+        self.clamd.release()
+        self.z.wait_for(lambda: "Subject: tweede" in self.z.mbox("bouke") and
+                        "Subject: eerste" in self.z.mbox("bouke"), what="both delivered after the verdicts")
+        self.z.wait_for(lambda: not self.z.queue_ids(), what="queue empty")
+        log = self.z.log()
+        self.assertEqual(log.count("filter=clean"), 2, log)
+        self.assertEqual(self.z.mbox("bouke").count("Subject: eerste"), 1)
+        # the scanner's private folders are gone after their verdicts
+        tmp = self.z.inst.path("var", "filter-tmp")
+        self.assertEqual(stat.S_IMODE(os.stat(tmp).st_mode), 0o700)
+        self.assertEqual(os.listdir(tmp), [])
 
 
 def clamd_unavailable():

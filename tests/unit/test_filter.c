@@ -14,8 +14,13 @@
 #include <string.h>
 #include <dirent.h>
 #include <signal.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "filter/clamd.h"
 #include "filter/filter.h"
@@ -120,6 +125,17 @@ static void test_scan_verdicts(void **state)
     filter_scan(&fx.filter, clean, strlen(clean), &v);
     assert_false(filter_verdict_quarantine(&v));
     assert_string_equal(v.tempfail, "");
+
+    /* a uuencoded attachment in a plain, non-MIME body: its name is banned */
+    const char *uu = "From: a@b\r\nSubject: oud\r\n\r\nZie bijlage.\r\n\r\nbegin 644 Liste.exe\r\n"
+                     "#0V%T\r\n`\r\nend\r\n";
+    filter_scan(&fx.filter, uu, strlen(uu), &v);
+    assert_string_equal(v.banned_ext, ".exe");
+    assert_string_equal(v.banned_name, "Liste.exe");
+    /* and a harmless uuencoded name passes */
+    const char *uu_ok = "Subject: oud\r\n\r\nbegin 644 foto.jpg\r\n#0V%T\r\n`\r\nend\r\n";
+    filter_scan(&fx.filter, uu_ok, strlen(uu_ok), &v);
+    assert_false(filter_verdict_quarantine(&v));
 
     /* a PE executable named like a picture */
     char pe[128];
@@ -348,6 +364,148 @@ static void test_filter_message_queue(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The asynchronous pool: verdicts come back as events; an id in flight is not scanned twice. */
+struct async_seen {
+    struct event_base *base;
+    char ids[8][32];
+    enum filter_action acts[8];
+    bool notices[8];
+    size_t n;
+};
+
+static void async_done(void *ctx, const char *id, enum filter_action action, bool notice)
+{
+    struct async_seen *seen = ctx;
+    if (seen->n < 8) {
+        snprintf(seen->ids[seen->n], sizeof seen->ids[0], "%s", id);
+        seen->acts[seen->n] = action;
+        seen->notices[seen->n] = notice;
+    }
+    if (++seen->n == 3)
+        event_base_loopexit(seen->base, NULL);
+}
+
+static enum filter_action async_action(const struct async_seen *seen, const char *id)
+{
+    for (size_t i = 0; i < seen->n; i++)
+        if (strcmp(seen->ids[i], id) == 0)
+            return seen->acts[i];
+    fail_msg("no verdict for %s", id);
+    return FILTER_GONE;
+}
+
+static void test_filter_async(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/zolder-test-async-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fixture fx;
+    zconf_defaults(&fx.conf, "/tmp");
+    free(fx.conf.state_dir);
+    fx.conf.state_dir = strdup(dir);
+    struct queue q;
+    assert_int_equal(queue_open(&q, dir), 0);
+    struct cfg_error err;
+    assert_true(filter_init(&fx.filter, &fx.conf, &q, &err));
+    struct async_seen seen = {.base = event_base_new()};
+    filter_async_start(&fx.filter, seen.base, 2, async_done, &seen);
+    const char *a = "20QKLTZ0000000A1", *b = "20QKLTZ0000000A2", *c = "20QKLTZ0000000A3";
+    queue_one(&q, a, "Subject: one\r\n\r\nhello\r\n");
+    char bad[256];
+    snprintf(bad, sizeof bad, "Subject: two\r\n\r\n%s\r\n", eicar);
+    queue_one(&q, b, bad);
+    queue_one(&q, c, "Subject: three\r\n\r\nhello\r\n");
+    /* three messages, two scanner processes: the third waits; a resubmit is not a rescan */
+    assert_int_equal(filter_submit(&fx.filter, a), FILTER_PENDING);
+    assert_int_equal(filter_submit(&fx.filter, b), FILTER_PENDING);
+    assert_int_equal(filter_submit(&fx.filter, c), FILTER_PENDING);
+    assert_int_equal(filter_submit(&fx.filter, a), FILTER_PENDING);
+    assert_int_equal(filter_async_in_flight(&fx.filter), 3);
+    assert_int_equal(filter_submit(&fx.filter, "20QKLTZ0000000Z9"), FILTER_GONE);
+    assert_int_equal(seen.n, 0); /* nothing decided while the loop did not run */
+    struct timeval limit = {30, 0};
+    event_base_loopexit(seen.base, &limit);
+    event_base_dispatch(seen.base);
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(async_action(&seen, a), FILTER_PASS);
+    assert_int_equal(async_action(&seen, b), FILTER_QUARANTINED);
+    assert_int_equal(async_action(&seen, c), FILTER_PASS);
+    assert_int_equal(filter_async_in_flight(&fx.filter), 0);
+    /* marked now: passed at once, no rescan */
+    assert_int_equal(filter_submit(&fx.filter, a), FILTER_PASS);
+    assert_int_equal(filter_submit(&fx.filter, b), FILTER_GONE);
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/filter-tmp", dir);
+    assert_int_equal(count_files(tmp), 0); /* the private folders went with their verdicts */
+    struct stat st;
+    assert_int_equal(stat(tmp, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    filter_free(&fx.filter);
+    event_base_free(seen.base);
+    queue_close(&q);
+    zconf_free(&fx.conf);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The scanner's sandbox: it may write in STATE_DIR/filter-tmp, but not read the queue. */
+static void test_scanner_sandbox(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/zolder-test-sandbox-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char tmp[512], secret[512];
+    snprintf(tmp, sizeof tmp, "%s/filter-tmp", dir);
+    snprintf(secret, sizeof secret, "%s/secret-mail", dir);
+    assert_int_equal(mkdir(tmp, 0700), 0);
+    FILE *fp = fopen(secret, "w");
+    assert_non_null(fp);
+    fputs("private\n", fp);
+    fclose(fp);
+    struct fixture fx;
+    zconf_defaults(&fx.conf, "/tmp");
+    free(fx.conf.state_dir);
+    fx.conf.state_dir = strdup(dir);
+    struct cfg_error err;
+    assert_true(filter_init(&fx.filter, &fx.conf, NULL, &err));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int abi = filter_sandbox(&fx.filter);
+        if (abi == 0)
+            _exit(77); /* no Landlock here */
+        if (abi < 0)
+            _exit(2);
+        if (open(secret, O_RDONLY) >= 0 || errno != EACCES)
+            _exit(3); /* the spool must be out of reach */
+        if (open(secret, O_WRONLY | O_APPEND) >= 0 || unlink(secret) == 0)
+            _exit(4);
+        int fd = open("own-file", O_WRONLY | O_CREAT | O_EXCL, 0600); /* relative: filter-tmp */
+        if (fd < 0 || write(fd, "x", 1) != 1)
+            _exit(5);
+        close(fd);
+        if (open("/etc/hostname", O_RDONLY) < 0 && errno == EACCES)
+            _exit(6); /* the system's files stay readable */
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    char own[600];
+    snprintf(own, sizeof own, "%s/own-file", tmp);
+    if (WEXITSTATUS(status) != 77) {
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(access(own, F_OK), 0);
+    }
+    fixture_close(&fx);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    if (WEXITSTATUS(status) == 77)
+        skip();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +514,8 @@ int main(void)
         cmocka_unit_test(test_signature_file_errors),
         cmocka_unit_test(test_clamd_replies),
         cmocka_unit_test(test_filter_message_queue),
+        cmocka_unit_test(test_scanner_sandbox),
+        cmocka_unit_test(test_filter_async),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
