@@ -1060,6 +1060,52 @@ static int mailstore_copy_flagged(const struct mailstore *ms, int from, int to, 
 }
 
 /*
+ * The scan of a file mailstore_rewrite just wrote, from what it wrote: the n kept messages
+ * (old scan) now at newoff, the file ending at end; only the messages whose headers were
+ * rewritten are scanned again. Falls back to a full scan when the file is not as written.
+ * The result goes into the process cache.
+ */
+static int mailstore_scan_known(struct mailstore *ms, int fd, const struct mailstore_msg *kept, size_t n,
+                                const unsigned long long *newoff, const bool *rewritten, unsigned long long end,
+                                struct mailstore_msg **msgs_r, size_t *n_r)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (unsigned long long)st.st_size != end)
+        return mailstore_scan_cached(ms, fd, msgs_r, n_r);
+    struct mailstore_msg *fresh = xreallocarray(NULL, n ? n : 1, sizeof *fresh);
+    for (size_t i = 0; i < n; i++) {
+        fresh[i] = kept[i];
+        fresh[i].offset = newoff[i];
+        fresh[i].span = (i + 1 < n ? newoff[i + 1] : end) - newoff[i];
+        fresh[i].uid = 0;
+        fresh[i].flags = 0;
+        fresh[i].keywords = 0;
+        if (rewritten[i]) {
+            struct mailstore_msg *one = NULL;
+            size_t none = 0;
+            bool good = mailstore_scan_fd(fd, fresh[i].offset, fresh[i].span, &one, &none) == 0 && none == 1 &&
+                        one[0].offset == fresh[i].offset && one[0].span == fresh[i].span;
+            if (good)
+                fresh[i] = one[0];
+            free(one);
+            if (!good) {
+                free(fresh);
+                return mailstore_scan_cached(ms, fd, msgs_r, n_r);
+            }
+        }
+    }
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    free(c->msgs);
+    c->msgs = mailstore_dup(fresh, n, sizeof *fresh);
+    c->n = n;
+    mailstore_stamp_of(&st, &c->mbox);
+    c->mbox_valid = true;
+    *msgs_r = fresh;
+    *n_r = n;
+    return 0;
+}
+
+/*
  * Rewrites the mailbox under the write lock without the messages in uids (sorted) and with
  * the flag fields of dirty messages written. force: rewrite even when nothing is removed
  * (flags only).
@@ -1078,7 +1124,8 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
-    bool *gone = NULL;
+    bool *gone = NULL, *rewritten = NULL;
+    unsigned long long *newoff = NULL;
     char *chunk = NULL;
     r = mailstore_sync(ms, fd, &list, &nlist, error_r);
     if (r != MAILSTORE_OK)
@@ -1110,15 +1157,24 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     if (ok && nlist)
         ok = mailstore_copy(fd, out, 0, list[0].offset, chunk) == 0;
     size_t kept = 0;
+    /* where each kept message lands, so that the new file need not be scanned again */
+    newoff = xreallocarray(NULL, nlist ? nlist : 1, sizeof *newoff);
+    rewritten = xcalloc(nlist ? nlist : 1, sizeof *rewritten);
     for (size_t i = 0; ok && i < nlist; i++) {
         if (gone[i])
             continue;
-        if (list[i].flags & MAILSTORE_DIRTY)
+        off_t at = lseek(out, 0, SEEK_CUR);
+        ok = at >= 0;
+        newoff[kept] = (unsigned long long)at;
+        rewritten[kept] = (list[i].flags & MAILSTORE_DIRTY) != 0;
+        if (ok && rewritten[kept])
             ok = mailstore_copy_flagged(ms, fd, out, &list[i], chunk) == 0;
-        else
+        else if (ok)
             ok = mailstore_copy(fd, out, list[i].offset, list[i].span, chunk) == 0;
         list[kept++] = list[i];
     }
+    off_t end = out >= 0 ? lseek(out, 0, SEEK_CUR) : -1;
+    ok = ok && end >= 0;
     ok = ok && fsync(out) == 0;
     if (out >= 0)
         close(out);
@@ -1136,7 +1192,9 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     struct mailstore_msg *fresh = NULL;
     size_t nfresh = 0;
     int nfd = open(ms->mbox_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (nfd >= 0 && mailstore_scan_cached(ms, nfd, &fresh, &nfresh) == 0 && nfresh == kept) {
+    if (nfd >= 0 &&
+        mailstore_scan_known(ms, nfd, list, kept, newoff, rewritten, (unsigned long long)end, &fresh, &nfresh) == 0 &&
+        nfresh == kept) {
         for (size_t i = 0; i < kept; i++) {
             if (memcmp(fresh[i].hash, list[i].hash, MAILSTORE_HASH_LEN) != 0)
                 break;
@@ -1163,6 +1221,8 @@ refresh:
     ms->nmsgs = nlist;
     list = NULL;
 out:
+    free(newoff);
+    free(rewritten);
     free(chunk);
     free(gone);
     free(list);
