@@ -113,7 +113,9 @@ static void sim_pop3_command(struct sim_pop3_session *s, char *line)
     char reply[128];
     if (strcasecmp(verb, "CAPA") == 0 && nargs == 0) {
         sim_pop3_reply(s, "+OK capability list follows");
-        buf_append_str(&s->out, "USER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\n");
+        /* PIPELINING (RFC 2449 6.6): sim_pop3_feed answers every whole command line of the input
+         * in order, so a client may send several at once */
+        buf_append_str(&s->out, "USER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nPIPELINING\r\n");
         if (s->offer_stls && !s->tls && s->state == SIM_POP3_AUTH)
             buf_append_str(&s->out, "STLS\r\n");
         buf_append_str(&s->out, ".\r\n");

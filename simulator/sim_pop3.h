@@ -1,5 +1,6 @@
 /*
- * sim_pop3: ispsim's POP3 server engine (RFC 1939, CAPA and RESP-CODES of RFC 2449). Pure:
+ * sim_pop3: ispsim's POP3 server engine (RFC 1939, CAPA, RESP-CODES and PIPELINING of RFC
+ * 2449: every whole command line fed is answered, in order). Pure:
  * bytes in, replies out, the mailbox through hooks. At PASS the engine takes a snapshot of
  * the mailbox (uids and sizes); STLS (RFC 2595) when the caller offers it (the caller does
  * the handshake and calls sim_pop3_tls_started); DELE marks, QUIT in the TRANSACTION state commits the

@@ -159,12 +159,7 @@ int main(int argc, char **argv)
         logfile = fopen(rc->logfile, "ae");
         if (!logfile) {
             fprintf(stderr, "zolder-fetch: set logfile %s: %s\n", rc->logfile, strerror(errno));
-            fetchrc_free(rc);
-            free(rc);
-            free(rcdefault);
-            if (have_conf)
-                zconf_free(&conf);
-            return FETCH_PS_SYNTAX;
+            exit(FETCH_PS_SYNTAX); /* a usage error, as a bad -s: nothing worth freeing first */
         }
         log_init("zolder-fetch", logfile);
         log_set_level(verbose >= 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);

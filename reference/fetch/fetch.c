@@ -397,15 +397,21 @@ static void acct_sync_cb(evutil_socket_t fd, short what, void *arg)
     acct_pump(a);
 }
 
+/* A notice of ours (refusal DSN, size warning) is done with: its text and recipients go. */
+static void notice_clear(struct buf *data, struct handoff_item *item)
+{
+    buf_free(data);
+    for (size_t i = 0; i < item->nrcpt; i++)
+        free(item->rcpts[i]);
+    item->nrcpt = 0;
+}
+
 static void acct_bounce_done(struct handoff_item *item, int code, const char *reply)
 {
     struct fetch_msg *m = item->ctx;
     struct fetch_acct *a = m->a;
     a->inflight--;
-    buf_free(&m->bounce_data);
-    for (size_t i = 0; i < m->bounce.nrcpt; i++)
-        free(m->bounce.rcpts[i]);
-    m->bounce.nrcpt = 0;
+    notice_clear(&m->bounce_data, &m->bounce);
     if (a->finished)
         return;
     if (code >= 200 && code < 300) {
@@ -808,10 +814,7 @@ static void acct_warn_done(struct handoff_item *item, int code, const char *repl
 {
     struct fetch_acct *a = item->ctx;
     a->inflight--;
-    buf_free(&a->warn_data);
-    for (size_t i = 0; i < a->warn_item.nrcpt; i++)
-        free(a->warn_item.rcpts[i]);
-    a->warn_item.nrcpt = 0;
+    notice_clear(&a->warn_data, &a->warn_item);
     if (a->finished)
         return;
     if (code >= 200 && code < 300) {
@@ -1993,14 +1996,10 @@ static void acct_free(struct fetch_acct *a)
         uidrec_close(&a->rec);
     if (a->warned_open)
         uidrec_close(&a->warned);
-    buf_free(&a->warn_data);
-    for (size_t k = 0; k < a->warn_item.nrcpt; k++)
-        free(a->warn_item.rcpts[k]);
+    notice_clear(&a->warn_data, &a->warn_item);
     for (size_t i = 0; i < a->nmsgs; i++) {
         buf_free(&a->msgs[i]->data);
-        buf_free(&a->msgs[i]->bounce_data);
-        for (size_t k = 0; k < a->msgs[i]->bounce.nrcpt; k++)
-            free(a->msgs[i]->bounce.rcpts[k]);
+        notice_clear(&a->msgs[i]->bounce_data, &a->msgs[i]->bounce);
         msg_free_rcpts(a->msgs[i]);
         free(a->msgs[i]);
     }

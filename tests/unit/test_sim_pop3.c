@@ -184,12 +184,37 @@ static void test_pop3_stls(void **state)
     sim_pop3_free(&s);
 }
 
+/* RFC 2449 6.6: offered, and a batch of commands in one write is answered in order. */
+static void test_pop3_pipelining(void **state)
+{
+    (void)state;
+    struct sim_pop3_session s;
+    sim_pop3_init(&s, &hooks, "pop3.test");
+    assert_non_null(strstr(say(&s, "CAPA\r\n", NULL), "\r\nPIPELINING\r\n"));
+    /* login pipelined too, then UIDL, two RETRs, a DELE and QUIT in one feed */
+    char want[512];
+    snprintf(want, sizeof want,
+             "+OK send PASS\r\n+OK 2 messages\r\n+OK\r\n1 000007\r\n2 000009\r\n.\r\n"
+             "+OK %zu octets\r\nSubject: one\r\n\r\nfirst\r\n..dot line\r\n.\r\n"
+             "+OK %zu octets\r\nSubject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n"
+             "+OK deleted\r\n-ERR message deleted\r\n+OK bye\r\n",
+             strlen(fake_msgs[0]), strlen(fake_msgs[1]));
+    bool open;
+    assert_string_equal(say(&s, "USER sjoerd\r\nPASS ge heim\r\nUIDL\r\nRETR 1\r\nRETR 2\r\n"
+                                "DELE 1\r\nRETR 1\r\nQUIT\r\n", &open), want);
+    assert_false(open);
+    assert_int_equal(fk.committed, 1);
+    assert_int_equal(fk.violations.len, 0);
+    sim_pop3_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pop3_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop3_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pop3_stls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pop3_pipelining, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
