@@ -58,7 +58,10 @@
  *   Writers that open the spool file before taking the dotlock and wait on its fcntl lock
  *   would append to the replaced inode after an expunge; zolder's own delivery, procmail
  *   and mutt take the dotlock first. An in-place edit that keeps the file's size, inode and
- *   mtime (to the file system's clock tick) is not noticed until the file changes again.
+ *   mtime (to the file system's clock tick) is not noticed until the file changes again; one
+ *   that grows the file in place while its first and last known messages stay byte for byte
+ *   where they were is taken for an append (mutt's in-place sync moves or changes one of them).
+ *   The cache is not freed before exit (mailstore_cache_clear is for tests).
  *   Each session still holds its own copy of the message list (88 bytes a message); a STORE
  *   still rewrites and fsyncs the whole index (no flag journal yet); an expunge rewrites the
  *   whole mbox. Maildir INBOXes and other folders are not handled yet.
