@@ -16,6 +16,15 @@
  *   spool) keeps the UIDs of unchanged messages; changed or new ones get new UIDs. A missing
  *   or unreadable index is rebuilt with a new UIDVALIDITY.
  *
+ *   The process keeps one cache per mailbox (mailstore.c), shared by every IMAP and POP3
+ *   session: the last scan with the spool file's inode, size and mtime, and the last index
+ *   read or written with the index file's. Under the locks, a file unchanged by that stamp is
+ *   not read again; one that only grew (same inode) is scanned from its last known message on,
+ *   after checking that its first and last known messages still hash the same; anything else
+ *   (mutt's rewrite, a moved-in file, an in-place edit) is scanned and hashed whole. An
+ *   unchanged index is not parsed again. After an expunge the new file's scan comes from what
+ *   was written (only messages whose flag headers were rewritten are scanned).
+ *
  *   A session keeps the message list of its open call (the maildrop as at login). Reading a
  *   message checks that the bytes at its recorded offset still hash the same; if not, the
  *   mailbox is scanned again and the message found by UID (or reported gone).
@@ -48,8 +57,14 @@
  *   every header at every scan). At most MAILSTORE_KEYWORDS_MAX keywords per mailbox.
  *   Writers that open the spool file before taking the dotlock and wait on its fcntl lock
  *   would append to the replaced inode after an expunge; zolder's own delivery, procmail
- *   and mutt take the dotlock first. Every open scans the whole file (no incremental check
- *   yet). Maildir INBOXes and other folders are not handled yet.
+ *   and mutt take the dotlock first. An in-place edit that keeps the file's size, inode and
+ *   mtime (to the file system's clock tick) is not noticed until the file changes again; one
+ *   that grows the file in place while its first and last known messages stay byte for byte
+ *   where they were is taken for an append (mutt's in-place sync moves or changes one of them).
+ *   The cache is not freed before exit (mailstore_cache_clear is for tests).
+ *   Each session still holds its own copy of the message list (88 bytes a message); a STORE
+ *   still rewrites and fsyncs the whole index (no flag journal yet); an expunge rewrites the
+ *   whole mbox. Maildir INBOXes and other folders are not handled yet.
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H
