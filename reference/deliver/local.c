@@ -224,10 +224,6 @@ static void local_deliver_mbox(const struct local_target *t, struct local_item *
             it->error = saved == ENOSPC ? "mailbox write failed: no space"
                         : saved == EFBIG || saved == EDQUOT ? "mailbox write failed: size limit or quota"
                                                             : "mailbox write failed";
-            if (saved == EFBIG) { /* the file size limit (RLIMIT_FSIZE): it will never fit */
-                it->result = LOCAL_FAIL;
-                it->status = "5.2.2";
-            }
             break;
         }
         size += (off_t)entry.len;

@@ -41,6 +41,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "downgrade.h"
 #include "log.h"
 #include "relay_int.h"
 #include "smtp_cmd.h"
@@ -108,6 +109,8 @@ struct mta_session {
     size_t accepted;
     bool mail_failed;
     bool body_sent;          /* the whole message and the final dot left (write buffer drained) */
+    bool downgraded;         /* this transaction sends `seven` (RFC 6152 3: converted to 7 bit) */
+    struct buf seven;
     char mail_dsn[12];
     char mail_reason[RELAY_REASON_MAX];
     /* recipients a host answered 4xx, to try at the next MX host of this route (RFC 5321 5.1) */
@@ -165,8 +168,10 @@ static void mta_end(struct mta_session *s, bool permanent, bool settle_waiting, 
     log_debug("mta %llx: session ends: %s", s->id, reason);
     struct relay_route *route = s->route;
     s->dead = true;
-    if (!s->in_read)
+    if (!s->in_read) {
+        buf_free(&s->seven);
         free(s);
+    }
     relay_session_ended(relay, route);
 }
 
@@ -353,21 +358,38 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         break;
     case MTA_S_MAIL: {
         const struct queue_envelope *env = &s->task->msg->qm.env;
+        s->downgraded = false;
+        buf_free(&s->seven);
         if (strcmp(env->body, "8BITMIME") == 0 && !(s->ehlo.ext & SMTP_EXT_8BITMIME) &&
             mta_has_8bit(s->task->msg)) {
-            /* RFC 6152 3: downgrade or return it; zolder returns it (docs/outbound.md). */
-            relay_task_settle(s->task, RELAY_R_FAILED, "5.6.3",
-                              "message has 8-bit content and the server does not offer 8BITMIME "
-                              "(RFC 6152: returned, not converted)");
-            mta_task_finished(s, false);
-            return;
+            /* RFC 6152 3: convert it to 7 bit where that is safe (proto/downgrade: 8-bit
+             * text parts to quoted-printable), else return it (docs/outbound.md). */
+            struct buf data;
+            buf_init(&data, 0);
+            const char *why = "cannot read the queue file";
+            if (queue_read_data(&s->task->msg->qm, &data) == 0 &&
+                downgrade_7bit(data.data ? data.data : "", data.len, &s->seven, &why)) {
+                s->downgraded = true;
+                log_info("%s: converted to 7 bit (quoted-printable) for %s, which does not offer 8BITMIME",
+                         s->task->msg->id, s->relay_name);
+            }
+            buf_free(&data);
+            if (!s->downgraded) {
+                char reason[RELAY_REASON_MAX];
+                snprintf(reason, sizeof reason,
+                         "message has 8-bit content and the server does not offer 8BITMIME "
+                         "(RFC 6152: returned, not converted: %s)", why);
+                relay_task_settle(s->task, RELAY_R_FAILED, "5.6.3", reason);
+                mta_task_finished(s, false);
+                return;
+            }
         }
         s->task->next_hop_dsn = (s->ehlo.ext & SMTP_EXT_DSN) != 0;
         struct buf line;
         buf_init(&line, SMTP_LINE_MAX);
         buf_printf(&line, "MAIL FROM:<%s>", env->sender);
         if (s->ehlo.ext & SMTP_EXT_SIZE)
-            buf_printf(&line, " SIZE=%zu", s->task->msg->qm.size);
+            buf_printf(&line, " SIZE=%zu", s->downgraded ? s->seven.len : s->task->msg->qm.size);
         if ((s->ehlo.ext & SMTP_EXT_8BITMIME) && strcmp(env->body, "8BITMIME") == 0)
             buf_append_str(&line, " BODY=8BITMIME");
         if (s->ehlo.ext & SMTP_EXT_DSN) {
@@ -396,7 +418,9 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         struct buf data, stuffed;
         buf_init(&data, 0);
         buf_init(&stuffed, 0);
-        if (queue_read_data(&s->task->msg->qm, &data) < 0) {
+        if (s->downgraded) {
+            buf_append(&data, s->seven.data, s->seven.len);
+        } else if (queue_read_data(&s->task->msg->qm, &data) < 0) {
             buf_free(&data);
             /* The server waits for data; we cannot give it: drop the connection, not a message. */
             mta_fail(s, "4.3.0", "cannot read the queue file");
@@ -731,8 +755,10 @@ static void mta_read_cb(struct bufferevent *bev, void *arg)
         }
     }
     s->in_read = false;
-    if (s->dead)
+    if (s->dead) {
+        buf_free(&s->seven);
         free(s);
+    }
 }
 
 static void mta_event_cb(struct bufferevent *bev, short what, void *arg)

@@ -791,6 +791,31 @@ class SmtpSinkTest(unittest.TestCase):
         self.assertIn("Subject: alleen ascii", dump)
         self.assertIn("X-Mail-Args: <sjoerd@zolder.thuis>\n", dump)
 
+    def test_8bit_text_is_converted_signed_mail_returned(self):
+        self.start_sink("-8")
+        self.send(("Subject: koffie\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Transfer-Encoding: 8bit\r\n\r\nsmaakt goed: caf\u00e9\r\n").encode("utf-8"),
+                  mail_options=["BODY=8BITMIME"])
+        self.z.wait_for(self.dumps, what="the converted message")
+        dump, = self.dumps()
+        self.assertIn("Subject: koffie", dump)
+        self.assertIn("Content-Transfer-Encoding: quoted-printable", dump)
+        self.assertIn("smaakt goed: caf=C3=A9", dump)
+        self.assertIn("X-Mail-Args: <sjoerd@zolder.thuis>\n", dump)   # no BODY=8BITMIME
+        self.z.wait_log("converted to 7 bit (quoted-printable) for 127.0.1.43[127.0.1.43]:2526")
+        # a signed message is never rewritten: returned with 5.6.3
+        self.send(("Subject: getekend\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; "
+                   "protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=\"S\"\r\n\r\n"
+                   "--S\r\nContent-Type: text/plain; charset=utf-8\r\n\r\ncaf\u00e9\r\n--S\r\n"
+                   "Content-Type: application/pgp-signature\r\n\r\nsig\r\n--S--\r\n").encode("utf-8"),
+                  mail_options=["BODY=8BITMIME"])
+        self.z.wait_for(lambda: not self.z.queue_ids(), what="an empty queue")
+        self.z.wait_for(lambda: "Undelivered Mail" in self.z.mbox("sjoerd"), what="the bounce")
+        bounce = self.z.mbox("sjoerd")
+        self.assertIn("Status: 5.6.3", bounce)
+        self.assertIn("signed or encrypted", bounce)
+        self.assertEqual(len(self.dumps()), 1)
+
 
 if __name__ == "__main__":
     unittest.main()
