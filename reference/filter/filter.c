@@ -144,7 +144,7 @@ static void filter_check_content(struct filter *f, const char *data, size_t len,
         snprintf(v->banned_ext, sizeof v->banned_ext, ".exe-ms");
         snprintf(v->banned_name, sizeof v->banned_name, "(Windows executable content)");
     }
-    if (!zipwalk_is_zip(data, len))
+    if (!zipwalk_is_archive(data, len))
         return;
     struct zipwalk z;
     zipwalk_run(data, len, &f->zip_limits, &z);
