@@ -15,6 +15,8 @@
 #include "core/instance.h"
 #include "fetch/fetch.h"
 #include "fetchmailrc.h"
+#include "fsutil.h"
+#include "hostsfile.h"
 #include "log.h"
 #include "xalloc.h"
 #include "zconf.h"
@@ -37,6 +39,7 @@ static void usage(void)
 }
 
 static int verbose;
+static FILE *logfile; /* `set logfile`: progress and log lines are appended there too */
 
 static void print_progress(void *ctx, const char *line)
 {
@@ -44,6 +47,28 @@ static void print_progress(void *ctx, const char *line)
     if (verbose)
         printf("zolder-fetch: %s\n", line);
     fflush(stdout);
+    if (logfile) {
+        fprintf(logfile, "zolder-fetch: %s\n", line);
+        fflush(logfile);
+    }
+}
+
+/* The hosts table for the resolver: the config's hosts_file, else /etc/hosts (as
+ * getaddrinfo would read it); NULL when there is none or it does not parse. */
+static struct hostsfile *load_hosts(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, 64UL * 1024 * 1024, &data, &len) < 0)
+        return NULL;
+    struct hostsfile *hosts = NULL;
+    struct cfg_error err;
+    if (hostsfile_load(&hosts, path, data, len, &err) < 0) {
+        fprintf(stderr, "zolder-fetch: %s (names go to DNS only)\n", err.text);
+        hosts = NULL;
+    }
+    free(data);
+    return hosts;
 }
 
 static int exit_status = FETCH_PS_NOMAIL;
@@ -128,6 +153,22 @@ int main(int argc, char **argv)
             zconf_free(&conf);
         return st;
     }
+    if (rc->logfile && rc->logfile[0]) {
+        /* fetchmail's `set logfile`: the session's lines are appended to FILE (stdout keeps
+         * the -v progress lines, stderr the errors) */
+        logfile = fopen(rc->logfile, "ae");
+        if (!logfile) {
+            fprintf(stderr, "zolder-fetch: set logfile %s: %s\n", rc->logfile, strerror(errno));
+            fetchrc_free(rc);
+            free(rc);
+            free(rcdefault);
+            if (have_conf)
+                zconf_free(&conf);
+            return FETCH_PS_SYNTAX;
+        }
+        log_init("zolder-fetch", logfile);
+        log_set_level(verbose >= 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    }
     if (keep)
         for (size_t i = 0; i < rc->nservers; i++)
             for (size_t j = 0; j < rc->servers[i].nusers; j++)
@@ -169,21 +210,30 @@ int main(int argc, char **argv)
         return FETCH_PS_INTERNAL;
     }
     cfg.progress_ctx = base;
-    /* with -c and a nameserver: names resolve as zolderd's do (the seed world's DNS) */
-    struct relay_dns *dns = NULL;
-    if (have_conf && conf.nameserver[0]) {
-        const char *dns_error = NULL;
-        dns = relay_dns_new(base, &conf, NULL, &dns_error);
-        if (!dns)
-            fprintf(stderr, "zolder-fetch: nameserver: %s (using the system resolver)\n",
-                    dns_error);
-    }
+    /* names resolve without blocking, as zolderd's do: the hosts file, then c-ares against
+     * -c's nameserver (the seed world's DNS) or /etc/resolv.conf (`dns = nodns`: the hosts
+     * file only); getaddrinfo only when c-ares cannot be set up */
+    struct zconf dnsconf;
+    memset(&dnsconf, 0, sizeof dnsconf);
+    dnsconf.dns = "canonify";
+    dnsconf.nameserver = "";
+    const struct zconf *dc = have_conf ? &conf : &dnsconf;
+    struct hostsfile *hosts = load_hosts(have_conf && conf.hosts_file && conf.hosts_file[0]
+                                             ? conf.hosts_file : "/etc/hosts");
+    const char *dns_error = NULL;
+    struct relay_dns *dns = relay_dns_new(base, dc, hosts, &dns_error);
+    if (!dns)
+        fprintf(stderr, "zolder-fetch: resolver: %s (using getaddrinfo, which blocks)\n",
+                dns_error ? dns_error : "cannot set up");
     cfg.dns = dns;
     struct fetch_run *run = fetch_start(base, rc, &cfg, on_done, base);
     if (run)
         event_base_dispatch(base);
     if (dns)
         relay_dns_free(dns);
+    hostsfile_free(hosts);
+    if (logfile)
+        fclose(logfile);
     event_base_free(base);
     free(rcdefault);
     free(statedefault);

@@ -75,6 +75,7 @@ struct daemon {
     char *fetch_rcdata;         /* the fetchmailrc's bytes (read before privileges go) */
     size_t fetch_rclen;
     struct fetch_run *fetch_run;
+    unsigned long fetch_cycle;      /* polls started: fetchmailrc `interval N` */
     struct event *fetch_timer;
     struct bufferevent *fetch_waiters[8]; /* `zolderctl fetch` clients waiting for the end */
     struct relay_dns *fetch_dns;          /* the poller's resolver: hosts file, then DNS */
@@ -586,6 +587,7 @@ static bool daemon_fetch_start(struct daemon *d)
             log_warnx("fetch: no resolver (%s): server names go to getaddrinfo", dns_error);
     }
     cfg.dns = d->fetch_dns;
+    cfg.cycle = d->fetch_cycle++; /* `interval N` entries: every Nth poll (schedule or ctl) */
     log_info("fetch: poll started (%s)", d->conf.fetchmailrc);
     d->fetch_run = fetch_start(d->base, rc, &cfg, daemon_fetch_done, d);
     return d->fetch_run != NULL;

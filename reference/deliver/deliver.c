@@ -17,6 +17,7 @@
 #include "local.h"
 #include "hdr.h"
 #include "log.h"
+#include "queue/report.h"
 #include "rules.h"
 #include "timefmt.h"
 #include "vacation.h"
@@ -126,9 +127,11 @@ static int deliver_explode(struct deliver *d, struct queue_msg *msg, size_t rcpt
         if (queue_writer_write(&w, data->data, data->len) < 0 ||
             queue_writer_commit(d->queue, &w) < 0)
             rc = -1;
-        else
+        else {
             log_info("%s: to=<%s>, status=expanded (%zu recipients in %s)", msg->id,
                      msg->env.rcpts[rcpt].addr, t->n, child);
+            d->children_queued = true; /* delivered by the queue run the caller schedules */
+        }
     } else if (errno == EEXIST) {
         rc = 0; /* made by an attempt that died before marking the parent */
     }
@@ -154,6 +157,8 @@ struct deliver_job {
     bool loaded;
     bool remote_pending;
     bool local_deferred;
+    struct report_outcomes failures;   /* failed here: bounced and marked F together */
+    struct report_outcomes deferrals;  /* deferred here, with why (bounced at queue_lifetime) */
 };
 
 /* One local recipient waiting for its mailbox's turn. */
@@ -191,8 +196,10 @@ static bool deliver_resolve(struct deliver *d, struct deliver_job *job, size_t r
     if (!r->expanded) {
         struct deliver_targets t = {0};
         if (d->resolver.expand(d->resolver.ctx, user, &t) < 0) {
-            log_info("%s: to=<%s>, status=bounced (unknown user \"%s\")", msg->id, r->addr, user);
-            queue_mark(msg, rcpt, QUEUE_RCPT_FAILED);
+            char reason[DELIVER_LOCAL_MAX + 32];
+            snprintf(reason, sizeof reason, "unknown user: \"%s\"", user);
+            log_info("%s: to=<%s>, relay=local, dsn=5.1.1, status=bounced (%s)", msg->id, r->addr, reason);
+            report_outcome_add(&job->failures, rcpt, "5.1.1", reason, NULL);
             return false;
         }
         if (!(t.n == 1 && !t.remote[0])) {
@@ -208,8 +215,10 @@ static bool deliver_resolve(struct deliver *d, struct deliver_job *job, size_t r
         deliver_targets_free(&t);
     }
     if (!d->resolver.is_user(d->resolver.ctx, user)) {
-        log_info("%s: to=<%s>, status=bounced (no mailbox \"%s\")", msg->id, r->addr, user);
-        queue_mark(msg, rcpt, QUEUE_RCPT_FAILED);
+        char reason[DELIVER_LOCAL_MAX + 32];
+        snprintf(reason, sizeof reason, "no mailbox: \"%s\"", user);
+        log_info("%s: to=<%s>, relay=local, dsn=5.1.1, status=bounced (%s)", msg->id, r->addr, reason);
+        report_outcome_add(&job->failures, rcpt, "5.1.1", reason, NULL);
         return false;
     }
     return deliver_need_data(job);
@@ -582,6 +591,7 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
         .hostname = d->conf->hostname,
         .maildir = maildir,
         .sync_later = sync_later,
+        .size_limit = d->conf->mailbox_size_limit,
     };
     /* delivery rules: a folder is an mbox STATE_DIR/folders/USER/NAME, locked the same way */
     char *folder_dir = NULL;
@@ -610,14 +620,58 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
             else
                 log_info("%s: to=<%s>, relay=local, status=sent (delivered to %s %s)", msg->id,
                          r->addr, maildir ? "maildir" : "mailbox", target.user);
+        } else if (items[i].result == LOCAL_FAIL) {
+            const char *why = items[i].error ? items[i].error : "mailbox unavailable";
+            log_info("%s: to=<%s>, relay=local, dsn=%s, status=bounced (%s)", msg->id, r->addr,
+                     items[i].status, why);
+            report_outcome_add(&job->failures, items[i].rcpt, items[i].status, why, NULL);
         } else {
+            const char *why = items[i].error ? items[i].error : "unknown error";
             job->local_deferred = true;
-            log_info("%s: to=<%s>, relay=local, status=deferred (%s)", msg->id, r->addr,
-                     items[i].error ? items[i].error : "unknown error");
+            log_info("%s: to=<%s>, relay=local, dsn=4.2.0, status=deferred (%s)", msg->id, r->addr, why);
+            report_outcome_add(&job->deferrals, items[i].rcpt, "4.2.0", why, NULL);
         }
     }
     free(items);
     free(folder_dir);
+}
+
+static void deliver_report_queued(const char *id, void *ctx)
+{
+    struct deliver *d = ctx;
+    (void)id;
+    d->children_queued = true; /* the caller runs the queue soon: the bounce goes out */
+}
+
+/*
+ * The recipients that failed here (unknown user, a permanent mailbox failure) and, once the
+ * message is older than queue_lifetime, those deferred here: one bounce to the sender and
+ * their F marks in one step (reference/queue/report, as outbound delivery does). When the
+ * bounce cannot be written they stay pending: the message is deferred and tried again.
+ */
+static void deliver_settle_failures(struct deliver *d, struct deliver_job *job)
+{
+    if (job->deferrals.n && time(NULL) - job->msg.env.arrival > (time_t)d->conf->queue_lifetime) {
+        for (size_t i = 0; i < job->deferrals.n; i++) {
+            const struct report_outcome *x = &job->deferrals.v[i];
+            char reason[REPORT_REASON_MAX + 128]; /* cut to REPORT_REASON_MAX by report_outcome_add */
+            snprintf(reason, sizeof reason, "message expired after %lu seconds in the queue (last: %s)",
+                     d->conf->queue_lifetime, x->reason);
+            log_info("%s: to=<%s>, relay=local, dsn=4.4.7, status=bounced (%s)", job->id,
+                     job->msg.env.rcpts[x->idx].addr, reason);
+            report_outcome_add(&job->failures, x->idx, "4.4.7", reason, NULL);
+        }
+        report_outcomes_clear(&job->deferrals);
+    }
+    for (size_t i = 0; i < job->deferrals.n; i++) /* why it waits, for mailq */
+        if (queue_set_reason(&job->msg, job->deferrals.v[i].idx, job->deferrals.v[i].reason, true) < 0)
+            log_warn("%s: cannot write the deferral reason", job->id);
+    if (!job->failures.n)
+        return;
+    struct report_ctx rc = {.queue = d->queue, .conf = d->conf, .tag = 'l',
+                            .on_queued = deliver_report_queued, .on_queued_ctx = d};
+    if (!report_settle_failures(&rc, &job->msg, job->msg.env.attempts, &job->failures))
+        job->local_deferred = true;
 }
 
 void deliver_later_free(struct deliver_later *later)
@@ -658,7 +712,9 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
             char local[DELIVER_LOCAL_MAX];
             const char *domain;
             if (!deliver_split(r->addr, local, sizeof local, &domain)) {
-                queue_mark(&job->msg, i, QUEUE_RCPT_FAILED);
+                log_info("%s: to=<%s>, relay=local, dsn=5.1.3, status=bounced (local part too long)",
+                         job->id, r->addr);
+                report_outcome_add(&job->failures, i, "5.1.3", "local part too long", NULL);
                 continue;
             }
             if (domain[0] && !zconf_is_local_domain(d->conf, domain)) {
@@ -691,6 +747,10 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
         deliver_mailbox(d, slots + i, j - i, later != NULL);
         i = j;
     }
+
+    for (size_t k = 0; k < n; k++)
+        if (jobs[k].loaded && !jobs[k].msg.held)
+            deliver_settle_failures(d, &jobs[k]);
 
     /* The mailboxes are fsync'd: now finished queue files go, the others get their marks. */
     bool marks = false, unlinks = false;
@@ -737,6 +797,8 @@ void deliver_batch(struct deliver *d, char *const *ids, size_t n, enum deliver_o
         log_warn("queue: sync after delivery failed");
 
     for (size_t k = 0; k < n; k++) {
+        report_outcomes_clear(&jobs[k].failures);
+        report_outcomes_clear(&jobs[k].deferrals);
         buf_free(&jobs[k].data);
         if (jobs[k].loaded)
             queue_msg_free(&jobs[k].msg);

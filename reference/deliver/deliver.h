@@ -2,7 +2,10 @@
  * deliver: runs one queued message: local recipients are expanded through aliases and
  * delivered to their mailboxes, remote ones wait for an outbound route (issue "Outbound
  * delivery"); each delivered recipient is marked done (fsync'd) after its mailbox was
- * fsync'd, and the queue file goes when nothing is pending.
+ * fsync'd, and the queue file goes when nothing is pending. A recipient that fails here
+ * (unknown user, a permanent mailbox failure, or still deferred after queue_lifetime) gets
+ * an RFC 3464 bounce to the sender, committed with its F mark in one step
+ * (reference/queue/report, the relay's code; docs/outbound.md "Local bounces").
  */
 #ifndef ZOLDER_DELIVER_H
 #define ZOLDER_DELIVER_H

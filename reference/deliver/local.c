@@ -206,6 +206,12 @@ static void local_deliver_mbox(const struct local_target *t, struct local_item *
         if (st.st_size < size)
             start = st.st_size; /* a torn write was cut off */
         size = st.st_size;
+        if (t->size_limit && (unsigned long long)size + entry.len > t->size_limit) {
+            it->result = LOCAL_FAIL; /* as Postfix's mailbox_size_limit: bounced, not retried */
+            it->error = "mailbox size limit exceeded (mailbox_size_limit)";
+            it->status = "5.2.2";
+            continue;
+        }
         if (queue_set_attempt(it->msg, it->rcpt, (long long)size) < 0) {
             it->error = "cannot record delivery attempt";
             break;
@@ -218,6 +224,10 @@ static void local_deliver_mbox(const struct local_target *t, struct local_item *
             it->error = saved == ENOSPC ? "mailbox write failed: no space"
                         : saved == EFBIG || saved == EDQUOT ? "mailbox write failed: size limit or quota"
                                                             : "mailbox write failed";
+            if (saved == EFBIG) { /* the file size limit (RLIMIT_FSIZE): it will never fit */
+                it->result = LOCAL_FAIL;
+                it->status = "5.2.2";
+            }
             break;
         }
         size += (off_t)entry.len;
@@ -266,6 +276,12 @@ static enum local_result local_deliver_maildir(const struct local_target *t,
     if (fs_mkdir_p(tmp_dir, 0700) < 0 || fs_mkdir_p(new_dir, 0700) < 0 ||
         fs_mkdir_p(cur_dir, 0700) < 0) {
         *error_r = "cannot create Maildir";
+        /* Something that is not a folder stands where the Maildir must be: no retry fixes
+         * that by itself (permanent, bounced); anything else (no space, EACCES) defers. */
+        if (errno == ENOTDIR || errno == EEXIST || errno == ELOOP || errno == ENAMETOOLONG) {
+            *error_r = "cannot create Maildir: a file is in the way";
+            result = LOCAL_FAIL;
+        }
         goto out;
     }
     if (access(new_path, F_OK) == 0) {
@@ -329,6 +345,7 @@ void local_deliver_batch(const struct local_target *target, struct local_item *i
     }
     for (size_t i = 0; i < n; i++) {
         items[i].error = NULL;
+        items[i].status = "5.2.0";
         items[i].result = local_deliver_maildir(target, items[i].msg, items[i].rcpt,
                                                 items[i].data, &items[i].error);
     }

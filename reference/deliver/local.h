@@ -20,7 +20,9 @@
 #include "buf.h"
 #include "queue/queue.h"
 
-enum local_result { LOCAL_OK, LOCAL_DEFER };
+/* LOCAL_FAIL: permanent (the mailbox can never take it: over mailbox_size_limit, a file
+ * where the Maildir should be); the caller bounces it. LOCAL_DEFER: try again later. */
+enum local_result { LOCAL_OK, LOCAL_DEFER, LOCAL_FAIL };
 
 struct local_target {
     const char *user;      /* mailbox owner, e.g. "sjoerd" */
@@ -29,6 +31,7 @@ struct local_target {
     bool maildir;
     bool sync_later;       /* mbox: skip the fsync; the caller's syncfs of the file system
                               covers the appends before anything relies on them */
+    unsigned long size_limit; /* mbox: mailbox_size_limit in bytes, 0 for none */
 };
 
 /* One recipient of one message for the target's mailbox. */
@@ -37,7 +40,8 @@ struct local_item {
     size_t rcpt;               /* index in msg->env.rcpts; its address goes in Delivered-To */
     const struct buf *data;    /* the message bytes from the queue file */
     enum local_result result;  /* set by local_deliver_batch */
-    const char *error;         /* why, when LOCAL_DEFER */
+    const char *error;         /* why, when LOCAL_DEFER or LOCAL_FAIL */
+    const char *status;        /* RFC 3463 code when LOCAL_FAIL */
 };
 
 /* Renders the mbox entry (From_ line, Delivered-To, quoted message, blank line). */

@@ -39,6 +39,7 @@
 #include <openssl/x509v3.h>
 
 #include "buf.h"
+#include "dsn.h"
 #include "fetch/handoff.h"
 #include "fsutil.h"
 #include "fetch/uidrec.h"
@@ -80,6 +81,10 @@ struct fetch_msg {
     enum msg_fate fate;
     bool refused;                   /* 5xx: deleted (or kept) without delivery */
     bool deleted_now;               /* counted in deleted */
+    bool purge;                     /* delete on the server even with keep (flush of a
+                                     * delivered message, limitflush of an oversized one) */
+    bool oversized;                 /* over `limit`: never fetched */
+    bool warn;                      /* oversized, the postmaster not yet told */
     unsigned batch;                 /* IMAP STORE batch */
     size_t ordinal;                 /* 1-based among messages to fetch, for progress */
     struct buf data;
@@ -91,6 +96,7 @@ struct fetch_msg {
 enum cmd_kind {
     P_GREETING, P_CAPA, P_STLS, P_AUTH, P_USER, P_PASS, P_UIDL, P_LIST, P_RETR, P_DELE, P_QUIT,
     I_GREETING, I_CAPABILITY, I_STARTTLS, I_LOGIN, I_AUTH, I_SELECT, I_SEARCH, I_SEARCH_DEL,
+    I_SEARCH_SEEN,
     I_SIZES, I_FETCH, I_STORE, I_EXPUNGE, I_LOGOUT,
 };
 
@@ -142,6 +148,15 @@ struct fetch_acct {
     bool expunged;
     struct uidrec rec;
     bool rec_open;
+    const char *folder;             /* IMAP: the folder of this pass (one per `folder` name) */
+    struct handoff *handoff;        /* the run's (fetch_smtp), or own_handoff (smtphost) */
+    struct handoff *own_handoff;
+    const char *by_name;            /* Received "by" */
+    char smtphost_by[256];
+    struct uidrec warned;           /* oversized messages the postmaster was told about */
+    bool warned_open;
+    struct buf warn_data;           /* the oversized-messages warning, while with zolder */
+    struct handoff_item warn_item;
     struct event *sync_ev;
     struct relay_dns_req *dnsreq;   /* a lookup in flight */
     bool failed;
@@ -162,13 +177,14 @@ struct fetch_run {
     void *done_ctx;
     struct handoff *handoff;
     struct fetch_result result;
-    size_t iserver, iuser;
+    size_t iserver, iuser, ifolder;
     struct fetch_acct *acct;
     struct event *next_ev;
 };
 
 static void acct_pump(struct fetch_acct *a);
 static void acct_finish(struct fetch_acct *a);
+static void acct_warn_oversized(struct fetch_acct *a);
 static void run_next(struct fetch_run *run);
 
 /* ---- progress and errors ------------------------------------------------------------------ */
@@ -417,32 +433,62 @@ static void acct_bounce_done(struct handoff_item *item, int code, const char *re
  * the default) or to the postmaster (set no bouncemail, or a null sender), from
  * MAILER-DAEMON with the null sender, holding the reply and the message's header.
  */
+/* The postmaster's address: `set postmaster` (default postmaster, zolder's alias). */
+static void acct_postmaster(const struct fetch_acct *a, char *out, size_t outsize)
+{
+    const char *domain = a->user->smtpaddress ? a->user->smtpaddress : "localhost";
+    const char *pm = a->run->rc->postmaster ? a->run->rc->postmaster : "postmaster";
+    bool qualified = strchr(pm, '@') != NULL;
+    snprintf(out, outsize, "%s%s%s", pm, qualified ? "" : "@", qualified ? "" : domain);
+}
+
+/* A unique Message-ID for a notice of ours: time, pid, a counter. */
+static void fetch_message_id(const struct fetch_run *run, char *out, size_t outsize)
+{
+    static unsigned long counter;
+    snprintf(out, outsize, "fetch.%lld.%ld.%lu@%s", (long long)time(NULL), (long)getpid(),
+             ++counter, run->hostname);
+}
+
 static bool acct_bounce(struct fetch_acct *a, struct fetch_msg *m, const char *reply)
 {
     const struct fetchrc *rc = a->run->rc;
-    const char *domain = a->user->smtpaddress ? a->user->smtpaddress : "localhost";
     char to[600];
-    if (rc->bouncemail && m->item.sender[0]) {
+    if (rc->bouncemail && m->item.sender[0])
         snprintf(to, sizeof to, "%s", m->item.sender);
-    } else {
-        const char *pm = rc->postmaster ? rc->postmaster : "postmaster";
-        snprintf(to, sizeof to, "%s%s%s", pm, strchr(pm, '@') ? "" : "@", strchr(pm, '@') ? "" : domain);
-    }
+    else
+        acct_postmaster(a, to, sizeof to);
     char date[TIMEFMT_RFC5322_LEN];
     timefmt_rfc5322(time(NULL), date, sizeof date);
-    size_t hlen = hdr_section_len(m->data.data, m->data.len);
+    char msgid[400];
+    fetch_message_id(a->run, msgid, sizeof msgid);
+    /* the reply's enhanced status code ("550 5.7.1 go away"), else dsn's default */
+    char status[16] = "";
+    const char *sp = strchr(reply, ' ');
+    if (sp) {
+        size_t n = strcspn(sp + 1, " ");
+        if (n < sizeof status) {
+            memcpy(status, sp + 1, n);
+            status[n] = '\0';
+        }
+    }
+    /* RFC 3464: one per-recipient block for each recipient zolder refused */
+    struct dsn_rcpt rcpts[HANDOFF_RCPT_MAX];
+    size_t nr = m->item.nrcpt < HANDOFF_RCPT_MAX ? m->item.nrcpt : HANDOFF_RCPT_MAX;
+    for (size_t i = 0; i < nr; i++)
+        rcpts[i] = (struct dsn_rcpt){.final_rcpt = m->item.rcpts[i], .orcpt = "",
+                                     .action = DSN_ACTION_FAILED, .status = status,
+                                     .remote_mta = a->by_name, .diagnostic = reply};
+    struct dsn_report rep = {
+        .kind = DSN_KIND_FAILURE, .reporting_mta = a->run->hostname, .to = to,
+        .queue_id = m->uid, .envid = "", .arrival_date = date, .date = date,
+        .message_id = msgid, .will_retry_until = "", .ret_full = false, .full_max = 0,
+        .rcpts = rcpts, .nrcpts = nr, .message = m->data.data, .message_len = m->data.len,
+    };
     struct buf *b = &m->bounce_data;
     buf_init(b, FETCH_MESSAGE_MAX);
-    bool ok = buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
-                            "Subject: Undeliverable: a message fetched from %s\r\nDate: %s\r\n"
-                            "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
-                            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-                            "zolder-fetch fetched a message for %s from %s; the local mail "
-                            "server refused it:\r\n\r\n    %s\r\n\r\n"
-                            "It has been deleted from %s. Its header follows.\r\n\r\n",
-                         a->run->hostname, to, a->srv->name, date, a->local, a->srv->name,
-                         reply, a->srv->name) &&
-              buf_append(b, m->data.data, hlen);
+    (void)dsn_format(&rep, b); /* 8-bit header bytes: handoff sends BODY=8BITMIME itself */
+    bool ok = b->len > 0;      /* the buffer's cap (FETCH_MESSAGE_MAX) holds any header */
     if (!ok) {
         buf_free(b);
         return false;
@@ -456,7 +502,7 @@ static bool acct_bounce(struct fetch_acct *a, struct fetch_msg *m, const char *r
     m->fate = M_HANDOFF;
     a->inflight++;
     log_info("fetch: %s: message %s refused: sending a notice to <%s>", a->res->label, m->uid, to);
-    handoff_submit(a->run->handoff, &m->bounce);
+    handoff_submit(a->handoff, &m->bounce);
     return true;
 }
 
@@ -725,14 +771,14 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     if (a->multidrop && m->item.nrcpt > 1)
         ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
                            "\t(multi-drop); %s\r\n",
-                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
+                        a->srv->name, a->by_name, a->imap ? "IMAP" : "POP3",
                         ZOLDER_VERSION, date);
     else
         /* the seed's trace, fetchmail's shape: "by localhost ... for sjoerd@localhost
          * (single-drop)" */
         ok = buf_printf(d, "Received: from %s\r\n\tby %s with %s (zolder-fetch %s)\r\n"
                            "\tfor %s (%s); %s\r\n",
-                        a->srv->name, a->run->by_name, a->imap ? "IMAP" : "POP3",
+                        a->srv->name, a->by_name, a->imap ? "IMAP" : "POP3",
                         ZOLDER_VERSION, m->item.rcpts[0],
                         a->multidrop ? "multi-drop" : "single-drop", date);
     ok = ok && buf_append(d, body, len);
@@ -753,7 +799,85 @@ static void acct_message_fetched(struct fetch_acct *a, struct fetch_msg *m, cons
     m->item.ctx = m;
     m->fate = M_HANDOFF;
     a->inflight++;
-    handoff_submit(a->run->handoff, &m->item);
+    handoff_submit(a->handoff, &m->item);
+}
+
+/* ---- the oversized-messages warning ------------------------------------------------------- */
+
+static void acct_warn_done(struct handoff_item *item, int code, const char *reply)
+{
+    struct fetch_acct *a = item->ctx;
+    a->inflight--;
+    buf_free(&a->warn_data);
+    for (size_t i = 0; i < a->warn_item.nrcpt; i++)
+        free(a->warn_item.rcpts[i]);
+    a->warn_item.nrcpt = 0;
+    if (a->finished)
+        return;
+    if (code >= 200 && code < 300) {
+        /* told once: these UIDs are not reported again while they stay on the server */
+        bool recorded = a->warned_open;
+        for (size_t i = 0; i < a->nmsgs && recorded; i++)
+            if (a->msgs[i]->warn && uidrec_add(&a->warned, a->msgs[i]->uid) < 0)
+                recorded = false;
+        if (!recorded || uidrec_sync(&a->warned) < 0)
+            log_warnx("fetch: %s: cannot record the oversized-messages warning: it may come "
+                      "again", a->res->label);
+        log_info("fetch: %s: oversized-messages warning accepted (%s)", a->res->label, reply);
+    } else {
+        log_warnx("fetch: %s: oversized-messages warning not accepted (%s): sent again next "
+                  "poll", a->res->label, reply);
+    }
+    acct_pump(a);
+}
+
+/*
+ * fetchmail's size warning: once per oversized message (not every poll), to the postmaster,
+ * from MAILER-DAEMON with the null sender, listing number, size and UID of each.
+ */
+static void acct_warn_oversized(struct fetch_acct *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->nmsgs; i++)
+        if (a->msgs[i]->warn)
+            n++;
+    if (n == 0)
+        return;
+    char to[600], date[TIMEFMT_RFC5322_LEN], msgid[400];
+    acct_postmaster(a, to, sizeof to);
+    timefmt_rfc5322(time(NULL), date, sizeof date);
+    fetch_message_id(a->run, msgid, sizeof msgid);
+    struct buf *b = &a->warn_data;
+    buf_init(b, 16UL * 1024 * 1024);
+    bool ok = buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\n"
+                            "Subject: zolder-fetch oversized-messages warning\r\nDate: %s\r\n"
+                            "Message-ID: <%s>\r\nAuto-Submitted: auto-generated\r\n"
+                            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+                            "\r\nThe following oversized messages %s server %s account %s\r\n"
+                            "(limit %lu octets):\r\n\r\n",
+                         a->run->hostname, to, date, msgid,
+                         a->user->limitflush ? "were deleted from" : "remain on",
+                         a->srv->name, a->remote, a->user->limit);
+    for (size_t i = 0; i < a->nmsgs && ok; i++) {
+        const struct fetch_msg *m = a->msgs[i];
+        if (m->warn)
+            ok = buf_printf(b, "  %lu msg %lu octets long skipped by zolder-fetch (UID %s).\r\n",
+                            m->num, m->size, m->uid);
+    }
+    if (!ok) {
+        buf_free(b);
+        return;
+    }
+    memset(&a->warn_item, 0, sizeof a->warn_item);
+    a->warn_item.rcpts[0] = xstrdup(to);
+    a->warn_item.nrcpt = 1;
+    a->warn_item.data = b;
+    a->warn_item.done = acct_warn_done;
+    a->warn_item.ctx = a;
+    a->inflight++;
+    log_info("fetch: %s: %zu oversized message%s: warning <%s>", a->res->label, n,
+             n == 1 ? "" : "s", to);
+    handoff_submit(a->handoff, &a->warn_item);
 }
 
 /* ---- planning ------------------------------------------------------------------------------ */
@@ -768,17 +892,33 @@ static void acct_plan(struct fetch_acct *a)
         if (uidrec_has(&a->rec, m->uid)) {
             m->fate = M_KNOWN;
             a->res->seen++;
-            if (!a->keep)
-                m->fate = M_SYNCED; /* delivered before: delete it now, without fetching */
-            else
+            if (!a->keep || a->user->flush) {
+                /* delivered before: delete it now, without fetching (fetchmail's flush:
+                 * old messages go even with keep) */
+                m->fate = M_SYNCED;
+                m->purge = a->keep;
+            } else {
                 m->fate = M_DONE;
+            }
             continue;
         }
         if (a->user->limit && m->size > a->user->limit) {
-            m->fate = M_SKIP;
+            /* fetchmail: never fetched, never marked seen; deleted with limitflush */
+            m->oversized = true;
+            m->warn = !a->warned_open || !uidrec_has(&a->warned, m->uid);
             a->res->skipped++;
-            fetch_progress(a->run, "skipping message %s@%s:%lu (%lu octets) over limit",
-                           a->remote, a->srv->name, m->num, m->size);
+            if (a->user->limitflush) {
+                m->fate = M_SYNCED;
+                m->purge = true;
+            } else {
+                m->fate = M_SKIP;
+            }
+            fetch_progress(a->run, "skipping message %s@%s:%lu (%lu octets) %s", a->remote,
+                           a->srv->name, m->num, m->size,
+                           a->user->limitflush ? "flushed" : "not flushed");
+            log_info("fetch: %s: message %s is %lu octets, over the limit of %lu: %s",
+                     a->res->label, m->uid, m->size, a->user->limit,
+                     a->user->limitflush ? "deleted (limitflush)" : "left on the server");
             continue;
         }
         if (a->user->fetchlimit && fresh >= a->user->fetchlimit) {
@@ -800,6 +940,7 @@ static void acct_plan(struct fetch_acct *a)
         fetch_progress(a->run, "%zu messages for %s at %s (%lu octets).", a->nmsgs, a->remote,
                        a->srv->name, total);
     a->phase = PH_TRANSFER;
+    acct_warn_oversized(a);
 }
 
 /* ---- TLS ---------------------------------------------------------------------------------- */
@@ -929,7 +1070,7 @@ static void pop3_pump(struct fetch_acct *a)
         /* deletions of what is durable first: they free the server's quota */
         for (size_t i = 0; i < a->nmsgs && a->nfifo < window; i++) {
             struct fetch_msg *m = a->msgs[i];
-            if (m->fate == M_SYNCED && !a->keep) {
+            if (m->fate == M_SYNCED && (!a->keep || m->purge)) {
                 m->fate = M_CLEANUP;
                 pop3_send(a, P_DELE, m, "DELE %lu", m->num);
             } else if (m->fate == M_SYNCED) {
@@ -1052,6 +1193,7 @@ static void pop3_on_reply(struct fetch_acct *a, struct fetch_cmd *c, const struc
     case P_DELE:
         if (ok) {
             c->msg->fate = M_DONE;
+            c->msg->deleted_now = true;
             a->res->deleted++;
         } else {
             c->msg->fate = M_DEFERRED;
@@ -1177,7 +1319,7 @@ static void imap_setup_next(struct fetch_acct *a)
         }
         return;
     }
-    const char *folder = a->user->nfolders ? a->user->folders[0] : "INBOX";
+    const char *folder = a->folder;
     struct buf f;
     buf_init(&f, 0);
     if (!imap_quote(folder, &f)) {
@@ -1236,9 +1378,16 @@ static bool imap_store_batch(struct fetch_acct *a)
     buf_init(&set, 0);
     unsigned batch = ++a->store_batch;
     size_t n = 0;
+    /* one flag set per batch: \Deleted too unless keep (or for a message to purge) */
+    int deleting = -1;
     for (size_t i = 0; i < a->nmsgs && n < FETCH_STORE_BATCH; i++) {
         struct fetch_msg *m = a->msgs[i];
         if (m->fate != M_SYNCED)
+            continue;
+        bool del = !a->keep || m->purge;
+        if (deleting < 0)
+            deleting = del;
+        else if (deleting != del)
             continue;
         m->fate = M_CLEANUP;
         m->batch = batch;
@@ -1266,7 +1415,7 @@ static bool imap_store_batch(struct fetch_acct *a)
     }
     if (n) {
         imap_send(a, I_STORE, NULL, "UID STORE %s +FLAGS.SILENT (%s)", set.data,
-                  a->keep ? "\\Seen" : "\\Seen \\Deleted");
+                  deleting ? "\\Seen \\Deleted" : "\\Seen");
         a->fifo[a->nfifo - 1].batch = batch;
     }
     buf_free(&set);
@@ -1297,7 +1446,7 @@ static void imap_pump(struct fetch_acct *a)
             busy = true;
     if (busy)
         return;
-    if (!a->keep && a->pending_deleted && !a->expunged) {
+    if (a->pending_deleted && !a->expunged) {
         a->expunged = true;
         if (a->caps & IMAP_CAPA_UIDPLUS) {
             /* only ours: another client's \Deleted messages are not ours to remove */
@@ -1320,9 +1469,18 @@ static void imap_search_result(struct fetch_acct *a, const struct imap_resp *r)
 {
     size_t pos = 0;
     unsigned long uid;
+    /* flush's SEARCH SEEN: only what we delivered ourselves counts as old (never someone
+     * else's unread-by-us mail, unlike fetchmail) */
+    bool only_known = a->nfifo && a->fifo[0].kind == I_SEARCH_SEEN;
     while (imap_resp_search_next(r, &pos, &uid)) {
         if (uid == 0 || acct_find_num(a, uid) || a->nmsgs >= UIDREC_MAX)
             continue;
+        if (only_known) {
+            char key[32];
+            snprintf(key, sizeof key, "%lu", uid);
+            if (!uidrec_has(&a->rec, key))
+                continue;
+        }
         struct fetch_msg *m = acct_add_msg(a, uid);
         snprintf(m->uid, sizeof m->uid, "%lu", uid);
     }
@@ -1378,6 +1536,8 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
             acct_fail(a, FETCH_PS_INTERNAL, "cannot write the UID record");
             return;
         }
+        if (a->uidvalidity && a->warned_open)
+            (void)uidrec_set_validity(&a->warned, a->uidvalidity); /* at worst: warned again */
         imap_send(a, I_SEARCH, NULL, "UID SEARCH %s", a->fetchall ? "ALL" : "UNSEEN");
         return;
     case I_SEARCH:
@@ -1390,8 +1550,18 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
             imap_send(a, I_SEARCH_DEL, NULL, "UID SEARCH DELETED");
             return;
         }
+        if (a->user->flush && !a->fetchall) {
+            /* flush with keep: the old (seen) messages we delivered go now */
+            imap_send(a, I_SEARCH_SEEN, NULL, "UID SEARCH SEEN UNDELETED");
+            return;
+        }
         /* fall through */
     case I_SEARCH_DEL:
+    case I_SEARCH_SEEN:
+        if (c->kind == I_SEARCH_SEEN && !ok) {
+            acct_fail(a, FETCH_PS_ERROR, "SEARCH failed: %s", r->text);
+            return;
+        }
         if (a->nmsgs > 1)
             qsort(a->msgs, a->nmsgs, sizeof(struct fetch_msg *), imap_cmp_num);
         if (a->nmsgs == 0) {
@@ -1438,7 +1608,7 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
                 continue;
             }
             m->fate = M_DONE;
-            if (!a->keep) {
+            if (!a->keep || m->purge) {
                 m->deleted_now = true;
                 a->res->deleted++;
                 a->pending_deleted++;
@@ -1772,7 +1942,7 @@ static void acct_finish(struct fetch_acct *a)
             char **keep = xcalloc(a->nmsgs, sizeof *keep);
             size_t n = 0;
             for (size_t i = 0; i < a->nmsgs; i++)
-                if (!(a->msgs[i]->fate == M_DONE && !a->keep))
+                if (!a->msgs[i]->deleted_now)
                     keep[n++] = a->msgs[i]->uid;
             if (uidrec_rewrite(&a->rec, keep, n) < 0)
                 log_warnx("fetch: %s: cannot prune the UID record: %s", a->res->label,
@@ -1781,6 +1951,19 @@ static void acct_finish(struct fetch_acct *a)
         } else if (!a->failed && !a->no_prune && !a->imap && a->nmsgs == 0 && a->rec.count) {
             (void)uidrec_rewrite(&a->rec, NULL, 0);
         }
+    }
+    if (a->warned_open && !a->failed && !a->no_prune && a->warned.count) {
+        /* forget warnings about messages no longer there (both listings show every
+         * oversized message that is still on the server: it is never fetched nor seen) */
+        char **keep = xcalloc(a->nmsgs ? a->nmsgs : 1, sizeof *keep);
+        size_t n = 0;
+        for (size_t i = 0; i < a->nmsgs; i++)
+            if (a->msgs[i]->oversized && !a->msgs[i]->deleted_now)
+                keep[n++] = a->msgs[i]->uid;
+        if (uidrec_rewrite(&a->warned, keep, n) < 0)
+            log_warnx("fetch: %s: cannot prune the oversized-warning record: %s", a->res->label,
+                      strerror(errno));
+        free(keep);
     }
     if (!a->failed)
         a->res->status = a->smtp_failed ? FETCH_PS_SMTP
@@ -1800,10 +1983,19 @@ static void acct_free(struct fetch_acct *a)
         relay_dns_cancel(a->dnsreq);
     if (a->bev)
         bufferevent_free(a->bev);
+    if (a->own_handoff) {
+        a->finished = true;        /* its 421s for items in flight only count down */
+        handoff_free(a->own_handoff);
+    }
     if (a->sync_ev)
         event_free(a->sync_ev);
     if (a->rec_open)
         uidrec_close(&a->rec);
+    if (a->warned_open)
+        uidrec_close(&a->warned);
+    buf_free(&a->warn_data);
+    for (size_t k = 0; k < a->warn_item.nrcpt; k++)
+        free(a->warn_item.rcpts[k]);
     for (size_t i = 0; i < a->nmsgs; i++) {
         buf_free(&a->msgs[i]->data);
         buf_free(&a->msgs[i]->bounce_data);
@@ -1819,8 +2011,80 @@ static void acct_free(struct fetch_acct *a)
     free(a);
 }
 
+static bool entry_is_imap(const struct fetchrc_server *srv, const struct fetchrc_user *user)
+{
+    unsigned port = fetchrc_port(srv, user);
+    return srv->proto == FETCHRC_PROTO_IMAP ||
+           (srv->proto == FETCHRC_PROTO_AUTO && (port == 143 || port == 993));
+}
+
+static bool sockaddr_is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return false;
+}
+
+/*
+ * `smtphost`: the first one, as an address: ADDR, ADDR:PORT, [V6]:PORT or fetchmail's
+ * HOST/PORT; "localhost" is 127.0.0.1. false: not an address (names are not looked up).
+ */
+static bool smtphost_parse(const char *text, struct zconf_listen *out)
+{
+    char host[300], spec[340];
+    const char *slash = strchr(text, '/');
+    size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+    if (hl == 0 || hl >= sizeof host)
+        return false;
+    memcpy(host, text, hl);
+    host[hl] = '\0';
+    if (strcasecmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (slash)
+        snprintf(spec, sizeof spec, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, slash + 1);
+    else
+        snprintf(spec, sizeof spec, "%s", host);
+    return zconf_parse_listen(spec, 25, out);
+}
+
+/* The account's hand-off: fetch_smtp, or its own sessions to `smtphost`. false: failed. */
+static bool acct_smtphost(struct fetch_acct *a)
+{
+    a->handoff = a->run->handoff;
+    a->by_name = a->run->by_name;
+    if (a->user->nsmtphosts == 0)
+        return true;
+    const char *sh = a->user->smtphosts[0];
+    struct zconf_listen target;
+    if (!smtphost_parse(sh, &target)) {
+        a->phase = PH_DRAIN;
+        acct_fail(a, FETCH_PS_SYNTAX, "smtphost %s: an address is needed (ADDR, ADDR:PORT or "
+                                      "ADDR/PORT; names are not looked up)", sh);
+        return false;
+    }
+    bool loopback = sockaddr_is_loopback(&target.sa);
+    snprintf(a->smtphost_by, sizeof a->smtphost_by, "%s",
+             loopback ? "localhost" : a->run->hostname);
+    a->by_name = a->smtphost_by;
+    a->own_handoff = handoff_new(a->run->base, (const struct sockaddr *)&target.sa, target.salen,
+                                 a->by_name, a->run->cfg.handoff_sessions
+                                                 ? a->run->cfg.handoff_sessions : 4);
+    a->handoff = a->own_handoff;
+    if (loopback)
+        log_info("fetch: %s: handing mail to smtphost %s (%s)", a->res->label, sh, target.text);
+    else
+        log_warnx("fetch: %s: handing mail to smtphost %s (%s), not on this machine: the "
+                  "messages leave it through that server", a->res->label, sh, target.text);
+    fetch_progress(a->run, "%s: handing mail to smtphost %s%s", a->res->label, target.text,
+                   loopback ? "" : " (a remote server)");
+    return true;
+}
+
 static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
-                       const struct fetchrc_user *user, struct fetch_account_result *res)
+                       const struct fetchrc_user *user, size_t folder,
+                       struct fetch_account_result *res)
 {
     struct fetch_acct *a = xcalloc(1, sizeof *a);
     run->acct = a;
@@ -1828,6 +2092,8 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
     a->srv = srv;
     a->user = user;
     a->res = res;
+    a->handoff = run->handoff;
+    a->by_name = run->by_name;
     buf_init(&a->mbody, FETCH_MESSAGE_MAX);
     snprintf(a->remote, sizeof a->remote, "%s", user->remote[0] ? user->remote : run->invoking_user);
     const char *local = a->remote;
@@ -1837,12 +2103,16 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             break;
         }
     snprintf(a->local, sizeof a->local, "%s", local);
-    snprintf(res->label, sizeof res->label, "%s at %s", a->remote, srv->name);
+    a->folder = user->nfolders ? user->folders[folder] : "INBOX";
+    if (user->nfolders > 1 && entry_is_imap(srv, user))
+        snprintf(res->label, sizeof res->label, "%s at %s folder %s", a->remote, srv->name,
+                 a->folder);
+    else
+        snprintf(res->label, sizeof res->label, "%s at %s", a->remote, srv->name);
     a->keep = user->keep;
     a->fetchall = user->fetchall;
     a->port = fetchrc_port(srv, user);
-    a->imap = srv->proto == FETCHRC_PROTO_IMAP ||
-              (srv->proto == FETCHRC_PROTO_AUTO && (a->port == 143 || a->port == 993));
+    a->imap = entry_is_imap(srv, user);
     a->implicit_tls = user->ssl || a->port == 995 || a->port == 993;
     /* fetchmail 6.4: sslproto '' means no TLS at all, any other sslproto (or sslcertck)
      * makes STLS/STARTTLS mandatory */
@@ -1858,10 +2128,16 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             acct_fail(a, FETCH_PS_SYNTAX, "local user name \"%s\" is not valid", a->local);
             return;
         }
+    if (!acct_smtphost(a))
+        return;
     char account[200];
     /* one record per protocol too: POP3 UIDLs and IMAP UIDs of one mailbox differ */
     char server[300];
-    snprintf(server, sizeof server, "%s%s", a->imap ? "imap." : "", srv->name);
+    /* IMAP: one record per folder (UIDs are per folder); INBOX keeps the plain name */
+    if (a->imap && strcasecmp(a->folder, "INBOX") != 0)
+        snprintf(server, sizeof server, "imap.%s/%s", srv->name, a->folder);
+    else
+        snprintf(server, sizeof server, "%s%s", a->imap ? "imap." : "", srv->name);
     uidrec_account_name(server, a->remote, account, sizeof account);
     if (uidrec_open(&a->rec, run->state_dir, account) < 0) {
         a->phase = PH_DRAIN;
@@ -1870,6 +2146,11 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
         return;
     }
     a->rec_open = true;
+    if (uidrec_open_ext(&a->warned, run->state_dir, account, "warned") == 0)
+        a->warned_open = true;
+    else
+        log_warnx("fetch: %s: cannot open the oversized-warning record: %s", res->label,
+                  strerror(errno));
     log_info("fetch: polling %s (%s port %u%s) for %s", res->label, a->imap ? "IMAP" : "POP3",
              a->port, a->implicit_tls ? " TLS" : "", a->local);
     acct_connect(a);
@@ -1902,12 +2183,27 @@ static void run_next(struct fetch_run *run)
             run->iuser = 0;
             continue;
         }
-        const struct fetchrc_user *user = &srv->users[run->iuser++];
+        if (run->iuser == 0 && srv->interval > 1 && run->cfg.cycle % srv->interval != 0) {
+            /* fetchmail's `interval N`: this site only every Nth poll cycle */
+            log_info("fetch: interval not reached, not querying %s (poll %lu, every %lu)",
+                     srv->name, run->cfg.cycle + 1, srv->interval);
+            fetch_progress(run, "interval not reached, not querying %s", srv->name);
+            run->iserver++;
+            continue;
+        }
+        const struct fetchrc_user *user = &srv->users[run->iuser];
+        /* IMAP: each `folder` in turn, as its own pass with its own UID record */
+        size_t nfolders = entry_is_imap(srv, user) && user->nfolders > 1 ? user->nfolders : 1;
+        size_t folder = run->ifolder++;
+        if (run->ifolder >= nfolders) {
+            run->ifolder = 0;
+            run->iuser++;
+        }
         run->result.accounts = xreallocarray(run->result.accounts, run->result.naccounts + 1,
                                              sizeof *run->result.accounts);
         struct fetch_account_result *res = &run->result.accounts[run->result.naccounts++];
         memset(res, 0, sizeof *res);
-        acct_begin(run, srv, user, res);
+        acct_begin(run, srv, user, folder, res);
         return;
     }
     /* all done: wait for nothing (every account drained its hand-offs) */

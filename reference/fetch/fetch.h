@@ -13,15 +13,20 @@
  *   AUTHENTICATE PLAIN, SELECT the folder, UID SEARCH UNSEEN (ALL with fetchall), UID FETCH
  *   RFC822.SIZE then BODY.PEEK[] per message (several in flight), UID STORE +FLAGS (\Seen,
  *   plus \Deleted unless keep), UID EXPUNGE with UIDPLUS else EXPUNGE, LOGOUT.
- *   Each message gets a Received line (see fetch.c) and goes to zolder over SMTP (handoff.h);
- *   envelope recipient USER@localhost for the mapped local user.
+ *   Each message gets a Received line (see fetch.c) and goes to zolder over SMTP (handoff.h;
+ *   `smtphost` ADDR instead of fetch_smtp); envelope recipient USER@localhost for the mapped
+ *   local user. Several IMAP `folder`s: one pass each, with its own UID record. `limit`:
+ *   oversized messages are never fetched (deleted with limitflush) and the postmaster is
+ *   warned once per message (ACCOUNT.warned); `flush` with keep deletes what an earlier poll
+ *   delivered; `interval N` polls an entry every Nth cycle (fetch_config.cycle).
  *
  *   Never lost, never twice: a message's UID is written to the account's record (uidrec.h)
  *   after zolder's 250 and synced before the server is told anything (DELE, \Deleted). A
  *   recorded UID is never handed over again; if it is still on the server (the link was cut
  *   before QUIT or EXPUNGE), it is deleted now without fetching it. A 4xx from zolder leaves
- *   the message on the server for the next poll; a 5xx deletes it (fetchmail's default for
- *   refused mail; `fetch_refused = keep` leaves it), logged with the reply.
+ *   the message on the server for the next poll; a 5xx deletes it once an RFC 3464 DSN
+ *   (dsn.h) went to its sender or the postmaster (fetchmail's default for refused mail;
+ *   `fetch_refused = keep` leaves it), logged with the reply.
  *
  * SECURITY
  *   With ssl, sslproto or sslcertck the session must be encrypted before any credential is
@@ -31,10 +36,10 @@
  *   with sslcertck (sslcertfile or the system store, name from sslcommonname or the server).
  *
  * LIMITS
- *   Host names go through zolder's resolver when one is given (hosts file, then `nameserver`,
- *   as outbound delivery does), else getaddrinfo (blocking, as fetchmail). `proto auto`
- *   probing, TOP-based header checks and folders other than the first are PENDING
- *   (docs/fetch.md).
+ *   Host names go through zolder's resolver when one is given (hosts file, then `nameserver`
+ *   or resolv.conf, as outbound delivery does), else getaddrinfo (blocking, as fetchmail).
+ *   `proto auto` probing, TOP-based header peeks, IMAP IDLE and smtphost names (only
+ *   addresses) are PENDING (docs/fetch.md).
  */
 #ifndef ZOLDER_FETCH_FETCH_H
 #define ZOLDER_FETCH_FETCH_H
@@ -78,6 +83,8 @@ struct fetch_config {
     const char *invoking_user;     /* for entries without `user` */
     struct relay_dns *dns;         /* zolder's resolver (hosts file, nameserver); NULL:
                                     * getaddrinfo, which blocks */
+    unsigned long cycle;           /* the poll's number (0 first): an entry with `interval N`
+                                    * is polled when cycle % N == 0 */
     /* progress lines ("reading message ..."), NULL: log_info */
     void (*progress)(void *ctx, const char *line);
     void *progress_ctx;

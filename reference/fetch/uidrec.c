@@ -112,6 +112,11 @@ bool uidrec_has(const struct uidrec *r, const char *uid)
 
 int uidrec_open(struct uidrec *r, const char *state_dir, const char *account)
 {
+    return uidrec_open_ext(r, state_dir, account, "uids");
+}
+
+int uidrec_open_ext(struct uidrec *r, const char *state_dir, const char *account, const char *ext)
+{
     memset(r, 0, sizeof *r);
     r->fd = -1;
     struct buf p;
@@ -121,7 +126,7 @@ int uidrec_open(struct uidrec *r, const char *state_dir, const char *account)
         buf_free(&p);
         return -1;
     }
-    buf_printf(&p, "/%s.uids", account);
+    buf_printf(&p, "/%s.%s", account, ext);
     r->path = buf_steal(&p);
     char *data = NULL;
     size_t len = 0;

@@ -41,6 +41,9 @@ struct uidrec {
 void uidrec_account_name(const char *server, const char *user, char *out, size_t outsize);
 /* Opens (creating STATE_DIR/fetch) and loads. 0, or -1 with errno. */
 int uidrec_open(struct uidrec *r, const char *state_dir, const char *account);
+/* The same format under another extension: STATE_DIR/fetch/ACCOUNT.EXT (e.g. "warned", the
+ * oversized messages the postmaster was told about). */
+int uidrec_open_ext(struct uidrec *r, const char *state_dir, const char *account, const char *ext);
 void uidrec_close(struct uidrec *r);
 bool uidrec_has(const struct uidrec *r, const char *uid);
 /* Appends (not yet durable). -1 on a bad UID or a write error. */

@@ -213,6 +213,177 @@ struct mailstore_entry {
     uint32_t keywords;
 };
 
+/* ---- the process cache --------------------------------------------------------------------- */
+
+/*
+ * One entry per mailbox this process has read, shared by all its sessions (IMAP and POP3):
+ * the last scan (message boundaries and hashes; no UIDs or flags) with the spool file's inode,
+ * size and mtime when it was taken, and the last index read or written with the index file's.
+ * A mailbox whose file did not change is not read again; one that only grew (same inode,
+ * larger) is scanned from its last known message on, after checking that its first and last
+ * known messages still hash the same; anything else is scanned whole. Used only on the event
+ * loop thread (no lock); at most MAILSTORE_CACHES_MAX mailboxes, the least recently used
+ * dropped first.
+ */
+#define MAILSTORE_CACHES_MAX 64
+
+struct mailstore_stamp {
+    unsigned long long ino, size;
+    long long mtime_ns;
+};
+
+struct mailstore_cache {
+    struct mailstore_cache *next;
+    char *mbox_path;
+    bool mbox_valid;
+    struct mailstore_stamp mbox;
+    struct mailstore_msg *msgs;
+    size_t n;
+    bool index_valid;
+    struct mailstore_stamp index;
+    uint32_t validity, uidnext;
+    struct mailstore_entry *e;
+    size_t ne;
+    char *keyword[MAILSTORE_KEYWORDS_MAX];
+    size_t nkeywords;
+};
+
+static struct mailstore_cache *mailstore_caches;
+
+static void mailstore_stamp_of(const struct stat *st, struct mailstore_stamp *s)
+{
+    s->ino = (unsigned long long)st->st_ino;
+    s->size = (unsigned long long)st->st_size;
+    s->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+static bool mailstore_stamp_eq(const struct mailstore_stamp *a, const struct mailstore_stamp *b)
+{
+    return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+static void *mailstore_dup(const void *p, size_t n, size_t size)
+{
+    void *q = xreallocarray(NULL, n ? n : 1, size);
+    if (n)
+        memcpy(q, p, n * size);
+    return q;
+}
+
+static void mailstore_cache_index_drop(struct mailstore_cache *c)
+{
+    free(c->e);
+    c->e = NULL;
+    c->ne = 0;
+    for (size_t i = 0; i < c->nkeywords; i++)
+        free(c->keyword[i]);
+    c->nkeywords = 0;
+    c->index_valid = false;
+}
+
+static void mailstore_cache_free(struct mailstore_cache *c)
+{
+    mailstore_cache_index_drop(c);
+    free(c->msgs);
+    free(c->mbox_path);
+    free(c);
+}
+
+/* The cache of this mailbox (made empty when new), moved to the front of the list. */
+static struct mailstore_cache *mailstore_cache_get(const char *mbox_path)
+{
+    struct mailstore_cache **pp = &mailstore_caches, *c;
+    size_t count = 0;
+    for (; (c = *pp) != NULL; pp = &c->next, count++)
+        if (strcmp(c->mbox_path, mbox_path) == 0) {
+            *pp = c->next;
+            c->next = mailstore_caches;
+            mailstore_caches = c;
+            return c;
+        }
+    if (count >= MAILSTORE_CACHES_MAX) {
+        /* drop the least recently used */
+        for (pp = &mailstore_caches; (*pp)->next; pp = &(*pp)->next)
+            ;
+        mailstore_cache_free(*pp);
+        *pp = NULL;
+    }
+    c = xcalloc(1, sizeof *c);
+    c->mbox_path = xstrdup(mbox_path);
+    c->next = mailstore_caches;
+    mailstore_caches = c;
+    return c;
+}
+
+void mailstore_cache_clear(void)
+{
+    while (mailstore_caches) {
+        struct mailstore_cache *c = mailstore_caches;
+        mailstore_caches = c->next;
+        mailstore_cache_free(c);
+    }
+}
+
+/* Does the message at m->offset in fd still hash the same (one message scanned)? */
+static bool mailstore_msg_still(int fd, const struct mailstore_msg *m)
+{
+    struct mailstore_msg *one = NULL;
+    size_t n = 0;
+    bool same = mailstore_scan_fd(fd, m->offset, m->span, &one, &n) == 0 && n == 1 && one[0].offset == m->offset &&
+                one[0].content_len == m->content_len && memcmp(one[0].hash, m->hash, MAILSTORE_HASH_LEN) == 0;
+    free(one);
+    return same;
+}
+
+/* The whole mailbox as scanned now, from the cache where the file allows (see above). */
+static int mailstore_scan_cached(struct mailstore *ms, int fd, struct mailstore_msg **msgs_r, size_t *n_r)
+{
+    struct stat st;
+    struct mailstore_stamp now;
+    *msgs_r = NULL;
+    *n_r = 0;
+    if (fstat(fd, &st) < 0)
+        return -1;
+    mailstore_stamp_of(&st, &now);
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    struct mailstore_msg *list = NULL;
+    size_t n = 0;
+    bool done = false;
+    if (c->mbox_valid && mailstore_stamp_eq(&c->mbox, &now)) {
+        list = mailstore_dup(c->msgs, c->n, sizeof *list);
+        n = c->n;
+        done = true;
+    } else if (c->mbox_valid && c->mbox.ino == now.ino && now.size > c->mbox.size && c->n > 0) {
+        /* grown: the last known message again (its span grows if padding was added) and the tail */
+        const struct mailstore_msg *last = &c->msgs[c->n - 1];
+        struct mailstore_msg *tail = NULL;
+        size_t nt = 0;
+        if ((c->n == 1 || mailstore_msg_still(fd, &c->msgs[0])) &&
+            mailstore_scan_fd(fd, last->offset, 0, &tail, &nt) == 0 && nt >= 1 && tail[0].offset == last->offset &&
+            tail[0].content_len == last->content_len &&
+            memcmp(tail[0].hash, last->hash, MAILSTORE_HASH_LEN) == 0 && c->n - 1 + nt <= MAILSTORE_MESSAGES_MAX) {
+            n = c->n - 1 + nt;
+            list = xreallocarray(NULL, n, sizeof *list);
+            memcpy(list, c->msgs, (c->n - 1) * sizeof *list);
+            memcpy(list + c->n - 1, tail, nt * sizeof *list);
+            done = true;
+        }
+        free(tail);
+    }
+    if (!done && mailstore_scan_fd(fd, 0, 0, &list, &n) < 0) {
+        c->mbox_valid = false;
+        return -1;
+    }
+    free(c->msgs);
+    c->msgs = mailstore_dup(list, n, sizeof *list);
+    c->n = n;
+    c->mbox = now;
+    c->mbox_valid = true;
+    *msgs_r = list;
+    *n_r = n;
+    return 0;
+}
+
 static int mailstore_hex(const char *s, unsigned char *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -259,6 +430,22 @@ static int mailstore_keyword_add(struct mailstore *ms, const char *name)
     return (int)ms->nkeywords++;
 }
 
+static void mailstore_cache_index_set(const struct mailstore *ms, struct mailstore_cache *c,
+                                      const struct mailstore_stamp *stamp, uint32_t validity, uint32_t next,
+                                      const struct mailstore_entry *e, size_t n)
+{
+    mailstore_cache_index_drop(c);
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        c->keyword[i] = xstrdup(ms->keyword[i]);
+    c->nkeywords = ms->nkeywords;
+    c->validity = validity;
+    c->uidnext = next;
+    c->e = mailstore_dup(e, n, sizeof *e);
+    c->ne = n;
+    c->index = *stamp;
+    c->index_valid = true;
+}
+
 /* 0 loaded, -1 missing or unusable (then rebuilt). Loads the keyword table into ms. */
 static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint32_t *next_r,
                                 struct mailstore_entry **entries_r, size_t *n_r)
@@ -267,6 +454,25 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
     size_t len;
     *entries_r = NULL;
     *n_r = 0;
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    struct stat st;
+    struct mailstore_stamp now = {0, 0, 0};
+    bool stamped = stat(ms->index_path, &st) == 0;
+    if (stamped)
+        mailstore_stamp_of(&st, &now);
+    if (stamped && c->index_valid && mailstore_stamp_eq(&c->index, &now)) {
+        /* as this process last read or wrote it: no parse */
+        mailstore_keywords_clear(ms);
+        for (size_t i = 0; i < c->nkeywords; i++)
+            ms->keyword[i] = xstrdup(c->keyword[i]);
+        ms->nkeywords = c->nkeywords;
+        *validity_r = c->validity;
+        *next_r = c->uidnext;
+        *entries_r = mailstore_dup(c->e, c->ne, sizeof *c->e);
+        *n_r = c->ne;
+        return 0;
+    }
+    mailstore_cache_index_drop(c);
     if (fs_read_file(ms->index_path, MAILSTORE_INDEX_MAX, &data, &len) < 0) {
         if (errno != ENOENT)
             log_warn("mailstore: cannot read %s; rebuilding it", ms->index_path);
@@ -341,6 +547,8 @@ out:
     *next_r = next;
     *entries_r = e;
     *n_r = n;
+    if (stamped)
+        mailstore_cache_index_set(ms, c, &now, v, next, e, n);
     return 0;
 }
 
@@ -353,6 +561,18 @@ static void mailstore_note_index(struct mailstore *ms)
     }
 }
 
+/* Appends v in decimal (base 10) or hex (base 16): the index is written per STORE, printf is slow. */
+static void mailstore_put_num(struct buf *b, unsigned long long v, unsigned base)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - i);
+}
+
 static int mailstore_index_write(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n)
 {
     struct buf b;
@@ -362,10 +582,23 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
         buf_printf(&b, " %s", ms->keyword[i]);
     buf_append_char(&b, '\n');
     for (size_t i = 0; i < n; i++) {
-        buf_printf(&b, "%u %llu %llu ", msgs[i].uid, msgs[i].offset, msgs[i].span);
-        for (size_t k = 0; k < MAILSTORE_HASH_LEN; k++)
-            buf_printf(&b, "%02x", msgs[i].hash[k]);
-        buf_printf(&b, " %x %x\n", msgs[i].flags, (unsigned)msgs[i].keywords);
+        char hex[MAILSTORE_HASH_LEN * 2 + 2];
+        mailstore_put_num(&b, msgs[i].uid, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, msgs[i].offset, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, msgs[i].span, 10);
+        hex[0] = ' ';
+        for (size_t k = 0; k < MAILSTORE_HASH_LEN; k++) {
+            hex[1 + k * 2] = "0123456789abcdef"[msgs[i].hash[k] >> 4];
+            hex[2 + k * 2] = "0123456789abcdef"[msgs[i].hash[k] & 15];
+        }
+        buf_append(&b, hex, sizeof hex - 1);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, msgs[i].flags, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, msgs[i].keywords, 16);
+        buf_append_char(&b, '\n');
     }
     char *tmp = mailstore_path(ms->index_path, ".tmp", "");
     int rc = -1;
@@ -375,6 +608,28 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
             rename(tmp, ms->index_path) == 0 && fs_fsync_dir(ms->index_dir) == 0)
             rc = 0;
         close(fd);
+    }
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    struct stat st;
+    if (rc == 0 && stat(ms->index_path, &st) == 0) {
+        /* what we wrote, as a load would give it back */
+        struct mailstore_stamp now;
+        mailstore_stamp_of(&st, &now);
+        struct mailstore_entry *e = xreallocarray(NULL, n ? n : 1, sizeof *e);
+        uint32_t kwmask = ms->nkeywords < 32 ? (1u << ms->nkeywords) - 1 : UINT32_MAX;
+        for (size_t i = 0; i < n; i++) {
+            e[i].uid = msgs[i].uid;
+            e[i].offset = msgs[i].offset;
+            e[i].span = msgs[i].span;
+            memcpy(e[i].hash, msgs[i].hash, MAILSTORE_HASH_LEN);
+            e[i].has_flags = true;
+            e[i].flags = msgs[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+            e[i].keywords = msgs[i].keywords & kwmask;
+        }
+        mailstore_cache_index_set(ms, c, &now, ms->uidvalidity, ms->uidnext, e, n);
+        free(e);
+    } else {
+        mailstore_cache_index_drop(c);
     }
     if (rc < 0) {
         log_warn("mailstore: cannot write %s", ms->index_path);
@@ -527,7 +782,7 @@ static enum mailstore_result mailstore_sync(struct mailstore *ms, int fd, struct
     *msgs_r = NULL;
     *n_r = 0;
     mailstore_note_mbox(ms, fd);
-    if (fd >= 0 && mailstore_scan_fd(fd, 0, 0, msgs_r, n_r) < 0) {
+    if (fd >= 0 && mailstore_scan_cached(ms, fd, msgs_r, n_r) < 0) {
         *error_r = "cannot read mailbox (or too many messages)";
         return MAILSTORE_ERROR;
     }
@@ -805,6 +1060,52 @@ static int mailstore_copy_flagged(const struct mailstore *ms, int from, int to, 
 }
 
 /*
+ * The scan of a file mailstore_rewrite just wrote, from what it wrote: the n kept messages
+ * (old scan) now at newoff, the file ending at end; only the messages whose headers were
+ * rewritten are scanned again. Falls back to a full scan when the file is not as written.
+ * The result goes into the process cache.
+ */
+static int mailstore_scan_known(struct mailstore *ms, int fd, const struct mailstore_msg *kept, size_t n,
+                                const unsigned long long *newoff, const bool *rewritten, unsigned long long end,
+                                struct mailstore_msg **msgs_r, size_t *n_r)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (unsigned long long)st.st_size != end)
+        return mailstore_scan_cached(ms, fd, msgs_r, n_r);
+    struct mailstore_msg *fresh = xreallocarray(NULL, n ? n : 1, sizeof *fresh);
+    for (size_t i = 0; i < n; i++) {
+        fresh[i] = kept[i];
+        fresh[i].offset = newoff[i];
+        fresh[i].span = (i + 1 < n ? newoff[i + 1] : end) - newoff[i];
+        fresh[i].uid = 0;
+        fresh[i].flags = 0;
+        fresh[i].keywords = 0;
+        if (rewritten[i]) {
+            struct mailstore_msg *one = NULL;
+            size_t none = 0;
+            bool good = mailstore_scan_fd(fd, fresh[i].offset, fresh[i].span, &one, &none) == 0 && none == 1 &&
+                        one[0].offset == fresh[i].offset && one[0].span == fresh[i].span;
+            if (good)
+                fresh[i] = one[0];
+            free(one);
+            if (!good) {
+                free(fresh);
+                return mailstore_scan_cached(ms, fd, msgs_r, n_r);
+            }
+        }
+    }
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    free(c->msgs);
+    c->msgs = mailstore_dup(fresh, n, sizeof *fresh);
+    c->n = n;
+    mailstore_stamp_of(&st, &c->mbox);
+    c->mbox_valid = true;
+    *msgs_r = fresh;
+    *n_r = n;
+    return 0;
+}
+
+/*
  * Rewrites the mailbox under the write lock without the messages in uids (sorted) and with
  * the flag fields of dirty messages written. force: rewrite even when nothing is removed
  * (flags only).
@@ -823,7 +1124,8 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
-    bool *gone = NULL;
+    bool *gone = NULL, *rewritten = NULL;
+    unsigned long long *newoff = NULL;
     char *chunk = NULL;
     r = mailstore_sync(ms, fd, &list, &nlist, error_r);
     if (r != MAILSTORE_OK)
@@ -855,15 +1157,24 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     if (ok && nlist)
         ok = mailstore_copy(fd, out, 0, list[0].offset, chunk) == 0;
     size_t kept = 0;
+    /* where each kept message lands, so that the new file need not be scanned again */
+    newoff = xreallocarray(NULL, nlist ? nlist : 1, sizeof *newoff);
+    rewritten = xcalloc(nlist ? nlist : 1, sizeof *rewritten);
     for (size_t i = 0; ok && i < nlist; i++) {
         if (gone[i])
             continue;
-        if (list[i].flags & MAILSTORE_DIRTY)
+        off_t at = lseek(out, 0, SEEK_CUR);
+        ok = at >= 0;
+        newoff[kept] = (unsigned long long)at;
+        rewritten[kept] = (list[i].flags & MAILSTORE_DIRTY) != 0;
+        if (ok && rewritten[kept])
             ok = mailstore_copy_flagged(ms, fd, out, &list[i], chunk) == 0;
-        else
+        else if (ok)
             ok = mailstore_copy(fd, out, list[i].offset, list[i].span, chunk) == 0;
         list[kept++] = list[i];
     }
+    off_t end = out >= 0 ? lseek(out, 0, SEEK_CUR) : -1;
+    ok = ok && end >= 0;
     ok = ok && fsync(out) == 0;
     if (out >= 0)
         close(out);
@@ -881,7 +1192,9 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     struct mailstore_msg *fresh = NULL;
     size_t nfresh = 0;
     int nfd = open(ms->mbox_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (nfd >= 0 && mailstore_scan_fd(nfd, 0, 0, &fresh, &nfresh) == 0 && nfresh == kept) {
+    if (nfd >= 0 &&
+        mailstore_scan_known(ms, nfd, list, kept, newoff, rewritten, (unsigned long long)end, &fresh, &nfresh) == 0 &&
+        nfresh == kept) {
         for (size_t i = 0; i < kept; i++) {
             if (memcmp(fresh[i].hash, list[i].hash, MAILSTORE_HASH_LEN) != 0)
                 break;
@@ -908,6 +1221,8 @@ refresh:
     ms->nmsgs = nlist;
     list = NULL;
 out:
+    free(newoff);
+    free(rewritten);
     free(chunk);
     free(gone);
     free(list);

@@ -156,6 +156,8 @@ enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
 
 void mailstore_close(struct mailstore *ms);
+/* Frees the process cache of scans and indexes (see mailstore.c); for tests and shutdown. */
+void mailstore_cache_clear(void);
 
 const char *mailstore_result_name(enum mailstore_result r);
 

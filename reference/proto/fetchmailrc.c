@@ -252,7 +252,7 @@ enum rc_kw {
     KW_QVIRTUAL, KW_INTERVAL, KW_UIDL, KW_AUTH,
     /* user */
     KW_USER, KW_PASS, KW_IS, KW_HERE, KW_THERE, KW_KEEP, KW_NOKEEP, KW_FETCHALL, KW_NOFETCHALL,
-    KW_FLUSH, KW_NOFLUSH, KW_LIMIT, KW_FETCHLIMIT, KW_SSL, KW_SSLCERTCK, KW_SSLCERTFILE,
+    KW_FLUSH, KW_NOFLUSH, KW_LIMIT, KW_LIMITFLUSH, KW_FETCHLIMIT, KW_SSL, KW_SSLCERTCK, KW_SSLCERTFILE,
     KW_SSLPROTO, KW_SSLCOMMONNAME, KW_FOLDER, KW_SMTPHOST, KW_SMTPADDRESS,
     KW_NO,
     /* known to fetchmail, refused here with a reason */
@@ -274,7 +274,7 @@ static const struct rc_kw_def {
     {"pass", KW_PASS}, {"password", KW_PASS}, {"is", KW_IS}, {"to", KW_IS},
     {"here", KW_HERE}, {"there", KW_THERE}, {"keep", KW_KEEP}, {"nokeep", KW_NOKEEP},
     {"fetchall", KW_FETCHALL}, {"nofetchall", KW_NOFETCHALL}, {"flush", KW_FLUSH},
-    {"noflush", KW_NOFLUSH}, {"limit", KW_LIMIT}, {"fetchlimit", KW_FETCHLIMIT},
+    {"noflush", KW_NOFLUSH}, {"limit", KW_LIMIT}, {"limitflush", KW_LIMITFLUSH}, {"fetchlimit", KW_FETCHLIMIT},
     {"ssl", KW_SSL}, {"sslcertck", KW_SSLCERTCK}, {"sslcertfile", KW_SSLCERTFILE},
     {"sslproto", KW_SSLPROTO}, {"sslcommonname", KW_SSLCOMMONNAME}, {"folder", KW_FOLDER},
     {"folders", KW_FOLDER}, {"smtphost", KW_SMTPHOST}, {"smtphosts", KW_SMTPHOST}, {"smtpaddress", KW_SMTPADDRESS},
@@ -557,7 +557,7 @@ static bool rc_parse_user_option(struct rc_parser *p, struct fetchrc_user *u, en
                                  bool negated, const struct rc_tok *t)
 {
     struct rc_lexer *lx = &p->lx;
-    if (negated && kw != KW_KEEP && kw != KW_FETCHALL && kw != KW_FLUSH && kw != KW_SSL &&
+    if (negated && kw != KW_KEEP && kw != KW_FETCHALL && kw != KW_FLUSH && kw != KW_LIMITFLUSH && kw != KW_SSL &&
         kw != KW_SSLCERTCK) {
         rc_error(lx, t->line, t->col, "\"no\" does not apply to %s", t->text);
         return false;
@@ -578,6 +578,7 @@ static bool rc_parse_user_option(struct rc_parser *p, struct fetchrc_user *u, en
     case KW_NOFETCHALL: u->fetchall = false; return true;
     case KW_FLUSH: u->flush = !negated; return true;
     case KW_NOFLUSH: u->flush = false; return true;
+    case KW_LIMITFLUSH: u->limitflush = !negated; return true;
     case KW_LIMIT: return rc_number(lx, "limit", 4294967295UL, &u->limit);
     case KW_FETCHLIMIT: return rc_number(lx, "fetchlimit", 1000000UL, &u->fetchlimit);
     case KW_SSL: u->ssl = !negated; return true;

@@ -13,7 +13,7 @@
  *   interval N, [no] uidl, auth any|password|plain.
  *   USER-OPTIONS: user|username NAME [here|there], pass|password SECRET, is|to NAME... [here|there]
  *   (a NAME may be "REMOTE = LOCAL"; "*" is multidrop), [no] keep, nokeep, [no] fetchall,
- *   [no] flush, limit N, fetchlimit N, [no] ssl, [no] sslcertck, sslcertfile FILE,
+ *   [no] flush, limit N, [no] limitflush, fetchlimit N, [no] ssl, [no] sslcertck, sslcertfile FILE,
  *   sslproto NAME, sslcommonname NAME, folder|folders NAME..., smtphost|smtphosts HOST...,
  *   smtpaddress DOMAIN
  *   Comments run from '#' to the end of the line. Strings may be double-quoted (C escapes
@@ -59,6 +59,7 @@ struct fetchrc_user {
     struct fetchrc_local locals[FETCHRC_LIST_MAX];  /* is/to; empty: same as remote */
     size_t nlocals;
     bool keep, fetchall, flush;
+    bool limitflush;           /* delete messages over limit instead of leaving them */
     unsigned long limit;       /* octets; 0 none */
     unsigned long fetchlimit;  /* messages per poll; 0 none */
     bool ssl, sslcertck;

@@ -68,6 +68,7 @@ void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr, const
     r->expanded = expanded;
     r->status = QUEUE_RCPT_PENDING;
     r->attempt = -1;
+    r->reason_off = -1;
 }
 
 void queue_envelope_free(struct queue_envelope *env)
@@ -88,6 +89,41 @@ void queue_envelope_free(struct queue_envelope *env)
     }
     free(env->rcpts);
     memset(env, 0, sizeof *env);
+}
+
+void queue_reason_sanitise(char out[QENV_REASON_LEN + 1], const char *reason)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)reason; *p && k < QENV_REASON_LEN; p++) {
+        char c = (char)*p;
+        if (*p < ' ' || *p > '~')
+            c = '?';
+        out[k++] = c;
+    }
+    out[k] = '\0';
+}
+
+void queue_envelope_format_reason(char out[QENV_REASON_LINE_LEN + 1], const char *reason)
+{
+    size_t o = 0;
+    out[o++] = 'Y';
+    out[o++] = ' ';
+    for (const unsigned char *p = (const unsigned char *)(reason ? reason : ""); *p; p++) {
+        unsigned char c = *p < ' ' || *p > '~' ? '?' : *p;
+        if (c == ' ' || c == '%' || (c == '-' && o == 2)) { /* a lone "-" means empty */
+            if (o + 3 > QENV_REASON_LINE_LEN)
+                break;
+            snprintf(out + o, 4, "%%%02X", c);
+            o += 3;
+        } else {
+            if (o + 1 > QENV_REASON_LINE_LEN)
+                break;
+            out[o++] = (char)c;
+        }
+    }
+    while (o < QENV_REASON_LINE_LEN)
+        out[o++] = ' ';
+    out[o] = '\0';
 }
 
 void queue_envelope_format_retry(char out[QENV_RETRY_LEN + 1], time_t next_attempt,
@@ -131,7 +167,9 @@ void queue_envelope_format(struct buf *out, const char *id, const struct queue_e
         queue_escape(out, r->orcpt);
         buf_append_char(out, ' ');
         queue_escape(out, r->notify);
-        buf_append_char(out, '\n');
+        char reason[QENV_REASON_LINE_LEN + 1];
+        queue_envelope_format_reason(reason, r->reason);
+        buf_printf(out, "\n%s\n", reason);
     }
     buf_append_str(out, "D\n");
 }
@@ -209,6 +247,26 @@ int queue_envelope_parse(const char *data, size_t len, const char *id,
                 r->attempt = (long long)strtoull(f[2], NULL, 16);
                 r->status_off = (off_t)(line_off + 2);
                 r->attempt_off = (off_t)(line_off + 4);
+            }
+        } else if (strcmp(f[0], "Y") == 0) {
+            /* Fixed width, blank padded: read from the raw line, after its recipient's R. */
+            const char *raw = data + line_off;
+            struct queue_rcpt *r = env->nrcpts ? &env->rcpts[env->nrcpts - 1] : NULL;
+            ok = r && r->reason_off < 0 && llen == QENV_REASON_LINE_LEN && raw[1] == ' ';
+            if (ok) {
+                size_t end = llen;
+                while (end > 2 && raw[end - 1] == ' ')
+                    end--;
+                char field[QENV_REASON_LEN + 1];
+                memcpy(field, raw + 2, end - 2);
+                field[end - 2] = '\0';
+                ok = !strchr(field, ' ');
+                if (ok) {
+                    char *text = field[0] ? queue_unescape(field) : xstrdup("");
+                    queue_reason_sanitise(r->reason, text);
+                    free(text);
+                    r->reason_off = (off_t)line_off;
+                }
             }
         } else if (strcmp(f[0], "D") == 0 && n == 1) {
             free(line);

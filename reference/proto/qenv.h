@@ -10,10 +10,14 @@
  *   E RET ENVID BODY
  *   X NEXT16HEX ATTEMPTS8HEX WARNED    (remote retry state; absent in older files)
  *   R STATUS ATTEMPT16HEX EXPANDED ADDR ORCPT NOTIFY      (one per recipient)
+ *   Y REASON                           (after its R line: why it was last deferred; absent in
+ *                                       older files)
  *   D
  * Each R line's status byte and attempt field, and the X line's fields, sit at fixed offsets
  * so they can be overwritten in place. X: the epoch of the next remote attempt, how many
- * remote attempts were made, and 'w' once the delay warning went out ('-' before).
+ * remote attempts were made, and 'w' once the delay warning went out ('-' before). Y: the
+ * last deferral reason of the recipient above it, %XX-escaped and padded with blanks to a
+ * fixed QENV_REASON_LEN, so it too is overwritten in place (shown by mailq).
  */
 #ifndef ZOLDER_QENV_H
 #define ZOLDER_QENV_H
@@ -27,6 +31,9 @@
 
 #define QUEUE_ID_LEN 16
 #define QUEUE_RCPT_MAX 10000
+/* The Y line's reason field: bytes on disk (escaped) and so at most this many characters. */
+#define QENV_REASON_LEN 160
+#define QENV_REASON_LINE_LEN (2 + QENV_REASON_LEN)
 
 enum queue_rcpt_status {
     QUEUE_RCPT_PENDING = 'P',
@@ -43,6 +50,8 @@ struct queue_rcpt {
     long long attempt;  /* mailbox size before the last delivery attempt, -1 when none */
     off_t status_off;   /* file offset of the status byte */
     off_t attempt_off;  /* file offset of the 16 hex digit attempt field */
+    char reason[QENV_REASON_LEN + 1]; /* last deferral reason (printable ASCII), or "" */
+    off_t reason_off;   /* file offset of the Y line, or -1 when the file has none */
 };
 
 struct queue_envelope {
@@ -82,5 +91,14 @@ bool queue_id_valid(const char *id);
 #define QENV_RETRY_LEN 29
 void queue_envelope_format_retry(char out[QENV_RETRY_LEN + 1], time_t next_attempt,
                                  unsigned attempts, bool warned);
+
+/*
+ * The Y line's fixed-width text for reason (QENV_REASON_LINE_LEN bytes, no newline): control
+ * bytes and bytes above 126 become '?', blanks and '%' are %XX-escaped, the text is cut (never
+ * inside an escape) to fit and padded with blanks.
+ */
+void queue_envelope_format_reason(char out[QENV_REASON_LINE_LEN + 1], const char *reason);
+/* reason as kept in memory: control bytes and bytes above 126 as '?', cut to QENV_REASON_LEN. */
+void queue_reason_sanitise(char out[QENV_REASON_LEN + 1], const char *reason);
 
 #endif

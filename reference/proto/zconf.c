@@ -121,6 +121,13 @@ static const struct zconf_key zconf_keys[] = {
     K(imaps, ZCONF_LISTEN, ""),
     KU(imap_timeout, "1800", 1, 86400),
     KU(imap_connection_limit, "100", 1, 100000),
+    /* outbound delivery 2 (issue 5): local bounces, RFC 5321 4.5.3.2 timeouts per command */
+    KU(mailbox_size_limit, "0", 0, 1UL << 40),
+    KU(smtp_helo_timeout, "300", 1, 86400),
+    KU(smtp_mail_timeout, "300", 1, 86400),
+    KU(smtp_rcpt_timeout, "300", 1, 86400),
+    KU(smtp_data_init_timeout, "120", 1, 86400),
+    KU(smtp_data_xfer_timeout, "180", 1, 86400),
     /* content filter: asynchronous scanning (reference/filter) */
     KU(filter_scanners, "2", 1, 16),
 };

@@ -128,6 +128,13 @@ struct zconf {
     size_t nimaps;
     unsigned long imap_timeout;          /* seconds, idle connection (RFC 3501 5.4: >= 30 min) */
     unsigned long imap_connection_limit; /* simultaneous IMAP connections in all */
+    /* outbound delivery 2 (issue 5): local bounces, RFC 5321 4.5.3.2 timeouts per command */
+    unsigned long mailbox_size_limit;     /* bytes an mbox may grow to; 0: no limit */
+    unsigned long smtp_helo_timeout;      /* seconds for the 220 greeting and the EHLO reply */
+    unsigned long smtp_mail_timeout;      /* seconds for the MAIL FROM reply */
+    unsigned long smtp_rcpt_timeout;      /* seconds for each RCPT TO reply */
+    unsigned long smtp_data_init_timeout; /* seconds for the 354 after DATA */
+    unsigned long smtp_data_xfer_timeout; /* seconds a block of the message may wait to be sent */
     /* content filter: asynchronous scanning (reference/filter) */
     unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
 };

@@ -78,11 +78,25 @@ void mailq_format_msg(const struct zconf *conf, const struct queue_msg *msg,
             continue; /* delivered or bounced: no longer the queue's business */
         bool local = zconf_is_local_domain(conf, mailq_domain(r->addr));
         mailq_indent(out, MAILQ_REASON_COL);
-        /* The last attempt's own reason is in the log; the queue file does not keep it (yet). */
+        /* The last attempt's reason (the queue file's Y line), else why it waits at all. */
         const char *reason = local               ? MAILQ_REASON_LOCAL
                              : conf->defer_remote ? MAILQ_REASON_FLUSH
                                                   : MAILQ_REASON_REMOTE;
-        buf_printf(out, "(%s)\n", reason);
+        buf_append_char(out, '(');
+        if (r->reason[0]) {
+            mailq_append_safe(out, r->reason);
+            if (!local && conf->defer_remote)
+                buf_printf(out, "; %s", MAILQ_REASON_FLUSH);
+        } else {
+            buf_append_str(out, reason);
+        }
+        if (!local && !conf->defer_remote && msg->env.next_attempt > 0) {
+            char next[TIMEFMT_RFC5322_LEN];
+            timefmt_mbox(msg->env.next_attempt, next, sizeof next);
+            next[19] = '\0';
+            buf_printf(out, "; next attempt %s", next);
+        }
+        buf_append_str(out, ")\n");
         mailq_indent(out, MAILQ_RCPT_COL);
         mailq_append_safe(out, r->addr);
         buf_append_char(out, '\n');

@@ -10,7 +10,12 @@
  *   -- 1 Kbytes in 1 Request.
  *
  * A '!' after the id marks a message on hold. Only recipients still pending are listed, each
- * after the reason it waits. Formatting is pure (loaded struct queue_msg values in, text out)
+ * after the reason it waits: the last attempt's own reason when the queue file keeps one (its
+ * Y line, as Postfix shows "(connect to smtp.example[1.2.3.4]:25: Connection refused)"), and
+ * for a remote recipient the next attempt's time when a retry is scheduled:
+ *
+ *                                         (connect to smtp.hccnet.nl[127.9.2.25]:25: Connection refused; next attempt Sat Nov 28 08:40:12)
+ *                                          jan@paprika Formatting is pure (loaded struct queue_msg values in, text out)
  * so it is unit-tested without a queue on disk; mailq_list() is the thin part that reads one.
  */
 #ifndef ZOLDER_MAILQ_H

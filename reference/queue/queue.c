@@ -435,6 +435,27 @@ int queue_set_retry(struct queue_msg *msg, time_t next_attempt, unsigned attempt
     return 0;
 }
 
+int queue_set_reason(struct queue_msg *msg, size_t rcpt, const char *reason, bool sync)
+{
+    struct queue_rcpt *r = &msg->env.rcpts[rcpt];
+    char line[QENV_REASON_LINE_LEN + 1];
+    queue_envelope_format_reason(line, reason);
+    if (r->reason_off >= 0) {
+        int fd = open(msg->path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        ssize_t n = pwrite(fd, line, QENV_REASON_LINE_LEN, r->reason_off);
+        int rc = n == (ssize_t)QENV_REASON_LINE_LEN && (!sync || fdatasync(fd) == 0) ? 0 : -1;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        if (rc < 0)
+            return -1;
+    }
+    queue_reason_sanitise(r->reason, reason);
+    return 0;
+}
+
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg)
 {
     for (size_t i = 0; i < msg->env.nrcpts; i++)

@@ -104,6 +104,13 @@ int queue_set_attempt(struct queue_msg *msg, size_t rcpt, long long attempt);
  * written before the X line existed keeps the state in memory only (returns 0).
  */
 int queue_set_retry(struct queue_msg *msg, time_t next_attempt, unsigned attempts, bool warned);
+/*
+ * Overwrites one recipient's last deferral reason (its Y line; cut and sanitised as
+ * queue_envelope_format_reason says), then fdatasync when sync; without sync the caller's
+ * next queue_set_retry (or queue_sync) makes it durable. A file without Y lines keeps the
+ * reason in memory only (returns 0).
+ */
+int queue_set_reason(struct queue_msg *msg, size_t rcpt, const char *reason, bool sync);
 /* Removes the queue file when no recipient is pending; fsyncs the folder. 1 removed, 0 kept. */
 int queue_remove_if_done(struct queue *q, struct queue_msg *msg);
 /*

@@ -20,7 +20,11 @@
  *   credentials set) and never sends credentials without TLS.
  *
  * CONFIG
- *   smtp_connect_timeout, smtp_reply_timeout, smtp_data_timeout, smtp_bind_address,
+ *   smtp_connect_timeout, the RFC 5321 4.5.3.2 timeouts per command (smtp_helo_timeout for
+ *   the 220 greeting and EHLO/HELO, smtp_mail_timeout, smtp_rcpt_timeout,
+ *   smtp_data_init_timeout for the 354, smtp_data_xfer_timeout for each block of the message
+ *   to leave, smtp_data_timeout for the reply to the final dot, smtp_reply_timeout for the
+ *   other commands: STARTTLS, AUTH, RSET, QUIT), smtp_bind_address,
  *   smarthost*, hostname (EHLO).
  */
 #include <errno.h>
@@ -103,6 +107,7 @@ struct mta_session {
     size_t rcpt_next;        /* next RCPT reply expected (index into task->rcpts) */
     size_t accepted;
     bool mail_failed;
+    bool body_sent;          /* the whole message and the final dot left (write buffer drained) */
     char mail_dsn[12];
     char mail_reason[RELAY_REASON_MAX];
     /* recipients a host answered 4xx, to try at the next MX host of this route (RFC 5321 5.1) */
@@ -264,15 +269,50 @@ static bool mta_has_8bit(const struct relay_msg *m)
 
 static void mta_task_finished(struct mta_session *s, bool rset);
 
+/* RFC 5321 4.5.3.2: how long to wait for the reply in state st (seconds). */
+static unsigned long mta_reply_timeout(const struct zconf *conf, enum mta_state st)
+{
+    switch (st) {
+    case MTA_S_BANNER:
+    case MTA_S_EHLO:
+    case MTA_S_HELO: return conf->smtp_helo_timeout;        /* 4.5.3.2.1 initial 220: 5 min */
+    case MTA_S_MAIL: return conf->smtp_mail_timeout;        /* 4.5.3.2.2: 5 min */
+    case MTA_S_RCPT: return conf->smtp_rcpt_timeout;        /* 4.5.3.2.3: 5 min */
+    case MTA_S_DATA: return conf->smtp_data_init_timeout;   /* 4.5.3.2.4: 2 min */
+    case MTA_S_BODY: return conf->smtp_data_timeout;        /* 4.5.3.2.6 final dot: 10 min */
+    default: return conf->smtp_reply_timeout;
+    }
+}
+
+static void mta_set_reply_timeout(struct mta_session *s, enum mta_state st)
+{
+    struct timeval to = {(time_t)mta_reply_timeout(s->relay->conf, st), 0};
+    bufferevent_set_timeouts(s->bev, &to, &to);
+}
+
+/*
+ * While the message goes (4.5.3.2.5), each block must leave within smtp_data_xfer_timeout
+ * (the write timeout: no progress for that long ends it) and the server owes no reply; once
+ * the final dot is out, the reply to it has smtp_data_timeout (4.5.3.2.6).
+ */
+static void mta_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct mta_session *s = arg;
+    if (s->state == MTA_S_BODY && !s->body_sent && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        s->body_sent = true;
+        struct timeval done = {(time_t)s->relay->conf->smtp_data_timeout, 0};
+        bufferevent_set_timeouts(bev, &done, NULL);
+    }
+}
+
 static void mta_enter_state(struct mta_session *s, enum mta_state st)
 {
     struct relay *relay = s->relay;
     const struct zconf *conf = relay->conf;
     log_debug("mta %llx: %s -> %s", s->id, mta_state_names[s->state], mta_state_names[st]);
     s->state = st;
-    struct timeval reply_to = {(time_t)conf->smtp_reply_timeout, 0};
     if (s->bev && st != MTA_S_TLS)
-        bufferevent_set_timeouts(s->bev, &reply_to, &reply_to);
+        mta_set_reply_timeout(s, st);
     switch (st) {
     case MTA_S_EHLO:
         mta_send(s, "EHLO %s", conf->hostname);
@@ -366,8 +406,9 @@ static void mta_enter_state(struct mta_session *s, enum mta_state st)
         evbuffer_add(bufferevent_get_output(s->bev), stuffed.data, stuffed.len);
         buf_free(&data);
         buf_free(&stuffed);
-        struct timeval data_to = {(time_t)conf->smtp_data_timeout, 0};
-        bufferevent_set_timeouts(s->bev, &data_to, &data_to);
+        struct timeval xfer = {(time_t)conf->smtp_data_xfer_timeout, 0};
+        s->body_sent = false;
+        bufferevent_set_timeouts(s->bev, NULL, &xfer);
         break;
     }
     case MTA_S_RSET:
@@ -705,8 +746,7 @@ static void mta_event_cb(struct bufferevent *bev, short what, void *arg)
                 return;
             }
             s->state = MTA_S_BANNER;
-            struct timeval to = {(time_t)s->relay->conf->smtp_reply_timeout, 0};
-            bufferevent_set_timeouts(s->bev, &to, &to);
+            mta_set_reply_timeout(s, MTA_S_BANNER);
             return;
         }
         if (s->state == MTA_S_TLS) {
@@ -716,8 +756,7 @@ static void mta_event_cb(struct bufferevent *bev, short what, void *arg)
                      SSL_get_cipher_name(ssl));
             if (!s->greeted) { /* implicit TLS: the greeting comes now, over TLS */
                 s->state = MTA_S_BANNER;
-                struct timeval to = {(time_t)s->relay->conf->smtp_reply_timeout, 0};
-                bufferevent_set_timeouts(s->bev, &to, &to);
+                mta_set_reply_timeout(s, MTA_S_BANNER);
                 return;
             }
             mta_enter_state(s, MTA_S_EHLO); /* RFC 3207 4.2: forget what was learned */
@@ -743,7 +782,7 @@ static void mta_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     ERR_clear_error();
     if (s->state == MTA_S_CONNECT) {
-        mta_fail(s, "4.4.1", "connect failed: %s", strerror(EVUTIL_SOCKET_ERROR()));
+        mta_fail(s, "4.4.1", "connect to %s: %s", s->relay_name, strerror(EVUTIL_SOCKET_ERROR()));
         return;
     }
     if (s->state == MTA_S_BODY)
@@ -786,7 +825,7 @@ static void mta_start_tls(struct mta_session *s)
     s->bev = tls;
     s->state = MTA_S_TLS;
     memset(&s->ehlo, 0, sizeof s->ehlo);
-    bufferevent_setcb(tls, mta_read_cb, NULL, mta_event_cb, s);
+    bufferevent_setcb(tls, mta_read_cb, mta_write_cb, mta_event_cb, s);
     struct timeval to = {(time_t)s->relay->conf->smtp_connect_timeout, 0};
     bufferevent_set_timeouts(tls, &to, &to);
     bufferevent_enable(tls, EV_READ | EV_WRITE);
@@ -837,14 +876,14 @@ static void mta_connect_addr(struct mta_session *s)
         mta_fail(s, "4.3.0", "cannot create a connection buffer");
         return;
     }
-    bufferevent_setcb(s->bev, mta_read_cb, NULL, mta_event_cb, s);
+    bufferevent_setcb(s->bev, mta_read_cb, mta_write_cb, mta_event_cb, s);
     struct timeval to = {(time_t)relay->conf->smtp_connect_timeout, 0};
     bufferevent_set_timeouts(s->bev, &to, &to);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     log_debug("mta %llx: connecting to %s", s->id, s->relay_name);
     if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&ss, (int)sslen) < 0) {
         /* the event callback has not run: fail from here */
-        mta_fail(s, "4.4.1", "connect failed: %s", strerror(errno));
+        mta_fail(s, "4.4.1", "connect to %s: %s", s->relay_name, strerror(errno));
         return;
     }
 }

@@ -48,6 +48,7 @@
 
 #include "dsn.h"
 #include "log.h"
+#include "queue/report.h"
 #include "relay_int.h"
 #include "str.h"
 #include "timefmt.h"
@@ -218,19 +219,12 @@ void relay_reload(struct relay *relay, const struct hostsfile *hosts)
     relay_dns_set_hosts(relay->dns, hosts);
 }
 
-static void relay_outcomes_clear(struct relay_outcomes *o)
-{
-    free(o->v);
-    o->v = NULL;
-    o->n = 0;
-}
-
 static void relay_msg_free(struct relay *relay, struct relay_msg *m)
 {
     TAILQ_REMOVE(&relay->msgs, m, entry);
-    relay_outcomes_clear(&m->failures);
-    relay_outcomes_clear(&m->relayed);
-    relay_outcomes_clear(&m->delays);
+    report_outcomes_clear(&m->failures);
+    report_outcomes_clear(&m->relayed);
+    report_outcomes_clear(&m->delays);
     if (m->loaded)
         queue_msg_free(&m->qm);
     free(m);
@@ -333,210 +327,34 @@ static double relay_delay(const struct relay_msg *m)
     return d < 0 ? 0 : d;
 }
 
-/* ---- reports to the sender -------------------------------------------------------------- */
+/* ---- reports to the sender (reference/queue/report) -------------------------------------- */
 
-static void relay_outcome_add(struct relay_outcomes *o, size_t idx, const char *dsn, const char *reason,
-                              const char *relay_name)
+static struct report_ctx relay_report_ctx(const struct relay *relay)
 {
-    o->v = xreallocarray(o->v, o->n + 1, sizeof *o->v);
-    struct relay_outcome *x = &o->v[o->n++];
-    memset(x, 0, sizeof *x);
-    x->idx = idx;
-    str_copy(x->dsn, sizeof x->dsn, dsn);
-    if (!str_copy(x->reason, sizeof x->reason, reason))
-        memcpy(x->reason + sizeof x->reason - 4, "...", 4);
-    if (relay_name && strcmp(relay_name, "none") != 0) { /* host[ip]:port: the host */
-        size_t n = strcspn(relay_name, "[");
-        if (n < sizeof x->mta) {
-            memcpy(x->mta, relay_name, n);
-            x->mta[n] = '\0';
-        }
-    }
+    return (struct report_ctx){.queue = relay->queue, .conf = relay->conf, .tag = 'b',
+                               .on_queued = relay->on_queued, .on_queued_ctx = relay->on_queued_ctx};
 }
 
-/*
- * RFC 3461 4.1: NOTIFY is NEVER or a list of SUCCESS, FAILURE and DELAY. Without one, the
- * implementation decides: failures and delays are reported, successes are not.
- */
-static bool relay_notify_wants(const char *notify, const char *what)
-{
-    if (!notify || !notify[0])
-        return strcmp(what, "SUCCESS") != 0;
-    size_t wl = strlen(what);
-    for (const char *p = notify; *p;) {
-        size_t n = strcspn(p, ",");
-        if (n == wl && strncasecmp(p, what, n) == 0)
-            return true;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    return false;
-}
-
-/*
- * A report's queue id: the parent's time prefix, then a hash of the parent id, the kind,
- * the attempt number and the reported recipients. The same report of the same attempt gets
- * the same id, so writing it twice (a crash before the parent was marked) finds it queued.
- */
-static void relay_report_id(const char *parent, char kind, unsigned attempt,
-                            const struct relay_outcomes *o, char out[QUEUE_ID_LEN + 1])
-{
-    static const char digits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
-    struct buf in;
-    buf_init(&in, 0);
-    buf_printf(&in, "%s/%c/%u", parent, kind, attempt);
-    for (size_t i = 0; i < o->n; i++)
-        buf_printf(&in, ",%zu", o->v[i].idx);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    EVP_Digest(in.data, in.len, md, &mdlen, EVP_sha256(), NULL);
-    buf_free(&in);
-    memcpy(out, parent, 7);
-    for (int i = 7; i < QUEUE_ID_LEN; i++)
-        out[i] = digits[md[i] % 31];
-    out[QUEUE_ID_LEN] = '\0';
-}
-
-/*
- * Queues a report about the outcomes o of m to m's sender, with the null sender. With
- * mark_failed, every recipient in m->failures is marked F in the same step
- * (queue_commit_marked): the report and the marks are durable together or not at all. 0 when
- * it is queued (now, or by an earlier try of the same attempt), -1 when it could not be.
- */
 static int relay_report(struct relay *relay, struct relay_msg *m, enum dsn_kind kind, enum dsn_action action,
-                        const struct relay_outcomes *o, bool mark_failed)
+                        const struct report_outcomes *o)
 {
-    const struct queue_envelope *env = &m->qm.env;
-    static const char kinds[] = {[DSN_KIND_FAILURE] = 'b', [DSN_KIND_DELAY] = 'w', [DSN_KIND_SUCCESS] = 's'};
-    static const char *const what[] = {
-        [DSN_KIND_FAILURE] = "sender non-delivery notification",
-        [DSN_KIND_DELAY] = "sender delay notification",
-        [DSN_KIND_SUCCESS] = "sender delivery status notification",
-    };
-    char id[QUEUE_ID_LEN + 1];
-    relay_report_id(m->id, kinds[kind], m->attempts, o, id);
-
-    struct buf data, report;
-    buf_init(&data, 0);
-    buf_init(&report, 0);
-    if (queue_read_data(&m->qm, &data) < 0)
-        buf_reset(&data); /* the report still goes, without the message */
-    struct dsn_rcpt *rc = xcalloc(o->n ? o->n : 1, sizeof *rc);
-    for (size_t i = 0; i < o->n; i++) {
-        const struct queue_rcpt *q = &env->rcpts[o->v[i].idx];
-        rc[i] = (struct dsn_rcpt){.final_rcpt = q->addr, .orcpt = q->orcpt, .action = action,
-                                  .status = o->v[i].dsn, .remote_mta = o->v[i].mta,
-                                  .diagnostic = o->v[i].reason};
-    }
-    char arrival[TIMEFMT_RFC5322_LEN], now[TIMEFMT_RFC5322_LEN], until[TIMEFMT_RFC5322_LEN];
-    char message_id[QUEUE_ID_LEN + 300];
-    timefmt_rfc5322(env->arrival, arrival, sizeof arrival);
-    timefmt_rfc5322(time(NULL), now, sizeof now);
-    timefmt_rfc5322(env->arrival + (time_t)relay->conf->queue_lifetime, until, sizeof until);
-    snprintf(message_id, sizeof message_id, "%s@%s", id, relay->conf->hostname);
-    struct dsn_report r = {
-        .kind = kind, .reporting_mta = relay->conf->hostname, .to = env->sender, .queue_id = m->id,
-        .envid = env->envid, .arrival_date = arrival, .date = now, .message_id = message_id,
-        .will_retry_until = kind == DSN_KIND_DELAY ? until : "",
-        /* RFC 3461 4.3: RET=HDRS asks for the header only; without RET the whole message
-         * comes back (as Postfix does), within bounce_size_limit. Delay and success reports
-         * carry the header only. */
-        .ret_full = kind == DSN_KIND_FAILURE && strcasecmp(env->ret, "HDRS") != 0,
-        .full_max = relay->conf->bounce_size_limit, .rcpts = rc, .nrcpts = o->n,
-        .message = data.data, .message_len = data.len};
-    bool eight = dsn_format(&r, &report);
-    free(rc);
-    buf_free(&data);
-
-    struct queue_envelope benv;
-    memset(&benv, 0, sizeof benv);
-    benv.sender = xstrdup("");
-    benv.client_ip = xstrdup("127.0.0.1");
-    benv.helo = xstrdup(relay->conf->hostname);
-    benv.rdns = xstrdup("");
-    benv.proto = xstrdup("local");
-    benv.auth_user = xstrdup("");
-    benv.ret = xstrdup("");
-    benv.envid = xstrdup("");
-    benv.body = xstrdup(eight ? "8BITMIME" : "7BIT");
-    benv.arrival = time(NULL);
-    queue_envelope_add_rcpt(&benv, env->sender, "", "", false);
-    size_t *marks = NULL, nmarks = mark_failed ? m->failures.n : 0;
-    if (nmarks) {
-        marks = xreallocarray(NULL, nmarks, sizeof *marks);
-        for (size_t i = 0; i < nmarks; i++)
-            marks[i] = m->failures.v[i].idx;
-    }
-    struct queue_writer w;
-    int rc_w = queue_writer_begin_id(relay->queue, id, &benv, &w);
-    bool fresh = false;
-    if (rc_w == 0) {
-        if (queue_writer_write(&w, report.data, report.len) < 0) {
-            queue_writer_abort(&w);
-            rc_w = -1;
-        } else if (nmarks) {
-            rc_w = queue_commit_marked(relay->queue, &w, &m->qm, marks, nmarks, QUEUE_RCPT_FAILED);
-        } else {
-            rc_w = queue_writer_commit(relay->queue, &w);
-        }
-        fresh = rc_w == 0;
-    } else if (errno == EEXIST) {
-        rc_w = 0; /* queued already (a report of this attempt): only the marks may be missing */
-        for (size_t i = 0; i < nmarks; i++)
-            if (queue_mark(&m->qm, marks[i], QUEUE_RCPT_FAILED) < 0)
-                log_warn("%s: cannot mark a failed recipient", m->id);
-    }
-    free(marks);
-    queue_envelope_free(&benv);
-    buf_free(&report);
-    if (rc_w < 0) {
-        log_warn("%s: cannot queue the %s to <%s>", m->id, what[kind], env->sender);
-        return -1;
-    }
-    log_info("%s: %s: %s%s", m->id, what[kind], id, fresh ? "" : " (queued before)");
-    if (fresh && relay->on_queued)
-        relay->on_queued(id, relay->on_queued_ctx);
-    return 0;
+    struct report_ctx rc = relay_report_ctx(relay);
+    return report_queue(&rc, &m->qm, m->attempts, kind, action, o, NULL, 0);
 }
 
 /*
  * The failed recipients of this attempt: the bounce first (when one is due), then the F
- * marks. When the bounce cannot be queued they stay pending and fail again on a retry.
+ * marks, in one step. When the bounce cannot be queued they stay pending and fail again on
+ * a retry.
  */
 static void relay_settle_failures(struct relay *relay, struct relay_msg *m)
 {
     if (!m->failures.n)
         return;
-    const struct queue_envelope *env = &m->qm.env;
-    struct relay_outcomes due = {0};
-    for (size_t i = 0; i < m->failures.n; i++) {
-        const struct relay_outcome *x = &m->failures.v[i];
-        if (relay_notify_wants(env->rcpts[x->idx].notify, "FAILURE")) {
-            due.v = xreallocarray(due.v, due.n + 1, sizeof *due.v);
-            due.v[due.n++] = *x;
-        }
-    }
-    bool ok = true, bounced = false;
-    if (!env->sender[0]) {
-        log_info("%s: no bounce: the sender is the null sender (a report is never reported)", m->id);
-    } else if (!due.n) {
-        log_info("%s: no bounce: NOTIFY=NEVER (or without FAILURE) for every failed recipient", m->id);
-    } else {
-        ok = relay_report(relay, m, DSN_KIND_FAILURE, DSN_ACTION_FAILED, &due, true) == 0;
-        bounced = ok; /* the marks went with the bounce */
-    }
-    relay_outcomes_clear(&due);
-    if (!ok) {
-        log_warnx("%s: %zu failed recipient(s) stay queued until their bounce can be written", m->id,
-                  m->failures.n);
+    struct report_ctx rc = relay_report_ctx(relay);
+    if (!report_settle_failures(&rc, &m->qm, m->attempts, &m->failures))
         m->deferred = true;
-    } else if (!bounced) {
-        for (size_t i = 0; i < m->failures.n; i++)
-            if (queue_mark(&m->qm, m->failures.v[i].idx, QUEUE_RCPT_FAILED) < 0)
-                log_warn("%s: to=<%s>: cannot mark as failed", m->id, env->rcpts[m->failures.v[i].idx].addr);
-    }
-    relay_outcomes_clear(&m->failures);
+    report_outcomes_clear(&m->failures);
 }
 
 /* Fails every pending remote recipient of an expired message (with its bounce). */
@@ -550,7 +368,7 @@ static void relay_expire(struct relay *relay, struct relay_msg *m)
         const char *domain;
         if (r->status != QUEUE_RCPT_PENDING || !relay_is_remote(relay, r->addr, &domain))
             continue;
-        relay_outcome_add(&m->failures, i, "4.4.7", reason, NULL);
+        report_outcome_add(&m->failures, i, "4.4.7", reason, NULL);
         log_info("%s: to=<%s>, relay=none, delay=%.2f, dsn=4.4.7, status=bounced (%s)", m->id, r->addr,
                  relay_delay(m), reason);
     }
@@ -703,18 +521,18 @@ static bool relay_maybe_warn(struct relay *relay, struct relay_msg *m)
     if (env->warned || !relay->conf->delay_warning_time || !env->sender[0] ||
         time(NULL) - env->arrival < (time_t)relay->conf->delay_warning_time)
         return env->warned;
-    struct relay_outcomes due = {0};
+    struct report_outcomes due = {0};
     for (size_t i = 0; i < m->delays.n; i++) {
-        const struct relay_outcome *x = &m->delays.v[i];
+        const struct report_outcome *x = &m->delays.v[i];
         const struct queue_rcpt *q = &env->rcpts[x->idx];
-        if (q->status == QUEUE_RCPT_PENDING && relay_notify_wants(q->notify, "DELAY")) {
+        if (q->status == QUEUE_RCPT_PENDING && report_notify_wants(q->notify, "DELAY")) {
             due.v = xreallocarray(due.v, due.n + 1, sizeof *due.v);
             due.v[due.n++] = *x;
         }
     }
     /* Nobody asked: counts as warned, so the question is not asked at every retry. */
-    bool warned = !due.n || relay_report(relay, m, DSN_KIND_DELAY, DSN_ACTION_DELAYED, &due, false) == 0;
-    relay_outcomes_clear(&due);
+    bool warned = !due.n || relay_report(relay, m, DSN_KIND_DELAY, DSN_ACTION_DELAYED, &due) == 0;
+    report_outcomes_clear(&due);
     return warned;
 }
 
@@ -722,15 +540,15 @@ static bool relay_maybe_warn(struct relay *relay, struct relay_msg *m)
 static void relay_msg_settled(struct relay *relay, struct relay_msg *m)
 {
     if (relay->stopping) {
-        relay_outcomes_clear(&m->failures); /* none: sessions end deferred when stopping */
-        relay_outcomes_clear(&m->relayed);
-        relay_outcomes_clear(&m->delays);
+        report_outcomes_clear(&m->failures); /* none: sessions end deferred when stopping */
+        report_outcomes_clear(&m->relayed);
+        report_outcomes_clear(&m->delays);
         return;
     }
     relay_settle_failures(relay, m);
     if (m->relayed.n) {
-        relay_report(relay, m, DSN_KIND_SUCCESS, DSN_ACTION_RELAYED, &m->relayed, false);
-        relay_outcomes_clear(&m->relayed);
+        relay_report(relay, m, DSN_KIND_SUCCESS, DSN_ACTION_RELAYED, &m->relayed);
+        report_outcomes_clear(&m->relayed);
     }
     /* Reload: local delivery may have marked recipients since we loaded the file. */
     const char *error;
@@ -755,11 +573,15 @@ static void relay_msg_settled(struct relay *relay, struct relay_msg *m)
             delay = relay->conf->retry_max_delay;
         m->next_attempt = time(NULL) + (time_t)delay;
         bool warned = relay_maybe_warn(relay, m);
+        /* the reasons ride on the retry state's fdatasync (mailq shows them) */
+        for (size_t i = 0; i < m->delays.n; i++)
+            if (queue_set_reason(&m->qm, m->delays.v[i].idx, m->delays.v[i].reason, false) < 0)
+                log_warn("%s: cannot write the deferral reason", m->id);
         if (queue_set_retry(&m->qm, m->next_attempt, m->attempts, warned) < 0)
             log_warn("%s: cannot write the retry state (a restart retries at once)", m->id);
         log_debug("%s: attempt %u deferred; next in %lu seconds", m->id, m->attempts, delay);
     }
-    relay_outcomes_clear(&m->delays);
+    report_outcomes_clear(&m->delays);
     queue_msg_free(&m->qm);
     m->loaded = false;
     if (!m->deferred)
@@ -779,20 +601,20 @@ void relay_task_done(struct relay *relay, struct relay_task *task, const char *r
                 log_warn("%s: to=<%s>: cannot mark as delivered; a later attempt may send it again",
                          m->id, q->addr);
             /* RFC 3461 5.2.2.2: a next hop without DSN: we report "relayed" if asked to */
-            if (!task->next_hop_dsn && m->qm.env.sender[0] && relay_notify_wants(q->notify, "SUCCESS") &&
+            if (!task->next_hop_dsn && m->qm.env.sender[0] && report_notify_wants(q->notify, "SUCCESS") &&
                 q->notify[0])
-                relay_outcome_add(&m->relayed, r->idx, r->dsn[0] ? r->dsn : "2.0.0", r->reason, relay_name);
+                report_outcome_add(&m->relayed, r->idx, r->dsn[0] ? r->dsn : "2.0.0", r->reason, relay_name);
         } else if (r->state == RELAY_R_FAILED) {
             status = "bounced";
             m->failed = true;
-            relay_outcome_add(&m->failures, r->idx, r->dsn[0] ? r->dsn : "5.0.0", r->reason, relay_name);
+            report_outcome_add(&m->failures, r->idx, r->dsn[0] ? r->dsn : "5.0.0", r->reason, relay_name);
         } else {
             m->deferred = true;
             if (!r->reason[0])
                 str_copy(r->reason, sizeof r->reason, "delivery not completed");
             if (!r->dsn[0])
                 str_copy(r->dsn, sizeof r->dsn, "4.0.0");
-            relay_outcome_add(&m->delays, r->idx, r->dsn, r->reason, relay_name);
+            report_outcome_add(&m->delays, r->idx, r->dsn, r->reason, relay_name);
         }
         log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", m->id, q->addr,
                  relay_name, relay_delay(m), r->dsn[0] ? r->dsn : "2.0.0", status, r->reason);

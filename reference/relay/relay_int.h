@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 
 #include "dns.h"
+#include "queue/report.h"
 #include "queue/queue.h"
 #include "relay.h"
 #include "zconf.h"
@@ -37,19 +38,6 @@ struct relay_task_rcpt {
     char reason[RELAY_REASON_MAX];
 };
 
-/* A recipient's result kept for a report to the sender (bounce, delay warning, success). */
-struct relay_outcome {
-    size_t idx;
-    char dsn[12];
-    char reason[RELAY_REASON_MAX];
-    char mta[RELAY_DNS_NAME_MAX];       /* the remote server's name, or "" */
-};
-
-struct relay_outcomes {
-    struct relay_outcome *v;
-    size_t n;
-};
-
 /* One queued message known to the relay. */
 struct relay_msg {
     TAILQ_ENTRY(relay_msg) entry;
@@ -62,9 +50,9 @@ struct relay_msg {
     bool deferred;          /* some recipient was deferred in the current attempt */
     bool failed;            /* some recipient failed in the current attempt */
     /* results of the current attempt waiting for the report that must precede the mark */
-    struct relay_outcomes failures;   /* marked F only after their bounce is queued */
-    struct relay_outcomes relayed;    /* sent to a next hop without DSN, NOTIFY=SUCCESS */
-    struct relay_outcomes delays;     /* deferred, for the delay warning */
+    struct report_outcomes failures;   /* marked F only after their bounce is queued */
+    struct report_outcomes relayed;    /* sent to a next hop without DSN, NOTIFY=SUCCESS */
+    struct report_outcomes delays;     /* deferred, for the delay warning */
 };
 
 /* One message's recipients for one route: one SMTP transaction. */

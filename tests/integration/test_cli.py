@@ -217,12 +217,16 @@ class ZolderctlTest(CliCase):
 
     def test_mailq_shows_remote_recipient_deferred(self):
         qid = self.queue_remote()
+        # the first attempt defers at once (dns = nodns): its reason and the next attempt's
+        # time are kept in the queue file and shown (before it: "waiting for remote delivery")
+        self.z.wait_for(lambda: b"; next attempt " in self.ctl("mailq").stdout, what="the deferral reason")
         p = self.ctl("mailq")
         self.assertExit(p, 0)
         out = p.stdout.decode()
         self.assertTrue(out.startswith("-Queue ID-  "), out)
         self.assertRegex(out, rf"(?m)^{qid} +\d+ \w{{3}} \w{{3}} [ \d]\d \d\d:\d\d:\d\d  \S+@zolder\.thuis$")
-        self.assertRegex(out, r"(?m)^ +\(waiting for remote delivery\)\n +jan@paprika$")
+        self.assertRegex(out, r"(?m)^ {46}\(Host or domain name not found: paprika [^;\n]*; "
+                              r"next attempt \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d\)\n {47}jan@paprika$")
         self.assertIn("-- 1 Kbytes in 1 Request.", out)
         self.assertEqual(self.sendmail("-bp").stdout, p.stdout)
 

@@ -219,11 +219,18 @@ class TestFetchPop3(FetchCase):
         r = self.fetch("set no bouncemail\n" + seed_pop(), expect=0)
         self.assertIn("not flushed", r.stdout)
         self.assertEqual(sorted(self.wait_subjects("sjoerd", 2)), ["test 1", "test 2"])
-        # the 550: a notice to the postmaster (alias admin) with the reply and the header
-        self.z.wait_for(lambda: "Undeliverable" in self.z.mbox("admin"), 20, "the notice")
+        # the 550: an RFC 3464 DSN to the postmaster (alias admin): the reply, the header
+        self.z.wait_for(lambda: "Undelivered Mail" in self.z.mbox("admin"), 20, "the notice")
         notice = self.z.mbox("admin")
-        self.assertIn("550 5.7.1 go away", notice)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.7.1 go away", notice)
+        self.assertIn("report-type=delivery-status", notice)
+        self.assertIn("Content-Type: message/delivery-status", notice)
+        self.assertIn("Status: 5.7.1", notice)
+        self.assertIn("Action: failed", notice)
+        self.assertIn("Final-Recipient: rfc822; sjoerd@localhost", notice)
+        self.assertIn("Content-Type: text/rfc822-headers", notice)
         self.assertIn("Subject: spam", notice)
+        self.assertNotIn("\nno\n", notice)  # the header only, not the body
         self.assertIn("From MAILER-DAEMON", notice)
         left = self.isp.messages("mailstore", "sjoerd")
         self.assertEqual(len(left), 1)
@@ -231,7 +238,7 @@ class TestFetchPop3(FetchCase):
         # the next poll tries only that one again
         r = self.fetch("set no bouncemail\n" + seed_pop(), expect=1)
         self.assertIn("1 messages for sjoerd", r.stdout)
-        self.assertEqual(self.z.mbox("admin").count("Undeliverable"), 1)
+        self.assertEqual(self.z.mbox("admin").count("Subject: Undelivered Mail"), 1)
         self.assertEqual(len(self.subjects("sjoerd")), 2)
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
 
@@ -255,6 +262,111 @@ class TestFetchPop3(FetchCase):
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
         quota = self.isp.call("mailstore.quota", store="mailstore", user="sjoerd")
         self.assertEqual(quota["bytes"], 0)
+
+    def test_limit_skips_oversized_and_warns_the_postmaster_once(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("mailstore", "sjoerd", message(2, 6000))
+        self.isp.inject("mailstore", "sjoerd", message(3))
+        r = self.fetch(seed_pop(extra="limit 3000"), expect=0)
+        self.assertRegex(r.stdout, r"skipping message sjoerd@pop3.demon.nl:2 \(\d+ octets\) "
+                                   r"not flushed")
+        self.assertEqual(sorted(self.wait_subjects("sjoerd", 2)), ["test 1", "test 3"])
+        left = self.isp.messages("mailstore", "sjoerd")
+        self.assertEqual(len(left), 1)
+        self.assertIn("Subject: test 2", self.isp.read("mailstore", "sjoerd", left[0]["uid"]))
+        self.z.wait_for(lambda: "oversized-messages warning" in self.z.mbox("admin"), 20,
+                        "the warning")
+        warning = self.z.mbox("admin")
+        self.assertIn("remain on server pop3.demon.nl account sjoerd", warning)
+        self.assertRegex(warning, r"  2 msg \d+ octets long skipped by zolder-fetch")
+        self.assertIn("From MAILER-DAEMON", warning)
+        # a second poll: still skipped, the postmaster is not told again
+        r = self.fetch(seed_pop(extra="limit 3000"), expect=1)
+        self.assertIn("not flushed", r.stdout)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        # limitflush deletes it (never delivered), again without a second warning
+        r = self.fetch(seed_pop(extra="limit 3000 limitflush"), expect=1)
+        self.assertRegex(r.stdout, r"skipping message sjoerd@pop3.demon.nl:1 \(\d+ octets\) "
+                                   r"flushed")
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        time.sleep(0.5)
+        self.assertEqual(self.z.mbox("admin").count("oversized-messages warning"), 1)
+        self.assertEqual(sorted(self.subjects("sjoerd")), ["test 1", "test 3"])
+        self.assertEqual(self.isp.violations(), [])
+
+    def test_flush_deletes_delivered_messages_kept_before(self):
+        for i in range(2):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        self.fetch(seed_pop(extra="keep"), expect=0)
+        self.assertEqual(len(self.wait_subjects("sjoerd", 2)), 2)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 2)
+        self.isp.inject("mailstore", "sjoerd", message(5))
+        r = self.fetch(seed_pop(extra="keep flush"), expect=0)
+        self.assertIn("3 messages (2 seen)", r.stdout)
+        self.assertEqual(sorted(self.wait_subjects("sjoerd", 3)), ["test 0", "test 1", "test 5"])
+        left = self.isp.messages("mailstore", "sjoerd")
+        self.assertEqual(len(left), 1)  # the new one is kept, the old ones flushed
+        self.assertIn("Subject: test 5", self.isp.read("mailstore", "sjoerd", left[0]["uid"]))
+        self.assertEqual(len(self.uid_record()), 1)
+        self.fetch(seed_pop(extra="keep"), expect=1)
+        time.sleep(0.3)
+        self.assertEqual(len(self.subjects("sjoerd")), 3)
+
+    def test_smtphost_is_used_instead_of_fetch_smtp(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        # -s names a dead port: only the smtphost (fetchmail's HOST/PORT form) reaches zolder
+        r = self.fetch(seed_pop(extra=f"smtphost {ZOLDER}/{PORT}"), "-s", "127.0.1.21:2699",
+                       expect=0)
+        self.assertIn(f"handing mail to smtphost {ZOLDER}:{PORT}", r.stdout)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        # and the other way round: a dead smtphost is an SMTP failure, nothing lost
+        self.isp.inject("mailstore", "sjoerd", message(2))
+        r = self.fetch(seed_pop(extra="smtphost 127.0.1.21:2699"), expect=10)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        r = self.fetch(seed_pop(extra="smtphost mail.example.org"), expect=5)
+        self.assertIn("smtphost mail.example.org: an address is needed", r.stdout + r.stderr)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+
+    def test_set_logfile_gets_the_session(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        log = os.path.join(self.home, "fetch.log")
+        self.fetch(f"set logfile \"{log}\"\n" + seed_pop(), expect=0)
+        self.wait_subjects("sjoerd", 1)
+        with open(log, encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("reading message sjoerd@pop3.demon.nl:1 of 1", text)
+        self.assertIn("message", text)
+        self.assertRegex(text, r"delivered to sjoerd \(250")
+        self.assertNotIn("geheim", text)
+        # appended, not overwritten
+        self.fetch(f"set logfile \"{log}\"\n" + seed_pop(), expect=1)
+        with open(log, encoding="utf-8") as f:
+            self.assertIn(text, f.read())
+
+    def test_names_from_the_hosts_file_without_getaddrinfo(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        hosts = os.path.join(self.home, "hosts")
+        with open(hosts, "w") as f:
+            f.write(f"{LINK_DEMON_POP3} pop3.demon.nl\n")
+        with open(self.z.config) as f:
+            conf = f.read()
+        conf_path = os.path.join(self.home, "zolder.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf + f"hosts_file = {hosts}\n")
+        rc = self.rc("poll pop3.demon.nl proto pop3 user sjoerd pass geheim is sjoerd\n")
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-v", "-f", rc, "-c", conf_path,
+                            "-d", self.z.inst.path("var")],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": self.home})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        # a name in neither (dns = nodns): exit 11, at once
+        rc = self.rc("poll pop9.demon.nl proto pop3 user sjoerd pass geheim is sjoerd\n")
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-f", rc, "-c", conf_path],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": self.home})
+        self.assertEqual(r.returncode, 11, r.stdout + r.stderr)
 
     @unittest.skipUnless(shutil.which("fetchmail"), "fetchmail not installed")
     def test_same_messages_as_debian_fetchmail(self):
@@ -354,6 +466,56 @@ class TestFetchImap(FetchCase):
         self.assertEqual(len(self.subjects("bouke")), 3)
         self.assertEqual(len(self.isp.messages("provider1", "sjoerd")), 3)
 
+    def test_imap_limit_leaves_oversized_unseen(self):
+        self.isp.inject("provider1", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2, 6000))
+        r = self.fetch(seed_imap(extra="limit 3000"), expect=0)
+        self.assertRegex(r.stdout, r"skipping message sjoerd@imap.provider1.nl:\d+ "
+                                   r"\(\d+ octets\) not flushed")
+        self.assertEqual(self.wait_subjects("bouke", 1), ["test 1"])
+        left = self.isp.messages("provider1", "sjoerd")
+        self.assertEqual(len(left), 1)
+        self.z.wait_for(lambda: "oversized-messages warning" in self.z.mbox("admin"), 20,
+                        "the warning")
+        # never fetched, so never seen: an UNSEEN search still finds it, without a new warning
+        r = self.fetch(seed_imap(extra="limit 3000"), expect=1)
+        self.assertIn("not flushed", r.stdout)
+        r = self.fetch(seed_imap(extra="limit 3000 limitflush"), expect=1)
+        self.assertIn(" flushed", r.stdout)
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        time.sleep(0.3)
+        self.assertEqual(self.z.mbox("admin").count("oversized-messages warning"), 1)
+        self.assertEqual(self.subjects("bouke"), ["test 1"])
+
+    def test_imap_flush_deletes_only_what_was_delivered(self):
+        for i in range(2):
+            self.isp.inject("provider1", "sjoerd", message(i))
+        self.fetch(seed_imap(extra="keep"), expect=0)
+        self.assertEqual(len(self.wait_subjects("bouke", 2)), 2)
+        self.isp.inject("provider1", "sjoerd", message(7))
+        r = self.fetch(seed_imap(extra="keep flush"), expect=0)
+        self.assertEqual(sorted(self.wait_subjects("bouke", 3)), ["test 0", "test 1", "test 7"])
+        left = self.isp.messages("provider1", "sjoerd")
+        self.assertEqual(len(left), 1, r.stdout)
+        self.assertIn("Subject: test 7", self.isp.read("provider1", "sjoerd", left[0]["uid"]))
+        self.fetch(seed_imap(extra="keep flush"), expect=1)
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        time.sleep(0.3)
+        self.assertEqual(len(self.subjects("bouke")), 3)
+
+    def test_several_folders_each_in_turn(self):
+        self.isp.inject("provider1", "sjoerd", message(1))
+        # ispsim has only INBOX: the second pass fails on its own (exit 7, SELECT), the
+        # first delivers; each folder has its own record and its own result line
+        r = self.fetch(seed_imap(extra="folders INBOX Archief"), expect=7)
+        self.assertIn("sjoerd at imap.provider1.nl folder INBOX: 1 messages", r.stdout)
+        self.assertIn("sjoerd at imap.provider1.nl folder Archief: SELECT failed", r.stdout)
+        self.assertEqual(self.wait_subjects("bouke", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        selects = [r["line"].split(" ", 1)[1] for r in self.isp.records("imap")
+                   if r.get("dir") == "c" and " SELECT " in r["line"]]
+        self.assertEqual(selects, ['SELECT "INBOX"', 'SELECT "Archief"'])
+
     def test_imaps_993_with_certificate_check(self):
         self.isp.inject("provider1", "sjoerd", message(7))
         r = self.fetch(f"poll imap.provider1.nl via {LINK_PROVIDER1_IMAP} proto imap port 993 "
@@ -412,6 +574,24 @@ class TestFetchInZolderd(IspsimCase):
                         self.subjects("bouke") == ["test 2"], 20, "both delivered")
         self.assertTrue(any(q["name"].rstrip(".") == "pop3.demon.nl"
                             for q in self.isp.records("dns")))
+
+    def test_interval_polls_an_entry_every_nth_cycle(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        self.start(f"poll pop3.demon.nl via {LINK_DEMON_POP3} proto pop3 interval 2 "
+                   f"user sjoerd pass geheim is sjoerd\n" + seed_imap())
+        r = self.ctl("fetch")  # cycle 1: both
+        self.assertIn(b"fetch done: status 0, 2 accounts, 2 delivered", r.stdout, self.z.log())
+        self.isp.inject("mailstore", "sjoerd", message(3))
+        r = self.ctl("fetch")  # cycle 2: the POP3 entry waits
+        self.assertIn(b"fetch done: status 1, 1 accounts, 0 delivered", r.stdout, self.z.log())
+        self.assertIn("interval not reached, not querying pop3.demon.nl", self.z.log())
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        r = self.ctl("fetch")  # cycle 3: polled again
+        self.assertIn(b"fetch done: status 0, 2 accounts, 1 delivered", r.stdout, self.z.log())
+        self.z.wait_for(lambda: sorted(self.subjects("sjoerd")) == ["test 1", "test 3"], 20,
+                        "the third cycle")
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
 
     def test_fetch_interval_schedule(self):
         self.isp.inject("mailstore", "sjoerd", message(3))

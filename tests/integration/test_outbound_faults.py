@@ -47,7 +47,9 @@ class FaultCase(IspsimCase):
     def start_zolderd(self, extra, keep_state=None):
         conf = {"nameserver": NS, "dns": "nocanonify", "smtp_bind_address": CUSTOMER,
                 "retry_min_delay": "1", "retry_max_delay": "2", "smtp_connect_timeout": "5",
-                "smtp_reply_timeout": "5", "smtp_data_timeout": "5"}
+                "smtp_reply_timeout": "5", "smtp_data_timeout": "5", "smtp_helo_timeout": "5",
+                "smtp_mail_timeout": "5", "smtp_rcpt_timeout": "5", "smtp_data_init_timeout": "5",
+                "smtp_data_xfer_timeout": "5"}
         conf.update(extra)
         self.z = Zolderd(address=ZOLDER, port=PORT, conf=conf)
         self.addCleanup(self.z.cleanup)
@@ -345,8 +347,15 @@ class LinkTest(FaultCase):
         self.send(["jan@paprika"])
         self.z.wait_log("status=deferred")
         self.assertRegex(self.z.log(), r"to=<jan@paprika>, relay=127\.9\.2\.25\[127\.9\.2\.25\]:25, "
-                                       r"delay=[0-9.]+, dsn=4\.4\.1, status=deferred \(connect failed")
+                                       r"delay=[0-9.]+, dsn=4\.4\.1, status=deferred \(connect to "
+                                       r"127\.9\.2\.25\[127\.9\.2\.25\]:25: ")
         self.assertEqual(len(self.z.queue_ids()), 1)
+        # mailq shows that reason and the next attempt
+        p = subprocess.run([zolder_test.binary("zolderctl"), "-c", self.z.config, "mailq"],
+                           capture_output=True, timeout=30, text=True)
+        self.assertRegex(p.stdout, r"\n {46}\(connect to 127\.9\.2\.25\[127\.9\.2\.25\]:25: [^;)]+; "
+                                   r"next attempt [A-Z][a-z]{2} [A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d\)\n"
+                                   r" {47}jan@paprika\n")
         self.isp.link_up()
         self.flush()
         self.wait_stored("paprika", "jan")
@@ -463,6 +472,75 @@ class LinkTest(FaultCase):
         self.assertIn("status=deferred (lost connection after the message data (possible duplicate on retry))", log)
         self.assert_no_report()
 
+
+
+class CommandTimeoutTest(FaultCase):
+    """RFC 5321 4.5.3.2: a timeout per command. Each stage's reply is held (ispsim's smtp fault
+    with delay_ms) longer than that stage's own key (1 s) but well within smtp_reply_timeout
+    (30 s): the session ends after about a second with the message deferred, and it goes on
+    the next attempt, so a stalled server never holds the queue."""
+    conf = {"smarthost": SMARTHOST, "smtp_reply_timeout": "30", "smtp_data_timeout": "30",
+            "smtp_helo_timeout": "30", "smtp_mail_timeout": "30", "smtp_rcpt_timeout": "30",
+            "smtp_data_init_timeout": "30", "smtp_data_xfer_timeout": "30"}
+
+    def stalled(self, stage, key, state, duplicate_possible=False):
+        self.z.stop()
+        self.start_zolderd(dict(self.conf, **{key: "1"}))
+        self.isp.call("tls.set", host=SMARTHOST, starttls=False)
+        self.isp.smtp_fault(stage, host=SMARTHOST, delay_ms=6000)
+        t0 = time.monotonic()
+        self.send(["jan@paprika"], subject="stil " + stage)
+        self.z.wait_log(f"status=deferred (timeout in state {state})", timeout=20)
+        self.assertLess(time.monotonic() - t0, 5)   # the stage's 1 s, not the 30 s of the others
+        self.assertRegex(self.z.log(), r"to=<jan@paprika>, relay=smtp\.hccnet\.nl\[[0-9.]+\]:25, "
+                                       r"delay=[0-9.]+, dsn=4\.4\.2, status=deferred \(timeout in state " + state)
+        self.assertEqual(len(self.z.queue_ids()), 1)
+        self.isp.clear_faults()
+        self.cut_expected = True
+        self.flush()
+        stored = self.wait_stored("paprika", "jan")
+        self.wait_queue_empty()
+        if not duplicate_possible:
+            time.sleep(0.5)
+            self.assertEqual(len(self.isp.messages("paprika", "jan")), 1)
+        self.assertIn("Subject: stil " + stage, stored[0])
+        self.assert_no_report()
+
+    def test_greeting(self):
+        self.stalled("greeting", "smtp_helo_timeout", "BANNER")
+
+    def test_ehlo(self):
+        self.stalled("helo", "smtp_helo_timeout", "EHLO")
+
+    def test_mail(self):
+        self.stalled("mail", "smtp_mail_timeout", "MAIL")
+
+    def test_rcpt(self):
+        self.stalled("rcpt", "smtp_rcpt_timeout", "RCPT")
+
+    def test_data_initiation(self):
+        self.stalled("data", "smtp_data_init_timeout", "DATA")
+
+    def test_final_dot(self):
+        # the server got the whole message and holds its reply: the RFC 1047 case, a
+        # duplicate is allowed (the held reply may still be followed by storing it)
+        self.stalled("dot", "smtp_data_timeout", "BODY", duplicate_possible=True)
+
+    def test_data_block(self):
+        # the line stalls inside a message larger than the socket buffers: the write makes
+        # no progress, and smtp_data_xfer_timeout (not the 30 s final-dot timeout) ends it
+        self.z.stop()
+        self.start_zolderd(dict(self.conf, smtp_data_xfer_timeout="1"))
+        self.isp.call("tls.set", host=SMARTHOST, starttls=False)
+        self.isp.link_profile(stall_after=20000)
+        body = MSG.format(subject="groot") + "".join(f"regel {i:07d} " + "z" * 60 + "\r\n" for i in range(120000))
+        t0 = time.monotonic()
+        self.send(["jan@paprika"], body=body)
+        self.z.wait_log("status=deferred (timeout in state BODY)", timeout=25)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(len(self.z.queue_ids()), 1)
+        self.isp.link_profile(clear=True)
+        self.cut_expected = True
 
 class DnsFaultTest(FaultCase):
     conf = {}   # straight to the MX hosts

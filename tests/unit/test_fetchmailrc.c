@@ -225,6 +225,31 @@ static void test_limits(void **state)
     fetchrc_free(&rc);
 }
 
+/* limitflush (fetchmail 6.3): negatable, inherited from defaults, per user. */
+static void test_limitflush(void **state)
+{
+    (void)state;
+    struct fetchrc rc;
+    char err[FETCHRC_ERROR_MAX];
+    assert_true(parse(&rc, "defaults limit 1000 limitflush\n"
+                           "poll a user b\n"
+                           "poll c user d no limitflush\n"
+                           "poll e user f limit 5\n", err));
+    assert_int_equal(rc.nservers, 3);
+    assert_true(rc.servers[0].users[0].limitflush);
+    assert_int_equal(rc.servers[0].users[0].limit, 1000);
+    assert_false(rc.servers[1].users[0].limitflush);
+    assert_true(rc.servers[2].users[0].limitflush);
+    assert_int_equal(rc.servers[2].users[0].limit, 5);
+    fetchrc_free(&rc);
+    assert_true(parse(&rc, "poll a user b\n", err));
+    assert_false(rc.servers[0].users[0].limitflush);
+    fetchrc_free(&rc);
+    assert_false(parse(&rc, "poll a user b limitflush 3\n", err));
+    assert_non_null(strstr(err, "rc:1:26:"));
+    fetchrc_free(&rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_password_not_in_errors),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_limitflush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

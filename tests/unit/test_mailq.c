@@ -100,6 +100,30 @@ static void test_mailq_defer_remote_says_held_for_a_flush(void **state)
     queue_msg_free(&m);
 }
 
+static void test_mailq_shows_the_last_reason_and_the_next_attempt(void **state)
+{
+    struct queue_msg m;
+    make_msg(&m, "0ABCDEFGHJKLMNPQ", "sjoerd@zolder.thuis", 312, false);
+    queue_envelope_add_rcpt(&m.env, "jan@paprika", "", "", false);
+    queue_envelope_add_rcpt(&m.env, "bouke@zolder.thuis", "", "", false);
+    snprintf(m.env.rcpts[0].reason, sizeof m.env.rcpts[0].reason, "%s",
+             "connect to smtp.example[1.2.3.4]:25: Connection refused");
+    snprintf(m.env.rcpts[1].reason, sizeof m.env.rcpts[1].reason, "%s", "mailbox is locked");
+    m.env.next_attempt = 1037488333; /* five minutes after arrival */
+    struct buf out = {0};
+    mailq_format(*state, &m, 1, &out);
+    const char *want =
+        "0ABCDEFGHJKLMNPQ       312 Sat Nov 16 23:07:13  sjoerd@zolder.thuis\n"
+        "                                              (connect to smtp.example[1.2.3.4]:25: Connection refused; "
+        "next attempt Sat Nov 16 23:12:13)\n"
+        "                                               jan@paprika\n"
+        "                                              (mailbox is locked)\n"
+        "                                               bouke@zolder.thuis\n";
+    assert_non_null(strstr(out.data, want));
+    buf_free(&out);
+    queue_msg_free(&m);
+}
+
 static void test_mailq_held_marker_and_null_sender(void **state)
 {
     struct queue_msg m;
@@ -248,6 +272,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mailq_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_remote_recipient_is_deferred, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_held_marker_and_null_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mailq_shows_the_last_reason_and_the_next_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_defer_remote_says_held_for_a_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_only_pending_recipients_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailq_totals_over_several, setup, teardown),

@@ -126,7 +126,70 @@ static void test_queue_round_trip(void **state)
     assert_string_equal(error, "no such queue file");
 }
 
-/* The remote retry state survives a reload (a zolderd restart) and is written in place. */
+/* The last deferral reason (Y line): in place, sanitised, cut, and survives a reload. */
+static void check_deferral_reason(struct fixture *f, const char *id)
+{
+    struct queue_msg msg;
+    const char *error;
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_true(msg.env.rcpts[0].reason_off > 0);
+    assert_string_equal(msg.env.rcpts[0].reason, "");
+    size_t size_before = msg.size;
+    assert_int_equal(queue_set_reason(&msg, 0, "connect to smtp.example[1.2.3.4]:25: 100% refused\r\nX-Bad: 1", false), 0);
+    assert_int_equal(queue_set_retry(&msg, 1764316800, 1, false), 0);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_string_equal(msg.env.rcpts[0].reason, "connect to smtp.example[1.2.3.4]:25: 100% refused??X-Bad: 1");
+    assert_int_equal(msg.size, size_before);
+    /* a long reason is cut to what fits, never inside an escape; a shorter one replaces it whole */
+    char longer[600];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    longer[100] = ' ';
+    assert_int_equal(queue_set_reason(&msg, 0, longer, true), 0);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    size_t len = strlen(msg.env.rcpts[0].reason);
+    assert_true(len > 100 && len <= QENV_REASON_LEN);
+    assert_int_equal(msg.env.rcpts[0].reason[100], ' ');
+    assert_int_equal(queue_set_reason(&msg, 0, "-", true), 0);
+    queue_msg_free(&msg);
+    assert_int_equal(queue_load(&f->q, id, &msg, &error), 0);
+    assert_string_equal(msg.env.rcpts[0].reason, "-");
+    assert_string_equal(msg.env.rcpts[0].addr, "bouke@zolder.thuis");
+    queue_msg_free(&msg);
+
+    /* A Y line must follow an R line, once, at its fixed width, without a bare blank. */
+    char y[QENV_REASON_LINE_LEN + 1];
+    queue_envelope_format_reason(y, "timeout");
+    static const char head[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\nE - - -\n";
+    static const char rline[] = "R P ffffffffffffffff - x@y - -\n";
+    struct buf b;
+    struct queue_envelope env;
+    size_t off;
+    buf_init(&b, 0);
+    buf_printf(&b, "%s%s%s\nD\n", head, rline, y);
+    assert_int_equal(queue_envelope_parse(b.data, b.len, "20QKBSX000THV273", &env, &off, &error), 0);
+    assert_string_equal(env.rcpts[0].reason, "timeout");
+    queue_envelope_free(&env);
+    buf_reset(&b);
+    buf_printf(&b, "%s%s\n%sD\n", head, y, rline);
+    assert_int_equal(queue_envelope_parse(b.data, b.len, "20QKBSX000THV273", &env, &off, &error), -1);
+    buf_reset(&b);
+    buf_printf(&b, "%s%s%s\n%s\nD\n", head, rline, y, y);
+    assert_int_equal(queue_envelope_parse(b.data, b.len, "20QKBSX000THV273", &env, &off, &error), -1);
+    buf_reset(&b);
+    buf_printf(&b, "%s%sY timeout\nD\n", head, rline);
+    assert_int_equal(queue_envelope_parse(b.data, b.len, "20QKBSX000THV273", &env, &off, &error), -1);
+    buf_reset(&b);
+    y[5] = ' ';
+    buf_printf(&b, "%s%s%s\nD\n", head, rline, y);
+    assert_int_equal(queue_envelope_parse(b.data, b.len, "20QKBSX000THV273", &env, &off, &error), -1);
+    buf_free(&b);
+}
+
+/* The remote retry state (and the deferral reasons beside it) survive a reload (a zolderd
+ * restart) and are written in place. */
 static void test_queue_retry_state(void **state)
 {
     struct fixture *f = *state;
@@ -149,6 +212,7 @@ static void test_queue_retry_state(void **state)
     assert_int_equal(msg.size, size_before);
     assert_string_equal(msg.env.rcpts[0].addr, "bouke@zolder.thuis");
     queue_msg_free(&msg);
+    check_deferral_reason(f, id);
 
     /* A file from before the X line: parses, state in memory only. */
     static const char old[] = "Z zolder-queue 1\nI 20QKBSX000THV273\nS a@b\nC 1.2.3.4 h - ESMTP -\n"
