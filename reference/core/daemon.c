@@ -465,6 +465,7 @@ static void daemon_reload(struct daemon *d)
     filter_free(&d->filter); /* content filter: scans under way are dropped (still queued) */
     if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
         log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
+    filter_set_resolver(&d->filter, &resolver); /* the notice names where aliases lead */
     filter_async_start(&d->filter, d->base, d->conf.filter_scanners, daemon_filter_done, d);
     daemon_schedule_queue_run(d, false); /* rescans what was dropped */
     /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
@@ -830,6 +831,7 @@ int daemon_run(const char *path)
     /* content filter: before the first queue run, which filters what a previous run left */
     if (!filter_init(&d.filter, &d.conf, &d.queue, &err))
         log_fatalx("content filter: %s", err.text);
+    filter_set_resolver(&d.filter, &resolver); /* the notice names where aliases lead */
     filter_async_start(&d.filter, d.base, d.conf.filter_scanners, daemon_filter_done, &d);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);

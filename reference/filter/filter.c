@@ -144,7 +144,7 @@ static void filter_check_content(struct filter *f, const char *data, size_t len,
         snprintf(v->banned_ext, sizeof v->banned_ext, ".exe-ms");
         snprintf(v->banned_name, sizeof v->banned_name, "(Windows executable content)");
     }
-    if (!zipwalk_is_zip(data, len))
+    if (!zipwalk_is_archive(data, len))
         return;
     struct zipwalk z;
     zipwalk_run(data, len, &f->zip_limits, &z);
@@ -284,6 +284,13 @@ void filter_notice_render(const struct filter_verdict *v, const struct queue_msg
                           const char *data, size_t len, const char *admin, const char *hostname,
                           const char *date, struct buf *out)
 {
+    filter_notice_render_expanded(v, msg, data, len, admin, hostname, date, NULL, out);
+}
+
+void filter_notice_render_expanded(const struct filter_verdict *v, const struct queue_msg *msg,
+                                   const char *data, size_t len, const char *admin, const char *hostname,
+                                   const char *date, char *const *expanded, struct buf *out)
+{
     char sender[512];
     filter_sanitise(sender, sizeof sender, msg->env.sender);
     const char *what = v->virus[0] ? "VIRUS" : (v->banned_ext[0] ? "BANNED FILENAME" : "DOUBTFUL CONTENT");
@@ -321,10 +328,58 @@ void filter_notice_render(const struct filter_verdict *v, const struct queue_msg
             continue;
         char rcpt[512];
         filter_sanitise(rcpt, sizeof rcpt, msg->env.rcpts[i].addr);
-        buf_printf(out, "<%s>:\r\n   quarantined as %s\r\n", rcpt, msg->id);
+        if (expanded && expanded[i]) {
+            char to[512];
+            filter_sanitise(to, sizeof to, expanded[i]);
+            buf_printf(out, "<%s> (for: %s):\r\n   quarantined as %s\r\n", rcpt, to, msg->id);
+        } else {
+            buf_printf(out, "<%s>:\r\n   quarantined as %s\r\n", rcpt, msg->id);
+        }
     }
     buf_printf(out, "\r\nThe message is kept in the quarantine: zolderctl quarantine show %s\r\n"
                     "(release sends it on, delete removes it).\r\n", msg->id);
+}
+
+void filter_set_resolver(struct filter *f, const struct deliver_resolver *resolver)
+{
+    f->resolver = *resolver;
+    f->has_resolver = true;
+}
+
+/*
+ * Where each pending local recipient's aliases lead, for the notice: expanded[i] is
+ * "admin, sjoerd" (NULL: remote, unknown, or just the mailbox of that name). Caller frees.
+ */
+static char **filter_expand_rcpts(const struct filter *f, const struct queue_msg *msg)
+{
+    if (!f->has_resolver || msg->env.nrcpts == 0)
+        return NULL;
+    char **expanded = xcalloc(msg->env.nrcpts, sizeof *expanded);
+    for (size_t i = 0; i < msg->env.nrcpts; i++) {
+        const char *addr = msg->env.rcpts[i].addr;
+        const char *at = strrchr(addr, '@');
+        char local[256];
+        size_t n = at ? (size_t)(at - addr) : strlen(addr);
+        if (msg->env.rcpts[i].status != QUEUE_RCPT_PENDING || n >= sizeof local ||
+            (at && !zconf_is_local_domain(f->conf, at + 1)))
+            continue;
+        memcpy(local, addr, n);
+        local[n] = '\0';
+        struct deliver_targets t = {0};
+        if (f->resolver.expand(f->resolver.ctx, local, &t) == 0 &&
+            !(t.n == 1 && strcasecmp(t.addrs[0], local) == 0)) {
+            struct buf list;
+            buf_init(&list, 0);
+            for (size_t k = 0; k < t.n && k < 20; k++)
+                buf_printf(&list, "%s%s", k ? ", " : "", t.addrs[k]);
+            if (t.n > 20)
+                buf_printf(&list, ", ... (%zu in all)", t.n);
+            expanded[i] = xstrdup(list.data ? list.data : "");
+            buf_free(&list);
+        }
+        deliver_targets_free(&t);
+    }
+    return expanded;
 }
 
 /* The notice's id follows from the message's, so a rescan after a crash finds it. */
@@ -355,7 +410,12 @@ static int filter_queue_notice(struct filter *f, const struct filter_verdict *v,
     timefmt_rfc5322(time(NULL), date, sizeof date);
     struct buf body;
     buf_init(&body, 0);
-    filter_notice_render(v, msg, data->data, data->len, admin, f->conf->hostname, date, &body);
+    char **expanded = filter_expand_rcpts(f, msg);
+    filter_notice_render_expanded(v, msg, data->data, data->len, admin, f->conf->hostname, date, expanded,
+                                  &body);
+    for (size_t i = 0; expanded && i < msg->env.nrcpts; i++)
+        free(expanded[i]);
+    free(expanded);
     struct queue_envelope env = {
         .sender = "", .client_ip = "127.0.0.1", .helo = f->conf->hostname, .rdns = "",
         .proto = "local", .auth_user = "", .ret = "", .envid = "", .body = "7BIT",

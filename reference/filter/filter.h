@@ -45,6 +45,7 @@
 #include "buf.h"
 #include "cfglex.h"
 #include "mimewalk.h"
+#include "deliver/deliver.h"
 #include "queue/queue.h"
 #include "sigscan.h"
 #include "zconf.h"
@@ -63,7 +64,12 @@ struct filter {
     pid_t worker_pid;       /* the scanner process, 0 when not running */
     int worker_fd;          /* its socket */
     struct filter_async *async; /* the scanner pool on the event loop (filter_async_start) */
+    struct deliver_resolver resolver; /* alias expansion for the notice (filter_set_resolver) */
+    bool has_resolver;
 };
+
+/* Lets the notice name where each local recipient's aliases lead (zolderd's maps). */
+void filter_set_resolver(struct filter *f, const struct deliver_resolver *resolver);
 
 /* What one scan found. Several findings can hold at once (the seed's Sober.K: both). */
 struct filter_verdict {
@@ -143,6 +149,13 @@ size_t filter_async_in_flight(const struct filter *f);
 void filter_notice_render(const struct filter_verdict *v, const struct queue_msg *msg,
                           const char *data, size_t len, const char *admin, const char *hostname,
                           const char *date, struct buf *out);
+/*
+ * The same with expanded[i] (or NULL): where recipient i's aliases lead ("admin, sjoerd"),
+ * shown as "<postmaster@zolder.thuis> (for: admin, sjoerd):" when it differs from the name.
+ */
+void filter_notice_render_expanded(const struct filter_verdict *v, const struct queue_msg *msg,
+                                   const char *data, size_t len, const char *admin, const char *hostname,
+                                   const char *date, char *const *expanded, struct buf *out);
 
 /* ---- the quarantine (zolderctl quarantine) ---- */
 

@@ -22,6 +22,27 @@ bool zipwalk_is_zip(const char *data, size_t len)
            ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6));
 }
 
+bool zipwalk_is_archive(const char *data, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)data;
+    if (zipwalk_is_zip(data, len))
+        return true;
+    if (len >= 262 && memcmp(data + 257, "ustar", 5) == 0)
+        return true; /* tar (POSIX and GNU) */
+    if (len >= 6 && memcmp(data, "7z\xbc\xaf\x27\x1c", 6) == 0)
+        return true;
+    if (len >= 7 && memcmp(data, "Rar!\x1a\x07", 6) == 0 && (u[6] == 0 || u[6] == 1))
+        return true; /* RAR 4 and 5 */
+    if (len >= 3 && u[0] == 0x1f && u[1] == 0x8b && u[2] == 8)
+        return true; /* gzip (a .tar.gz, or one compressed file) */
+    if (len >= 10 && memcmp(data, "BZh", 3) == 0 && u[3] >= '1' && u[3] <= '9' &&
+        memcmp(data + 4, "\x31\x41\x59\x26\x53\x59", 6) == 0)
+        return true; /* bzip2 */
+    if (len >= 6 && memcmp(data, "\xfd" "7zXZ\0", 6) == 0)
+        return true; /* xz */
+    return false;
+}
+
 struct zipwalk_state {
     const struct zipwalk_limits *limits;
     struct zipwalk *out;
@@ -74,6 +95,14 @@ static void zipwalk_archive(struct zipwalk_state *st, const char *data, size_t l
     }
     struct archive *a = archive_read_new();
     archive_read_support_format_zip(a);
+    archive_read_support_format_tar(a);
+    archive_read_support_format_7zip(a);
+    archive_read_support_format_rar(a);
+    archive_read_support_format_rar5(a);
+    archive_read_support_format_raw(a); /* one compressed file (.gz, .bz2, .xz): entry "data" */
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_bzip2(a);
+    archive_read_support_filter_xz(a);
     if (archive_read_open_memory(a, data, len) != ARCHIVE_OK) {
         zipwalk_refuse(out, "damaged archive");
         archive_read_free(a);
@@ -110,7 +139,7 @@ static void zipwalk_archive(struct zipwalk_state *st, const char *data, size_t l
     /* Nested archives after this one is closed: entries[] may move as it grows. */
     size_t last = out->nentries;
     for (size_t i = first; i < last && !out->refused; i++) {
-        if (zipwalk_is_zip(out->entries[i].data.data, out->entries[i].data.len)) {
+        if (zipwalk_is_archive(out->entries[i].data.data, out->entries[i].data.len)) {
             char *inner = xmalloc(out->entries[i].data.len + 1);
             size_t ilen = out->entries[i].data.len;
             memcpy(inner, out->entries[i].data.data, ilen);

@@ -1,6 +1,10 @@
 /*
- * zipwalk: the entries of a zip archive (nested ones too), for the banned-name check and
- * the virus scanners. A pure function over the archive bytes, built on libarchive.
+ * zipwalk: the entries of an archive (nested ones too), for the banned-name check and
+ * the virus scanners. A pure function over the archive bytes, built on libarchive. Zip
+ * first (hence the name), and every format zipwalk_is_archive recognises: tar, 7z, RAR 4
+ * and 5 (as far as libarchive reads them: not RAR's solid or encrypted parts), and gzip,
+ * bzip2 or xz around a tar or around one file (its entry is then called "data"); all
+ * within the same limits.
  *
  * SECURITY: a zip bomb is refused, never expanded: the declared size of each entry is
  * checked against what is left of the budget before a byte is inflated, and the bytes
@@ -42,6 +46,8 @@ struct zipwalk {
 void zipwalk_limits_default(struct zipwalk_limits *limits);
 /* "PK\3\4" (or the empty archive "PK\5\6") at the start. */
 bool zipwalk_is_zip(const char *data, size_t len);
+/* A zip or another archive (or compressed file) zipwalk opens: by its signature. */
+bool zipwalk_is_archive(const char *data, size_t len);
 /* Walks the archive; out is always filled (free with zipwalk_free). */
 void zipwalk_run(const char *data, size_t len, const struct zipwalk_limits *limits,
                  struct zipwalk *out);

@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (banned_check(&list, p->names[k], &v))
                 fuzz_check(v.why != NULL);
         }
-        if (zipwalk_is_zip(p->body.data, p->body.len)) {
+        if (zipwalk_is_archive(p->body.data, p->body.len)) {
             struct zipwalk z;
             zipwalk_run(p->body.data, p->body.len, &zlimits, &z);
             size_t expanded = 0;

@@ -132,6 +132,15 @@ class FilterVerdicts(FilterCase):
         # no notice to the (forged) sender: only the admin's notice was queued and delivered
         self.assertNotIn("news@cstesucgr.gov", "".join(self.z.queue_ids()))
 
+    def test_notice_names_alias_targets(self):
+        """Mail for an alias: the notice says where it would have gone (after expansion)."""
+        self.send(multipart("voor de baas", [("application/octet-stream; name=\"baas.exe\"", "", "TVqQ")]),
+                  rcpts=("postmaster@zolder.thuis", "bouke@zolder.thuis"))
+        ids = self.wait_quarantined()
+        notice = self.wait_notice("WAS NOT delivered").replace("\r\n", "\n")
+        self.assertIn(f"<postmaster@zolder.thuis> (for: admin):\n   quarantined as {ids[0]}", notice)
+        self.assertIn(f"<bouke@zolder.thuis>:\n   quarantined as {ids[0]}", notice)
+
     def test_zip_with_banned_name(self):
         z = make_zip([("lees mij.txt", b"hallo"), ("docs/factuur.pdf.exe", b"not really")])
         self.send(multipart("factuur", [("text/plain", "", "zie bijlage"),

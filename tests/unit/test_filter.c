@@ -105,6 +105,14 @@ static void test_scan_sober(void **state)
         if (!strstr(out.data, lines[i]))
             fail_msg("notice lacks %s in:\n%s", lines[i], out.data);
     buf_free(&out);
+    /* with alias expansion known: where the recipient's mail would have gone */
+    char *expanded[] = {"admin, sjoerd"};
+    buf_init(&out, 0);
+    filter_notice_render_expanded(&v, &qm, msg, strlen(msg), "postmaster@zolder.thuis", "zolder.thuis",
+                                  "Sat, 16 Nov 2002 23:07:13 +0100", expanded, &out);
+    assert_non_null(strstr(out.data, "<bouke@localhost.zolder.thuis> (for: admin, sjoerd):\r\n"
+                                     "   quarantined as 20QKLTZ00087S9KV\r\n"));
+    buf_free(&out);
     free(qm.env.rcpts[0].addr);
     free(qm.env.rcpts[0].orcpt);
     free(qm.env.rcpts[0].notify);

@@ -25,15 +25,31 @@ struct zfile {
     size_t size;
 };
 
-/* Builds a zip archive in memory (deflated entries). */
-static char *make_zip(const struct zfile *files, size_t n, size_t *len_r)
+enum afmt { AF_ZIP, AF_TAR, AF_TGZ, AF_7Z, AF_GZ_RAW };
+
+/* Builds an archive in memory: zip (deflated entries), tar, tar.gz, 7z or one gzip'd file. */
+static char *make_archive(enum afmt fmt, const struct zfile *files, size_t n, size_t *len_r)
 {
     size_t cap = 1024 * 1024;
     char *out = malloc(cap);
     assert_non_null(out);
     struct archive *a = archive_write_new();
-    assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
-    archive_write_set_options(a, "zip:compression=deflate");
+    switch (fmt) {
+    case AF_ZIP:
+        assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+        archive_write_set_options(a, "zip:compression=deflate");
+        break;
+    case AF_TAR: assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK); break;
+    case AF_TGZ:
+        assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+        assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+        break;
+    case AF_7Z: assert_int_equal(archive_write_set_format_7zip(a), ARCHIVE_OK); break;
+    case AF_GZ_RAW:
+        assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
+        assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+        break;
+    }
     size_t used = 0;
     assert_int_equal(archive_write_open_memory(a, out, cap, &used), ARCHIVE_OK);
     for (size_t i = 0; i < n; i++) {
@@ -59,6 +75,81 @@ static char *make_zip(const struct zfile *files, size_t n, size_t *len_r)
     archive_write_free(a);
     *len_r = used;
     return out;
+}
+
+static char *make_zip(const struct zfile *files, size_t n, size_t *len_r)
+{
+    return make_archive(AF_ZIP, files, n, len_r);
+}
+
+/* tar, tar.gz and 7z: names and bytes like a zip's; nested (a zip in a tar.gz) too. */
+static void test_other_formats(void **state)
+{
+    (void)state;
+    struct zfile files[] = {{"readme.txt", "hello", 5}, {"bin/setup.exe", "MZ....", 6}};
+    struct zipwalk_limits limits;
+    zipwalk_limits_default(&limits);
+    static const enum afmt fmts[] = {AF_TAR, AF_TGZ, AF_7Z};
+    for (size_t f = 0; f < sizeof fmts / sizeof fmts[0]; f++) {
+        size_t len;
+        char *arc = make_archive(fmts[f], files, 2, &len);
+        assert_false(zipwalk_is_zip(arc, len));
+        assert_true(zipwalk_is_archive(arc, len));
+        struct zipwalk walk;
+        zipwalk_run(arc, len, &limits, &walk);
+        assert_null(walk.refused);
+        assert_int_equal(walk.nentries, 2);
+        assert_string_equal(walk.entries[1].name, "bin/setup.exe");
+        assert_int_equal(walk.entries[0].data.len, 5);
+        assert_memory_equal(walk.entries[0].data.data, "hello", 5);
+        zipwalk_free(&walk);
+        free(arc);
+    }
+    size_t zlen;
+    char *zip = make_zip(files, 2, &zlen);
+    struct zfile outer[] = {{"bundle.zip", zip, zlen}};
+    size_t len;
+    char *tgz = make_archive(AF_TGZ, outer, 1, &len);
+    struct zipwalk walk;
+    zipwalk_run(tgz, len, &limits, &walk);
+    assert_null(walk.refused);
+    assert_int_equal(walk.nentries, 3);
+    assert_string_equal(walk.entries[2].name, "bin/setup.exe");
+    assert_int_equal(walk.entries[2].depth, 2);
+    zipwalk_free(&walk);
+    free(tgz);
+    free(zip);
+    /* one gzip'd file: its entry is "data"; a gzip bomb is refused within the budget */
+    size_t biglen = (size_t)3 * 1024 * 1024;
+    char *letters = malloc(biglen);
+    assert_non_null(letters);
+    memset(letters, 'A', biglen); /* not zeros: those would read as an empty tar */
+    struct zfile big[] = {{"letters", letters, biglen}};
+    char *gz = make_archive(AF_GZ_RAW, big, 1, &len);
+    free(letters);
+    assert_true(zipwalk_is_archive(gz, len));
+    limits.max_expanded = 1024 * 1024;
+    zipwalk_run(gz, len, &limits, &walk);
+    assert_non_null(walk.refused);
+    size_t expanded = 0;
+    for (size_t i = 0; i < walk.nentries; i++)
+        expanded += walk.entries[i].data.len;
+    assert_true(expanded <= limits.max_expanded);
+    zipwalk_free(&walk);
+    free(gz);
+    struct zfile small[] = {{"x", "EICAR-ish bytes", 15}};
+    gz = make_archive(AF_GZ_RAW, small, 1, &len);
+    zipwalk_limits_default(&limits);
+    zipwalk_run(gz, len, &limits, &walk);
+    assert_null(walk.refused);
+    assert_int_equal(walk.nentries, 1);
+    assert_string_equal(walk.entries[0].name, "data");
+    assert_memory_equal(walk.entries[0].data.data, "EICAR-ish bytes", 15);
+    zipwalk_free(&walk);
+    free(gz);
+    /* text that only looks a little like an archive is not one */
+    assert_false(zipwalk_is_archive("BZh9 is a fine name", 19));
+    assert_false(zipwalk_is_archive("\x1f\x8b", 2));
 }
 
 static void test_zip_names(void **state)
@@ -215,6 +306,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zip_names),
+        cmocka_unit_test(test_other_formats),
         cmocka_unit_test(test_zip_nested),
         cmocka_unit_test(test_zip_bomb),
         cmocka_unit_test(test_zip_limits_and_damage),
