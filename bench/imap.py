@@ -210,7 +210,7 @@ class Zolder(Server):
 
     def describe(self):
         return (f"zolderd, INBOX = the mbox spool file (STATE_DIR/spool/mail/{USER}) with its UID "
-                "index, one process for every connection, plain IMAP")
+                "index, one process for all connections, plain IMAP")
 
 
 DOVECOT_CONF = """base_dir = {d}/run
