@@ -23,37 +23,16 @@
 #include "filter/filter.h"
 #include "fsutil.h"
 #include "instance.h"
+#include "deadline.h"
 #include "queue/mailq.h"
 #include "queue/queue.h"
 #include "str.h"
 #include "xalloc.h"
 
-static long long ctl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for events on fd until the deadline. 1 ready, 0 timed out, -1 error. */
-static int ctl_wait(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - ctl_now_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -1 : n;
-    }
-}
-
 enum ctl_status ctl_request(const char *path, const char *request, int timeout_ms,
                             char reply[CTL_REPLY_MAX], const char **error_r)
 {
-    long long deadline = ctl_now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
     reply[0] = '\0';
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (!str_copy(sun.sun_path, sizeof sun.sun_path, path)) {
@@ -86,7 +65,7 @@ enum ctl_status ctl_request(const char *path, const char *request, int timeout_m
     line[rlen] = '\0';
     size_t off = 0;
     while (off < rlen) {
-        if (ctl_wait(fd, POLLOUT, deadline) <= 0) {
+        if (deadline_poll(fd, POLLOUT, deadline) <= 0) {
             close(fd);
             *error_r = "timed out sending the request";
             return CTL_FAILED;
@@ -103,7 +82,7 @@ enum ctl_status ctl_request(const char *path, const char *request, int timeout_m
     }
     size_t got = 0;
     for (;;) {
-        int w = ctl_wait(fd, POLLIN, deadline);
+        int w = deadline_poll(fd, POLLIN, deadline);
         if (w <= 0) {
             close(fd);
             *error_r = w == 0 ? "timed out waiting for zolderd's answer" : strerror(errno);

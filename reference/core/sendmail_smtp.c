@@ -9,6 +9,7 @@
  * code and the EHLO keywords.
  */
 #include "sendmail_smtp.h"
+#include "deadline.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,31 +40,9 @@ struct sendmail_conn {
     bool size, eightbit, dsn;
 };
 
-static long long sendmail_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* 1 ready, 0 timeout, -1 error. */
-static int sendmail_wait(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - sendmail_now_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -1 : n;
-    }
-}
-
 static int sendmail_write_all(int fd, const char *data, size_t len, int timeout_ms)
 {
-    long long deadline = sendmail_now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
     size_t off = 0;
     while (off < len) {
         ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
@@ -75,7 +54,7 @@ static int sendmail_write_all(int fd, const char *data, size_t len, int timeout_
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
-        int w = sendmail_wait(fd, POLLOUT, deadline);
+        int w = deadline_poll(fd, POLLOUT, deadline);
         if (w <= 0) {
             if (w == 0)
                 errno = ETIMEDOUT;
@@ -123,7 +102,7 @@ int sendmail_smtp_connect(const struct zconf *conf, char *error, size_t errsize)
     }
     int rc = connect(fd, (struct sockaddr *)&sa, l->salen);
     if (rc < 0 && errno == EINPROGRESS) {
-        int w = sendmail_wait(fd, POLLOUT, sendmail_now_ms() + SENDMAIL_CONNECT_TIMEOUT_MS);
+        int w = deadline_poll(fd, POLLOUT, deadline_now_ms() + SENDMAIL_CONNECT_TIMEOUT_MS);
         int soerr = 0;
         socklen_t slen = sizeof soerr;
         if (w == 0) {
@@ -162,7 +141,7 @@ static int sendmail_read_line(struct sendmail_conn *c, char *line, size_t size, 
             errno = EMSGSIZE;
             return -1;
         }
-        int w = sendmail_wait(c->fd, POLLIN, deadline);
+        int w = deadline_poll(c->fd, POLLIN, deadline);
         if (w <= 0) {
             if (w == 0)
                 errno = ETIMEDOUT;
@@ -184,7 +163,7 @@ static int sendmail_read_line(struct sendmail_conn *c, char *line, size_t size, 
 /* Reads a whole (multi-line) reply into c->code and c->reply. 0, or -1 (reported). */
 static int sendmail_reply(struct sendmail_conn *c, int timeout_ms, bool ehlo)
 {
-    long long deadline = sendmail_now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
     char line[SENDMAIL_REPLY_LINE_MAX];
     buf_reset(&c->reply);
     for (int i = 0; i < SENDMAIL_REPLY_LINES_MAX; i++) {

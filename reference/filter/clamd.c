@@ -1,5 +1,6 @@
 /* clamd: ClamAV's daemon over INSTREAM (see clamd.h). */
 #include "clamd.h"
+#include "deadline.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,33 +45,11 @@ enum clamd_result clamd_parse_reply(const char *reply, char *virus, size_t vsize
     return CLAMD_ERROR;
 }
 
-static long long clamd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* 1 ready, 0 deadline passed, -1 error */
-static int clamd_wait(int fd, short events, long long deadline)
-{
-    for (;;) {
-        long long left = deadline - clamd_now_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        return n < 0 ? -1 : n;
-    }
-}
-
 static int clamd_send(int fd, const void *data, size_t len, long long deadline)
 {
     const char *p = data;
     while (len > 0) {
-        if (clamd_wait(fd, POLLOUT, deadline) <= 0) {
+        if (deadline_poll(fd, POLLOUT, deadline) <= 0) {
             errno = ETIMEDOUT;
             return -1;
         }
@@ -120,7 +99,7 @@ static int clamd_connect(const char *spec, long long deadline, char *error, size
         }
         int soerr = 0;
         socklen_t sl = sizeof soerr;
-        if (clamd_wait(fd, POLLOUT, deadline) <= 0 ||
+        if (deadline_poll(fd, POLLOUT, deadline) <= 0 ||
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
             snprintf(error, esize, "cannot connect to clamd at %s: %s", spec,
                      soerr ? strerror(soerr) : "timed out");
@@ -134,7 +113,7 @@ static int clamd_connect(const char *spec, long long deadline, char *error, size
 enum clamd_result clamd_scan(const char *spec, const char *data, size_t len, int timeout_ms,
                              char *virus, size_t vsize, char *error, size_t esize)
 {
-    long long deadline = clamd_now_ms() + timeout_ms;
+    long long deadline = deadline_now_ms() + timeout_ms;
     virus[0] = '\0';
     error[0] = '\0';
     int fd = clamd_connect(spec, deadline, error, esize);
@@ -159,7 +138,7 @@ enum clamd_result clamd_scan(const char *spec, const char *data, size_t len, int
     for (;;) {
         if (got == sizeof reply - 1)
             break;
-        int w = clamd_wait(fd, POLLIN, deadline);
+        int w = deadline_poll(fd, POLLIN, deadline);
         if (w <= 0) {
             if (got == 0) {
                 snprintf(error, esize, "clamd at %s: %s", spec, w == 0 ? "timed out" : strerror(errno));

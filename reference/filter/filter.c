@@ -1,5 +1,6 @@
 /* filter: the content filter (see filter.h and docs/filter.md). */
 #include "filter.h"
+#include "deadline.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -511,13 +512,6 @@ struct filter_request {
 #define FILTER_CHUNK_BYTES ((size_t)64 * 1024 * 1024)
 #define FILTER_CHILD_CPU_SECONDS 300
 
-static long long filter_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 
 /* ---- the scanner process's sandbox ---------------------------------------------------------- */
 
@@ -802,7 +796,7 @@ static int filter_worker_io(int fd, short events, void *buf, size_t len, long lo
 {
     size_t done = 0;
     while (done < len) {
-        long long left = deadline - filter_now_ms();
+        long long left = deadline - deadline_now_ms();
         if (left <= 0) {
             errno = ETIMEDOUT;
             return -1;
@@ -872,7 +866,7 @@ static void filter_scan_isolated(struct filter *f, const char *id, const struct 
         return;
     }
     /* clamd may take clamd_timeout; the built-in scan is bounded by its limits */
-    long long deadline = filter_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
+    long long deadline = deadline_now_ms() + (long long)(f->conf->clamd_timeout + 30) * 1000;
     struct filter_request req = {.len = data->len};
     if (filter_tmp_make(f, id) == 0)
         snprintf(req.id, sizeof req.id, "%s", id);
