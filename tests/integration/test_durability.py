@@ -118,6 +118,25 @@ class KillNineTest(unittest.TestCase):
             z.cleanup()
 
 
+def join_interrupted(lines):
+    """strace -f splits a call that another traced task interrupts (the auth threads, the
+    scanner processes) into "PID call(args <unfinished ...>" and "PID <... call resumed>rest";
+    this joins each pair into one line, at the place where the call started."""
+    out, open_calls = [], {}
+    for line in lines:
+        m = re.match(r"(\d+) +(.*) <unfinished \.\.\.>$", line)
+        if m:
+            open_calls[m.group(1)] = len(out)
+            out.append(f"{m.group(1)} {m.group(2)}")
+            continue
+        m = re.match(r"(\d+) +<\.\.\. \w+ resumed>(.*)$", line)
+        if m and m.group(1) in open_calls:
+            out[open_calls.pop(m.group(1))] += m.group(2)
+            continue
+        out.append(line)
+    return out
+
+
 @unittest.skipUnless(shutil.which("strace"), "strace not installed")
 class FsyncAuditTest(unittest.TestCase):
     """The group commit, checked in the daemon's own system calls: for every 250 the queue
@@ -142,7 +161,7 @@ class FsyncAuditTest(unittest.TestCase):
         finally:
             z.stop()
         with open(trace) as f:
-            lines = f.read().splitlines()
+            lines = join_interrupted(f.read().splitlines())
 
         def last(pattern, before, after=-1):
             hits = [k for k in range(after + 1, before) if re.search(pattern, lines[k])]
@@ -153,9 +172,9 @@ class FsyncAuditTest(unittest.TestCase):
         for i in promises:
             qid = re.search(r"queued as ([0-9A-Z]{16})", lines[i]).group(1)
             write = last(r"write\(\d+</[^>]*/queue/tmp/%s>" % qid, i)
-            sync = last(r"syncfs\(\d+</[^>]*/queue/tmp>\) = 0", i, write)
+            sync = last(r"syncfs\(\d+</[^>]*/queue/tmp>\)\s+= 0", i, write)
             rename = last(r"rename.*/queue/tmp/%s.*/queue/msg/%s" % (qid, qid), i, sync)
-            dirsync = last(r"fsync\(\d+</[^>]*/queue/msg>\) = 0", i, rename)
+            dirsync = last(r"fsync\(\d+</[^>]*/queue/msg>\)\s+= 0", i, rename)
             self.assertGreaterEqual(write, 0, f"{qid}: queue file never written before its 250")
             self.assertGreater(sync, write, f"{qid}: no syncfs after the queue file was written")
             self.assertGreater(rename, sync, f"{qid}: not renamed into msg/ after the syncfs")
@@ -164,7 +183,7 @@ class FsyncAuditTest(unittest.TestCase):
             self.assertEqual(len(unlink), 1, f"{qid}: queue file not removed once")
             for box in ("bouke", "sjoerd"):
                 appended = last(r"write\(\d+</[^>]*/spool/mail/%s>.*%s" % (box, qid), unlink[0])
-                synced = last(r"fsync\(\d+</[^>]*/spool/mail/%s>\) = 0|syncfs\(\d+</[^>]*/queue/tmp>\) = 0" % box,
+                synced = last(r"fsync\(\d+</[^>]*/spool/mail/%s>\)\s+= 0|syncfs\(\d+</[^>]*/queue/tmp>\)\s+= 0" % box,
                               unlink[0], appended)
                 self.assertGreaterEqual(appended, 0, f"{qid}: not appended to {box} before its removal")
                 self.assertGreater(synced, appended, f"{qid}: removed before {box}'s mailbox was fsync'd")
