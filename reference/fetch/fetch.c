@@ -94,6 +94,7 @@ struct fetch_msg {
 };
 
 enum cmd_kind {
+    A_GREETING, /* proto auto: a greeting that says which protocol the server speaks */
     P_GREETING, P_CAPA, P_STLS, P_AUTH, P_USER, P_PASS, P_UIDL, P_LIST, P_RETR, P_DELE, P_QUIT,
     I_GREETING, I_CAPABILITY, I_STARTTLS, I_LOGIN, I_AUTH, I_SELECT, I_SEARCH, I_SEARCH_DEL,
     I_SEARCH_SEEN,
@@ -123,6 +124,11 @@ struct fetch_acct {
     bool no_tls;                    /* sslproto '': stay in the clear */
     bool multidrop;
     unsigned port;
+    /* proto auto (fetchmail's order: IMAP, then POP3) */
+    bool probing;                   /* the protocol is not known yet */
+    bool probe_default_port;        /* no `port`: IMAP's port first, POP3's when that fails */
+    struct sockaddr_storage peer;   /* the server's address, to try POP3's port on it */
+    socklen_t peer_len;
     SSL_CTX *ssl_ctx;
     struct bufferevent *bev;
     enum acct_phase phase;
@@ -178,12 +184,17 @@ struct fetch_run {
     struct handoff *handoff;
     struct fetch_result result;
     size_t iserver, iuser, ifolder;
+    unsigned char *probed;          /* per server entry, proto auto: 0 not yet, else PROBED_* */
     struct fetch_acct *acct;
     struct event *next_ev;
 };
 
+enum { PROBED_POP3 = 1, PROBED_IMAP = 2 };
+
 static void acct_pump(struct fetch_acct *a);
 static void acct_finish(struct fetch_acct *a);
+static bool acct_probe_fallback(struct fetch_acct *a, const char *why);
+static bool acct_open_records(struct fetch_acct *a);
 static void acct_warn_oversized(struct fetch_acct *a);
 static void run_next(struct fetch_run *run);
 
@@ -1762,10 +1773,51 @@ static void acct_pump(struct fetch_acct *a)
         pop3_pump(a);
 }
 
+/*
+ * proto auto: the first line says it: "* OK" / "* PREAUTH" / "* BYE" is IMAP, "+OK" / "-ERR"
+ * POP3. On IMAP's own port anything but IMAP sends us to POP3's port (fetchmail's order);
+ * on a `port` given, the greeting decides. true: decided, read it as that protocol.
+ */
+static bool acct_probe_greeting(struct fetch_acct *a, struct evbuffer *in)
+{
+    size_t len = evbuffer_get_length(in);
+    struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_CRLF);
+    if (eol.pos < 0 && len < 512)
+        return false; /* not a whole line yet */
+    char head[8] = "";
+    evbuffer_copyout(in, head, len < sizeof head - 1 ? len : sizeof head - 1);
+    bool imap = strncmp(head, "* ", 2) == 0;
+    bool pop3 = strncmp(head, "+OK", 3) == 0 || strncmp(head, "-ERR", 4) == 0;
+    if (!imap && (a->probe_default_port || !pop3)) {
+        if (!acct_probe_fallback(a, "not an IMAP greeting"))
+            acct_fail(a, FETCH_PS_PROTOCOL, "proto auto: %s port %u greets neither as IMAP nor "
+                                            "as POP3", a->srv->name, a->port);
+        return false;
+    }
+    a->probing = false;
+    a->imap = imap;
+    if (a->run->probed)
+        a->run->probed[a->srv - a->run->rc->servers] = imap ? PROBED_IMAP : PROBED_POP3;
+    a->fifo[0].kind = imap ? I_GREETING : P_GREETING;
+    fetch_progress(a->run, "%s: proto auto: %s port %u greets as %s: using %s", a->res->label,
+                   a->srv->name, a->port, imap ? "IMAP" : "POP3", imap ? "IMAP" : "POP3");
+    log_info("fetch: %s: proto auto: %s on port %u", a->res->label, imap ? "IMAP" : "POP3",
+             a->port);
+    if (!imap) {
+        /* one pass only: POP3 has no folders */
+        const char *at = strstr(a->res->label, " folder ");
+        if (at)
+            a->res->label[at - a->res->label] = '\0';
+    }
+    return acct_open_records(a);
+}
+
 static void acct_read_cb(struct bufferevent *bev, void *arg)
 {
     struct fetch_acct *a = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (a->probing && a->nfifo && a->fifo[0].kind == A_GREETING && !acct_probe_greeting(a, in))
+        return;
     if (a->imap)
         imap_read(a, in);
     else
@@ -1787,7 +1839,7 @@ static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
                 return;
             }
             a->phase = PH_SETUP;
-            acct_push(a, a->imap ? I_GREETING : P_GREETING, NULL);
+            acct_push(a, a->probing ? A_GREETING : a->imap ? I_GREETING : P_GREETING, NULL);
             return;
         }
         if (a->phase == PH_TLS) {
@@ -1797,7 +1849,7 @@ static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
                            SSL_get_version(ssl), SSL_get_cipher_name(ssl));
             a->phase = PH_SETUP;
             if (a->implicit_tls && a->nfifo == 0) {
-                acct_push(a, a->imap ? I_GREETING : P_GREETING, NULL);
+                acct_push(a, a->probing ? A_GREETING : a->imap ? I_GREETING : P_GREETING, NULL);
                 return;
             }
             acct_pump(a);
@@ -1814,6 +1866,18 @@ static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
     if (e)
         ERR_error_string_n(e, tlserr, sizeof tlserr);
     ERR_clear_error();
+    if (a->probing) {
+        /* proto auto: whatever kept IMAP's port from greeting us sends us to POP3's */
+        char why[300];
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof why, "%s",
+                 (what & BEV_EVENT_TIMEOUT) ? "timeout"
+                 : a->phase == PH_TLS       ? (tlserr[0] ? tlserr : "TLS handshake failed")
+                 : a->phase == PH_CONNECT   ? strerror(err)
+                                            : "connection closed before the greeting");
+        if (acct_probe_fallback(a, why))
+            return;
+    }
     if (what & BEV_EVENT_TIMEOUT)
         acct_fail(a, FETCH_PS_SOCKET, "timeout talking to %s", a->srv->name);
     else if (a->phase == PH_TLS)
@@ -1828,6 +1892,10 @@ static void acct_event_cb(struct bufferevent *bev, short what, void *arg)
 
 static void acct_connect_to(struct fetch_acct *a, const struct sockaddr *sa, socklen_t salen)
 {
+    if (salen <= sizeof a->peer) {
+        memcpy(&a->peer, sa, salen);
+        a->peer_len = salen;
+    }
     a->bev = bufferevent_socket_new(a->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!a->bev) {
         acct_fail(a, FETCH_PS_SOCKET, "cannot create a socket");
@@ -1839,8 +1907,53 @@ static void acct_connect_to(struct fetch_acct *a, const struct sockaddr *sa, soc
     struct timeval to = {(time_t)t, 0};
     bufferevent_set_timeouts(a->bev, &to, &to);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(a->bev, sa, (int)salen) < 0)
+    if (bufferevent_socket_connect(a->bev, sa, (int)salen) < 0 &&
+        !(a->probing && acct_probe_fallback(a, strerror(EVUTIL_SOCKET_ERROR()))))
         acct_fail(a, FETCH_PS_SOCKET, "cannot connect to %s port %u", a->srv->name, a->port);
+}
+
+/*
+ * proto auto, IMAP's port did not greet as IMAP (refused, closed, timeout, another
+ * greeting): POP3 on its port (995 with ssl), same address. false: no fallback left.
+ */
+static bool acct_probe_fallback(struct fetch_acct *a, const char *why)
+{
+    if (!a->probing || !a->probe_default_port || !a->imap || a->failed || a->finished ||
+        a->peer_len == 0)
+        return false;
+    unsigned pop3_port = a->implicit_tls ? 995 : 110;
+    fetch_progress(a->run, "%s: proto auto: %s port %u: %s: trying POP3 on port %u",
+                   a->res->label, a->srv->name, a->port, why, pop3_port);
+    log_info("fetch: %s: proto auto: no IMAP on port %u (%s): trying POP3 on port %u",
+             a->res->label, a->port, why, pop3_port);
+    if (a->bev) {
+        bufferevent_free(a->bev);
+        a->bev = NULL;
+    }
+    a->probing = false;
+    a->imap = false;
+    a->port = pop3_port;
+    a->nfifo = 0;
+    a->caps = 0;
+    a->capa_known = false;
+    a->tls_on = false;
+    a->tls_tried = false;
+    a->authed = false;
+    if (a->run->probed)
+        a->run->probed[a->srv - a->run->rc->servers] = PROBED_POP3;
+    const char *at = strstr(a->res->label, " folder ");
+    if (at)
+        a->res->label[at - a->res->label] = '\0';
+    if (!acct_open_records(a))
+        return true; /* failed with its reason */
+    struct sockaddr_storage ss = a->peer;
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)pop3_port);
+    else if (ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)pop3_port);
+    socklen_t len = a->peer_len;
+    acct_connect_to(a, (struct sockaddr *)&ss, len);
+    return true;
 }
 
 static void acct_connect_netaddr(struct fetch_acct *a, const struct netaddr *na)
@@ -2010,11 +2123,12 @@ static void acct_free(struct fetch_acct *a)
     free(a);
 }
 
-static bool entry_is_imap(const struct fetchrc_server *srv, const struct fetchrc_user *user)
+/* IMAP, or maybe IMAP (proto auto not probed yet in this run): one pass per folder. */
+static bool entry_is_imap(const struct fetch_run *run, const struct fetchrc_server *srv)
 {
-    unsigned port = fetchrc_port(srv, user);
-    return srv->proto == FETCHRC_PROTO_IMAP ||
-           (srv->proto == FETCHRC_PROTO_AUTO && (port == 143 || port == 993));
+    if (srv->proto != FETCHRC_PROTO_AUTO)
+        return srv->proto == FETCHRC_PROTO_IMAP;
+    return !run->probed || run->probed[srv - run->rc->servers] != PROBED_POP3;
 }
 
 static bool sockaddr_is_loopback(const struct sockaddr_storage *ss)
@@ -2103,7 +2217,7 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
         }
     snprintf(a->local, sizeof a->local, "%s", local);
     a->folder = user->nfolders ? user->folders[folder] : "INBOX";
-    if (user->nfolders > 1 && entry_is_imap(srv, user))
+    if (user->nfolders > 1 && entry_is_imap(run, srv))
         snprintf(res->label, sizeof res->label, "%s at %s folder %s", a->remote, srv->name,
                  a->folder);
     else
@@ -2111,7 +2225,17 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
     a->keep = user->keep;
     a->fetchall = user->fetchall;
     a->port = fetchrc_port(srv, user);
-    a->imap = entry_is_imap(srv, user);
+    a->imap = srv->proto == FETCHRC_PROTO_IMAP;
+    if (srv->proto == FETCHRC_PROTO_AUTO) {
+        /* fetchmail's auto: IMAP first, then POP3; what this run learnt holds for the
+         * entry's other folders */
+        unsigned char known = run->probed ? run->probed[srv - run->rc->servers] : 0;
+        a->imap = known != PROBED_POP3;
+        a->probing = known == 0;
+        a->probe_default_port = srv->port == 0;
+        if (!srv->port)
+            a->port = a->imap ? (user->ssl ? 993 : 143) : (user->ssl ? 995 : 110);
+    }
     a->implicit_tls = user->ssl || a->port == 995 || a->port == 993;
     /* fetchmail 6.4: sslproto '' means no TLS at all, any other sslproto (or sslcertck)
      * makes STLS/STARTTLS mandatory */
@@ -2129,6 +2253,24 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
         }
     if (!acct_smtphost(a))
         return;
+    if (!a->probing && !acct_open_records(a))
+        return;
+    if (a->probing)
+        log_info("fetch: polling %s (proto auto: %s port %u%s first) for %s", res->label,
+                 a->probe_default_port ? "IMAP" : "the greeting on", a->port,
+                 a->implicit_tls ? " TLS" : "", a->local);
+    else
+        log_info("fetch: polling %s (%s port %u%s) for %s", res->label, a->imap ? "IMAP" : "POP3",
+                 a->port, a->implicit_tls ? " TLS" : "", a->local);
+    acct_connect(a);
+}
+
+/* The account's UID record (and oversized-warning record), once the protocol is known. */
+static bool acct_open_records(struct fetch_acct *a)
+{
+    struct fetch_run *run = a->run;
+    const struct fetchrc_server *srv = a->srv;
+    struct fetch_account_result *res = a->res;
     char account[200];
     /* one record per protocol too: POP3 UIDLs and IMAP UIDs of one mailbox differ */
     char server[300];
@@ -2142,7 +2284,7 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
         a->phase = PH_DRAIN;
         acct_fail(a, FETCH_PS_INTERNAL, "cannot open the UID record under %s/fetch: %s",
                   run->state_dir, strerror(errno));
-        return;
+        return false;
     }
     a->rec_open = true;
     if (uidrec_open_ext(&a->warned, run->state_dir, account, "warned") == 0)
@@ -2150,9 +2292,7 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
     else
         log_warnx("fetch: %s: cannot open the oversized-warning record: %s", res->label,
                   strerror(errno));
-    log_info("fetch: polling %s (%s port %u%s) for %s", res->label, a->imap ? "IMAP" : "POP3",
-             a->port, a->implicit_tls ? " TLS" : "", a->local);
-    acct_connect(a);
+    return true;
 }
 
 /* ---- the run ---------------------------------------------------------------------------------- */
@@ -2192,12 +2332,14 @@ static void run_next(struct fetch_run *run)
         }
         const struct fetchrc_user *user = &srv->users[run->iuser];
         /* IMAP: each `folder` in turn, as its own pass with its own UID record */
-        size_t nfolders = entry_is_imap(srv, user) && user->nfolders > 1 ? user->nfolders : 1;
+        size_t nfolders = entry_is_imap(run, srv) && user->nfolders > 1 ? user->nfolders : 1;
         size_t folder = run->ifolder++;
         if (run->ifolder >= nfolders) {
             run->ifolder = 0;
             run->iuser++;
         }
+        if (folder >= nfolders)
+            continue; /* proto auto found POP3 on the first pass: no folders */
         run->result.accounts = xreallocarray(run->result.accounts, run->result.naccounts + 1,
                                              sizeof *run->result.accounts);
         struct fetch_account_result *res = &run->result.accounts[run->result.naccounts++];
@@ -2249,6 +2391,7 @@ struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
     run->handoff = handoff_new(base, (const struct sockaddr *)&cfg->smtp, cfg->smtp_len,
                                run->by_name,
                                cfg->handoff_sessions ? cfg->handoff_sessions : 4);
+    run->probed = xcalloc(rc->nservers ? rc->nservers : 1, 1);
     run->next_ev = event_new(base, -1, 0, run_next_cb, run);
     event_active(run->next_ev, EV_TIMEOUT, 0);
     return run;
@@ -2267,6 +2410,7 @@ void fetch_cancel(struct fetch_run *run)
     event_free(run->next_ev);
     fetchrc_free(run->rc);
     free(run->rc);
+    free(run->probed);
     free(run->result.accounts);
     free(run);
 }

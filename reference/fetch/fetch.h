@@ -5,7 +5,9 @@
  * (`zolder-fetch -v -f FILE`).
  *
  * DESCRIPTION
- *   Accounts are polled one after the other (as fetchmail does). Per account:
+ *   Accounts are polled one after the other (as fetchmail does). `proto auto` (the default)
+ *   probes: IMAP's port first, POP3's when it refuses or greets otherwise; with `port` the
+ *   greeting decides (docs/fetch.md). Per account:
  *   POP3 (RFC 1939, 2449, 2595, 5034): greeting, CAPA, STLS (or implicit TLS on 995), USER/PASS
  *   or AUTH PLAIN, UIDL and LIST, then RETR (pipelined when the server offers PIPELINING), DELE
  *   unless keep, QUIT.
@@ -38,8 +40,8 @@
  * LIMITS
  *   Host names go through zolder's resolver when one is given (hosts file, then `nameserver`
  *   or resolv.conf, as outbound delivery does), else getaddrinfo (blocking, as fetchmail).
- *   `proto auto` probing, TOP-based header peeks, IMAP IDLE and smtphost names (only
- *   addresses) are PENDING (docs/fetch.md).
+ *   TOP-based header peeks, IMAP IDLE and smtphost names (only addresses) are PENDING
+ *   (docs/fetch.md).
  */
 #ifndef ZOLDER_FETCH_FETCH_H
 #define ZOLDER_FETCH_FETCH_H

@@ -253,7 +253,7 @@ enum rc_kw {
     /* user */
     KW_USER, KW_PASS, KW_IS, KW_HERE, KW_THERE, KW_KEEP, KW_NOKEEP, KW_FETCHALL, KW_NOFETCHALL,
     KW_FLUSH, KW_NOFLUSH, KW_LIMIT, KW_LIMITFLUSH, KW_FETCHLIMIT, KW_SSL, KW_SSLCERTCK, KW_SSLCERTFILE,
-    KW_SSLPROTO, KW_SSLCOMMONNAME, KW_FOLDER, KW_SMTPHOST, KW_SMTPADDRESS,
+    KW_SSLPROTO, KW_SSLCOMMONNAME, KW_FOLDER, KW_SMTPHOST, KW_SMTPADDRESS, KW_IDLE,
     KW_NO,
     /* known to fetchmail, refused here with a reason */
     KW_UNSUPPORTED,
@@ -278,6 +278,7 @@ static const struct rc_kw_def {
     {"ssl", KW_SSL}, {"sslcertck", KW_SSLCERTCK}, {"sslcertfile", KW_SSLCERTFILE},
     {"sslproto", KW_SSLPROTO}, {"sslcommonname", KW_SSLCOMMONNAME}, {"folder", KW_FOLDER},
     {"folders", KW_FOLDER}, {"smtphost", KW_SMTPHOST}, {"smtphosts", KW_SMTPHOST}, {"smtpaddress", KW_SMTPADDRESS},
+    {"idle", KW_IDLE},
     {"no", KW_NO},
     {"mda", KW_UNSUPPORTED}, {"bsmtp", KW_UNSUPPORTED}, {"lmtp", KW_UNSUPPORTED},
     {"preconnect", KW_UNSUPPORTED}, {"postconnect", KW_UNSUPPORTED},
@@ -303,7 +304,7 @@ static bool rc_is_server_kw(enum rc_kw kw)
 
 static bool rc_is_user_kw(enum rc_kw kw)
 {
-    return kw >= KW_USER && kw <= KW_SMTPADDRESS;
+    return kw >= KW_USER && kw <= KW_IDLE;
 }
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -558,7 +559,7 @@ static bool rc_parse_user_option(struct rc_parser *p, struct fetchrc_user *u, en
 {
     struct rc_lexer *lx = &p->lx;
     if (negated && kw != KW_KEEP && kw != KW_FETCHALL && kw != KW_FLUSH && kw != KW_LIMITFLUSH && kw != KW_SSL &&
-        kw != KW_SSLCERTCK) {
+        kw != KW_SSLCERTCK && kw != KW_IDLE) {
         rc_error(lx, t->line, t->col, "\"no\" does not apply to %s", t->text);
         return false;
     }
@@ -589,6 +590,7 @@ static bool rc_parse_user_option(struct rc_parser *p, struct fetchrc_user *u, en
     case KW_FOLDER: return rc_list(lx, "folder", u->folders, &u->nfolders);
     case KW_SMTPHOST: return rc_list(lx, "smtphost", u->smtphosts, &u->nsmtphosts);
     case KW_SMTPADDRESS: return rc_string(lx, "smtpaddress", &u->smtpaddress);
+    case KW_IDLE: u->idle = !negated; return true;
     default:
         rc_error(lx, t->line, t->col, "unknown keyword \"%s\"", t->text);
         return false;

@@ -15,7 +15,7 @@
  *   (a NAME may be "REMOTE = LOCAL"; "*" is multidrop), [no] keep, nokeep, [no] fetchall,
  *   [no] flush, limit N, [no] limitflush, fetchlimit N, [no] ssl, [no] sslcertck, sslcertfile FILE,
  *   sslproto NAME, sslcommonname NAME, folder|folders NAME..., smtphost|smtphosts HOST...,
- *   smtpaddress DOMAIN
+ *   smtpaddress DOMAIN, [no] idle
  *   Comments run from '#' to the end of the line. Strings may be double-quoted (C escapes
  *   \" \\ \n \t \xHH); a quoted string is never a keyword. The noise words and, with, has,
  *   wants, options and the characters ',', ';', ':' are ignored, as fetchmail does.
@@ -69,6 +69,7 @@ struct fetchrc_user {
     char *smtphosts[FETCHRC_LIST_MAX];
     size_t nsmtphosts;
     char *smtpaddress;         /* the domain of the envelope recipient (default localhost) */
+    bool idle;                 /* IMAP IDLE between polls (RFC 2177), inside zolderd */
     unsigned line;             /* where `user` (or the entry) started */
 };
 

@@ -420,6 +420,35 @@ class TestFetchPop3(FetchCase):
         self.assertIn("(multi-drop)", self.z.mbox("bouke"))
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
 
+    def test_proto_auto_falls_back_to_pop3_when_imap_is_refused(self):
+        # pop3.demon.nl has no IMAP: its port 143 refuses, so auto (the default) goes to 110
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        r = self.fetch(f"poll pop3.demon.nl via {LINK_DEMON_POP3} user sjoerd pass geheim "
+                       "is sjoerd\n", expect=0)
+        self.assertIn("proto auto: pop3.demon.nl port 143:", r.stdout)
+        self.assertIn("trying POP3 on port 110", r.stdout)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertEqual(self.isp.records("imap"), [])
+        # the record is the POP3 one: a POP3 poll of the same account knows nothing new
+        self.assertEqual(self.uid_record(), [])
+        # with ssl: 993 refuses, 995 (implicit TLS) answers
+        self.isp.inject("mailstore", "sjoerd", message(2))
+        r = self.fetch(f"poll pop3.demon.nl via {LINK_DEMON_POP3} user sjoerd pass geheim "
+                       f"is sjoerd ssl sslcertck sslcertfile \"{CA}\"\n", expect=0)
+        self.assertIn("proto auto: pop3.demon.nl port 993:", r.stdout)
+        self.assertIn("trying POP3 on port 995", r.stdout)
+        self.assertEqual(sorted(self.wait_subjects("sjoerd", 2)), ["test 1", "test 2"])
+
+    def test_proto_auto_with_a_port_goes_by_the_greeting(self):
+        self.isp.inject("mailstore", "sjoerd", message(3))
+        r = self.fetch(f"poll pop3.demon.nl via {LINK_DEMON_POP3} port 110 user sjoerd "
+                       "pass geheim is sjoerd\n", expect=0)
+        self.assertIn("proto auto: pop3.demon.nl port 110 greets as POP3: using POP3", r.stdout)
+        self.assertNotIn("trying POP3", r.stdout)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 3"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
     def test_sslproto_empty_stays_in_the_clear(self):
         self.isp.inject("mailstore", "sjoerd", message(5))
         r = self.fetch(seed_pop(extra="sslproto ''"), expect=0)
@@ -518,6 +547,21 @@ class TestFetchImap(FetchCase):
         selects = [r["line"].split(" ", 1)[1] for r in self.isp.records("imap")
                    if r.get("dir") == "c" and " SELECT " in r["line"]]
         self.assertEqual(selects, ['SELECT "INBOX"', 'SELECT "Archief"'])
+
+    def test_proto_auto_picks_imap_where_it_greets(self):
+        # imap.provider1.nl has IMAP only: auto (no proto) takes it on 143, one connection
+        self.isp.inject("provider1", "sjoerd", message(4))
+        r = self.fetch(f"poll imap.provider1.nl via {LINK_PROVIDER1_IMAP} user sjoerd "
+                       "pass geheim2 is bouke\n", expect=0)
+        self.assertIn("proto auto: imap.provider1.nl port 143 greets as IMAP: using IMAP",
+                      r.stdout)
+        self.assertNotIn("trying POP3", r.stdout)
+        self.assertEqual(self.wait_subjects("bouke", 1), ["test 4"])
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
+        self.assertEqual(self.isp.records("pop3"), [])
+        self.assertEqual(self.isp.violations(), [])
+        # a second poll with `proto imap` uses the same (IMAP) record: nothing new
+        self.fetch(seed_imap(), expect=1)
 
     def test_imaps_993_with_certificate_check(self):
         self.isp.inject("provider1", "sjoerd", message(7))

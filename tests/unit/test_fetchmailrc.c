@@ -250,6 +250,42 @@ static void test_limitflush(void **state)
     fetchrc_free(&rc);
 }
 
+/* idle (fetchmail's IMAP IDLE): a negatable user option, inherited from defaults. */
+static void test_idle(void **state)
+{
+    (void)state;
+    struct fetchrc rc;
+    char err[FETCHRC_ERROR_MAX];
+    assert_true(parse(&rc, "defaults idle\n"
+                           "poll a proto imap user b\n"
+                           "poll c proto imap user d no idle\n"
+                           "poll e proto imap user f options idle keep\n", err));
+    assert_int_equal(rc.nservers, 3);
+    assert_true(rc.servers[0].users[0].idle);
+    assert_false(rc.servers[1].users[0].idle);
+    assert_true(rc.servers[2].users[0].idle);
+    assert_true(rc.servers[2].users[0].keep);
+    fetchrc_free(&rc);
+    /* off by default; an option before `user` applies to every user of the entry */
+    assert_true(parse(&rc, "poll a proto imap user b\npoll c idle user d user e\n", err));
+    assert_false(rc.servers[0].users[0].idle);
+    assert_int_equal(rc.servers[1].nusers, 2);
+    assert_true(rc.servers[1].users[0].idle && rc.servers[1].users[1].idle);
+    fetchrc_free(&rc);
+    /* takes no value: the next word must be a keyword */
+    assert_false(parse(&rc, "poll a user b idle 3\n", err));
+    assert_non_null(strstr(err, "rc:1:20:"));
+    fetchrc_free(&rc);
+    /* "idle" is a keyword, so it cannot be a bare value either (quote it) */
+    assert_false(parse(&rc, "poll a user idle\n", err));
+    assert_non_null(strstr(err, "rc:1:13:"));
+    fetchrc_free(&rc);
+    assert_true(parse(&rc, "poll a user \"idle\"\n", err));
+    assert_string_equal(rc.servers[0].users[0].remote, "idle");
+    assert_false(rc.servers[0].users[0].idle);
+    fetchrc_free(&rc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_password_not_in_errors),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_limitflush),
+        cmocka_unit_test(test_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
