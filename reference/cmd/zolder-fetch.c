@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -29,7 +30,8 @@ static void usage(void)
             "  -f RCFILE     fetchmail run-control file (default ~/.fetchmailrc)\n"
             "  -c FILE       take hostname, state_dir and fetch_smtp from zolderd's config\n"
             "  -s ADDR:PORT  zolder's SMTP listener (default fetch_smtp, else 127.0.0.1:25)\n"
-            "  -d DIR        UID records under DIR/fetch (default state_dir, else ~/.zolder-fetch)\n"
+            "  -d DIR        UID records under DIR/fetch (default: the folder of the rc's `set idfile`,\n"
+            "                else state_dir, else ~/.zolder-fetch)\n"
             "  -H NAME       the name in the Received line (default hostname, else localhost)\n"
             "  -k            keep every message on the server (fetchmail -k)\n"
             "  -v            progress lines; -vv also the protocol at debug level\n"
@@ -40,6 +42,7 @@ static void usage(void)
 
 static int verbose;
 static FILE *logfile; /* `set logfile`: progress and log lines are appended there too */
+static bool use_syslog; /* `set syslog`: progress and log lines go to syslog (LOG_MAIL) */
 
 static void print_progress(void *ctx, const char *line)
 {
@@ -51,6 +54,28 @@ static void print_progress(void *ctx, const char *line)
         fprintf(logfile, "zolder-fetch: %s\n", line);
         fflush(logfile);
     }
+    if (use_syslog)
+        syslog(LOG_INFO, "%s", line);
+}
+
+/* `set syslog`: each log line (log.h's "STAMP zolder-fetch[PID]: LEVEL: text") to syslog,
+ * with the level as its priority; syslogd adds its own stamp and pid. */
+static void syslog_line(const char *line, void *ctx)
+{
+    (void)ctx;
+    static const struct {
+        const char *name;
+        int prio;
+    } levels[] = {{"]: debug: ", LOG_DEBUG}, {"]: info: ", LOG_INFO},
+                  {"]: warning: ", LOG_WARNING}, {"]: error: ", LOG_ERR}};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        const char *at = strstr(line, levels[i].name);
+        if (at) {
+            syslog(levels[i].prio, "%s", at + strlen(levels[i].name));
+            return;
+        }
+    }
+    syslog(LOG_NOTICE, "%s", line);
 }
 
 /* The hosts table for the resolver: the config's hosts_file, else /etc/hosts (as
@@ -164,6 +189,14 @@ int main(int argc, char **argv)
         log_init("zolder-fetch", logfile);
         log_set_level(verbose >= 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
     }
+    if (rc->syslog) {
+        /* fetchmail's `set syslog`: the session's lines to syslog's mail facility (stdout
+         * keeps the -v progress lines, stderr the errors) */
+        openlog("zolder-fetch", LOG_PID | LOG_NDELAY, LOG_MAIL);
+        use_syslog = true;
+        log_set_capture(syslog_line, NULL);
+        log_set_level(verbose >= 2 ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+    }
     if (keep)
         for (size_t i = 0; i < rc->nservers; i++)
             for (size_t j = 0; j < rc->servers[i].nusers; j++)
@@ -173,7 +206,18 @@ int main(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.hostname = hostname ? hostname : have_conf ? conf.hostname : "localhost";
     char *statedefault = NULL;
-    if (!state_dir && have_conf) {
+    if (!state_dir && rc->idfile && rc->idfile[0]) {
+        /* fetchmail's `set idfile FILE`: where the UIDs are kept. zolder keeps one durable
+         * record per account, so they go in FILE's folder, under fetch/ (-d still wins) */
+        const char *slash = strrchr(rc->idfile, '/');
+        size_t n = slash ? (size_t)(slash - rc->idfile) : 1;
+        if (slash && n == 0)
+            n = 1; /* "/FILE": the root folder */
+        statedefault = xmalloc(n + 1);
+        memcpy(statedefault, slash ? rc->idfile : ".", n);
+        statedefault[n] = '\0';
+        state_dir = statedefault;
+    } else if (!state_dir && have_conf) {
         state_dir = conf.state_dir;
     } else if (!state_dir) {
         size_t n = strlen(home ? home : ".") + 20;
@@ -229,6 +273,10 @@ int main(int argc, char **argv)
     hostsfile_free(hosts);
     if (logfile)
         fclose(logfile);
+    if (use_syslog) {
+        log_set_capture(NULL, NULL);
+        closelog();
+    }
     event_base_free(base);
     free(rcdefault);
     free(statedefault);

@@ -157,6 +157,13 @@ struct fetch_acct {
     const char *folder;             /* IMAP: the folder of this pass (one per `folder` name) */
     struct handoff *handoff;        /* the run's (fetch_smtp), or own_handoff (smtphost) */
     struct handoff *own_handoff;
+    size_t smtp_try;                /* the smtphost being tried */
+    struct bufferevent *smtp_probe; /* its connection, until it greets */
+    char smtp_host[300];
+    unsigned smtp_port;
+    struct sockaddr_storage smtp_addr;
+    socklen_t smtp_addr_len;
+    char smtp_last_error[800];
     const char *by_name;            /* Received "by" */
     char smtphost_by[256];
     struct uidrec warned;           /* oversized messages the postmaster was told about */
@@ -233,6 +240,10 @@ static void acct_fail(struct fetch_acct *a, int status, const char *fmt, ...)
     if (a->dnsreq) {
         relay_dns_cancel(a->dnsreq);
         a->dnsreq = NULL;
+    }
+    if (a->smtp_probe) {
+        bufferevent_free(a->smtp_probe);
+        a->smtp_probe = NULL;
     }
     if (a->bev) {
         bufferevent_free(a->bev);
@@ -2097,6 +2108,8 @@ static void acct_free(struct fetch_acct *a)
         return;
     if (a->dnsreq)
         relay_dns_cancel(a->dnsreq);
+    if (a->smtp_probe)
+        bufferevent_free(a->smtp_probe);
     if (a->bev)
         bufferevent_free(a->bev);
     if (a->own_handoff) {
@@ -2141,58 +2154,237 @@ static bool sockaddr_is_loopback(const struct sockaddr_storage *ss)
 }
 
 /*
- * `smtphost`: the first one, as an address: ADDR, ADDR:PORT, [V6]:PORT or fetchmail's
- * HOST/PORT; "localhost" is 127.0.0.1. false: not an address (names are not looked up).
+ * One `smtphost` entry: HOST, HOST/PORT (fetchmail's), HOST:PORT, ADDR, [V6] or [V6]:PORT;
+ * HOST a name or an address, "localhost" 127.0.0.1 (fetchmail's default). Port 25 unless
+ * given. false: not of that shape.
  */
-static bool smtphost_parse(const char *text, struct zconf_listen *out)
+static bool smtphost_split(const char *text, char *host, size_t hostsize, unsigned *port)
 {
-    char host[300], spec[340];
+    const char *hs = text, *he, *ps = NULL;
     const char *slash = strchr(text, '/');
-    size_t hl = slash ? (size_t)(slash - text) : strlen(text);
-    if (hl == 0 || hl >= sizeof host)
+    const char *colon = strchr(text, ':');
+    if (text[0] == '[') {
+        hs = text + 1;
+        he = strchr(hs, ']');
+        if (!he || (he[1] && he[1] != ':' && he[1] != '/'))
+            return false;
+        ps = he[1] ? he + 2 : NULL;
+    } else if (slash) {
+        he = slash;
+        ps = slash + 1;
+    } else if (colon && !strchr(colon + 1, ':')) {
+        he = colon;
+        ps = colon + 1;
+    } else {
+        he = text + strlen(text); /* a name, an IPv4 address or a bare IPv6 address */
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= hostsize)
         return false;
-    memcpy(host, text, hl);
+    memcpy(host, hs, hl);
     host[hl] = '\0';
+    for (size_t i = 0; i < hl; i++) {
+        char c = host[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_' || c == ':' || c == '%'))
+            return false;
+    }
     if (strcasecmp(host, "localhost") == 0)
-        snprintf(host, sizeof host, "127.0.0.1");
-    if (slash)
-        snprintf(spec, sizeof spec, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, slash + 1);
-    else
-        snprintf(spec, sizeof spec, "%s", host);
-    return zconf_parse_listen(spec, 25, out);
+        snprintf(host, hostsize, "127.0.0.1");
+    *port = 25;
+    if (ps) {
+        if (strcasecmp(ps, "smtp") == 0)
+            return true;
+        char *endp;
+        errno = 0;
+        unsigned long n = strtoul(ps, &endp, 10);
+        if (errno || endp == ps || *endp || n == 0 || n > 65535)
+            return false;
+        *port = (unsigned)n;
+    }
+    return true;
 }
 
-/* The account's hand-off: fetch_smtp, or its own sessions to `smtphost`. false: failed. */
-static bool acct_smtphost(struct fetch_acct *a)
+static void acct_begin_server(struct fetch_acct *a);
+static void acct_smtphost_try(struct fetch_acct *a);
+
+/* This smtphost did not answer: the next one (fetchmail's list), else the account fails. */
+static void acct_smtphost_next(struct fetch_acct *a, const char *why)
 {
-    a->handoff = a->run->handoff;
-    a->by_name = a->run->by_name;
-    if (a->user->nsmtphosts == 0)
-        return true;
-    const char *sh = a->user->smtphosts[0];
-    struct zconf_listen target;
-    if (!smtphost_parse(sh, &target)) {
-        a->phase = PH_DRAIN;
-        acct_fail(a, FETCH_PS_SYNTAX, "smtphost %s: an address is needed (ADDR, ADDR:PORT or "
-                                      "ADDR/PORT; names are not looked up)", sh);
-        return false;
+    const char *sh = a->user->smtphosts[a->smtp_try];
+    log_warnx("fetch: %s: smtphost %s: %s%s", a->res->label, sh, why,
+              a->smtp_try + 1 < a->user->nsmtphosts ? ": trying the next" : "");
+    fetch_progress(a->run, "%s: smtphost %s: %s", a->res->label, sh, why);
+    snprintf(a->smtp_last_error, sizeof a->smtp_last_error, "%s: %s", sh, why);
+    if (a->smtp_probe) {
+        bufferevent_free(a->smtp_probe);
+        a->smtp_probe = NULL;
     }
-    bool loopback = sockaddr_is_loopback(&target.sa);
+    a->smtp_try++;
+    if (a->smtp_try < a->user->nsmtphosts) {
+        acct_smtphost_try(a);
+        return;
+    }
+    /* nothing was fetched: the mail stays on the server for the next poll */
+    acct_fail(a, FETCH_PS_SMTP, "no smtphost answered (%s)", a->smtp_last_error);
+}
+
+/* An smtphost greeted (220): its own hand-off sessions take the account's mail. */
+static void acct_smtphost_use(struct fetch_acct *a)
+{
+    const char *sh = a->user->smtphosts[a->smtp_try];
+    struct netaddr na;
+    char text[NETADDR_STRLEN + 10] = "";
+    if (netaddr_from_sockaddr((const struct sockaddr *)&a->smtp_addr, &na)) {
+        char addr[NETADDR_STRLEN];
+        netaddr_format(&na, addr, sizeof addr);
+        snprintf(text, sizeof text, na.family == AF_INET6 ? "[%s]:%u" : "%s:%u", addr,
+                 a->smtp_port);
+    }
+    bool loopback = sockaddr_is_loopback(&a->smtp_addr);
     snprintf(a->smtphost_by, sizeof a->smtphost_by, "%s",
              loopback ? "localhost" : a->run->hostname);
     a->by_name = a->smtphost_by;
-    a->own_handoff = handoff_new(a->run->base, (const struct sockaddr *)&target.sa, target.salen,
-                                 a->by_name, a->run->cfg.handoff_sessions
-                                                 ? a->run->cfg.handoff_sessions : 4);
+    a->own_handoff = handoff_new(a->run->base, (const struct sockaddr *)&a->smtp_addr,
+                                 a->smtp_addr_len, a->by_name,
+                                 a->run->cfg.handoff_sessions ? a->run->cfg.handoff_sessions : 4);
     a->handoff = a->own_handoff;
     if (loopback)
-        log_info("fetch: %s: handing mail to smtphost %s (%s)", a->res->label, sh, target.text);
+        log_info("fetch: %s: handing mail to smtphost %s (%s)", a->res->label, sh, text);
     else
         log_warnx("fetch: %s: handing mail to smtphost %s (%s), not on this machine: the "
-                  "messages leave it through that server", a->res->label, sh, target.text);
-    fetch_progress(a->run, "%s: handing mail to smtphost %s%s", a->res->label, target.text,
+                  "messages leave it through that server", a->res->label, sh, text);
+    fetch_progress(a->run, "%s: handing mail to smtphost %s%s", a->res->label, text,
                    loopback ? "" : " (a remote server)");
-    return true;
+    acct_begin_server(a);
+}
+
+static void acct_smtp_probe_read(struct bufferevent *bev, void *arg)
+{
+    struct fetch_acct *a = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = 0;
+    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+    if (!line) {
+        if (evbuffer_get_length(in) > 4096)
+            acct_smtphost_next(a, "no SMTP greeting");
+        return;
+    }
+    bool ok = n >= 3 && strncmp(line, "220", 3) == 0 && (n == 3 || line[3] == ' ' || line[3] == '-');
+    char why[200];
+    snprintf(why, sizeof why, "greeting %.120s", line);
+    for (char *p = why; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
+    free(line);
+    if (!ok) {
+        acct_smtphost_next(a, why);
+        return;
+    }
+    /* it answers: leave this probe politely, the hand-off opens its own sessions */
+    (void)send(bufferevent_getfd(bev), "QUIT\r\n", 6, MSG_NOSIGNAL);
+    bufferevent_free(a->smtp_probe);
+    a->smtp_probe = NULL;
+    acct_smtphost_use(a);
+}
+
+static void acct_smtp_probe_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct fetch_acct *a = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return;
+    int err = EVUTIL_SOCKET_ERROR();
+    acct_smtphost_next(a, (what & BEV_EVENT_TIMEOUT) ? "timeout"
+                          : (what & BEV_EVENT_EOF) ? "connection closed"
+                                                   : strerror(err));
+}
+
+static void acct_smtphost_connect(struct fetch_acct *a, const struct netaddr *na)
+{
+    memset(&a->smtp_addr, 0, sizeof a->smtp_addr);
+    if (na->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&a->smtp_addr;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)a->smtp_port);
+        memcpy(&sin->sin_addr, na->bytes, 4);
+        a->smtp_addr_len = sizeof *sin;
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->smtp_addr;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)a->smtp_port);
+        memcpy(&sin6->sin6_addr, na->bytes, 16);
+        a->smtp_addr_len = sizeof *sin6;
+    }
+    a->smtp_probe = bufferevent_socket_new(a->run->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!a->smtp_probe) {
+        acct_smtphost_next(a, "cannot create a socket");
+        return;
+    }
+    bufferevent_setcb(a->smtp_probe, acct_smtp_probe_read, NULL, acct_smtp_probe_event, a);
+    unsigned long t = a->srv->timeout ? a->srv->timeout : FETCH_DEFAULT_TIMEOUT;
+    struct timeval to = {(time_t)t, 0};
+    bufferevent_set_timeouts(a->smtp_probe, &to, &to);
+    bufferevent_enable(a->smtp_probe, EV_READ);
+    if (bufferevent_socket_connect(a->smtp_probe, (struct sockaddr *)&a->smtp_addr,
+                                   (int)a->smtp_addr_len) < 0)
+        acct_smtphost_next(a, strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+static void acct_smtphost_answer(void *arg, enum relay_dns_status st, const struct netaddr *addrs,
+                                 size_t n, const char *error)
+{
+    struct fetch_acct *a = arg;
+    a->dnsreq = NULL;
+    if (a->failed || a->finished)
+        return;
+    if (st != RELAY_DNS_OK || n == 0) {
+        char why[600];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", a->smtp_host,
+                 error ? error : "no address");
+        acct_smtphost_next(a, why);
+        return;
+    }
+    acct_smtphost_connect(a, &addrs[0]);
+}
+
+/*
+ * fetchmail's smtphost list: each in order until one greets with 220. Names go through the
+ * same resolver as the server's (acct_connect: zolder's hosts file and nameserver, else
+ * getaddrinfo).
+ */
+static void acct_smtphost_try(struct fetch_acct *a)
+{
+    const char *sh = a->user->smtphosts[a->smtp_try];
+    if (!smtphost_split(sh, a->smtp_host, sizeof a->smtp_host, &a->smtp_port)) {
+        acct_smtphost_next(a, "not HOST, HOST/PORT, HOST:PORT or [V6]:PORT");
+        return;
+    }
+    struct netaddr literal;
+    if (netaddr_parse(a->smtp_host, &literal)) {
+        acct_smtphost_connect(a, &literal);
+        return;
+    }
+    if (a->run->cfg.dns) {
+        a->dnsreq = relay_dns_addr(a->run->cfg.dns, a->smtp_host, AF_UNSPEC,
+                                   acct_smtphost_answer, a);
+        return;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(a->smtp_host, NULL, &hints, &ai);
+    struct netaddr na;
+    if (rc != 0 || !ai || !netaddr_from_sockaddr(ai->ai_addr, &na)) {
+        char why[600];
+        snprintf(why, sizeof why, "cannot resolve %s: %s", a->smtp_host,
+                 rc ? gai_strerror(rc) : "no address");
+        if (ai)
+            freeaddrinfo(ai);
+        acct_smtphost_next(a, why);
+        return;
+    }
+    freeaddrinfo(ai);
+    acct_smtphost_connect(a, &na);
 }
 
 static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
@@ -2251,8 +2443,19 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
             acct_fail(a, FETCH_PS_SYNTAX, "local user name \"%s\" is not valid", a->local);
             return;
         }
-    if (!acct_smtphost(a))
+    a->handoff = run->handoff;
+    a->by_name = run->by_name;
+    if (user->nsmtphosts) {
+        acct_smtphost_try(a); /* then acct_begin_server */
         return;
+    }
+    acct_begin_server(a);
+}
+
+/* Records (unless proto auto still has to choose), then the server. */
+static void acct_begin_server(struct fetch_acct *a)
+{
+    struct fetch_account_result *res = a->res;
     if (!a->probing && !acct_open_records(a))
         return;
     if (a->probing)

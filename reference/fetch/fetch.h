@@ -16,8 +16,8 @@
  *   RFC822.SIZE then BODY.PEEK[] per message (several in flight), UID STORE +FLAGS (\Seen,
  *   plus \Deleted unless keep), UID EXPUNGE with UIDPLUS else EXPUNGE, LOGOUT.
  *   Each message gets a Received line (see fetch.c) and goes to zolder over SMTP (handoff.h;
- *   `smtphost` ADDR instead of fetch_smtp); envelope recipient USER@localhost for the mapped
- *   local user. Several IMAP `folder`s: one pass each, with its own UID record. `limit`:
+ *   instead of fetch_smtp the first `smtphost` that greets with 220, tried in order before
+ *   the server); envelope recipient USER@localhost for the mapped local user. Several IMAP `folder`s: one pass each, with its own UID record. `limit`:
  *   oversized messages are never fetched (deleted with limitflush) and the postmaster is
  *   warned once per message (ACCOUNT.warned); `flush` with keep deletes what an earlier poll
  *   delivered; `interval N` polls an entry every Nth cycle (fetch_config.cycle).
@@ -38,10 +38,9 @@
  *   with sslcertck (sslcertfile or the system store, name from sslcommonname or the server).
  *
  * LIMITS
- *   Host names go through zolder's resolver when one is given (hosts file, then `nameserver`
+ *   Host names (servers and smtphosts) go through zolder's resolver when one is given (hosts file, then `nameserver`
  *   or resolv.conf, as outbound delivery does), else getaddrinfo (blocking, as fetchmail).
- *   TOP-based header peeks, IMAP IDLE and smtphost names (only addresses) are PENDING
- *   (docs/fetch.md).
+ *   TOP-based header peeks and IMAP IDLE are PENDING (docs/fetch.md).
  */
 #ifndef ZOLDER_FETCH_FETCH_H
 #define ZOLDER_FETCH_FETCH_H

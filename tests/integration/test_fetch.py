@@ -327,9 +327,39 @@ class TestFetchPop3(FetchCase):
         self.isp.inject("mailstore", "sjoerd", message(2))
         r = self.fetch(seed_pop(extra="smtphost 127.0.1.21:2699"), expect=10)
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
-        r = self.fetch(seed_pop(extra="smtphost mail.example.org"), expect=5)
-        self.assertIn("smtphost mail.example.org: an address is needed", r.stdout + r.stderr)
+        self.assertIn("no smtphost answered", r.stdout + r.stderr)
+        # a name is looked up (here: dns = nodns and not in the hosts file): exit 10 too
+        before = len(self.isp.records("pop3"))
+        r = self.fetch(seed_pop(extra="smtphost mail.example.org"), expect=10)
+        self.assertIn("smtphost mail.example.org: cannot resolve mail.example.org",
+                      r.stdout + r.stderr)
         self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 1)
+        self.assertEqual(len(self.isp.records("pop3")), before, "no server session without one")
+
+    def test_smtphost_list_first_that_answers_and_names_resolve(self):
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        hosts = os.path.join(self.home, "hosts")
+        with open(hosts, "w") as f:
+            f.write(f"{ZOLDER} zolder.lan\n")
+        with open(self.z.config) as f:
+            conf = f.read()
+        conf_path = os.path.join(self.home, "zolder.conf")
+        with open(conf_path, "w") as f:
+            f.write(conf + f"hosts_file = {hosts}\n")
+        # fetchmail's list: a dead port, an unknown name, then a name that resolves (through
+        # the poller's resolver: the hosts file) and answers
+        rc = self.rc(seed_pop(extra=f"smtphost 127.0.1.21/2699 nergens.lan zolder.lan/{PORT}"))
+        r = subprocess.run([zolder_test.binary("zolder-fetch"), "-v", "-f", rc, "-c", conf_path,
+                            "-d", self.z.inst.path("var"), "-s", "127.0.1.21:2698"],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": self.home})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"smtphost 127.0.1.21/2699: Connection refused")
+        self.assertIn("smtphost nergens.lan: cannot resolve nergens.lan", r.stdout)
+        self.assertIn(f"handing mail to smtphost {ZOLDER}:{PORT}", r.stdout)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+        self.assertRegex(self.z.mbox("sjoerd"), r"Received: from pop3.demon.nl\n\tby localhost ")
 
     def test_set_logfile_gets_the_session(self):
         self.isp.inject("mailstore", "sjoerd", message(1))
@@ -346,6 +376,66 @@ class TestFetchPop3(FetchCase):
         self.fetch(f"set logfile \"{log}\"\n" + seed_pop(), expect=1)
         with open(log, encoding="utf-8") as f:
             self.assertIn(text, f.read())
+
+    def test_set_idfile_keeps_the_uid_records_in_its_folder(self):
+        for i in range(2):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        ids = os.path.join(self.home, "ids")
+        os.makedirs(ids)
+        rc = f'set idfile "{ids}/fetchids"\n' + seed_pop(extra="keep")
+        self.fetch(rc, expect=0)
+        self.assertEqual(len(self.wait_subjects("sjoerd", 2)), 2)
+        records = [n for n in os.listdir(os.path.join(ids, "fetch")) if n.endswith(".uids")]
+        self.assertEqual(len(records), 1, records)
+        with open(os.path.join(ids, "fetch", records[0])) as f:
+            self.assertEqual(sum(1 for line in f if line.startswith("U ")), 2)
+        self.assertEqual(self.uid_record(), [])  # not under -c's state_dir
+        # the next poll reads them there: nothing twice
+        r = self.fetch(rc, expect=1)
+        self.assertIn("2 messages (2 seen)", r.stdout)
+        # -d still wins, as fetchmail's --idfile over the rc: a fresh record fetches again
+        r = self.fetch(rc, "-d", self.z.inst.path("var"), "-k", expect=0)
+        self.assertEqual(len(self.uid_record()), 2)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare") and
+                         not os.path.exists("/dev/log"),
+                         "needs root, unshare and no system syslog socket")
+    def test_set_syslog_sends_the_session_to_syslog(self):
+        import socket
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        sock_path = os.path.join(self.home, "log.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        self.addCleanup(sock.close)
+        rc = self.rc("set syslog\n" + seed_pop())
+        # a private /dev (own mount namespace) whose `log` is our socket: the host has none
+        dev = os.path.join(self.home, "dev")
+        os.makedirs(dev)
+        script = (f'set -e; mount -t tmpfs none "{dev}"; '
+                  f'for n in null urandom random log; do touch "{dev}/$n"; done; '
+                  f'for n in null urandom random; do mount --bind /dev/$n "{dev}/$n"; done; '
+                  f'mount --bind "{sock_path}" "{dev}/log"; mount --rbind "{dev}" /dev; '
+                  f'exec "$@"')
+        r = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh",
+                            zolder_test.binary("zolder-fetch"), "-f", rc, "-c", self.z.config],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": self.home})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")  # no -v: the progress goes to syslog only
+        sock.settimeout(2)
+        lines = []
+        try:
+            while True:
+                lines.append(sock.recv(65536).decode("utf-8", "replace"))
+        except socket.timeout:
+            pass
+        text = "\n".join(lines)
+        # <PRI>: facility mail (2) * 8 + info (6) = 22
+        self.assertRegex(text, r"<22>.*zolder-fetch\[\d+\]: reading message "
+                               r"sjoerd@pop3.demon.nl:1 of 1")
+        self.assertRegex(text, r"<22>.*zolder-fetch\[\d+\]: fetch: .*delivered to sjoerd")
+        self.assertNotIn("geheim", text)
+        self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
 
     def test_names_from_the_hosts_file_without_getaddrinfo(self):
         self.isp.inject("mailstore", "sjoerd", message(1))
