@@ -80,6 +80,7 @@ struct daemon {
     struct bufferevent *fetch_waiters[8]; /* `zolderctl fetch` clients waiting for the end */
     struct relay_dns *fetch_dns;          /* the poller's resolver: hosts file, then DNS */
     size_t fetch_nwaiters;
+    struct fetch_idle *fetch_idle;        /* `idle` accounts between polls (IMAP IDLE) */
 };
 
 int daemon_check(const char *path)
@@ -472,6 +473,7 @@ static void daemon_reload(struct daemon *d)
      * old one stays), and the schedule */
     if (!daemon_fetch_load(d))
         log_error("fetchmailrc: keeping the copy read before");
+    fetch_idle_stop(d->fetch_idle); /* the rc may have changed: the next poll IDLEs anew */
     daemon_fetch_schedule(d);
     if (d->fetch_dns && !d->fetch_run) { /* made again with the new nameserver and hosts */
         relay_dns_free(d->fetch_dns);
@@ -587,6 +589,11 @@ static bool daemon_fetch_start(struct daemon *d)
             log_warnx("fetch: no resolver (%s): server names go to getaddrinfo", dns_error);
     }
     cfg.dns = d->fetch_dns;
+    cfg.daemon = true;
+    if (!d->fetch_idle)
+        d->fetch_idle = fetch_idle_new(d->base);
+    cfg.idle = d->fetch_idle;
+    cfg.idle_renew = d->conf.fetch_idle_renew;
     cfg.cycle = d->fetch_cycle++; /* `interval N` entries: every Nth poll (schedule or ctl) */
     log_info("fetch: poll started (%s)", d->conf.fetchmailrc);
     d->fetch_run = fetch_start(d->base, rc, &cfg, daemon_fetch_done, d);
@@ -645,9 +652,11 @@ static void daemon_fetch_schedule(struct daemon *d)
 
 static void daemon_fetch_stop(struct daemon *d)
 {
-    bool was_running = d->fetch_run != NULL;
+    bool was_running = d->fetch_run != NULL || fetch_idle_count(d->fetch_idle) > 0;
     fetch_cancel(d->fetch_run); /* what zolder took is recorded; the rest stays on the server */
     d->fetch_run = NULL;
+    fetch_idle_free(d->fetch_idle);
+    d->fetch_idle = NULL;
     /* The hand-off sessions just closed are our own smtpd's clients: let smtpd see the
      * close and end those sessions before it stops (a few passes of the loop, no waiting). */
     for (int i = 0; was_running && i < 20; i++)

@@ -99,6 +99,7 @@ enum cmd_kind {
     I_GREETING, I_CAPABILITY, I_STARTTLS, I_LOGIN, I_AUTH, I_SELECT, I_SEARCH, I_SEARCH_DEL,
     I_SEARCH_SEEN,
     I_SIZES, I_FETCH, I_STORE, I_EXPUNGE, I_LOGOUT,
+    I_IDLE,     /* RFC 2177: answered (tagged) only after our DONE */
 };
 
 struct fetch_cmd {
@@ -109,7 +110,10 @@ struct fetch_cmd {
     bool multiline;                 /* POP3: the +OK was read, the body follows */
 };
 
-enum acct_phase { PH_CONNECT, PH_TLS, PH_SETUP, PH_TRANSFER, PH_CLOSING, PH_DRAIN };
+enum acct_phase { PH_CONNECT, PH_TLS, PH_SETUP, PH_TRANSFER, PH_CLOSING, PH_DRAIN, PH_IDLE };
+
+#define FETCH_IDLE_RENEW_DEFAULT (28UL * 60) /* fetchmail's: below RFC 2177's 29 minutes */
+#define FETCH_IDLE_TOLD_MAX 64              /* accounts told once why they do not IDLE */
 
 struct fetch_acct {
     struct fetch_run *run;
@@ -176,6 +180,27 @@ struct fetch_acct {
     bool no_prune;
     bool smtp_failed;               /* a hand-off session to zolder was lost */                  /* deletions not confirmed: keep every recorded UID */
     bool finished;
+    /* IMAP IDLE (fetchmailrc `idle`, inside zolderd): after its poll the account leaves its
+     * run for the idle set and stays connected */
+    struct fetch_idle *idle_set;    /* non-NULL: idling between polls, no longer in the run */
+    struct fetch_acct *idle_next;
+    struct fetch_account_result idle_res; /* its result while idling (the run's row is done) */
+    bool idling;                    /* "+ idling" seen, DONE not yet sent */
+    bool idle_done_sent;
+    bool idle_wake;                 /* new mail: fetch it once the IDLE is answered */
+    bool exists_known;
+    unsigned long exists;           /* the mailbox's size as this session was told */
+    struct event *idle_timer;       /* the IDLE is renewed when it fires */
+    unsigned long wakes;            /* fetches started by new mail */
+};
+
+struct fetch_idle {
+    struct event_base *base;
+    struct fetch_acct *list;        /* idling (or fetching after a wake) */
+    struct fetch_acct *dead;        /* ended, to be freed from the loop */
+    struct event *reap_ev;
+    char *told[FETCH_IDLE_TOLD_MAX]; /* accounts whose "no IDLE here" was logged */
+    size_t ntold;
 };
 
 struct fetch_run {
@@ -194,12 +219,20 @@ struct fetch_run {
     unsigned char *probed;          /* per server entry, proto auto: 0 not yet, else PROBED_* */
     struct fetch_acct *acct;
     struct event *next_ev;
+    unsigned refs;                  /* 1 while the run goes on, +1 per account it left idling:
+                                     * rc (their srv/user) lives until the last one ends */
 };
 
 enum { PROBED_POP3 = 1, PROBED_IMAP = 2 };
 
 static void acct_pump(struct fetch_acct *a);
 static void acct_finish(struct fetch_acct *a);
+static void acct_cycle_close(struct fetch_acct *a);
+static bool acct_idle_begin(struct fetch_acct *a);
+static void idle_key(char *out, size_t outsize, const char *server, const char *remote,
+                     const char *folder);
+static bool idle_has(const struct fetch_idle *set, const char *key);
+static void acct_idle_send(struct fetch_acct *a);
 static bool acct_probe_fallback(struct fetch_acct *a, const char *why);
 static bool acct_open_records(struct fetch_acct *a);
 static void acct_warn_oversized(struct fetch_acct *a);
@@ -1486,6 +1519,8 @@ static void imap_pump(struct fetch_acct *a)
         }
         return;
     }
+    if (acct_idle_begin(a))
+        return;
     a->phase = PH_CLOSING;
     imap_send(a, I_LOGOUT, NULL, "LOGOUT");
 }
@@ -1651,6 +1686,30 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
     case I_LOGOUT:
         acct_finish(a);
         return;
+    case I_IDLE: {
+        a->idling = false;
+        a->idle_done_sent = false;
+        event_del(a->idle_timer);
+        unsigned long t = a->srv->timeout ? a->srv->timeout : FETCH_DEFAULT_TIMEOUT;
+        struct timeval to = {(time_t)t, 0};
+        bufferevent_set_timeouts(a->bev, &to, &to);
+        if (!ok) {
+            acct_fail(a, FETCH_PS_ERROR, "IDLE failed: %s", r->text);
+            return;
+        }
+        if (!a->idle_wake) {
+            log_debug("fetch: %s: IDLE renewed", a->res->label);
+            imap_send(a, I_IDLE, NULL, "IDLE");
+            return;
+        }
+        /* new mail: the same search, fetch, record, delete as a poll, then IDLE again */
+        a->idle_wake = false;
+        a->wakes++;
+        fetch_progress(a->run, "%s: new mail while idling: fetching", a->res->label);
+        a->phase = PH_SETUP;
+        imap_send(a, I_SEARCH, NULL, "UID SEARCH %s", a->fetchall ? "ALL" : "UNSEEN");
+        return;
+    }
     default:
         break;
     }
@@ -1664,6 +1723,24 @@ static void imap_on_untagged(struct fetch_acct *a, const struct imap_resp *r)
     }
     if (r->status == IMAP_STATUS_OK && strcmp(r->code, "UIDVALIDITY") == 0)
         a->uidvalidity = r->code_number;
+    if (r->has_number && strcmp(r->keyword, "EXISTS") == 0) {
+        /* more than this session knew of: new mail (EXPUNGEs count the size down) */
+        if (a->idle_set && a->exists_known && r->number > a->exists && !a->idle_wake) {
+            a->idle_wake = true;
+            log_info("fetch: %s: new mail while idling (%lu messages, were %lu)",
+                     a->res->label, r->number, a->exists);
+        }
+        a->exists = r->number;
+        a->exists_known = true;
+        if (a->idle_wake && a->idling && !a->idle_done_sent)
+            acct_idle_send(a); /* DONE: the tagged OK starts the fetch */
+        return;
+    }
+    if (r->has_number && strcmp(r->keyword, "EXPUNGE") == 0) {
+        if (a->exists)
+            a->exists--;
+        return;
+    }
     if (strcmp(r->keyword, "SEARCH") == 0) {
         imap_search_result(a, r);
         return;
@@ -1713,6 +1790,20 @@ static void imap_read(struct fetch_acct *a, struct evbuffer *in)
                 evbuffer_add_printf(bufferevent_get_output(a->bev), "%s\r\n", b64);
                 explicit_bzero(b64, strlen(b64));
                 free(b64);
+                continue;
+            }
+            if (a->nfifo && a->fifo[0].kind == I_IDLE && !a->idling && !a->idle_done_sent) {
+                /* RFC 2177: idling; the server's silence is no timeout now (the renewal
+                 * timer ends it), and mail that came meanwhile ends it at once */
+                a->idling = true;
+                struct timeval wto = {HANDOFF_TIMEOUT_S, 0};
+                bufferevent_set_timeouts(a->bev, NULL, &wto);
+                unsigned long renew = a->run->cfg.idle_renew ? a->run->cfg.idle_renew
+                                                             : FETCH_IDLE_RENEW_DEFAULT;
+                event_add(a->idle_timer, &(struct timeval){(time_t)renew, 0});
+                log_debug("fetch: %s: idling", a->res->label);
+                if (a->idle_wake)
+                    acct_idle_send(a);
                 continue;
             }
             acct_fail(a, FETCH_PS_PROTOCOL, "unexpected continuation request");
@@ -2030,6 +2121,8 @@ static void acct_connect(struct fetch_acct *a)
     freeaddrinfo(ai);
 }
 
+static void idle_bury(struct fetch_acct *a);
+
 /* Record pruning and the account's result; the run goes on with the next account. */
 static void acct_finish(struct fetch_acct *a)
 {
@@ -2049,6 +2142,20 @@ static void acct_finish(struct fetch_acct *a)
         bufferevent_free(a->bev);
         a->bev = NULL;
     }
+    acct_cycle_close(a);
+    if (a->idle_set) {
+        /* an idling session ended (lost, failed, or a wake's LOGOUT): back to the schedule */
+        log_info("fetch: %s: IDLE session ended%s%s: the next poll connects again",
+                 a->res->label, a->failed ? ": " : "", a->failed ? a->res->error : "");
+        idle_bury(a);
+        return;
+    }
+    event_active(a->run->next_ev, EV_TIMEOUT, 0);
+}
+
+/* The end of one poll (or one wake while idling): prune the records, the result line. */
+static void acct_cycle_close(struct fetch_acct *a)
+{
     if (a->rec_open) {
         (void)uidrec_sync(&a->rec);
         /* a clean end: forget the UIDs no longer on the server (keep the others) */
@@ -2099,7 +2206,6 @@ static void acct_finish(struct fetch_acct *a)
                            "%u deferred, %u refused, %u skipped",
                    a->res->label, a->res->messages, a->res->seen, a->res->delivered,
                    a->res->deleted, a->res->deferred, a->res->refused, a->res->skipped);
-    event_active(a->run->next_ev, EV_TIMEOUT, 0);
 }
 
 static void acct_free(struct fetch_acct *a)
@@ -2118,6 +2224,8 @@ static void acct_free(struct fetch_acct *a)
     }
     if (a->sync_ev)
         event_free(a->sync_ev);
+    if (a->idle_timer)
+        event_free(a->idle_timer);
     if (a->rec_open)
         uidrec_close(&a->rec);
     if (a->warned_open)
@@ -2445,6 +2553,9 @@ static void acct_begin(struct fetch_run *run, const struct fetchrc_server *srv,
         }
     a->handoff = run->handoff;
     a->by_name = run->by_name;
+    if (user->idle && !run->cfg.idle)
+        fetch_progress(run, "%s: idle: IMAP IDLE is kept between zolderd's polls only: polled "
+                            "once", res->label);
     if (user->nsmtphosts) {
         acct_smtphost_try(a); /* then acct_begin_server */
         return;
@@ -2543,6 +2654,17 @@ static void run_next(struct fetch_run *run)
         }
         if (folder >= nfolders)
             continue; /* proto auto found POP3 on the first pass: no folders */
+        if (run->cfg.idle) {
+            char key[800];
+            idle_key(key, sizeof key, srv->name, user->remote[0] ? user->remote : run->invoking_user,
+                     user->nfolders ? user->folders[folder] : "INBOX");
+            if (idle_has(run->cfg.idle, key)) {
+                /* its IDLE session fetches new mail as it comes */
+                log_info("fetch: %s at %s: idling (IMAP IDLE), not polled",
+                         user->remote[0] ? user->remote : run->invoking_user, srv->name);
+                continue;
+            }
+        }
         run->result.accounts = xreallocarray(run->result.accounts, run->result.naccounts + 1,
                                              sizeof *run->result.accounts);
         struct fetch_account_result *res = &run->result.accounts[run->result.naccounts++];
@@ -2595,9 +2717,26 @@ struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
                                run->by_name,
                                cfg->handoff_sessions ? cfg->handoff_sessions : 4);
     run->probed = xcalloc(rc->nservers ? rc->nservers : 1, 1);
+    run->refs = 1;
+    if (cfg->daemon && cfg->cycle == 0 && (rc->idfile || rc->syslog))
+        log_info("fetch: fetchmailrc: %s%s%s ignored inside zolderd: UID records stay under "
+                 "%s/fetch and every line is in this log", rc->idfile ? "set idfile" : "",
+                 rc->idfile && rc->syslog ? " and " : "", rc->syslog ? "set syslog" : "",
+                 run->state_dir);
     run->next_ev = event_new(base, -1, 0, run_next_cb, run);
     event_active(run->next_ev, EV_TIMEOUT, 0);
     return run;
+}
+
+/* The rc goes with the last of the run and the accounts it left idling. */
+static void run_unref(struct fetch_run *run)
+{
+    if (--run->refs > 0)
+        return;
+    fetchrc_free(run->rc);
+    free(run->rc);
+    free(run->probed);
+    free(run);
 }
 
 void fetch_cancel(struct fetch_run *run)
@@ -2611,11 +2750,218 @@ void fetch_cancel(struct fetch_run *run)
     acct_free(run->acct);
     run->acct = NULL;
     event_free(run->next_ev);
-    fetchrc_free(run->rc);
-    free(run->rc);
-    free(run->probed);
+    run->next_ev = NULL;
     free(run->result.accounts);
-    free(run);
+    run->result.accounts = NULL;
+    run_unref(run);
+}
+
+/* ---- IMAP IDLE between polls ------------------------------------------------------------------ */
+
+/* Which account a poll entry is, for the idle set: server, login, folder. */
+static void idle_key(char *out, size_t outsize, const char *server, const char *remote,
+                     const char *folder)
+{
+    snprintf(out, outsize, "%s\n%s\n%s", server, remote, folder);
+}
+
+static bool idle_has(const struct fetch_idle *set, const char *key)
+{
+    for (const struct fetch_acct *a = set->list; a; a = a->idle_next) {
+        char k[800];
+        idle_key(k, sizeof k, a->srv->name, a->remote, a->folder);
+        if (strcmp(k, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* "Why this account does not IDLE", logged once per account for the daemon's life. */
+static void idle_tell_once(struct fetch_idle *set, struct fetch_acct *a, const char *why)
+{
+    char key[800];
+    idle_key(key, sizeof key, a->srv->name, a->remote, a->folder);
+    for (size_t i = 0; i < set->ntold; i++)
+        if (strcmp(set->told[i], key) == 0)
+            return;
+    if (set->ntold < FETCH_IDLE_TOLD_MAX)
+        set->told[set->ntold++] = xstrdup(key);
+    log_warnx("fetch: %s: idle: %s", a->res->label, why);
+    if (a->run->cfg.progress) /* else fetch_progress would log it a second time */
+        fetch_progress(a->run, "%s: idle: %s", a->res->label, why);
+}
+
+/* Sends DONE: the IDLE's tagged answer then says what comes next (a fetch, or IDLE again). */
+static void acct_idle_send(struct fetch_acct *a)
+{
+    if (!a->bev || !a->idling || a->idle_done_sent)
+        return;
+    evbuffer_add(bufferevent_get_output(a->bev), "DONE\r\n", 6);
+    a->idle_done_sent = true;
+    /* from here on the server owes us an answer: a dead line is a timeout again */
+    unsigned long t = a->srv->timeout ? a->srv->timeout : FETCH_DEFAULT_TIMEOUT;
+    struct timeval to = {(time_t)t, 0};
+    bufferevent_set_timeouts(a->bev, &to, &to);
+}
+
+static void acct_idle_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fetch_acct *a = arg;
+    log_debug("fetch: %s: renewing the IDLE", a->res->label);
+    acct_idle_send(a);
+}
+
+/* Forgets the poll or wake that just ended (its messages are recorded or left alone). */
+static void acct_cycle_reset(struct fetch_acct *a)
+{
+    for (size_t i = 0; i < a->nmsgs; i++) {
+        buf_free(&a->msgs[i]->data);
+        notice_clear(&a->msgs[i]->bounce_data, &a->msgs[i]->bounce);
+        msg_free_rcpts(a->msgs[i]);
+        free(a->msgs[i]);
+    }
+    free(a->msgs);
+    a->msgs = NULL;
+    a->nmsgs = 0;
+    a->next_fetch = 0;
+    a->to_fetch = 0;
+    a->fetched_ord = 0;
+    a->pending_deleted = 0;
+    a->sizes_pending = 0;
+    a->expunged = false;
+    struct fetch_account_result *r = a->res;
+    r->messages = r->seen = r->delivered = r->deleted = r->deferred = r->refused = 0;
+    r->skipped = 0;
+    r->status = FETCH_PS_NOMAIL;
+    r->error[0] = '\0';
+}
+
+/*
+ * After a clean poll (or wake) of an `idle` account: IDLE instead of LOGOUT. The first time
+ * the account leaves its run (which goes on with the next account) for the idle set, with
+ * its own hand-off sessions (the run's end with the run). false: LOGOUT as usual.
+ */
+static bool acct_idle_begin(struct fetch_acct *a)
+{
+    if (!a->user->idle || !a->imap || a->failed || a->smtp_failed || a->no_prune)
+        return false;
+    struct fetch_run *run = a->run;
+    struct fetch_idle *set = a->idle_set ? a->idle_set : run->cfg.idle;
+    if (!set)
+        return false;
+    if (!a->idle_set) {
+        if (a->user->nfolders > 1) {
+            idle_tell_once(set, a, "IDLE watches one folder (as fetchmail's): polled on the "
+                                   "schedule");
+            return false;
+        }
+        if (!(a->caps & IMAP_CAPA_IDLE)) {
+            idle_tell_once(set, a, "the server does not offer IDLE: polled on the schedule");
+            return false;
+        }
+    }
+    acct_cycle_close(a);
+    if (!a->idle_set) {
+        a->idle_res = *a->res;
+        a->res = &a->idle_res;
+        if (!a->own_handoff) {
+            a->own_handoff = handoff_new(run->base, (const struct sockaddr *)&run->cfg.smtp,
+                                         run->cfg.smtp_len, a->by_name, 2);
+            a->handoff = a->own_handoff;
+        }
+        a->idle_timer = evtimer_new(run->base, acct_idle_timer_cb, a);
+        a->idle_set = set;
+        a->idle_next = set->list;
+        set->list = a;
+        run->acct = NULL;
+        run->refs++;
+        event_active(run->next_ev, EV_TIMEOUT, 0);
+        log_info("fetch: %s: idling (IMAP IDLE) for new mail, renewed every %lu s",
+                 a->res->label, run->cfg.idle_renew ? run->cfg.idle_renew
+                                                    : FETCH_IDLE_RENEW_DEFAULT);
+        if (run->cfg.progress)
+            fetch_progress(run, "%s: idling (IMAP IDLE)", a->res->label);
+    }
+    acct_cycle_reset(a);
+    a->phase = PH_IDLE;
+    imap_send(a, I_IDLE, NULL, "IDLE");
+    return true;
+}
+
+static void idle_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fetch_idle *set = arg;
+    while (set->dead) {
+        struct fetch_acct *a = set->dead;
+        set->dead = a->idle_next;
+        struct fetch_run *run = a->run;
+        acct_free(a);
+        run_unref(run);
+    }
+}
+
+/* An idling account ended (from its own callbacks): freed from the loop. */
+static void idle_bury(struct fetch_acct *a)
+{
+    struct fetch_idle *set = a->idle_set;
+    for (struct fetch_acct **pp = &set->list; *pp; pp = &(*pp)->idle_next)
+        if (*pp == a) {
+            *pp = a->idle_next;
+            break;
+        }
+    a->idle_next = set->dead;
+    set->dead = a;
+    event_active(set->reap_ev, EV_TIMEOUT, 0);
+}
+
+struct fetch_idle *fetch_idle_new(struct event_base *base)
+{
+    struct fetch_idle *set = xcalloc(1, sizeof *set);
+    set->base = base;
+    set->reap_ev = event_new(base, -1, 0, idle_reap_cb, set);
+    return set;
+}
+
+void fetch_idle_stop(struct fetch_idle *set)
+{
+    if (!set)
+        return;
+    while (set->list) {
+        struct fetch_acct *a = set->list;
+        set->list = a->idle_next;
+        log_info("fetch: %s: IDLE session closed", a->res->label);
+        if (a->rec_open && uidrec_sync(&a->rec) < 0)
+            log_error("fetch: %s: cannot sync the UID record: %s", a->res->label,
+                      strerror(errno));
+        a->finished = true; /* hand-offs in flight only count down; unsynced work is redone */
+        struct fetch_run *run = a->run;
+        acct_free(a);
+        run_unref(run);
+    }
+    idle_reap_cb(-1, 0, set);
+}
+
+void fetch_idle_free(struct fetch_idle *set)
+{
+    if (!set)
+        return;
+    fetch_idle_stop(set);
+    event_free(set->reap_ev);
+    for (size_t i = 0; i < set->ntold; i++)
+        free(set->told[i]);
+    free(set);
+}
+
+size_t fetch_idle_count(const struct fetch_idle *set)
+{
+    size_t n = 0;
+    for (const struct fetch_acct *a = set ? set->list : NULL; a; a = a->idle_next)
+        n++;
+    return n;
 }
 
 /* ---- the rc file ------------------------------------------------------------------------------ */

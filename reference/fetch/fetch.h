@@ -40,7 +40,8 @@
  * LIMITS
  *   Host names (servers and smtphosts) go through zolder's resolver when one is given (hosts file, then `nameserver`
  *   or resolv.conf, as outbound delivery does), else getaddrinfo (blocking, as fetchmail).
- *   TOP-based header peeks and IMAP IDLE are PENDING (docs/fetch.md).
+ *   TOP-based header peeks are PENDING (docs/fetch.md). IDLE only inside zolderd, one
+ *   folder per account (as fetchmail).
  */
 #ifndef ZOLDER_FETCH_FETCH_H
 #define ZOLDER_FETCH_FETCH_H
@@ -74,6 +75,9 @@ enum fetch_status {
 
 enum fetch_refused { FETCH_REFUSED_DELETE, FETCH_REFUSED_KEEP };
 
+/* The accounts idling between polls (fetchmailrc `idle`): zolderd owns one for its life. */
+struct fetch_idle;
+
 struct fetch_config {
     const char *hostname;          /* Received "by", EHLO */
     const char *state_dir;         /* UID records under STATE_DIR/fetch/ */
@@ -89,6 +93,10 @@ struct fetch_config {
     /* progress lines ("reading message ..."), NULL: log_info */
     void (*progress)(void *ctx, const char *line);
     void *progress_ctx;
+    bool daemon;                   /* inside zolderd (set idfile / set syslog do not apply) */
+    struct fetch_idle *idle;       /* `idle` IMAP accounts stay connected here between polls;
+                                    * NULL: polled like the others (zolder-fetch) */
+    unsigned long idle_renew;      /* seconds before an IDLE is sent again (0: 28 minutes) */
 };
 
 struct fetch_account_result {
@@ -123,6 +131,23 @@ struct fetch_run *fetch_start(struct event_base *base, struct fetchrc *rc,
                               const struct fetch_config *cfg, fetch_done_fn done, void *ctx);
 /* Stops a run at once (daemon shutdown); done is not called. Unsynced work is redone later. */
 void fetch_cancel(struct fetch_run *run);
+
+/*
+ * IMAP IDLE (RFC 2177) for `idle` accounts: after a clean poll of an IMAP account with one
+ * folder whose server offers IDLE, the session is not logged out but moved here (the run
+ * goes on with the next account) and IDLEs. New mail ("* N EXISTS" beyond what the session
+ * knows) ends the IDLE (DONE) and is fetched at once, with the same never-lost/never-twice
+ * rules as a poll, then the session IDLEs again; every cfg.idle_renew seconds the IDLE is
+ * ended and sent again. A lost or failed session is dropped: the account is polled again by
+ * the next poll (which skips accounts that are idling).
+ */
+struct fetch_idle *fetch_idle_new(struct event_base *base);
+/* Ends every idling session (reload: the rc may have changed); the set stays usable. */
+void fetch_idle_stop(struct fetch_idle *idle);
+/* fetch_idle_stop, then frees the set (after the last run using it was cancelled or done). */
+void fetch_idle_free(struct fetch_idle *idle);
+/* Sessions idling now. */
+size_t fetch_idle_count(const struct fetch_idle *idle);
 
 /*
  * Reads an rc file as fetchmail does: refused (FETCH_PS_IOERR) when group or others have any

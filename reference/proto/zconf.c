@@ -130,6 +130,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtp_data_xfer_timeout, "180", 1, 86400),
     /* content filter: asynchronous scanning (reference/filter) */
     KU(filter_scanners, "2", 1, 16),
+    /* fetch: IMAP IDLE between polls (reference/fetch, fetchmailrc `idle`) */
+    KU(fetch_idle_renew, "1680", 1, 1740),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

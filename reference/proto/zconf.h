@@ -137,6 +137,8 @@ struct zconf {
     unsigned long smtp_data_xfer_timeout; /* seconds a block of the message may wait to be sent */
     /* content filter: asynchronous scanning (reference/filter) */
     unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
+    /* fetch: IMAP IDLE between polls (reference/fetch, fetchmailrc `idle`) */
+    unsigned long fetch_idle_renew;      /* seconds before an IDLE is ended and sent again */
 };
 
 /* The parts of a smarthost value. */
