@@ -232,6 +232,7 @@ static bool acct_idle_begin(struct fetch_acct *a);
 static void idle_key(char *out, size_t outsize, const char *server, const char *remote,
                      const char *folder);
 static bool idle_has(const struct fetch_idle *set, const char *key);
+static void idle_tell_once(struct fetch_idle *set, struct fetch_acct *a, const char *why);
 static void acct_idle_send(struct fetch_acct *a);
 static bool acct_probe_fallback(struct fetch_acct *a, const char *why);
 static bool acct_open_records(struct fetch_acct *a);
@@ -1694,6 +1695,8 @@ static void imap_on_tagged(struct fetch_acct *a, struct fetch_cmd *c, const stru
         struct timeval to = {(time_t)t, 0};
         bufferevent_set_timeouts(a->bev, &to, &to);
         if (!ok) {
+            /* offered but refused: not tried again until a reload */
+            idle_tell_once(a->idle_set, a, "the server refused IDLE: polled on the schedule");
             acct_fail(a, FETCH_PS_ERROR, "IDLE failed: %s", r->text);
             return;
         }
@@ -2776,7 +2779,10 @@ static bool idle_has(const struct fetch_idle *set, const char *key)
     return false;
 }
 
-/* "Why this account does not IDLE", logged once per account for the daemon's life. */
+/*
+ * "Why this account does not IDLE", logged once per account until a reload; the account is
+ * then polled on the schedule without trying again.
+ */
 static void idle_tell_once(struct fetch_idle *set, struct fetch_acct *a, const char *why)
 {
     char key[800];
@@ -2851,7 +2857,23 @@ static bool acct_idle_begin(struct fetch_acct *a)
     struct fetch_idle *set = a->idle_set ? a->idle_set : run->cfg.idle;
     if (!set)
         return false;
+    size_t left = 0;
+    for (size_t i = 0; i < a->nmsgs; i++)
+        if (a->msgs[i]->fate == M_DEFERRED || (a->msgs[i]->fate == M_SKIP && !a->msgs[i]->oversized))
+            left++;
+    if (left) {
+        /* zolder said 4xx, or fetchlimit: those wait for a poll, which an idling account
+         * would not get until new mail came */
+        log_info("fetch: %s: %zu message%s left for the next poll: not idling this time",
+                 a->res->label, left, left == 1 ? "" : "s");
+        return false;
+    }
     if (!a->idle_set) {
+        char key[800];
+        idle_key(key, sizeof key, a->srv->name, a->remote, a->folder);
+        for (size_t i = 0; i < set->ntold; i++)
+            if (strcmp(set->told[i], key) == 0)
+                return false; /* told why not, once: polled on the schedule */
         if (a->user->nfolders > 1) {
             idle_tell_once(set, a, "IDLE watches one folder (as fetchmail's): polled on the "
                                    "schedule");
@@ -2930,6 +2952,9 @@ void fetch_idle_stop(struct fetch_idle *set)
 {
     if (!set)
         return;
+    for (size_t i = 0; i < set->ntold; i++) /* a reload may have fixed what they said */
+        free(set->told[i]);
+    set->ntold = 0;
     while (set->list) {
         struct fetch_acct *a = set->list;
         set->list = a->idle_next;
@@ -2951,8 +2976,6 @@ void fetch_idle_free(struct fetch_idle *set)
         return;
     fetch_idle_stop(set);
     event_free(set->reap_ev);
-    for (size_t i = 0; i < set->ntold; i++)
-        free(set->told[i]);
     free(set);
 }
 

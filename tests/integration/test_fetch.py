@@ -675,11 +675,11 @@ class TestFetchImap(FetchCase):
 class TestFetchInZolderd(IspsimCase):
     """zolderd's own poller: fetchmailrc + fetch_interval, and `zolderctl fetch`."""
 
-    def start(self, rc, interval="0", conf=None):
+    def start(self, rc, interval="0", conf=None, files=None):
         self.z = Zolderd(address=ZOLDER, port=PORT, name="fetch-zolderd-svc",
                          conf={"fetchmailrc": "fetchmailrc", "fetch_interval": interval,
                                **(conf or {})},
-                         files={"fetchmailrc": rc})
+                         files={"fetchmailrc": rc, **(files or {})})
         os.chmod(self.z.inst.path("fetchmailrc"), 0o600)
         self.z.start()
         self.addCleanup(self.z.cleanup)
@@ -838,6 +838,30 @@ class TestFetchInZolderd(IspsimCase):
         self.assertEqual(len(self.isp.messages("provider1", "sjoerd")), 3)
         self.assertEqual(sorted(self.uids()), sorted(str(m["uid"]) for m in
                                                      self.isp.messages("provider1", "sjoerd")))
+
+    def test_idle_waits_while_zolder_defers_a_message(self):
+        # a 4xx from zolder leaves a message for the next poll: an idling account would not
+        # get one before new mail came, so it logs out instead and IDLEs once all went
+        self.isp.inject("provider1", "sjoerd", "From: later@paprika\nSubject: later\n\nhold\n")
+        self.isp.inject("provider1", "sjoerd", message(1))
+        self.start(seed_imap(extra="idle"), conf={"access": "access"},
+                   files={"access": "From:later@paprika ERROR:4.3.0:451 try again later\n"})
+        r = self.ctl("fetch")
+        self.assertIn(b"fetch done: status 0, 1 accounts, 1 delivered", r.stdout, self.z.log())
+        self.assertIn("1 message left for the next poll: not idling this time", self.z.log())
+        self.assertNotIn("idling (IMAP IDLE)", self.z.log())
+        self.assertTrue(any(line.endswith(" LOGOUT") for line in self.imap_client_lines()))
+        self.assertEqual(len(self.isp.messages("provider1", "sjoerd")), 1)
+        # zolder takes it now: the next poll delivers it and idles
+        self.z.inst.write("access", "")
+        r = self.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("fetch")
+        self.assertIn(b"fetch done: status 0, 1 accounts, 1 delivered", r.stdout, self.z.log())
+        self.z.wait_log("idling (IMAP IDLE)", timeout=10)
+        self.z.wait_for(lambda: sorted(self.subjects("bouke")) == ["later", "test 1"], 20,
+                        "both delivered")
+        self.assertEqual(self.isp.messages("provider1", "sjoerd"), [])
 
     def test_idle_needs_one_folder_and_says_so_once(self):
         self.isp.inject("provider1", "sjoerd", message(1))
