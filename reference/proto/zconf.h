@@ -137,6 +137,8 @@ struct zconf {
     unsigned long smtp_data_xfer_timeout; /* seconds a block of the message may wait to be sent */
     /* content filter: asynchronous scanning (reference/filter) */
     unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
+    /* mail folders (issues 7 and 8): IMAP folders, delivery rules and their folders */
+    char *mail_dir;                      /* "~/Mail" or "/abs/%u/..." (reference/proto/mailpath.h) */
 };
 
 /* The parts of a smarthost value. */
