@@ -160,7 +160,7 @@ static SSL_CTX *daemon_tls_context(const struct zconf *conf)
 static void daemon_prepare_state_dir(const struct zconf *conf, const struct passwd *pw)
 {
     const char *subdirs[] = {"", "/queue", "/queue/tmp", "/queue/msg", "/queue/hold", "/spool",
-                             "/spool/mail", "/maildir"};
+                             "/spool/mail", "/maildir", "/home"};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s", conf->state_dir, subdirs[i]);

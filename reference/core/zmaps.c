@@ -12,6 +12,7 @@
 #include "hostsallow.h"
 #include "hostsfile.h"
 #include "log.h"
+#include "mailpath.h"
 #include "str.h"
 #include "users.h"
 #include "xalloc.h"
@@ -112,6 +113,20 @@ static bool zmaps_is_user(void *ctx, const char *name)
         return false;
     str_lower(lower);
     return users_lookup(m->users, lower) != NULL;
+}
+
+static bool zmaps_mail_dir(void *ctx, const char *user, char *out, size_t outlen)
+{
+    struct zmaps *m = ctx;
+    const struct users_entry *e = m->users ? users_lookup(m->users, user) : NULL;
+    const char *why;
+    if (!e)
+        return false;
+    if (!mailpath_user_dir(m->conf->mail_dir, m->conf->state_dir, e->name, e->home, out, outlen, &why)) {
+        log_warnx("mail_dir for %s: %s", e->name, why);
+        return false;
+    }
+    return true;
 }
 
 static bool zmaps_local_exists(void *ctx, const char *local)
@@ -238,6 +253,7 @@ void zmaps_smtpd(struct zmaps *m, struct smtpd_maps *out)
     out->access_rcpt = zmaps_access_rcpt;
     out->authenticate = zmaps_authenticate;
     out->auth_prepare = zmaps_auth_prepare;
+    out->mail_dir = zmaps_mail_dir;
 }
 
 /* ---- delivery adapter --------------------------------------------------------------------- */
@@ -291,6 +307,7 @@ void zmaps_resolver(struct zmaps *m, struct deliver_resolver *out)
     out->ctx = m;
     out->expand = zmaps_expand;
     out->is_user = zmaps_is_user;
+    out->mail_dir = zmaps_mail_dir;
 }
 
 const struct hostsfile *zmaps_hosts(const struct zmaps *maps)

@@ -17,6 +17,7 @@
 #include "local.h"
 #include "hdr.h"
 #include "log.h"
+#include "mailpath.h"
 #include "queue/report.h"
 #include "rules.h"
 #include "timefmt.h"
@@ -497,24 +498,46 @@ static void deliver_rules_tell(struct deliver *d, struct queue_msg *msg, size_t 
     free(path);
 }
 
+/* USER's mail folder (mail_dir) into out; false (logged) when it has none usable. */
+static bool deliver_mail_dir(struct deliver *d, const char *user, char *out, size_t outlen)
+{
+    return d->resolver.mail_dir && d->resolver.mail_dir(d->resolver.ctx, user, out, outlen);
+}
+
 /*
- * Applies USER's rules file (STATE_DIR/rules/USER) to one local recipient. true: append it,
- * to folder (or INBOX when folder stays ""); false: settled here (discarded, forwarded) or
- * deferred. A missing file means INBOX; an unreadable or bad one means INBOX and a log line.
+ * Applies USER's rules file (MAIL_DIR/rules; before mail_dir existed: STATE_DIR/rules/USER,
+ * still read when the new one is absent) to one local recipient. true: append it, to folder
+ * (or INBOX when folder stays ""); false: settled here (discarded, forwarded) or deferred. A
+ * missing file means INBOX; an unreadable or bad one means INBOX and a log line.
  */
 static bool deliver_rules(struct deliver *d, struct deliver_job *job, size_t rcpt, const char *user,
                           char folder[RULES_FOLDER_MAX + 1])
 {
     struct queue_msg *msg = &job->msg;
     const char *addr = msg->env.rcpts[rcpt].addr;
-    size_t pn = strlen(d->conf->state_dir) + strlen(user) + sizeof "/rules/";
+    char mail_dir[MAILPATH_MAX];
+    size_t pn = strlen(d->conf->state_dir) + strlen(user) + MAILPATH_MAX + sizeof "/rules/";
     char *path = xmalloc(pn);
-    snprintf(path, pn, "%s/rules/%s", d->conf->state_dir, user);
-    char *text;
+    char *text = NULL;
     size_t len;
-    if (fs_read_file(path, DELIVER_RULES_FILE_MAX, &text, &len) < 0) {
-        if (errno != ENOENT)
-            log_warn("%s: to=<%s>: rules file %s unreadable, delivered to INBOX", msg->id, addr, path);
+    int read_errno = ENOENT;
+    if (deliver_mail_dir(d, user, mail_dir, sizeof mail_dir)) {
+        snprintf(path, pn, "%s/rules", mail_dir);
+        if (fs_read_file(path, DELIVER_RULES_FILE_MAX, &text, &len) < 0)
+            read_errno = errno;
+    }
+    if (!text && read_errno == ENOENT) {
+        snprintf(path, pn, "%s/rules/%s", d->conf->state_dir, user);
+        if (fs_read_file(path, DELIVER_RULES_FILE_MAX, &text, &len) < 0)
+            read_errno = errno;
+        else
+            log_warnx("%s: to=<%s>: rules read from %s, the old place: move it to MAIL_DIR/rules "
+                      "(docs/filter.md)", msg->id, addr, path);
+    }
+    if (!text) {
+        if (read_errno != ENOENT)
+            log_warnx("%s: to=<%s>: rules file %s unreadable (%s), delivered to INBOX", msg->id, addr,
+                      path, strerror(read_errno));
         free(path);
         return true;
     }
@@ -593,16 +616,22 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
         .sync_later = sync_later,
         .size_limit = d->conf->mailbox_size_limit,
     };
-    /* delivery rules: a folder is an mbox STATE_DIR/folders/USER/NAME, locked the same way */
-    char *folder_dir = NULL;
+    /* delivery rules: a folder is an mbox MAIL_DIR/NAME, locked the same way */
+    char folder_dir[MAILPATH_MAX];
+    bool in_folder = false;
     if (slots[0].folder[0]) {
-        size_t fn = strlen(d->conf->state_dir) + strlen(slots[0].user) + sizeof "/folders/";
-        folder_dir = xmalloc(fn);
-        snprintf(folder_dir, fn, "%s/folders/%s", d->conf->state_dir, slots[0].user);
-        if (fs_mkdir_p(folder_dir, 0700) < 0)
-            log_warn("cannot create %s", folder_dir);
-        target.spool_dir = folder_dir;
-        target.user = slots[0].folder;
+        if (!deliver_mail_dir(d, slots[0].user, folder_dir, sizeof folder_dir))
+            log_warnx("%s: no usable mail_dir for %s: folder %s delivered to INBOX",
+                      slots[0].job->msg.id, slots[0].user, slots[0].folder);
+        else if (fs_mkdir_p(folder_dir, 0700) < 0)
+            log_warn("%s: cannot create %s: folder %s delivered to INBOX", slots[0].job->msg.id,
+                     folder_dir, slots[0].folder);
+        else
+            in_folder = true;
+        if (in_folder) {
+            target.spool_dir = folder_dir;
+            target.user = slots[0].folder;
+        }
     }
     local_deliver_batch(&target, items, n);
     for (size_t i = 0; i < n; i++) {
@@ -614,7 +643,7 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
                 job = slots[j].job;
         if (items[i].result == LOCAL_OK) {
             r->status = QUEUE_RCPT_DONE; /* written to the file after the batch */
-            if (folder_dir)
+            if (in_folder)
                 log_info("%s: to=<%s>, relay=local, status=sent (delivered to folder %s/%s by rules)",
                          msg->id, r->addr, slots[0].user, slots[0].folder);
             else
@@ -633,7 +662,6 @@ static void deliver_mailbox(struct deliver *d, struct deliver_slot *slots, size_
         }
     }
     free(items);
-    free(folder_dir);
 }
 
 static void deliver_report_queued(const char *id, void *ctx)

@@ -33,6 +33,8 @@ struct deliver_resolver {
     int (*expand)(void *ctx, const char *local, struct deliver_targets *targets);
     /* Is user a mailbox owner (users file)? */
     bool (*is_user)(void *ctx, const char *user);
+    /* user's mail folder (mail_dir, reference/proto/mailpath.h); false: no such user or unusable. */
+    bool (*mail_dir)(void *ctx, const char *user, char *out, size_t outlen);
 };
 
 struct deliver {

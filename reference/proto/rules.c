@@ -46,6 +46,9 @@ bool rules_folder_name_ok(const char *name)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
               *c == '.' || *c == '_' || *c == '-'))
             return false;
+    /* MAIL_DIR/rules is this file; NAME.lock is the dotlock of folder NAME */
+    if (strcasecmp(name, "rules") == 0 || (n >= 5 && strcasecmp(name + n - 5, ".lock") == 0))
+        return false;
     return true;
 }
 
@@ -295,7 +298,8 @@ static bool rules_parse_line(const char *line, struct rules_rule *r, const char 
             arg = NULL;
             ok = true;
         } else {
-            *why = "folder NAME: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.'";
+            *why = "folder NAME: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.', not \"rules\", "
+                   "not ending in \".lock\"";
         }
     } else if (strcmp(action, "forward") == 0) {
         arg = rules_token(&p, &bad);

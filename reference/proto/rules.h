@@ -1,7 +1,7 @@
 /*
  * rules: a user's delivery rules (procmail's job, docs/filter.md "Delivery rules"), parsed
  * from bytes and evaluated against one message. Pure: no I/O (local delivery reads the file
- * STATE_DIR/rules/USER and acts on the verdict).
+ * MAIL_DIR/rules and acts on the verdict).
  *
  * SYNTAX, one rule a line, '#' comments, first match wins, no match: INBOX
  *   if COND [and COND]... then ACTION
@@ -15,7 +15,8 @@
  *   message itself goes. TEXT is the reply's body; "\n" in it is a line break.
  *   STRING and REGEX: a word without blanks, or "double quoted" with \" and \\ escapes.
  *   REGEX: POSIX extended, case-insensitive; contains is case-insensitive too.
- *   NAME (folder): 1-64 of A-Z a-z 0-9 . _ -, not starting with '.'; "inbox" means INBOX.
+ *   NAME (folder): 1-64 of A-Z a-z 0-9 . _ -, not starting with '.', not "rules" (the rules
+ *   file's own name in MAIL_DIR), not ending in ".lock" (a folder's dotlock); "inbox" means INBOX.
  *   ADDRESS: local@domain, without blanks, quotes or angle brackets.
  *   No piping to programs: there is no such action.
  *

@@ -11,6 +11,7 @@
 
 #include "banned.h"
 #include "fsutil.h"
+#include "mailpath.h"
 #include "str.h"
 #include "xalloc.h"
 
@@ -130,6 +131,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(smtp_data_xfer_timeout, "180", 1, 86400),
     /* content filter: asynchronous scanning (reference/filter) */
     KU(filter_scanners, "2", 1, 16),
+    /* mail folders (issues 7 and 8) */
+    K(mail_dir, ZCONF_STR, "~/Mail"),
     /* fetch: IMAP IDLE between polls (reference/fetch, fetchmailrc `idle`) */
     KU(fetch_idle_renew, "1680", 1, 1740),
 };
@@ -326,6 +329,11 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
         if (strcmp(k->name, "filter_admin") == 0 &&
             (!value[0] || strpbrk(value, " \t<>\"(),;:\\") || value[0] == '@' || value[0] == '-')) {
             cfg_error_set(err, file, lineno, "filter_admin: expected a user name or address, got \"%s\"", value);
+            return false;
+        }
+        const char *mail_dir_why;
+        if (strcmp(k->name, "mail_dir") == 0 && !mailpath_valid(value, &mail_dir_why)) {
+            cfg_error_set(err, file, lineno, "mail_dir: %s, got \"%s\"", mail_dir_why, value);
             return false;
         }
         if (strcmp(k->name, "hostname") == 0 && !zconf_valid_domain(value)) {
@@ -635,6 +643,7 @@ void zconf_free(struct zconf *conf)
     free(conf->fetchmailrc);
     free(conf->fetch_smtp);
     free(conf->fetch_refused);
+    free(conf->mail_dir);
     zconf_free_strs(conf->local_domains, &conf->nlocal_domains);
     zconf_free_strs(conf->outbound_allow, &conf->noutbound_allow);
     zconf_free_strs(conf->masquerade.hosts, &conf->masquerade.nhosts);

@@ -137,6 +137,8 @@ struct zconf {
     unsigned long smtp_data_xfer_timeout; /* seconds a block of the message may wait to be sent */
     /* content filter: asynchronous scanning (reference/filter) */
     unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
+    /* mail folders (issues 7 and 8): IMAP folders, delivery rules and their folders */
+    char *mail_dir;                      /* "~/Mail" or "/abs/%u/..." (reference/proto/mailpath.h) */
     /* fetch: IMAP IDLE between polls (reference/fetch, fetchmailrc `idle`) */
     unsigned long fetch_idle_renew;      /* seconds before an IDLE is ended and sent again */
 };

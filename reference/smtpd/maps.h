@@ -7,6 +7,7 @@
 #define ZOLDER_SMTPD_MAPS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "netaddr.h"
 #include "users.h"
@@ -34,6 +35,8 @@ struct smtpd_maps {
     bool (*authenticate)(void *ctx, const char *user, const char *password);
     /* What a check of user needs, copied from the current users table, for reference/auth. */
     void (*auth_prepare)(void *ctx, const char *user, struct users_check *chk);
+    /* user's mail folder (mail_dir, reference/proto/mailpath.h); false: no such user or unusable. */
+    bool (*mail_dir)(void *ctx, const char *user, char *out, size_t outlen);
 };
 
 #endif

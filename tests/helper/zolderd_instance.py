@@ -2,6 +2,7 @@
 zolder_test.Instance and stopped by PID. Used by the integration tests and tools/demo."""
 
 import os
+import shutil
 import pwd
 import socket
 import subprocess
@@ -77,6 +78,18 @@ class Zolderd:
             self.inst.write(rel, text, mode=0o600 if private else None)
         self.config = self.inst.path("zolder.conf")
         self.valgrind_log = None
+
+    def give_to_daemon(self, relpath):
+        """As root, hands relpath (a folder, recursively) to run_as, as an admin would hand a
+        user's mail folder to zolderd; otherwise the daemon runs as us and owns it already."""
+        if os.geteuid() != 0:
+            return
+        user = self.conf_lines["run_as"]
+        top = self.inst.path(relpath)
+        shutil.chown(top, user, user)
+        for root, dirs, files in os.walk(top):
+            for name in dirs + files:
+                shutil.chown(os.path.join(root, name), user, user)
 
     def start(self, wrapper=None, timeout=15.0, env=None):
         """Starts zolderd. ZOLDERD_VALGRIND=1 runs it under memcheck (unless a wrapper is

@@ -1,5 +1,6 @@
 """Integration tests for per-user delivery rules (docs/filter.md, "Delivery rules"): a real
-zolderd; the rules file STATE_DIR/rules/USER sorts a mailing list into a folder, discards,
+zolderd; the rules file MAIL_DIR/rules (mail_dir = ~/Mail: STATE_DIR/home/USER/Mail for a user
+without a home in the users file) sorts a mailing list into a folder MAIL_DIR/NAME, discards,
 forwards (loop-free), and a bad file falls back to INBOX."""
 
 import os
@@ -21,12 +22,21 @@ LIST_MSG = ("From: jan@paprika.example\r\nTo: zolder-users@lists.example\r\n"
 
 class RulesCase(unittest.TestCase):
     rules = {}
+    rules_path = "var/home/{user}/Mail/rules"
+    users = None
 
     def setUp(self):
-        files = {f"var/rules/{user}": text for user, text in self.rules.items()}
-        self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, files=files)
+        files = {self.rules_path.format(user=user): text for user, text in self.rules.items()}
+        self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, files=files, users=self.users)
         self.addCleanup(lambda: self.z.cleanup())
+        self.prepare()
+        for top in ("var", "home-bouke"):
+            if os.path.isdir(self.z.inst.path(top)):
+                self.z.give_to_daemon(top)
         self.z.start()
+
+    def prepare(self):
+        pass
 
     def send(self, msg, rcpts=("bouke@zolder.thuis",), sender="jan@paprika.example"):
         with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
@@ -34,7 +44,7 @@ class RulesCase(unittest.TestCase):
 
     def folder(self, user, name):
         try:
-            with open(self.z.inst.path("var", "folders", user, name), "rb") as f:
+            with open(self.z.inst.path("var", "home", user, "Mail", name), "rb") as f:
                 return f.read().decode("utf-8", "replace")
         except FileNotFoundError:
             return ""
@@ -65,6 +75,37 @@ class SortAndDiscard(RulesCase):
     def test_other_users_unaffected(self):
         self.send(LIST_MSG, rcpts=("sjoerd@zolder.thuis",))
         self.z.wait_for(lambda: "release 0.2" in self.z.mbox("sjoerd"), what="delivery")
+
+
+class OldRulesPlace(RulesCase):
+    """STATE_DIR/rules/USER, where rules lived before mail_dir: still read, with a warning."""
+    rules = {"bouke": "if header List-Id contains zolder-users then folder lists\n"}
+    rules_path = "var/rules/{user}"
+
+    def test_old_place_still_sorts(self):
+        self.send(LIST_MSG)
+        self.z.wait_for(lambda: "release 0.2" in self.folder("bouke", "lists"), what="folder delivery")
+        self.assertIn("rules read from", self.z.log())
+        self.assertIn("the old place: move it to MAIL_DIR/rules", self.z.log())
+
+
+class HomeFromUsersFile(RulesCase):
+    """A home in the users file: mail_dir ~/Mail is HOME/Mail."""
+    rules = {"bouke": "if header List-Id contains zolder-users then folder lists\n"}
+    rules_path = "home-bouke/Mail/rules"
+
+    def prepare(self):
+        # the users file needs the absolute home, known only once the instance folder exists
+        home = self.z.inst.path("home-bouke")
+        self.z.inst.write("users", f"sjoerd:*\nbouke:*:{home}\nadmin:*\n")
+
+    def test_rules_and_folder_under_home(self):
+        self.send(LIST_MSG)
+        path = self.z.inst.path("home-bouke", "Mail", "lists")
+        self.z.wait_for(lambda: os.path.exists(path), what="folder delivery under the home")
+        with open(path, "rb") as f:
+            self.assertIn(b"release 0.2", f.read())
+        self.assertNotIn("release 0.2", self.z.mbox("bouke"))
 
 
 class Forward(RulesCase):
@@ -128,7 +169,7 @@ class BadRules(RulesCase):
         self.send("From: x@y.example\r\nSubject: x marks\r\n\r\nhoi\r\n")
         self.z.wait_for(lambda: "Subject: x marks" in self.z.mbox("bouke"), what="INBOX delivery")
         self.assertIn("rules refused, delivered to INBOX", self.z.log())
-        self.assertIn("rules/bouke:1: piping to programs is not supported", self.z.log())
+        self.assertIn("Mail/rules:1: piping to programs is not supported", self.z.log())
         # the user is told, once per bad version of the file
         self.z.wait_for(lambda: "Subject: Your delivery rules were refused" in self.z.mbox("bouke"),
                         what="notice to the user")

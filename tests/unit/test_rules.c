@@ -127,6 +127,8 @@ static void test_errors(void **state)
         {"folder lists\n", "rules:1: a rule starts with \"if\""},
         {"# c\nif header List-Id contains x then folder\n", "rules:2: folder NAME"},
         {"if header List-Id contains x then folder ../etc\n", "rules:1: folder NAME"},
+        {"if header List-Id contains x then folder Rules\n", "rules:1: folder NAME"},
+        {"if header List-Id contains x then folder lists.lock\n", "rules:1: folder NAME"},
         {"if header List-Id contains x then folder .hidden\n", "rules:1: folder NAME"},
         {"if header List-Id contains x then pipe /bin/sh\n", "rules:1: piping to programs is not supported"},
         {"if header List-Id contains x then |/bin/sh\n", "rules:1: piping"},
