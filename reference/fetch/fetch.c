@@ -2264,58 +2264,6 @@ static bool sockaddr_is_loopback(const struct sockaddr_storage *ss)
     return false;
 }
 
-/*
- * One `smtphost` entry: HOST, HOST/PORT (fetchmail's), HOST:PORT, ADDR, [V6] or [V6]:PORT;
- * HOST a name or an address, "localhost" 127.0.0.1 (fetchmail's default). Port 25 unless
- * given. false: not of that shape.
- */
-static bool smtphost_split(const char *text, char *host, size_t hostsize, unsigned *port)
-{
-    const char *hs = text, *he, *ps = NULL;
-    const char *slash = strchr(text, '/');
-    const char *colon = strchr(text, ':');
-    if (text[0] == '[') {
-        hs = text + 1;
-        he = strchr(hs, ']');
-        if (!he || (he[1] && he[1] != ':' && he[1] != '/'))
-            return false;
-        ps = he[1] ? he + 2 : NULL;
-    } else if (slash) {
-        he = slash;
-        ps = slash + 1;
-    } else if (colon && !strchr(colon + 1, ':')) {
-        he = colon;
-        ps = colon + 1;
-    } else {
-        he = text + strlen(text); /* a name, an IPv4 address or a bare IPv6 address */
-    }
-    size_t hl = (size_t)(he - hs);
-    if (hl == 0 || hl >= hostsize)
-        return false;
-    memcpy(host, hs, hl);
-    host[hl] = '\0';
-    for (size_t i = 0; i < hl; i++) {
-        char c = host[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == '_' || c == ':' || c == '%'))
-            return false;
-    }
-    if (strcasecmp(host, "localhost") == 0)
-        snprintf(host, hostsize, "127.0.0.1");
-    *port = 25;
-    if (ps) {
-        if (strcasecmp(ps, "smtp") == 0)
-            return true;
-        char *endp;
-        errno = 0;
-        unsigned long n = strtoul(ps, &endp, 10);
-        if (errno || endp == ps || *endp || n == 0 || n > 65535)
-            return false;
-        *port = (unsigned)n;
-    }
-    return true;
-}
-
 static void acct_begin_server(struct fetch_acct *a);
 static void acct_smtphost_try(struct fetch_acct *a);
 
@@ -2467,7 +2415,7 @@ static void acct_smtphost_answer(void *arg, enum relay_dns_status st, const stru
 static void acct_smtphost_try(struct fetch_acct *a)
 {
     const char *sh = a->user->smtphosts[a->smtp_try];
-    if (!smtphost_split(sh, a->smtp_host, sizeof a->smtp_host, &a->smtp_port)) {
+    if (!fetchrc_smtphost(sh, a->smtp_host, sizeof a->smtp_host, &a->smtp_port)) {
         acct_smtphost_next(a, "not HOST, HOST/PORT, HOST:PORT or [V6]:PORT");
         return;
     }

@@ -910,3 +910,54 @@ bool fetchrc_multidrop(const struct fetchrc_user *u)
             return true;
     return false;
 }
+
+bool fetchrc_smtphost(const char *text, char *host, size_t hostsize, unsigned *port)
+{
+    const char *hs = text, *he, *ps = NULL;
+    const char *slash = strchr(text, '/');
+    const char *colon = strchr(text, ':');
+    if (text[0] == '[') {
+        hs = text + 1;
+        he = strchr(hs, ']');
+        if (!he || (he[1] && he[1] != ':' && he[1] != '/'))
+            return false;
+        ps = he[1] ? he + 2 : NULL;
+    } else if (slash) {
+        he = slash;
+        ps = slash + 1;
+    } else if (colon && !strchr(colon + 1, ':')) {
+        he = colon;
+        ps = colon + 1;
+    } else {
+        he = text + strlen(text); /* a name, an IPv4 address or a bare IPv6 address */
+    }
+    size_t hl = (size_t)(he - hs);
+    if (hl == 0 || hl >= hostsize)
+        return false;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    for (size_t i = 0; i < hl; i++) {
+        char c = host[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_' || c == ':' || c == '%'))
+            return false;
+    }
+    if (strcasecmp(host, "localhost") == 0)
+        snprintf(host, hostsize, "127.0.0.1");
+    *port = 25;
+    if (ps) {
+        if (strcasecmp(ps, "smtp") == 0)
+            return true;
+        unsigned long n = 0;
+        size_t digits = 0;
+        for (; ps[digits]; digits++) {
+            if (ps[digits] < '0' || ps[digits] > '9' || digits >= 5)
+                return false;
+            n = n * 10 + (unsigned long)(ps[digits] - '0');
+        }
+        if (digits == 0 || n == 0 || n > 65535)
+            return false;
+        *port = (unsigned)n;
+    }
+    return true;
+}

@@ -122,5 +122,12 @@ unsigned fetchrc_port(const struct fetchrc_server *s, const struct fetchrc_user 
 const char *fetchrc_proto_name(enum fetchrc_proto proto);
 /* True when the user has "*" among its locals (multidrop). */
 bool fetchrc_multidrop(const struct fetchrc_user *u);
+/*
+ * One `smtphost` entry split into host and port: HOST, HOST/PORT (fetchmail's), HOST:PORT,
+ * [V6], [V6]:PORT or a bare IPv6 address; HOST a name or an address (letters, digits, . - _
+ * and, for addresses, : %); "localhost" becomes 127.0.0.1 (fetchmail's default); PORT 1-65535
+ * or "smtp", 25 when not given. false: not of that shape (host is then undefined).
+ */
+bool fetchrc_smtphost(const char *text, char *host, size_t hostsize, unsigned *port);
 
 #endif

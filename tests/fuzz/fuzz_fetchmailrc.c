@@ -1,6 +1,7 @@
 /*
  * Fuzz target for reference/proto/fetchmailrc. Invariants: a failure names "rc:LINE:COL: ";
- * a success has every server named, at least one user each, lists within their caps.
+ * a success has every server named, at least one user each, lists within their caps, and
+ * every smtphost that splits has a host and a port in 1-65535.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +33,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fuzz_check(s->users[j].remote != NULL);
                 fuzz_check(s->users[j].nlocals <= FETCHRC_LIST_MAX);
                 fuzz_check(fetchrc_port(s, &s->users[j]) > 0);
+                for (size_t k = 0; k < s->users[j].nsmtphosts; k++) {
+                    char host[64];
+                    unsigned port = 0;
+                    if (fetchrc_smtphost(s->users[j].smtphosts[k], host, sizeof host, &port))
+                        fuzz_check(host[0] != '\0' && port >= 1 && port <= 65535);
+                }
             }
         }
     }

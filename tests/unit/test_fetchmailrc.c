@@ -286,6 +286,56 @@ static void test_idle(void **state)
     fetchrc_free(&rc);
 }
 
+/* smtphost values: fetchmail's HOST/PORT, HOST:PORT, [V6]:PORT, names and addresses. */
+static void test_smtphost(void **state)
+{
+    (void)state;
+    char host[64];
+    unsigned port = 0;
+    assert_true(fetchrc_smtphost("mail.lan", host, sizeof host, &port));
+    assert_string_equal(host, "mail.lan");
+    assert_int_equal(port, 25);
+    assert_true(fetchrc_smtphost("mail.lan/2525", host, sizeof host, &port));
+    assert_string_equal(host, "mail.lan");
+    assert_int_equal(port, 2525);
+    assert_true(fetchrc_smtphost("127.0.1.20:2625", host, sizeof host, &port));
+    assert_string_equal(host, "127.0.1.20");
+    assert_int_equal(port, 2625);
+    assert_true(fetchrc_smtphost("localhost", host, sizeof host, &port));
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 25);
+    assert_true(fetchrc_smtphost("LocalHost/smtp", host, sizeof host, &port));
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 25);
+    assert_true(fetchrc_smtphost("[::1]:2525", host, sizeof host, &port));
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 2525);
+    assert_true(fetchrc_smtphost("[fe80::1%lo]", host, sizeof host, &port));
+    assert_string_equal(host, "fe80::1%lo");
+    assert_int_equal(port, 25);
+    assert_true(fetchrc_smtphost("::1", host, sizeof host, &port));
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 25);
+    assert_true(fetchrc_smtphost("::1/587", host, sizeof host, &port));
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 587);
+    assert_true(fetchrc_smtphost("h:65535", host, sizeof host, &port));
+    assert_int_equal(port, 65535);
+    /* not of that shape */
+    static const char *const bad[] = {
+        "", "/25", ":25", "[]", "[::1", "[::1]x", "h/0", "h/65536", "h/123456", "h/",
+        "h:", "h/25x", "h/-1", "h/ 25", "a b", "a@b", "a\"b", "[::1]:x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (fetchrc_smtphost(bad[i], host, sizeof host, &port))
+            fail_msg("accepted \"%s\"", bad[i]);
+    }
+    /* the host must fit */
+    char small[4];
+    assert_false(fetchrc_smtphost("abcd", small, sizeof small, &port));
+    assert_true(fetchrc_smtphost("abc", small, sizeof small, &port));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_limitflush),
         cmocka_unit_test(test_idle),
+        cmocka_unit_test(test_smtphost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
