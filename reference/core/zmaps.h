@@ -17,8 +17,11 @@
 
 struct zmaps;
 
-/* Loads every map the config names. NULL with err (FILE:LINE: ...) on the first bad one. */
+/* Loads every map the config names. NULL with err (FILE:LINE: ...) on the first bad one.
+ * conf is kept (local domains, mail_dir): it must outlive the maps (see zmaps_set_conf). */
 struct zmaps *zmaps_load(const struct zconf *conf, struct cfg_error *err);
+/* The config the maps read from now on (a reload loads into a local, then moves it). */
+void zmaps_set_conf(struct zmaps *maps, const struct zconf *conf);
 void zmaps_free(struct zmaps *maps);
 void zmaps_smtpd(struct zmaps *maps, struct smtpd_maps *out);
 void zmaps_resolver(struct zmaps *maps, struct deliver_resolver *out);
