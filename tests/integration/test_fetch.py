@@ -839,6 +839,38 @@ class TestFetchInZolderd(IspsimCase):
         self.assertEqual(sorted(self.uids()), sorted(str(m["uid"]) for m in
                                                      self.isp.messages("provider1", "sjoerd")))
 
+    def test_idle_link_cut_during_a_wake_fetch_then_each_message_once(self):
+        self.start(seed_imap(extra="idle"), interval="4")
+        self.isp.inject("provider1", "sjoerd", message(1))
+        self.z.wait_log("idling (IMAP IDLE)", timeout=20)
+        self.z.wait_for(lambda: self.subjects("bouke") == ["test 1"], 20, "the first poll")
+        # a slow line (80 kbit/s, it applies to the open session too) and new mail: a small
+        # message, then one of 100 KB that takes seconds; the line drops during its FETCH
+        self.isp.link_profile(bandwidth=80000)
+        try:
+            self.isp.inject("provider1", "sjoerd", message(2))
+            self.isp.inject("provider1", "sjoerd", message(3, 100000))
+            self.z.wait_log("new mail while idling: fetching", timeout=10)
+            self.z.wait_for(lambda: "test 2" in self.subjects("bouke"), 15, "the small one")
+            self.isp.link_down()
+            self.z.wait_log("IDLE session ended", timeout=15)
+        finally:
+            self.isp.link_profile(clear=True)
+            self.isp.link_up()
+        self.assertNotIn("test 3", self.subjects("bouke"))
+        # the big one is still there (the small one too, unless its EXPUNGE went through)
+        left = self.isp.messages("provider1", "sjoerd")
+        self.assertIn(len(left), (1, 2))
+        self.assertIn("Subject: test 3", self.isp.read("provider1", "sjoerd", left[-1]["uid"]))
+        # the next scheduled poll fetches what is missing, nothing twice, and idles again
+        self.z.wait_for(lambda: "test 3" in self.subjects("bouke"), 30, "the big one")
+        self.z.wait_for(lambda: self.isp.messages("provider1", "sjoerd") == [], 20, "emptied")
+        self.z.wait_for(lambda: self.z.log().count("idling (IMAP IDLE) for new mail") >= 2, 20,
+                        "idling again")
+        time.sleep(0.5)
+        self.assertEqual(self.subjects("bouke"), ["test 1", "test 2", "test 3"])
+        self.z.wait_for(lambda: self.uids() == [], 10, "the UID record pruned")
+
     def test_idle_waits_while_zolder_defers_a_message(self):
         # a 4xx from zolder leaves a message for the next poll: an idling account would not
         # get one before new mail came, so it logs out instead and IDLEs once all went
