@@ -1727,11 +1727,14 @@ static void imap_on_untagged(struct fetch_acct *a, const struct imap_resp *r)
     if (r->status == IMAP_STATUS_OK && strcmp(r->code, "UIDVALIDITY") == 0)
         a->uidvalidity = r->code_number;
     if (r->has_number && strcmp(r->keyword, "EXISTS") == 0) {
-        /* more than this session knew of: new mail (EXPUNGEs count the size down) */
-        if (a->idle_set && a->exists_known && r->number > a->exists && !a->idle_wake) {
+        /* more than this session knew of: new mail (EXPUNGEs count the size down). During
+         * a poll too: it may have come after the SEARCH, so an `idle` account fetches again
+         * as soon as its IDLE starts */
+        if (a->exists_known && r->number > a->exists && !a->idle_wake) {
             a->idle_wake = true;
-            log_info("fetch: %s: new mail while idling (%lu messages, were %lu)",
-                     a->res->label, r->number, a->exists);
+            if (a->user->idle)
+                log_info("fetch: %s: new mail %s(%lu messages, were %lu)", a->res->label,
+                         a->idling ? "while idling " : "", r->number, a->exists);
         }
         a->exists = r->number;
         a->exists_known = true;
