@@ -1907,10 +1907,9 @@ static bool acct_probe_greeting(struct fetch_acct *a, struct evbuffer *in)
     if (a->run->probed)
         a->run->probed[a->srv - a->run->rc->servers] = imap ? PROBED_IMAP : PROBED_POP3;
     a->fifo[0].kind = imap ? I_GREETING : P_GREETING;
+    /* zolderd: fetch_progress is its log line */
     fetch_progress(a->run, "%s: proto auto: %s port %u greets as %s: using %s", a->res->label,
                    a->srv->name, a->port, imap ? "IMAP" : "POP3", imap ? "IMAP" : "POP3");
-    log_info("fetch: %s: proto auto: %s on port %u", a->res->label, imap ? "IMAP" : "POP3",
-             a->port);
     if (!imap) {
         /* one pass only: POP3 has no folders */
         const char *at = strstr(a->res->label, " folder ");
@@ -2032,8 +2031,6 @@ static bool acct_probe_fallback(struct fetch_acct *a, const char *why)
     unsigned pop3_port = a->implicit_tls ? 995 : 110;
     fetch_progress(a->run, "%s: proto auto: %s port %u: %s: trying POP3 on port %u",
                    a->res->label, a->srv->name, a->port, why, pop3_port);
-    log_info("fetch: %s: proto auto: no IMAP on port %u (%s): trying POP3 on port %u",
-             a->res->label, a->port, why, pop3_port);
     if (a->bev) {
         bufferevent_free(a->bev);
         a->bev = NULL;
@@ -2276,7 +2273,8 @@ static void acct_smtphost_next(struct fetch_acct *a, const char *why)
     const char *sh = a->user->smtphosts[a->smtp_try];
     log_warnx("fetch: %s: smtphost %s: %s%s", a->res->label, sh, why,
               a->smtp_try + 1 < a->user->nsmtphosts ? ": trying the next" : "");
-    fetch_progress(a->run, "%s: smtphost %s: %s", a->res->label, sh, why);
+    if (a->run->cfg.progress) /* else fetch_progress would log it a second time */
+        fetch_progress(a->run, "%s: smtphost %s: %s", a->res->label, sh, why);
     snprintf(a->smtp_last_error, sizeof a->smtp_last_error, "%s: %s", sh, why);
     if (a->smtp_probe) {
         bufferevent_free(a->smtp_probe);

@@ -722,6 +722,24 @@ class TestFetchInZolderd(IspsimCase):
         self.assertTrue(any(q["name"].rstrip(".") == "pop3.demon.nl"
                             for q in self.isp.records("dns")))
 
+    def test_proto_auto_in_zolderd_for_both_seed_accounts(self):
+        # no proto: the POP3 host refuses 143 and is polled over POP3, the IMAP host over IMAP
+        self.isp.inject("mailstore", "sjoerd", message(1))
+        self.isp.inject("provider1", "sjoerd", message(2))
+        self.start(f"poll pop3.demon.nl via {LINK_DEMON_POP3} user sjoerd pass geheim "
+                   "is sjoerd\n"
+                   f"poll imap.provider1.nl via {LINK_PROVIDER1_IMAP} user sjoerd pass geheim2 "
+                   "is bouke\n")
+        r = self.ctl("fetch")
+        self.assertIn(b"fetch done: status 0, 2 accounts, 2 delivered", r.stdout, self.z.log())
+        self.z.wait_for(lambda: self.subjects("sjoerd") == ["test 1"] and
+                        self.subjects("bouke") == ["test 2"], 20, "both delivered")
+        log = self.z.log()
+        self.assertEqual(log.count("proto auto: pop3.demon.nl port 143:"), 1, log)
+        self.assertEqual(log.count("trying POP3 on port 110"), 1, log)
+        self.assertEqual(log.count("proto auto: imap.provider1.nl port 143 greets as IMAP"), 1,
+                         log)
+
     def test_interval_polls_an_entry_every_nth_cycle(self):
         self.isp.inject("mailstore", "sjoerd", message(1))
         self.isp.inject("provider1", "sjoerd", message(2))
