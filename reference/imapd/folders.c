@@ -883,7 +883,7 @@ static enum imapd_reply folders_rename_inbox(const struct imapd_folders_ctx *ctx
         dst_open = true;
     }
     size_t n = r == MAILSTORE_OK ? src.nmsgs : 0, done = 0, removed = 0;
-    struct mailstore_msg **msgs = xreallocarray(NULL, n ? n : 1, sizeof *msgs);
+    struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
     uint32_t *src_uids = xreallocarray(NULL, n ? n : 1, sizeof *src_uids);
     uint32_t *dst_uids = xreallocarray(NULL, n ? n : 1, sizeof *dst_uids);
     for (size_t i = 0; i < n; i++) {

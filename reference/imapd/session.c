@@ -311,7 +311,8 @@ static void imapd_ok(struct imapd_session *ss, const char *tag, bool allow_expun
 
 static void imapd_store_error(struct imapd_session *ss, const char *tag, enum mailstore_result r, const char *error)
 {
-    log_warnx("imapd %llx: user=%s INBOX: %s (%s)", ss->id, ss->user, error, mailstore_result_name(r));
+    log_warnx("imapd %llx: user=%s %s: %s (%s)", ss->id, ss->user, ss->store_open ? ss->store.mbox_path : "mailbox",
+              error, mailstore_result_name(r));
     if (r == MAILSTORE_BUSY)
         imapd_send(ss, "%s NO [INUSE] The mailbox is locked by another program, try again later.", tag);
     else
@@ -939,7 +940,7 @@ static void imapd_cmd_copy(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_send(ss, "%s NO %s", cmd->tag, no);
         return;
     }
-    struct mailstore_msg **msgs = xreallocarray(NULL, n ? n : 1, sizeof *msgs);
+    struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
     uint32_t *src_uids = xreallocarray(NULL, n ? n : 1, sizeof *src_uids);
     uint32_t *dst_uids = xreallocarray(NULL, n ? n : 1, sizeof *dst_uids);
     size_t nm = 0;
