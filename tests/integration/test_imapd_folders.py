@@ -226,6 +226,10 @@ class FoldersTest(FoldersCase):
         self.assertEqual(typ, "NO", data)
         self.assertIn(b"modified UTF-7", data[0])
         self.no(m.select("../../spool/mail/sjoerd"), "CANNOT")
+        m.literal = b"a\x00b"                          # NUL in a name: BAD from the parser
+        with self.assertRaises(imaplib.IMAP4.error) as ctx:
+            m._simple_command("CREATE")
+        self.assertIn("NUL", str(ctx.exception))
         self.assertFalse(os.path.exists(self.z.inst.path("var", "home", "bouke", "buiten")))
         self.assertEqual(sorted(os.listdir(self.mail_dir)),
                          [".subscriptions", "Drafts", "Entw\u00fcrfe", "Junk", "Sent", "Trash", "Verzonden"])
