@@ -203,6 +203,15 @@ enum mailstore_result imapd_folder_copy(struct mailstore *src, struct mailstore_
         if (r == MAILSTORE_OK)
             (*done_r)++;
     }
+    if (r != MAILSTORE_OK && *done_r) {
+        /* all or nothing (RFC 3501 6.4.7): take the copies made so far out again */
+        size_t removed = 0;
+        const char *why = NULL;
+        if (mailstore_expunge(dst, dst_uids, *done_r, &removed, &why) == MAILSTORE_OK)
+            *done_r = 0;
+        else
+            log_warnx("imapd: %zu copies left in %s after a failed copy: %s", *done_r, dst->mbox_path, why);
+    }
     buf_free(&raw);
     buf_free(&fixed);
     buf_free(&wire);

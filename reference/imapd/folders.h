@@ -23,7 +23,8 @@
  *
  *   COPY (imapd_folder_copy) appends each message to the target under its locks with its
  *   flags and INTERNALDATE (mailstore_append: fsync before it returns); the flag header
- *   fields of the copy are written from the source's index (mbox_flags_rewrite).
+ *   fields of the copy are written from the source's index (mbox_flags_rewrite). A copy
+ *   that fails half-way takes the messages it already appended out again.
  *   RENAME INBOX copies every INBOX message into the new folder, then expunges them from
  *   INBOX (RFC 3501 6.3.5); RENAME of a folder renames its file or directory (and the index
  *   files and subscriptions of everything in it); DELETE removes an mbox under its dotlock
@@ -90,7 +91,8 @@ enum mailstore_result imapd_folder_open(const struct imapd_folders_ctx *ctx, con
 
 /*
  * Appends msgs[0..n) of src to dst with their flags and dates; dst_uids[i] gets each new
- * UID, *done_r how many were copied (all of them on MAILSTORE_OK).
+ * UID, *done_r how many were copied (all of them on MAILSTORE_OK). When one fails, the copies
+ * already made are expunged from dst again (*done_r 0; if even that fails they stay, logged).
  */
 enum mailstore_result imapd_folder_copy(struct mailstore *src, struct mailstore_msg *const *msgs, size_t n,
                                         struct mailstore *dst, uint32_t *dst_uids, size_t *done_r,
