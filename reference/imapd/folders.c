@@ -249,18 +249,40 @@ static void folders_names_free(struct folders_names *s)
     s->n = 0;
 }
 
+/* The list is kept sorted (strcmp), without duplicates: lookups are binary searches. */
+static size_t folders_names_pos(const struct folders_names *s, const char *name)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->v[mid], name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static bool folders_names_has(const struct folders_names *s, const char *name)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->v[i], name) == 0)
-            return true;
-    return false;
+    size_t at = folders_names_pos(s, name);
+    return at < s->n && strcmp(s->v[at], name) == 0;
 }
 
 static void folders_names_add(struct folders_names *s, const char *name)
 {
+    size_t at = folders_names_pos(s, name);
+    if (at < s->n && strcmp(s->v[at], name) == 0)
+        return;
     s->v = xreallocarray(s->v, s->n + 1, sizeof *s->v);
-    s->v[s->n++] = xstrdup(name);
+    memmove(s->v + at + 1, s->v + at, (s->n - at) * sizeof *s->v);
+    s->v[at] = xstrdup(name);
+    s->n++;
+}
+
+static int folders_str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* MAIL_DIR/.subscriptions; a missing file is an empty list. Invalid lines are skipped. */
@@ -285,11 +307,23 @@ static void folders_subs_load(const char *mail_dir, struct folders_names *s)
         data[end] = '\0';
         const char *line = data + start;
         size_t llen = end - start;
-        if (llen && !foldername_check(line, llen) && !folders_names_has(s, line) && s->n < IMAPD_SUBSCRIPTIONS_MAX)
-            folders_names_add(s, strcmp(line, "INBOX") == 0 || foldername_is_inbox(line) ? "INBOX" : line);
+        if (llen && !foldername_check(line, llen) && s->n < IMAPD_SUBSCRIPTIONS_MAX) {
+            s->v = xreallocarray(s->v, s->n + 1, sizeof *s->v);
+            s->v[s->n++] = xstrdup(foldername_is_inbox(line) ? "INBOX" : line);
+        }
         start = end + 1;
     }
     free(data);
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof *s->v, folders_str_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (k && strcmp(s->v[k - 1], s->v[i]) == 0)
+            free(s->v[i]);
+        else
+            s->v[k++] = s->v[i];
+    }
+    s->n = k;
 }
 
 /* Writes the list whole: tmp file, fsync, rename, fsync the folder. */
@@ -423,6 +457,25 @@ static int folders_entry_cmp(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* In a tree sorted by folders_entry_cmp (INBOX first, then by name). */
+static struct folders_entry *folders_tree_find_sorted(struct folders_tree *t, const char *name)
+{
+    if (t->n && t->v[0].inbox && strcmp(name, "INBOX") == 0)
+        return &t->v[0];
+    size_t lo = t->n && t->v[0].inbox ? 1 : 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->v[mid].name, name);
+        if (c == 0)
+            return t->v[mid].inbox ? NULL : &t->v[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 /* INBOX and everything under MAIL_DIR. */
 static void folders_tree_load(const struct imapd_folders_ctx *ctx, const char *mail_dir, struct folders_tree *t)
 {
@@ -534,7 +587,7 @@ static void folders_subscribed_entries(struct folders_tree *all, const struct fo
 {
     memset(out, 0, sizeof *out);
     for (size_t i = 0; i < subs->n; i++) {
-        const struct folders_entry *have = folders_tree_find(all, subs->v[i]);
+        const struct folders_entry *have = folders_tree_find_sorted(all, subs->v[i]);
         struct folders_entry *e = folders_tree_add(out, subs->v[i], strlen(subs->v[i]));
         if (!e)
             continue;
@@ -573,7 +626,7 @@ static void folders_add_parents(struct folders_tree *all, struct folders_tree *s
             struct folders_entry *e = folders_tree_add(sel, parent, strlen(parent));
             if (!e)
                 continue;
-            const struct folders_entry *have = folders_tree_find(all, parent);
+            const struct folders_entry *have = folders_tree_find_sorted(all, parent);
             e->exists = have != NULL;
             e->dir = have ? have->dir : true;
             e->has_children = true;
