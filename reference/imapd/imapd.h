@@ -1,6 +1,7 @@
 /*
  * imapd: zolderd's IMAP service (RFC 3501 IMAP4rev1) on libevent, one process and many
- * sessions, over the INBOX the mail store (reference/mailstore/) reads from the spool.
+ * sessions, over the INBOX the mail store (reference/mailstore/) reads from the spool and the
+ * user's folders, mbox files under mail_dir (folders.h).
  *
  * Listeners are bound by the privileged part (daemon.c) before privileges are dropped;
  * imapd_start takes the fds. Sessions share nothing but the mailbox files: every change one
@@ -8,7 +9,7 @@
  * by polling (mailstore_changed) after commands, on NOOP and every IMAPD_IDLE_POLL_SEC in IDLE.
  *
  * CONFIG: imap, imaps, imap_timeout, imap_connection_limit, tls_cert/tls_key, users,
- * state_dir.
+ * state_dir, mail_dir (through maps->mail_dir).
  */
 #ifndef ZOLDER_IMAPD_H
 #define ZOLDER_IMAPD_H

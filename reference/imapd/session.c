@@ -6,7 +6,8 @@
  *   (STARTTLS, LOGINDISABLED), RFC 4959 (SASL-IR), RFC 4616 (PLAIN), RFC 7888 (LITERAL+),
  *   RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691
  *   (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 5530 (response codes), RFC 2180 4.1 (messages
- *   expunged by another session are reported only where EXPUNGE is allowed).
+ *   expunged by another session are reported only where EXPUNGE is allowed), RFC 6851 (MOVE),
+ *   RFC 4315 (COPYUID); folders, LIST and friends: folders.h.
  *
  * DESCRIPTION
  *   The session keeps a view of the selected mailbox: the messages the client knows, in
@@ -25,7 +26,8 @@
  *   reference/auth's threads (nothing is read meanwhile), wiped from memory after use, and the
  *   reason a login failed is logged, never told; the NO comes after auth_failure_delay plus a
  *   delay of the session's own (1 s times the failures so far, at most 5 s). Bytes pipelined after STARTTLS are
- *   discarded before the handshake. Only INBOX exists; other names get NO [NONEXISTENT].
+ *   discarded before the handshake. Mailbox names are checked by folders.c (foldername.h)
+ *   before they become paths.
  */
 #include "session.h"
 
@@ -44,6 +46,7 @@
 
 #include "auth/auth.h"
 #include "fetch.h"
+#include "folders.h"
 #include "imap_cmd.h"
 #include "log.h"
 #include "mailstore/mailstore.h"
@@ -165,7 +168,7 @@ static bool imapd_plaintext_ok(const struct imapd_session *ss)
 
 static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)
 {
-    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN");
+    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN SPECIAL-USE MOVE");
     if (ss->state == IMAPD_S_NOTAUTH) {
         if (ss->srv->tls && !ss->tls)
             buf_append_str(b, " STARTTLS");
@@ -308,7 +311,8 @@ static void imapd_ok(struct imapd_session *ss, const char *tag, bool allow_expun
 
 static void imapd_store_error(struct imapd_session *ss, const char *tag, enum mailstore_result r, const char *error)
 {
-    log_warnx("imapd %llx: user=%s INBOX: %s (%s)", ss->id, ss->user, error, mailstore_result_name(r));
+    log_warnx("imapd %llx: user=%s %s: %s (%s)", ss->id, ss->user, ss->store_open ? ss->store.mbox_path : "mailbox",
+              error, mailstore_result_name(r));
     if (r == MAILSTORE_BUSY)
         imapd_send(ss, "%s NO [INUSE] The mailbox is locked by another program, try again later.", tag);
     else
@@ -508,6 +512,8 @@ static void imapd_login_ok(struct imapd_session *ss, const char *tag, const char
     if (ss->srv->conf->message_size_limit > ss->reader.literal_max)
         ss->reader.literal_max = ss->srv->conf->message_size_limit;
     log_info("imapd %llx: login user=%s from [%s]%s", ss->id, ss->user, ss->ip, ss->tls ? " tls=yes" : "");
+    struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
+    imapd_folders_first_login(&fctx);
     struct buf b;
     buf_init(&b, 0);
     imapd_capabilities(ss, &b);
@@ -630,11 +636,6 @@ static void imapd_cmd_id(struct imapd_session *ss, struct imap_cmd *cmd)
 
 /* ---- authenticated ------------------------------------------------------------------------ */
 
-static bool imapd_is_inbox(const char *name)
-{
-    return strcasecmp(name, "INBOX") == 0;
-}
-
 static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
 {
     if (ss->state == IMAPD_S_SELECTED) {
@@ -645,12 +646,15 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
         }
         imapd_close_mailbox(ss);
     }
-    if (!imapd_is_inbox(cmd->arg1)) {
-        imapd_send(ss, "%s NO [NONEXISTENT] Mailbox doesn't exist: only INBOX is served.", cmd->tag);
+    struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
+    struct imapd_folder folder;
+    char no[256];
+    if (!imapd_folder_mailbox(&fctx, cmd->arg1, "NONEXISTENT", &folder, no, sizeof no)) {
+        imapd_send(ss, "%s NO %s", cmd->tag, no);
         return;
     }
     const char *error = NULL;
-    enum mailstore_result r = mailstore_open(&ss->store, ss->srv->conf->state_dir, ss->user, &error);
+    enum mailstore_result r = imapd_folder_open(&fctx, &folder, &ss->store, &error);
     if (r != MAILSTORE_OK) {
         mailstore_close(&ss->store);
         imapd_store_error(ss, cmd->tag, r, error);
@@ -675,59 +679,37 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_send(ss, "* OK [UNSEEN %zu] First unseen.", first_unseen);
     imapd_send(ss, "* OK [UIDVALIDITY %u] UIDs valid", ss->store.uidvalidity);
     imapd_send(ss, "* OK [UIDNEXT %u] Predicted next UID", ss->store.uidnext);
-    log_info("imapd %llx: user=%s %s INBOX messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
-             ss->nview);
+    log_info("imapd %llx: user=%s %s %s messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
+             folder.name, ss->nview);
     imapd_send(ss, "%s OK [%s] %s completed.", cmd->tag, ss->readonly ? "READ-ONLY" : "READ-WRITE",
                imap_verb_name(cmd->verb));
 }
 
-static void imapd_cmd_no_folders(struct imapd_session *ss, struct imap_cmd *cmd)
+/* LIST, LSUB, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE: folders.c does the work. */
+static void imapd_cmd_folders(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    if ((cmd->verb == IMAP_VERB_SUBSCRIBE || cmd->verb == IMAP_VERB_UNSUBSCRIBE) && imapd_is_inbox(cmd->arg1)) {
-        imapd_ok(ss, cmd->tag, true, cmd->verb == IMAP_VERB_SUBSCRIBE ? "Subscribe completed." : "Unsubscribe completed.");
-        return;
-    }
-    imapd_send(ss, "%s NO [CANNOT] Only INBOX is served; folders are not supported yet.", cmd->tag);
-}
-
-/* RFC 3501 6.3.8 wildcards: '*' matches anything, '%' anything but the hierarchy delimiter. */
-static bool imapd_match(const char *pattern, const char *name)
-{
-    if (*pattern == '\0')
-        return *name == '\0';
-    if (*pattern == '*' || *pattern == '%') {
-        for (const char *n = name;; n++) {
-            if (imapd_match(pattern + 1, n))
-                return true;
-            if (*n == '\0' || (*pattern == '%' && *n == '/'))
-                return false;
-        }
-    }
-    return toupper((unsigned char)*pattern) == toupper((unsigned char)*name) && imapd_match(pattern + 1, name + 1);
-}
-
-static void imapd_cmd_list(struct imapd_session *ss, struct imap_cmd *cmd)
-{
-    const char *verb = imap_verb_name(cmd->verb);
-    if (cmd->arg2[0] == '\0' && cmd->verb == IMAP_VERB_LIST) {
-        imapd_send(ss, "* LIST (\\Noselect) \"/\" \"\"");
-    } else {
-        char pattern[600];
-        snprintf(pattern, sizeof pattern, "%s%s", cmd->arg1, cmd->arg2);
-        /* bounded: at most 16 wildcards are matched (the matcher backtracks) */
-        size_t wild = 0;
-        for (const char *p = pattern; *p; p++)
-            wild += *p == '*' || *p == '%';
-        if (wild <= 16 && strlen(cmd->arg1) + strlen(cmd->arg2) < sizeof pattern && imapd_match(pattern, "INBOX"))
-            imapd_send(ss, "* %s (%s) \"/\" INBOX", verb, cmd->verb == IMAP_VERB_LIST ? "\\HasNoChildren" : "");
-    }
-    imapd_send(ss, "%s OK %s completed.", cmd->tag, verb);
+    struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
+    struct buf out;
+    char text[256];
+    buf_init(&out, 0);
+    enum imapd_reply reply = imapd_folders_command(&fctx, cmd, &out, text, sizeof text);
+    imapd_send_buf(ss, &out);
+    buf_free(&out);
+    if (reply == IMAPD_REPLY_BAD)
+        imapd_bad(ss, cmd->tag, text);
+    else if (reply == IMAPD_REPLY_NO)
+        imapd_send(ss, "%s NO %s", cmd->tag, text);
+    else
+        imapd_ok(ss, cmd->tag, true, text);
 }
 
 static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    if (!imapd_is_inbox(cmd->arg1)) {
-        imapd_send(ss, "%s NO [NONEXISTENT] Mailbox doesn't exist: only INBOX is served.", cmd->tag);
+    struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
+    struct imapd_folder folder;
+    char no[256];
+    if (!imapd_folder_mailbox(&fctx, cmd->arg1, "NONEXISTENT", &folder, no, sizeof no)) {
+        imapd_send(ss, "%s NO %s", cmd->tag, no);
         return;
     }
     for (size_t i = 0; i < cmd->nitems; i++) {
@@ -741,11 +723,11 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
     struct mailstore tmp, *ms = &tmp;
     const char *error = NULL;
     enum mailstore_result r;
-    if (ss->state == IMAPD_S_SELECTED) {
+    if (ss->state == IMAPD_S_SELECTED && strcmp(ss->store.mbox_path, folder.mbox_path) == 0) {
         ms = &ss->store;
         r = mailstore_changed(ms) ? mailstore_refresh(ms, &error) : MAILSTORE_OK;
     } else {
-        r = mailstore_open(&tmp, ss->srv->conf->state_dir, ss->user, &error);
+        r = imapd_folder_open(&fctx, &folder, &tmp, &error);
     }
     if (r != MAILSTORE_OK) {
         if (ms == &tmp)
@@ -758,7 +740,9 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
         unseen += !(ms->msgs[i].flags & MBOX_FLAG_SEEN);
     struct buf b;
     buf_init(&b, 0);
-    buf_append_str(&b, "* STATUS INBOX (");
+    buf_append_str(&b, "* STATUS ");
+    imapd_quote(&b, folder.inbox ? "INBOX" : cmd->arg1);
+    buf_append_str(&b, " (");
     for (size_t i = 0; i < cmd->nitems; i++) {
         const char *it = cmd->items[i];
         unsigned long long v = strcmp(it, "MESSAGES") == 0      ? ms->nmsgs
@@ -790,8 +774,11 @@ static void imapd_cmd_enable(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    if (!imapd_is_inbox(cmd->arg1)) {
-        imapd_send(ss, "%s NO [TRYCREATE] Only INBOX is served; folders are not supported yet.", cmd->tag);
+    struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
+    struct imapd_folder folder;
+    char no[256];
+    if (!imapd_folder_mailbox(&fctx, cmd->arg1, "TRYCREATE", &folder, no, sizeof no)) {
+        imapd_send(ss, "%s NO %s", cmd->tag, no);
         return;
     }
     time_t when = time(NULL);
@@ -815,10 +802,10 @@ static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
     struct mailstore tmp, *ms = &tmp;
     const char *error = NULL;
     enum mailstore_result r = MAILSTORE_OK;
-    if (ss->state == IMAPD_S_SELECTED)
+    if (ss->state == IMAPD_S_SELECTED && strcmp(ss->store.mbox_path, folder.mbox_path) == 0)
         ms = &ss->store;
     else
-        r = mailstore_open(&tmp, ss->srv->conf->state_dir, ss->user, &error);
+        r = imapd_folder_open(&fctx, &folder, &tmp, &error);
     uint32_t uid = 0;
     if (r == MAILSTORE_OK)
         r = mailstore_append(ms, cmd->arg2, cmd->arg2_len, when, flags, keywords, nkw, &uid, &error);
@@ -830,7 +817,7 @@ static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_store_error(ss, cmd->tag, r, error);
         return;
     }
-    log_info("imapd %llx: user=%s append uid=%u size=%zu", ss->id, ss->user, uid, cmd->arg2_len);
+    log_info("imapd %llx: user=%s append %s uid=%u size=%zu", ss->id, ss->user, folder.name, uid, cmd->arg2_len);
     char text[96];
     snprintf(text, sizeof text, "[APPENDUID %u %u] Append completed.", validity, uid);
     imapd_ok(ss, cmd->tag, true, text);
@@ -932,10 +919,91 @@ static void imapd_cmd_close(struct imapd_session *ss, struct imap_cmd *cmd)
     imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
 }
 
+/* COPY, MOVE (RFC 6851) and their UID forms, answered with COPYUID (RFC 4315). */
 static void imapd_cmd_copy(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    imapd_send(ss, "%s NO [%s] Only INBOX is served; COPY and MOVE are not supported yet.", cmd->tag,
-               imapd_is_inbox(cmd->arg1) ? "CANNOT" : "TRYCREATE");
+    bool move = cmd->verb == IMAP_VERB_MOVE;
+    if (move && ss->readonly) {
+        imapd_send(ss, "%s NO [READ-ONLY] The mailbox was opened with EXAMINE.", cmd->tag);
+        return;
+    }
+    size_t *list, n;
+    if (!imapd_resolve(ss, &cmd->set, cmd->uid, &list, &n)) {
+        imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
+        return;
+    }
+    struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
+    struct imapd_folder folder;
+    char no[256];
+    if (!imapd_folder_mailbox(&fctx, cmd->arg1, "TRYCREATE", &folder, no, sizeof no)) {
+        free(list);
+        imapd_send(ss, "%s NO %s", cmd->tag, no);
+        return;
+    }
+    struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
+    uint32_t *src_uids = xreallocarray(NULL, n ? n : 1, sizeof *src_uids);
+    uint32_t *dst_uids = xreallocarray(NULL, n ? n : 1, sizeof *dst_uids);
+    size_t nm = 0;
+    bool gone = false;
+    for (size_t i = 0; i < n; i++) {
+        struct mailstore_msg *m = imapd_msg(ss, &ss->view[list[i]]);
+        if (!m) {
+            gone = true;
+            continue;
+        }
+        msgs[nm] = m;
+        src_uids[nm++] = m->uid;
+    }
+    free(list);
+    const char *error = NULL;
+    enum mailstore_result r = MAILSTORE_OK;
+    size_t done = 0;
+    uint32_t validity = 0;
+    if (!gone && nm) {
+        struct mailstore dst;
+        r = imapd_folder_open(&fctx, &folder, &dst, &error);
+        if (r == MAILSTORE_OK)
+            r = imapd_folder_copy(&ss->store, msgs, nm, &dst, dst_uids, &done, &error);
+        validity = dst.uidvalidity;
+        mailstore_close(&dst);
+    }
+    free(msgs);
+    struct buf code;
+    buf_init(&code, 0);
+    if (done) {
+        buf_printf(&code, "[COPYUID %u ", validity);
+        imapd_uid_set(&code, src_uids, done);
+        buf_append_char(&code, ' ');
+        imapd_uid_set(&code, dst_uids, done);
+        buf_append_str(&code, "] ");
+    }
+    free(dst_uids);
+    if (gone) {
+        imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the messages no longer exist; nothing was copied.", cmd->tag);
+    } else if (r != MAILSTORE_OK) {
+        log_warnx("imapd %llx: user=%s %s to %s stopped after %zu of %zu", ss->id, ss->user, move ? "move" : "copy",
+                  folder.name, done, nm);
+        imapd_store_error(ss, cmd->tag, r, error);
+    } else if (!move) {
+        log_info("imapd %llx: user=%s copy to %s messages=%zu", ss->id, ss->user, folder.name, done);
+        buf_append_str(&code, "Copy completed.");
+        imapd_ok(ss, cmd->tag, true, code.data);
+    } else {
+        /* the copies are fsync'd: now the originals go (RFC 6851 3.3: COPYUID first) */
+        size_t removed = 0;
+        if (done)
+            r = mailstore_expunge(&ss->store, src_uids, done, &removed, &error);
+        if (r != MAILSTORE_OK) {
+            imapd_store_error(ss, cmd->tag, r, error);
+        } else {
+            log_info("imapd %llx: user=%s move to %s messages=%zu", ss->id, ss->user, folder.name, removed);
+            if (done)
+                imapd_send(ss, "* OK %sMoved.", code.data);
+            imapd_ok(ss, cmd->tag, true, "Move completed.");
+        }
+    }
+    buf_free(&code);
+    free(src_uids);
 }
 
 static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
@@ -1445,13 +1513,13 @@ static const struct imapd_command {
     {IMAP_VERB_AUTHENTICATE, IMAPD_IN_NOTAUTH, imapd_cmd_authenticate},
     {IMAP_VERB_SELECT, IMAPD_LOGGED_IN, imapd_cmd_select},
     {IMAP_VERB_EXAMINE, IMAPD_LOGGED_IN, imapd_cmd_select},
-    {IMAP_VERB_CREATE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
-    {IMAP_VERB_DELETE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
-    {IMAP_VERB_RENAME, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
-    {IMAP_VERB_SUBSCRIBE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
-    {IMAP_VERB_UNSUBSCRIBE, IMAPD_LOGGED_IN, imapd_cmd_no_folders},
-    {IMAP_VERB_LIST, IMAPD_LOGGED_IN, imapd_cmd_list},
-    {IMAP_VERB_LSUB, IMAPD_LOGGED_IN, imapd_cmd_list},
+    {IMAP_VERB_CREATE, IMAPD_LOGGED_IN, imapd_cmd_folders},
+    {IMAP_VERB_DELETE, IMAPD_LOGGED_IN, imapd_cmd_folders},
+    {IMAP_VERB_RENAME, IMAPD_LOGGED_IN, imapd_cmd_folders},
+    {IMAP_VERB_SUBSCRIBE, IMAPD_LOGGED_IN, imapd_cmd_folders},
+    {IMAP_VERB_UNSUBSCRIBE, IMAPD_LOGGED_IN, imapd_cmd_folders},
+    {IMAP_VERB_LIST, IMAPD_LOGGED_IN, imapd_cmd_folders},
+    {IMAP_VERB_LSUB, IMAPD_LOGGED_IN, imapd_cmd_folders},
     {IMAP_VERB_STATUS, IMAPD_LOGGED_IN, imapd_cmd_status},
     {IMAP_VERB_APPEND, IMAPD_LOGGED_IN, imapd_cmd_append},
     {IMAP_VERB_NAMESPACE, IMAPD_LOGGED_IN, imapd_cmd_namespace},

@@ -793,26 +793,28 @@ static enum mailstore_result mailstore_sync(struct mailstore *ms, int fd, struct
 
 /* ---- the API ------------------------------------------------------------------------------- */
 
-enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir, const char *user,
-                                     const char **error_r)
+enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mailstore_location *loc,
+                                        const char **error_r)
 {
     memset(ms, 0, sizeof *ms);
-    if (!user[0] || user[0] == '.' || strchr(user, '/') || strlen(user) > 64) {
-        *error_r = "invalid mailbox name";
+    const char *base = strrchr(loc->mbox_path, '/');
+    const char *index_base = strrchr(loc->index_path, '/');
+    if (!base || !base[1] || base[1] == '.' || !index_base || !index_base[1] || !loc->user[0]) {
+        *error_r = "invalid mailbox location";
         return MAILSTORE_ERROR;
     }
-    ms->user = xstrdup(user);
-    ms->spool_dir = mailstore_path(state_dir, "/spool/mail", "");
-    ms->mbox_path = mailstore_path(ms->spool_dir, "/", user);
+    ms->user = xstrdup(loc->user);
+    ms->mbox_path = xstrdup(loc->mbox_path);
+    ms->spool_dir = base == loc->mbox_path ? xstrdup("/") : xstrndup(loc->mbox_path, (size_t)(base - loc->mbox_path));
     ms->lock_path = mailstore_path(ms->mbox_path, ".lock", "");
-    char *dot = mailstore_path("/.", user, ".new");
+    char *dot = mailstore_path("/.", base + 1, ".new");
     ms->tmp_path = mailstore_path(ms->spool_dir, dot, "");
     free(dot);
-    char *index_root = mailstore_path(state_dir, "/index/", user);
-    ms->index_dir = index_root;
-    ms->index_path = mailstore_path(index_root, "/INBOX", "");
-    if (fs_mkdir_p(ms->spool_dir, 0700) < 0 || fs_mkdir_p(ms->index_dir, 0700) < 0) {
-        *error_r = "cannot create mail folders";
+    ms->index_path = xstrdup(loc->index_path);
+    ms->index_dir = index_base == loc->index_path ? xstrdup("/")
+                                                  : xstrndup(loc->index_path, (size_t)(index_base - loc->index_path));
+    if (fs_mkdir_p(ms->index_dir, 0700) < 0) {
+        *error_r = "cannot create the index folder";
         return MAILSTORE_ERROR;
     }
     int fd;
@@ -821,6 +823,33 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
         return r;
     r = mailstore_sync(ms, fd, &ms->msgs, &ms->nmsgs, error_r);
     mailstore_unlock(ms, fd);
+    return r;
+}
+
+enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir, const char *user,
+                                     const char **error_r)
+{
+    memset(ms, 0, sizeof *ms);
+    if (!user[0] || user[0] == '.' || strchr(user, '/') || strlen(user) > 64) {
+        *error_r = "invalid mailbox name";
+        return MAILSTORE_ERROR;
+    }
+    char *spool_dir = mailstore_path(state_dir, "/spool/mail", "");
+    char *mbox_path = mailstore_path(spool_dir, "/", user);
+    char *index_root = mailstore_path(state_dir, "/index/", user);
+    char *index_path = mailstore_path(index_root, "/INBOX", "");
+    enum mailstore_result r;
+    if (fs_mkdir_p(spool_dir, 0700) < 0) {
+        *error_r = "cannot create mail folders";
+        r = MAILSTORE_ERROR;
+    } else {
+        struct mailstore_location loc = {.mbox_path = mbox_path, .index_path = index_path, .user = user};
+        r = mailstore_open_at(ms, &loc, error_r);
+    }
+    free(spool_dir);
+    free(mbox_path);
+    free(index_root);
+    free(index_path);
     return r;
 }
 

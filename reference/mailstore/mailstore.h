@@ -1,7 +1,8 @@
 /*
- * mailstore: a user's INBOX as POP3 and IMAP see it: the mbox spool file that local delivery
- * writes (STATE_DIR/spool/mail/USER), with stable UIDs kept in an index file
- * (STATE_DIR/index/USER/INBOX).
+ * mailstore: a mailbox as POP3 and IMAP see it: the user's INBOX, the mbox spool file that
+ * local delivery writes (STATE_DIR/spool/mail/USER), or an IMAP folder (an mbox file under
+ * the user's mail_dir, reference/imapd/folders.h), with stable UIDs kept in an index file
+ * (STATE_DIR/index/USER/INBOX for INBOX; folders.h names the others).
  *
  * DESCRIPTION
  *   Locks are the ones delivery takes (deliver/local.h: dotlock USER.lock with our PID, then
@@ -64,7 +65,7 @@
  *   The cache is not freed before exit (mailstore_cache_clear is for tests).
  *   Each session still holds its own copy of the message list (88 bytes a message); a STORE
  *   still rewrites and fsyncs the whole index (no flag journal yet); an expunge rewrites the
- *   whole mbox. Maildir INBOXes and other folders are not handled yet.
+ *   whole mbox. Maildir INBOXes are not handled yet.
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H
@@ -108,7 +109,7 @@ enum mailstore_store_mode { MAILSTORE_SET, MAILSTORE_ADD, MAILSTORE_REMOVE };
 
 struct mailstore {
     char *user;
-    char *spool_dir;
+    char *spool_dir;    /* the folder holding the mbox (fsync'd after a rewrite) */
     char *mbox_path;
     char *lock_path;
     char *tmp_path;
@@ -125,7 +126,21 @@ struct mailstore {
     long long seen_mtime_ns, seen_index_mtime_ns;
 };
 
-/* Opens user's INBOX: scan, index sync. *error_r explains anything but MAILSTORE_OK. */
+/* Where a mailbox lives (absolute paths; see mailstore_open_at). */
+struct mailstore_location {
+    const char *mbox_path;   /* the mbox file (need not exist: an empty mailbox) */
+    const char *index_path;  /* its index file (its folder is created when missing) */
+    const char *user;        /* the owner: the From_ line of mailstore_append */
+};
+
+/*
+ * Opens the mailbox at loc: scan, index sync. The dotlock is MBOX.lock, the expunge rewrite
+ * goes to .NAME.new beside the mbox. *error_r explains anything but MAILSTORE_OK; call
+ * mailstore_close either way.
+ */
+enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mailstore_location *loc,
+                                        const char **error_r);
+/* Opens user's INBOX (STATE_DIR/spool/mail/USER, index STATE_DIR/index/USER/INBOX). */
 enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir, const char *user,
                                      const char **error_r);
 /*

@@ -1039,6 +1039,92 @@ static bool imap_id_args(struct imap_p *p)
     return true;
 }
 
+/* An RFC 5258 option list "(A B ...)": the bits of the known names; unknown ones fail. */
+static bool imap_list_opts(struct imap_p *p, const char *const *names, size_t nnames, unsigned *bits_r)
+{
+    if (!imap_char(p, '(', "Option list expected."))
+        return false;
+    for (unsigned n = 0; imap_peek(p) != ')'; n++) {
+        const char *s;
+        size_t len;
+        if (n >= 16 || (n > 0 && !imap_sp(p)) || !imap_atom(p, NULL, &s, &len))
+            return imap_fail(p, "Invalid LIST option list.");
+        size_t k = 0;
+        while (k < nnames && !imap_word_is(s, len, names[k]))
+            k++;
+        if (k == nnames)
+            return imap_fail(p, "Unsupported LIST option.");
+        *bits_r |= 1u << k;
+    }
+    p->pos++;
+    return true;
+}
+
+/* LIST [(select-opts)] reference (pattern | (patterns)) [RETURN (return-opts)] (RFC 5258). */
+static bool imap_list_args(struct imap_p *p, struct imap_cmd *cmd)
+{
+    static const char *const select_names[] = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"};
+    static const char *const return_names[] = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"};
+    cmd->has_arg2 = true;
+    if (!imap_sp(p))
+        return false;
+    if (imap_peek(p) == '(') {
+        cmd->list_extended = true;
+        if (!imap_list_opts(p, select_names, 4, &cmd->list_select))
+            return false;
+        if ((cmd->list_select & IMAP_LIST_SEL_RECURSIVEMATCH) &&
+            !(cmd->list_select & (IMAP_LIST_SEL_SUBSCRIBED | IMAP_LIST_SEL_SPECIAL_USE)))
+            return imap_fail(p, "RECURSIVEMATCH needs another selection option.");
+        if (!imap_sp(p))
+            return false;
+    }
+    if (!imap_astring(p, &cmd->arg1, &cmd->arg1_len))
+        return false;
+    if (strlen(cmd->arg1) != cmd->arg1_len)
+        return imap_fail(p, "NUL byte in a mailbox name.");
+    if (!imap_sp(p))
+        return false;
+    if (imap_peek(p) == '(') {
+        cmd->list_extended = true;
+        p->pos++;
+        for (unsigned n = 0; imap_peek(p) != ')'; n++) {
+            char *pat;
+            size_t len;
+            if (n >= IMAP_ITEMS_MAX || (n > 0 && !imap_sp(p)))
+                return imap_fail(p, "Invalid pattern list.");
+            if (!imap_astring_x(p, "]%*", &pat, &len))
+                return false;
+            if (strlen(pat) != len) {
+                free(pat);
+                return imap_fail(p, "NUL byte in a pattern.");
+            }
+            if (!cmd->arg2) {
+                cmd->arg2 = pat;
+                cmd->arg2_len = len;
+            } else {
+                cmd->items = xreallocarray(cmd->items, cmd->nitems + 1, sizeof *cmd->items);
+                cmd->items[cmd->nitems++] = pat;
+            }
+        }
+        p->pos++;
+        if (!cmd->arg2)
+            return imap_fail(p, "Empty pattern list.");
+    } else {
+        if (!imap_astring_x(p, "]%*", &cmd->arg2, &cmd->arg2_len))
+            return false;
+        if (strlen(cmd->arg2) != cmd->arg2_len)
+            return imap_fail(p, "NUL byte in a pattern.");
+    }
+    if (imap_at_end(p))
+        return true;
+    const char *s;
+    size_t len;
+    if (!imap_sp(p) || !imap_atom(p, NULL, &s, &len) || !imap_word_is(s, len, "RETURN") || !imap_sp(p))
+        return imap_fail(p, "RETURN expected.");
+    cmd->list_extended = true;
+    return imap_list_opts(p, return_names, 3, &cmd->list_return);
+}
+
 static bool imap_args(struct imap_p *p, struct imap_cmd *cmd)
 {
     switch (cmd->verb) {
@@ -1090,6 +1176,7 @@ static bool imap_args(struct imap_p *p, struct imap_cmd *cmd)
         cmd->has_arg2 = true;
         return imap_mailbox_arg(p, &cmd->arg1, &cmd->arg1_len) && imap_mailbox_arg(p, &cmd->arg2, &cmd->arg2_len);
     case IMAP_VERB_LIST:
+        return imap_list_args(p, cmd);
     case IMAP_VERB_LSUB:
         cmd->has_arg2 = true;
         if (!imap_mailbox_arg(p, &cmd->arg1, &cmd->arg1_len) || !imap_sp(p) ||

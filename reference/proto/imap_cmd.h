@@ -1,6 +1,8 @@
 /*
  * imap_cmd: IMAP4rev1 client commands (RFC 3501 9 grammar, RFC 7888 LITERAL+, RFC 4959
- * SASL-IR, RFC 4315 UID EXPUNGE, RFC 2177 IDLE, RFC 2971 ID, RFC 5161 ENABLE), pure.
+ * SASL-IR, RFC 4315 UID EXPUNGE, RFC 2177 IDLE, RFC 2971 ID, RFC 5161 ENABLE, RFC 5258 LIST
+ * selection/return options SUBSCRIBED REMOTE RECURSIVEMATCH CHILDREN and RFC 6154 SPECIAL-USE;
+ * other LIST options are refused), pure.
  *
  * DESCRIPTION
  *   Two stages, both free of sockets and globals:
@@ -215,7 +217,20 @@ struct imap_cmd {
     size_t nitems;
     struct imap_search_key *keys; /* prefix order; keys[0] is the root (an AND) */
     size_t nkeys;
+    /* LIST (RFC 5258): arg1 reference, arg2 the first pattern, items the others */
+    bool list_extended;        /* a selection or return option, or a pattern list, was given */
+    unsigned list_select;      /* IMAP_LIST_SEL_* */
+    unsigned list_return;      /* IMAP_LIST_RET_* */
 };
+
+/* LIST selection options (RFC 5258 3.1, RFC 6154 3) and return options (RFC 5258 3.2). */
+#define IMAP_LIST_SEL_SUBSCRIBED 0x1u
+#define IMAP_LIST_SEL_REMOTE 0x2u
+#define IMAP_LIST_SEL_RECURSIVEMATCH 0x4u
+#define IMAP_LIST_SEL_SPECIAL_USE 0x8u
+#define IMAP_LIST_RET_SUBSCRIBED 0x1u
+#define IMAP_LIST_RET_CHILDREN 0x2u
+#define IMAP_LIST_RET_SPECIAL_USE 0x4u
 
 /* Parses a framed command. On false, *error_r is the BAD text and cmd->tag is the tag or "*". */
 bool imap_cmd_parse(const char *data, size_t len, struct imap_cmd *cmd, const char **error_r);
