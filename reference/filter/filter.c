@@ -32,6 +32,7 @@
 #include "fsutil.h"
 #include "hdr.h"
 #include "log.h"
+#include "queue/report.h"
 #include "str.h"
 #include "timefmt.h"
 #include "uuwalk.h"
@@ -417,29 +418,8 @@ static int filter_queue_notice(struct filter *f, const struct filter_verdict *v,
     for (size_t i = 0; expanded && i < msg->env.nrcpts; i++)
         free(expanded[i]);
     free(expanded);
-    struct queue_envelope env = {
-        .sender = "", .client_ip = "127.0.0.1", .helo = f->conf->hostname, .rdns = "",
-        .proto = "local", .auth_user = "", .ret = "", .envid = "", .body = "7BIT",
-        .arrival = time(NULL),
-    };
-    queue_envelope_add_rcpt(&env, admin, "", "", false);
     filter_notice_id(msg->id, nid);
-    struct queue_writer w;
-    int rc = queue_writer_begin_id(f->queue, nid, &env, &w);
-    if (rc == 0) {
-        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(f->queue, &w) < 0) {
-            queue_writer_abort(&w);
-            rc = -1;
-        }
-    } else if (errno == EEXIST) {
-        rc = 0;
-    }
-    for (size_t i = 0; i < env.nrcpts; i++) {
-        free(env.rcpts[i].addr);
-        free(env.rcpts[i].orcpt);
-        free(env.rcpts[i].notify);
-    }
-    free(env.rcpts);
+    int rc = report_queue_local(f->queue, nid, f->conf->hostname, admin, false, "7BIT", &body) < 0 ? -1 : 0;
     buf_free(&body);
     return rc;
 }

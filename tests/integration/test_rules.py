@@ -162,6 +162,54 @@ class Vacation(RulesCase):
         self.assertIn("no reply to <owner-zolder-users@lists.example>", self.z.log())
 
 
+class VacationPrune(RulesCase):
+    """The vacation state STATE_DIR/vacation/USER is rewritten without its stale and duplicate
+    lines once enough of them pile up (docs/filter.md), by a temporary file and a rename: a
+    leftover of a rewrite killed half-way (USER.new) is never read, recent answers survive."""
+    rules = {"bouke": "if always then vacation 7 \"Weg.\"\n"}
+
+    def prepare(self):
+        import time
+        now = int(time.time())
+        lines = [f"{now - 30 * 86400 - i} old{i}@paprika.example\n" for i in range(100)]  # stale
+        lines += [f"{now - 3600 * h} admin@zolder.thuis\n" for h in (30, 20, 10)]  # duplicates
+        lines += [f"{now - 86400} piet@paprika.example\n"]  # recent: must survive
+        os.makedirs(self.z.inst.path("var", "vacation"), exist_ok=True)
+        with open(self.z.inst.path("var", "vacation", "bouke"), "w") as f:
+            f.write("".join(lines))
+        with open(self.z.inst.path("var", "vacation", "bouke.new"), "w") as f:
+            f.write(f"{now} sjoerd@zolder.thuis\n999 torn li")  # a rewrite that died: never read
+
+    def state(self):
+        with open(self.z.inst.path("var", "vacation", "bouke")) as f:
+            return f.read()
+
+    def test_state_pruned_and_decisions_kept(self):
+        msg = "From: {s}\r\nTo: bouke@zolder.thuis\r\nSubject: {subj}\r\n\r\nhoi\r\n"
+        self.send(msg.format(s="sjoerd@zolder.thuis", subj="een"), sender="sjoerd@zolder.thuis")
+        self.z.wait_for(lambda: "Subject: Auto: een" in self.z.mbox("sjoerd"), what="vacation reply")
+        self.z.wait_log("vacation state")
+        self.assertRegex(self.z.log(), r"vacation state \S+/vacation/bouke pruned: 3 lines kept, 102 stale")
+        state = self.state()
+        senders = [line.split(" ", 1)[1] for line in state.splitlines()]
+        self.assertEqual(senders, ["piet@paprika.example", "admin@zolder.thuis", "sjoerd@zolder.thuis"])  # oldest first
+        self.assertNotRegex(state, r"old\d")
+        self.assertFalse(os.path.exists(self.z.inst.path("var", "vacation", "bouke.new")))
+        # answered before the prune (piet, admin) or just now (sjoerd): no second reply
+        for n, sender in enumerate(("piet@paprika.example", "admin@zolder.thuis", "sjoerd@zolder.thuis")):
+            self.send(msg.format(s=sender, subj=f"again{n}"), sender=sender)
+            self.z.wait_for(lambda n=n: f"Subject: again{n}" in self.z.mbox("bouke"), what="delivery")
+            self.z.wait_log(f"no reply to <{sender}>: answered recently")
+        self.z.wait_for(lambda: self.z.queue_ids() == [], what="empty queue")
+        self.assertEqual(self.z.mbox("sjoerd").count("Subject: Auto:"), 1, "answered once")
+        self.assertNotIn("Subject: Auto:", self.z.mbox("admin"))
+        # the next reply appends (nothing stale left to prune)
+        self.send(msg.format(s="bouke@zolder.thuis", subj="zelf"), sender="bouke@zolder.thuis")
+        self.z.wait_for(lambda: "bouke@zolder.thuis" in self.state(), what="state line for bouke")
+        self.assertEqual(self.state().count("\n"), 4)
+        self.assertEqual(self.z.log().count("pruned:"), 1)
+
+
 class BadRules(RulesCase):
     rules = {"bouke": "if header Subject contains x then pipe /bin/sh\n"}
 
