@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -22,6 +23,16 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <seccomp.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -619,9 +630,97 @@ static int filter_sandbox_landlock(const struct filter *f, const char *tmp_root)
 }
 
 /*
+ * The scanner's system-call filter (seccomp-bpf, built with libseccomp: it writes the
+ * architecture checks, the x32 ABI trap and the argument comparisons that raw BPF would
+ * have us write by hand, for whatever architecture Debian builds on). Only what scanning
+ * needs is allowed: its descriptors (read, write, close, poll), memory, the files Landlock
+ * lets it open (charset converters, time zones, its temporary folder), signals to itself
+ * (abort), time, exit. A socket only of clamd's family and only when clamd is configured
+ * (Landlock ABI 4 limits its TCP port). Anything else (execve, fork/clone, ptrace, socket
+ * of another family, kill of another process, mount, bpf...) kills the process at once
+ * (SECCOMP_RET_KILL_PROCESS): zolderd sees it die by SIGSYS and defers the message.
+ * -1 when the kernel refused the filter.
+ */
+static struct scmp_arg_cmp filter_sc_arg(unsigned arg, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+    struct scmp_arg_cmp c = {.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+    return c;
+}
+
+static int filter_sandbox_seccomp(const struct filter *f)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    if (!ctx)
+        return -1;
+    static const int allowed[] = {
+        /* its socket to zolderd, stderr, files Landlock allows */
+        SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64), SCMP_SYS(write), SCMP_SYS(writev),
+        SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(dup),
+        SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(stat),
+        SCMP_SYS(lstat), SCMP_SYS(statx), SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2),
+        SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
+        SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
+        SCMP_SYS(recvmsg), SCMP_SYS(shutdown),
+        /* its temporary folder (Landlock: only under STATE_DIR/filter-tmp) */
+        SCMP_SYS(chdir), SCMP_SYS(fchdir), SCMP_SYS(getcwd), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
+        SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rmdir), SCMP_SYS(rename), SCMP_SYS(renameat),
+        SCMP_SYS(ftruncate),
+        /* memory (mmap with PROT_EXEC: glibc loads its charset converters with dlopen) */
+        SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect),
+        SCMP_SYS(madvise), SCMP_SYS(futex), SCMP_SYS(sched_yield), SCMP_SYS(getrandom),
+        /* signals to itself, time, identity, limits */
+        SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
+        SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid),
+        SCMP_SYS(getegid), SCMP_SYS(getppid), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
+        SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(getrusage), SCMP_SYS(uname),
+        SCMP_SYS(sysinfo), SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && rc == 0; i++)
+        if (allowed[i] >= 0) /* a call this architecture does not have (__NR_SCMP_ERROR) */
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+    /* abort() and raise(): a signal to this process only (not to zolderd) */
+    pid_t self = getpid();
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, filter_sc_arg(0, SCMP_CMP_EQ, (scmp_datum_t)self, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, filter_sc_arg(0, SCMP_CMP_EQ, (scmp_datum_t)self, 0));
+    /* isatty() by stdio: the terminal query only */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, filter_sc_arg(1, SCMP_CMP_EQ, TCGETS, 0));
+    /* clamd: a stream socket of its family, connected, asked for its error */
+    const char *clamd = f->conf->clamd;
+    int family = -1;
+    struct zconf_listen l;
+    if (strncmp(clamd, "unix:", 5) == 0)
+        family = AF_UNIX;
+    else if (clamd[0] && zconf_parse_listen(clamd, 0, &l))
+        family = l.sa.ss_family;
+    if (family >= 0) {
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, filter_sc_arg(0, SCMP_CMP_EQ, (scmp_datum_t)family, 0),
+                                  filter_sc_arg(1, SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0);
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 0);
+    }
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Everything the scanner process gives up before its first message: its working folder is
  * STATE_DIR/filter-tmp (TMPDIR too), no core dumps, few descriptors, no new processes,
- * files it writes are bounded, and Landlock keeps it out of everything but that folder.
+ * files it writes are bounded, Landlock keeps it out of everything but that folder, and a
+ * seccomp filter out of every system call it does not need.
  */
 int filter_sandbox(const struct filter *f)
 {
@@ -644,6 +743,13 @@ int filter_sandbox(const struct filter *f)
     if (abi == 0)
         log_warnx("scanner process: no Landlock in this kernel, only the resource limits confine it");
     free(root);
+    /* the system-call filter needs no new privileges (set here too for tests' children);
+     * memcheck runs the process's system calls itself and cannot run under one */
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (RUNNING_ON_VALGRIND)
+        log_warnx("scanner process: under valgrind, no system-call filter");
+    else if (filter_sandbox_seccomp(f) < 0)
+        log_warn("scanner process: no seccomp system-call filter");
     return abi;
 }
 
@@ -826,8 +932,12 @@ static void filter_worker_failed(pid_t pid, bool timeout, struct filter_verdict 
     memset(v, 0, sizeof *v);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (!timeout && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
-                     sig == SIGXCPU || sig == SIGSYS))
+                     sig == SIGXCPU))
         snprintf(v->doubt, sizeof v->doubt, "the scanner crashed on it (signal %d)", sig);
+    else if (!timeout && sig == SIGSYS) /* the seccomp filter: never delivered unscanned */
+        snprintf(v->tempfail, sizeof v->tempfail,
+                 "the scanner process (pid %ld) was killed by its system-call filter (SIGSYS): it made a "
+                 "forbidden system call; a new one takes over", (long)pid);
     else
         snprintf(v->tempfail, sizeof v->tempfail, "%s", timeout ? "the scan timed out" : "the scanner process failed");
 }
