@@ -455,6 +455,7 @@ static void daemon_reload(struct daemon *d)
     zconf_free(&d->conf);
     d->conf = fresh;
     d->maps = maps;
+    zmaps_set_conf(d->maps, &d->conf); /* it was loaded against `fresh`, a local (a crash after a reload) */
     zmaps_smtpd(d->maps, &d->smtpd_maps);
     auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
     struct deliver_resolver resolver;

@@ -66,6 +66,11 @@ ZMAPS_WRAP(access, access)
 ZMAPS_WRAP(hostsallow, hostsallow)
 ZMAPS_WRAP(hostsfile, hostsfile)
 
+void zmaps_set_conf(struct zmaps *m, const struct zconf *conf)
+{
+    m->conf = conf;
+}
+
 struct zmaps *zmaps_load(const struct zconf *conf, struct cfg_error *err)
 {
     struct zmaps *m = xcalloc(1, sizeof *m);

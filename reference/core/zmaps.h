@@ -19,6 +19,9 @@ struct zmaps;
 
 /* Loads every map the config names. NULL with err (FILE:LINE: ...) on the first bad one. */
 struct zmaps *zmaps_load(const struct zconf *conf, struct cfg_error *err);
+/* The config the maps read (mail_dir, local domains) now lives at conf: a reload loads the
+ * maps against a fresh config and then moves that config into place. */
+void zmaps_set_conf(struct zmaps *m, const struct zconf *conf);
 void zmaps_free(struct zmaps *maps);
 void zmaps_smtpd(struct zmaps *maps, struct smtpd_maps *out);
 void zmaps_resolver(struct zmaps *maps, struct deliver_resolver *out);
