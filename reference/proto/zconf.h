@@ -139,6 +139,8 @@ struct zconf {
     unsigned long filter_scanners;       /* scanner processes = messages scanned at once */
     /* mail folders (issues 7 and 8): IMAP folders, delivery rules and their folders */
     char *mail_dir;                      /* "~/Mail" or "/abs/%u/..." (reference/proto/mailpath.h) */
+    /* content filter: the scanner processes' own user (reference/filter/launcher) */
+    char *filter_user;                   /* "" = run_as; needs zolderd started as root */
 };
 
 /* The parts of a smarthost value. */
