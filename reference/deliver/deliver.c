@@ -376,9 +376,11 @@ static int deliver_vacation_record(const char *dir, const char *path, const char
     buf_init(&kept, slen + (size_t)n);
     vacation_prune(state, slen, now, days, VACATION_STATE_BYTES_MAX - (size_t)n, &kept, &st);
     buf_append(&kept, line, (size_t)n);
-    size_t tn = strlen(path) + sizeof ".new";
+    /* ".USER.new": no user name starts with a dot, so it is never another user's state */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t tn = strlen(dir) + strlen(base) + sizeof "/..new";
     char *tmp = xmalloc(tn);
-    snprintf(tmp, tn, "%s.new", path);
+    snprintf(tmp, tn, "%s/.%s.new", dir, base);
     int rc = -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd >= 0) {

@@ -165,7 +165,7 @@ class Vacation(RulesCase):
 class VacationPrune(RulesCase):
     """The vacation state STATE_DIR/vacation/USER is rewritten without its stale and duplicate
     lines once enough of them pile up (docs/filter.md), by a temporary file and a rename: a
-    leftover of a rewrite killed half-way (USER.new) is never read, recent answers survive."""
+    leftover of a rewrite killed half-way (.USER.new) is never read, recent answers survive."""
     rules = {"bouke": "if always then vacation 7 \"Weg.\"\n"}
 
     def prepare(self):
@@ -177,7 +177,7 @@ class VacationPrune(RulesCase):
         os.makedirs(self.z.inst.path("var", "vacation"), exist_ok=True)
         with open(self.z.inst.path("var", "vacation", "bouke"), "w") as f:
             f.write("".join(lines))
-        with open(self.z.inst.path("var", "vacation", "bouke.new"), "w") as f:
+        with open(self.z.inst.path("var", "vacation", ".bouke.new"), "w") as f:
             f.write(f"{now} sjoerd@zolder.thuis\n999 torn li")  # a rewrite that died: never read
 
     def state(self):
@@ -194,7 +194,7 @@ class VacationPrune(RulesCase):
         senders = [line.split(" ", 1)[1] for line in state.splitlines()]
         self.assertEqual(senders, ["piet@paprika.example", "admin@zolder.thuis", "sjoerd@zolder.thuis"])  # oldest first
         self.assertNotRegex(state, r"old\d")
-        self.assertFalse(os.path.exists(self.z.inst.path("var", "vacation", "bouke.new")))
+        self.assertFalse(os.path.exists(self.z.inst.path("var", "vacation", ".bouke.new")))
         # answered before the prune (piet, admin) or just now (sjoerd): no second reply
         for n, sender in enumerate(("piet@paprika.example", "admin@zolder.thuis", "sjoerd@zolder.thuis")):
             self.send(msg.format(s=sender, subj=f"again{n}"), sender=sender)
@@ -250,7 +250,7 @@ class VacationPruneKill9(RulesCase):
         path = self.z.inst.path("var", "vacation", "bouke")
         msg = "From: sjoerd@zolder.thuis\r\nTo: bouke@zolder.thuis\r\nSubject: ronde {n}\r\n\r\nhoi\r\n"
         # the delays sweep the moments around the rewrite (a few ms after the 250 on this
-        # machine): some rounds die before the reply, some with USER.new half written, some after
+        # machine): some rounds die before the reply, some with .USER.new half written, some after
         for n, delay in enumerate([0.0] + [0.02 + 0.003 * i for i in range(10)] + [0.1]):
             self.send(msg.format(n=n), sender="sjoerd@zolder.thuis")
             time.sleep(delay)
