@@ -17,7 +17,7 @@ FUZZ_SECONDS ?= 5
 PYTHON   ?= python3
 VERSION  := 0.1
 
-PKGS     := libevent libevent_openssl openssl libcares ldns gmime-3.0 libcrypt libarchive
+PKGS     := libevent libevent_openssl openssl libcares ldns gmime-3.0 libcrypt libarchive libseccomp
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

@@ -9,6 +9,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include "auth/auth.h"
 #include "deliver/deliver.h"
 #include "filter/filter.h"
+#include "filter/launcher.h"
 #include "fetch/fetch.h"
 #include "fsutil.h"
 #include "log.h"
@@ -81,6 +83,9 @@ struct daemon {
     struct relay_dns *fetch_dns;          /* the poller's resolver: hosts file, then DNS */
     size_t fetch_nwaiters;
     struct fetch_idle *fetch_idle;        /* `idle` accounts between polls (IMAP IDLE) */
+    /* content filter: the scanner processes' own user (filter_user, reference/filter/launcher) */
+    struct launcher *filter_launcher; /* NULL: zolderd forks them itself, as run_as */
+    char *filter_launcher_user;       /* filter_user at start (a change needs a restart) */
 };
 
 int daemon_check(const char *path)
@@ -107,6 +112,11 @@ int daemon_check(const char *path)
     filter_free(&filter);
     if (!filter_ok) {
         fprintf(stderr, "zolderd: %s\n", err.text);
+        zconf_free(&conf);
+        return 1;
+    }
+    if (conf.filter_user[0] && !getpwnam(conf.filter_user)) { /* content filter: scanner user */
+        fprintf(stderr, "zolderd: filter_user \"%s\" does not exist\n", conf.filter_user);
         zconf_free(&conf);
         return 1;
     }
@@ -169,6 +179,56 @@ static void daemon_prepare_state_dir(const struct zconf *conf, const struct pass
         if (pw && chown(path, pw->pw_uid, pw->pw_gid) < 0)
             log_fatal("cannot give %s to %s", path, pw->pw_name);
     }
+}
+
+/* ---- content filter: the scanner processes' own user (filter_user) ------------------------- */
+
+/*
+ * While still root, before anything secret is loaded (the launcher and the scanners it forks
+ * carry only this process's memory as it is now): STATE_DIR/filter-tmp is emptied and given
+ * to whoever runs the scanner processes (filter_user, or run_as), mode 0700; with a
+ * filter_user the launcher is forked as that user (reference/filter/launcher.h). NULL when
+ * zolderd forks the scanner processes itself (no filter_user, or not started as root).
+ */
+static struct launcher *daemon_filter_launcher(const struct zconf *conf)
+{
+    const char *user = conf->filter_user;
+    if (geteuid() != 0) {
+        if (user[0])
+            log_warnx("filter_user = %s ignored: zolderd was not started as root (scanner processes "
+                      "run as this process's user)", user);
+        return NULL;
+    }
+    bool own = user[0] && strcmp(user, conf->run_as) != 0;
+    const struct passwd *pw = getpwnam(own ? user : conf->run_as);
+    if (!pw) {
+        if (own)
+            log_fatalx("filter_user \"%s\" does not exist (tools/deps creates \"zolder-scan\")", user);
+        return NULL; /* no run_as: daemon_drop_privileges stops us */
+    }
+    if (pw->pw_uid == 0)
+        return NULL; /* root refused by daemon_drop_privileges (run_as) or below (filter_user) */
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/filter-tmp", conf->state_dir);
+    if (fs_mkdir_p(path, 0700) < 0)
+        log_fatal("cannot create %s", path);
+    launcher_sweep(path); /* nothing runs in it yet: whatever is there is left over */
+    if (chown(path, uid, gid) < 0 || chmod(path, 0700) < 0)
+        log_fatal("cannot give %s to uid %ld", path, (long)uid);
+    if (!own)
+        return NULL;
+    int tmp_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tmp_fd < 0)
+        log_fatal("cannot open %s", path);
+    struct launcher *l = launcher_start(uid, gid, tmp_fd, filter_scanner_child);
+    close(tmp_fd);
+    if (!l)
+        log_fatal("cannot start the scanner launcher as %s", user);
+    log_info("content filter: scanner processes run as %s (uid %ld), started by the launcher (pid %ld)",
+             user, (long)uid, (long)launcher_pid(l));
+    return l;
 }
 
 /* Drops root for good; a no-op when not started as root. */
@@ -468,6 +528,10 @@ static void daemon_reload(struct daemon *d)
     if (!filter_init(&d->filter, &d->conf, &d->queue, &err))
         log_error("content filter: %s (only the built-in EICAR signature is loaded)", err.text);
     filter_set_resolver(&d->filter, &resolver); /* the notice names where aliases lead */
+    filter_set_launcher(&d->filter, d->filter_launcher); /* filter_user: as started */
+    if (strcmp(d->conf.filter_user, d->filter_launcher_user) != 0)
+        log_warnx("filter_user changes need a restart: scanner processes still run as %s",
+                  d->filter_launcher ? d->filter_launcher_user : "zolderd's user");
     filter_async_start(&d->filter, d->base, d->conf.filter_scanners, daemon_filter_done, d);
     daemon_schedule_queue_run(d, false); /* rescans what was dropped */
     /* fetch: the rc file again (it may be unreadable now that we run unprivileged: then the
@@ -774,6 +838,9 @@ int daemon_run(const char *path)
     if (!instance_load_config(path, &d.conf, &err))
         log_fatalx("%s", err.text);
     log_set_level(daemon_log_level(d.conf.log_level));
+    /* content filter: the scanner launcher (filter_user) is forked first, holding nothing */
+    d.filter_launcher = daemon_filter_launcher(&d.conf);
+    d.filter_launcher_user = xstrdup(d.conf.filter_user);
     d.maps = zmaps_load(&d.conf, &err);
     if (!d.maps)
         log_fatalx("%s", err.text);
@@ -842,6 +909,7 @@ int daemon_run(const char *path)
     if (!filter_init(&d.filter, &d.conf, &d.queue, &err))
         log_fatalx("content filter: %s", err.text);
     filter_set_resolver(&d.filter, &resolver); /* the notice names where aliases lead */
+    filter_set_launcher(&d.filter, d.filter_launcher); /* filter_user: its scanner processes */
     filter_async_start(&d.filter, d.base, d.conf.filter_scanners, daemon_filter_done, &d);
 
     d.retry_timer = evtimer_new(d.base, daemon_queue_timer_cb, &d);
@@ -948,6 +1016,8 @@ int daemon_run(const char *path)
     relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
     filter_free(&d.filter); /* content filter */
+    launcher_free(d.filter_launcher); /* content filter: filter_user's launcher */
+    free(d.filter_launcher_user);
     queue_close(&d.queue);
     event_base_free(d.base);
     if (tls)

@@ -279,13 +279,135 @@ static void deliver_mark_scanned(struct deliver *d, const char *id)
     free(path);
 }
 
+/*
+ * Queues a message zolder wrote for a local recipient (a vacation reply, the refused-rules
+ * notice) from the null sender under id, derived from the message it is about (a retry
+ * finds it: never two), marked scanned like the mail it answers. 0 (queued now or by an
+ * earlier attempt) or -1.
+ */
+static int deliver_queue_own(struct deliver *d, const char *id, const char *rcpt, const char *body_type,
+                             const struct buf *body)
+{
+    int rc = report_queue_local(d->queue, id, d->conf->hostname, rcpt, true, body_type, body);
+    if (rc == 1) {
+        deliver_mark_scanned(d, id);
+        d->children_queued = true;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+/* Read at most this much of a vacation state file: its newest lines (an old, unpruned file
+ * can be larger; the next prune brings it down to VACATION_STATE_BYTES_MAX). */
 #define DELIVER_VACATION_STATE_MAX ((size_t)4 * 1024 * 1024)
+
+/*
+ * Reads the newest DELIVER_VACATION_STATE_MAX bytes of a vacation state file (from a line
+ * start). 0 with *data_r (NULL and 0 when there is none), -1 with errno.
+ */
+static int deliver_vacation_read(const char *path, char **data_r, size_t *len_r)
+{
+    *data_r = NULL;
+    *len_r = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return -1;
+    }
+    size_t size = (size_t)st.st_size;
+    off_t from = size > DELIVER_VACATION_STATE_MAX ? (off_t)(size - DELIVER_VACATION_STATE_MAX) : 0;
+    size_t want = size - (size_t)from;
+    char *data = xmalloc(want + 1);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t r = pread(fd, data + got, want - got, from + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    data[got] = '\0';
+    size_t skip = 0;
+    if (from > 0) { /* cut in a line: start at the next one */
+        const char *nl = memchr(data, '\n', got);
+        skip = nl ? (size_t)(nl - data) + 1 : got;
+        memmove(data, data + skip, got - skip + 1);
+    }
+    *data_r = data;
+    *len_r = got - skip;
+    return 0;
+}
+
+/*
+ * Records that sender was answered at now in the vacation state (path, in dir): one line
+ * appended and fsync'd; or, when vacation_prune_due says so, the whole file rewritten
+ * without its stale and duplicate lines (and within VACATION_STATE_BYTES_MAX) by a temporary
+ * file, fsync, rename and an fsync of the folder: a crash leaves the old file or the new one,
+ * both holding every reply that was still recent.
+ */
+static int deliver_vacation_record(const char *dir, const char *path, const char *state, size_t slen,
+                                   time_t now, unsigned days, const char *sender, const char *id)
+{
+    char line[VACATION_LINE_MAX];
+    int n = snprintf(line, sizeof line, "%lld %s\n", (long long)now, sender);
+    if (n <= 0 || (size_t)n >= sizeof line || strchr(sender, '\n') || strchr(sender, '\r')) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (fs_mkdir_p(dir, 0700) < 0)
+        return -1;
+    struct vacation_prune_stats st;
+    vacation_prune(state, slen, now, days, VACATION_STATE_BYTES_MAX - (size_t)n, NULL, &st);
+    if (!vacation_prune_due(&st, slen, (size_t)n)) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -1;
+        int rc = fs_write_all(fd, line, (size_t)n) < 0 || fsync(fd) < 0 ? -1 : 0;
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return rc;
+    }
+    struct buf kept;
+    buf_init(&kept, slen + (size_t)n);
+    vacation_prune(state, slen, now, days, VACATION_STATE_BYTES_MAX - (size_t)n, &kept, &st);
+    buf_append(&kept, line, (size_t)n);
+    /* ".USER.new": no user name starts with a dot, so it is never another user's state */
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t tn = strlen(dir) + strlen(base) + sizeof "/..new";
+    char *tmp = xmalloc(tn);
+    snprintf(tmp, tn, "%s/.%s.new", dir, base);
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        if (fs_write_all(fd, kept.data, kept.len) == 0 && fsync(fd) == 0 && close(fd) == 0) {
+            fd = -1;
+            if (rename(tmp, path) == 0 && fs_fsync_dir(dir) == 0)
+                rc = 0;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc < 0)
+            unlink(tmp);
+    }
+    if (rc == 0)
+        log_info("%s: vacation state %s pruned: %zu lines kept, %zu stale or duplicate, %zu over the cap",
+                 id, path, st.lines - st.stale - st.capped + 1, st.stale, st.capped);
+    free(tmp);
+    buf_free(&kept);
+    return rc;
+}
 
 /*
  * The RFC 3834 reply of a vacation rule: decided by vacation_refusal, queued from the null
  * sender under an id derived from the message's (a retry after a crash finds it: never two
  * replies), then the sender is recorded in STATE_DIR/vacation/USER ("EPOCH SENDER" lines,
- * fsync'd). Failures are logged; the message itself is delivered regardless.
+ * fsync'd; pruned now and then, deliver_vacation_record). Failures are logged; the message
+ * itself is delivered regardless.
  */
 static void deliver_vacation(struct deliver *d, struct deliver_job *job, size_t rcpt, const char *user,
                              const struct rules_action *a)
@@ -301,67 +423,35 @@ static void deliver_vacation(struct deliver *d, struct deliver_job *job, size_t 
     snprintf(path, pn, "%s/%s", dir, user);
     char *state = NULL;
     size_t slen = 0;
-    if (fs_read_file(path, DELIVER_VACATION_STATE_MAX, &state, &slen) < 0) {
-        state = NULL;
-        slen = 0;
-    }
+    if (deliver_vacation_read(path, &state, &slen) < 0)
+        log_warn("%s: vacation state %s unreadable", msg->id, path);
     time_t now = time(NULL);
     const char *why = vacation_refusal(sender, addr, job->data.data, job->data.len,
                                        state ? vacation_last(state, slen, sender) : 0, now, a->vacation_days);
-    free(state);
     if (why) {
         log_info("%s: to=<%s>: vacation (rules line %u): no reply to <%s>: %s", msg->id, addr,
                  a->vacation_lineno, sender, why);
-        free(dir);
-        free(path);
-        return;
-    }
-    char reply_id[QUEUE_ID_LEN + 1];
-    deliver_derived_id(msg->id, rcpt, "vacation", reply_id);
-    char date[64], mid[128];
-    timefmt_rfc5322(now, date, sizeof date);
-    snprintf(mid, sizeof mid, "<%s.vacation@%s>", reply_id, d->conf->hostname);
-    struct buf body;
-    buf_init(&body, 0);
-    vacation_render(addr, sender, job->data.data, job->data.len, a->vacation_text, date, mid, &body);
-    struct queue_envelope env = {
-        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
-        .auth_user = "", .ret = "", .envid = "", .body = "8BITMIME", .arrival = now,
-    };
-    queue_envelope_add_rcpt(&env, sender, "", "", true);
-    struct queue_writer w;
-    int rc = queue_writer_begin_id(d->queue, reply_id, &env, &w);
-    if (rc == 0) {
-        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
-            queue_writer_abort(&w);
-            rc = -1;
-        } else {
-            deliver_mark_scanned(d, reply_id);
-            d->children_queued = true;
-        }
-    } else if (errno == EEXIST) {
-        rc = 0;
-    }
-    free(env.rcpts[0].addr);
-    free(env.rcpts[0].orcpt);
-    free(env.rcpts[0].notify);
-    free(env.rcpts);
-    buf_free(&body);
-    if (rc < 0) {
-        log_warn("%s: to=<%s>: vacation reply to <%s> could not be queued", msg->id, addr, sender);
     } else {
-        char line[600];
-        int n = snprintf(line, sizeof line, "%lld %s\n", (long long)now, sender);
-        int fd = -1;
-        if (fs_mkdir_p(dir, 0700) == 0)
-            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0 || n <= 0 || (size_t)n >= sizeof line || fs_write_all(fd, line, (size_t)n) < 0 || fsync(fd) < 0)
-            log_warn("%s: vacation state %s not updated", msg->id, path);
-        if (fd >= 0)
-            close(fd);
-        log_info("%s: to=<%s>: vacation reply to <%s> queued as %s (rules line %u)", msg->id, addr, sender,
-                 reply_id, a->vacation_lineno);
+        char reply_id[QUEUE_ID_LEN + 1];
+        deliver_derived_id(msg->id, rcpt, "vacation", reply_id);
+        char date[64], mid[128];
+        timefmt_rfc5322(now, date, sizeof date);
+        snprintf(mid, sizeof mid, "<%s.vacation@%s>", reply_id, d->conf->hostname);
+        struct buf body;
+        buf_init(&body, 0);
+        vacation_render(addr, sender, job->data.data, job->data.len, a->vacation_text, date, mid, &body);
+        if (deliver_queue_own(d, reply_id, sender, "8BITMIME", &body) < 0) {
+            log_warn("%s: to=<%s>: vacation reply to <%s> could not be queued", msg->id, addr, sender);
+        } else {
+            if (deliver_vacation_record(dir, path, state ? state : "", slen, now, a->vacation_days, sender,
+                                        msg->id) < 0)
+                log_warn("%s: vacation state %s not updated", msg->id, path);
+            log_info("%s: to=<%s>: vacation reply to <%s> queued as %s (rules line %u)", msg->id, addr,
+                     sender, reply_id, a->vacation_lineno);
+        }
+        buf_free(&body);
     }
+    free(state);
     free(dir);
     free(path);
 }
@@ -460,28 +550,7 @@ static void deliver_rules_tell(struct deliver *d, struct queue_msg *msg, size_t 
             buf_append_char(&body, '?');
     }
     buf_append_str(&body, "\r\n\r\nThe rules language is described in docs/filter.md.\r\n");
-    struct queue_envelope env = {
-        .sender = "", .client_ip = "127.0.0.1", .helo = d->conf->hostname, .rdns = "", .proto = "local",
-        .auth_user = "", .ret = "", .envid = "", .body = "7BIT", .arrival = time(NULL),
-    };
-    queue_envelope_add_rcpt(&env, msg->env.rcpts[rcpt].addr, "", "", true);
-    struct queue_writer w;
-    int rc = queue_writer_begin_id(d->queue, id, &env, &w);
-    if (rc == 0) {
-        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(d->queue, &w) < 0) {
-            queue_writer_abort(&w);
-            rc = -1;
-        } else {
-            deliver_mark_scanned(d, id);
-            d->children_queued = true;
-        }
-    } else if (errno == EEXIST) {
-        rc = 0;
-    }
-    free(env.rcpts[0].addr);
-    free(env.rcpts[0].orcpt);
-    free(env.rcpts[0].notify);
-    free(env.rcpts);
+    int rc = deliver_queue_own(d, id, msg->env.rcpts[rcpt].addr, "7BIT", &body);
     buf_free(&body);
     if (rc == 0) {
         log_info("%s: to=<%s>: told the user about the refused rules file (%s)", msg->id,

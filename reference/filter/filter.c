@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -23,15 +25,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <seccomp.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "clamd.h"
+#include "launcher.h"
 #include "fsutil.h"
 #include "hdr.h"
 #include "log.h"
+#include "queue/report.h"
 #include "str.h"
 #include "timefmt.h"
 #include "uuwalk.h"
@@ -64,9 +78,12 @@ bool filter_init(struct filter *f, const struct zconf *conf, struct queue *queue
             return false;
         }
         bool ok = sigscan_db_parse(&f->sigs, conf->virus_signatures, data, len, err);
-        free(data);
-        if (!ok)
+        if (!ok) {
+            free(data);
             return false;
+        }
+        f->sigs_text = data; /* filter_user: sent to the launcher's scanner processes */
+        f->sigs_len = len;
     }
     mimewalk_limits_default(&f->mime_limits);
     f->mime_limits.max_depth = conf->filter_mime_depth;
@@ -91,6 +108,7 @@ void filter_free(struct filter *f)
     filter_worker_stop(f);
     sigscan_db_free(&f->sigs);
     free(f->quarantine_dir);
+    free(f->sigs_text);
     memset(f, 0, sizeof *f);
 }
 
@@ -417,29 +435,8 @@ static int filter_queue_notice(struct filter *f, const struct filter_verdict *v,
     for (size_t i = 0; expanded && i < msg->env.nrcpts; i++)
         free(expanded[i]);
     free(expanded);
-    struct queue_envelope env = {
-        .sender = "", .client_ip = "127.0.0.1", .helo = f->conf->hostname, .rdns = "",
-        .proto = "local", .auth_user = "", .ret = "", .envid = "", .body = "7BIT",
-        .arrival = time(NULL),
-    };
-    queue_envelope_add_rcpt(&env, admin, "", "", false);
     filter_notice_id(msg->id, nid);
-    struct queue_writer w;
-    int rc = queue_writer_begin_id(f->queue, nid, &env, &w);
-    if (rc == 0) {
-        if (queue_writer_write(&w, body.data, body.len) < 0 || queue_writer_commit(f->queue, &w) < 0) {
-            queue_writer_abort(&w);
-            rc = -1;
-        }
-    } else if (errno == EEXIST) {
-        rc = 0;
-    }
-    for (size_t i = 0; i < env.nrcpts; i++) {
-        free(env.rcpts[i].addr);
-        free(env.rcpts[i].orcpt);
-        free(env.rcpts[i].notify);
-    }
-    free(env.rcpts);
+    int rc = report_queue_local(f->queue, nid, f->conf->hostname, admin, false, "7BIT", &body) < 0 ? -1 : 0;
     buf_free(&body);
     return rc;
 }
@@ -521,9 +518,12 @@ static char *filter_tmp_root(const struct filter *f)
     return filter_join(f->conf->state_dir, "filter-tmp", "");
 }
 
-/* Makes STATE_DIR/filter-tmp/ID (0700, empty). 0, or -1 with errno. */
+/* Makes STATE_DIR/filter-tmp/ID (0700, empty). 0, or -1 with errno. With filter_user the
+ * scanner process makes it itself (the folder is its user's): nothing to do here. */
 static int filter_tmp_make(const struct filter *f, const char *id)
 {
+    if (f->launcher)
+        return 0;
     char *root = filter_tmp_root(f);
     char *dir = filter_join(root, id, "");
     int rc = fs_mkdir_p(root, 0700);
@@ -543,8 +543,8 @@ static int filter_tmp_make(const struct filter *f, const char *id)
 /* Removes STATE_DIR/filter-tmp/ID and whatever the scanner left in it. */
 static void filter_tmp_remove(const struct filter *f, const char *id)
 {
-    if (!queue_id_valid(id))
-        return;
+    if (!queue_id_valid(id) || f->launcher)
+        return; /* filter_user: the scanner process removes it, the launcher after a crash */
     char *root = filter_tmp_root(f);
     char *dir = filter_join(root, id, "");
     if (nftw(dir, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
@@ -639,14 +639,104 @@ static int filter_sandbox_landlock(const struct filter *f, const char *tmp_root)
 }
 
 /*
+ * The scanner's system-call filter (seccomp-bpf, built with libseccomp: it writes the
+ * architecture checks, the x32 ABI trap and the argument comparisons that raw BPF would
+ * have us write by hand, for whatever architecture Debian builds on). Only what scanning
+ * needs is allowed: its descriptors (read, write, close, poll), memory, the files Landlock
+ * lets it open (charset converters, time zones, its temporary folder), signals to itself
+ * (abort), time, exit. A socket only of clamd's family and only when clamd is configured
+ * (Landlock ABI 4 limits its TCP port). Anything else (execve, fork/clone, ptrace, socket
+ * of another family, kill of another process, mount, bpf...) kills the process at once
+ * (SECCOMP_RET_KILL_PROCESS): zolderd sees it die by SIGSYS and defers the message.
+ * -1 when the kernel refused the filter.
+ */
+static struct scmp_arg_cmp filter_sc_arg(unsigned arg, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+    struct scmp_arg_cmp c = {.arg = arg, .op = op, .datum_a = a, .datum_b = b};
+    return c;
+}
+
+static int filter_sandbox_seccomp(const struct filter *f)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    if (!ctx)
+        return -1;
+    static const int allowed[] = {
+        /* its socket to zolderd, stderr, files Landlock allows */
+        SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64), SCMP_SYS(write), SCMP_SYS(writev),
+        SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(dup),
+        SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(stat),
+        SCMP_SYS(lstat), SCMP_SYS(statx), SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2),
+        SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
+        SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg),
+        SCMP_SYS(recvmsg), SCMP_SYS(shutdown),
+        /* its temporary folder (Landlock: only under STATE_DIR/filter-tmp) */
+        SCMP_SYS(chdir), SCMP_SYS(fchdir), SCMP_SYS(getcwd), SCMP_SYS(mkdir), SCMP_SYS(mkdirat),
+        SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rmdir), SCMP_SYS(rename), SCMP_SYS(renameat),
+        SCMP_SYS(ftruncate), SCMP_SYS(flock),
+        /* memory (mmap with PROT_EXEC: glibc loads its charset converters with dlopen) */
+        SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect),
+        SCMP_SYS(madvise), SCMP_SYS(futex), SCMP_SYS(sched_yield), SCMP_SYS(getrandom),
+        /* signals to itself, time, identity, limits */
+        SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack),
+        SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid),
+        SCMP_SYS(getegid), SCMP_SYS(getppid), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
+        SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(getrusage), SCMP_SYS(uname),
+        SCMP_SYS(sysinfo), SCMP_SYS(restart_syscall), SCMP_SYS(exit), SCMP_SYS(exit_group),
+    };
+    int rc = 0;
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && rc == 0; i++)
+        if (allowed[i] >= 0) /* a call this architecture does not have (__NR_SCMP_ERROR) */
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
+    /* abort() and raise(): a signal to this process only (not to zolderd) */
+    pid_t self = getpid();
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, filter_sc_arg(0, SCMP_CMP_EQ, (scmp_datum_t)self, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, filter_sc_arg(0, SCMP_CMP_EQ, (scmp_datum_t)self, 0));
+    /* isatty() by stdio: the terminal query only */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, filter_sc_arg(1, SCMP_CMP_EQ, TCGETS, 0));
+    /* clamd: a stream socket of its family, connected, asked for its error */
+    const char *clamd = f->conf->clamd;
+    int family = -1;
+    struct zconf_listen l;
+    if (strncmp(clamd, "unix:", 5) == 0)
+        family = AF_UNIX;
+    else if (clamd[0] && zconf_parse_listen(clamd, 0, &l))
+        family = l.sa.ss_family;
+    if (family >= 0) {
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2, filter_sc_arg(0, SCMP_CMP_EQ, (scmp_datum_t)family, 0),
+                                  filter_sc_arg(1, SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0);
+        if (rc == 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 0);
+    }
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (rc < 0) {
+        errno = -rc;
+        return -1;
+    }
+    return 0;
+}
+
+/*
  * Everything the scanner process gives up before its first message: its working folder is
  * STATE_DIR/filter-tmp (TMPDIR too), no core dumps, few descriptors, no new processes,
- * files it writes are bounded, and Landlock keeps it out of everything but that folder.
+ * files it writes are bounded, Landlock keeps it out of everything but that folder, and a
+ * seccomp filter out of every system call it does not need.
  */
 int filter_sandbox(const struct filter *f)
 {
     char *root = filter_tmp_root(f);
-    if (chdir(root) < 0) {
+    /* filter_user: the launcher started us in filter-tmp, which we reach by no path (STATE_DIR
+     * is run_as's): Landlock gets it as "." */
+    if (!f->own_tmp && chdir(root) < 0) {
         free(root);
         return -1;
     }
@@ -660,11 +750,39 @@ int filter_sandbox(const struct filter *f)
     setrlimit(RLIMIT_FSIZE, &written);
     struct rlimit procs = {0, 0};
     setrlimit(RLIMIT_NPROC, &procs); /* no fork, no threads (root ignores this) */
-    int abi = filter_sandbox_landlock(f, root);
+    int abi = filter_sandbox_landlock(f, f->own_tmp ? "." : root);
     if (abi == 0)
         log_warnx("scanner process: no Landlock in this kernel, only the resource limits confine it");
     free(root);
+    /* the system-call filter needs no new privileges (set here too for tests' children);
+     * memcheck runs the process's system calls itself and cannot run under one */
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (RUNNING_ON_VALGRIND)
+        log_warnx("scanner process: under valgrind, no system-call filter");
+    else if (filter_sandbox_seccomp(f) < 0)
+        log_warn("scanner process: no seccomp system-call filter");
     return abi;
+}
+
+/*
+ * filter_user: makes the message's folder filter-tmp/ID (the working folder is filter-tmp),
+ * empty, locked (flock: the launcher's sweep after a crash leaves a locked folder alone) and
+ * enters it. The locked descriptor, or -1.
+ */
+static int filter_own_tmp_enter(const char *id)
+{
+    if (mkdir(id, 0700) < 0 && errno == EEXIST) { /* left by a crash: start empty */
+        nftw(id, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS);
+        mkdir(id, 0700);
+    }
+    int fd = open(id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (flock(fd, LOCK_EX) < 0 || fchdir(fd) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /*
@@ -735,11 +853,17 @@ static void filter_worker_main(struct filter *f, int fd)
         }
         data[len] = '\0';
         /* the message's private folder is our working directory while it is scanned */
-        bool in_tmp = queue_id_valid(req.id) && chdir(req.id) == 0;
+        int own = -1;
+        bool in_tmp = queue_id_valid(req.id) &&
+                      (f->own_tmp ? (own = filter_own_tmp_enter(req.id)) >= 0 : chdir(req.id) == 0);
         struct filter_verdict v;
         filter_scan(f, data, (size_t)len, &v);
         if (in_tmp && chdir("..") < 0)
             goto out;
+        if (own >= 0) { /* filter_user: ours to remove; the lock goes with the descriptor */
+            nftw(req.id, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS);
+            close(own);
+        }
         if (fs_write_all(fd, &v, sizeof v) < 0)
             goto out;
     }
@@ -749,20 +873,56 @@ out:
     _exit(0);
 }
 
+/* SIGKILL to a scanner process: ours, or the launcher's (filter_user: not ours to signal). */
+static void filter_proc_kill(struct filter *f, pid_t pid)
+{
+    if (f->launcher)
+        launcher_kill(f->launcher, pid);
+    else
+        kill(pid, SIGKILL);
+}
+
+/* Reaps a scanner process that ended (or is ending): its wait status, 0 when not known. */
+static int filter_proc_wait(struct filter *f, pid_t pid)
+{
+    int status = 0;
+    if (f->launcher) {
+        if (!launcher_wait(f->launcher, pid, &status, 10000))
+            log_warnx("scanner process %ld: no exit status from the launcher", (long)pid);
+        return status;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        continue;
+    return status;
+}
+
 static void filter_worker_stop(struct filter *f)
 {
     if (f->worker_pid <= 0)
         return;
     close(f->worker_fd);
-    kill(f->worker_pid, SIGKILL);
-    while (waitpid(f->worker_pid, NULL, 0) < 0 && errno == EINTR)
-        continue;
+    filter_proc_kill(f, f->worker_pid);
+    filter_proc_wait(f, f->worker_pid);
     f->worker_pid = 0;
     f->worker_fd = -1;
 }
 
+static bool filter_setup_send(const struct filter *f, int fd);
+
 static bool filter_worker_start(struct filter *f, pid_t *pid_r, int *fd_r)
 {
+    if (f->launcher) { /* filter_user: the launcher starts it; its configuration goes over */
+        if (!launcher_spawn(f->launcher, pid_r, fd_r))
+            return false;
+        if (filter_setup_send(f, *fd_r))
+            return true;
+        int saved = errno;
+        close(*fd_r);
+        filter_proc_kill(f, *pid_r);
+        filter_proc_wait(f, *pid_r);
+        errno = saved;
+        return false;
+    }
     char *root = filter_tmp_root(f);
     int made = fs_mkdir_p(root, 0700);
     free(root);
@@ -789,6 +949,106 @@ static bool filter_worker_start(struct filter *f, pid_t *pid_r, int *fd_r)
     *pid_r = pid;
     *fd_r = sv[0];
     return true;
+}
+
+/* ---- filter_user: the configuration a launcher's scanner process gets over its socket ---- */
+
+#define FILTER_SETUP_MAGIC 0x7a6f6c6466696c01ULL
+#define FILTER_SETUP_STR_MAX ((size_t)64 * 1024)
+
+struct filter_setup_head {
+    uint64_t magic;
+    uint64_t num[8];   /* clamd_timeout, message_size_limit, mime depth/parts/header, archive x3 */
+    uint64_t len[4];   /* state_dir, clamd, banned_extensions, the signature file */
+};
+
+static int filter_worker_io(int fd, short events, void *buf, size_t len, long long deadline);
+
+/* Sends f's scanning configuration to a scanner process the launcher started. */
+static bool filter_setup_send(const struct filter *f, int fd)
+{
+    const struct zconf *c = f->conf;
+    const char *strs[4] = {c->state_dir, c->clamd, c->banned_extensions, f->sigs_text ? f->sigs_text : ""};
+    struct filter_setup_head h = {
+        .magic = FILTER_SETUP_MAGIC,
+        .num = {c->clamd_timeout, c->message_size_limit, c->filter_mime_depth, c->filter_mime_parts,
+                c->filter_header_limit, c->filter_archive_depth, c->filter_archive_entries,
+                c->filter_archive_expanded},
+        .len = {strlen(strs[0]), strlen(strs[1]), strlen(strs[2]), f->sigs_text ? f->sigs_len : 0},
+    };
+    long long deadline = deadline_now_ms() + 10000;
+    if (filter_worker_io(fd, POLLOUT, &h, sizeof h, deadline) < 0)
+        return false;
+    for (size_t i = 0; i < 4; i++)
+        if (h.len[i] && filter_worker_io(fd, POLLOUT, (void *)strs[i], (size_t)h.len[i], deadline) < 0)
+            return false;
+    return true;
+}
+
+/* Reads n bytes (blocking). */
+static bool filter_read_all(int fd, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+void filter_scanner_child(int fd)
+{
+    struct filter_setup_head h;
+    if (!filter_read_all(fd, &h, sizeof h) || h.magic != FILTER_SETUP_MAGIC)
+        _exit(1);
+    char *strs[4];
+    for (size_t i = 0; i < 4; i++) {
+        size_t max = i == 3 ? FILTER_SIGFILE_MAX : FILTER_SETUP_STR_MAX;
+        if (h.len[i] > max)
+            _exit(1);
+        strs[i] = xmalloc((size_t)h.len[i] + 1);
+        if (!filter_read_all(fd, strs[i], (size_t)h.len[i]))
+            _exit(1);
+        strs[i][h.len[i]] = '\0';
+    }
+    static struct zconf conf; /* lives as long as this process */
+    zconf_defaults(&conf, "/");
+    free(conf.state_dir);
+    conf.state_dir = strs[0];
+    free(conf.clamd);
+    conf.clamd = strs[1];
+    free(conf.banned_extensions);
+    conf.banned_extensions = strs[2];
+    free(conf.virus_signatures);
+    conf.virus_signatures = xstrdup(""); /* the file's bytes came with the setup */
+    conf.clamd_timeout = h.num[0];
+    conf.message_size_limit = h.num[1];
+    conf.filter_mime_depth = h.num[2];
+    conf.filter_mime_parts = h.num[3];
+    conf.filter_header_limit = h.num[4];
+    conf.filter_archive_depth = h.num[5];
+    conf.filter_archive_entries = h.num[6];
+    conf.filter_archive_expanded = h.num[7];
+    static struct filter f;
+    struct cfg_error err;
+    if (!filter_init(&f, &conf, NULL, &err) ||
+        (h.len[3] && !sigscan_db_parse(&f.sigs, "virus_signatures", strs[3], (size_t)h.len[3], &err))) {
+        log_warnx("scanner process: %s", err.text);
+        _exit(1);
+    }
+    free(strs[3]);
+    f.own_tmp = true;
+    filter_worker_main(&f, fd);
+    _exit(0);
+}
+
+void filter_set_launcher(struct filter *f, struct launcher *l)
+{
+    f->launcher = l;
 }
 
 /* Moves len bytes in the direction events says, within the deadline. 0, or -1 (timeout: errno ETIMEDOUT). */
@@ -836,18 +1096,20 @@ static void filter_verdict_terminate(struct filter_verdict *v)
  * it (killed first on a timeout) and says why in v. A crash (the signals of a bug, or the CPU
  * limit) is doubtful content, to be quarantined; anything else a temporary failure.
  */
-static void filter_worker_failed(pid_t pid, bool timeout, struct filter_verdict *v)
+static void filter_worker_failed(struct filter *f, pid_t pid, bool timeout, struct filter_verdict *v)
 {
     if (timeout)
-        kill(pid, SIGKILL);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        continue;
+        filter_proc_kill(f, pid);
+    int status = filter_proc_wait(f, pid);
     memset(v, 0, sizeof *v);
     int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (!timeout && (sig == SIGSEGV || sig == SIGBUS || sig == SIGABRT || sig == SIGFPE || sig == SIGILL ||
-                     sig == SIGXCPU || sig == SIGSYS))
+                     sig == SIGXCPU))
         snprintf(v->doubt, sizeof v->doubt, "the scanner crashed on it (signal %d)", sig);
+    else if (!timeout && sig == SIGSYS) /* the seccomp filter: never delivered unscanned */
+        snprintf(v->tempfail, sizeof v->tempfail,
+                 "the scanner process (pid %ld) was killed by its system-call filter (SIGSYS): it made a "
+                 "forbidden system call; a new one takes over", (long)pid);
     else
         snprintf(v->tempfail, sizeof v->tempfail, "%s", timeout ? "the scan timed out" : "the scanner process failed");
 }
@@ -886,7 +1148,7 @@ static void filter_scan_isolated(struct filter *f, const char *id, const struct 
     close(f->worker_fd);
     f->worker_pid = 0;
     f->worker_fd = -1;
-    filter_worker_failed(pid, timeout, v);
+    filter_worker_failed(f, pid, timeout, v);
 }
 
 /* Acts on one verdict (see filter.h). */
@@ -1133,7 +1395,7 @@ static void filter_slot_failed(struct filter_slot *slot, bool timeout)
     filter_slot_close(slot);
     slot->pid = 0;
     struct filter_verdict v;
-    filter_worker_failed(pid, timeout, &v);
+    filter_worker_failed(slot->pool->f, pid, timeout, &v);
     filter_slot_finish(slot, &v);
 }
 
@@ -1162,8 +1424,7 @@ static void filter_slot_event_cb(struct bufferevent *bev, short what, void *arg)
     pid_t pid = slot->pid; /* an idle process went away: reap it, start another when needed */
     filter_slot_close(slot);
     slot->pid = 0;
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        continue;
+    filter_proc_wait(slot->pool->f, pid);
 }
 
 static void filter_slot_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -1260,9 +1521,8 @@ static void filter_async_stop(struct filter *f)
         struct filter_slot *slot = &a->slots[i];
         filter_slot_close(slot);
         if (slot->pid > 0) {
-            kill(slot->pid, SIGKILL);
-            while (waitpid(slot->pid, NULL, 0) < 0 && errno == EINTR)
-                continue;
+            filter_proc_kill(f, slot->pid);
+            filter_proc_wait(f, slot->pid);
         }
         if (slot->busy) { /* stays queued unscanned: the next queue run scans it */
             filter_tmp_remove(f, slot->id);

@@ -28,8 +28,12 @@
  * gets a private folder STATE_DIR/filter-tmp/ID (0700) as the scanner's working folder,
  * removed after the verdict, and Landlock confines the process to STATE_DIR/filter-tmp
  * (read-only: the system's /usr, /etc, /proc, /dev): the spool, the queue, the quarantine
- * and the mailboxes are out of its reach; clamd gets the bytes over its own socket. A crash
- * in a parser costs that process, not zolderd. The
+ * and the mailboxes are out of its reach; clamd gets the bytes over its own socket. A
+ * seccomp filter (libseccomp) allows only the system calls scanning needs: anything else
+ * (execve, fork, ptrace, a socket other than clamd's...) kills the process (SIGSYS), and the
+ * message is deferred. With filter_user (zolderd started as root) the scanner processes run
+ * as that user, started by the launcher (launcher.h) zolderd forked before its privilege
+ * drop. A crash in a parser costs that process, not zolderd. The
  * quarantine folder is 0700 and its files 0600: not readable by users. Ids are validated
  * (queue_id_valid) before they become paths. Notices go to the admin only; senders of
  * viruses are forged, so they are never told.
@@ -66,7 +70,22 @@ struct filter {
     struct filter_async *async; /* the scanner pool on the event loop (filter_async_start) */
     struct deliver_resolver resolver; /* alias expansion for the notice (filter_set_resolver) */
     bool has_resolver;
+    /* filter_user: scanner processes started by the launcher (reference/filter/launcher.h) */
+    struct launcher *launcher;  /* NULL: forked by zolderd itself, as run_as */
+    bool own_tmp;               /* in such a process: it makes and removes filter-tmp/ID itself */
+    char *sigs_text;            /* the signature file as read, for the launcher's processes */
+    size_t sigs_len;
 };
+
+/*
+ * filter_user: scanner processes are started by l (as its user) instead of being forked by
+ * zolderd; each gets the filter's configuration over its socket (filter_scanner_child).
+ * zolderd no longer touches STATE_DIR/filter-tmp (the launcher's user owns it).
+ */
+struct launcher;
+void filter_set_launcher(struct filter *f, struct launcher *l);
+/* What a process started by the launcher runs (launcher_child_fn): never returns. */
+void filter_scanner_child(int fd);
 
 /* Lets the notice name where each local recipient's aliases lead (zolderd's maps). */
 void filter_set_resolver(struct filter *f, const struct deliver_resolver *resolver);

@@ -1,6 +1,7 @@
 /* vacation: RFC 3834 automatic replies (see vacation.h). */
 #include "vacation.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -163,6 +164,38 @@ void vacation_render(const char *rcpt, const char *sender, const char *msg, size
         buf_append_str(out, "\r\n");
 }
 
+/* ---- the state file's pruning (see vacation.h, STATE) ---------------------------------------- */
+
+struct vacation_line {
+    const char *sender;
+    size_t slen;
+    long long t;
+    size_t pos; /* its place in the file: ties keep the later line */
+};
+
+/* Parses "EPOCH SENDER" (no '\n'). false for an unreadable line. */
+static bool vacation_line_parse(const char *p, const char *le, struct vacation_line *l)
+{
+    const char *sp = memchr(p, ' ', (size_t)(le - p));
+    if (!sp || sp == p || sp - p > 11 || le - sp - 1 < 1 || le - sp - 1 > VACATION_SENDER_MAX)
+        return false;
+    long long t = 0;
+    for (const char *d = p; d < sp; d++) {
+        if (*d < '0' || *d > '9')
+            return false;
+        t = t * 10 + (*d - '0');
+    }
+    if (t == 0)
+        return false; /* 0 means "never" to vacation_refusal */
+    for (const char *c = sp + 1; c < le; c++)
+        if (*c == '\0' || *c == '\r')
+            return false;
+    l->t = t;
+    l->sender = sp + 1;
+    l->slen = (size_t)(le - sp - 1);
+    return true;
+}
+
 time_t vacation_last(const char *state, size_t len, const char *sender)
 {
     time_t last = 0;
@@ -171,18 +204,109 @@ time_t vacation_last(const char *state, size_t len, const char *sender)
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
-        const char *sp = memchr(p, ' ', (size_t)(le - p));
-        if (sp && (size_t)(le - sp - 1) == slen && strncasecmp(sp + 1, sender, slen) == 0) {
-            long long t = 0;
-            bool ok = sp > p;
-            for (const char *d = p; d < sp && ok; d++) {
-                ok = *d >= '0' && *d <= '9' && t < 100000000000LL;
-                t = t * 10 + (*d - '0');
-            }
-            if (ok && (time_t)t > last)
-                last = (time_t)t;
-        }
+        struct vacation_line l;
+        if (vacation_line_parse(p, le, &l) && l.slen == slen && strncasecmp(l.sender, sender, slen) == 0 &&
+            (time_t)l.t > last)
+            last = (time_t)l.t;
         p = le + 1;
     }
     return last;
+}
+
+static int vacation_sender_cmp(const struct vacation_line *a, const struct vacation_line *b)
+{
+    size_t n = a->slen < b->slen ? a->slen : b->slen;
+    int c = strncasecmp(a->sender, b->sender, n);
+    if (c)
+        return c;
+    return (a->slen > b->slen) - (a->slen < b->slen);
+}
+
+/* By sender, then newest first (the one kept comes first in its group). */
+static int vacation_by_sender(const void *x, const void *y)
+{
+    const struct vacation_line *a = x, *b = y;
+    int c = vacation_sender_cmp(a, b);
+    if (c)
+        return c;
+    if (a->t != b->t)
+        return a->t > b->t ? -1 : 1;
+    return (a->pos < b->pos) - (a->pos > b->pos);
+}
+
+/* Oldest first, in file order among equals. */
+static int vacation_by_time(const void *x, const void *y)
+{
+    const struct vacation_line *a = x, *b = y;
+    if (a->t != b->t)
+        return a->t < b->t ? -1 : 1;
+    return (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+static size_t vacation_line_bytes(const struct vacation_line *l)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", l->t);
+    return (size_t)n + 1 + l->slen + 1;
+}
+
+void vacation_prune(const char *state, size_t len, time_t now, unsigned days, size_t max_bytes,
+                    struct buf *out, struct vacation_prune_stats *stats)
+{
+    struct vacation_prune_stats st = {0};
+    struct vacation_line *lines = NULL;
+    size_t n = 0, cap = 0;
+    const char *p = state, *end = state + len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        st.lines++;
+        struct vacation_line l;
+        if (vacation_line_parse(p, le, &l)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                lines = xreallocarray(lines, cap, sizeof *lines);
+            }
+            l.pos = st.lines;
+            lines[n++] = l;
+        }
+        p = le + 1;
+    }
+    /* the newest line per sender, unless it is stale */
+    if (n)
+        qsort(lines, n, sizeof *lines, vacation_by_sender);
+    long long horizon = (long long)now - (long long)days * 86400;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && vacation_sender_cmp(&lines[i - 1], &lines[i]) == 0)
+            continue; /* an older line of the same sender */
+        if (lines[i].t <= horizon)
+            continue; /* now - t >= days: vacation_refusal would answer again anyway */
+        lines[kept++] = lines[i];
+    }
+    st.stale = st.lines - kept;
+    /* the cap: the newest lines that fit, the oldest go first */
+    if (kept)
+        qsort(lines, kept, sizeof *lines, vacation_by_time);
+    size_t first = kept, bytes = 0;
+    while (first > 0) {
+        size_t b = vacation_line_bytes(&lines[first - 1]);
+        if (bytes + b > max_bytes)
+            break;
+        bytes += b;
+        first--;
+    }
+    st.capped = first;
+    st.kept_bytes = bytes;
+    if (out)
+        for (size_t i = first; i < kept; i++)
+            buf_printf(out, "%lld %.*s\n", lines[i].t, (int)lines[i].slen, lines[i].sender);
+    free(lines);
+    if (stats)
+        *stats = st;
+}
+
+bool vacation_prune_due(const struct vacation_prune_stats *stats, size_t len, size_t add_len)
+{
+    return stats->stale >= VACATION_PRUNE_MIN || len + add_len > VACATION_STATE_BYTES_MAX;
 }

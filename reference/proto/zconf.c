@@ -135,6 +135,8 @@ static const struct zconf_key zconf_keys[] = {
     K(mail_dir, ZCONF_STR, "~/Mail"),
     /* fetch: IMAP IDLE between polls (reference/fetch, fetchmailrc `idle`) */
     KU(fetch_idle_renew, "1680", 1, 1740),
+    /* content filter: the scanner processes' own user (reference/filter/launcher) */
+    K(filter_user, ZCONF_STR, ""),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])
@@ -287,6 +289,12 @@ static bool zconf_set(struct zconf *conf, const struct zconf_key *k, char *value
             (!value[0] || strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(value) ||
              value[0] == '-' || strlen(value) > 32)) {
             cfg_error_set(err, file, lineno, "run_as: expected a user name, got \"%s\"", value);
+            return false;
+        }
+        if (strcmp(k->name, "filter_user") == 0 && value[0] &&
+            (strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != strlen(value) || value[0] == '-' ||
+             strlen(value) > 32)) {
+            cfg_error_set(err, file, lineno, "filter_user: expected a user name, got \"%s\"", value);
             return false;
         }
         if (strcmp(k->name, "smarthost") == 0 && value[0]) {
@@ -653,6 +661,7 @@ void zconf_free(struct zconf *conf)
     free(conf->virus_signatures);
     free(conf->clamd);
     free(conf->filter_admin);
+    free(conf->filter_user);
     memset(conf, 0, sizeof *conf);
 }
 

@@ -141,6 +141,8 @@ struct zconf {
     char *mail_dir;                      /* "~/Mail" or "/abs/%u/..." (reference/proto/mailpath.h) */
     /* fetch: IMAP IDLE between polls (reference/fetch, fetchmailrc `idle`) */
     unsigned long fetch_idle_renew;      /* seconds before an IDLE is ended and sent again */
+    /* content filter: the scanner processes' own user (reference/filter/launcher) */
+    char *filter_user;                   /* "" = run_as; needs zolderd started as root */
 };
 
 /* The parts of a smarthost value. */

@@ -214,3 +214,34 @@ bool report_settle_failures(const struct report_ctx *rc, struct queue_msg *paren
     free(marks);
     return ok;
 }
+
+int report_queue_local(struct queue *queue, const char *id, const char *hostname, const char *rcpt,
+                       bool expanded, const char *body_type, const struct buf *data)
+{
+    struct queue_envelope env = {
+        .sender = "", .client_ip = "127.0.0.1", .helo = (char *)hostname, .rdns = "", .proto = "local",
+        .auth_user = "", .ret = "", .envid = "", .body = (char *)body_type, .arrival = time(NULL),
+    };
+    queue_envelope_add_rcpt(&env, rcpt, "", "", expanded);
+    struct queue_writer w;
+    int rc = queue_writer_begin_id(queue, id, &env, &w);
+    if (rc == 0) {
+        if (queue_writer_write(&w, data->data, data->len) < 0 || queue_writer_commit(queue, &w) < 0) {
+            int saved = errno;
+            queue_writer_abort(&w);
+            errno = saved;
+            rc = -1;
+        } else {
+            rc = 1;
+        }
+    } else if (errno == EEXIST) {
+        rc = 0;
+    }
+    int saved = errno;
+    free(env.rcpts[0].addr);
+    free(env.rcpts[0].orcpt);
+    free(env.rcpts[0].notify);
+    free(env.rcpts);
+    errno = saved;
+    return rc;
+}

@@ -92,4 +92,14 @@ int report_queue(const struct report_ctx *rc, struct queue_msg *parent, unsigned
 bool report_settle_failures(const struct report_ctx *rc, struct queue_msg *parent, unsigned attempt,
                             const struct report_outcomes *f);
 
+/*
+ * Queues a message zolder writes itself (a vacation reply, a notice to a user or to the
+ * admin) from the null sender to rcpt, under id: an id derived from the message it is
+ * about, so a second attempt after a crash finds the first one (EEXIST) instead of queueing
+ * another. expanded: rcpt is a mailbox already (no alias expansion); body_type "7BIT" or
+ * "8BITMIME". 1 when queued now, 0 when an earlier attempt had, -1 on failure (errno).
+ */
+int report_queue_local(struct queue *queue, const char *id, const char *hostname, const char *rcpt,
+                       bool expanded, const char *body_type, const struct buf *data);
+
 #endif

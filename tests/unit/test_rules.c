@@ -270,6 +270,136 @@ static void test_vacation_reply_and_state(void **state)
     assert_int_equal(vacation_last("", 0, "x"), 0);
 }
 
+/* One prune: its output and what it says went. */
+static char *prune(const char *st, time_t now, unsigned days, size_t max_bytes, struct vacation_prune_stats *stats)
+{
+    struct buf out;
+    buf_init(&out, 0);
+    vacation_prune(st, strlen(st), now, days, max_bytes, &out, stats);
+    char *r = strndup(out.data ? out.data : "", out.len);
+    buf_free(&out);
+    return r;
+}
+
+static void test_vacation_prune_table(void **state)
+{
+    (void)state;
+    const time_t now = 1000000;
+    static const struct {
+        const char *in;
+        unsigned days;
+        size_t max_bytes;
+        const char *want;
+        size_t stale, capped;
+    } cases[] = {
+        {"", 7, 4096, "", 0, 0},
+        /* exactly DAYS old goes (vacation_refusal would answer again), one second younger stays */
+        {"913600 old@x\n913601 young@x\n", 1, 4096, "913601 young@x\n", 1, 0},
+        /* the newest line per sender, case-insensitively, whatever the order in the file */
+        {"999000 jan@x\n999500 JAN@x\n999200 jan@x\n", 7, 4096, "999500 JAN@x\n", 2, 0},
+        /* same epoch twice: the later line stays */
+        {"999000 jan@x\n999000 Jan@x\n", 7, 4096, "999000 Jan@x\n", 1, 0},
+        /* unreadable lines go */
+        {"x y\n123\n123456789012 a@x\n a@x\n1 \n999999 a\rb\n\n999999 ok@x\n", 7, 4096,
+         "999999 ok@x\n", 7, 0},
+        /* oldest first in the output; an epoch in the future is kept; a last line without \n */
+        {"2000000 future@x\n999990 b@x\n999980 a@x", 7, 4096, "999980 a@x\n999990 b@x\n2000000 future@x\n", 0, 0},
+        /* leading zeros are read as numbers and written plainly */
+        {"0999990 b@x\n", 7, 4096, "999990 b@x\n", 0, 0},
+        /* the cap: only the newest lines that fit (each "999990 b@x\n" is 11 bytes) */
+        {"999970 a@x\n999990 c@x\n999980 b@x\n", 7, 22, "999980 b@x\n999990 c@x\n", 0, 1},
+        {"999970 a@x\n999990 c@x\n999980 b@x\n", 7, 21, "999990 c@x\n", 0, 2},
+        {"999970 a@x\n", 7, 0, "", 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct vacation_prune_stats st;
+        char *got = prune(cases[i].in, now, cases[i].days, cases[i].max_bytes, &st);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, got, cases[i].want);
+        if (st.stale != cases[i].stale || st.capped != cases[i].capped)
+            fail_msg("case %zu: stale %zu capped %zu, want %zu %zu", i, st.stale, st.capped, cases[i].stale,
+                     cases[i].capped);
+        assert_int_equal(st.kept_bytes, strlen(got));
+        free(got);
+    }
+    /* without out: the same stats */
+    struct vacation_prune_stats st;
+    const char *in = "1 a@x\n999999 b@x\n";
+    vacation_prune(in, strlen(in), now, 7, 4096, NULL, &st);
+    assert_int_equal(st.lines, 2);
+    assert_int_equal(st.stale, 1);
+}
+
+/* Pruning never changes a decision (for senders within the cap), and a pruned state stays. */
+static void test_vacation_prune_keeps_decisions(void **state)
+{
+    (void)state;
+    const time_t now = 1700000000;
+    struct buf in;
+    buf_init(&in, 0);
+    char sender[64];
+    /* 300 replies to 40 senders over 20 days, not in time order (a clock set back) */
+    for (unsigned i = 0; i < 300; i++)
+        buf_printf(&in, "%lld %s%u@paprika.example\n", (long long)(now - (long long)((i * 7919u) % (20u * 86400u))),
+                   (i & 1) ? "Jan" : "jan", i % 40);
+    for (unsigned days = 1; days <= 21; days += 5) {
+        struct vacation_prune_stats st;
+        char *out = prune(in.data, now, days, VACATION_STATE_BYTES_MAX, &st);
+        assert_int_equal(st.capped, 0);
+        assert_true(st.stale > 0);
+        for (unsigned s = 0; s < 41; s++) {
+            snprintf(sender, sizeof sender, "jan%u@paprika.example", s);
+            time_t before = vacation_last(in.data, in.len, sender);
+            time_t after = vacation_last(out, strlen(out), sender);
+            const char *m = "To: jan@x\r\n\r\n";
+            const char *w1 = vacation_refusal(sender, "jan@x", m, strlen(m), before, now, days);
+            const char *w2 = vacation_refusal(sender, "jan@x", m, strlen(m), after, now, days);
+            if ((w1 == NULL) != (w2 == NULL))
+                fail_msg("days %u sender %s: %s before the prune, %s after", days, sender, w1 ? w1 : "reply",
+                         w2 ? w2 : "reply");
+        }
+        /* a second prune finds nothing more to drop */
+        struct vacation_prune_stats again;
+        char *out2 = prune(out, now, days, VACATION_STATE_BYTES_MAX, &again);
+        assert_string_equal(out, out2);
+        assert_int_equal(again.stale, 0);
+        free(out);
+        free(out2);
+    }
+    buf_free(&in);
+}
+
+static void test_vacation_prune_due_and_cap(void **state)
+{
+    (void)state;
+    struct vacation_prune_stats st = {.lines = 100, .stale = VACATION_PRUNE_MIN - 1};
+    assert_false(vacation_prune_due(&st, 1000, 30));
+    st.stale = VACATION_PRUNE_MIN;
+    assert_true(vacation_prune_due(&st, 1000, 30));
+    st.stale = 0;
+    assert_false(vacation_prune_due(&st, VACATION_STATE_BYTES_MAX - 30, 30));
+    assert_true(vacation_prune_due(&st, VACATION_STATE_BYTES_MAX - 29, 30));
+    /* many distinct recent senders: the cap holds, the newest stay */
+    const time_t now = 1700000000;
+    struct buf in;
+    buf_init(&in, 0);
+    for (unsigned i = 0; i < 60000; i++)
+        buf_printf(&in, "%lld sender%05u@many.example\n", (long long)(now - 60000 + i), i);
+    assert_true(in.len > VACATION_STATE_BYTES_MAX);
+    struct vacation_prune_stats cap;
+    struct buf out;
+    buf_init(&out, 0);
+    vacation_prune(in.data, in.len, now, 7, VACATION_STATE_BYTES_MAX, &out, &cap);
+    assert_true(out.len <= VACATION_STATE_BYTES_MAX);
+    assert_true(out.len > VACATION_STATE_BYTES_MAX - 64);
+    assert_true(cap.capped > 0);
+    assert_int_equal(cap.stale, 0);
+    assert_int_equal(vacation_last(out.data, out.len, "sender59999@many.example"), now - 1);
+    assert_int_equal(vacation_last(out.data, out.len, "sender00000@many.example"), 0);
+    buf_free(&out);
+    buf_free(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +410,9 @@ int main(void)
         cmocka_unit_test(test_vacation_rule),
         cmocka_unit_test(test_vacation_decisions),
         cmocka_unit_test(test_vacation_reply_and_state),
+        cmocka_unit_test(test_vacation_prune_table),
+        cmocka_unit_test(test_vacation_prune_keeps_decisions),
+        cmocka_unit_test(test_vacation_prune_due_and_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

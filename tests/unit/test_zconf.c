@@ -30,6 +30,7 @@ static void test_zconf_defaults_are_loopback_only(void **state)
     assert_false(c.expn);
     assert_int_equal(c.line_length_limit, 1000);
     assert_string_equal(c.run_as, "zolder");
+    assert_string_equal(c.filter_user, ""); /* scanners run as run_as */
     assert_true(zconf_validate(&c, &err));
     zconf_free(&c);
 }
@@ -115,6 +116,7 @@ static void test_zconf_errors_name_file_and_line(void **state)
          .error = "/etc/zolder/zolder.conf:1: mail_dir: expected ~/FOLDER (no empty, \".\" or \"..\" components), got \"~/../etc\""},
         {.text = "run_as = #\n", .error = "/etc/zolder/zolder.conf:1: run_as: expected a user name, got \"\""},
         {.text = "run_as = bad!user\n", .error = "/etc/zolder/zolder.conf:1: run_as: expected a user name, got \"bad!user\""},
+        {.text = "filter_user = -scan\n", .error = "/etc/zolder/zolder.conf:1: filter_user: expected a user name, got \"-scan\""},
         {.text = "users = a\"b\n",
          .error = "/etc/zolder/zolder.conf:1: users: quotes may only enclose the whole value"},
         {.text = "listen = ::1:25\n",
