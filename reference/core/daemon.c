@@ -66,6 +66,8 @@ struct daemon {
     char *control_path;
     bool queue_run_scheduled;
     bool queue_run_flush;       /* the scheduled run is a flush (SIGUSR1, ETRN) */
+    bool flush_after_scans;     /* a flush came while messages were being scanned: flush again
+                                   when the last verdict is in, so they go out on this dial too */
     struct event *retry_timer;  /* a queue run soon after a local delivery was deferred */
     struct event *backlog_event;
     char **backlog;             /* committed ids waiting for the next delivery batch */
@@ -304,6 +306,10 @@ static void daemon_filter_done(void *ctx, const char *id, enum filter_action act
         daemon_schedule_retry(d);
     if (notice)
         daemon_schedule_queue_run(d, false);
+    if (d->flush_after_scans && filter_async_in_flight(&d->filter) == 0) {
+        d->flush_after_scans = false;
+        daemon_schedule_queue_run(d, true);
+    }
 }
 
 static void daemon_schedule_retry(struct daemon *d)
@@ -328,6 +334,8 @@ static size_t daemon_deliver(struct daemon *d, char *const *all_ids, size_t nall
     bool deferred = false;
     char **ids = xreallocarray(NULL, nall ? nall : 1, sizeof *ids);
     size_t n = daemon_filter(d, all_ids, nall, ids, &deferred);
+    if (flush && filter_async_in_flight(&d->filter) > 0)
+        d->flush_after_scans = true;
     enum deliver_outcome out[DELIVER_BATCH_MAX];
     for (size_t i = 0; i < n; i += DELIVER_BATCH_MAX) {
         size_t chunk = n - i < DELIVER_BATCH_MAX ? n - i : DELIVER_BATCH_MAX;

@@ -4,9 +4,11 @@ every test checks that ispsim recorded no protocol violation from zolder's clien
 
 import os
 import re
+import shutil
 import smtplib
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -205,6 +207,34 @@ class DeferRemoteTest(OutboundCase):
         self.wait_queue_empty()
         self.assertEqual(len(self.sessions()), 1)  # one dial carries the whole queue
         self.assertEqual(self.client_lines().count("DATA"), 3)
+
+
+class FlushDuringScanTest(OutboundCase):
+    """The dial-up script's flush comes while a message just sent is still in the content
+    filter: it must go out on this dial once its verdict is in, not wait for the next flush."""
+    conf = {"smarthost": "smtp.hccnet.nl", "defer_remote": "yes"}
+
+    def setUp(self):
+        from test_filter import SlowClamd
+        folder = tempfile.mkdtemp(prefix="zolder-slowclamd-")
+        os.chmod(folder, 0o755)
+        self.addCleanup(shutil.rmtree, folder, True)
+        self.clamd = SlowClamd(folder)
+        self.addCleanup(self.clamd.close)
+        self.conf = dict(self.conf, clamd=f"unix:{self.clamd.path}", clamd_timeout="40")
+        super().setUp()
+        self.isp.call("tls.set", host="smtp.hccnet.nl", starttls=False)
+
+    def test_flush_waits_for_the_verdict(self):
+        self.send(["jan@paprika"], subject="net voor de inbelverbinding")
+        self.assertTrue(self.clamd.held.acquire(timeout=10), "the scan reached the clamd stand-in")
+        self.flush()
+        time.sleep(0.3)
+        self.assertEqual(self.sessions(), set(), "nothing is sent before its verdict")
+        self.clamd.release()
+        self.wait_stored("paprika", "jan", 1)
+        self.wait_queue_empty()
+        self.assertEqual(len(self.sessions()), 1)
 
 
 class DirectMxTest(OutboundCase):
