@@ -53,6 +53,7 @@
 #include "netaddr.h"
 #include "pop3_cmd.h"
 #include "str.h"
+#include "view.h"
 #include "xalloc.h"
 
 #define IMAPD_ERROR_MAX 20
@@ -77,14 +78,6 @@ enum imapd_state {
 #define IMAPD_ANY (IMAPD_IN_NOTAUTH | IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
 #define IMAPD_LOGGED_IN (IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
 
-/* A message as last reported to the client (its bytes: ss->store.msgs, by UID). */
-struct imapd_view {
-    uint32_t uid;
-    uint32_t keywords;
-    unsigned flags;
-    bool gone;                /* expunged elsewhere, EXPUNGE not sent yet */
-};
-
 struct imapd_session {
     struct imapd *srv;
     struct imapd_session *next;
@@ -100,8 +93,7 @@ struct imapd_session {
     struct mailstore store;
     bool store_open;
     bool readonly;
-    struct imapd_view *view;
-    size_t nview;
+    struct imapd_view view;           /* the generation the client was last told of (view.h) */
     size_t nkeywords_sent;
     bool auth_wait;                   /* AUTHENTICATE PLAIN: the response line comes next */
     char auth_tag[IMAP_TAG_MAX + 1];
@@ -173,24 +165,6 @@ static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)
     }
 }
 
-static void imapd_flag_list(const struct imapd_session *ss, unsigned flags, uint32_t keywords, struct buf *b)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } sys[] = {{MBOX_FLAG_SEEN, "\\Seen"},       {MBOX_FLAG_ANSWERED, "\\Answered"}, {MBOX_FLAG_FLAGGED, "\\Flagged"},
-               {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"}};
-    size_t start = b->len;
-    buf_append_char(b, '(');
-    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-        if (flags & sys[i].bit)
-            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", sys[i].name);
-    for (size_t k = 0; k < ss->store.nkeywords; k++)
-        if (keywords & (1u << k))
-            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", ss->store.keyword[k]);
-    buf_append_char(b, ')');
-}
-
 /* ---- the view ----------------------------------------------------------------------------- */
 
 static void imapd_close_mailbox(struct imapd_session *ss)
@@ -198,9 +172,7 @@ static void imapd_close_mailbox(struct imapd_session *ss)
     if (ss->store_open)
         mailstore_close(&ss->store);
     ss->store_open = false;
-    free(ss->view);
-    ss->view = NULL;
-    ss->nview = 0;
+    imapd_view_close(&ss->view);
     ss->nkeywords_sent = 0;
     if (ss->state == IMAPD_S_SELECTED)
         ss->state = IMAPD_S_AUTH;
@@ -222,53 +194,19 @@ static void imapd_send_flags(struct imapd_session *ss)
     ss->nkeywords_sent = ss->store.nkeywords;
 }
 
-/* Brings the view in step with ss->store.msgs, telling the client (see DESCRIPTION). */
-static void imapd_merge(struct imapd_session *ss, bool allow_expunge)
+/*
+ * Brings the view in step with the mail store's newest generation, telling the client (see
+ * DESCRIPTION and view.h); skip: UIDs (sorted) whose flags the caller tells itself.
+ */
+static void imapd_merge(struct imapd_session *ss, bool allow_expunge, const uint32_t *skip, size_t nskip)
 {
-    const struct mailstore_msg *cur = ss->store.msgs;
-    size_t ncur = ss->store.nmsgs;
     if (ss->store.nkeywords != ss->nkeywords_sent)
         imapd_send_flags(ss);
-    struct imapd_view *nv = xreallocarray(NULL, ss->nview + ncur + 1, sizeof *nv);
-    size_t nn = 0, j = 0;
-    uint32_t maxold = ss->nview ? ss->view[ss->nview - 1].uid : 0;
     struct buf b;
     buf_init(&b, 0);
-    for (size_t i = 0; i < ss->nview; i++) {
-        const struct imapd_view *old = &ss->view[i];
-        while (j < ncur && cur[j].uid < old->uid)
-            j++;
-        bool present = !old->gone && j < ncur && cur[j].uid == old->uid;
-        if (!present) {
-            if (allow_expunge) {
-                buf_printf(&b, "* %zu EXPUNGE\r\n", nn + 1);
-                continue;
-            }
-            nv[nn] = *old;
-            nv[nn++].gone = true;
-            continue;
-        }
-        nv[nn] = (struct imapd_view){cur[j].uid, cur[j].keywords, cur[j].flags, false};
-        if ((cur[j].flags & MBOX_FLAGS_IMAP) != (old->flags & MBOX_FLAGS_IMAP) || cur[j].keywords != old->keywords) {
-            buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", nn + 1, cur[j].uid);
-            imapd_flag_list(ss, cur[j].flags, cur[j].keywords, &b);
-            buf_append_str(&b, ")\r\n");
-        }
-        nn++;
-        j++;
-    }
-    size_t before = nn;
-    for (; j < ncur; j++)
-        if (cur[j].uid > maxold) {
-            nv[nn++] = (struct imapd_view){cur[j].uid, cur[j].keywords, cur[j].flags, false};
-        }
-    if (nn > before || nn != ss->nview)
-        buf_printf(&b, "* %zu EXISTS\r\n", nn);
+    imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, &b);
     imapd_send_buf(ss, &b);
     buf_free(&b);
-    free(ss->view);
-    ss->view = nv;
-    ss->nview = nn;
 }
 
 /*
@@ -294,7 +232,7 @@ static bool imapd_sync(struct imapd_session *ss, bool allow_expunge, bool force)
             return true; /* the next command tries again */
         }
     }
-    imapd_merge(ss, allow_expunge);
+    imapd_merge(ss, allow_expunge, NULL, 0);
     return true;
 }
 
@@ -341,45 +279,38 @@ static bool imapd_resolve(const struct imapd_session *ss, const struct imap_seqs
 {
     *list_r = NULL;
     *n_r = 0;
+    size_t nview = imapd_view_count(&ss->view);
     if (!uid) {
         /* a range with '*' is never out of range ("1:*" in an empty mailbox names nothing) */
         for (size_t i = 0; i < set->n; i++)
             if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
-                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview))
+                (set->ranges[i].lo > nview || set->ranges[i].hi > nview))
                 return false;
     }
-    uint32_t star = uid ? (ss->nview ? ss->view[ss->nview - 1].uid : 0) : (uint32_t)ss->nview;
-    size_t *list = xreallocarray(NULL, ss->nview ? ss->nview : 1, sizeof *list);
+    uint32_t star = uid ? imapd_view_max_uid(&ss->view) : (uint32_t)nview;
+    size_t *list = xreallocarray(NULL, nview ? nview : 1, sizeof *list);
     size_t n = 0;
-    for (size_t i = 0; i < ss->nview; i++)
-        if (imapd_in_set(set, uid ? ss->view[i].uid : (uint32_t)(i + 1), star))
+    for (size_t i = 0; i < nview; i++)
+        if (imapd_in_set(set, uid ? imapd_view_uid(&ss->view, i) : (uint32_t)(i + 1), star))
             list[n++] = i;
     *list_r = list;
     *n_r = n;
     return true;
 }
 
-static struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
+static const struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
 {
-    size_t lo = 0, hi = ss->store.nmsgs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ss->store.msgs[mid].uid < uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < ss->store.nmsgs && ss->store.msgs[lo].uid == uid ? &ss->store.msgs[lo] : NULL;
+    return mailstore_gen_find(ss->store.gen, uid);
 }
 
-/* The mail store's entry of a view message; NULL when it is gone. */
-static struct mailstore_msg *imapd_msg(const struct imapd_session *ss, const struct imapd_view *v)
+/* The mail store's newest entry of sequence number idx + 1; NULL when it is gone. */
+static const struct mailstore_msg *imapd_msg(const struct imapd_session *ss, size_t idx)
 {
-    return v->gone ? NULL : imapd_store_find(ss, v->uid);
+    return imapd_store_find(ss, imapd_view_uid(&ss->view, idx));
 }
 
 /* The message in wire form (CRLF). */
-static enum mailstore_result imapd_wire(struct imapd_session *ss, struct mailstore_msg *m, struct buf *wire,
+static enum mailstore_result imapd_wire(struct imapd_session *ss, const struct mailstore_msg *m, struct buf *wire,
                                         const char **error_r)
 {
     struct buf raw;
@@ -659,24 +590,20 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
     ss->store_open = true;
     ss->readonly = cmd->verb == IMAP_VERB_EXAMINE;
     ss->state = IMAPD_S_SELECTED;
-    ss->view = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *ss->view);
-    ss->nview = ss->store.nmsgs;
+    imapd_view_open(&ss->view, ss->store.gen);
     size_t first_unseen = 0;
-    for (size_t i = 0; i < ss->nview; i++) {
-        const struct mailstore_msg *m = &ss->store.msgs[i];
-        ss->view[i] = (struct imapd_view){m->uid, m->keywords, m->flags, false};
-        if (!first_unseen && !(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
+    for (size_t i = 0; i < ss->store.nmsgs && !first_unseen; i++)
+        if (!(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
             first_unseen = i + 1;
-    }
     imapd_send_flags(ss);
-    imapd_send(ss, "* %zu EXISTS", ss->nview);
+    imapd_send(ss, "* %zu EXISTS", ss->store.nmsgs);
     imapd_send(ss, "* 0 RECENT");
     if (first_unseen)
         imapd_send(ss, "* OK [UNSEEN %zu] First unseen.", first_unseen);
     imapd_send(ss, "* OK [UIDVALIDITY %u] UIDs valid", ss->store.uidvalidity);
     imapd_send(ss, "* OK [UIDNEXT %u] Predicted next UID", ss->store.uidnext);
     log_info("imapd %llx: user=%s %s INBOX messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
-             ss->nview);
+             ss->store.nmsgs);
     imapd_send(ss, "%s OK [%s] %s completed.", cmd->tag, ss->readonly ? "READ-ONLY" : "READ-WRITE",
                imap_verb_name(cmd->verb));
 }
@@ -888,7 +815,7 @@ static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struc
     uint32_t *uids = NULL;
     size_t n = 0, removed = 0;
     if (r == MAILSTORE_OK) {
-        uint32_t star = ss->nview ? ss->view[ss->nview - 1].uid : 0;
+        uint32_t star = imapd_view_max_uid(&ss->view);
         uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
         for (size_t i = 0; i < ss->store.nmsgs; i++)
             if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
@@ -972,10 +899,11 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
     size_t nuids = 0;
     bool gone = false;
     for (size_t i = 0; i < n; i++) {
-        if (ss->view[list[i]].gone)
-            gone = true;
+        uint32_t uid = imapd_view_uid(&ss->view, list[i]);
+        if (!imapd_store_find(ss, uid))
+            gone = true; /* expunged by another session, EXPUNGE not sent yet */
         else
-            uids[nuids++] = ss->view[list[i]].uid;
+            uids[nuids++] = uid; /* ascending, as the view is */
     }
     static const enum mailstore_store_mode modes[] = {[IMAP_STORE_REPLACE] = MAILSTORE_SET,
                                                       [IMAP_STORE_ADD] = MAILSTORE_ADD,
@@ -984,10 +912,10 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
     enum mailstore_result r = MAILSTORE_OK;
     if (nuids)
         r = mailstore_store(&ss->store, uids, nuids, modes[cmd->store_mode], flags, keywords, nkw, &error);
-    free(uids);
     free(keywords);
+    free(list);
     if (r != MAILSTORE_OK) {
-        free(list);
+        free(uids);
         if (r == MAILSTORE_ERROR && error && strstr(error, "keywords"))
             imapd_send(ss, "%s NO [LIMIT] Too many keywords in this mailbox.", cmd->tag);
         else
@@ -996,27 +924,34 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
     }
     if (ss->store.nkeywords != ss->nkeywords_sent)
         imapd_send_flags(ss);
+    /*
+     * Other news first: the view moves to the newest generation unless an expunge the client
+     * may not hear of yet holds it back (then the flags told are kept as told ahead).
+     */
     struct buf b;
     buf_init(&b, 0);
-    for (size_t i = 0; i < n; i++) {
-        struct imapd_view *v = &ss->view[list[i]];
-        const struct mailstore_msg *now = v->gone ? NULL : imapd_store_find(ss, v->uid);
-        if (!now)
+    bool moved = imapd_view_merge(&ss->view, ss->store.gen, cmd->uid, &ss->store, uids, nuids, &b);
+    for (size_t i = 0; i < nuids; i++) {
+        const struct mailstore_msg *now = imapd_store_find(ss, uids[i]);
+        size_t idx = mailstore_gen_index(ss->view.shown, uids[i]);
+        if (!now || idx == (size_t)-1) {
+            gone = true;
             continue;
-        v->flags = now->flags;
-        v->keywords = now->keywords;
+        }
+        if (!moved)
+            imapd_view_told(&ss->view, now->uid, now->flags, now->keywords);
         if (!cmd->silent) {
-            buf_printf(&b, "* %zu FETCH (", list[i] + 1);
+            buf_printf(&b, "* %zu FETCH (", idx + 1);
             if (cmd->uid)
-                buf_printf(&b, "UID %u ", v->uid);
+                buf_printf(&b, "UID %u ", now->uid);
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(ss, v->flags, v->keywords, &b);
+            imapd_flag_list(&ss->store, now->flags, now->keywords, &b);
             buf_append_str(&b, ")\r\n");
         }
     }
     imapd_send_buf(ss, &b);
     buf_free(&b);
-    free(list);
+    free(uids);
     if (!imapd_sync(ss, cmd->uid, false))
         return;
     if (gone)
@@ -1044,12 +979,12 @@ static bool imapd_contains(const char *hay, size_t len, const char *needle)
     return false;
 }
 
-static bool imapd_text_load(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
+static bool imapd_text_load(struct imapd_session *ss, size_t idx, struct imapd_text *t)
 {
     if (!t->loaded) {
         t->loaded = true;
         const char *error = NULL;
-        struct mailstore_msg *m = imapd_msg(ss, v);
+        const struct mailstore_msg *m = imapd_msg(ss, idx);
         t->ok = m && imapd_wire(ss, m, &t->wire, &error) == MAILSTORE_OK;
         struct mime_entity e;
         mime_entity_parse(t->wire.data ? t->wire.data : "", 0, t->wire.len, false, 0, &e);
@@ -1067,13 +1002,13 @@ static time_t imapd_day(time_t t)
     return timegm(&day);
 }
 
-static time_t imapd_sent_day(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
+static time_t imapd_sent_day(struct imapd_session *ss, size_t idx, struct imapd_text *t)
 {
-    const struct mailstore_msg *m = imapd_msg(ss, v);
+    const struct mailstore_msg *m = imapd_msg(ss, idx);
     time_t day = imapd_day(m ? m->internaldate : 0);
     struct buf date;
     buf_init(&date, 0);
-    if (imapd_text_load(ss, v, t) && mime_header_value(t->wire.data, 0, t->hdr_len, "Date", &date) && date.len) {
+    if (imapd_text_load(ss, idx, t) && mime_header_value(t->wire.data, 0, t->hdr_len, "Date", &date) && date.len) {
         buf_append_char(&date, '\0');
         GDateTime *dt = g_mime_utils_header_decode_date(date.data);
         if (dt) {
@@ -1102,9 +1037,17 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
                               struct imapd_text *t)
 {
     const struct imap_search_key *key = &cmd->keys[(*k)++];
-    struct imapd_view *v = &ss->view[idx];
-    const struct mailstore_msg *m = imapd_msg(ss, v);
-    uint32_t maxuid = ss->nview ? ss->view[ss->nview - 1].uid : 0;
+    const struct mailstore_msg *m = imapd_msg(ss, idx);
+    size_t nview = imapd_view_count(&ss->view);
+    uint32_t maxuid = imapd_view_max_uid(&ss->view);
+    unsigned flags; /* the newest: this session's own STORE may be ahead of the view */
+    uint32_t keywords;
+    if (m) {
+        flags = m->flags;
+        keywords = m->keywords;
+    } else {
+        imapd_view_flags(&ss->view, idx, &flags, &keywords);
+    }
     switch (key->type) {
     case IMAP_SK_ALL:
         return true;
@@ -1122,17 +1065,17 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
         return a || b;
     }
     case IMAP_SK_SEQSET:
-        return imapd_in_set(&key->set, (uint32_t)(idx + 1), (uint32_t)ss->nview);
+        return imapd_in_set(&key->set, (uint32_t)(idx + 1), (uint32_t)nview);
     case IMAP_SK_UID:
-        return imapd_in_set(&key->set, v->uid, maxuid);
+        return imapd_in_set(&key->set, imapd_view_uid(&ss->view, idx), maxuid);
     case IMAP_SK_FLAG:
     case IMAP_SK_UNFLAG: {
         bool set;
         if (key->str[0] == '\\') {
-            set = (v->flags & imapd_system_flag(key->str)) != 0;
+            set = (flags & imapd_system_flag(key->str)) != 0;
         } else {
             int bit = mailstore_keyword_index(&ss->store, key->str);
-            set = bit >= 0 && (v->keywords & (1u << bit));
+            set = bit >= 0 && (keywords & (1u << bit));
         }
         return key->type == IMAP_SK_FLAG ? set : !set;
     }
@@ -1142,7 +1085,7 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
     case IMAP_SK_OLD:
         return true;
     case IMAP_SK_HEADER: {
-        if (!imapd_text_load(ss, v, t))
+        if (!imapd_text_load(ss, idx, t))
             return false;
         /* every field of that name, unfolded */
         const char *msg = t->wire.data;
@@ -1170,10 +1113,10 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
         return false;
     }
     case IMAP_SK_BODY:
-        return imapd_text_load(ss, v, t) &&
+        return imapd_text_load(ss, idx, t) &&
                imapd_contains(t->wire.data + t->hdr_len, t->wire.len - t->hdr_len, key->str);
     case IMAP_SK_TEXT:
-        return imapd_text_load(ss, v, t) && imapd_contains(t->wire.data, t->wire.len, key->str);
+        return imapd_text_load(ss, idx, t) && imapd_contains(t->wire.data, t->wire.len, key->str);
     case IMAP_SK_BEFORE:
         return m && imapd_day(m->internaldate) < key->date;
     case IMAP_SK_ON:
@@ -1181,11 +1124,11 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
     case IMAP_SK_SINCE:
         return m && imapd_day(m->internaldate) >= key->date;
     case IMAP_SK_SENTBEFORE:
-        return imapd_sent_day(ss, v, t) < key->date;
+        return imapd_sent_day(ss, idx, t) < key->date;
     case IMAP_SK_SENTON:
-        return imapd_sent_day(ss, v, t) == key->date;
+        return imapd_sent_day(ss, idx, t) == key->date;
     case IMAP_SK_SENTSINCE:
-        return imapd_sent_day(ss, v, t) >= key->date;
+        return imapd_sent_day(ss, idx, t) >= key->date;
     case IMAP_SK_LARGER:
         return m && m->size > key->number;
     case IMAP_SK_SMALLER:
@@ -1196,6 +1139,7 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
 
 static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
 {
+    size_t nview = imapd_view_count(&ss->view);
     /* sequence numbers beyond the mailbox in a SEARCH key are an error, as in FETCH */
     for (size_t k = 0; k < cmd->nkeys; k++) {
         const struct imap_seqset *set = &cmd->keys[k].set;
@@ -1203,7 +1147,7 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
             continue;
         for (size_t i = 0; i < set->n; i++)
             if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
-                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview)) {
+                (set->ranges[i].lo > nview || set->ranges[i].hi > nview)) {
                 imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
                 return;
             }
@@ -1211,15 +1155,15 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "* SEARCH");
-    for (size_t i = 0; i < ss->nview; i++) {
-        if (ss->view[i].gone)
+    for (size_t i = 0; i < nview; i++) {
+        if (!imapd_msg(ss, i))
             continue;
         struct imapd_text t = {0};
         buf_init(&t.wire, 0);
         size_t k = 0;
         if (imapd_search_eval(ss, cmd, &k, i, &t)) {
             if (cmd->uid)
-                buf_printf(&b, " %u", ss->view[i].uid);
+                buf_printf(&b, " %u", imapd_view_uid(&ss->view, i));
             else
                 buf_printf(&b, " %zu", i + 1);
         }
@@ -1254,11 +1198,14 @@ static void imapd_literal(struct buf *b, const char *data, size_t len)
 /* One message's FETCH response; false when the message is gone. */
 static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
 {
-    struct imapd_view *v = &ss->view[idx];
-    struct mailstore_msg *m = imapd_msg(ss, v);
+    const struct mailstore_msg *m = imapd_msg(ss, idx);
     if (!m)
         return false;
-    /* copies: a \Seen set below replaces the mail store's list (and m with it) */
+    uint32_t uid = m->uid;
+    unsigned flags;
+    uint32_t keywords;
+    imapd_view_flags(&ss->view, idx, &flags, &keywords);
+    /* copies: a \Seen set below moves the mail store to a new generation */
     unsigned long long size = m->size;
     time_t internaldate = m->internaldate;
     bool need_text = false, sets_seen = false, wants_flags = false;
@@ -1275,19 +1222,19 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     if (need_text) {
         enum mailstore_result r = imapd_wire(ss, m, &wire, &error);
         if (r != MAILSTORE_OK) {
-            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, v->uid, error);
+            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, uid, error);
             buf_free(&wire);
             return false;
         }
     }
     bool flags_changed = false;
-    if (sets_seen && !ss->readonly && !(v->flags & MBOX_FLAG_SEEN)) {
-        uint32_t uid = v->uid;
+    if (sets_seen && !ss->readonly && !(flags & MBOX_FLAG_SEEN)) {
         if (mailstore_store(&ss->store, &uid, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error) == MAILSTORE_OK) {
             const struct mailstore_msg *now = imapd_store_find(ss, uid);
             if (now) {
-                v->flags = now->flags;
-                v->keywords = now->keywords;
+                flags = now->flags;
+                keywords = now->keywords;
+                imapd_view_told(&ss->view, uid, flags, keywords);
             }
             flags_changed = true;
         } else {
@@ -1301,7 +1248,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     buf_printf(&b, "* %zu FETCH (", idx + 1);
     size_t start = b.len;
     if (cmd->uid)
-        buf_printf(&b, "UID %u", v->uid);
+        buf_printf(&b, "UID %u", uid);
     for (size_t i = 0; i < cmd->natts; i++) {
         const struct imap_fetch_att *a = &cmd->atts[i];
         if (a->kind == IMAP_FETCH_UID && cmd->uid)
@@ -1312,10 +1259,10 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         switch (a->kind) {
         case IMAP_FETCH_FLAGS:
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(ss, v->flags, v->keywords, &b);
+            imapd_flag_list(&ss->store, flags, keywords, &b);
             break;
         case IMAP_FETCH_UID:
-            buf_printf(&b, "UID %u", v->uid);
+            buf_printf(&b, "UID %u", uid);
             break;
         case IMAP_FETCH_INTERNALDATE:
             imapd_internaldate(internaldate, date, sizeof date);
@@ -1369,7 +1316,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     }
     if (flags_changed && !wants_flags) {
         buf_append_str(&b, b.len > start ? " FLAGS " : "FLAGS ");
-        imapd_flag_list(ss, v->flags, v->keywords, &b);
+        imapd_flag_list(&ss->store, flags, keywords, &b);
     }
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);

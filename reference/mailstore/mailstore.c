@@ -227,11 +227,6 @@ struct mailstore_entry {
  */
 #define MAILSTORE_CACHES_MAX 64
 
-struct mailstore_stamp {
-    unsigned long long ino, size;
-    long long mtime_ns;
-};
-
 struct mailstore_cache {
     struct mailstore_cache *next;
     char *mbox_path;
@@ -260,6 +255,39 @@ static void mailstore_stamp_of(const struct stat *st, struct mailstore_stamp *s)
 static bool mailstore_stamp_eq(const struct mailstore_stamp *a, const struct mailstore_stamp *b)
 {
     return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+/* The stamps of both files now (all 0 for a missing one). */
+static void mailstore_stamps_now(const struct mailstore *ms, struct mailstore_stamp *mbox, struct mailstore_stamp *index)
+{
+    struct stat st;
+    memset(mbox, 0, sizeof *mbox);
+    memset(index, 0, sizeof *index);
+    if (stat(ms->mbox_path, &st) == 0)
+        mailstore_stamp_of(&st, mbox);
+    if (stat(ms->index_path, &st) == 0)
+        mailstore_stamp_of(&st, index);
+}
+
+/*
+ * Under the lock: list (taken over) becomes the mailbox's current generation (or the equal
+ * current one is shared); a reference for the caller.
+ */
+static struct mailstore_gen *mailstore_publish(struct mailstore *ms, struct mailstore_msg *list, size_t n)
+{
+    struct mailstore_stamp mbox, index;
+    mailstore_stamps_now(ms, &mbox, &index);
+    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, list, n, &mbox, &index);
+}
+
+/* ms takes g (and its reference) as its message list. */
+static void mailstore_adopt(struct mailstore *ms, struct mailstore_gen *g)
+{
+    mailstore_gen_unref(ms->gen);
+    ms->gen = g;
+    ms->msgs = g->msgs;
+    ms->nmsgs = g->nmsgs;
+    ms->uidnext = g->uidnext;
 }
 
 static void *mailstore_dup(const void *p, size_t n, size_t size)
@@ -322,6 +350,7 @@ void mailstore_cache_clear(void)
         mailstore_caches = c->next;
         mailstore_cache_free(c);
     }
+    mailstore_gen_clear();
 }
 
 /* Does the message at m->offset in fd still hash the same (one message scanned)? */
@@ -819,18 +848,25 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
         return r;
-    r = mailstore_sync(ms, fd, &ms->msgs, &ms->nmsgs, error_r);
+    struct mailstore_msg *list = NULL;
+    size_t n = 0;
+    r = mailstore_sync(ms, fd, &list, &n, error_r);
+    if (r == MAILSTORE_OK)
+        mailstore_adopt(ms, mailstore_publish(ms, list, n));
     mailstore_unlock(ms, fd);
     return r;
 }
 
 /*
  * Under the lock, when the mbox is as ms->msgs was read (same inode, size and mtime) and only
- * the index changed (another session's flags): the flags from the index, no scan. False when
- * the index does not match ms->msgs entry for entry (then a full sync decides).
+ * the index changed (another session's flags): a copy of ms->msgs with the flags from the
+ * index, no scan. False when the index does not match ms->msgs entry for entry (then a full
+ * sync decides).
  */
-static bool mailstore_refresh_flags(struct mailstore *ms, int fd)
+static bool mailstore_refresh_flags(struct mailstore *ms, int fd, struct mailstore_msg **list_r, size_t *n_r)
 {
+    *list_r = NULL;
+    *n_r = 0;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || (unsigned long long)st.st_size != ms->seen_size ||
         (unsigned long long)st.st_ino != ms->seen_ino ||
@@ -846,24 +882,62 @@ static bool mailstore_refresh_flags(struct mailstore *ms, int fd)
         same = e[i].has_flags && e[i].uid == ms->msgs[i].uid && e[i].offset == ms->msgs[i].offset &&
                e[i].span == ms->msgs[i].span && memcmp(e[i].hash, ms->msgs[i].hash, MAILSTORE_HASH_LEN) == 0;
     if (same) {
+        struct mailstore_msg *list = mailstore_dup(ms->msgs, ne, sizeof *list);
         for (size_t i = 0; i < ne; i++) {
-            ms->msgs[i].flags = e[i].flags;
-            ms->msgs[i].keywords = e[i].keywords;
+            list[i].flags = e[i].flags;
+            list[i].keywords = e[i].keywords;
         }
         ms->uidnext = next;
         mailstore_note_index(ms);
+        *list_r = list;
+        *n_r = ne;
     }
     free(e);
     return same;
 }
 
+/* The keyword table of the process cache's index when it has more names than ms's (shared
+ * names keep their bits: the table only grows under one UIDVALIDITY). */
+static void mailstore_keywords_from_cache(struct mailstore *ms)
+{
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    if (!c->index_valid || c->validity != ms->uidvalidity || c->nkeywords <= ms->nkeywords)
+        return;
+    for (size_t i = ms->nkeywords; i < c->nkeywords; i++)
+        ms->keyword[i] = xstrdup(c->keyword[i]);
+    ms->nkeywords = c->nkeywords;
+}
+
 enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r)
 {
+    /*
+     * Another session of this process read or changed the mailbox last, and both files are
+     * as it saw them: share its generation, no lock, no read.
+     */
+    struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    if (cur && cur->uidvalidity == ms->uidvalidity) {
+        struct mailstore_stamp mbox, index;
+        mailstore_stamps_now(ms, &mbox, &index);
+        if (mailstore_stamp_eq(&mbox, &cur->mbox) && mailstore_stamp_eq(&index, &cur->index)) {
+            mailstore_keywords_from_cache(ms);
+            if (cur != ms->gen)
+                mailstore_adopt(ms, mailstore_gen_ref(cur));
+            ms->seen_size = mbox.size;
+            ms->seen_ino = mbox.ino;
+            ms->seen_mtime_ns = mbox.mtime_ns;
+            ms->seen_index_ino = index.ino;
+            ms->seen_index_mtime_ns = index.mtime_ns;
+            return MAILSTORE_OK;
+        }
+    }
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
         return r;
-    if (mailstore_refresh_flags(ms, fd)) {
+    struct mailstore_msg *flagged = NULL;
+    size_t nflagged = 0;
+    if (mailstore_refresh_flags(ms, fd, &flagged, &nflagged)) {
+        mailstore_adopt(ms, mailstore_publish(ms, flagged, nflagged));
         mailstore_unlock(ms, fd);
         return MAILSTORE_OK;
     }
@@ -871,23 +945,24 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
     struct mailstore_msg *list = NULL;
     size_t n = 0;
     r = mailstore_sync(ms, fd, &list, &n, error_r);
-    mailstore_unlock(ms, fd);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         /* The index was rebuilt: the UIDs a session holds mean nothing now. */
-        free(list);
+        mailstore_gen_unref(mailstore_publish(ms, list, n)); /* for the sessions that open anew */
+        mailstore_unlock(ms, fd);
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         return MAILSTORE_GONE;
     }
-    if (r == MAILSTORE_OK) {
-        free(ms->msgs);
-        ms->msgs = list;
-        ms->nmsgs = n;
-    }
+    if (r == MAILSTORE_OK)
+        mailstore_adopt(ms, mailstore_publish(ms, list, n));
+    mailstore_unlock(ms, fd);
     return r;
 }
 
 bool mailstore_changed(struct mailstore *ms)
 {
+    struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    if (cur != ms->gen)
+        return true; /* another session of this process saw or made a change */
     struct stat st;
     if (stat(ms->mbox_path, &st) < 0)
         return ms->seen_ino != 0;
@@ -906,9 +981,16 @@ static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore
     return memcmp(a->hash, b->hash, MAILSTORE_HASH_LEN) == 0;
 }
 
-enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_msg *m, struct buf *raw,
+enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mailstore_msg *orig, struct buf *raw,
                                          const char **error_r)
 {
+    /* m: where the message is believed to be; the newest generation knows best */
+    struct mailstore_msg at = *orig, *m = &at;
+    const struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    const struct mailstore_msg *newer = cur && cur != ms->gen && cur->uidvalidity == ms->uidvalidity
+                                            ? mailstore_gen_find(cur, m->uid) : NULL;
+    if (newer && mailstore_same(newer, m))
+        at = *newer;
     if (m->content_len > MAILSTORE_MESSAGE_MAX) {
         *error_r = "message too large to read";
         return MAILSTORE_ERROR;
@@ -943,6 +1025,11 @@ enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_
                     m->lines = list[k].lines;
                     found = m;
                 }
+        if (r == MAILSTORE_OK) {
+            /* the scan becomes the current generation: the session's next refresh takes it */
+            mailstore_gen_unref(mailstore_publish(ms, list, n));
+            list = NULL;
+        }
         ms->uidvalidity = validity; /* the session keeps its view */
         ms->seen_mtime_ns = -1;     /* ms->msgs is older than this scan: changed says so */
         if (r == MAILSTORE_OK && !found) {
@@ -1216,9 +1303,7 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     if (nfd >= 0)
         close(nfd);
 refresh:
-    free(ms->msgs);
-    ms->msgs = list;
-    ms->nmsgs = nlist;
+    mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(newoff);
@@ -1261,15 +1346,8 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
-    if (mailstore_refresh_flags(ms, fd)) {
-        /* the mbox is as ms->msgs has it: no scan */
-        nlist = ms->nmsgs;
-        list = xreallocarray(NULL, nlist ? nlist : 1, sizeof *list);
-        if (nlist)
-            memcpy(list, ms->msgs, nlist * sizeof *list);
-    } else {
+    if (!mailstore_refresh_flags(ms, fd, &list, &nlist)) /* else the mbox is as ms->msgs has it: no scan */
         r = mailstore_sync(ms, fd, &list, &nlist, error_r);
-    }
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         r = MAILSTORE_GONE;
@@ -1320,14 +1398,11 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
             r = MAILSTORE_ERROR;
         }
     }
-    mailstore_unlock(ms, fd);
-    if (r == MAILSTORE_OK) {
-        free(ms->msgs);
-        ms->msgs = list;
-        ms->nmsgs = nlist;
-    } else {
+    if (r == MAILSTORE_OK)
+        mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
+    else
         free(list);
-    }
+    mailstore_unlock(ms, fd);
     return r;
 }
 
@@ -1425,9 +1500,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
         r = MAILSTORE_GONE;
         goto out;
     }
-    free(ms->msgs);
-    ms->msgs = list;
-    ms->nmsgs = nlist;
+    mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(list);
@@ -1445,7 +1518,7 @@ void mailstore_close(struct mailstore *ms)
     free(ms->tmp_path);
     free(ms->index_dir);
     free(ms->index_path);
-    free(ms->msgs);
+    mailstore_gen_unref(ms->gen);
     mailstore_keywords_clear(ms);
     memset(ms, 0, sizeof *ms);
 }

@@ -25,9 +25,17 @@
  *   unchanged index is not parsed again. After an expunge the new file's scan comes from what
  *   was written (only messages whose flag headers were rewritten are scanned).
  *
- *   A session keeps the message list of its open call (the maildrop as at login). Reading a
- *   message checks that the bytes at its recorded offset still hash the same; if not, the
- *   mailbox is scanned again and the message found by UID (or reported gone).
+ *   Message lists are shared, immutable generations (generation.h): every call that reads the
+ *   mailbox under the lock publishes what it found as the mailbox's current generation (or
+ *   shares the current one when it is the same), and ms->gen holds a reference to the newest
+ *   this mailstore has taken (ms->msgs and ms->nmsgs are its list). A session costs two
+ *   pointers, not a copy: an IMAP session points at the generation it last reported, a POP3
+ *   session at its login generation (the maildrop as at login). mailstore_refresh takes the
+ *   current generation without the lock and without reading when both files still carry
+ *   the stamps it was read at; mailstore_changed says so when another session published one.
+ *   Reading a message looks its place up in the current generation, then checks that the
+ *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
+ *   generation) and the message found by UID (or reported gone).
  *
  *   Expunge rewrites the mailbox under the delivery lock: scan again (a message delivered
  *   meanwhile is in the scan and keeps its place), copy every message that is not expunged
@@ -62,9 +70,10 @@
  *   that grows the file in place while its first and last known messages stay byte for byte
  *   where they were is taken for an append (mutt's in-place sync moves or changes one of them).
  *   The cache is not freed before exit (mailstore_cache_clear is for tests).
- *   Each session still holds its own copy of the message list (88 bytes a message); a STORE
- *   still rewrites and fsyncs the whole index (no flag journal yet); an expunge rewrites the
- *   whole mbox. Maildir INBOXes and other folders are not handled yet.
+ *   A generation is a whole copy of the list (88 bytes a message) per change, shared by every
+ *   session that reads it; a session held on an old one (RFC 2180) keeps that copy alive.
+ *   A STORE still rewrites and fsyncs the whole index (no flag journal yet); an expunge
+ *   rewrites the whole mbox. Maildir INBOXes and other folders are not handled yet.
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H
@@ -76,6 +85,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "generation.h"
 
 #define MAILSTORE_MESSAGES_MAX 1000000
 #define MAILSTORE_MESSAGE_MAX (256UL * 1024 * 1024)
@@ -116,8 +126,9 @@ struct mailstore {
     char *index_path;
     uint32_t uidvalidity;
     uint32_t uidnext;
-    struct mailstore_msg *msgs;  /* as at open, or at the last call that refreshes */
-    size_t nmsgs;
+    struct mailstore_gen *gen;        /* as at open, or at the last call that refreshes (a reference) */
+    const struct mailstore_msg *msgs; /* gen->msgs: shared, never written through */
+    size_t nmsgs;                     /* gen->nmsgs */
     char *keyword[MAILSTORE_KEYWORDS_MAX]; /* the mailbox's keyword names */
     size_t nkeywords;
     /* what the last scan saw, for mailstore_changed */
@@ -165,7 +176,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
 /* Writes flags changed by mailstore_store into the mbox headers (a rewrite, when any). */
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r);
 /* Like mailstore_read, for a message the caller keeps (found by UID and hash if it moved). */
-enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_msg *m, struct buf *raw,
+enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mailstore_msg *m, struct buf *raw,
                                          const char **error_r);
 /* Index of a keyword name (case-insensitive), or -1. */
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
