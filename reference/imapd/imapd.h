@@ -3,9 +3,11 @@
  * sessions, over the INBOX the mail store (reference/mailstore/) reads from the spool.
  *
  * Listeners are bound by the privileged part (daemon.c) before privileges are dropped;
- * imapd_start takes the fds. Sessions share nothing but the mailbox files: every change one
- * session makes goes through the mail store under the mailbox lock, and the others see it
- * by polling (mailstore_changed) after commands, on NOOP and every IMAPD_IDLE_POLL_SEC in IDLE.
+ * imapd_start takes the fds. Every change one session makes goes through the mail store
+ * under the mailbox lock; sessions share the mail store's generations (generation.h). The
+ * others see a change after their commands and on NOOP (mailstore_changed), and in IDLE at
+ * once when it was made in this process (a watcher; local delivery notifies too), else at
+ * the next IMAPD_IDLE_POLL_SEC poll (mutt, procmail).
  *
  * CONFIG: imap, imaps, imap_timeout, imap_connection_limit, tls_cert/tls_key, users,
  * state_dir.

@@ -100,6 +100,7 @@ struct imapd_session {
     bool idling;
     char idle_tag[IMAP_TAG_MAX + 1];
     struct event *idle_timer;
+    void *idle_watch;                 /* mailstore_watch while in IDLE with a mailbox selected */
     bool fetching;                    /* a FETCH paused until its output drains */
     struct imap_cmd fetch_cmd;
     size_t *fetch_list, fetch_n, fetch_pos;
@@ -763,6 +764,20 @@ static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
     imapd_ok(ss, cmd->tag, true, text);
 }
 
+/* The mailbox changed in this process (another session, local delivery): look at once. */
+static void imapd_idle_wake(void *arg)
+{
+    struct imapd_session *ss = arg;
+    if (ss->idling && ss->idle_timer)
+        event_active(ss->idle_timer, EV_TIMEOUT, 1); /* runs imapd_idle_poll from the loop */
+}
+
+static void imapd_idle_unwatch(struct imapd_session *ss)
+{
+    mailstore_unwatch(ss->idle_watch);
+    ss->idle_watch = NULL;
+}
+
 static void imapd_idle_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct imapd_session *ss = arg;
@@ -788,6 +803,9 @@ static void imapd_cmd_idle(struct imapd_session *ss, struct imap_cmd *cmd)
     imapd_send(ss, "+ idling");
     if (!ss->idle_timer)
         ss->idle_timer = evtimer_new(ss->srv->base, imapd_idle_poll, ss);
+    /* changes made in this process are pushed; the poll finds other programs' (mutt) */
+    if (ss->state == IMAPD_S_SELECTED && !ss->idle_watch)
+        ss->idle_watch = mailstore_watch(ss->store.mbox_path, imapd_idle_wake, ss);
     struct timeval poll = {IMAPD_IDLE_POLL_SEC, 0};
     evtimer_add(ss->idle_timer, &poll);
 }
@@ -1428,6 +1446,7 @@ static void imapd_command(struct imapd_session *ss, const char *text, size_t len
     if (ss->idling) {
         ss->idling = false;
         evtimer_del(ss->idle_timer);
+        imapd_idle_unwatch(ss);
         if (len == 4 && strncasecmp(text, "DONE", 4) == 0)
             imapd_ok(ss, ss->idle_tag, true, "Idle completed.");
         else
@@ -1510,6 +1529,7 @@ static void imapd_session_free(struct imapd_session *ss)
         }
     p->nsessions--;
     log_info("imapd %llx: disconnect from [%s]%s%s", ss->id, ss->ip, ss->user[0] ? " user=" : "", ss->user);
+    imapd_idle_unwatch(ss);
     imapd_close_mailbox(ss);
     if (ss->fetching) {
         free(ss->fetch_list);

@@ -74,8 +74,37 @@ static void generation_box_free(struct generation_box *b)
     free(b);
 }
 
+/*
+ * The key of a mailbox: its path with "//" and "/./" folded, so that delivery's and the mail
+ * store's spellings of one file meet. (Symbolic links are not resolved.)
+ */
+static struct generation_box *generation_box_find(const char *mbox_path, bool create);
+
+static char *generation_key(const char *path)
+{
+    size_t n = strlen(path);
+    char *k = xmalloc(n + 1), *o = k;
+    for (const char *p = path; *p;) {
+        if (p[0] == '/' && (p[1] == '/' || (p[1] == '.' && p[2] == '/'))) {
+            p += p[1] == '/' ? 1 : 2;
+            continue;
+        }
+        *o++ = *p++;
+    }
+    *o = '\0';
+    return k;
+}
+
 /* The box of this mailbox, moved to the front; create: made when missing (else NULL). */
 static struct generation_box *generation_box_get(const char *mbox_path, bool create)
+{
+    char *key = generation_key(mbox_path);
+    struct generation_box *b = generation_box_find(key, create);
+    free(key);
+    return b;
+}
+
+static struct generation_box *generation_box_find(const char *mbox_path, bool create)
 {
     struct generation_box **pp = &generation_boxes, *b;
     size_t count = 0;
@@ -165,10 +194,12 @@ struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidv
 
 struct mailstore_gen *mailstore_gen_current(const char *mbox_path)
 {
-    for (struct generation_box *b = generation_boxes; b; b = b->next)
-        if (strcmp(b->mbox_path, mbox_path) == 0)
-            return b->current;
-    return NULL;
+    char *key = generation_key(mbox_path);
+    struct generation_box *b = generation_boxes;
+    while (b && strcmp(b->mbox_path, key) != 0)
+        b = b->next;
+    free(key);
+    return b ? b->current : NULL;
 }
 
 void mailstore_gen_clear(void)

@@ -33,6 +33,9 @@
  *   session at its login generation (the maildrop as at login). mailstore_refresh takes the
  *   current generation without the lock and without reading when both files still carry
  *   the stamps it was read at; mailstore_changed says so when another session published one.
+ *   Changes made in this process reach the sessions in IDLE at once: publishing a new
+ *   generation calls the mailbox's watchers, and local delivery calls
+ *   mailstore_notify_changed after appending (generation.h).
  *   Reading a message looks its place up in the current generation, then checks that the
  *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
  *   generation) and the message found by UID (or reported gone).

@@ -99,6 +99,9 @@ static void test_watchers_hear_news_and_notifications(void **state)
     assert_int_equal(calls, 2);
     mailstore_notify_changed("/m/a");
     assert_int_equal(calls, 3);
+    mailstore_notify_changed("/m//./a"); /* another spelling of the same path */
+    assert_int_equal(calls, 4);
+    calls--;
     mailstore_notify_changed("/m/nobody");
     assert_int_equal(other_calls, 0);
     mailstore_unwatch(w);
