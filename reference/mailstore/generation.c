@@ -163,12 +163,14 @@ static void generation_call_watchers(struct generation_box *b)
 struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidvalidity, uint32_t uidnext,
                                             struct mailstore_msg *msgs, size_t n,
                                             const struct mailstore_stamp *mbox,
-                                            const struct mailstore_stamp *index)
+                                            const struct mailstore_stamp *index,
+                                            const struct mailstore_stamp *journal)
 {
     struct generation_box *b = generation_box_get(mbox_path, true);
     struct mailstore_gen *c = b->current;
     if (c && c->uidvalidity == uidvalidity && c->uidnext == uidnext && c->nmsgs == n &&
         generation_stamp_eq(&c->mbox, mbox) && generation_stamp_eq(&c->index, index) &&
+        generation_stamp_eq(&c->journal, journal) &&
         generation_same_list(c->msgs, msgs, n)) {
         free(msgs);
         return mailstore_gen_ref(c);
@@ -182,6 +184,7 @@ struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidv
     g->nmsgs = n;
     g->mbox = *mbox;
     g->index = *index;
+    g->journal = *journal;
     /* the same list under new stamps (a flag rewrite elsewhere, a touched file) is not news */
     bool news = !c || c->uidvalidity != uidvalidity || c->uidnext != uidnext || c->nmsgs != n ||
                 !generation_same_list(c->msgs, msgs, n);

@@ -5,8 +5,8 @@
  * DESCRIPTION
  *   A generation is what the mail store knew of a mailbox after one read under the lock: its
  *   UIDVALIDITY, UIDNEXT and the message list (UIDs ascending, offsets, sizes, hashes, flags,
- *   keywords) with the spool file's and the index file's stamps (inode, size, mtime) it was
- *   read at. It never changes once published; it is reference counted and freed with its last
+ *   keywords) with the stamps (inode, size, mtime) of the spool file, the index and its flag
+ *   journal it was read at. It never changes once published; it is reference counted and freed with its last
  *   reference. The process keeps, per mailbox path, the newest published generation (the
  *   "current" one); publishing a list equal to the current one returns the current one, so
  *   sessions that read an unchanged mailbox share one copy. An IMAP session holds the
@@ -49,7 +49,7 @@ struct mailstore_gen {
     uint32_t uidvalidity, uidnext;
     struct mailstore_msg *msgs;         /* UID order; never changed after publication */
     size_t nmsgs;
-    struct mailstore_stamp mbox, index; /* the files as this list was read from */
+    struct mailstore_stamp mbox, index, journal; /* the files as this list was read from */
 };
 
 typedef void (*mailstore_watch_fn)(void *arg);
@@ -69,7 +69,8 @@ size_t mailstore_gen_index(const struct mailstore_gen *g, uint32_t uid);
 struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidvalidity, uint32_t uidnext,
                                             struct mailstore_msg *msgs, size_t n,
                                             const struct mailstore_stamp *mbox,
-                                            const struct mailstore_stamp *index);
+                                            const struct mailstore_stamp *index,
+                                            const struct mailstore_stamp *journal);
 /* The mailbox's current generation (no reference taken), or NULL. */
 struct mailstore_gen *mailstore_gen_current(const char *mbox_path);
 /* Forgets every current generation and watcher (tests, shutdown). */

@@ -235,7 +235,7 @@ struct mailstore_cache {
     struct mailstore_msg *msgs;
     size_t n;
     bool index_valid;
-    struct mailstore_stamp index;
+    struct mailstore_stamp index, journal; /* the index as read with its journal applied */
     uint32_t validity, uidnext;
     struct mailstore_entry *e;
     size_t ne;
@@ -257,16 +257,22 @@ static bool mailstore_stamp_eq(const struct mailstore_stamp *a, const struct mai
     return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
-/* The stamps of both files now (all 0 for a missing one). */
-static void mailstore_stamps_now(const struct mailstore *ms, struct mailstore_stamp *mbox, struct mailstore_stamp *index)
+/* The stamp of a file now (all 0 when it is missing). */
+static void mailstore_stat_stamp(const char *path, struct mailstore_stamp *s)
 {
     struct stat st;
-    memset(mbox, 0, sizeof *mbox);
-    memset(index, 0, sizeof *index);
-    if (stat(ms->mbox_path, &st) == 0)
-        mailstore_stamp_of(&st, mbox);
-    if (stat(ms->index_path, &st) == 0)
-        mailstore_stamp_of(&st, index);
+    memset(s, 0, sizeof *s);
+    if (stat(path, &st) == 0)
+        mailstore_stamp_of(&st, s);
+}
+
+/* The stamps of the spool file, the index and its flag journal now. */
+static void mailstore_stamps_now(const struct mailstore *ms, struct mailstore_stamp *mbox, struct mailstore_stamp *index,
+                                 struct mailstore_stamp *journal)
+{
+    mailstore_stat_stamp(ms->mbox_path, mbox);
+    mailstore_stat_stamp(ms->index_path, index);
+    mailstore_stat_stamp(ms->journal_path, journal);
 }
 
 /*
@@ -275,9 +281,9 @@ static void mailstore_stamps_now(const struct mailstore *ms, struct mailstore_st
  */
 static struct mailstore_gen *mailstore_publish(struct mailstore *ms, struct mailstore_msg *list, size_t n)
 {
-    struct mailstore_stamp mbox, index;
-    mailstore_stamps_now(ms, &mbox, &index);
-    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, list, n, &mbox, &index);
+    struct mailstore_stamp mbox, index, journal;
+    mailstore_stamps_now(ms, &mbox, &index, &journal);
+    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, list, n, &mbox, &index, &journal);
 }
 
 /* ms takes g (and its reference) as its message list. */
@@ -460,8 +466,8 @@ static int mailstore_keyword_add(struct mailstore *ms, const char *name)
 }
 
 static void mailstore_cache_index_set(const struct mailstore *ms, struct mailstore_cache *c,
-                                      const struct mailstore_stamp *stamp, uint32_t validity, uint32_t next,
-                                      const struct mailstore_entry *e, size_t n)
+                                      const struct mailstore_stamp *stamp, const struct mailstore_stamp *journal,
+                                      uint32_t validity, uint32_t next, const struct mailstore_entry *e, size_t n)
 {
     mailstore_cache_index_drop(c);
     for (size_t i = 0; i < ms->nkeywords; i++)
@@ -472,7 +478,204 @@ static void mailstore_cache_index_set(const struct mailstore *ms, struct mailsto
     c->e = mailstore_dup(e, n, sizeof *e);
     c->ne = n;
     c->index = *stamp;
+    c->journal = *journal;
     c->index_valid = true;
+}
+
+/* ---- the flag journal ---------------------------------------------------------------------- */
+
+/*
+ * INDEX.journal beside the index: a STORE appends what it changed instead of rewriting the
+ * index. First line: MAILSTORE_JOURNAL_MAGIC, UIDVALIDITY, and the inode and mtime (ns) of
+ * the index file it extends; then "K name" (a keyword added to the table, in table order)
+ * and "F uid flags keywords" (hex: a message's flags and keyword bits, absolute values)
+ * lines. Replaying it is idempotent. A journal whose first line names another index (an
+ * index written since, e.g. by a fold whose journal removal did not happen) is ignored. A
+ * line without its newline (a torn append) ends the journal and is cut off by the next
+ * append. Every index write folds the journal into the index, then removes it.
+ */
+#define MAILSTORE_JOURNAL_MAGIC "zolder-flag-journal 1"
+
+static void mailstore_put_num(struct buf *b, unsigned long long v, unsigned base);
+static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n);
+#define MAILSTORE_JOURNAL_MIN (64UL * 1024)
+
+static void (*mailstore_step_hook)(const char *step);
+static unsigned long mailstore_journal_max_test;
+
+void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max)
+{
+    mailstore_step_hook = step;
+    mailstore_journal_max_test = journal_max;
+}
+
+/* A step of a durable change: tests crash the process here (mailstore_test_hooks). */
+static void mailstore_step(const char *step)
+{
+    if (mailstore_step_hook)
+        mailstore_step_hook(step);
+}
+
+static int mailstore_entry_uid_cmp(const void *key, const void *elem)
+{
+    uint32_t uid = *(const uint32_t *)key, other = ((const struct mailstore_entry *)elem)->uid;
+    return uid < other ? -1 : uid > other;
+}
+
+/*
+ * Applies the journal to entries e (the index as loaded: UIDVALIDITY validity, file stamp
+ * index), adding its keywords to ms's table.
+ */
+static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, const struct mailstore_stamp *index,
+                                    struct mailstore_entry *e, size_t n)
+{
+    char *data;
+    size_t len;
+    if (fs_read_file(ms->journal_path, MAILSTORE_INDEX_MAX, &data, &len) < 0) {
+        if (errno != ENOENT)
+            log_warn("mailstore: cannot read %s; flag changes in it are lost", ms->journal_path);
+        return;
+    }
+    char *line = data, *nl = memchr(data, '\n', len);
+    unsigned v = 0;
+    unsigned long long ino = 0;
+    long long mtime = 0;
+    char end;
+    if (!nl) {
+        free(data);
+        return; /* torn before its first line was whole: it held no acknowledged change */
+    }
+    *nl = '\0';
+    if (sscanf(line, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld%c", &v, &ino, &mtime, &end) != 3 || v != validity ||
+        ino != index->ino || mtime != index->mtime_ns) {
+        free(data);
+        return; /* another index's (see above): folded already */
+    }
+    size_t applied = 0;
+    for (line = nl + 1; line < data + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(data + len - line));
+        if (!nl)
+            break; /* torn last line: never acknowledged */
+        *nl = '\0';
+        unsigned uid = 0, flags = 0, kw = 0;
+        int used = 0;
+        if (line[0] == 'K' && line[1] == ' ') {
+            if (mailstore_keyword_add(ms, line + 2) < 0)
+                break;
+        } else if (sscanf(line, "F %u %x %x%n", &uid, &flags, &kw, &used) == 3 && line[used] == '\0') {
+            struct mailstore_entry *x = bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp);
+            if (x) {
+                x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+                x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+                x->has_flags = true;
+            }
+        } else {
+            log_warnx("mailstore: %s is damaged after %zu records; the rest is ignored", ms->journal_path, applied);
+            break;
+        }
+        applied++;
+    }
+    free(data);
+}
+
+/*
+ * Appends the flags of the messages marked in changed (and the keywords added to ms's table
+ * from nkeywords_before on) to the journal, and fsyncs it: after 0, the change survives a
+ * crash. -1: nothing of it is promised (a partial record is cut off again).
+ */
+static int mailstore_journal_append(struct mailstore *ms, const struct mailstore_msg *list, const bool *changed,
+                                    size_t n, size_t nkeywords_before)
+{
+    int fd = open(ms->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st, ist;
+    if (fd < 0 || fstat(fd, &st) < 0 || stat(ms->index_path, &ist) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    mailstore_step("journal-open");
+    struct buf b;
+    buf_init(&b, 0);
+    off_t size = st.st_size;
+    struct mailstore_stamp index;
+    mailstore_stamp_of(&ist, &index);
+    bool fresh = size == 0;
+    if (size > 0) {
+        /* the journal must belong to this index, and end with a whole line */
+        char head[160];
+        ssize_t got = pread(fd, head, sizeof head - 1, 0);
+        head[got > 0 ? got : 0] = '\0';
+        unsigned v = 0;
+        unsigned long long ino = 0;
+        long long mtime = 0;
+        char end;
+        char *nl = strchr(head, '\n');
+        if (nl)
+            *nl = '\0';
+        if (!nl || sscanf(head, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld%c", &v, &ino, &mtime, &end) != 3 ||
+            v != ms->uidvalidity || ino != index.ino || mtime != index.mtime_ns) {
+            fresh = true; /* another index's: its changes are in the index already */
+        } else {
+            char last = '\n';
+            if (pread(fd, &last, 1, size - 1) != 1)
+                last = 0;
+            if (last != '\n') {
+                /* a torn record: cut back to the last whole line */
+                off_t cut = size;
+                char tail[512];
+                while (cut > 0) {
+                    off_t from = cut > (off_t)sizeof tail ? cut - (off_t)sizeof tail : 0;
+                    ssize_t k = pread(fd, tail, (size_t)(cut - from), from);
+                    if (k <= 0)
+                        break;
+                    char *p = memrchr(tail, '\n', (size_t)k);
+                    if (p) {
+                        cut = from + (p - tail) + 1;
+                        break;
+                    }
+                    cut = from;
+                }
+                fresh = cut == 0;
+                if (!fresh && ftruncate(fd, cut) < 0) {
+                    close(fd);
+                    return -1;
+                }
+                size = cut;
+            }
+        }
+        if (fresh) {
+            if (ftruncate(fd, 0) < 0) {
+                close(fd);
+                return -1;
+            }
+            size = 0;
+        }
+    }
+    if (fresh)
+        buf_printf(&b, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld\n", ms->uidvalidity, index.ino, index.mtime_ns);
+    for (size_t k = nkeywords_before; k < ms->nkeywords; k++)
+        buf_printf(&b, "K %s\n", ms->keyword[k]);
+    for (size_t i = 0; i < n; i++) {
+        if (!changed[i])
+            continue;
+        buf_append_str(&b, "F ");
+        mailstore_put_num(&b, list[i].uid, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].keywords, 16);
+        buf_append_char(&b, '\n');
+    }
+    int rc = fs_write_all(fd, b.data ? b.data : "", b.len);
+    mailstore_step("journal-written");
+    rc = rc == 0 && fsync(fd) == 0 && (!fresh || fs_fsync_dir(ms->index_dir) == 0) ? 0 : -1;
+    if (rc < 0 && (ftruncate(fd, size) < 0 || fsync(fd) < 0))
+        log_warn("mailstore: cannot cut %s back to %lld", ms->journal_path, (long long)size);
+    close(fd);
+    buf_free(&b);
+    if (rc == 0)
+        mailstore_step("journal-synced");
+    return rc;
 }
 
 /* 0 loaded, -1 missing or unusable (then rebuilt). Loads the keyword table into ms. */
@@ -485,11 +688,12 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
     *n_r = 0;
     struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
     struct stat st;
-    struct mailstore_stamp now = {0, 0, 0};
+    struct mailstore_stamp now = {0, 0, 0}, journal;
     bool stamped = stat(ms->index_path, &st) == 0;
     if (stamped)
         mailstore_stamp_of(&st, &now);
-    if (stamped && c->index_valid && mailstore_stamp_eq(&c->index, &now)) {
+    mailstore_stat_stamp(ms->journal_path, &journal);
+    if (stamped && c->index_valid && mailstore_stamp_eq(&c->index, &now) && mailstore_stamp_eq(&c->journal, &journal)) {
         /* as this process last read or wrote it: no parse */
         mailstore_keywords_clear(ms);
         for (size_t i = 0; i < c->nkeywords; i++)
@@ -572,12 +776,14 @@ out:
         free(e);
         return -1;
     }
+    if (stamped)
+        mailstore_journal_apply(ms, v, &now, e, n);
     *validity_r = v;
     *next_r = next;
     *entries_r = e;
     *n_r = n;
     if (stamped)
-        mailstore_cache_index_set(ms, c, &now, v, next, e, n);
+        mailstore_cache_index_set(ms, c, &now, &journal, v, next, e, n);
     return 0;
 }
 
@@ -633,17 +839,42 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
     int rc = -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
-        if (fs_write_all(fd, b.data ? b.data : "", b.len) == 0 && fsync(fd) == 0 &&
-            rename(tmp, ms->index_path) == 0 && fs_fsync_dir(ms->index_dir) == 0)
+        bool written = fs_write_all(fd, b.data ? b.data : "", b.len) == 0;
+        mailstore_step("index-written");
+        if (written && fsync(fd) == 0 && rename(tmp, ms->index_path) == 0 && fs_fsync_dir(ms->index_dir) == 0)
             rc = 0;
         close(fd);
     }
+    if (rc == 0) {
+        /* the journal's changes are in the index now (replaying it would be harmless too) */
+        mailstore_step("index-renamed");
+        if (unlink(ms->journal_path) < 0 && errno != ENOENT)
+            log_warn("mailstore: cannot remove %s", ms->journal_path);
+        mailstore_step("journal-removed");
+    }
+    if (rc == 0)
+        mailstore_cache_index_from(ms, msgs, n);
+    else
+        mailstore_cache_index_drop(mailstore_cache_get(ms->mbox_path));
+    if (rc < 0) {
+        log_warn("mailstore: cannot write %s", ms->index_path);
+        unlink(tmp);
+    }
+    free(tmp);
+    buf_free(&b);
+    mailstore_note_index(ms);
+    return rc;
+}
+
+/* The process cache's index becomes msgs, as a load of the index and journal would give it. */
+static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n)
+{
     struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
     struct stat st;
-    if (rc == 0 && stat(ms->index_path, &st) == 0) {
-        /* what we wrote, as a load would give it back */
-        struct mailstore_stamp now;
+    if (stat(ms->index_path, &st) == 0) {
+        struct mailstore_stamp now, journal;
         mailstore_stamp_of(&st, &now);
+        mailstore_stat_stamp(ms->journal_path, &journal);
         struct mailstore_entry *e = xreallocarray(NULL, n ? n : 1, sizeof *e);
         uint32_t kwmask = ms->nkeywords < 32 ? (1u << ms->nkeywords) - 1 : UINT32_MAX;
         for (size_t i = 0; i < n; i++) {
@@ -655,19 +886,11 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
             e[i].flags = msgs[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
             e[i].keywords = msgs[i].keywords & kwmask;
         }
-        mailstore_cache_index_set(ms, c, &now, ms->uidvalidity, ms->uidnext, e, n);
+        mailstore_cache_index_set(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
         free(e);
     } else {
         mailstore_cache_index_drop(c);
     }
-    if (rc < 0) {
-        log_warn("mailstore: cannot write %s", ms->index_path);
-        unlink(tmp);
-    }
-    free(tmp);
-    buf_free(&b);
-    mailstore_note_index(ms);
-    return rc;
 }
 
 static int mailstore_entry_cmp(const void *a, const void *b)
@@ -840,6 +1063,7 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
     char *index_root = mailstore_path(state_dir, "/index/", user);
     ms->index_dir = index_root;
     ms->index_path = mailstore_path(index_root, "/INBOX", "");
+    ms->journal_path = mailstore_path(ms->index_path, ".journal", "");
     if (fs_mkdir_p(ms->spool_dir, 0700) < 0 || fs_mkdir_p(ms->index_dir, 0700) < 0) {
         *error_r = "cannot create mail folders";
         return MAILSTORE_ERROR;
@@ -916,9 +1140,10 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
      */
     struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
     if (cur && cur->uidvalidity == ms->uidvalidity) {
-        struct mailstore_stamp mbox, index;
-        mailstore_stamps_now(ms, &mbox, &index);
-        if (mailstore_stamp_eq(&mbox, &cur->mbox) && mailstore_stamp_eq(&index, &cur->index)) {
+        struct mailstore_stamp mbox, index, journal;
+        mailstore_stamps_now(ms, &mbox, &index, &journal);
+        if (mailstore_stamp_eq(&mbox, &cur->mbox) && mailstore_stamp_eq(&index, &cur->index) &&
+            mailstore_stamp_eq(&journal, &cur->journal)) {
             mailstore_keywords_from_cache(ms);
             if (cur != ms->gen)
                 mailstore_adopt(ms, mailstore_gen_ref(cur));
@@ -961,18 +1186,13 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
 bool mailstore_changed(struct mailstore *ms)
 {
     struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
-    if (cur != ms->gen)
+    if (cur != ms->gen || !ms->gen)
         return true; /* another session of this process saw or made a change */
-    struct stat st;
-    if (stat(ms->mbox_path, &st) < 0)
-        return ms->seen_ino != 0;
-    if ((unsigned long long)st.st_size != ms->seen_size || (unsigned long long)st.st_ino != ms->seen_ino ||
-        (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_mtime_ns)
-        return true;
-    if (stat(ms->index_path, &st) < 0)
-        return true;
-    return (unsigned long long)st.st_ino != ms->seen_index_ino ||
-           (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_index_mtime_ns;
+    /* another program's change: the files are not as the generation was read from them */
+    struct mailstore_stamp mbox, index, journal;
+    mailstore_stamps_now(ms, &mbox, &index, &journal);
+    return !mailstore_stamp_eq(&mbox, &ms->gen->mbox) || !mailstore_stamp_eq(&index, &ms->gen->index) ||
+           !mailstore_stamp_eq(&journal, &ms->gen->journal);
 }
 
 static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore_msg *b)
@@ -1335,6 +1555,31 @@ enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **e
     return mailstore_rewrite(ms, NULL, 0, true, &removed, error_r);
 }
 
+/*
+ * A STORE's change made durable: appended to the flag journal, or, once the journal has
+ * grown past its bound (MAILSTORE_JOURNAL_MIN, or a quarter of the index when that is more),
+ * folded with everything into a new index.
+ */
+static int mailstore_store_durably(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
+                                   size_t n, size_t nkeywords_before)
+{
+    struct mailstore_stamp index, journal;
+    mailstore_stat_stamp(ms->index_path, &index);
+    mailstore_stat_stamp(ms->journal_path, &journal);
+    unsigned long long bound = index.size / 4 > MAILSTORE_JOURNAL_MIN ? index.size / 4 : MAILSTORE_JOURNAL_MIN;
+    if (mailstore_journal_max_test)
+        bound = mailstore_journal_max_test;
+    if (journal.size >= bound)
+        return mailstore_index_write(ms, list, n);
+    if (mailstore_journal_append(ms, list, marked, n, nkeywords_before) < 0) {
+        log_warn("mailstore: cannot append to %s; writing the whole index", ms->journal_path);
+        return mailstore_index_write(ms, list, n);
+    }
+    mailstore_cache_index_from(ms, list, n);
+    mailstore_note_index(ms);
+    return 0;
+}
+
 enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids, size_t n,
                                       enum mailstore_store_mode mode, unsigned flags,
                                       const char *const *keywords, size_t nkeywords, const char **error_r)
@@ -1353,6 +1598,7 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
         r = MAILSTORE_GONE;
     }
     uint32_t kw = 0;
+    size_t nkeywords_before = ms->nkeywords;
     for (size_t k = 0; r == MAILSTORE_OK && k < nkeywords; k++) {
         int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k])
                                            : mailstore_keyword_add(ms, keywords[k]);
@@ -1369,6 +1615,7 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
             memcpy(sorted, uids, n * sizeof *sorted);
         qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
         bool changed = false;
+        bool *marked = xcalloc(nlist ? nlist : 1, sizeof *marked);
         flags &= MBOX_FLAGS_IMAP;
         for (size_t i = 0; i < nlist; i++) {
             if (!n || !bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp))
@@ -1390,13 +1637,15 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
                 m->flags = f | MAILSTORE_DIRTY;
                 m->keywords = k;
                 changed = true;
+                marked[i] = true;
             }
         }
         free(sorted);
-        if (changed && mailstore_index_write(ms, list, nlist) < 0) {
+        if (changed && mailstore_store_durably(ms, list, marked, nlist, nkeywords_before) < 0) {
             *error_r = "cannot write the mailbox index";
             r = MAILSTORE_ERROR;
         }
+        free(marked);
     }
     if (r == MAILSTORE_OK)
         mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
@@ -1518,6 +1767,7 @@ void mailstore_close(struct mailstore *ms)
     free(ms->tmp_path);
     free(ms->index_dir);
     free(ms->index_path);
+    free(ms->journal_path);
     mailstore_gen_unref(ms->gen);
     mailstore_keywords_clear(ms);
     memset(ms, 0, sizeof *ms);

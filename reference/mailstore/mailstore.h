@@ -47,7 +47,14 @@
  *   it, the new one (the index is rebuilt from the file if it is behind).
  *
  *   Flags (IMAP's \Seen \Answered \Flagged \Deleted \Draft and up to MAILSTORE_KEYWORDS_MAX
- *   keywords per mailbox) live in the index, changed under the lock by mailstore_store. The
+ *   keywords per mailbox) live in the index, changed under the lock by mailstore_store, which
+ *   appends the changed messages' flags (absolute values, so replaying is idempotent) to a
+ *   journal beside the index (INDEX.journal, bound to the index file's inode and mtime by
+ *   its first line) and fsyncs it before returning, instead of rewriting the index. Any index
+ *   write (an expunge, an append, the journal passing 64 KiB or a quarter of the index) folds
+ *   the journal in: new index (tmp, fsync, rename, fsync the folder), then the journal is
+ *   removed. A crash between any two steps keeps every change a call returned OK for; a torn
+ *   last journal line is ignored and cut off by the next append. The
  *   mbox itself carries them as mutt does (mbox_flags.h: Status, X-Status, X-Keywords); they
  *   are written there whenever the mailbox is rewritten (mailstore_expunge, and
  *   mailstore_write_flags when only flags changed), so mutt sees what IMAP set. Flags are
@@ -75,8 +82,8 @@
  *   The cache is not freed before exit (mailstore_cache_clear is for tests).
  *   A generation is a whole copy of the list (88 bytes a message) per change, shared by every
  *   session that reads it; a session held on an old one (RFC 2180) keeps that copy alive.
- *   A STORE still rewrites and fsyncs the whole index (no flag journal yet); an expunge
- *   rewrites the whole mbox. Maildir INBOXes and other folders are not handled yet.
+ *   An APPEND (and any change of the message list) still rewrites and fsyncs the whole index
+ *   (the journal holds flags only); an expunge rewrites the whole mbox. Maildir INBOXes and other folders are not handled yet.
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H
@@ -127,6 +134,7 @@ struct mailstore {
     char *tmp_path;
     char *index_dir;
     char *index_path;
+    char *journal_path;               /* index_path.journal: STORE's appended flag changes */
     uint32_t uidvalidity;
     uint32_t uidnext;
     struct mailstore_gen *gen;        /* as at open, or at the last call that refreshes (a reference) */
@@ -185,6 +193,13 @@ enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mail
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
 
 void mailstore_close(struct mailstore *ms);
+/*
+ * Tests only: step(name) is called at each step of a durable change ("journal-open",
+ * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed")
+ * so that a test can crash the process there; journal_max (bytes, 0: the default) is the
+ * journal size that makes the next STORE fold it into the index.
+ */
+void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max);
 /* Frees the process cache of scans and indexes (see mailstore.c); for tests and shutdown. */
 void mailstore_cache_clear(void);
 

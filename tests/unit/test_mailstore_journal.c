@@ -1,0 +1,310 @@
+/*
+ * Unit tests for the mail store's flag journal: a STORE appends to INDEX.journal and leaves
+ * the index file alone; past its bound the journal is folded into a new index; and a crash
+ * (the process ends at once, as with kill -9: no cleanup) between any two steps of a run of
+ * STOREs and folds keeps every acknowledged flag change, and the one in flight is either
+ * whole or absent. A torn journal line is cut off by the next append.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "mailstore/mailstore.h"
+#include "mbox_flags.h"
+
+#define MBOX_TEXT                                                                                                     \
+    "From a@b Sat Nov 16 23:07:13 2002\nSubject: one\n\nbody one\n\n"                                                 \
+    "From a@b Sat Nov 16 23:07:14 2002\nSubject: two\n\nbody two\n\n"                                                 \
+    "From c@d Sat Nov 16 23:07:15 2002\nSubject: three\n\nbody three\n\n"                                             \
+    "From c@d Sat Nov 16 23:07:16 2002\nSubject: four\n\nbody four\n\n"
+#define NMSG 4
+#define NSTORE 14
+#define DONE_MARK 1000
+
+struct fixture {
+    char dir[64];
+    char mbox[128];
+    char index[128];
+    char journal[160];
+};
+
+static void write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(fs_write_all(fd, text, strlen(text)), 0);
+    close(fd);
+}
+
+static void reset(struct fixture *f)
+{
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/index'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    write_file(f->mbox, MBOX_TEXT);
+    mailstore_cache_clear();
+    mailstore_test_hooks(NULL, 0);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_mailstore_journal.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char spool[100];
+    snprintf(spool, sizeof spool, "%s/spool/mail", f->dir);
+    assert_int_equal(fs_mkdir_p(spool, 0700), 0);
+    snprintf(f->mbox, sizeof f->mbox, "%s/sjoerd", spool);
+    snprintf(f->index, sizeof f->index, "%s/index/sjoerd/INBOX", f->dir);
+    snprintf(f->journal, sizeof f->journal, "%s.journal", f->index);
+    reset(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    mailstore_cache_clear();
+    mailstore_test_hooks(NULL, 0);
+    free(f);
+    return 0;
+}
+
+/* Store number j: which message, which flags, which keyword (absolute: MAILSTORE_SET). */
+static uint32_t store_uid(int j)
+{
+    return (uint32_t)(j % NMSG) + 1;
+}
+
+static unsigned store_flags(int j)
+{
+    static const unsigned pattern[] = {MBOX_FLAG_SEEN, MBOX_FLAG_FLAGGED, MBOX_FLAG_SEEN | MBOX_FLAG_ANSWERED,
+                                       MBOX_FLAG_DELETED, MBOX_FLAG_DRAFT, 0, MBOX_FLAG_FLAGGED | MBOX_FLAG_SEEN};
+    return pattern[j % 7];
+}
+
+static void store_keyword(int j, char *out, size_t size)
+{
+    snprintf(out, size, "kw%d", j % 5);
+}
+
+static void do_store(struct mailstore *ms, int j)
+{
+    char kw[16];
+    store_keyword(j, kw, sizeof kw);
+    const char *kws[] = {kw};
+    uint32_t uid = store_uid(j);
+    const char *error = NULL;
+    assert_int_equal(mailstore_store(ms, &uid, 1, MAILSTORE_SET, store_flags(j), kws, 1, &error), MAILSTORE_OK);
+}
+
+/* Does message uid carry exactly store j's flags and keyword? (j < 0: none) */
+static bool carries(const struct mailstore *ms, uint32_t uid, int j)
+{
+    const struct mailstore_msg *m = &ms->msgs[uid - 1];
+    unsigned want = j < 0 ? 0 : store_flags(j);
+    if ((m->flags & MBOX_FLAGS_IMAP) != want)
+        return false;
+    if (j < 0)
+        return m->keywords == 0;
+    char kw[16];
+    store_keyword(j, kw, sizeof kw);
+    int bit = mailstore_keyword_index(ms, kw);
+    return bit >= 0 && m->keywords == (1u << bit);
+}
+
+static void test_store_appends_to_the_journal(void **state)
+{
+    struct fixture *f = *state;
+    struct mailstore ms;
+    const char *error = NULL;
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    struct stat before, after;
+    assert_int_equal(stat(f->index, &before), 0);
+    do_store(&ms, 0);
+    do_store(&ms, 1);
+    assert_int_equal(stat(f->index, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino); /* the index was not rewritten */
+    assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+    assert_int_equal(access(f->journal, F_OK), 0);
+    mailstore_close(&ms);
+    /* a new process (no cache) reads index + journal */
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_true(carries(&ms, 1, 0));
+    assert_true(carries(&ms, 2, 1));
+    assert_true(carries(&ms, 3, -1));
+    /* an expunge folds it: a new index, no journal */
+    uint32_t gone = 4;
+    size_t removed = 0;
+    assert_int_equal(mailstore_expunge(&ms, &gone, 1, &removed, &error), MAILSTORE_OK);
+    assert_int_equal(removed, 1);
+    assert_int_not_equal(access(f->journal, F_OK), 0);
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_int_equal(ms.nmsgs, 3);
+    assert_true(carries(&ms, 1, 0));
+    assert_true(carries(&ms, 2, 1));
+    mailstore_close(&ms);
+}
+
+static void test_journal_past_its_bound_is_folded(void **state)
+{
+    struct fixture *f = *state;
+    struct mailstore ms;
+    const char *error = NULL;
+    mailstore_test_hooks(NULL, 100);
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    struct stat st, first;
+    assert_int_equal(stat(f->index, &first), 0);
+    bool folded = false;
+    for (int j = 0; j < NSTORE; j++) {
+        do_store(&ms, j);
+        assert_int_equal(stat(f->index, &st), 0);
+        folded |= st.st_ino != first.st_ino;
+        if (stat(f->journal, &st) == 0)
+            assert_true(st.st_size < 100 + 64); /* one store's records past the bound at most */
+    }
+    assert_true(folded);
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    for (int j = NSTORE - NMSG; j < NSTORE; j++)
+        assert_true(carries(&ms, store_uid(j), j));
+    mailstore_close(&ms);
+}
+
+static int crash_at, steps_seen;
+
+static void crash_step(const char *step)
+{
+    (void)step;
+    if (++steps_seen == crash_at)
+        _exit(0); /* as kill -9: no cleanup, the page cache keeps what was written */
+}
+
+/* Runs the STOREs in a child that ends at step number crash_at; the last acknowledged store. */
+static int run_child(struct fixture *f, int at, bool *finished_r)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        crash_at = at;
+        steps_seen = 0;
+        mailstore_cache_clear();
+        mailstore_test_hooks(crash_step, 120);
+        struct mailstore ms;
+        const char *error = NULL;
+        if (mailstore_open(&ms, f->dir, "sjoerd", &error) != MAILSTORE_OK)
+            _exit(2);
+        for (int j = 0; j < NSTORE; j++) {
+            do_store(&ms, j);
+            if (write(fds[1], &j, sizeof j) != sizeof j) /* acknowledged */
+                _exit(3);
+        }
+        int done = DONE_MARK;
+        if (write(fds[1], &done, sizeof done) != sizeof done)
+            _exit(3);
+        _exit(0);
+    }
+    close(fds[1]);
+    int last = -1, v;
+    *finished_r = false;
+    while (read(fds[0], &v, sizeof v) == sizeof v) {
+        if (v == DONE_MARK)
+            *finished_r = true;
+        else
+            last = v;
+    }
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return last;
+}
+
+static void test_crash_between_any_two_steps_keeps_acknowledged_flags(void **state)
+{
+    struct fixture *f = *state;
+    bool finished = false;
+    int crashes = 0;
+    for (int at = 1; !finished && at < 1000; at++) {
+        reset(f);
+        int acked = run_child(f, at, &finished);
+        struct mailstore ms;
+        const char *error = NULL;
+        assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+        assert_int_equal(ms.nmsgs, NMSG);
+        for (uint32_t uid = 1; uid <= NMSG; uid++) {
+            int last = -1; /* the last acknowledged store to this message */
+            for (int j = 0; j <= acked; j++)
+                if (store_uid(j) == uid)
+                    last = j;
+            int inflight = acked + 1 < NSTORE && store_uid(acked + 1) == uid ? acked + 1 : -2;
+            bool ok = carries(&ms, uid, last) || (inflight >= 0 && carries(&ms, uid, inflight));
+            if (!ok)
+                fail_msg("crash at step %d (after store %d): message %u lost its flags", at, acked, uid);
+        }
+        mailstore_close(&ms);
+        crashes += !finished;
+    }
+    assert_true(finished);
+    assert_true(crashes > NSTORE * 3); /* every store's steps, folds included, were crashed in */
+}
+
+static void test_torn_journal_line_is_cut(void **state)
+{
+    struct fixture *f = *state;
+    struct mailstore ms;
+    const char *error = NULL;
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    do_store(&ms, 0);
+    mailstore_close(&ms);
+    /* a crash left half a record */
+    int fd = open(f->journal, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    assert_int_equal(fs_write_all(fd, "F 2 2", 5), 0);
+    close(fd);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_true(carries(&ms, 1, 0));
+    assert_true(carries(&ms, 2, -1)); /* the torn record is not read */
+    do_store(&ms, 2);                 /* message 3: appended after the cut */
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_true(carries(&ms, 1, 0));
+    assert_true(carries(&ms, 2, -1));
+    assert_true(carries(&ms, 3, 2));
+    mailstore_close(&ms);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_appends_to_the_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_past_its_bound_is_folded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_between_any_two_steps_keeps_acknowledged_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_journal_line_is_cut, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
