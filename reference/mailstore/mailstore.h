@@ -42,8 +42,10 @@
  *
  *   Expunge rewrites the mailbox under the delivery lock: scan again (a message delivered
  *   meanwhile is in the scan and keeps its place), copy every message that is not expunged
- *   into .USER.new beside the spool file, fsync, rename over the spool file, fsync the
- *   folder, then write the index. A crash before the rename leaves the old mailbox; after
+ *   into .USER.new beside the spool file (unchanged neighbours as one stretch, in the kernel
+ *   with copy_file_range; only messages whose flags changed go through user space to have
+ *   their Status/X-Status/X-Keywords rewritten), fsync, rename over the spool file, fsync
+ *   the folder, then write the index. A crash before the rename leaves the old mailbox; after
  *   it, the new one (the index is rebuilt from the file if it is behind).
  *
  *   Flags (IMAP's \Seen \Answered \Flagged \Deleted \Draft and up to MAILSTORE_KEYWORDS_MAX

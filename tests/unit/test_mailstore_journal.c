@@ -298,6 +298,38 @@ static void test_torn_journal_line_is_cut(void **state)
     mailstore_close(&ms);
 }
 
+/* Expunge copies stretches in the kernel: the new file is byte for byte what it must be. */
+static void test_expunge_copies_exactly(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->mbox, "not a message\n\n" MBOX_TEXT);
+    mailstore_cache_clear();
+    struct mailstore ms;
+    const char *error = NULL;
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_int_equal(ms.nmsgs, NMSG);
+    uint32_t three = 3, gone[] = {1, 4};
+    assert_int_equal(mailstore_store(&ms, &three, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error), MAILSTORE_OK);
+    size_t removed = 0;
+    assert_int_equal(mailstore_expunge(&ms, gone, 2, &removed, &error), MAILSTORE_OK);
+    assert_int_equal(removed, 2);
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_file(f->mbox, 1 << 20, &data, &len), 0);
+    assert_string_equal(data, "not a message\n\n"
+                              "From a@b Sat Nov 16 23:07:14 2002\nSubject: two\n\nbody two\n\n"
+                              "From c@d Sat Nov 16 23:07:15 2002\nSubject: three\nStatus: RO\n\nbody three\n\n");
+    free(data);
+    /* the layout computed from the copy is the file's */
+    struct buf raw;
+    buf_init(&raw, 0);
+    assert_int_equal(mailstore_read(&ms, 1, &raw, &error), MAILSTORE_OK);
+    assert_int_equal(raw.len, strlen("Subject: three\nStatus: RO\n\nbody three\n"));
+    assert_memory_equal(raw.data, "Subject: three\nStatus: RO\n\nbody three\n", raw.len);
+    buf_free(&raw);
+    mailstore_close(&ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +337,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_past_its_bound_is_folded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_any_two_steps_keeps_acknowledged_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_journal_line_is_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expunge_copies_exactly, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
