@@ -30,6 +30,8 @@
 #include "session.h"
 
 #include <ctype.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1652,6 +1654,11 @@ void imapd_session_new(struct imapd *p, evutil_socket_t fd, const struct sockadd
     netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
     imap_reader_init(&ss->reader, IMAPD_LITERAL_MAX);
     evutil_make_socket_nonblocking(fd);
+    /* Responses are whole in the output buffer when written: without Nagle their last
+     * segment does not wait for the client's delayed ACK (up to 40 ms a command). */
+    int nodelay = 1;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
     if (implicit_tls) {
         SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
         ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,

@@ -498,6 +498,8 @@ static void mailstore_cache_index_set(const struct mailstore *ms, struct mailsto
 
 static void mailstore_put_num(struct buf *b, unsigned long long v, unsigned base);
 static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n);
+static int mailstore_index_update(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
+                                  size_t first_new, size_t n, size_t nkeywords_before);
 #define MAILSTORE_JOURNAL_MIN (64UL * 1024)
 
 static void (*mailstore_step_hook)(const char *step);
@@ -527,8 +529,10 @@ static int mailstore_entry_uid_cmp(const void *key, const void *elem)
  * index), adding its keywords to ms's table.
  */
 static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, const struct mailstore_stamp *index,
-                                    struct mailstore_entry *e, size_t n)
+                                    struct mailstore_entry **ep, size_t *np, uint32_t *nextp)
 {
+    struct mailstore_entry *e = *ep;
+    size_t n = *np, cap = n;
     char *data;
     size_t len;
     if (fs_read_file(ms->journal_path, MAILSTORE_INDEX_MAX, &data, &len) < 0) {
@@ -558,8 +562,39 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
             break; /* torn last line: never acknowledged */
         *nl = '\0';
         unsigned uid = 0, flags = 0, kw = 0;
+        unsigned long long off = 0, span = 0;
+        char hex[MAILSTORE_HASH_LEN * 2 + 1];
         int used = 0;
-        if (line[0] == 'K' && line[1] == ' ') {
+        if (line[0] == 'A' && sscanf(line, "A %u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used) == 6 &&
+            line[used] == '\0' && strlen(hex) == (size_t)MAILSTORE_HASH_LEN * 2) {
+            /* a message added after the index was written (idempotent: known UIDs are skipped) */
+            if (n && uid <= e[n - 1].uid) {
+                if (!bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp)) {
+                    log_warnx("mailstore: %s: UID %u out of order; the rest is ignored", ms->journal_path, uid);
+                    break;
+                }
+            } else if (uid == 0 || uid == UINT32_MAX || n >= MAILSTORE_MESSAGES_MAX) {
+                break;
+            } else {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    e = xreallocarray(e, cap, sizeof *e);
+                }
+                struct mailstore_entry *x = &e[n];
+                memset(x, 0, sizeof *x);
+                x->uid = uid;
+                x->offset = off;
+                x->span = span;
+                if (mailstore_hex(hex, x->hash, MAILSTORE_HASH_LEN) < 0)
+                    break;
+                x->has_flags = true;
+                x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+                x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+                n++;
+                if (uid >= *nextp)
+                    *nextp = uid + 1;
+            }
+        } else if (line[0] == 'K' && line[1] == ' ') {
             if (mailstore_keyword_add(ms, line + 2) < 0)
                 break;
         } else if (sscanf(line, "F %u %x %x%n", &uid, &flags, &kw, &used) == 3 && line[used] == '\0') {
@@ -576,6 +611,8 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
         applied++;
     }
     free(data);
+    *ep = e;
+    *np = n;
 }
 
 /*
@@ -584,7 +621,7 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
  * crash. -1: nothing of it is promised (a partial record is cut off again).
  */
 static int mailstore_journal_append(struct mailstore *ms, const struct mailstore_msg *list, const bool *changed,
-                                    size_t n, size_t nkeywords_before)
+                                    size_t first_new, size_t n, size_t nkeywords_before)
 {
     int fd = open(ms->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct stat st, ist;
@@ -655,7 +692,28 @@ static int mailstore_journal_append(struct mailstore *ms, const struct mailstore
         buf_printf(&b, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld\n", ms->uidvalidity, index.ino, index.mtime_ns);
     for (size_t k = nkeywords_before; k < ms->nkeywords; k++)
         buf_printf(&b, "K %s\n", ms->keyword[k]);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = first_new; i < n; i++) {
+        char hex[MAILSTORE_HASH_LEN * 2 + 1];
+        for (size_t k = 0; k < MAILSTORE_HASH_LEN; k++) {
+            hex[k * 2] = "0123456789abcdef"[list[i].hash[k] >> 4];
+            hex[k * 2 + 1] = "0123456789abcdef"[list[i].hash[k] & 15];
+        }
+        hex[sizeof hex - 1] = '\0';
+        buf_append_str(&b, "A ");
+        mailstore_put_num(&b, list[i].uid, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].offset, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].span, 10);
+        buf_append_char(&b, ' ');
+        buf_append_str(&b, hex);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].keywords, 16);
+        buf_append_char(&b, '\n');
+    }
+    for (size_t i = 0; changed && i < first_new; i++) {
         if (!changed[i])
             continue;
         buf_append_str(&b, "F ");
@@ -777,7 +835,7 @@ out:
         return -1;
     }
     if (stamped)
-        mailstore_journal_apply(ms, v, &now, e, n);
+        mailstore_journal_apply(ms, v, &now, &e, &n, &next);
     *validity_r = v;
     *next_r = next;
     *entries_r = e;
@@ -950,10 +1008,33 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
         next = 1;
         changed = true;
     }
-    changed |= ne != n;
-    for (size_t i = 0; i < n && i < ne && !changed; i++)
-        changed = e[i].offset != msgs[i].offset || e[i].span != msgs[i].span || !e[i].has_flags ||
-                  memcmp(e[i].hash, msgs[i].hash, MAILSTORE_HASH_LEN) != 0;
+    /* how many messages are as the index has them, from the first on */
+    size_t same = 0;
+    while (!changed && same < n && same < ne && e[same].offset == msgs[same].offset &&
+           e[same].span == msgs[same].span && e[same].has_flags &&
+           memcmp(e[same].hash, msgs[same].hash, MAILSTORE_HASH_LEN) == 0)
+        same++;
+    if (!changed && same == ne && n > ne && next <= UINT32_MAX - (n - ne)) {
+        /* the common change: messages appended (delivery, APPEND); the rest as it was */
+        size_t nkeywords_before = ms->nkeywords;
+        for (size_t i = 0; i < ne; i++) {
+            msgs[i].uid = e[i].uid;
+            msgs[i].flags = e[i].flags;
+            msgs[i].keywords = e[i].keywords;
+        }
+        for (size_t i = ne; i < n; i++) {
+            msgs[i].uid = next++;
+            if (fd >= 0)
+                mailstore_flags_from_headers(ms, fd, &msgs[i]);
+        }
+        free(e);
+        ms->uidvalidity = validity;
+        ms->uidnext = next;
+        if (mailstore_index_update(ms, msgs, NULL, ne, n, nkeywords_before) < 0)
+            log_warn("mailstore: cannot record the new messages of %s", ms->mbox_path);
+        return;
+    }
+    changed |= ne != n || same != n;
     if (!changed) {
         for (size_t i = 0; i < n; i++) {
             msgs[i].uid = e[i].uid; /* the common case: nothing moved */
@@ -1590,12 +1671,13 @@ enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **e
 }
 
 /*
- * A STORE's change made durable: appended to the flag journal, or, once the journal has
- * grown past its bound (MAILSTORE_JOURNAL_MIN, or a quarter of the index when that is more),
- * folded with everything into a new index.
+ * A change made durable: the flags of the messages marked and the messages from first_new on
+ * (new ones) appended to the journal, or, once the journal has grown past its bound
+ * (MAILSTORE_JOURNAL_MIN, or a quarter of the index when that is more), folded with
+ * everything into a new index.
  */
-static int mailstore_store_durably(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
-                                   size_t n, size_t nkeywords_before)
+static int mailstore_index_update(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
+                                  size_t first_new, size_t n, size_t nkeywords_before)
 {
     struct mailstore_stamp index, journal;
     mailstore_stat_stamp(ms->index_path, &index);
@@ -1605,7 +1687,7 @@ static int mailstore_store_durably(struct mailstore *ms, const struct mailstore_
         bound = mailstore_journal_max_test;
     if (journal.size >= bound)
         return mailstore_index_write(ms, list, n);
-    if (mailstore_journal_append(ms, list, marked, n, nkeywords_before) < 0) {
+    if (mailstore_journal_append(ms, list, marked, first_new, n, nkeywords_before) < 0) {
         log_warn("mailstore: cannot append to %s; writing the whole index", ms->journal_path);
         return mailstore_index_write(ms, list, n);
     }
@@ -1675,7 +1757,7 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
             }
         }
         free(sorted);
-        if (changed && mailstore_store_durably(ms, list, marked, nlist, nkeywords_before) < 0) {
+        if (changed && mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before) < 0) {
             *error_r = "cannot write the mailbox index";
             r = MAILSTORE_ERROR;
         }
@@ -1767,6 +1849,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     }
     *uid_r = m->uid;
     uint32_t kw = 0;
+    size_t nkeywords_before = ms->nkeywords;
     for (size_t k = 0; k < nkeywords; k++) {
         int bit = mailstore_keyword_add(ms, keywords[k]);
         if (bit >= 0)
@@ -1776,7 +1859,15 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     if (flags || kw) {
         m->flags = flags | MAILSTORE_DIRTY;
         m->keywords = kw;
-        mailstore_index_write(ms, list, nlist);
+        bool *marked = xcalloc(nlist, sizeof *marked);
+        marked[m - list] = true;
+        int rc = mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before);
+        free(marked);
+        if (rc < 0) {
+            *error_r = "cannot write the mailbox index";
+            r = MAILSTORE_ERROR;
+            goto out;
+        }
     }
     if (ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";

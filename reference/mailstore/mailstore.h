@@ -55,8 +55,10 @@
  *   its first line) and fsyncs it before returning, instead of rewriting the index. Any index
  *   write (an expunge, an append, the journal passing 64 KiB or a quarter of the index) folds
  *   the journal in: new index (tmp, fsync, rename, fsync the folder), then the journal is
- *   removed. A crash between any two steps keeps every change a call returned OK for; a torn
- *   last journal line is ignored and cut off by the next append. The
+ *   removed. Messages found appended to the mbox (the index's list is a prefix of the scan)
+ *   get their UIDs the same way: journal records, not a new index. A crash between any two
+ *   steps keeps every change a call returned OK for; a torn last journal line is ignored
+ *   and cut off by the next append. The
  *   mbox itself carries them as mutt does (mbox_flags.h: Status, X-Status, X-Keywords); they
  *   are written there whenever the mailbox is rewritten (mailstore_expunge, and
  *   mailstore_write_flags when only flags changed), so mutt sees what IMAP set. Flags are
@@ -84,8 +86,9 @@
  *   The cache is not freed before exit (mailstore_cache_clear is for tests).
  *   A generation is a whole copy of the list (88 bytes a message) per change, shared by every
  *   session that reads it; a session held on an old one (RFC 2180) keeps that copy alive.
- *   An APPEND (and any change of the message list) still rewrites and fsyncs the whole index
- *   (the journal holds flags only); an expunge rewrites the whole mbox. Maildir INBOXes and other folders are not handled yet.
+ *   Messages appended to the mbox (APPEND, delivery) are journalled too ("A" records with
+ *   UID, place and hash); any other change of the message list (an expunge, mutt's rewrite)
+ *   rewrites and fsyncs the whole index; an expunge rewrites the whole mbox. Maildir INBOXes and other folders are not handled yet.
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H

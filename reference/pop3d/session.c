@@ -24,6 +24,8 @@
  */
 #include "session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -684,6 +686,11 @@ void pop3d_session_new(struct pop3d *p, evutil_socket_t fd, const struct sockadd
     netaddr_unmap_v4(&ss->addr);
     netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
     evutil_make_socket_nonblocking(fd);
+    /* Responses are whole in the output buffer when written: without Nagle their last
+     * segment does not wait for the client's delayed ACK (up to 40 ms a command). */
+    int nodelay = 1;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
     if (implicit_tls) {
         SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
         ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,

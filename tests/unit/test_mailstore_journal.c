@@ -3,7 +3,8 @@
  * the index file alone; past its bound the journal is folded into a new index; and a crash
  * (the process ends at once, as with kill -9: no cleanup) between any two steps of a run of
  * STOREs and folds keeps every acknowledged flag change, and the one in flight is either
- * whole or absent. A torn journal line is cut off by the next append.
+ * whole or absent; messages added by APPEND (journal "A" records) keep the UID they were
+ * given. A torn journal line is cut off by the next append.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -103,6 +104,25 @@ static void store_keyword(int j, char *out, size_t size)
     snprintf(out, size, "kw%d", j % 5);
 }
 
+static bool is_append(int j)
+{
+    return j % 4 == 3;
+}
+
+/* APPEND number j: its UID. */
+static uint32_t do_append(struct mailstore *ms, int j)
+{
+    char text[128], kw[16];
+    snprintf(text, sizeof text, "Subject: added %d\r\n\r\nbody %d\r\n", j, j);
+    store_keyword(j, kw, sizeof kw);
+    const char *kws[] = {kw};
+    uint32_t uid = 0;
+    const char *error = NULL;
+    assert_int_equal(mailstore_append(ms, text, strlen(text), 1000000000 + j, store_flags(j), kws, 1, &uid, &error),
+                     MAILSTORE_OK);
+    return uid;
+}
+
 static void do_store(struct mailstore *ms, int j)
 {
     char kw[16];
@@ -116,7 +136,9 @@ static void do_store(struct mailstore *ms, int j)
 /* Does message uid carry exactly store j's flags and keyword? (j < 0: none) */
 static bool carries(const struct mailstore *ms, uint32_t uid, int j)
 {
-    const struct mailstore_msg *m = &ms->msgs[uid - 1];
+    const struct mailstore_msg *m = uid <= NMSG ? &ms->msgs[uid - 1] : mailstore_gen_find(ms->gen, uid);
+    if (!m)
+        return false;
     unsigned want = j < 0 ? 0 : store_flags(j);
     if ((m->flags & MBOX_FLAGS_IMAP) != want)
         return false;
@@ -138,6 +160,7 @@ static void test_store_appends_to_the_journal(void **state)
     assert_int_equal(stat(f->index, &before), 0);
     do_store(&ms, 0);
     do_store(&ms, 1);
+    assert_int_equal(do_append(&ms, 3), NMSG + 1); /* a new message: an "A" record */
     assert_int_equal(stat(f->index, &after), 0);
     assert_int_equal(before.st_ino, after.st_ino); /* the index was not rewritten */
     assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
@@ -149,6 +172,9 @@ static void test_store_appends_to_the_journal(void **state)
     assert_true(carries(&ms, 1, 0));
     assert_true(carries(&ms, 2, 1));
     assert_true(carries(&ms, 3, -1));
+    assert_int_equal(ms.nmsgs, NMSG + 1);
+    assert_true(carries(&ms, NMSG + 1, 3));
+    assert_int_equal(ms.uidnext, NMSG + 2);
     /* an expunge folds it: a new index, no journal */
     uint32_t gone = 4;
     size_t removed = 0;
@@ -158,9 +184,10 @@ static void test_store_appends_to_the_journal(void **state)
     mailstore_close(&ms);
     mailstore_cache_clear();
     assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
-    assert_int_equal(ms.nmsgs, 3);
+    assert_int_equal(ms.nmsgs, 4);
     assert_true(carries(&ms, 1, 0));
     assert_true(carries(&ms, 2, 1));
+    assert_true(carries(&ms, NMSG + 1, 3));
     mailstore_close(&ms);
 }
 
@@ -187,10 +214,23 @@ static void test_journal_past_its_bound_is_folded(void **state)
     assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
     for (int j = NSTORE - NMSG; j < NSTORE; j++)
         assert_true(carries(&ms, store_uid(j), j));
+    /* appends, folded or in the journal, are read back with their UIDs */
+    for (int j = 0; j < 3; j++) {
+        uint32_t uid = do_append(&ms, j);
+        assert_int_equal(uid, NMSG + 1 + (uint32_t)j);
+    }
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_int_equal(ms.nmsgs, NMSG + 3);
+    assert_int_equal(ms.uidnext, NMSG + 4);
+    for (int j = 0; j < 3; j++)
+        assert_true(carries(&ms, NMSG + 1 + (uint32_t)j, j));
     mailstore_close(&ms);
 }
 
 static int crash_at, steps_seen;
+static uint32_t appended_uid[NSTORE];
 
 static void crash_step(const char *step)
 {
@@ -217,23 +257,30 @@ static int run_child(struct fixture *f, int at, bool *finished_r)
         if (mailstore_open(&ms, f->dir, "sjoerd", &error) != MAILSTORE_OK)
             _exit(2);
         for (int j = 0; j < NSTORE; j++) {
-            do_store(&ms, j);
-            if (write(fds[1], &j, sizeof j) != sizeof j) /* acknowledged */
+            int ack[2] = {j, 0};
+            if (is_append(j))
+                ack[1] = (int)do_append(&ms, j);
+            else
+                do_store(&ms, j);
+            if (write(fds[1], ack, sizeof ack) != sizeof ack) /* acknowledged */
                 _exit(3);
         }
-        int done = DONE_MARK;
-        if (write(fds[1], &done, sizeof done) != sizeof done)
+        int done[2] = {DONE_MARK, 0};
+        if (write(fds[1], done, sizeof done) != sizeof done)
             _exit(3);
         _exit(0);
     }
     close(fds[1]);
-    int last = -1, v;
+    int last = -1, v[2];
     *finished_r = false;
-    while (read(fds[0], &v, sizeof v) == sizeof v) {
-        if (v == DONE_MARK)
+    while (read(fds[0], v, sizeof v) == sizeof v) {
+        if (v[0] == DONE_MARK) {
             *finished_r = true;
-        else
-            last = v;
+        } else {
+            last = v[0];
+            if (is_append(v[0]))
+                appended_uid[v[0]] = (uint32_t)v[1];
+        }
     }
     close(fds[0]);
     int status = 0;
@@ -249,17 +296,35 @@ static void test_crash_between_any_two_steps_keeps_acknowledged_flags(void **sta
     int crashes = 0;
     for (int at = 1; !finished && at < 1000; at++) {
         reset(f);
+        memset(appended_uid, 0, sizeof appended_uid);
         int acked = run_child(f, at, &finished);
         struct mailstore ms;
         const char *error = NULL;
         assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
-        assert_int_equal(ms.nmsgs, NMSG);
+        assert_true(ms.nmsgs >= NMSG);
+        for (int j = 0; j <= acked; j++) {
+            if (!is_append(j))
+                continue;
+            /* an acknowledged APPEND: there, with its UID and flags */
+            assert_true(appended_uid[j] > NMSG);
+            if (!carries(&ms, appended_uid[j], j))
+                fail_msg("crash at step %d (after %d): appended message %d lost its UID %u or flags", at, acked, j,
+                         appended_uid[j]);
+            struct buf raw;
+            buf_init(&raw, 0);
+            size_t idx = mailstore_gen_index(ms.gen, appended_uid[j]);
+            assert_int_equal(mailstore_read(&ms, idx, &raw, &error), MAILSTORE_OK);
+            char subject[32];
+            snprintf(subject, sizeof subject, "Subject: added %d\n", j);
+            assert_true(raw.len > strlen(subject) && memcmp(raw.data, subject, strlen(subject)) == 0);
+            buf_free(&raw);
+        }
         for (uint32_t uid = 1; uid <= NMSG; uid++) {
             int last = -1; /* the last acknowledged store to this message */
             for (int j = 0; j <= acked; j++)
-                if (store_uid(j) == uid)
+                if (!is_append(j) && store_uid(j) == uid)
                     last = j;
-            int inflight = acked + 1 < NSTORE && store_uid(acked + 1) == uid ? acked + 1 : -2;
+            int inflight = acked + 1 < NSTORE && !is_append(acked + 1) && store_uid(acked + 1) == uid ? acked + 1 : -2;
             bool ok = carries(&ms, uid, last) || (inflight >= 0 && carries(&ms, uid, inflight));
             if (!ok)
                 fail_msg("crash at step %d (after store %d): message %u lost its flags", at, acked, uid);
