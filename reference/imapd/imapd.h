@@ -41,6 +41,9 @@ struct imapd {
     unsigned nsessions;
     struct imapd_session *sessions;  /* every open session (freed at stop) */
     unsigned long long next_session_id;
+    /* issue 7 section 6: EXPUNGEs waiting to share one mbox rewrite (session.c) */
+    struct event *expunge_event;
+    struct imapd_session *expunge_queue;
 };
 
 /* Starts accepting on bound fds: nplain IMAP fds, then nimplicit imaps fds. */

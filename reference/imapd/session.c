@@ -116,12 +116,19 @@ struct imapd_session {
     char auth_user[IMAPD_USER_MAX + 1];
     struct event *close_timer;
     unsigned close_polls;
+    bool expunging;                   /* an EXPUNGE waits for its group's rewrite (input paused) */
+    char expunge_tag[IMAP_TAG_MAX + 1];
+    uint32_t *expunge_uids;
+    size_t expunge_n;
+    struct imapd_session *expunge_next;
 };
 
 static void imapd_session_read(struct bufferevent *bev, void *arg);
 static void imapd_session_write(struct bufferevent *bev, void *arg);
 static void imapd_session_event(struct bufferevent *bev, short what, void *arg);
 static void imapd_process(struct imapd_session *ss);
+static void imapd_after_io(struct imapd_session *ss);
+static void imapd_expunge_enqueue(struct imapd_session *ss, const char *tag, uint32_t *uids, size_t n);
 static unsigned imapd_system_flag(const char *name);
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -828,21 +835,35 @@ static void imapd_cmd_check(struct imapd_session *ss, struct imap_cmd *cmd)
 }
 
 /* Removes the \Deleted messages (those in set, when set is given); sends EXPUNGE when tell. */
+/* The UIDs an EXPUNGE (set NULL) or UID EXPUNGE removes: \Deleted as the mailbox is now. */
+static enum mailstore_result imapd_expunge_uids(struct imapd_session *ss, const struct imap_seqset *set,
+                                                uint32_t **uids_r, size_t *n_r, const char **error_r)
+{
+    *uids_r = NULL;
+    *n_r = 0;
+    enum mailstore_result r = mailstore_refresh(&ss->store, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    uint32_t star = imapd_view_max_uid(&ss->view);
+    uint32_t *uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
+    size_t n = 0;
+    for (size_t i = 0; i < ss->store.nmsgs; i++)
+        if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
+            uids[n++] = ss->store.msgs[i].uid;
+    *uids_r = uids;
+    *n_r = n;
+    return MAILSTORE_OK;
+}
+
 static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell)
 {
     const char *error = NULL;
-    enum mailstore_result r = mailstore_refresh(&ss->store, &error);
     uint32_t *uids = NULL;
     size_t n = 0, removed = 0;
-    if (r == MAILSTORE_OK) {
-        uint32_t star = imapd_view_max_uid(&ss->view);
-        uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
-        for (size_t i = 0; i < ss->store.nmsgs; i++)
-            if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
-                uids[n++] = ss->store.msgs[i].uid;
+    enum mailstore_result r = imapd_expunge_uids(ss, set, &uids, &n, &error);
+    if (r == MAILSTORE_OK)
         r = mailstore_expunge(&ss->store, uids, n, &removed, &error);
-        free(uids);
-    }
+    free(uids);
     if (r != MAILSTORE_OK) {
         if (tag)
             imapd_store_error(ss, tag, r, error);
@@ -862,8 +883,22 @@ static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_send(ss, "%s NO [READ-ONLY] The mailbox was opened with EXAMINE.", cmd->tag);
         return;
     }
-    if (imapd_expunge(ss, cmd->tag, cmd->uid ? &cmd->set : NULL, true))
-        imapd_send(ss, "%s OK Expunge completed.", cmd->tag);
+    const char *error = NULL;
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    enum mailstore_result r = imapd_expunge_uids(ss, cmd->uid ? &cmd->set : NULL, &uids, &n, &error);
+    if (r != MAILSTORE_OK) {
+        free(uids);
+        imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    if (n == 0) {
+        free(uids);
+        if (imapd_sync(ss, true, false))
+            imapd_send(ss, "%s OK Expunge completed.", cmd->tag);
+        return;
+    }
+    imapd_expunge_enqueue(ss, cmd->tag, uids, n);
 }
 
 static void imapd_cmd_close(struct imapd_session *ss, struct imap_cmd *cmd)
@@ -1481,12 +1516,107 @@ static void imapd_command(struct imapd_session *ss, const char *text, size_t len
     imap_cmd_free(&cmd);
 }
 
+/* ---- EXPUNGE: group commit ---------------------------------------------------------------- */
+
+/*
+ * An EXPUNGE waits (its input paused) until the loop has run the other sessions' commands
+ * that arrived with it; then all EXPUNGEs of one mailbox share one rewrite (the copy and the
+ * fsync of the whole mbox cost the same whatever is removed). Each is answered after the
+ * rewrite that removed its messages, as it would be alone: EXPUNGE responses, then OK (or
+ * the rewrite's NO). While one rewrite runs the loop is blocked, so under load the next
+ * batch gathers every EXPUNGE that came meanwhile.
+ */
+static void imapd_expunge_run(evutil_socket_t fd, short what, void *arg);
+
+static void imapd_expunge_enqueue(struct imapd_session *ss, const char *tag, uint32_t *uids, size_t n)
+{
+    struct imapd *p = ss->srv;
+    if (!p->expunge_event)
+        p->expunge_event = event_new(p->base, -1, 0, imapd_expunge_run, p);
+    str_copy(ss->expunge_tag, sizeof ss->expunge_tag, tag);
+    ss->expunge_uids = uids;
+    ss->expunge_n = n;
+    ss->expunging = true;
+    bufferevent_disable(ss->bev, EV_READ);
+    struct imapd_session **pp = &p->expunge_queue;
+    while (*pp)
+        pp = &(*pp)->expunge_next;
+    ss->expunge_next = NULL;
+    *pp = ss;
+    if (!event_pending(p->expunge_event, EV_TIMEOUT, NULL))
+        event_active(p->expunge_event, EV_TIMEOUT, 1);
+}
+
+static void imapd_expunge_unqueue(struct imapd_session *ss)
+{
+    for (struct imapd_session **pp = &ss->srv->expunge_queue; *pp; pp = &(*pp)->expunge_next)
+        if (*pp == ss) {
+            *pp = ss->expunge_next;
+            break;
+        }
+    free(ss->expunge_uids);
+    ss->expunge_uids = NULL;
+    ss->expunging = false;
+}
+
+static void imapd_expunge_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct imapd *p = arg;
+    (void)fd;
+    (void)what;
+    while (p->expunge_queue) {
+        /* one mailbox's group, in arrival order */
+        struct imapd_session *group = NULL, **tail = &group, *first = p->expunge_queue;
+        size_t total = 0, members = 0;
+        for (struct imapd_session **pp = &p->expunge_queue; *pp;) {
+            struct imapd_session *s = *pp;
+            if (strcmp(s->store.mbox_path, first->store.mbox_path) != 0) {
+                pp = &s->expunge_next;
+                continue;
+            }
+            *pp = s->expunge_next;
+            s->expunge_next = NULL;
+            *tail = s;
+            tail = &s->expunge_next;
+            total += s->expunge_n;
+            members++;
+        }
+        uint32_t *uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
+        size_t n = 0;
+        for (struct imapd_session *s = group; s; s = s->expunge_next) {
+            memcpy(uids + n, s->expunge_uids, s->expunge_n * sizeof *uids);
+            n += s->expunge_n;
+        }
+        const char *error = NULL;
+        size_t removed = 0;
+        enum mailstore_result r = mailstore_expunge(&first->store, uids, n, &removed, &error);
+        free(uids);
+        if (r == MAILSTORE_OK)
+            log_info("imapd %llx: user=%s expunge removed=%zu sessions=%zu", first->id, first->user, removed, members);
+        while (group) {
+            struct imapd_session *ss = group;
+            group = ss->expunge_next;
+            free(ss->expunge_uids);
+            ss->expunge_uids = NULL;
+            ss->expunging = false;
+            if (r != MAILSTORE_OK)
+                imapd_store_error(ss, ss->expunge_tag, r, error);
+            else if (imapd_sync(ss, true, false))
+                imapd_send(ss, "%s OK Expunge completed.", ss->expunge_tag);
+            if (ss->state != IMAPD_S_CLOSING)
+                bufferevent_enable(ss->bev, EV_READ);
+            imapd_process(ss); /* commands that came meanwhile */
+            imapd_after_io(ss); /* may free ss */
+        }
+    }
+}
+
 /* ---- the event loop glue ------------------------------------------------------------------ */
 
 static void imapd_process(struct imapd_session *ss)
 {
     struct evbuffer *in = bufferevent_get_input(ss->bev);
-    while (ss->state != IMAPD_S_CLOSING && !ss->fetching && !ss->delaying) {
+    while (ss->state != IMAPD_S_CLOSING && !ss->fetching && !ss->delaying && !ss->expunging) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
@@ -1532,6 +1662,8 @@ static void imapd_session_free(struct imapd_session *ss)
     p->nsessions--;
     log_info("imapd %llx: disconnect from [%s]%s%s", ss->id, ss->ip, ss->user[0] ? " user=" : "", ss->user);
     imapd_idle_unwatch(ss);
+    if (ss->expunging)
+        imapd_expunge_unqueue(ss);
     imapd_close_mailbox(ss);
     if (ss->fetching) {
         free(ss->fetch_list);
@@ -1555,6 +1687,9 @@ void imapd_session_free_all(struct imapd *p)
 {
     while (p->sessions)
         imapd_session_free(p->sessions);
+    if (p->expunge_event)
+        event_free(p->expunge_event);
+    p->expunge_event = NULL;
 }
 
 static void imapd_close_poll(evutil_socket_t fd, short what, void *arg);

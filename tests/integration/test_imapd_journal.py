@@ -114,5 +114,45 @@ class ImapJournalTest(ImapCase):
             prev = i
 
 
+class ImapExpungeGroupTest(ImapCase):
+    """EXPUNGEs of several sessions that arrive together share one rewrite of the mbox (group
+    commit); each session still gets its EXPUNGE responses and its OK, and nothing else is
+    removed."""
+
+    def test_expunges_arriving_together_share_one_rewrite(self):
+        self.deliver(*range(1, 13))
+        clients = [self.imap() for _ in range(3)]
+        grouped = False
+        expected_left = 12
+        for attempt in range(3):
+            for k, c in enumerate(clients):
+                self.ok(c.store(str(k + 1), "+FLAGS.SILENT", "(\\Deleted)"))
+            for c in clients:
+                c.noop()
+                c.untagged_responses.clear()
+            tags = []
+            for c in clients:  # back to back: they reach the server in one loop turn
+                tag = c._new_tag().decode()
+                tags.append(tag)
+                c.send(f"{tag} EXPUNGE\r\n".encode())
+            for c, tag in zip(clients, tags):
+                c.sock.settimeout(10)
+                expunges = 0
+                while True:
+                    line = c.readline()
+                    self.assertTrue(line, "connection closed")
+                    if line.startswith(tag.encode()):
+                        self.assertIn(b" OK ", line)
+                        break
+                    expunges += line.endswith(b" EXPUNGE\r\n")
+                self.assertEqual(expunges, 3, "every session is told of all three removals")
+            expected_left -= 3
+            for c in clients:
+                self.assertEqual(len(self.ok(c.fetch("1:*", "(UID)"))), expected_left)
+            grouped |= "sessions=2" in self.z.log() or "sessions=3" in self.z.log()
+        self.assertTrue(grouped, "no two EXPUNGEs shared a rewrite")
+        self.assertEqual(self.z.mbox("bouke").count("\nSubject: bericht "), expected_left)
+
+
 if __name__ == "__main__":
     unittest.main()
