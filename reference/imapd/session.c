@@ -208,10 +208,27 @@ static void imapd_send_flags(struct imapd_session *ss)
  * Brings the view in step with the mail store's newest generation, telling the client (see
  * DESCRIPTION and view.h); skip: UIDs (sorted) whose flags the caller tells itself.
  */
+/* A read-write session claims \Recent on the messages it is about to be told of first. */
+static void imapd_claim_recent(struct imapd_session *ss)
+{
+    if (ss->readonly || !ss->store.gen)
+        return;
+    uint32_t upto = ss->store.gen->uidnext;
+    imapd_view_add_recent(&ss->view, mailstore_recent_claim(&ss->store, upto), upto);
+}
+
+/* flags, with \Recent when uid is \Recent for this session */
+static unsigned imapd_flags_of(const struct imapd_session *ss, uint32_t uid, unsigned flags)
+{
+    return flags | (imapd_view_is_recent(&ss->view, uid) ? IMAPD_FLAG_RECENT : 0);
+}
+
 static void imapd_merge(struct imapd_session *ss, bool allow_expunge, const uint32_t *skip, size_t nskip)
 {
     if (ss->store.nkeywords != ss->nkeywords_sent)
         imapd_send_flags(ss);
+    if (ss->store.gen != ss->view.shown)
+        imapd_claim_recent(ss);
     struct buf b;
     buf_init(&b, 0);
     imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, &b);
@@ -601,13 +618,18 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
     ss->readonly = cmd->verb == IMAP_VERB_EXAMINE;
     ss->state = IMAPD_S_SELECTED;
     imapd_view_open(&ss->view, ss->store.gen);
+    uint32_t upto = ss->store.gen->uidnext;
+    if (ss->readonly) /* EXAMINE shows \Recent and leaves it to the next SELECT */
+        imapd_view_add_recent(&ss->view, mailstore_recent_first(&ss->store), upto);
+    else
+        imapd_claim_recent(ss);
     size_t first_unseen = 0;
     for (size_t i = 0; i < ss->store.nmsgs && !first_unseen; i++)
         if (!(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
             first_unseen = i + 1;
     imapd_send_flags(ss);
     imapd_send(ss, "* %zu EXISTS", ss->store.nmsgs);
-    imapd_send(ss, "* 0 RECENT");
+    imapd_send(ss, "* %zu RECENT", imapd_view_recent_count(&ss->view));
     if (first_unseen)
         imapd_send(ss, "* OK [UNSEEN %zu] First unseen.", first_unseen);
     imapd_send(ss, "* OK [UIDVALIDITY %u] UIDs valid", ss->store.uidvalidity);
@@ -693,6 +715,15 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
     size_t unseen = 0;
     for (size_t i = 0; i < ms->nmsgs; i++)
         unseen += !(ms->msgs[i].flags & MBOX_FLAG_SEEN);
+    /* RECENT: this session's own when INBOX is selected, else the messages nobody claimed */
+    size_t recent = 0;
+    if (ss->state == IMAPD_S_SELECTED) {
+        recent = imapd_view_recent_count(&ss->view);
+    } else {
+        uint32_t first = mailstore_recent_first(ms);
+        for (size_t i = 0; i < ms->nmsgs; i++)
+            recent += ms->msgs[i].uid >= first;
+    }
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "* STATUS INBOX (");
@@ -702,6 +733,7 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
                                : strcmp(it, "UIDNEXT") == 0     ? ms->uidnext
                                : strcmp(it, "UIDVALIDITY") == 0 ? ms->uidvalidity
                                : strcmp(it, "UNSEEN") == 0      ? unseen
+                               : strcmp(it, "RECENT") == 0      ? recent
                                                                 : 0;
         buf_printf(&b, "%s%s %llu", i ? " " : "", it, v);
     }
@@ -1000,7 +1032,7 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
             if (cmd->uid)
                 buf_printf(&b, "UID %u ", now->uid);
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(&ss->store, now->flags, now->keywords, &b);
+            imapd_flag_list(&ss->store, imapd_flags_of(ss, now->uid, now->flags), now->keywords, &b);
             buf_append_str(&b, ")\r\n");
         }
     }
@@ -1135,10 +1167,11 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
         return key->type == IMAP_SK_FLAG ? set : !set;
     }
     case IMAP_SK_NEW:
+        return imapd_view_is_recent(&ss->view, imapd_view_uid(&ss->view, idx)) && !(flags & MBOX_FLAG_SEEN);
     case IMAP_SK_RECENT:
-        return false; /* no message is \Recent (see docs/imap.md) */
+        return imapd_view_is_recent(&ss->view, imapd_view_uid(&ss->view, idx));
     case IMAP_SK_OLD:
-        return true;
+        return !imapd_view_is_recent(&ss->view, imapd_view_uid(&ss->view, idx));
     case IMAP_SK_HEADER: {
         if (!imapd_text_load(ss, idx, t))
             return false;
@@ -1314,7 +1347,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         switch (a->kind) {
         case IMAP_FETCH_FLAGS:
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(&ss->store, flags, keywords, &b);
+            imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
             break;
         case IMAP_FETCH_UID:
             buf_printf(&b, "UID %u", uid);
@@ -1371,7 +1404,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     }
     if (flags_changed && !wants_flags) {
         buf_append_str(&b, b.len > start ? " FLAGS " : "FLAGS ");
-        imapd_flag_list(&ss->store, flags, keywords, &b);
+        imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
     }
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);

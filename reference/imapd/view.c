@@ -59,6 +59,50 @@ void imapd_view_told(struct imapd_view *v, uint32_t uid, unsigned flags, uint32_
     a->keywords = keywords;
 }
 
+void imapd_view_add_recent(struct imapd_view *v, uint32_t lo, uint32_t hi)
+{
+    if (lo >= hi)
+        return;
+    if (v->nrecent && v->recent_hi[v->nrecent - 1] == lo) {
+        v->recent_hi[v->nrecent - 1] = hi; /* claims follow each other: one range */
+        return;
+    }
+    if (v->nrecent == IMAPD_RECENT_RANGES) {
+        memmove(v->recent_lo, v->recent_lo + 1, (IMAPD_RECENT_RANGES - 1) * sizeof *v->recent_lo);
+        memmove(v->recent_hi, v->recent_hi + 1, (IMAPD_RECENT_RANGES - 1) * sizeof *v->recent_hi);
+        v->nrecent--;
+    }
+    v->recent_lo[v->nrecent] = lo;
+    v->recent_hi[v->nrecent++] = hi;
+}
+
+bool imapd_view_is_recent(const struct imapd_view *v, uint32_t uid)
+{
+    for (size_t k = 0; k < v->nrecent; k++)
+        if (uid >= v->recent_lo[k] && uid < v->recent_hi[k])
+            return true;
+    return false;
+}
+
+size_t imapd_view_recent_count(const struct imapd_view *v)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < v->nrecent && v->shown; k++) {
+        /* the view's messages in [lo, hi): by position, the UIDs ascend */
+        size_t lo = 0, hi = v->shown->nmsgs;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (v->shown->msgs[mid].uid < v->recent_lo[k])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t i = lo; i < v->shown->nmsgs && v->shown->msgs[i].uid < v->recent_hi[k]; i++)
+            count++;
+    }
+    return count;
+}
+
 static int imapd_view_uid_cmp(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -71,7 +115,7 @@ void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywor
         unsigned bit;
         const char *name;
     } sys[] = {{MBOX_FLAG_SEEN, "\\Seen"},       {MBOX_FLAG_ANSWERED, "\\Answered"}, {MBOX_FLAG_FLAGGED, "\\Flagged"},
-               {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"}};
+               {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"},       {IMAPD_FLAG_RECENT, "\\Recent"}};
     size_t start = b->len;
     buf_append_char(b, '(');
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
@@ -116,7 +160,8 @@ bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool a
         bool skipped = nskip && bsearch(&uid, skip, nskip, sizeof *skip, imapd_view_uid_cmp);
         if (!skipped && ((cur[j].flags & MBOX_FLAGS_IMAP) != (told & MBOX_FLAGS_IMAP) || cur[j].keywords != told_kw)) {
             buf_printf(out, "* %zu FETCH (UID %u FLAGS ", nn + 1, uid);
-            imapd_flag_list(ms, cur[j].flags, cur[j].keywords, out);
+            imapd_flag_list(ms, cur[j].flags | (imapd_view_is_recent(v, uid) ? IMAPD_FLAG_RECENT : 0), cur[j].keywords,
+                            out);
             buf_append_str(out, ")\r\n");
         }
         nn++;
@@ -126,10 +171,13 @@ bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool a
     for (; j < ncur; j++)
         if (cur[j].uid > maxold)
             nn++;
-    if (nn > before || nn != nold)
+    bool exists = nn > before || nn != nold;
+    if (exists)
         buf_printf(out, "* %zu EXISTS\r\n", nn);
     mailstore_gen_unref(v->shown);
     v->shown = mailstore_gen_ref(latest);
+    if (exists)
+        buf_printf(out, "* %zu RECENT\r\n", imapd_view_recent_count(v));
     free(v->ahead);
     v->ahead = NULL;
     v->nahead = 0;

@@ -17,7 +17,13 @@
  *   Per session this is one reference and at most IMAPD_AHEAD_MAX ahead entries, freed at
  *   each merge: an idle selected session costs O(1) memory whatever the mailbox's size.
  *
+ *   \Recent: the UIDs this session claimed (mailstore_recent_claim) at SELECT and when it
+ *   was told of new messages, as at most IMAPD_RECENT_RANGES ranges; "* n RECENT" follows
+ *   every EXISTS.
+ *
  * LIMITS
+ *   A session that claimed new messages more than IMAPD_RECENT_RANGES times with other
+ *   sessions' claims in between loses \Recent on its oldest range.
  *   Flags told ahead of the view beyond IMAPD_AHEAD_MAX messages (a STORE on more messages
  *   while an expunge by another session is pending) are told again by the next merge: a
  *   duplicate untagged FETCH, which RFC 3501 7.4.2 allows.
@@ -33,6 +39,8 @@
 #include "mailstore/mailstore.h"
 
 #define IMAPD_AHEAD_MAX 256
+#define IMAPD_RECENT_RANGES 8
+#define IMAPD_FLAG_RECENT 0x10000u /* with the MBOX_FLAG_* bits: imapd_flag_list says \Recent */
 
 struct imapd_ahead {
     uint32_t uid;
@@ -44,6 +52,9 @@ struct imapd_view {
     struct mailstore_gen *shown; /* the generation last reported (a reference), NULL: none */
     struct imapd_ahead *ahead;   /* flags told since, per UID */
     size_t nahead;
+    /* the UIDs that are \Recent for this session (RFC 3501 2.3.2): [lo, hi) ranges */
+    uint32_t recent_lo[IMAPD_RECENT_RANGES], recent_hi[IMAPD_RECENT_RANGES];
+    size_t nrecent;
 };
 
 /* Starts the view at g (a reference of its own is taken). */
@@ -69,6 +80,10 @@ static inline uint32_t imapd_view_max_uid(const struct imapd_view *v)
 
 /* The flags last told for sequence number i + 1. */
 void imapd_view_flags(const struct imapd_view *v, size_t i, unsigned *flags_r, uint32_t *keywords_r);
+/* \Recent: adds UIDs [lo, hi) for this session; is uid one; how many of the view are. */
+void imapd_view_add_recent(struct imapd_view *v, uint32_t lo, uint32_t hi);
+bool imapd_view_is_recent(const struct imapd_view *v, uint32_t uid);
+size_t imapd_view_recent_count(const struct imapd_view *v);
 /* Records flags told for uid ahead of the view (see LIMITS). */
 void imapd_view_told(struct imapd_view *v, uint32_t uid, unsigned flags, uint32_t keywords);
 

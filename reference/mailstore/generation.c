@@ -23,6 +23,7 @@ struct generation_box {
     char *mbox_path;
     struct mailstore_gen *current;   /* holds one reference */
     struct mailstore_watcher *watchers;
+    uint32_t recent; /* the \Recent boundary (generation.h), 0: not known */
 };
 
 static struct generation_box *generation_boxes;
@@ -203,6 +204,17 @@ struct mailstore_gen *mailstore_gen_current(const char *mbox_path)
         b = b->next;
     free(key);
     return b ? b->current : NULL;
+}
+
+uint32_t mailstore_gen_recent(const char *mbox_path)
+{
+    struct generation_box *b = generation_box_get(mbox_path, false);
+    return b ? b->recent : 0;
+}
+
+void mailstore_gen_set_recent(const char *mbox_path, uint32_t first_unclaimed)
+{
+    generation_box_get(mbox_path, true)->recent = first_unclaimed;
 }
 
 void mailstore_gen_clear(void)

@@ -73,6 +73,12 @@ struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidv
                                             const struct mailstore_stamp *journal);
 /* The mailbox's current generation (no reference taken), or NULL. */
 struct mailstore_gen *mailstore_gen_current(const char *mbox_path);
+/*
+ * The mailbox's \Recent boundary (RFC 3501 2.3.2): the lowest UID no session has claimed
+ * yet; 0 when this process does not know it (mailstore.c reads it from its file then).
+ */
+uint32_t mailstore_gen_recent(const char *mbox_path);
+void mailstore_gen_set_recent(const char *mbox_path, uint32_t first_unclaimed);
 /* Forgets every current generation and watcher (tests, shutdown). */
 void mailstore_gen_clear(void);
 

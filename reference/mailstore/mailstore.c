@@ -445,6 +445,57 @@ static void mailstore_keywords_clear(struct mailstore *ms)
     ms->nkeywords = 0;
 }
 
+/* ---- \Recent ----------------------------------------------------------------------------- */
+
+static uint32_t mailstore_recent_load(struct mailstore *ms)
+{
+    uint32_t first = mailstore_gen_recent(ms->mbox_path);
+    if (first)
+        return first;
+    char *path = mailstore_path(ms->index_path, ".recent", ""), *data = NULL;
+    size_t len = 0;
+    unsigned v = 0, uid = 0;
+    first = 1;
+    if (fs_read_file(path, 64, &data, &len) == 0 && sscanf(data, "%u %u", &v, &uid) == 2 && v == ms->uidvalidity &&
+        uid > 0)
+        first = uid;
+    free(data);
+    free(path);
+    mailstore_gen_set_recent(ms->mbox_path, first);
+    return first;
+}
+
+uint32_t mailstore_recent_first(struct mailstore *ms)
+{
+    uint32_t first = mailstore_recent_load(ms);
+    if (first > ms->uidnext) /* a rebuilt index: numbers start again */
+        first = 1;
+    return first;
+}
+
+uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto)
+{
+    uint32_t first = mailstore_recent_first(ms);
+    if (upto <= first)
+        return upto;
+    mailstore_gen_set_recent(ms->mbox_path, upto);
+    /* advisory: not fsynced (see mailstore.h) */
+    char *path = mailstore_path(ms->index_path, ".recent", ""), *tmp = mailstore_path(path, ".tmp", "");
+    char text[32];
+    int n = snprintf(text, sizeof text, "%u %u\n", ms->uidvalidity, upto);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && fs_write_all(fd, text, (size_t)n) == 0;
+    if (fd >= 0 && close(fd) < 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        log_warn("mailstore: cannot write %s", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+    return first;
+}
+
 int mailstore_keyword_index(const struct mailstore *ms, const char *name)
 {
     for (size_t i = 0; i < ms->nkeywords; i++)

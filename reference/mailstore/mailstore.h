@@ -36,6 +36,11 @@
  *   Changes made in this process reach the sessions in IDLE at once: publishing a new
  *   generation calls the mailbox's watchers, and local delivery calls
  *   mailstore_notify_changed after appending (generation.h).
+ *
+ *   \Recent: the process keeps per mailbox the first UID no session has claimed
+ *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", written to a new file
+ *   and renamed, not fsynced: after a crash messages may be \Recent once more, never lost).
+ *   Under a new UIDVALIDITY every message is \Recent again.
  *   Reading a message looks its place up in the current generation, then checks that the
  *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
  *   generation) and the message found by UID (or reported gone).
@@ -194,6 +199,13 @@ enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **e
 /* Like mailstore_read, for a message the caller keeps (found by UID and hash if it moved). */
 enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mailstore_msg *m, struct buf *raw,
                                          const char **error_r);
+/*
+ * \Recent (RFC 3501 2.3.2): the first session to hear of a message gets it. Claims every
+ * message from the first unclaimed UID up to (not including) upto for the caller and returns
+ * that first UID (== upto: none). mailstore_recent_first only looks (EXAMINE, STATUS).
+ */
+uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto);
+uint32_t mailstore_recent_first(struct mailstore *ms);
 /* Index of a keyword name (case-insensitive), or -1. */
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
 

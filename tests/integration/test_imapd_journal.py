@@ -113,6 +113,30 @@ class ImapJournalTest(ImapCase):
             self.assertTrue(syncs, f"the OK at line {i} does not follow the journal's fsync")
             prev = i
 
+    def test_recent_is_claimed_once_and_survives_a_restart(self):
+        self.deliver(1, 2)
+        a = self.imap(select=False)
+        typ, _ = a.select("INBOX", readonly=True)  # EXAMINE shows \Recent, claims nothing
+        self.assertEqual(a.untagged_responses.get("RECENT"), [b"2"])
+        a.close()
+        a.select("INBOX")
+        self.assertEqual(a.untagged_responses.get("RECENT"), [b"2"])
+        a.logout()
+        self.z.kill9()
+        self.z.start()
+        b = self.imap()
+        self.assertEqual(b.untagged_responses.get("RECENT"), [b"0"])
+        b.untagged_responses.clear()
+        self.deliver(3)
+        b.noop()
+        self.assertEqual(b.untagged_responses.get("EXISTS"), [b"3"])
+        self.assertEqual(b.untagged_responses.get("RECENT"), [b"1"])
+        self.assertEqual(self.ok(b.fetch("1:3", "FLAGS")), [b"1 (FLAGS ())", b"2 (FLAGS ())", b"3 (FLAGS (\\Recent))"])
+        c = self.imap()
+        self.assertEqual(c.untagged_responses.get("RECENT"), [b"0"])
+        b.logout()
+        c.logout()
+
 
 class ImapExpungeGroupTest(ImapCase):
     """EXPUNGEs of several sessions that arrive together share one rewrite of the mbox (group

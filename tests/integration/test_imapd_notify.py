@@ -64,7 +64,7 @@ class ImapNotifyTest(ImapCase):
         time.sleep(0.3)
         self.ok(b.store("1", "+FLAGS", "(\\Flagged)"))
         t0 = time.time()
-        t = self.wait_line(a, b"* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n", POLL_LIMIT)
+        t = self.wait_line(a, b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n", POLL_LIMIT)
         self.assertLess(t - t0, FAST, "STORE not pushed")
 
         # APPEND by another session
