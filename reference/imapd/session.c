@@ -333,6 +333,8 @@ static const struct mailstore_msg *imapd_store_find(const struct imapd_session *
 /* The mail store's newest entry of sequence number idx + 1; NULL when it is gone. */
 static const struct mailstore_msg *imapd_msg(const struct imapd_session *ss, size_t idx)
 {
+    if (ss->view.shown == ss->store.gen)
+        return &ss->store.gen->msgs[idx]; /* the view is the newest: same positions */
     return imapd_store_find(ss, imapd_view_uid(&ss->view, idx));
 }
 

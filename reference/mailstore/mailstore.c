@@ -1177,6 +1177,8 @@ static enum mailstore_result mailstore_sync(struct mailstore *ms, int fd, struct
 
 /* ---- the API ------------------------------------------------------------------------------- */
 
+static bool mailstore_take_current(struct mailstore *ms, bool fresh);
+
 enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir, const char *user,
                                      const char **error_r)
 {
@@ -1200,6 +1202,9 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
         *error_r = "cannot create mail folders";
         return MAILSTORE_ERROR;
     }
+    /* another session of this process read it as it is now: share that, no lock, no read */
+    if (mailstore_take_current(ms, true))
+        return MAILSTORE_OK;
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -1264,29 +1269,47 @@ static void mailstore_keywords_from_cache(struct mailstore *ms)
     ms->nkeywords = c->nkeywords;
 }
 
+/*
+ * Without the lock: when the mailbox's current generation was read from the files as they
+ * are now (all three stamps), ms takes it. fresh: ms has no generation yet (an open): its
+ * UIDVALIDITY and keyword table come from the generation and the process cache's index.
+ */
+static bool mailstore_take_current(struct mailstore *ms, bool fresh)
+{
+    struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    if (!cur || (!fresh && cur->uidvalidity != ms->uidvalidity))
+        return false;
+    if (fresh) {
+        struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+        if (!c->index_valid || c->validity != cur->uidvalidity)
+            return false;
+    }
+    struct mailstore_stamp mbox, index, journal;
+    mailstore_stamps_now(ms, &mbox, &index, &journal);
+    if (!mailstore_stamp_eq(&mbox, &cur->mbox) || !mailstore_stamp_eq(&index, &cur->index) ||
+        !mailstore_stamp_eq(&journal, &cur->journal))
+        return false;
+    if (fresh)
+        ms->uidvalidity = cur->uidvalidity;
+    mailstore_keywords_from_cache(ms);
+    if (cur != ms->gen)
+        mailstore_adopt(ms, mailstore_gen_ref(cur));
+    ms->seen_size = mbox.size;
+    ms->seen_ino = mbox.ino;
+    ms->seen_mtime_ns = mbox.mtime_ns;
+    ms->seen_index_ino = index.ino;
+    ms->seen_index_mtime_ns = index.mtime_ns;
+    return true;
+}
+
 enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r)
 {
     /*
      * Another session of this process read or changed the mailbox last, and both files are
      * as it saw them: share its generation, no lock, no read.
      */
-    struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
-    if (cur && cur->uidvalidity == ms->uidvalidity) {
-        struct mailstore_stamp mbox, index, journal;
-        mailstore_stamps_now(ms, &mbox, &index, &journal);
-        if (mailstore_stamp_eq(&mbox, &cur->mbox) && mailstore_stamp_eq(&index, &cur->index) &&
-            mailstore_stamp_eq(&journal, &cur->journal)) {
-            mailstore_keywords_from_cache(ms);
-            if (cur != ms->gen)
-                mailstore_adopt(ms, mailstore_gen_ref(cur));
-            ms->seen_size = mbox.size;
-            ms->seen_ino = mbox.ino;
-            ms->seen_mtime_ns = mbox.mtime_ns;
-            ms->seen_index_ino = index.ino;
-            ms->seen_index_mtime_ns = index.mtime_ns;
-            return MAILSTORE_OK;
-        }
-    }
+    if (mailstore_take_current(ms, false))
+        return MAILSTORE_OK;
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -1717,6 +1740,15 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
 
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r)
 {
+    /* nothing to write when the newest generation, read from the files as they are, has no
+     * flag waiting for the mbox headers (the common LOGOUT): no lock, no read */
+    if (mailstore_take_current(ms, false)) {
+        bool dirty = false;
+        for (size_t i = 0; i < ms->nmsgs && !dirty; i++)
+            dirty = (ms->msgs[i].flags & MAILSTORE_DIRTY) != 0;
+        if (!dirty)
+            return MAILSTORE_OK;
+    }
     size_t removed = 0;
     return mailstore_rewrite(ms, NULL, 0, true, &removed, error_r);
 }

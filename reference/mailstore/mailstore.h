@@ -30,9 +30,11 @@
  *   shares the current one when it is the same), and ms->gen holds a reference to the newest
  *   this mailstore has taken (ms->msgs and ms->nmsgs are its list). A session costs two
  *   pointers, not a copy: an IMAP session points at the generation it last reported, a POP3
- *   session at its login generation (the maildrop as at login). mailstore_refresh takes the
- *   current generation without the lock and without reading when both files still carry
- *   the stamps it was read at; mailstore_changed says so when another session published one.
+ *   session at its login generation (the maildrop as at login). mailstore_open and
+ *   mailstore_refresh take the current generation without the lock and without reading when
+ *   the spool file, the index and its journal still carry the stamps it was read at (so does
+ *   mailstore_write_flags, which then has nothing to write when no flag is waiting for the
+ *   mbox headers); mailstore_changed says so when another session published one.
  *   Changes made in this process reach the sessions in IDLE at once: publishing a new
  *   generation calls the mailbox's watchers, and local delivery calls
  *   mailstore_notify_changed after appending (generation.h).

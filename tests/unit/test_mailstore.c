@@ -326,6 +326,12 @@ static void test_sessions_share_generations(void **state)
     assert_int_equal(b.msgs[1].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED);
     assert_int_equal(old->msgs[1].flags, 0);
     assert_int_equal(old->nmsgs, 3);
+    /* an open (SELECT) shares it too, lock or no lock; so does a LOGOUT with nothing dirty */
+    struct mailstore c;
+    assert_int_equal(mailstore_open(&c, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_ptr_equal(c.gen, a.gen);
+    assert_int_equal(c.uidvalidity, a.uidvalidity);
+    mailstore_close(&c);
     unlink(lock);
     /* a delivery behind our back: not taken from the shared generation, read anew */
     write_file(f->mbox, M4, true);
