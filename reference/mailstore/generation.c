@@ -149,7 +149,8 @@ static bool generation_same_list(const struct mailstore_msg *a, const struct mai
         if (a[i].uid != b[i].uid || a[i].offset != b[i].offset || a[i].span != b[i].span ||
             a[i].from_len != b[i].from_len || a[i].content_len != b[i].content_len || a[i].size != b[i].size ||
             a[i].lines != b[i].lines || a[i].flags != b[i].flags || a[i].keywords != b[i].keywords ||
-            a[i].internaldate != b[i].internaldate || memcmp(a[i].hash, b[i].hash, sizeof a[i].hash) != 0)
+            a[i].internaldate != b[i].internaldate || a[i].modseq != b[i].modseq ||
+            memcmp(a[i].hash, b[i].hash, sizeof a[i].hash) != 0)
             return false;
     return true;
 }
@@ -162,14 +163,15 @@ static void generation_call_watchers(struct generation_box *b)
 }
 
 struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidvalidity, uint32_t uidnext,
-                                            struct mailstore_msg *msgs, size_t n,
+                                            unsigned long long highestmodseq, struct mailstore_msg *msgs, size_t n,
                                             const struct mailstore_stamp *mbox,
                                             const struct mailstore_stamp *index,
                                             const struct mailstore_stamp *journal)
 {
     struct generation_box *b = generation_box_get(mbox_path, true);
     struct mailstore_gen *c = b->current;
-    if (c && c->uidvalidity == uidvalidity && c->uidnext == uidnext && c->nmsgs == n &&
+    if (c && c->uidvalidity == uidvalidity && c->uidnext == uidnext && c->highestmodseq == highestmodseq &&
+        c->nmsgs == n &&
         generation_stamp_eq(&c->mbox, mbox) && generation_stamp_eq(&c->index, index) &&
         generation_stamp_eq(&c->journal, journal) &&
         generation_same_list(c->msgs, msgs, n)) {
@@ -181,13 +183,15 @@ struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidv
     g->serial = ++generation_serial;
     g->uidvalidity = uidvalidity;
     g->uidnext = uidnext;
+    g->highestmodseq = highestmodseq;
     g->msgs = msgs;
     g->nmsgs = n;
     g->mbox = *mbox;
     g->index = *index;
     g->journal = *journal;
     /* the same list under new stamps (a flag rewrite elsewhere, a touched file) is not news */
-    bool news = !c || c->uidvalidity != uidvalidity || c->uidnext != uidnext || c->nmsgs != n ||
+    bool news = !c || c->uidvalidity != uidvalidity || c->uidnext != uidnext || c->highestmodseq != highestmodseq ||
+                c->nmsgs != n ||
                 !generation_same_list(c->msgs, msgs, n);
     b->current = g;
     mailstore_gen_unref(c);

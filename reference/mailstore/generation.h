@@ -47,6 +47,7 @@ struct mailstore_gen {
     unsigned refs;
     unsigned long long serial;          /* ascending in the process: newer is larger */
     uint32_t uidvalidity, uidnext;
+    unsigned long long highestmodseq;   /* RFC 7162 */
     struct mailstore_msg *msgs;         /* UID order; never changed after publication */
     size_t nmsgs;
     struct mailstore_stamp mbox, index, journal; /* the files as this list was read from */
@@ -67,7 +68,7 @@ size_t mailstore_gen_index(const struct mailstore_gen *g, uint32_t uid);
  * The result carries a reference for the caller. Watchers are called when it is new.
  */
 struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidvalidity, uint32_t uidnext,
-                                            struct mailstore_msg *msgs, size_t n,
+                                            unsigned long long highestmodseq, struct mailstore_msg *msgs, size_t n,
                                             const struct mailstore_stamp *mbox,
                                             const struct mailstore_stamp *index,
                                             const struct mailstore_stamp *journal);

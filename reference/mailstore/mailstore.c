@@ -31,7 +31,8 @@
 #define MAILSTORE_READ_CHUNK 65536
 #define MAILSTORE_INDEX_MAX (256UL * 1024 * 1024)
 #define MAILSTORE_INDEX_MAGIC_V1 "zolder-mbox-index 1"
-#define MAILSTORE_INDEX_MAGIC "zolder-mbox-index 2"
+#define MAILSTORE_INDEX_MAGIC_V2 "zolder-mbox-index 2"
+#define MAILSTORE_INDEX_MAGIC "zolder-mbox-index 3" /* 2 + HIGHESTMODSEQ and a MODSEQ a message */
 #define MAILSTORE_HEADER_READ_MAX 65536
 
 const char *mailstore_result_name(enum mailstore_result r)
@@ -211,6 +212,7 @@ struct mailstore_entry {
     bool has_flags;   /* a version 1 index had none: read them from the headers */
     unsigned flags;
     uint32_t keywords;
+    unsigned long long modseq; /* 1 from a version 1 or 2 index */
 };
 
 /* ---- the process cache --------------------------------------------------------------------- */
@@ -237,6 +239,7 @@ struct mailstore_cache {
     bool index_valid;
     struct mailstore_stamp index, journal; /* the index as read with its journal applied */
     uint32_t validity, uidnext;
+    unsigned long long highestmodseq;
     struct mailstore_entry *e;
     size_t ne;
     char *keyword[MAILSTORE_KEYWORDS_MAX];
@@ -283,7 +286,8 @@ static struct mailstore_gen *mailstore_publish(struct mailstore *ms, struct mail
 {
     struct mailstore_stamp mbox, index, journal;
     mailstore_stamps_now(ms, &mbox, &index, &journal);
-    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, list, n, &mbox, &index, &journal);
+    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, ms->highestmodseq, list, n, &mbox, &index,
+                                 &journal);
 }
 
 /* ms takes g (and its reference) as its message list. */
@@ -294,6 +298,7 @@ static void mailstore_adopt(struct mailstore *ms, struct mailstore_gen *g)
     ms->msgs = g->msgs;
     ms->nmsgs = g->nmsgs;
     ms->uidnext = g->uidnext;
+    ms->highestmodseq = g->highestmodseq;
 }
 
 static void *mailstore_dup(const void *p, size_t n, size_t size)
@@ -526,6 +531,7 @@ static void mailstore_cache_index_set(const struct mailstore *ms, struct mailsto
     c->nkeywords = ms->nkeywords;
     c->validity = validity;
     c->uidnext = next;
+    c->highestmodseq = ms->highestmodseq;
     c->e = mailstore_dup(e, n, sizeof *e);
     c->ne = n;
     c->index = *stamp;
@@ -616,8 +622,12 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
         unsigned long long off = 0, span = 0;
         char hex[MAILSTORE_HASH_LEN * 2 + 1];
         int used = 0;
-        if (line[0] == 'A' && sscanf(line, "A %u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used) == 6 &&
+        unsigned long long modseq = 0;
+        if (line[0] == 'A' &&
+            sscanf(line, "A %u %llu %llu %32s %x %x %llu%n", &uid, &off, &span, hex, &flags, &kw, &modseq, &used) == 7 &&
             line[used] == '\0' && strlen(hex) == (size_t)MAILSTORE_HASH_LEN * 2) {
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
             /* a message added after the index was written (idempotent: known UIDs are skipped) */
             if (n && uid <= e[n - 1].uid) {
                 if (!bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp)) {
@@ -641,6 +651,7 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
                 x->has_flags = true;
                 x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
                 x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+                x->modseq = modseq;
                 n++;
                 if (uid >= *nextp)
                     *nextp = uid + 1;
@@ -648,13 +659,19 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
         } else if (line[0] == 'K' && line[1] == ' ') {
             if (mailstore_keyword_add(ms, line + 2) < 0)
                 break;
-        } else if (sscanf(line, "F %u %x %x%n", &uid, &flags, &kw, &used) == 3 && line[used] == '\0') {
+        } else if (sscanf(line, "F %u %x %x %llu%n", &uid, &flags, &kw, &modseq, &used) == 4 && line[used] == '\0') {
             struct mailstore_entry *x = bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp);
             if (x) {
                 x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
                 x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
                 x->has_flags = true;
+                x->modseq = modseq;
             }
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
+        } else if (sscanf(line, "M %llu%n", &modseq, &used) == 1 && line[used] == '\0') {
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
         } else {
             log_warnx("mailstore: %s is damaged after %zu records; the rest is ignored", ms->journal_path, applied);
             break;
@@ -762,6 +779,8 @@ static int mailstore_journal_append(struct mailstore *ms, const struct mailstore
         mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
         buf_append_char(&b, ' ');
         mailstore_put_num(&b, list[i].keywords, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].modseq, 10);
         buf_append_char(&b, '\n');
     }
     for (size_t i = 0; changed && i < first_new; i++) {
@@ -773,6 +792,8 @@ static int mailstore_journal_append(struct mailstore *ms, const struct mailstore
         mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
         buf_append_char(&b, ' ');
         mailstore_put_num(&b, list[i].keywords, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].modseq, 10);
         buf_append_char(&b, '\n');
     }
     int rc = fs_write_all(fd, b.data ? b.data : "", b.len);
@@ -808,6 +829,7 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         for (size_t i = 0; i < c->nkeywords; i++)
             ms->keyword[i] = xstrdup(c->keyword[i]);
         ms->nkeywords = c->nkeywords;
+        ms->highestmodseq = c->highestmodseq;
         *validity_r = c->validity;
         *next_r = c->uidnext;
         *entries_r = mailstore_dup(c->e, c->ne, sizeof *c->e);
@@ -825,15 +847,21 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
     char *line = data, *nl;
     unsigned v = 0, next = 0;
     int rc = -1;
-    bool v2 = false;
+    bool v2 = false, v3 = false;
+    unsigned long long highest = 1;
     if ((nl = strchr(line, '\n')) == NULL)
         goto out;
     *nl = '\0';
     char magic_end;
-    if (sscanf(line, MAILSTORE_INDEX_MAGIC " %u %u%c", &v, &next, &magic_end) == 2)
+    if (sscanf(line, MAILSTORE_INDEX_MAGIC " %u %u %llu%c", &v, &next, &highest, &magic_end) == 3)
+        v2 = v3 = true;
+    else if (sscanf(line, MAILSTORE_INDEX_MAGIC_V2 " %u %u%c", &v, &next, &magic_end) == 2)
         v2 = true;
     else if (sscanf(line, MAILSTORE_INDEX_MAGIC_V1 " %u %u%c", &v, &next, &magic_end) != 2)
         goto out;
+    if (highest == 0)
+        goto out;
+    ms->highestmodseq = highest;
     if (v == 0 || next == 0)
         goto out;
     mailstore_keywords_clear(ms);
@@ -855,9 +883,11 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         unsigned long long off, span;
         char hex[MAILSTORE_HASH_LEN * 2 + 1];
         int used = 0;
-        int want = v2 ? 6 : 4;
-        int got = v2 ? sscanf(line, "%u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used)
-                     : sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used);
+        unsigned long long modseq = 1;
+        int want = v3 ? 7 : v2 ? 6 : 4;
+        int got = v3   ? sscanf(line, "%u %llu %llu %32s %x %x %llu%n", &uid, &off, &span, hex, &flags, &kw, &modseq, &used)
+                  : v2 ? sscanf(line, "%u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used)
+                       : sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used);
         if (got != want || line[used] != '\0' || strlen(hex) != (size_t)MAILSTORE_HASH_LEN * 2 || uid <= last ||
             uid >= next || n >= MAILSTORE_MESSAGES_MAX)
             goto out;
@@ -871,6 +901,9 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         e[n].has_flags = v2;
         e[n].flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
         e[n].keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+        e[n].modseq = modseq;
+        if (modseq > ms->highestmodseq)
+            ms->highestmodseq = modseq;
         if (mailstore_hex(hex, e[n].hash, MAILSTORE_HASH_LEN) < 0)
             goto out;
         last = uid;
@@ -921,7 +954,7 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, MAILSTORE_INDEX_MAGIC " %u %u\nkeywords", ms->uidvalidity, ms->uidnext);
+    buf_printf(&b, MAILSTORE_INDEX_MAGIC " %u %u %llu\nkeywords", ms->uidvalidity, ms->uidnext, ms->highestmodseq);
     for (size_t i = 0; i < ms->nkeywords; i++)
         buf_printf(&b, " %s", ms->keyword[i]);
     buf_append_char(&b, '\n');
@@ -942,6 +975,8 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
         mailstore_put_num(&b, msgs[i].flags, 16);
         buf_append_char(&b, ' ');
         mailstore_put_num(&b, msgs[i].keywords, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, msgs[i].modseq ? msgs[i].modseq : 1, 10);
         buf_append_char(&b, '\n');
     }
     char *tmp = mailstore_path(ms->index_path, ".tmp", "");
@@ -994,6 +1029,7 @@ static void mailstore_cache_index_from(struct mailstore *ms, const struct mailst
             e[i].has_flags = true;
             e[i].flags = msgs[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
             e[i].keywords = msgs[i].keywords & kwmask;
+            e[i].modseq = msgs[i].modseq ? msgs[i].modseq : 1;
         }
         mailstore_cache_index_set(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
         free(e);
@@ -1057,6 +1093,7 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
         if (validity == ms->uidvalidity || validity == 0)
             validity++;
         next = 1;
+        ms->highestmodseq = 1;
         changed = true;
     }
     /* how many messages are as the index has them, from the first on */
@@ -1072,9 +1109,12 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
             msgs[i].uid = e[i].uid;
             msgs[i].flags = e[i].flags;
             msgs[i].keywords = e[i].keywords;
+            msgs[i].modseq = e[i].modseq;
         }
+        unsigned long long modseq = ++ms->highestmodseq; /* one for the messages found now */
         for (size_t i = ne; i < n; i++) {
             msgs[i].uid = next++;
+            msgs[i].modseq = modseq;
             if (fd >= 0)
                 mailstore_flags_from_headers(ms, fd, &msgs[i]);
         }
@@ -1091,8 +1131,10 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
             msgs[i].uid = e[i].uid; /* the common case: nothing moved */
             msgs[i].flags = e[i].flags;
             msgs[i].keywords = e[i].keywords;
+            msgs[i].modseq = e[i].modseq;
         }
     } else {
+        unsigned long long modseq = ++ms->highestmodseq; /* for what is new or changed now */
         if (ne)
             qsort(e, ne, sizeof *e, mailstore_entry_cmp);
         uint32_t last = 0;
@@ -1131,9 +1173,12 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
             if (match && match->has_flags && match->span == msgs[i].span) {
                 msgs[i].flags = match->flags;
                 msgs[i].keywords = match->keywords;
-            } else if (fd >= 0) {
+                msgs[i].modseq = match->modseq;
+            } else {
                 /* new, or rewritten in place by a mail reader: its headers say */
-                mailstore_flags_from_headers(ms, fd, &msgs[i]);
+                msgs[i].modseq = modseq;
+                if (fd >= 0)
+                    mailstore_flags_from_headers(ms, fd, &msgs[i]);
             }
             last = uid;
         }
@@ -1247,6 +1292,7 @@ static bool mailstore_refresh_flags(struct mailstore *ms, int fd, struct mailsto
         for (size_t i = 0; i < ne; i++) {
             list[i].flags = e[i].flags;
             list[i].keywords = e[i].keywords;
+            list[i].modseq = e[i].modseq;
         }
         ms->uidnext = next;
         mailstore_note_index(ms);
@@ -1697,7 +1743,10 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
             fresh[i].uid = list[i].uid;
             fresh[i].flags = list[i].flags & ~MAILSTORE_DIRTY;
             fresh[i].keywords = list[i].keywords;
+            fresh[i].modseq = list[i].modseq;
         }
+        if (ngone)
+            ms->highestmodseq++; /* RFC 7162 3.2: an expunge raises HIGHESTMODSEQ too */
         mailstore_note_mbox(ms, nfd);
         mailstore_index_write(ms, fresh, nfresh);
         free(list);
@@ -1783,6 +1832,19 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
                                       enum mailstore_store_mode mode, unsigned flags,
                                       const char *const *keywords, size_t nkeywords, const char **error_r)
 {
+    return mailstore_store_if(ms, uids, n, mode, flags, keywords, nkeywords, 0, NULL, NULL, error_r);
+}
+
+enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                         enum mailstore_store_mode mode, unsigned flags,
+                                         const char *const *keywords, size_t nkeywords,
+                                         unsigned long long unchangedsince, uint32_t **modified_r,
+                                         size_t *nmodified_r, const char **error_r)
+{
+    if (modified_r) {
+        *modified_r = NULL;
+        *nmodified_r = 0;
+    }
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -1815,11 +1877,22 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
         qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
         bool changed = false;
         bool *marked = xcalloc(nlist ? nlist : 1, sizeof *marked);
+        uint32_t *modified = NULL;
+        size_t nmodified = 0;
+        unsigned long long modseq = ms->highestmodseq + 1; /* one for every message this call changes */
         flags &= MBOX_FLAGS_IMAP;
         for (size_t i = 0; i < nlist; i++) {
             if (!n || !bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp))
                 continue;
             struct mailstore_msg *m = &list[i];
+            if (unchangedsince && m->modseq > unchangedsince) {
+                /* RFC 7162 3.1.3: changed since the client looked; left alone, reported */
+                if (!modified)
+                    modified = xreallocarray(NULL, n, sizeof *modified);
+                if (nmodified < n)
+                    modified[nmodified++] = m->uid;
+                continue;
+            }
             unsigned f = m->flags & MBOX_FLAGS_IMAP;
             uint32_t k = m->keywords;
             if (mode == MAILSTORE_SET) {
@@ -1835,11 +1908,20 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
             if (f != (m->flags & MBOX_FLAGS_IMAP) || k != m->keywords) {
                 m->flags = f | MAILSTORE_DIRTY;
                 m->keywords = k;
+                m->modseq = modseq;
                 changed = true;
                 marked[i] = true;
             }
         }
         free(sorted);
+        if (changed)
+            ms->highestmodseq = modseq;
+        if (modified_r) {
+            *modified_r = modified;
+            *nmodified_r = nmodified;
+        } else {
+            free(modified);
+        }
         if (changed && mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before) < 0) {
             *error_r = "cannot write the mailbox index";
             r = MAILSTORE_ERROR;

@@ -134,6 +134,7 @@ struct mailstore_msg {
     unsigned flags;                 /* MBOX_FLAG_* system flags, | MAILSTORE_DIRTY */
     uint32_t keywords;              /* bit i: mailstore.keyword[i] */
     time_t internaldate;            /* from the From_ line (0: unknown) */
+    unsigned long long modseq;      /* RFC 7162: raised with every change of its flags */
 };
 
 enum mailstore_store_mode { MAILSTORE_SET, MAILSTORE_ADD, MAILSTORE_REMOVE };
@@ -154,6 +155,7 @@ struct mailstore {
     size_t nmsgs;                     /* gen->nmsgs */
     char *keyword[MAILSTORE_KEYWORDS_MAX]; /* the mailbox's keyword names */
     size_t nkeywords;
+    unsigned long long highestmodseq; /* RFC 7162 HIGHESTMODSEQ, as the index said last */
     /* what the last scan saw, for mailstore_changed */
     unsigned long long seen_size, seen_ino, seen_index_ino;
     long long seen_mtime_ns, seen_index_mtime_ns;
@@ -196,6 +198,16 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
 enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
                                        unsigned flags, const char *const *keywords, size_t nkeywords,
                                        uint32_t *uid_r, const char **error_r);
+/*
+ * mailstore_store with RFC 7162's UNCHANGEDSINCE (0: none): a message whose MODSEQ is above
+ * unchangedsince is left alone and its UID returned in *modified_r (*nmodified_r of them,
+ * freed by the caller).
+ */
+enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                         enum mailstore_store_mode mode, unsigned flags,
+                                         const char *const *keywords, size_t nkeywords,
+                                         unsigned long long unchangedsince, uint32_t **modified_r,
+                                         size_t *nmodified_r, const char **error_r);
 /* Writes flags changed by mailstore_store into the mbox headers (a rewrite, when any). */
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r);
 /* Like mailstore_read, for a message the caller keeps (found by UID and hash if it moved). */

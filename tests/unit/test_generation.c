@@ -40,13 +40,13 @@ static void test_equal_list_shares_the_current_generation(void **state)
 {
     (void)state;
     static const uint32_t uids[] = {1, 2, 5};
-    struct mailstore_gen *g1 = mailstore_gen_publish("/m/a", 7, 6, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
-    struct mailstore_gen *g2 = mailstore_gen_publish("/m/a", 7, 6, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
+    struct mailstore_gen *g1 = mailstore_gen_publish("/m/a", 7, 6, 1, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
+    struct mailstore_gen *g2 = mailstore_gen_publish("/m/a", 7, 6, 1, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
     assert_ptr_equal(g1, g2);
     assert_ptr_equal(mailstore_gen_current("/m/a"), g1);
     assert_int_equal(g1->refs, 3); /* the box's and two callers' */
     /* another mailbox is another generation */
-    struct mailstore_gen *other = mailstore_gen_publish("/m/b", 7, 6, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
+    struct mailstore_gen *other = mailstore_gen_publish("/m/b", 7, 6, 1, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
     assert_ptr_not_equal(other, g1);
     mailstore_gen_unref(other);
     mailstore_gen_unref(g2);
@@ -58,8 +58,8 @@ static void test_new_list_replaces_it_and_old_references_stay(void **state)
 {
     (void)state;
     static const uint32_t uids[] = {1, 2, 5}, after[] = {1, 5, 6};
-    struct mailstore_gen *g1 = mailstore_gen_publish("/m/a", 7, 6, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
-    struct mailstore_gen *g2 = mailstore_gen_publish("/m/a", 7, 7, list_of(after, 3, 0), 3, &stamp_b, &index_a, &no_journal);
+    struct mailstore_gen *g1 = mailstore_gen_publish("/m/a", 7, 6, 1, list_of(uids, 3, 0), 3, &stamp_a, &index_a, &no_journal);
+    struct mailstore_gen *g2 = mailstore_gen_publish("/m/a", 7, 7, 1, list_of(after, 3, 0), 3, &stamp_b, &index_a, &no_journal);
     assert_ptr_not_equal(g1, g2);
     assert_true(g2->serial > g1->serial);
     assert_ptr_equal(mailstore_gen_current("/m/a"), g2);
@@ -74,7 +74,7 @@ static void test_new_list_replaces_it_and_old_references_stay(void **state)
     mailstore_gen_unref(g1);
     mailstore_gen_unref(g2);
     /* the same list with other flags is a new generation */
-    struct mailstore_gen *g3 = mailstore_gen_publish("/m/a", 7, 7, list_of(after, 3, 1), 3, &stamp_b, &index_a, &no_journal);
+    struct mailstore_gen *g3 = mailstore_gen_publish("/m/a", 7, 7, 1, list_of(after, 3, 1), 3, &stamp_b, &index_a, &no_journal);
     assert_int_equal(g3->msgs[0].flags, 1);
     mailstore_gen_unref(g3);
     mailstore_gen_clear();
@@ -87,15 +87,15 @@ static void test_watchers_hear_news_and_notifications(void **state)
     int calls = 0, other_calls = 0;
     void *w = mailstore_watch("/m/a", count_call, &calls);
     void *w2 = mailstore_watch("/m/b", count_call, &other_calls);
-    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 3, list_of(uids, 2, 0), 2, &stamp_a, &index_a, &no_journal));
+    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 3, 1, list_of(uids, 2, 0), 2, &stamp_a, &index_a, &no_journal));
     assert_int_equal(calls, 1);
     /* the same again: no news */
-    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 3, list_of(uids, 2, 0), 2, &stamp_a, &index_a, &no_journal));
+    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 3, 1, list_of(uids, 2, 0), 2, &stamp_a, &index_a, &no_journal));
     assert_int_equal(calls, 1);
     /* the same list under new stamps (a touched file) replaces it but is no news */
-    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 3, list_of(uids, 2, 0), 2, &stamp_b, &index_a, &no_journal));
+    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 3, 1, list_of(uids, 2, 0), 2, &stamp_b, &index_a, &no_journal));
     assert_int_equal(calls, 1);
-    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 4, list_of(more, 3, 0), 3, &stamp_b, &index_a, &no_journal));
+    mailstore_gen_unref(mailstore_gen_publish("/m/a", 7, 4, 1, list_of(more, 3, 0), 3, &stamp_b, &index_a, &no_journal));
     assert_int_equal(calls, 2);
     mailstore_notify_changed("/m/a");
     assert_int_equal(calls, 3);
@@ -122,7 +122,7 @@ static void test_many_mailboxes_are_bounded(void **state)
     for (int i = 0; i < GENERATION_MAILBOXES_MAX * 2; i++) {
         char path[32];
         snprintf(path, sizeof path, "/m/%d", i);
-        mailstore_gen_unref(mailstore_gen_publish(path, 7, 2, list_of(uids, 1, 0), 1, &stamp_a, &index_a, &no_journal));
+        mailstore_gen_unref(mailstore_gen_publish(path, 7, 2, 1, list_of(uids, 1, 0), 1, &stamp_a, &index_a, &no_journal));
     }
     assert_null(mailstore_gen_current("/m/0"));
     assert_non_null(mailstore_gen_current("/m/100"));

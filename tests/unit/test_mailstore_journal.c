@@ -395,6 +395,97 @@ static void test_expunge_copies_exactly(void **state)
     mailstore_close(&ms);
 }
 
+/* RFC 7162 MODSEQ: raised by every change, kept by the journal and the index, UNCHANGEDSINCE. */
+static void test_modseq(void **state)
+{
+    struct fixture *f = *state;
+    struct mailstore ms;
+    const char *error = NULL;
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    unsigned long long start = ms.highestmodseq;
+    assert_true(start >= 1);
+    for (size_t i = 0; i < ms.nmsgs; i++)
+        assert_true(ms.msgs[i].modseq >= 1 && ms.msgs[i].modseq <= start);
+    do_store(&ms, 1); /* message 2 */
+    assert_true(ms.highestmodseq > start);
+    assert_int_equal(ms.msgs[1].modseq, ms.highestmodseq);
+    assert_true(ms.msgs[0].modseq <= start);
+    unsigned long long two = ms.msgs[1].modseq;
+    /* a STORE that changes nothing raises nothing */
+    do_store(&ms, 1);
+    assert_int_equal(ms.highestmodseq, two);
+    /* UNCHANGEDSINCE below message 2's MODSEQ: 2 is left alone and reported, 1 is changed */
+    uint32_t both[] = {1, 2}, *modified = NULL;
+    size_t nmodified = 0;
+    assert_int_equal(mailstore_store_if(&ms, both, 2, MAILSTORE_ADD, MBOX_FLAG_ANSWERED, NULL, 0, two - 1, &modified,
+                                        &nmodified, &error),
+                     MAILSTORE_OK);
+    assert_int_equal(nmodified, 1);
+    assert_int_equal(modified[0], 2);
+    free(modified);
+    assert_true(ms.msgs[0].flags & MBOX_FLAG_ANSWERED);
+    assert_false(ms.msgs[1].flags & MBOX_FLAG_ANSWERED);
+    unsigned long long one = ms.msgs[0].modseq;
+    assert_true(one > two);
+    /* an appended message gets a new one too */
+    uint32_t uid = do_append(&ms, 3);
+    assert_true(mailstore_gen_find(ms.gen, uid)->modseq > one);
+    unsigned long long high = ms.highestmodseq;
+    mailstore_close(&ms);
+    /* a new process reads them back (index + journal) */
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_int_equal(ms.highestmodseq, high);
+    assert_int_equal(ms.msgs[0].modseq, one);
+    assert_int_equal(ms.msgs[1].modseq, two);
+    /* an expunge raises HIGHESTMODSEQ and the folded index keeps every MODSEQ */
+    uint32_t gone = 4;
+    size_t removed = 0;
+    assert_int_equal(mailstore_expunge(&ms, &gone, 1, &removed, &error), MAILSTORE_OK);
+    assert_true(ms.highestmodseq > high);
+    high = ms.highestmodseq;
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_int_equal(ms.highestmodseq, high);
+    assert_int_equal(ms.msgs[0].modseq, one);
+    assert_int_equal(ms.msgs[1].modseq, two);
+    mailstore_close(&ms);
+    /* a version 2 index (no MODSEQ) is read: same UIDs, MODSEQ 1 */
+    char *data;
+    size_t len;
+    assert_int_equal(fs_read_file(f->index, 1 << 20, &data, &len), 0);
+    struct buf v2;
+    buf_init(&v2, 0);
+    unsigned v, next;
+    unsigned long long hs;
+    assert_int_equal(sscanf(data, "zolder-mbox-index 3 %u %u %llu", &v, &next, &hs), 3);
+    buf_printf(&v2, "zolder-mbox-index 2 %u %u\n", v, next);
+    char *line = strchr(data, '\n') + 1;
+    for (char *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        size_t l = (size_t)(nl - line);
+        if (strncmp(line, "keywords", 8) != 0)
+            l = (size_t)((char *)memrchr(line, ' ', l) - line); /* without the MODSEQ */
+        if ((char *)memchr(line, ' ', (size_t)(nl - line)) == NULL)
+            l = (size_t)(nl - line);
+        buf_append(&v2, line, l);
+        buf_append_char(&v2, '\n');
+    }
+    free(data);
+    buf_append_char(&v2, '\0');
+    write_file(f->index, v2.data);
+    buf_free(&v2);
+    unlink(f->journal);
+    mailstore_cache_clear();
+    assert_int_equal(mailstore_open(&ms, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_int_equal(ms.uidvalidity, v);
+    assert_int_equal(ms.nmsgs, 4);
+    assert_int_equal(ms.msgs[0].uid, 1);
+    assert_int_equal(ms.msgs[0].modseq, 1);
+    assert_true(ms.msgs[0].flags & MBOX_FLAG_ANSWERED);
+    mailstore_close(&ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crash_between_any_two_steps_keeps_acknowledged_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_journal_line_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expunge_copies_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_modseq, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
