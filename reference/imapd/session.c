@@ -6,7 +6,8 @@
  *   (STARTTLS, LOGINDISABLED), RFC 4959 (SASL-IR), RFC 4616 (PLAIN), RFC 7888 (LITERAL+),
  *   RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691
  *   (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 5530 (response codes), RFC 2180 4.1 (messages
- *   expunged by another session are reported only where EXPUNGE is allowed).
+ *   expunged by another session are reported only where EXPUNGE is allowed), RFC 7162
+ *   section 3.1 (CONDSTORE; not QRESYNC).
  *
  * DESCRIPTION
  *   The session keeps a view of the selected mailbox: the messages the client knows, in
@@ -96,6 +97,7 @@ struct imapd_session {
     bool store_open;
     bool readonly;
     struct imapd_view view;           /* the generation the client was last told of (view.h) */
+    bool condstore;                   /* RFC 7162 enabled: FETCH responses carry MODSEQ */
     size_t nkeywords_sent;
     bool auth_wait;                   /* AUTHENTICATE PLAIN: the response line comes next */
     char auth_tag[IMAP_TAG_MAX + 1];
@@ -167,7 +169,7 @@ static bool imapd_plaintext_ok(const struct imapd_session *ss)
 
 static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)
 {
-    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN");
+    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN CONDSTORE");
     if (ss->state == IMAPD_S_NOTAUTH) {
         if (ss->srv->tls && !ss->tls)
             buf_append_str(b, " STARTTLS");
@@ -231,7 +233,7 @@ static void imapd_merge(struct imapd_session *ss, bool allow_expunge, const uint
         imapd_claim_recent(ss);
     struct buf b;
     buf_init(&b, 0);
-    imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, &b);
+    imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, ss->condstore, &b);
     imapd_send_buf(ss, &b);
     buf_free(&b);
 }
@@ -636,6 +638,8 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_send(ss, "* OK [UNSEEN %zu] First unseen.", first_unseen);
     imapd_send(ss, "* OK [UIDVALIDITY %u] UIDs valid", ss->store.uidvalidity);
     imapd_send(ss, "* OK [UIDNEXT %u] Predicted next UID", ss->store.uidnext);
+    ss->condstore |= cmd->condstore;
+    imapd_send(ss, "* OK [HIGHESTMODSEQ %llu] Highest", ss->store.highestmodseq);
     log_info("imapd %llx: user=%s %s INBOX messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
              ss->store.nmsgs);
     imapd_send(ss, "%s OK [%s] %s completed.", cmd->tag, ss->readonly ? "READ-ONLY" : "READ-WRITE",
@@ -694,7 +698,7 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
     for (size_t i = 0; i < cmd->nitems; i++) {
         const char *it = cmd->items[i];
         if (strcmp(it, "MESSAGES") != 0 && strcmp(it, "RECENT") != 0 && strcmp(it, "UIDNEXT") != 0 &&
-            strcmp(it, "UIDVALIDITY") != 0 && strcmp(it, "UNSEEN") != 0) {
+            strcmp(it, "UIDVALIDITY") != 0 && strcmp(it, "UNSEEN") != 0 && strcmp(it, "HIGHESTMODSEQ") != 0) {
             imapd_bad(ss, cmd->tag, "Unknown STATUS item.");
             return;
         }
@@ -736,6 +740,7 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
                                : strcmp(it, "UIDVALIDITY") == 0 ? ms->uidvalidity
                                : strcmp(it, "UNSEEN") == 0      ? unseen
                                : strcmp(it, "RECENT") == 0      ? recent
+                               : strcmp(it, "HIGHESTMODSEQ") == 0 ? ms->highestmodseq
                                                                 : 0;
         buf_printf(&b, "%s%s %llu", i ? " " : "", it, v);
     }
@@ -755,7 +760,12 @@ static void imapd_cmd_namespace(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_enable(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    imapd_send(ss, "* ENABLED"); /* none of the extensions ENABLE knows is supported yet */
+    bool condstore = false;
+    for (size_t i = 0; i < cmd->nitems; i++)
+        condstore |= strcmp(cmd->items[i], "CONDSTORE") == 0;
+    /* RFC 5161 3.1: only what was not enabled before is listed */
+    imapd_send(ss, "* ENABLED%s", condstore && !ss->condstore ? " CONDSTORE" : "");
+    ss->condstore |= condstore;
     imapd_ok(ss, cmd->tag, true, "Enable completed.");
 }
 
@@ -999,11 +1009,34 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
                                                       [IMAP_STORE_REMOVE] = MAILSTORE_REMOVE};
     const char *error = NULL;
     enum mailstore_result r = MAILSTORE_OK;
-    if (nuids)
-        r = mailstore_store(&ss->store, uids, nuids, modes[cmd->store_mode], flags, keywords, nkw, &error);
+    uint32_t *modified = NULL;
+    size_t nmodified = 0;
+    ss->condstore |= cmd->has_unchangedsince; /* RFC 7162 3.1: a CONDSTORE command enables it */
+    if (nuids && cmd->has_unchangedsince && cmd->unchangedsince == 0) {
+        /* UNCHANGEDSINCE 0: every message has a MODSEQ above it; none is changed */
+        modified = xreallocarray(NULL, nuids, sizeof *modified);
+        memcpy(modified, uids, nuids * sizeof *modified);
+        nmodified = nuids;
+    } else if (nuids) {
+        r = mailstore_store_if(&ss->store, uids, nuids, modes[cmd->store_mode], flags, keywords, nkw,
+                               cmd->has_unchangedsince ? cmd->unchangedsince : 0, &modified, &nmodified, &error);
+    }
     free(keywords);
     free(list);
+    if (nmodified) {
+        /* the ones left alone are not reported as stored, nor kept from the merge's news */
+        size_t kept = 0;
+        for (size_t i = 0, k = 0; i < nuids; i++) {
+            while (k < nmodified && modified[k] < uids[i])
+                k++;
+            if (k < nmodified && modified[k] == uids[i])
+                continue;
+            uids[kept++] = uids[i];
+        }
+        nuids = kept;
+    }
     if (r != MAILSTORE_OK) {
+        free(modified);
         free(uids);
         if (r == MAILSTORE_ERROR && error && strstr(error, "keywords"))
             imapd_send(ss, "%s NO [LIMIT] Too many keywords in this mailbox.", cmd->tag);
@@ -1019,7 +1052,7 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
      */
     struct buf b;
     buf_init(&b, 0);
-    bool moved = imapd_view_merge(&ss->view, ss->store.gen, cmd->uid, &ss->store, uids, nuids, &b);
+    bool moved = imapd_view_merge(&ss->view, ss->store.gen, cmd->uid, &ss->store, uids, nuids, ss->condstore, &b);
     for (size_t i = 0; i < nuids; i++) {
         const struct mailstore_msg *now = imapd_store_find(ss, uids[i]);
         size_t idx = mailstore_gen_index(ss->view.shown, uids[i]);
@@ -1035,14 +1068,38 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
                 buf_printf(&b, "UID %u ", now->uid);
             buf_append_str(&b, "FLAGS ");
             imapd_flag_list(&ss->store, imapd_flags_of(ss, now->uid, now->flags), now->keywords, &b);
+            if (ss->condstore)
+                buf_printf(&b, " MODSEQ (%llu)", now->modseq);
             buf_append_str(&b, ")\r\n");
         }
     }
     imapd_send_buf(ss, &b);
     buf_free(&b);
     free(uids);
-    if (!imapd_sync(ss, cmd->uid, false))
+    if (!imapd_sync(ss, cmd->uid, false)) {
+        free(modified);
         return;
+    }
+    if (nmodified) {
+        /* RFC 7162 3.1.3: the messages not stored, as UIDs for UID STORE */
+        struct buf set;
+        buf_init(&set, 0);
+        for (size_t k = 0; k < nmodified; k++) {
+            size_t idx = mailstore_gen_index(ss->view.shown, modified[k]);
+            if (!cmd->uid && idx == (size_t)-1)
+                continue;
+            buf_printf(&set, "%s%zu", set.len ? "," : "", cmd->uid ? (size_t)modified[k] : idx + 1);
+        }
+        buf_append_char(&set, '\0');
+        if (set.len > 1)
+            imapd_send(ss, "%s OK [MODIFIED %s] Conditional STORE failed.", cmd->tag, set.data);
+        else
+            imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the messages no longer exist.", cmd->tag);
+        buf_free(&set);
+        free(modified);
+        return;
+    }
+    free(modified);
     if (gone)
         imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the messages no longer exist.", cmd->tag);
     else
@@ -1223,6 +1280,8 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
         return m && m->size > key->number;
     case IMAP_SK_SMALLER:
         return m && m->size < key->number;
+    case IMAP_SK_MODSEQ:
+        return m && m->modseq >= key->modseq;
     }
     return false;
 }
@@ -1242,16 +1301,25 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
                 return;
             }
     }
+    bool modseq_key = false;
+    for (size_t k = 0; k < cmd->nkeys; k++)
+        modseq_key |= cmd->keys[k].type == IMAP_SK_MODSEQ;
+    ss->condstore |= modseq_key; /* RFC 7162 3.1: a CONDSTORE command enables it */
+    unsigned long long highest = 0;
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "* SEARCH");
     for (size_t i = 0; i < nview; i++) {
-        if (!imapd_msg(ss, i))
+        const struct mailstore_msg *m = imapd_msg(ss, i);
+        if (!m)
             continue;
+        unsigned long long modseq = m->modseq;
         struct imapd_text t = {0};
         buf_init(&t.wire, 0);
         size_t k = 0;
         if (imapd_search_eval(ss, cmd, &k, i, &t)) {
+            if (modseq > highest)
+                highest = modseq;
             if (cmd->uid)
                 buf_printf(&b, " %u", imapd_view_uid(&ss->view, i));
             else
@@ -1259,6 +1327,8 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
         }
         buf_free(&t.wire);
     }
+    if (modseq_key && highest) /* RFC 7162 3.1.5: the highest MODSEQ of what was found */
+        buf_printf(&b, " (MODSEQ %llu)", highest);
     buf_append_str(&b, "\r\n");
     imapd_send_buf(ss, &b);
     buf_free(&b);
@@ -1270,7 +1340,7 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
 static bool imapd_att_needs_text(const struct imap_fetch_att *a)
 {
     return a->kind != IMAP_FETCH_FLAGS && a->kind != IMAP_FETCH_UID && a->kind != IMAP_FETCH_INTERNALDATE &&
-           a->kind != IMAP_FETCH_RFC822_SIZE;
+           a->kind != IMAP_FETCH_RFC822_SIZE && a->kind != IMAP_FETCH_MODSEQ;
 }
 
 static bool imapd_att_sets_seen(const struct imap_fetch_att *a)
@@ -1296,13 +1366,14 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     uint32_t keywords;
     imapd_view_flags(&ss->view, idx, &flags, &keywords);
     /* copies: a \Seen set below moves the mail store to a new generation */
-    unsigned long long size = m->size;
+    unsigned long long size = m->size, modseq = m->modseq;
     time_t internaldate = m->internaldate;
-    bool need_text = false, sets_seen = false, wants_flags = false;
+    bool need_text = false, sets_seen = false, wants_flags = false, wants_modseq = false;
     for (size_t i = 0; i < cmd->natts; i++) {
         need_text |= imapd_att_needs_text(&cmd->atts[i]);
         sets_seen |= imapd_att_sets_seen(&cmd->atts[i]);
         wants_flags |= cmd->atts[i].kind == IMAP_FETCH_FLAGS;
+        wants_modseq |= cmd->atts[i].kind == IMAP_FETCH_MODSEQ;
     }
     struct buf wire, b, part;
     buf_init(&wire, 0);
@@ -1324,6 +1395,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
             if (now) {
                 flags = now->flags;
                 keywords = now->keywords;
+                modseq = now->modseq;
                 imapd_view_told(&ss->view, uid, flags, keywords);
             }
             flags_changed = true;
@@ -1353,6 +1425,9 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
             break;
         case IMAP_FETCH_UID:
             buf_printf(&b, "UID %u", uid);
+            break;
+        case IMAP_FETCH_MODSEQ:
+            buf_printf(&b, "MODSEQ (%llu)", modseq);
             break;
         case IMAP_FETCH_INTERNALDATE:
             imapd_internaldate(internaldate, date, sizeof date);
@@ -1408,6 +1483,9 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         buf_append_str(&b, b.len > start ? " FLAGS " : "FLAGS ");
         imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
     }
+    /* RFC 7162 3.1.4.1: with CONDSTORE on, FLAGS come with MODSEQ; CHANGEDSINCE implies it */
+    if (!wants_modseq && ((ss->condstore && (wants_flags || flags_changed)) || cmd->changedsince))
+        buf_printf(&b, "%sMODSEQ (%llu)", b.len > start ? " " : "", modseq);
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);
     buf_free(&b);
@@ -1455,6 +1533,20 @@ static void imapd_cmd_fetch(struct imapd_session *ss, struct imap_cmd *cmd)
     if (!imapd_resolve(ss, &cmd->set, cmd->uid, &list, &n)) {
         imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
         return;
+    }
+    bool modseq = cmd->changedsince > 0;
+    for (size_t i = 0; i < cmd->natts; i++)
+        modseq |= cmd->atts[i].kind == IMAP_FETCH_MODSEQ;
+    ss->condstore |= modseq; /* RFC 7162 3.1: a CONDSTORE command enables it */
+    if (cmd->changedsince) {
+        /* only the messages changed since then (RFC 7162 3.1.4.1) */
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct mailstore_msg *m = imapd_msg(ss, list[i]);
+            if (m && m->modseq > cmd->changedsince)
+                list[kept++] = list[i];
+        }
+        n = kept;
     }
     ss->fetch_cmd = *cmd;
     memset(cmd, 0, sizeof *cmd); /* now owned by the session */

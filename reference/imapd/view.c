@@ -128,7 +128,8 @@ void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywor
 }
 
 bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool allow_expunge,
-                      const struct mailstore *ms, const uint32_t *skip, size_t nskip, struct buf *out)
+                      const struct mailstore *ms, const uint32_t *skip, size_t nskip, bool with_modseq,
+                      struct buf *out)
 {
     if (!latest || latest == v->shown)
         return false;
@@ -162,6 +163,8 @@ bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool a
             buf_printf(out, "* %zu FETCH (UID %u FLAGS ", nn + 1, uid);
             imapd_flag_list(ms, cur[j].flags | (imapd_view_is_recent(v, uid) ? IMAPD_FLAG_RECENT : 0), cur[j].keywords,
                             out);
+            if (with_modseq)
+                buf_printf(out, " MODSEQ (%llu)", cur[j].modseq);
             buf_append_str(out, ")\r\n");
         }
         nn++;

@@ -89,11 +89,13 @@ void imapd_view_told(struct imapd_view *v, uint32_t uid, unsigned flags, uint32_
 
 /*
  * Brings the view to latest, appending the untagged responses to out (see DESCRIPTION).
- * FETCH (FLAGS) is not written for the UIDs in skip (sorted; the caller tells those itself).
+ * FETCH (FLAGS) is not written for the UIDs in skip (sorted; the caller tells those itself);
+ * with_modseq: it carries MODSEQ (RFC 7162, once the client enabled CONDSTORE).
  * False when the view stayed where it was.
  */
 bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool allow_expunge,
-                      const struct mailstore *ms, const uint32_t *skip, size_t nskip, struct buf *out);
+                      const struct mailstore *ms, const uint32_t *skip, size_t nskip, bool with_modseq,
+                      struct buf *out);
 
 /* "(\Seen \Flagged kw...)" with ms's keyword names. */
 void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywords, struct buf *b);

@@ -39,6 +39,12 @@
  *   generation calls the mailbox's watchers, and local delivery calls
  *   mailstore_notify_changed after appending (generation.h).
  *
+ *   MODSEQ (RFC 7162): every message has one; a STORE gives the messages it changes
+ *   HIGHESTMODSEQ + 1 (one value per call), messages found new get one, an expunge raises
+ *   HIGHESTMODSEQ. They live in the index (format 3: HIGHESTMODSEQ in the first line, a
+ *   MODSEQ a message; formats 1 and 2 are read with MODSEQ 1) and in the journal's records.
+ *   mailstore_store_if leaves messages changed since UNCHANGEDSINCE alone.
+ *
  *   \Recent: the process keeps per mailbox the first UID no session has claimed
  *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", written to a new file
  *   and renamed, not fsynced: after a crash messages may be \Recent once more, never lost).
