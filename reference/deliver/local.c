@@ -13,6 +13,7 @@
 
 #include "fsutil.h"
 #include "log.h"
+#include "mailstore/generation.h"
 #include "mbox.h"
 #include "xalloc.h"
 
@@ -162,6 +163,7 @@ static void local_deliver_mbox(const struct local_target *t, struct local_item *
     struct buf entry;
     buf_init(&entry, 0);
     int fd = -1;
+    bool appended = false;
     qsort(items, n, sizeof *items, local_item_order);
     local_defer_all(items, n, "not attempted");
 
@@ -243,10 +245,13 @@ static void local_deliver_mbox(const struct local_target *t, struct local_item *
                 items[j].error = "mailbox fsync failed";
             }
     }
+    appended = written > 0;
 unlock:
     if (fd >= 0)
         close(fd); /* releases the fcntl lock */
     unlink(lock_path);
+    if (appended)
+        mailstore_notify_changed(path); /* IMAP sessions in IDLE of this process look now */
 out:
     buf_free(&entry);
     free(path);

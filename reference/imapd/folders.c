@@ -164,7 +164,7 @@ enum mailstore_result imapd_folder_open(const struct imapd_folders_ctx *ctx, con
 
 /* ---- COPY ----------------------------------------------------------------------------------- */
 
-enum mailstore_result imapd_folder_copy(struct mailstore *src, struct mailstore_msg *const *msgs, size_t n,
+enum mailstore_result imapd_folder_copy(struct mailstore *src, const struct mailstore_msg *const *msgs, size_t n,
                                         struct mailstore *dst, uint32_t *dst_uids, size_t *done_r,
                                         const char **error_r)
 {
@@ -176,7 +176,7 @@ enum mailstore_result imapd_folder_copy(struct mailstore *src, struct mailstore_
     buf_init(&kwtext, 0);
     enum mailstore_result r = MAILSTORE_OK;
     for (size_t i = 0; i < n && r == MAILSTORE_OK; i++) {
-        struct mailstore_msg *m = msgs[i];
+        const struct mailstore_msg *m = msgs[i];
         buf_reset(&raw);
         buf_reset(&fixed);
         buf_reset(&wire);
@@ -844,13 +844,37 @@ static enum imapd_reply folders_create(const struct imapd_folders_ctx *ctx, cons
     return IMAPD_REPLY_OK;
 }
 
+/* The mail store's files for one mailbox: the index and what sits beside it (mailstore.h). */
+static const char *const folders_index_suffixes[] = {"", ".journal", ".recent"};
+
 static void folders_index_remove(const char *index_path)
 {
-    char tmp[IMAPD_FOLDER_PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", index_path);
-    if (unlink(index_path) < 0 && errno != ENOENT)
-        log_warn("imapd: cannot remove %s", index_path);
-    unlink(tmp);
+    static const char *const leftovers[] = {".tmp", ".recent.tmp"};
+    char path[IMAPD_FOLDER_PATH_MAX + 16];
+    for (size_t i = 0; i < sizeof folders_index_suffixes / sizeof folders_index_suffixes[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", index_path, folders_index_suffixes[i]);
+        if (unlink(path) < 0 && errno != ENOENT)
+            log_warn("imapd: cannot remove %s", path);
+    }
+    for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", index_path, leftovers[i]);
+        unlink(path);
+    }
+}
+
+/*
+ * Renames a mailbox's index with its flag journal (acknowledged STOREs not yet folded into
+ * the index: left behind, they would be lost) and its \Recent boundary.
+ */
+static void folders_index_rename(const char *from, const char *to)
+{
+    char a[IMAPD_FOLDER_PATH_MAX + 16], b[IMAPD_FOLDER_PATH_MAX + 16];
+    for (size_t i = 0; i < sizeof folders_index_suffixes / sizeof folders_index_suffixes[0]; i++) {
+        snprintf(a, sizeof a, "%s%s", from, folders_index_suffixes[i]);
+        snprintf(b, sizeof b, "%s%s", to, folders_index_suffixes[i]);
+        if (rename(a, b) < 0 && errno != ENOENT)
+            log_warn("imapd: cannot rename %s", a);
+    }
 }
 
 static enum imapd_reply folders_delete(const struct imapd_folders_ctx *ctx, const struct imap_cmd *cmd, char *text,
@@ -919,9 +943,8 @@ static void folders_rename_indexes(const struct imapd_folders_ctx *ctx, const ch
         if (n <= 0 || (size_t)n >= sizeof old_name)
             continue;
         struct imapd_folder a, b;
-        if (folders_locate(ctx, old_name, &a) && folders_locate(ctx, t.v[i].name, &b) &&
-            rename(a.index_path, b.index_path) < 0 && errno != ENOENT)
-            log_warn("imapd: cannot rename %s", a.index_path);
+        if (folders_locate(ctx, old_name, &a) && folders_locate(ctx, t.v[i].name, &b))
+            folders_index_rename(a.index_path, b.index_path);
     }
     folders_tree_free(&t);
 }
@@ -945,7 +968,7 @@ static enum imapd_reply folders_rename_inbox(const struct imapd_folders_ctx *ctx
         dst_open = true;
     }
     size_t n = r == MAILSTORE_OK ? src.nmsgs : 0, done = 0, removed = 0;
-    struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
+    const struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
     uint32_t *src_uids = xreallocarray(NULL, n ? n : 1, sizeof *src_uids);
     uint32_t *dst_uids = xreallocarray(NULL, n ? n : 1, sizeof *dst_uids);
     for (size_t i = 0; i < n; i++) {
@@ -1035,8 +1058,7 @@ static enum imapd_reply folders_rename(const struct imapd_folders_ctx *ctx, cons
     free(d1);
     free(d2);
     if (kind == FOLDERS_MBOX) {
-        if (rename(from.index_path, to.index_path) < 0 && errno != ENOENT)
-            log_warn("imapd: cannot rename %s", from.index_path);
+        folders_index_rename(from.index_path, to.index_path);
     } else {
         folders_rename_indexes(ctx, from.mail_dir, from.name, to.name);
     }

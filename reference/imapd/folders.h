@@ -94,7 +94,7 @@ enum mailstore_result imapd_folder_open(const struct imapd_folders_ctx *ctx, con
  * UID, *done_r how many were copied (all of them on MAILSTORE_OK). When one fails, the copies
  * already made are expunged from dst again (*done_r 0; if even that fails they stay, logged).
  */
-enum mailstore_result imapd_folder_copy(struct mailstore *src, struct mailstore_msg *const *msgs, size_t n,
+enum mailstore_result imapd_folder_copy(struct mailstore *src, const struct mailstore_msg *const *msgs, size_t n,
                                         struct mailstore *dst, uint32_t *dst_uids, size_t *done_r,
                                         const char **error_r);
 

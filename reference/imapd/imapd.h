@@ -4,9 +4,11 @@
  * user's folders, mbox files under mail_dir (folders.h).
  *
  * Listeners are bound by the privileged part (daemon.c) before privileges are dropped;
- * imapd_start takes the fds. Sessions share nothing but the mailbox files: every change one
- * session makes goes through the mail store under the mailbox lock, and the others see it
- * by polling (mailstore_changed) after commands, on NOOP and every IMAPD_IDLE_POLL_SEC in IDLE.
+ * imapd_start takes the fds. Every change one session makes goes through the mail store
+ * under the mailbox lock; sessions share the mail store's generations (generation.h). The
+ * others see a change after their commands and on NOOP (mailstore_changed), and in IDLE at
+ * once when it was made in this process (a watcher; local delivery notifies too), else at
+ * the next IMAPD_IDLE_POLL_SEC poll (mutt, procmail).
  *
  * CONFIG: imap, imaps, imap_timeout, imap_connection_limit, tls_cert/tls_key, users,
  * state_dir, mail_dir (through maps->mail_dir).
@@ -40,6 +42,9 @@ struct imapd {
     unsigned nsessions;
     struct imapd_session *sessions;  /* every open session (freed at stop) */
     unsigned long long next_session_id;
+    /* issue 7 section 6: EXPUNGEs waiting to share one mbox rewrite (session.c) */
+    struct event *expunge_event;
+    struct imapd_session *expunge_queue;
 };
 
 /* Starts accepting on bound fds: nplain IMAP fds, then nimplicit imaps fds. */

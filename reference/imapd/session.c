@@ -7,7 +7,8 @@
  *   RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691
  *   (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 5530 (response codes), RFC 2180 4.1 (messages
  *   expunged by another session are reported only where EXPUNGE is allowed), RFC 6851 (MOVE),
- *   RFC 4315 (COPYUID); folders, LIST and friends: folders.h.
+ *   RFC 4315 (COPYUID), RFC 7162 section 3.1 (CONDSTORE; not QRESYNC); folders, LIST and
+ *   friends: folders.h.
  *
  * DESCRIPTION
  *   The session keeps a view of the selected mailbox: the messages the client knows, in
@@ -32,6 +33,8 @@
 #include "session.h"
 
 #include <ctype.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +59,7 @@
 #include "netaddr.h"
 #include "pop3_cmd.h"
 #include "str.h"
+#include "view.h"
 #include "xalloc.h"
 
 #define IMAPD_ERROR_MAX 20
@@ -80,14 +84,6 @@ enum imapd_state {
 #define IMAPD_ANY (IMAPD_IN_NOTAUTH | IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
 #define IMAPD_LOGGED_IN (IMAPD_IN_AUTH | IMAPD_IN_SELECTED)
 
-/* A message as last reported to the client (its bytes: ss->store.msgs, by UID). */
-struct imapd_view {
-    uint32_t uid;
-    uint32_t keywords;
-    unsigned flags;
-    bool gone;                /* expunged elsewhere, EXPUNGE not sent yet */
-};
-
 struct imapd_session {
     struct imapd *srv;
     struct imapd_session *next;
@@ -103,14 +99,15 @@ struct imapd_session {
     struct mailstore store;
     bool store_open;
     bool readonly;
-    struct imapd_view *view;
-    size_t nview;
+    struct imapd_view view;           /* the generation the client was last told of (view.h) */
+    bool condstore;                   /* RFC 7162 enabled: FETCH responses carry MODSEQ */
     size_t nkeywords_sent;
     bool auth_wait;                   /* AUTHENTICATE PLAIN: the response line comes next */
     char auth_tag[IMAP_TAG_MAX + 1];
     bool idling;
     char idle_tag[IMAP_TAG_MAX + 1];
     struct event *idle_timer;
+    void *idle_watch;                 /* mailstore_watch while in IDLE with a mailbox selected */
     bool fetching;                    /* a FETCH paused until its output drains */
     struct imap_cmd fetch_cmd;
     size_t *fetch_list, fetch_n, fetch_pos;
@@ -124,12 +121,19 @@ struct imapd_session {
     char auth_user[IMAPD_USER_MAX + 1];
     struct event *close_timer;
     unsigned close_polls;
+    bool expunging;                   /* an EXPUNGE waits for its group's rewrite (input paused) */
+    char expunge_tag[IMAP_TAG_MAX + 1];
+    uint32_t *expunge_uids;
+    size_t expunge_n;
+    struct imapd_session *expunge_next;
 };
 
 static void imapd_session_read(struct bufferevent *bev, void *arg);
 static void imapd_session_write(struct bufferevent *bev, void *arg);
 static void imapd_session_event(struct bufferevent *bev, short what, void *arg);
 static void imapd_process(struct imapd_session *ss);
+static void imapd_after_io(struct imapd_session *ss);
+static void imapd_expunge_enqueue(struct imapd_session *ss, const char *tag, uint32_t *uids, size_t n);
 static unsigned imapd_system_flag(const char *name);
 
 /* ---- replies ------------------------------------------------------------------------------ */
@@ -168,30 +172,13 @@ static bool imapd_plaintext_ok(const struct imapd_session *ss)
 
 static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)
 {
-    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN SPECIAL-USE MOVE");
+    buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN SPECIAL-USE MOVE "
+                      "CONDSTORE");
     if (ss->state == IMAPD_S_NOTAUTH) {
         if (ss->srv->tls && !ss->tls)
             buf_append_str(b, " STARTTLS");
         buf_append_str(b, imapd_plaintext_ok(ss) ? " AUTH=PLAIN" : " LOGINDISABLED");
     }
-}
-
-static void imapd_flag_list(const struct imapd_session *ss, unsigned flags, uint32_t keywords, struct buf *b)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } sys[] = {{MBOX_FLAG_SEEN, "\\Seen"},       {MBOX_FLAG_ANSWERED, "\\Answered"}, {MBOX_FLAG_FLAGGED, "\\Flagged"},
-               {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"}};
-    size_t start = b->len;
-    buf_append_char(b, '(');
-    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-        if (flags & sys[i].bit)
-            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", sys[i].name);
-    for (size_t k = 0; k < ss->store.nkeywords; k++)
-        if (keywords & (1u << k))
-            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", ss->store.keyword[k]);
-    buf_append_char(b, ')');
 }
 
 /* ---- the view ----------------------------------------------------------------------------- */
@@ -201,9 +188,7 @@ static void imapd_close_mailbox(struct imapd_session *ss)
     if (ss->store_open)
         mailstore_close(&ss->store);
     ss->store_open = false;
-    free(ss->view);
-    ss->view = NULL;
-    ss->nview = 0;
+    imapd_view_close(&ss->view);
     ss->nkeywords_sent = 0;
     if (ss->state == IMAPD_S_SELECTED)
         ss->state = IMAPD_S_AUTH;
@@ -225,53 +210,36 @@ static void imapd_send_flags(struct imapd_session *ss)
     ss->nkeywords_sent = ss->store.nkeywords;
 }
 
-/* Brings the view in step with ss->store.msgs, telling the client (see DESCRIPTION). */
-static void imapd_merge(struct imapd_session *ss, bool allow_expunge)
+/*
+ * Brings the view in step with the mail store's newest generation, telling the client (see
+ * DESCRIPTION and view.h); skip: UIDs (sorted) whose flags the caller tells itself.
+ */
+/* A read-write session claims \Recent on the messages it is about to be told of first. */
+static void imapd_claim_recent(struct imapd_session *ss)
 {
-    const struct mailstore_msg *cur = ss->store.msgs;
-    size_t ncur = ss->store.nmsgs;
+    if (ss->readonly || !ss->store.gen)
+        return;
+    uint32_t upto = ss->store.gen->uidnext;
+    imapd_view_add_recent(&ss->view, mailstore_recent_claim(&ss->store, upto), upto);
+}
+
+/* flags, with \Recent when uid is \Recent for this session */
+static unsigned imapd_flags_of(const struct imapd_session *ss, uint32_t uid, unsigned flags)
+{
+    return flags | (imapd_view_is_recent(&ss->view, uid) ? IMAPD_FLAG_RECENT : 0);
+}
+
+static void imapd_merge(struct imapd_session *ss, bool allow_expunge, const uint32_t *skip, size_t nskip)
+{
     if (ss->store.nkeywords != ss->nkeywords_sent)
         imapd_send_flags(ss);
-    struct imapd_view *nv = xreallocarray(NULL, ss->nview + ncur + 1, sizeof *nv);
-    size_t nn = 0, j = 0;
-    uint32_t maxold = ss->nview ? ss->view[ss->nview - 1].uid : 0;
+    if (ss->store.gen != ss->view.shown)
+        imapd_claim_recent(ss);
     struct buf b;
     buf_init(&b, 0);
-    for (size_t i = 0; i < ss->nview; i++) {
-        const struct imapd_view *old = &ss->view[i];
-        while (j < ncur && cur[j].uid < old->uid)
-            j++;
-        bool present = !old->gone && j < ncur && cur[j].uid == old->uid;
-        if (!present) {
-            if (allow_expunge) {
-                buf_printf(&b, "* %zu EXPUNGE\r\n", nn + 1);
-                continue;
-            }
-            nv[nn] = *old;
-            nv[nn++].gone = true;
-            continue;
-        }
-        nv[nn] = (struct imapd_view){cur[j].uid, cur[j].keywords, cur[j].flags, false};
-        if ((cur[j].flags & MBOX_FLAGS_IMAP) != (old->flags & MBOX_FLAGS_IMAP) || cur[j].keywords != old->keywords) {
-            buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", nn + 1, cur[j].uid);
-            imapd_flag_list(ss, cur[j].flags, cur[j].keywords, &b);
-            buf_append_str(&b, ")\r\n");
-        }
-        nn++;
-        j++;
-    }
-    size_t before = nn;
-    for (; j < ncur; j++)
-        if (cur[j].uid > maxold) {
-            nv[nn++] = (struct imapd_view){cur[j].uid, cur[j].keywords, cur[j].flags, false};
-        }
-    if (nn > before || nn != ss->nview)
-        buf_printf(&b, "* %zu EXISTS\r\n", nn);
+    imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, ss->condstore, &b);
     imapd_send_buf(ss, &b);
     buf_free(&b);
-    free(ss->view);
-    ss->view = nv;
-    ss->nview = nn;
 }
 
 /*
@@ -297,7 +265,7 @@ static bool imapd_sync(struct imapd_session *ss, bool allow_expunge, bool force)
             return true; /* the next command tries again */
         }
     }
-    imapd_merge(ss, allow_expunge);
+    imapd_merge(ss, allow_expunge, NULL, 0);
     return true;
 }
 
@@ -345,45 +313,40 @@ static bool imapd_resolve(const struct imapd_session *ss, const struct imap_seqs
 {
     *list_r = NULL;
     *n_r = 0;
+    size_t nview = imapd_view_count(&ss->view);
     if (!uid) {
         /* a range with '*' is never out of range ("1:*" in an empty mailbox names nothing) */
         for (size_t i = 0; i < set->n; i++)
             if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
-                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview))
+                (set->ranges[i].lo > nview || set->ranges[i].hi > nview))
                 return false;
     }
-    uint32_t star = uid ? (ss->nview ? ss->view[ss->nview - 1].uid : 0) : (uint32_t)ss->nview;
-    size_t *list = xreallocarray(NULL, ss->nview ? ss->nview : 1, sizeof *list);
+    uint32_t star = uid ? imapd_view_max_uid(&ss->view) : (uint32_t)nview;
+    size_t *list = xreallocarray(NULL, nview ? nview : 1, sizeof *list);
     size_t n = 0;
-    for (size_t i = 0; i < ss->nview; i++)
-        if (imapd_in_set(set, uid ? ss->view[i].uid : (uint32_t)(i + 1), star))
+    for (size_t i = 0; i < nview; i++)
+        if (imapd_in_set(set, uid ? imapd_view_uid(&ss->view, i) : (uint32_t)(i + 1), star))
             list[n++] = i;
     *list_r = list;
     *n_r = n;
     return true;
 }
 
-static struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
+static const struct mailstore_msg *imapd_store_find(const struct imapd_session *ss, uint32_t uid)
 {
-    size_t lo = 0, hi = ss->store.nmsgs;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (ss->store.msgs[mid].uid < uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < ss->store.nmsgs && ss->store.msgs[lo].uid == uid ? &ss->store.msgs[lo] : NULL;
+    return mailstore_gen_find(ss->store.gen, uid);
 }
 
-/* The mail store's entry of a view message; NULL when it is gone. */
-static struct mailstore_msg *imapd_msg(const struct imapd_session *ss, const struct imapd_view *v)
+/* The mail store's newest entry of sequence number idx + 1; NULL when it is gone. */
+static const struct mailstore_msg *imapd_msg(const struct imapd_session *ss, size_t idx)
 {
-    return v->gone ? NULL : imapd_store_find(ss, v->uid);
+    if (ss->view.shown == ss->store.gen)
+        return &ss->store.gen->msgs[idx]; /* the view is the newest: same positions */
+    return imapd_store_find(ss, imapd_view_uid(&ss->view, idx));
 }
 
 /* The message in wire form (CRLF). */
-static enum mailstore_result imapd_wire(struct imapd_session *ss, struct mailstore_msg *m, struct buf *wire,
+static enum mailstore_result imapd_wire(struct imapd_session *ss, const struct mailstore_msg *m, struct buf *wire,
                                         const char **error_r)
 {
     struct buf raw;
@@ -663,24 +626,27 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
     ss->store_open = true;
     ss->readonly = cmd->verb == IMAP_VERB_EXAMINE;
     ss->state = IMAPD_S_SELECTED;
-    ss->view = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *ss->view);
-    ss->nview = ss->store.nmsgs;
+    imapd_view_open(&ss->view, ss->store.gen);
+    uint32_t upto = ss->store.gen->uidnext;
+    if (ss->readonly) /* EXAMINE shows \Recent and leaves it to the next SELECT */
+        imapd_view_add_recent(&ss->view, mailstore_recent_first(&ss->store), upto);
+    else
+        imapd_claim_recent(ss);
     size_t first_unseen = 0;
-    for (size_t i = 0; i < ss->nview; i++) {
-        const struct mailstore_msg *m = &ss->store.msgs[i];
-        ss->view[i] = (struct imapd_view){m->uid, m->keywords, m->flags, false};
-        if (!first_unseen && !(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
+    for (size_t i = 0; i < ss->store.nmsgs && !first_unseen; i++)
+        if (!(ss->store.msgs[i].flags & MBOX_FLAG_SEEN))
             first_unseen = i + 1;
-    }
     imapd_send_flags(ss);
-    imapd_send(ss, "* %zu EXISTS", ss->nview);
-    imapd_send(ss, "* 0 RECENT");
+    imapd_send(ss, "* %zu EXISTS", ss->store.nmsgs);
+    imapd_send(ss, "* %zu RECENT", imapd_view_recent_count(&ss->view));
     if (first_unseen)
         imapd_send(ss, "* OK [UNSEEN %zu] First unseen.", first_unseen);
     imapd_send(ss, "* OK [UIDVALIDITY %u] UIDs valid", ss->store.uidvalidity);
     imapd_send(ss, "* OK [UIDNEXT %u] Predicted next UID", ss->store.uidnext);
+    ss->condstore |= cmd->condstore;
+    imapd_send(ss, "* OK [HIGHESTMODSEQ %llu] Highest", ss->store.highestmodseq);
     log_info("imapd %llx: user=%s %s %s messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
-             folder.name, ss->nview);
+             folder.name, ss->store.nmsgs);
     imapd_send(ss, "%s OK [%s] %s completed.", cmd->tag, ss->readonly ? "READ-ONLY" : "READ-WRITE",
                imap_verb_name(cmd->verb));
 }
@@ -715,7 +681,7 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
     for (size_t i = 0; i < cmd->nitems; i++) {
         const char *it = cmd->items[i];
         if (strcmp(it, "MESSAGES") != 0 && strcmp(it, "RECENT") != 0 && strcmp(it, "UIDNEXT") != 0 &&
-            strcmp(it, "UIDVALIDITY") != 0 && strcmp(it, "UNSEEN") != 0) {
+            strcmp(it, "UIDVALIDITY") != 0 && strcmp(it, "UNSEEN") != 0 && strcmp(it, "HIGHESTMODSEQ") != 0) {
             imapd_bad(ss, cmd->tag, "Unknown STATUS item.");
             return;
         }
@@ -738,6 +704,15 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
     size_t unseen = 0;
     for (size_t i = 0; i < ms->nmsgs; i++)
         unseen += !(ms->msgs[i].flags & MBOX_FLAG_SEEN);
+    /* RECENT: this session's own for the mailbox it has selected, else the messages nobody claimed */
+    size_t recent = 0;
+    if (ms == &ss->store) {
+        recent = imapd_view_recent_count(&ss->view);
+    } else {
+        uint32_t first = mailstore_recent_first(ms);
+        for (size_t i = 0; i < ms->nmsgs; i++)
+            recent += ms->msgs[i].uid >= first;
+    }
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "* STATUS ");
@@ -749,6 +724,8 @@ static void imapd_cmd_status(struct imapd_session *ss, struct imap_cmd *cmd)
                                : strcmp(it, "UIDNEXT") == 0     ? ms->uidnext
                                : strcmp(it, "UIDVALIDITY") == 0 ? ms->uidvalidity
                                : strcmp(it, "UNSEEN") == 0      ? unseen
+                               : strcmp(it, "RECENT") == 0      ? recent
+                               : strcmp(it, "HIGHESTMODSEQ") == 0 ? ms->highestmodseq
                                                                 : 0;
         buf_printf(&b, "%s%s %llu", i ? " " : "", it, v);
     }
@@ -768,7 +745,12 @@ static void imapd_cmd_namespace(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_enable(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    imapd_send(ss, "* ENABLED"); /* none of the extensions ENABLE knows is supported yet */
+    bool condstore = false;
+    for (size_t i = 0; i < cmd->nitems; i++)
+        condstore |= strcmp(cmd->items[i], "CONDSTORE") == 0;
+    /* RFC 5161 3.1: only what was not enabled before is listed */
+    imapd_send(ss, "* ENABLED%s", condstore && !ss->condstore ? " CONDSTORE" : "");
+    ss->condstore |= condstore;
     imapd_ok(ss, cmd->tag, true, "Enable completed.");
 }
 
@@ -823,6 +805,20 @@ static void imapd_cmd_append(struct imapd_session *ss, struct imap_cmd *cmd)
     imapd_ok(ss, cmd->tag, true, text);
 }
 
+/* The mailbox changed in this process (another session, local delivery): look at once. */
+static void imapd_idle_wake(void *arg)
+{
+    struct imapd_session *ss = arg;
+    if (ss->idling && ss->idle_timer)
+        event_active(ss->idle_timer, EV_TIMEOUT, 1); /* runs imapd_idle_poll from the loop */
+}
+
+static void imapd_idle_unwatch(struct imapd_session *ss)
+{
+    mailstore_unwatch(ss->idle_watch);
+    ss->idle_watch = NULL;
+}
+
 static void imapd_idle_poll(evutil_socket_t fd, short what, void *arg)
 {
     struct imapd_session *ss = arg;
@@ -848,6 +844,9 @@ static void imapd_cmd_idle(struct imapd_session *ss, struct imap_cmd *cmd)
     imapd_send(ss, "+ idling");
     if (!ss->idle_timer)
         ss->idle_timer = evtimer_new(ss->srv->base, imapd_idle_poll, ss);
+    /* changes made in this process are pushed; the poll finds other programs' (mutt) */
+    if (ss->state == IMAPD_S_SELECTED && !ss->idle_watch)
+        ss->idle_watch = mailstore_watch(ss->store.mbox_path, imapd_idle_wake, ss);
     struct timeval poll = {IMAPD_IDLE_POLL_SEC, 0};
     evtimer_add(ss->idle_timer, &poll);
 }
@@ -868,21 +867,35 @@ static void imapd_cmd_check(struct imapd_session *ss, struct imap_cmd *cmd)
 }
 
 /* Removes the \Deleted messages (those in set, when set is given); sends EXPUNGE when tell. */
+/* The UIDs an EXPUNGE (set NULL) or UID EXPUNGE removes: \Deleted as the mailbox is now. */
+static enum mailstore_result imapd_expunge_uids(struct imapd_session *ss, const struct imap_seqset *set,
+                                                uint32_t **uids_r, size_t *n_r, const char **error_r)
+{
+    *uids_r = NULL;
+    *n_r = 0;
+    enum mailstore_result r = mailstore_refresh(&ss->store, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    uint32_t star = imapd_view_max_uid(&ss->view);
+    uint32_t *uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
+    size_t n = 0;
+    for (size_t i = 0; i < ss->store.nmsgs; i++)
+        if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
+            uids[n++] = ss->store.msgs[i].uid;
+    *uids_r = uids;
+    *n_r = n;
+    return MAILSTORE_OK;
+}
+
 static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell)
 {
     const char *error = NULL;
-    enum mailstore_result r = mailstore_refresh(&ss->store, &error);
     uint32_t *uids = NULL;
     size_t n = 0, removed = 0;
-    if (r == MAILSTORE_OK) {
-        uint32_t star = ss->nview ? ss->view[ss->nview - 1].uid : 0;
-        uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
-        for (size_t i = 0; i < ss->store.nmsgs; i++)
-            if ((ss->store.msgs[i].flags & MBOX_FLAG_DELETED) && (!set || imapd_in_set(set, ss->store.msgs[i].uid, star)))
-                uids[n++] = ss->store.msgs[i].uid;
+    enum mailstore_result r = imapd_expunge_uids(ss, set, &uids, &n, &error);
+    if (r == MAILSTORE_OK)
         r = mailstore_expunge(&ss->store, uids, n, &removed, &error);
-        free(uids);
-    }
+    free(uids);
     if (r != MAILSTORE_OK) {
         if (tag)
             imapd_store_error(ss, tag, r, error);
@@ -902,8 +915,22 @@ static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_send(ss, "%s NO [READ-ONLY] The mailbox was opened with EXAMINE.", cmd->tag);
         return;
     }
-    if (imapd_expunge(ss, cmd->tag, cmd->uid ? &cmd->set : NULL, true))
-        imapd_send(ss, "%s OK Expunge completed.", cmd->tag);
+    const char *error = NULL;
+    uint32_t *uids = NULL;
+    size_t n = 0;
+    enum mailstore_result r = imapd_expunge_uids(ss, cmd->uid ? &cmd->set : NULL, &uids, &n, &error);
+    if (r != MAILSTORE_OK) {
+        free(uids);
+        imapd_store_error(ss, cmd->tag, r, error);
+        return;
+    }
+    if (n == 0) {
+        free(uids);
+        if (imapd_sync(ss, true, false))
+            imapd_send(ss, "%s OK Expunge completed.", cmd->tag);
+        return;
+    }
+    imapd_expunge_enqueue(ss, cmd->tag, uids, n);
 }
 
 static void imapd_cmd_close(struct imapd_session *ss, struct imap_cmd *cmd)
@@ -940,13 +967,13 @@ static void imapd_cmd_copy(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_send(ss, "%s NO %s", cmd->tag, no);
         return;
     }
-    struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
+    const struct mailstore_msg **msgs = xcalloc(n ? n : 1, sizeof(struct mailstore_msg *));
     uint32_t *src_uids = xreallocarray(NULL, n ? n : 1, sizeof *src_uids);
     uint32_t *dst_uids = xreallocarray(NULL, n ? n : 1, sizeof *dst_uids);
     size_t nm = 0;
     bool gone = false;
     for (size_t i = 0; i < n; i++) {
-        struct mailstore_msg *m = imapd_msg(ss, &ss->view[list[i]]);
+        const struct mailstore_msg *m = imapd_msg(ss, list[i]);
         if (!m) {
             gone = true;
             continue;
@@ -1040,22 +1067,46 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
     size_t nuids = 0;
     bool gone = false;
     for (size_t i = 0; i < n; i++) {
-        if (ss->view[list[i]].gone)
-            gone = true;
+        uint32_t uid = imapd_view_uid(&ss->view, list[i]);
+        if (!imapd_store_find(ss, uid))
+            gone = true; /* expunged by another session, EXPUNGE not sent yet */
         else
-            uids[nuids++] = ss->view[list[i]].uid;
+            uids[nuids++] = uid; /* ascending, as the view is */
     }
     static const enum mailstore_store_mode modes[] = {[IMAP_STORE_REPLACE] = MAILSTORE_SET,
                                                       [IMAP_STORE_ADD] = MAILSTORE_ADD,
                                                       [IMAP_STORE_REMOVE] = MAILSTORE_REMOVE};
     const char *error = NULL;
     enum mailstore_result r = MAILSTORE_OK;
-    if (nuids)
-        r = mailstore_store(&ss->store, uids, nuids, modes[cmd->store_mode], flags, keywords, nkw, &error);
-    free(uids);
+    uint32_t *modified = NULL;
+    size_t nmodified = 0;
+    ss->condstore |= cmd->has_unchangedsince; /* RFC 7162 3.1: a CONDSTORE command enables it */
+    if (nuids && cmd->has_unchangedsince && cmd->unchangedsince == 0) {
+        /* UNCHANGEDSINCE 0: every message has a MODSEQ above it; none is changed */
+        modified = xreallocarray(NULL, nuids, sizeof *modified);
+        memcpy(modified, uids, nuids * sizeof *modified);
+        nmodified = nuids;
+    } else if (nuids) {
+        r = mailstore_store_if(&ss->store, uids, nuids, modes[cmd->store_mode], flags, keywords, nkw,
+                               cmd->has_unchangedsince ? cmd->unchangedsince : 0, &modified, &nmodified, &error);
+    }
     free(keywords);
+    free(list);
+    if (nmodified) {
+        /* the ones left alone are not reported as stored, nor kept from the merge's news */
+        size_t kept = 0;
+        for (size_t i = 0, k = 0; i < nuids; i++) {
+            while (k < nmodified && modified[k] < uids[i])
+                k++;
+            if (k < nmodified && modified[k] == uids[i])
+                continue;
+            uids[kept++] = uids[i];
+        }
+        nuids = kept;
+    }
     if (r != MAILSTORE_OK) {
-        free(list);
+        free(modified);
+        free(uids);
         if (r == MAILSTORE_ERROR && error && strstr(error, "keywords"))
             imapd_send(ss, "%s NO [LIMIT] Too many keywords in this mailbox.", cmd->tag);
         else
@@ -1064,29 +1115,60 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
     }
     if (ss->store.nkeywords != ss->nkeywords_sent)
         imapd_send_flags(ss);
+    /*
+     * Other news first: the view moves to the newest generation unless an expunge the client
+     * may not hear of yet holds it back (then the flags told are kept as told ahead).
+     */
     struct buf b;
     buf_init(&b, 0);
-    for (size_t i = 0; i < n; i++) {
-        struct imapd_view *v = &ss->view[list[i]];
-        const struct mailstore_msg *now = v->gone ? NULL : imapd_store_find(ss, v->uid);
-        if (!now)
+    bool moved = imapd_view_merge(&ss->view, ss->store.gen, cmd->uid, &ss->store, uids, nuids, ss->condstore, &b);
+    for (size_t i = 0; i < nuids; i++) {
+        const struct mailstore_msg *now = imapd_store_find(ss, uids[i]);
+        size_t idx = mailstore_gen_index(ss->view.shown, uids[i]);
+        if (!now || idx == (size_t)-1) {
+            gone = true;
             continue;
-        v->flags = now->flags;
-        v->keywords = now->keywords;
+        }
+        if (!moved)
+            imapd_view_told(&ss->view, now->uid, now->flags, now->keywords);
         if (!cmd->silent) {
-            buf_printf(&b, "* %zu FETCH (", list[i] + 1);
+            buf_printf(&b, "* %zu FETCH (", idx + 1);
             if (cmd->uid)
-                buf_printf(&b, "UID %u ", v->uid);
+                buf_printf(&b, "UID %u ", now->uid);
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(ss, v->flags, v->keywords, &b);
+            imapd_flag_list(&ss->store, imapd_flags_of(ss, now->uid, now->flags), now->keywords, &b);
+            if (ss->condstore)
+                buf_printf(&b, " MODSEQ (%llu)", now->modseq);
             buf_append_str(&b, ")\r\n");
         }
     }
     imapd_send_buf(ss, &b);
     buf_free(&b);
-    free(list);
-    if (!imapd_sync(ss, cmd->uid, false))
+    free(uids);
+    if (!imapd_sync(ss, cmd->uid, false)) {
+        free(modified);
         return;
+    }
+    if (nmodified) {
+        /* RFC 7162 3.1.3: the messages not stored, as UIDs for UID STORE */
+        struct buf set;
+        buf_init(&set, 0);
+        for (size_t k = 0; k < nmodified; k++) {
+            size_t idx = mailstore_gen_index(ss->view.shown, modified[k]);
+            if (!cmd->uid && idx == (size_t)-1)
+                continue;
+            buf_printf(&set, "%s%zu", set.len ? "," : "", cmd->uid ? (size_t)modified[k] : idx + 1);
+        }
+        buf_append_char(&set, '\0');
+        if (set.len > 1)
+            imapd_send(ss, "%s OK [MODIFIED %s] Conditional STORE failed.", cmd->tag, set.data);
+        else
+            imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the messages no longer exist.", cmd->tag);
+        buf_free(&set);
+        free(modified);
+        return;
+    }
+    free(modified);
     if (gone)
         imapd_send(ss, "%s NO [EXPUNGEISSUED] Some of the messages no longer exist.", cmd->tag);
     else
@@ -1112,12 +1194,12 @@ static bool imapd_contains(const char *hay, size_t len, const char *needle)
     return false;
 }
 
-static bool imapd_text_load(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
+static bool imapd_text_load(struct imapd_session *ss, size_t idx, struct imapd_text *t)
 {
     if (!t->loaded) {
         t->loaded = true;
         const char *error = NULL;
-        struct mailstore_msg *m = imapd_msg(ss, v);
+        const struct mailstore_msg *m = imapd_msg(ss, idx);
         t->ok = m && imapd_wire(ss, m, &t->wire, &error) == MAILSTORE_OK;
         struct mime_entity e;
         mime_entity_parse(t->wire.data ? t->wire.data : "", 0, t->wire.len, false, 0, &e);
@@ -1135,13 +1217,13 @@ static time_t imapd_day(time_t t)
     return timegm(&day);
 }
 
-static time_t imapd_sent_day(struct imapd_session *ss, struct imapd_view *v, struct imapd_text *t)
+static time_t imapd_sent_day(struct imapd_session *ss, size_t idx, struct imapd_text *t)
 {
-    const struct mailstore_msg *m = imapd_msg(ss, v);
+    const struct mailstore_msg *m = imapd_msg(ss, idx);
     time_t day = imapd_day(m ? m->internaldate : 0);
     struct buf date;
     buf_init(&date, 0);
-    if (imapd_text_load(ss, v, t) && mime_header_value(t->wire.data, 0, t->hdr_len, "Date", &date) && date.len) {
+    if (imapd_text_load(ss, idx, t) && mime_header_value(t->wire.data, 0, t->hdr_len, "Date", &date) && date.len) {
         buf_append_char(&date, '\0');
         GDateTime *dt = g_mime_utils_header_decode_date(date.data);
         if (dt) {
@@ -1170,9 +1252,17 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
                               struct imapd_text *t)
 {
     const struct imap_search_key *key = &cmd->keys[(*k)++];
-    struct imapd_view *v = &ss->view[idx];
-    const struct mailstore_msg *m = imapd_msg(ss, v);
-    uint32_t maxuid = ss->nview ? ss->view[ss->nview - 1].uid : 0;
+    const struct mailstore_msg *m = imapd_msg(ss, idx);
+    size_t nview = imapd_view_count(&ss->view);
+    uint32_t maxuid = imapd_view_max_uid(&ss->view);
+    unsigned flags; /* the newest: this session's own STORE may be ahead of the view */
+    uint32_t keywords;
+    if (m) {
+        flags = m->flags;
+        keywords = m->keywords;
+    } else {
+        imapd_view_flags(&ss->view, idx, &flags, &keywords);
+    }
     switch (key->type) {
     case IMAP_SK_ALL:
         return true;
@@ -1190,27 +1280,28 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
         return a || b;
     }
     case IMAP_SK_SEQSET:
-        return imapd_in_set(&key->set, (uint32_t)(idx + 1), (uint32_t)ss->nview);
+        return imapd_in_set(&key->set, (uint32_t)(idx + 1), (uint32_t)nview);
     case IMAP_SK_UID:
-        return imapd_in_set(&key->set, v->uid, maxuid);
+        return imapd_in_set(&key->set, imapd_view_uid(&ss->view, idx), maxuid);
     case IMAP_SK_FLAG:
     case IMAP_SK_UNFLAG: {
         bool set;
         if (key->str[0] == '\\') {
-            set = (v->flags & imapd_system_flag(key->str)) != 0;
+            set = (flags & imapd_system_flag(key->str)) != 0;
         } else {
             int bit = mailstore_keyword_index(&ss->store, key->str);
-            set = bit >= 0 && (v->keywords & (1u << bit));
+            set = bit >= 0 && (keywords & (1u << bit));
         }
         return key->type == IMAP_SK_FLAG ? set : !set;
     }
     case IMAP_SK_NEW:
+        return imapd_view_is_recent(&ss->view, imapd_view_uid(&ss->view, idx)) && !(flags & MBOX_FLAG_SEEN);
     case IMAP_SK_RECENT:
-        return false; /* no message is \Recent (see docs/imap.md) */
+        return imapd_view_is_recent(&ss->view, imapd_view_uid(&ss->view, idx));
     case IMAP_SK_OLD:
-        return true;
+        return !imapd_view_is_recent(&ss->view, imapd_view_uid(&ss->view, idx));
     case IMAP_SK_HEADER: {
-        if (!imapd_text_load(ss, v, t))
+        if (!imapd_text_load(ss, idx, t))
             return false;
         /* every field of that name, unfolded */
         const char *msg = t->wire.data;
@@ -1238,10 +1329,10 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
         return false;
     }
     case IMAP_SK_BODY:
-        return imapd_text_load(ss, v, t) &&
+        return imapd_text_load(ss, idx, t) &&
                imapd_contains(t->wire.data + t->hdr_len, t->wire.len - t->hdr_len, key->str);
     case IMAP_SK_TEXT:
-        return imapd_text_load(ss, v, t) && imapd_contains(t->wire.data, t->wire.len, key->str);
+        return imapd_text_load(ss, idx, t) && imapd_contains(t->wire.data, t->wire.len, key->str);
     case IMAP_SK_BEFORE:
         return m && imapd_day(m->internaldate) < key->date;
     case IMAP_SK_ON:
@@ -1249,21 +1340,24 @@ static bool imapd_search_eval(struct imapd_session *ss, const struct imap_cmd *c
     case IMAP_SK_SINCE:
         return m && imapd_day(m->internaldate) >= key->date;
     case IMAP_SK_SENTBEFORE:
-        return imapd_sent_day(ss, v, t) < key->date;
+        return imapd_sent_day(ss, idx, t) < key->date;
     case IMAP_SK_SENTON:
-        return imapd_sent_day(ss, v, t) == key->date;
+        return imapd_sent_day(ss, idx, t) == key->date;
     case IMAP_SK_SENTSINCE:
-        return imapd_sent_day(ss, v, t) >= key->date;
+        return imapd_sent_day(ss, idx, t) >= key->date;
     case IMAP_SK_LARGER:
         return m && m->size > key->number;
     case IMAP_SK_SMALLER:
         return m && m->size < key->number;
+    case IMAP_SK_MODSEQ:
+        return m && m->modseq >= key->modseq;
     }
     return false;
 }
 
 static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
 {
+    size_t nview = imapd_view_count(&ss->view);
     /* sequence numbers beyond the mailbox in a SEARCH key are an error, as in FETCH */
     for (size_t k = 0; k < cmd->nkeys; k++) {
         const struct imap_seqset *set = &cmd->keys[k].set;
@@ -1271,28 +1365,39 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
             continue;
         for (size_t i = 0; i < set->n; i++)
             if (set->ranges[i].lo != IMAP_SEQ_STAR && set->ranges[i].hi != IMAP_SEQ_STAR &&
-                (set->ranges[i].lo > ss->nview || set->ranges[i].hi > ss->nview)) {
+                (set->ranges[i].lo > nview || set->ranges[i].hi > nview)) {
                 imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
                 return;
             }
     }
+    bool modseq_key = false;
+    for (size_t k = 0; k < cmd->nkeys; k++)
+        modseq_key |= cmd->keys[k].type == IMAP_SK_MODSEQ;
+    ss->condstore |= modseq_key; /* RFC 7162 3.1: a CONDSTORE command enables it */
+    unsigned long long highest = 0;
     struct buf b;
     buf_init(&b, 0);
     buf_append_str(&b, "* SEARCH");
-    for (size_t i = 0; i < ss->nview; i++) {
-        if (ss->view[i].gone)
+    for (size_t i = 0; i < nview; i++) {
+        const struct mailstore_msg *m = imapd_msg(ss, i);
+        if (!m)
             continue;
+        unsigned long long modseq = m->modseq;
         struct imapd_text t = {0};
         buf_init(&t.wire, 0);
         size_t k = 0;
         if (imapd_search_eval(ss, cmd, &k, i, &t)) {
+            if (modseq > highest)
+                highest = modseq;
             if (cmd->uid)
-                buf_printf(&b, " %u", ss->view[i].uid);
+                buf_printf(&b, " %u", imapd_view_uid(&ss->view, i));
             else
                 buf_printf(&b, " %zu", i + 1);
         }
         buf_free(&t.wire);
     }
+    if (modseq_key && highest) /* RFC 7162 3.1.5: the highest MODSEQ of what was found */
+        buf_printf(&b, " (MODSEQ %llu)", highest);
     buf_append_str(&b, "\r\n");
     imapd_send_buf(ss, &b);
     buf_free(&b);
@@ -1304,7 +1409,7 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
 static bool imapd_att_needs_text(const struct imap_fetch_att *a)
 {
     return a->kind != IMAP_FETCH_FLAGS && a->kind != IMAP_FETCH_UID && a->kind != IMAP_FETCH_INTERNALDATE &&
-           a->kind != IMAP_FETCH_RFC822_SIZE;
+           a->kind != IMAP_FETCH_RFC822_SIZE && a->kind != IMAP_FETCH_MODSEQ;
 }
 
 static bool imapd_att_sets_seen(const struct imap_fetch_att *a)
@@ -1322,18 +1427,22 @@ static void imapd_literal(struct buf *b, const char *data, size_t len)
 /* One message's FETCH response; false when the message is gone. */
 static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
 {
-    struct imapd_view *v = &ss->view[idx];
-    struct mailstore_msg *m = imapd_msg(ss, v);
+    const struct mailstore_msg *m = imapd_msg(ss, idx);
     if (!m)
         return false;
-    /* copies: a \Seen set below replaces the mail store's list (and m with it) */
-    unsigned long long size = m->size;
+    uint32_t uid = m->uid;
+    unsigned flags;
+    uint32_t keywords;
+    imapd_view_flags(&ss->view, idx, &flags, &keywords);
+    /* copies: a \Seen set below moves the mail store to a new generation */
+    unsigned long long size = m->size, modseq = m->modseq;
     time_t internaldate = m->internaldate;
-    bool need_text = false, sets_seen = false, wants_flags = false;
+    bool need_text = false, sets_seen = false, wants_flags = false, wants_modseq = false;
     for (size_t i = 0; i < cmd->natts; i++) {
         need_text |= imapd_att_needs_text(&cmd->atts[i]);
         sets_seen |= imapd_att_sets_seen(&cmd->atts[i]);
         wants_flags |= cmd->atts[i].kind == IMAP_FETCH_FLAGS;
+        wants_modseq |= cmd->atts[i].kind == IMAP_FETCH_MODSEQ;
     }
     struct buf wire, b, part;
     buf_init(&wire, 0);
@@ -1343,19 +1452,20 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     if (need_text) {
         enum mailstore_result r = imapd_wire(ss, m, &wire, &error);
         if (r != MAILSTORE_OK) {
-            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, v->uid, error);
+            log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, uid, error);
             buf_free(&wire);
             return false;
         }
     }
     bool flags_changed = false;
-    if (sets_seen && !ss->readonly && !(v->flags & MBOX_FLAG_SEEN)) {
-        uint32_t uid = v->uid;
+    if (sets_seen && !ss->readonly && !(flags & MBOX_FLAG_SEEN)) {
         if (mailstore_store(&ss->store, &uid, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error) == MAILSTORE_OK) {
             const struct mailstore_msg *now = imapd_store_find(ss, uid);
             if (now) {
-                v->flags = now->flags;
-                v->keywords = now->keywords;
+                flags = now->flags;
+                keywords = now->keywords;
+                modseq = now->modseq;
+                imapd_view_told(&ss->view, uid, flags, keywords);
             }
             flags_changed = true;
         } else {
@@ -1369,7 +1479,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     buf_printf(&b, "* %zu FETCH (", idx + 1);
     size_t start = b.len;
     if (cmd->uid)
-        buf_printf(&b, "UID %u", v->uid);
+        buf_printf(&b, "UID %u", uid);
     for (size_t i = 0; i < cmd->natts; i++) {
         const struct imap_fetch_att *a = &cmd->atts[i];
         if (a->kind == IMAP_FETCH_UID && cmd->uid)
@@ -1380,10 +1490,13 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         switch (a->kind) {
         case IMAP_FETCH_FLAGS:
             buf_append_str(&b, "FLAGS ");
-            imapd_flag_list(ss, v->flags, v->keywords, &b);
+            imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
             break;
         case IMAP_FETCH_UID:
-            buf_printf(&b, "UID %u", v->uid);
+            buf_printf(&b, "UID %u", uid);
+            break;
+        case IMAP_FETCH_MODSEQ:
+            buf_printf(&b, "MODSEQ (%llu)", modseq);
             break;
         case IMAP_FETCH_INTERNALDATE:
             imapd_internaldate(internaldate, date, sizeof date);
@@ -1437,8 +1550,11 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     }
     if (flags_changed && !wants_flags) {
         buf_append_str(&b, b.len > start ? " FLAGS " : "FLAGS ");
-        imapd_flag_list(ss, v->flags, v->keywords, &b);
+        imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
     }
+    /* RFC 7162 3.1.4.1: with CONDSTORE on, FLAGS come with MODSEQ; CHANGEDSINCE implies it */
+    if (!wants_modseq && ((ss->condstore && (wants_flags || flags_changed)) || cmd->changedsince))
+        buf_printf(&b, "%sMODSEQ (%llu)", b.len > start ? " " : "", modseq);
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);
     buf_free(&b);
@@ -1486,6 +1602,20 @@ static void imapd_cmd_fetch(struct imapd_session *ss, struct imap_cmd *cmd)
     if (!imapd_resolve(ss, &cmd->set, cmd->uid, &list, &n)) {
         imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
         return;
+    }
+    bool modseq = cmd->changedsince > 0;
+    for (size_t i = 0; i < cmd->natts; i++)
+        modseq |= cmd->atts[i].kind == IMAP_FETCH_MODSEQ;
+    ss->condstore |= modseq; /* RFC 7162 3.1: a CONDSTORE command enables it */
+    if (cmd->changedsince) {
+        /* only the messages changed since then (RFC 7162 3.1.4.1) */
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            const struct mailstore_msg *m = imapd_msg(ss, list[i]);
+            if (m && m->modseq > cmd->changedsince)
+                list[kept++] = list[i];
+        }
+        n = kept;
     }
     ss->fetch_cmd = *cmd;
     memset(cmd, 0, sizeof *cmd); /* now owned by the session */
@@ -1549,6 +1679,7 @@ static void imapd_command(struct imapd_session *ss, const char *text, size_t len
     if (ss->idling) {
         ss->idling = false;
         evtimer_del(ss->idle_timer);
+        imapd_idle_unwatch(ss);
         if (len == 4 && strncasecmp(text, "DONE", 4) == 0)
             imapd_ok(ss, ss->idle_tag, true, "Idle completed.");
         else
@@ -1581,12 +1712,107 @@ static void imapd_command(struct imapd_session *ss, const char *text, size_t len
     imap_cmd_free(&cmd);
 }
 
+/* ---- EXPUNGE: group commit ---------------------------------------------------------------- */
+
+/*
+ * An EXPUNGE waits (its input paused) until the loop has run the other sessions' commands
+ * that arrived with it; then all EXPUNGEs of one mailbox share one rewrite (the copy and the
+ * fsync of the whole mbox cost the same whatever is removed). Each is answered after the
+ * rewrite that removed its messages, as it would be alone: EXPUNGE responses, then OK (or
+ * the rewrite's NO). While one rewrite runs the loop is blocked, so under load the next
+ * batch gathers every EXPUNGE that came meanwhile.
+ */
+static void imapd_expunge_run(evutil_socket_t fd, short what, void *arg);
+
+static void imapd_expunge_enqueue(struct imapd_session *ss, const char *tag, uint32_t *uids, size_t n)
+{
+    struct imapd *p = ss->srv;
+    if (!p->expunge_event)
+        p->expunge_event = event_new(p->base, -1, 0, imapd_expunge_run, p);
+    str_copy(ss->expunge_tag, sizeof ss->expunge_tag, tag);
+    ss->expunge_uids = uids;
+    ss->expunge_n = n;
+    ss->expunging = true;
+    bufferevent_disable(ss->bev, EV_READ);
+    struct imapd_session **pp = &p->expunge_queue;
+    while (*pp)
+        pp = &(*pp)->expunge_next;
+    ss->expunge_next = NULL;
+    *pp = ss;
+    if (!event_pending(p->expunge_event, EV_TIMEOUT, NULL))
+        event_active(p->expunge_event, EV_TIMEOUT, 1);
+}
+
+static void imapd_expunge_unqueue(struct imapd_session *ss)
+{
+    for (struct imapd_session **pp = &ss->srv->expunge_queue; *pp; pp = &(*pp)->expunge_next)
+        if (*pp == ss) {
+            *pp = ss->expunge_next;
+            break;
+        }
+    free(ss->expunge_uids);
+    ss->expunge_uids = NULL;
+    ss->expunging = false;
+}
+
+static void imapd_expunge_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct imapd *p = arg;
+    (void)fd;
+    (void)what;
+    while (p->expunge_queue) {
+        /* one mailbox's group, in arrival order */
+        struct imapd_session *group = NULL, **tail = &group, *first = p->expunge_queue;
+        size_t total = 0, members = 0;
+        for (struct imapd_session **pp = &p->expunge_queue; *pp;) {
+            struct imapd_session *s = *pp;
+            if (strcmp(s->store.mbox_path, first->store.mbox_path) != 0) {
+                pp = &s->expunge_next;
+                continue;
+            }
+            *pp = s->expunge_next;
+            s->expunge_next = NULL;
+            *tail = s;
+            tail = &s->expunge_next;
+            total += s->expunge_n;
+            members++;
+        }
+        uint32_t *uids = xreallocarray(NULL, total ? total : 1, sizeof *uids);
+        size_t n = 0;
+        for (struct imapd_session *s = group; s; s = s->expunge_next) {
+            memcpy(uids + n, s->expunge_uids, s->expunge_n * sizeof *uids);
+            n += s->expunge_n;
+        }
+        const char *error = NULL;
+        size_t removed = 0;
+        enum mailstore_result r = mailstore_expunge(&first->store, uids, n, &removed, &error);
+        free(uids);
+        if (r == MAILSTORE_OK)
+            log_info("imapd %llx: user=%s expunge removed=%zu sessions=%zu", first->id, first->user, removed, members);
+        while (group) {
+            struct imapd_session *ss = group;
+            group = ss->expunge_next;
+            free(ss->expunge_uids);
+            ss->expunge_uids = NULL;
+            ss->expunging = false;
+            if (r != MAILSTORE_OK)
+                imapd_store_error(ss, ss->expunge_tag, r, error);
+            else if (imapd_sync(ss, true, false))
+                imapd_send(ss, "%s OK Expunge completed.", ss->expunge_tag);
+            if (ss->state != IMAPD_S_CLOSING)
+                bufferevent_enable(ss->bev, EV_READ);
+            imapd_process(ss); /* commands that came meanwhile */
+            imapd_after_io(ss); /* may free ss */
+        }
+    }
+}
+
 /* ---- the event loop glue ------------------------------------------------------------------ */
 
 static void imapd_process(struct imapd_session *ss)
 {
     struct evbuffer *in = bufferevent_get_input(ss->bev);
-    while (ss->state != IMAPD_S_CLOSING && !ss->fetching && !ss->delaying) {
+    while (ss->state != IMAPD_S_CLOSING && !ss->fetching && !ss->delaying && !ss->expunging) {
         size_t avail = evbuffer_get_length(in);
         if (avail == 0)
             return;
@@ -1631,6 +1857,9 @@ static void imapd_session_free(struct imapd_session *ss)
         }
     p->nsessions--;
     log_info("imapd %llx: disconnect from [%s]%s%s", ss->id, ss->ip, ss->user[0] ? " user=" : "", ss->user);
+    imapd_idle_unwatch(ss);
+    if (ss->expunging)
+        imapd_expunge_unqueue(ss);
     imapd_close_mailbox(ss);
     if (ss->fetching) {
         free(ss->fetch_list);
@@ -1654,6 +1883,9 @@ void imapd_session_free_all(struct imapd *p)
 {
     while (p->sessions)
         imapd_session_free(p->sessions);
+    if (p->expunge_event)
+        event_free(p->expunge_event);
+    p->expunge_event = NULL;
 }
 
 static void imapd_close_poll(evutil_socket_t fd, short what, void *arg);
@@ -1753,6 +1985,11 @@ void imapd_session_new(struct imapd *p, evutil_socket_t fd, const struct sockadd
     netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
     imap_reader_init(&ss->reader, IMAPD_LITERAL_MAX);
     evutil_make_socket_nonblocking(fd);
+    /* Responses are whole in the output buffer when written: without Nagle their last
+     * segment does not wait for the client's delayed ACK (up to 40 ms a command). */
+    int nodelay = 1;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
     if (implicit_tls) {
         SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
         ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,

@@ -31,7 +31,8 @@
 #define MAILSTORE_READ_CHUNK 65536
 #define MAILSTORE_INDEX_MAX (256UL * 1024 * 1024)
 #define MAILSTORE_INDEX_MAGIC_V1 "zolder-mbox-index 1"
-#define MAILSTORE_INDEX_MAGIC "zolder-mbox-index 2"
+#define MAILSTORE_INDEX_MAGIC_V2 "zolder-mbox-index 2"
+#define MAILSTORE_INDEX_MAGIC "zolder-mbox-index 3" /* 2 + HIGHESTMODSEQ and a MODSEQ a message */
 #define MAILSTORE_HEADER_READ_MAX 65536
 
 const char *mailstore_result_name(enum mailstore_result r)
@@ -211,6 +212,7 @@ struct mailstore_entry {
     bool has_flags;   /* a version 1 index had none: read them from the headers */
     unsigned flags;
     uint32_t keywords;
+    unsigned long long modseq; /* 1 from a version 1 or 2 index */
 };
 
 /* ---- the process cache --------------------------------------------------------------------- */
@@ -227,11 +229,6 @@ struct mailstore_entry {
  */
 #define MAILSTORE_CACHES_MAX 64
 
-struct mailstore_stamp {
-    unsigned long long ino, size;
-    long long mtime_ns;
-};
-
 struct mailstore_cache {
     struct mailstore_cache *next;
     char *mbox_path;
@@ -240,8 +237,9 @@ struct mailstore_cache {
     struct mailstore_msg *msgs;
     size_t n;
     bool index_valid;
-    struct mailstore_stamp index;
+    struct mailstore_stamp index, journal; /* the index as read with its journal applied */
     uint32_t validity, uidnext;
+    unsigned long long highestmodseq;
     struct mailstore_entry *e;
     size_t ne;
     char *keyword[MAILSTORE_KEYWORDS_MAX];
@@ -260,6 +258,47 @@ static void mailstore_stamp_of(const struct stat *st, struct mailstore_stamp *s)
 static bool mailstore_stamp_eq(const struct mailstore_stamp *a, const struct mailstore_stamp *b)
 {
     return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+/* The stamp of a file now (all 0 when it is missing). */
+static void mailstore_stat_stamp(const char *path, struct mailstore_stamp *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof *s);
+    if (stat(path, &st) == 0)
+        mailstore_stamp_of(&st, s);
+}
+
+/* The stamps of the spool file, the index and its flag journal now. */
+static void mailstore_stamps_now(const struct mailstore *ms, struct mailstore_stamp *mbox, struct mailstore_stamp *index,
+                                 struct mailstore_stamp *journal)
+{
+    mailstore_stat_stamp(ms->mbox_path, mbox);
+    mailstore_stat_stamp(ms->index_path, index);
+    mailstore_stat_stamp(ms->journal_path, journal);
+}
+
+/*
+ * Under the lock: list (taken over) becomes the mailbox's current generation (or the equal
+ * current one is shared); a reference for the caller.
+ */
+static struct mailstore_gen *mailstore_publish(struct mailstore *ms, struct mailstore_msg *list, size_t n)
+{
+    struct mailstore_stamp mbox, index, journal;
+    mailstore_stamps_now(ms, &mbox, &index, &journal);
+    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, ms->highestmodseq, list, n, &mbox, &index,
+                                 &journal);
+}
+
+/* ms takes g (and its reference) as its message list. */
+static void mailstore_adopt(struct mailstore *ms, struct mailstore_gen *g)
+{
+    mailstore_gen_unref(ms->gen);
+    ms->gen = g;
+    ms->msgs = g->msgs;
+    ms->nmsgs = g->nmsgs;
+    ms->uidnext = g->uidnext;
+    ms->highestmodseq = g->highestmodseq;
 }
 
 static void *mailstore_dup(const void *p, size_t n, size_t size)
@@ -322,6 +361,7 @@ void mailstore_cache_clear(void)
         mailstore_caches = c->next;
         mailstore_cache_free(c);
     }
+    mailstore_gen_clear();
 }
 
 /* Does the message at m->offset in fd still hash the same (one message scanned)? */
@@ -410,6 +450,57 @@ static void mailstore_keywords_clear(struct mailstore *ms)
     ms->nkeywords = 0;
 }
 
+/* ---- \Recent ----------------------------------------------------------------------------- */
+
+static uint32_t mailstore_recent_load(struct mailstore *ms)
+{
+    uint32_t first = mailstore_gen_recent(ms->mbox_path);
+    if (first)
+        return first;
+    char *path = mailstore_path(ms->index_path, ".recent", ""), *data = NULL;
+    size_t len = 0;
+    unsigned v = 0, uid = 0;
+    first = 1;
+    if (fs_read_file(path, 64, &data, &len) == 0 && sscanf(data, "%u %u", &v, &uid) == 2 && v == ms->uidvalidity &&
+        uid > 0)
+        first = uid;
+    free(data);
+    free(path);
+    mailstore_gen_set_recent(ms->mbox_path, first);
+    return first;
+}
+
+uint32_t mailstore_recent_first(struct mailstore *ms)
+{
+    uint32_t first = mailstore_recent_load(ms);
+    if (first > ms->uidnext) /* a rebuilt index: numbers start again */
+        first = 1;
+    return first;
+}
+
+uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto)
+{
+    uint32_t first = mailstore_recent_first(ms);
+    if (upto <= first)
+        return upto;
+    mailstore_gen_set_recent(ms->mbox_path, upto);
+    /* advisory: not fsynced (see mailstore.h) */
+    char *path = mailstore_path(ms->index_path, ".recent", ""), *tmp = mailstore_path(path, ".tmp", "");
+    char text[32];
+    int n = snprintf(text, sizeof text, "%u %u\n", ms->uidvalidity, upto);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && fs_write_all(fd, text, (size_t)n) == 0;
+    if (fd >= 0 && close(fd) < 0)
+        ok = false;
+    if (!ok || rename(tmp, path) < 0) {
+        log_warn("mailstore: cannot write %s", path);
+        unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+    return first;
+}
+
 int mailstore_keyword_index(const struct mailstore *ms, const char *name)
 {
     for (size_t i = 0; i < ms->nkeywords; i++)
@@ -431,8 +522,8 @@ static int mailstore_keyword_add(struct mailstore *ms, const char *name)
 }
 
 static void mailstore_cache_index_set(const struct mailstore *ms, struct mailstore_cache *c,
-                                      const struct mailstore_stamp *stamp, uint32_t validity, uint32_t next,
-                                      const struct mailstore_entry *e, size_t n)
+                                      const struct mailstore_stamp *stamp, const struct mailstore_stamp *journal,
+                                      uint32_t validity, uint32_t next, const struct mailstore_entry *e, size_t n)
 {
     mailstore_cache_index_drop(c);
     for (size_t i = 0; i < ms->nkeywords; i++)
@@ -440,10 +531,281 @@ static void mailstore_cache_index_set(const struct mailstore *ms, struct mailsto
     c->nkeywords = ms->nkeywords;
     c->validity = validity;
     c->uidnext = next;
+    c->highestmodseq = ms->highestmodseq;
     c->e = mailstore_dup(e, n, sizeof *e);
     c->ne = n;
     c->index = *stamp;
+    c->journal = *journal;
     c->index_valid = true;
+}
+
+/* ---- the flag journal ---------------------------------------------------------------------- */
+
+/*
+ * INDEX.journal beside the index: a STORE appends what it changed instead of rewriting the
+ * index. First line: MAILSTORE_JOURNAL_MAGIC, UIDVALIDITY, and the inode and mtime (ns) of
+ * the index file it extends; then "K name" (a keyword added to the table, in table order)
+ * and "F uid flags keywords" (hex: a message's flags and keyword bits, absolute values)
+ * lines. Replaying it is idempotent. A journal whose first line names another index (an
+ * index written since, e.g. by a fold whose journal removal did not happen) is ignored. A
+ * line without its newline (a torn append) ends the journal and is cut off by the next
+ * append. Every index write folds the journal into the index, then removes it.
+ */
+#define MAILSTORE_JOURNAL_MAGIC "zolder-flag-journal 1"
+
+static void mailstore_put_num(struct buf *b, unsigned long long v, unsigned base);
+static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n);
+static int mailstore_index_update(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
+                                  size_t first_new, size_t n, size_t nkeywords_before);
+#define MAILSTORE_JOURNAL_MIN (64UL * 1024)
+
+static void (*mailstore_step_hook)(const char *step);
+static unsigned long mailstore_journal_max_test;
+
+void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max)
+{
+    mailstore_step_hook = step;
+    mailstore_journal_max_test = journal_max;
+}
+
+/* A step of a durable change: tests crash the process here (mailstore_test_hooks). */
+static void mailstore_step(const char *step)
+{
+    if (mailstore_step_hook)
+        mailstore_step_hook(step);
+}
+
+static int mailstore_entry_uid_cmp(const void *key, const void *elem)
+{
+    uint32_t uid = *(const uint32_t *)key, other = ((const struct mailstore_entry *)elem)->uid;
+    return uid < other ? -1 : uid > other;
+}
+
+/*
+ * Applies the journal to entries e (the index as loaded: UIDVALIDITY validity, file stamp
+ * index), adding its keywords to ms's table.
+ */
+static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, const struct mailstore_stamp *index,
+                                    struct mailstore_entry **ep, size_t *np, uint32_t *nextp)
+{
+    struct mailstore_entry *e = *ep;
+    size_t n = *np, cap = n;
+    char *data;
+    size_t len;
+    if (fs_read_file(ms->journal_path, MAILSTORE_INDEX_MAX, &data, &len) < 0) {
+        if (errno != ENOENT)
+            log_warn("mailstore: cannot read %s; flag changes in it are lost", ms->journal_path);
+        return;
+    }
+    char *line = data, *nl = memchr(data, '\n', len);
+    unsigned v = 0;
+    unsigned long long ino = 0;
+    long long mtime = 0;
+    char end;
+    if (!nl) {
+        free(data);
+        return; /* torn before its first line was whole: it held no acknowledged change */
+    }
+    *nl = '\0';
+    if (sscanf(line, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld%c", &v, &ino, &mtime, &end) != 3 || v != validity ||
+        ino != index->ino || mtime != index->mtime_ns) {
+        free(data);
+        return; /* another index's (see above): folded already */
+    }
+    size_t applied = 0;
+    for (line = nl + 1; line < data + len; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(data + len - line));
+        if (!nl)
+            break; /* torn last line: never acknowledged */
+        *nl = '\0';
+        unsigned uid = 0, flags = 0, kw = 0;
+        unsigned long long off = 0, span = 0;
+        char hex[MAILSTORE_HASH_LEN * 2 + 1];
+        int used = 0;
+        unsigned long long modseq = 0;
+        if (line[0] == 'A' &&
+            sscanf(line, "A %u %llu %llu %32s %x %x %llu%n", &uid, &off, &span, hex, &flags, &kw, &modseq, &used) == 7 &&
+            line[used] == '\0' && strlen(hex) == (size_t)MAILSTORE_HASH_LEN * 2) {
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
+            /* a message added after the index was written (idempotent: known UIDs are skipped) */
+            if (n && uid <= e[n - 1].uid) {
+                if (!bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp)) {
+                    log_warnx("mailstore: %s: UID %u out of order; the rest is ignored", ms->journal_path, uid);
+                    break;
+                }
+            } else if (uid == 0 || uid == UINT32_MAX || n >= MAILSTORE_MESSAGES_MAX) {
+                break;
+            } else {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    e = xreallocarray(e, cap, sizeof *e);
+                }
+                struct mailstore_entry *x = &e[n];
+                memset(x, 0, sizeof *x);
+                x->uid = uid;
+                x->offset = off;
+                x->span = span;
+                if (mailstore_hex(hex, x->hash, MAILSTORE_HASH_LEN) < 0)
+                    break;
+                x->has_flags = true;
+                x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+                x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+                x->modseq = modseq;
+                n++;
+                if (uid >= *nextp)
+                    *nextp = uid + 1;
+            }
+        } else if (line[0] == 'K' && line[1] == ' ') {
+            if (mailstore_keyword_add(ms, line + 2) < 0)
+                break;
+        } else if (sscanf(line, "F %u %x %x %llu%n", &uid, &flags, &kw, &modseq, &used) == 4 && line[used] == '\0') {
+            struct mailstore_entry *x = bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp);
+            if (x) {
+                x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+                x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+                x->has_flags = true;
+                x->modseq = modseq;
+            }
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
+        } else if (sscanf(line, "M %llu%n", &modseq, &used) == 1 && line[used] == '\0') {
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
+        } else {
+            log_warnx("mailstore: %s is damaged after %zu records; the rest is ignored", ms->journal_path, applied);
+            break;
+        }
+        applied++;
+    }
+    free(data);
+    *ep = e;
+    *np = n;
+}
+
+/*
+ * Appends the flags of the messages marked in changed (and the keywords added to ms's table
+ * from nkeywords_before on) to the journal, and fsyncs it: after 0, the change survives a
+ * crash. -1: nothing of it is promised (a partial record is cut off again).
+ */
+static int mailstore_journal_append(struct mailstore *ms, const struct mailstore_msg *list, const bool *changed,
+                                    size_t first_new, size_t n, size_t nkeywords_before)
+{
+    int fd = open(ms->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st, ist;
+    if (fd < 0 || fstat(fd, &st) < 0 || stat(ms->index_path, &ist) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    mailstore_step("journal-open");
+    struct buf b;
+    buf_init(&b, 0);
+    off_t size = st.st_size;
+    struct mailstore_stamp index;
+    mailstore_stamp_of(&ist, &index);
+    bool fresh = size == 0;
+    if (size > 0) {
+        /* the journal must belong to this index, and end with a whole line */
+        char head[160];
+        ssize_t got = pread(fd, head, sizeof head - 1, 0);
+        head[got > 0 ? got : 0] = '\0';
+        unsigned v = 0;
+        unsigned long long ino = 0;
+        long long mtime = 0;
+        char end;
+        char *nl = strchr(head, '\n');
+        if (nl)
+            *nl = '\0';
+        if (!nl || sscanf(head, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld%c", &v, &ino, &mtime, &end) != 3 ||
+            v != ms->uidvalidity || ino != index.ino || mtime != index.mtime_ns) {
+            fresh = true; /* another index's: its changes are in the index already */
+        } else {
+            char last = '\n';
+            if (pread(fd, &last, 1, size - 1) != 1)
+                last = 0;
+            if (last != '\n') {
+                /* a torn record: cut back to the last whole line */
+                off_t cut = size;
+                char tail[512];
+                while (cut > 0) {
+                    off_t from = cut > (off_t)sizeof tail ? cut - (off_t)sizeof tail : 0;
+                    ssize_t k = pread(fd, tail, (size_t)(cut - from), from);
+                    if (k <= 0)
+                        break;
+                    char *p = memrchr(tail, '\n', (size_t)k);
+                    if (p) {
+                        cut = from + (p - tail) + 1;
+                        break;
+                    }
+                    cut = from;
+                }
+                fresh = cut == 0;
+                if (!fresh && ftruncate(fd, cut) < 0) {
+                    close(fd);
+                    return -1;
+                }
+                size = cut;
+            }
+        }
+        if (fresh) {
+            if (ftruncate(fd, 0) < 0) {
+                close(fd);
+                return -1;
+            }
+            size = 0;
+        }
+    }
+    if (fresh)
+        buf_printf(&b, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld\n", ms->uidvalidity, index.ino, index.mtime_ns);
+    for (size_t k = nkeywords_before; k < ms->nkeywords; k++)
+        buf_printf(&b, "K %s\n", ms->keyword[k]);
+    for (size_t i = first_new; i < n; i++) {
+        char hex[MAILSTORE_HASH_LEN * 2 + 1];
+        for (size_t k = 0; k < MAILSTORE_HASH_LEN; k++) {
+            hex[k * 2] = "0123456789abcdef"[list[i].hash[k] >> 4];
+            hex[k * 2 + 1] = "0123456789abcdef"[list[i].hash[k] & 15];
+        }
+        hex[sizeof hex - 1] = '\0';
+        buf_append_str(&b, "A ");
+        mailstore_put_num(&b, list[i].uid, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].offset, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].span, 10);
+        buf_append_char(&b, ' ');
+        buf_append_str(&b, hex);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].keywords, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].modseq, 10);
+        buf_append_char(&b, '\n');
+    }
+    for (size_t i = 0; changed && i < first_new; i++) {
+        if (!changed[i])
+            continue;
+        buf_append_str(&b, "F ");
+        mailstore_put_num(&b, list[i].uid, 10);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].keywords, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, list[i].modseq, 10);
+        buf_append_char(&b, '\n');
+    }
+    int rc = fs_write_all(fd, b.data ? b.data : "", b.len);
+    mailstore_step("journal-written");
+    rc = rc == 0 && fsync(fd) == 0 && (!fresh || fs_fsync_dir(ms->index_dir) == 0) ? 0 : -1;
+    if (rc < 0 && (ftruncate(fd, size) < 0 || fsync(fd) < 0))
+        log_warn("mailstore: cannot cut %s back to %lld", ms->journal_path, (long long)size);
+    close(fd);
+    buf_free(&b);
+    if (rc == 0)
+        mailstore_step("journal-synced");
+    return rc;
 }
 
 /* 0 loaded, -1 missing or unusable (then rebuilt). Loads the keyword table into ms. */
@@ -456,16 +818,18 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
     *n_r = 0;
     struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
     struct stat st;
-    struct mailstore_stamp now = {0, 0, 0};
+    struct mailstore_stamp now = {0, 0, 0}, journal;
     bool stamped = stat(ms->index_path, &st) == 0;
     if (stamped)
         mailstore_stamp_of(&st, &now);
-    if (stamped && c->index_valid && mailstore_stamp_eq(&c->index, &now)) {
+    mailstore_stat_stamp(ms->journal_path, &journal);
+    if (stamped && c->index_valid && mailstore_stamp_eq(&c->index, &now) && mailstore_stamp_eq(&c->journal, &journal)) {
         /* as this process last read or wrote it: no parse */
         mailstore_keywords_clear(ms);
         for (size_t i = 0; i < c->nkeywords; i++)
             ms->keyword[i] = xstrdup(c->keyword[i]);
         ms->nkeywords = c->nkeywords;
+        ms->highestmodseq = c->highestmodseq;
         *validity_r = c->validity;
         *next_r = c->uidnext;
         *entries_r = mailstore_dup(c->e, c->ne, sizeof *c->e);
@@ -483,15 +847,21 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
     char *line = data, *nl;
     unsigned v = 0, next = 0;
     int rc = -1;
-    bool v2 = false;
+    bool v2 = false, v3 = false;
+    unsigned long long highest = 1;
     if ((nl = strchr(line, '\n')) == NULL)
         goto out;
     *nl = '\0';
     char magic_end;
-    if (sscanf(line, MAILSTORE_INDEX_MAGIC " %u %u%c", &v, &next, &magic_end) == 2)
+    if (sscanf(line, MAILSTORE_INDEX_MAGIC " %u %u %llu%c", &v, &next, &highest, &magic_end) == 3)
+        v2 = v3 = true;
+    else if (sscanf(line, MAILSTORE_INDEX_MAGIC_V2 " %u %u%c", &v, &next, &magic_end) == 2)
         v2 = true;
     else if (sscanf(line, MAILSTORE_INDEX_MAGIC_V1 " %u %u%c", &v, &next, &magic_end) != 2)
         goto out;
+    if (highest == 0)
+        goto out;
+    ms->highestmodseq = highest;
     if (v == 0 || next == 0)
         goto out;
     mailstore_keywords_clear(ms);
@@ -513,9 +883,11 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         unsigned long long off, span;
         char hex[MAILSTORE_HASH_LEN * 2 + 1];
         int used = 0;
-        int want = v2 ? 6 : 4;
-        int got = v2 ? sscanf(line, "%u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used)
-                     : sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used);
+        unsigned long long modseq = 1;
+        int want = v3 ? 7 : v2 ? 6 : 4;
+        int got = v3   ? sscanf(line, "%u %llu %llu %32s %x %x %llu%n", &uid, &off, &span, hex, &flags, &kw, &modseq, &used)
+                  : v2 ? sscanf(line, "%u %llu %llu %32s %x %x%n", &uid, &off, &span, hex, &flags, &kw, &used)
+                       : sscanf(line, "%u %llu %llu %32s%n", &uid, &off, &span, hex, &used);
         if (got != want || line[used] != '\0' || strlen(hex) != (size_t)MAILSTORE_HASH_LEN * 2 || uid <= last ||
             uid >= next || n >= MAILSTORE_MESSAGES_MAX)
             goto out;
@@ -529,6 +901,9 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         e[n].has_flags = v2;
         e[n].flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
         e[n].keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+        e[n].modseq = modseq;
+        if (modseq > ms->highestmodseq)
+            ms->highestmodseq = modseq;
         if (mailstore_hex(hex, e[n].hash, MAILSTORE_HASH_LEN) < 0)
             goto out;
         last = uid;
@@ -543,12 +918,14 @@ out:
         free(e);
         return -1;
     }
+    if (stamped)
+        mailstore_journal_apply(ms, v, &now, &e, &n, &next);
     *validity_r = v;
     *next_r = next;
     *entries_r = e;
     *n_r = n;
     if (stamped)
-        mailstore_cache_index_set(ms, c, &now, v, next, e, n);
+        mailstore_cache_index_set(ms, c, &now, &journal, v, next, e, n);
     return 0;
 }
 
@@ -577,7 +954,7 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
 {
     struct buf b;
     buf_init(&b, 0);
-    buf_printf(&b, MAILSTORE_INDEX_MAGIC " %u %u\nkeywords", ms->uidvalidity, ms->uidnext);
+    buf_printf(&b, MAILSTORE_INDEX_MAGIC " %u %u %llu\nkeywords", ms->uidvalidity, ms->uidnext, ms->highestmodseq);
     for (size_t i = 0; i < ms->nkeywords; i++)
         buf_printf(&b, " %s", ms->keyword[i]);
     buf_append_char(&b, '\n');
@@ -598,23 +975,50 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
         mailstore_put_num(&b, msgs[i].flags, 16);
         buf_append_char(&b, ' ');
         mailstore_put_num(&b, msgs[i].keywords, 16);
+        buf_append_char(&b, ' ');
+        mailstore_put_num(&b, msgs[i].modseq ? msgs[i].modseq : 1, 10);
         buf_append_char(&b, '\n');
     }
     char *tmp = mailstore_path(ms->index_path, ".tmp", "");
     int rc = -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
-        if (fs_write_all(fd, b.data ? b.data : "", b.len) == 0 && fsync(fd) == 0 &&
-            rename(tmp, ms->index_path) == 0 && fs_fsync_dir(ms->index_dir) == 0)
+        bool written = fs_write_all(fd, b.data ? b.data : "", b.len) == 0;
+        mailstore_step("index-written");
+        if (written && fsync(fd) == 0 && rename(tmp, ms->index_path) == 0 && fs_fsync_dir(ms->index_dir) == 0)
             rc = 0;
         close(fd);
     }
+    if (rc == 0) {
+        /* the journal's changes are in the index now (replaying it would be harmless too) */
+        mailstore_step("index-renamed");
+        if (unlink(ms->journal_path) < 0 && errno != ENOENT)
+            log_warn("mailstore: cannot remove %s", ms->journal_path);
+        mailstore_step("journal-removed");
+    }
+    if (rc == 0)
+        mailstore_cache_index_from(ms, msgs, n);
+    else
+        mailstore_cache_index_drop(mailstore_cache_get(ms->mbox_path));
+    if (rc < 0) {
+        log_warn("mailstore: cannot write %s", ms->index_path);
+        unlink(tmp);
+    }
+    free(tmp);
+    buf_free(&b);
+    mailstore_note_index(ms);
+    return rc;
+}
+
+/* The process cache's index becomes msgs, as a load of the index and journal would give it. */
+static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n)
+{
     struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
     struct stat st;
-    if (rc == 0 && stat(ms->index_path, &st) == 0) {
-        /* what we wrote, as a load would give it back */
-        struct mailstore_stamp now;
+    if (stat(ms->index_path, &st) == 0) {
+        struct mailstore_stamp now, journal;
         mailstore_stamp_of(&st, &now);
+        mailstore_stat_stamp(ms->journal_path, &journal);
         struct mailstore_entry *e = xreallocarray(NULL, n ? n : 1, sizeof *e);
         uint32_t kwmask = ms->nkeywords < 32 ? (1u << ms->nkeywords) - 1 : UINT32_MAX;
         for (size_t i = 0; i < n; i++) {
@@ -625,20 +1029,13 @@ static int mailstore_index_write(struct mailstore *ms, const struct mailstore_ms
             e[i].has_flags = true;
             e[i].flags = msgs[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
             e[i].keywords = msgs[i].keywords & kwmask;
+            e[i].modseq = msgs[i].modseq ? msgs[i].modseq : 1;
         }
-        mailstore_cache_index_set(ms, c, &now, ms->uidvalidity, ms->uidnext, e, n);
+        mailstore_cache_index_set(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
         free(e);
     } else {
         mailstore_cache_index_drop(c);
     }
-    if (rc < 0) {
-        log_warn("mailstore: cannot write %s", ms->index_path);
-        unlink(tmp);
-    }
-    free(tmp);
-    buf_free(&b);
-    mailstore_note_index(ms);
-    return rc;
 }
 
 static int mailstore_entry_cmp(const void *a, const void *b)
@@ -696,19 +1093,48 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
         if (validity == ms->uidvalidity || validity == 0)
             validity++;
         next = 1;
+        ms->highestmodseq = 1;
         changed = true;
     }
-    changed |= ne != n;
-    for (size_t i = 0; i < n && i < ne && !changed; i++)
-        changed = e[i].offset != msgs[i].offset || e[i].span != msgs[i].span || !e[i].has_flags ||
-                  memcmp(e[i].hash, msgs[i].hash, MAILSTORE_HASH_LEN) != 0;
+    /* how many messages are as the index has them, from the first on */
+    size_t same = 0;
+    while (!changed && same < n && same < ne && e[same].offset == msgs[same].offset &&
+           e[same].span == msgs[same].span && e[same].has_flags &&
+           memcmp(e[same].hash, msgs[same].hash, MAILSTORE_HASH_LEN) == 0)
+        same++;
+    if (!changed && same == ne && n > ne && next <= UINT32_MAX - (n - ne)) {
+        /* the common change: messages appended (delivery, APPEND); the rest as it was */
+        size_t nkeywords_before = ms->nkeywords;
+        for (size_t i = 0; i < ne; i++) {
+            msgs[i].uid = e[i].uid;
+            msgs[i].flags = e[i].flags;
+            msgs[i].keywords = e[i].keywords;
+            msgs[i].modseq = e[i].modseq;
+        }
+        unsigned long long modseq = ++ms->highestmodseq; /* one for the messages found now */
+        for (size_t i = ne; i < n; i++) {
+            msgs[i].uid = next++;
+            msgs[i].modseq = modseq;
+            if (fd >= 0)
+                mailstore_flags_from_headers(ms, fd, &msgs[i]);
+        }
+        free(e);
+        ms->uidvalidity = validity;
+        ms->uidnext = next;
+        if (mailstore_index_update(ms, msgs, NULL, ne, n, nkeywords_before) < 0)
+            log_warn("mailstore: cannot record the new messages of %s", ms->mbox_path);
+        return;
+    }
+    changed |= ne != n || same != n;
     if (!changed) {
         for (size_t i = 0; i < n; i++) {
             msgs[i].uid = e[i].uid; /* the common case: nothing moved */
             msgs[i].flags = e[i].flags;
             msgs[i].keywords = e[i].keywords;
+            msgs[i].modseq = e[i].modseq;
         }
     } else {
+        unsigned long long modseq = ++ms->highestmodseq; /* for what is new or changed now */
         if (ne)
             qsort(e, ne, sizeof *e, mailstore_entry_cmp);
         uint32_t last = 0;
@@ -747,9 +1173,12 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
             if (match && match->has_flags && match->span == msgs[i].span) {
                 msgs[i].flags = match->flags;
                 msgs[i].keywords = match->keywords;
-            } else if (fd >= 0) {
+                msgs[i].modseq = match->modseq;
+            } else {
                 /* new, or rewritten in place by a mail reader: its headers say */
-                mailstore_flags_from_headers(ms, fd, &msgs[i]);
+                msgs[i].modseq = modseq;
+                if (fd >= 0)
+                    mailstore_flags_from_headers(ms, fd, &msgs[i]);
             }
             last = uid;
         }
@@ -793,6 +1222,8 @@ static enum mailstore_result mailstore_sync(struct mailstore *ms, int fd, struct
 
 /* ---- the API ------------------------------------------------------------------------------- */
 
+static bool mailstore_take_current(struct mailstore *ms, bool fresh);
+
 enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mailstore_location *loc,
                                         const char **error_r)
 {
@@ -813,15 +1244,23 @@ enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mails
     ms->index_path = xstrdup(loc->index_path);
     ms->index_dir = index_base == loc->index_path ? xstrdup("/")
                                                   : xstrndup(loc->index_path, (size_t)(index_base - loc->index_path));
+    ms->journal_path = mailstore_path(ms->index_path, ".journal", "");
     if (fs_mkdir_p(ms->index_dir, 0700) < 0) {
         *error_r = "cannot create the index folder";
         return MAILSTORE_ERROR;
     }
+    /* another session of this process read it as it is now: share that, no lock, no read */
+    if (mailstore_take_current(ms, true))
+        return MAILSTORE_OK;
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
         return r;
-    r = mailstore_sync(ms, fd, &ms->msgs, &ms->nmsgs, error_r);
+    struct mailstore_msg *list = NULL;
+    size_t n = 0;
+    r = mailstore_sync(ms, fd, &list, &n, error_r);
+    if (r == MAILSTORE_OK)
+        mailstore_adopt(ms, mailstore_publish(ms, list, n));
     mailstore_unlock(ms, fd);
     return r;
 }
@@ -855,11 +1294,14 @@ enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir
 
 /*
  * Under the lock, when the mbox is as ms->msgs was read (same inode, size and mtime) and only
- * the index changed (another session's flags): the flags from the index, no scan. False when
- * the index does not match ms->msgs entry for entry (then a full sync decides).
+ * the index changed (another session's flags): a copy of ms->msgs with the flags from the
+ * index, no scan. False when the index does not match ms->msgs entry for entry (then a full
+ * sync decides).
  */
-static bool mailstore_refresh_flags(struct mailstore *ms, int fd)
+static bool mailstore_refresh_flags(struct mailstore *ms, int fd, struct mailstore_msg **list_r, size_t *n_r)
 {
+    *list_r = NULL;
+    *n_r = 0;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || (unsigned long long)st.st_size != ms->seen_size ||
         (unsigned long long)st.st_ino != ms->seen_ino ||
@@ -875,24 +1317,82 @@ static bool mailstore_refresh_flags(struct mailstore *ms, int fd)
         same = e[i].has_flags && e[i].uid == ms->msgs[i].uid && e[i].offset == ms->msgs[i].offset &&
                e[i].span == ms->msgs[i].span && memcmp(e[i].hash, ms->msgs[i].hash, MAILSTORE_HASH_LEN) == 0;
     if (same) {
+        struct mailstore_msg *list = mailstore_dup(ms->msgs, ne, sizeof *list);
         for (size_t i = 0; i < ne; i++) {
-            ms->msgs[i].flags = e[i].flags;
-            ms->msgs[i].keywords = e[i].keywords;
+            list[i].flags = e[i].flags;
+            list[i].keywords = e[i].keywords;
+            list[i].modseq = e[i].modseq;
         }
         ms->uidnext = next;
         mailstore_note_index(ms);
+        *list_r = list;
+        *n_r = ne;
     }
     free(e);
     return same;
 }
 
+/* The keyword table of the process cache's index when it has more names than ms's (shared
+ * names keep their bits: the table only grows under one UIDVALIDITY). */
+static void mailstore_keywords_from_cache(struct mailstore *ms)
+{
+    struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+    if (!c->index_valid || c->validity != ms->uidvalidity || c->nkeywords <= ms->nkeywords)
+        return;
+    for (size_t i = ms->nkeywords; i < c->nkeywords; i++)
+        ms->keyword[i] = xstrdup(c->keyword[i]);
+    ms->nkeywords = c->nkeywords;
+}
+
+/*
+ * Without the lock: when the mailbox's current generation was read from the files as they
+ * are now (all three stamps), ms takes it. fresh: ms has no generation yet (an open): its
+ * UIDVALIDITY and keyword table come from the generation and the process cache's index.
+ */
+static bool mailstore_take_current(struct mailstore *ms, bool fresh)
+{
+    struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    if (!cur || (!fresh && cur->uidvalidity != ms->uidvalidity))
+        return false;
+    if (fresh) {
+        struct mailstore_cache *c = mailstore_cache_get(ms->mbox_path);
+        if (!c->index_valid || c->validity != cur->uidvalidity)
+            return false;
+    }
+    struct mailstore_stamp mbox, index, journal;
+    mailstore_stamps_now(ms, &mbox, &index, &journal);
+    if (!mailstore_stamp_eq(&mbox, &cur->mbox) || !mailstore_stamp_eq(&index, &cur->index) ||
+        !mailstore_stamp_eq(&journal, &cur->journal))
+        return false;
+    if (fresh)
+        ms->uidvalidity = cur->uidvalidity;
+    mailstore_keywords_from_cache(ms);
+    if (cur != ms->gen)
+        mailstore_adopt(ms, mailstore_gen_ref(cur));
+    ms->seen_size = mbox.size;
+    ms->seen_ino = mbox.ino;
+    ms->seen_mtime_ns = mbox.mtime_ns;
+    ms->seen_index_ino = index.ino;
+    ms->seen_index_mtime_ns = index.mtime_ns;
+    return true;
+}
+
 enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r)
 {
+    /*
+     * Another session of this process read or changed the mailbox last, and both files are
+     * as it saw them: share its generation, no lock, no read.
+     */
+    if (mailstore_take_current(ms, false))
+        return MAILSTORE_OK;
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
         return r;
-    if (mailstore_refresh_flags(ms, fd)) {
+    struct mailstore_msg *flagged = NULL;
+    size_t nflagged = 0;
+    if (mailstore_refresh_flags(ms, fd, &flagged, &nflagged)) {
+        mailstore_adopt(ms, mailstore_publish(ms, flagged, nflagged));
         mailstore_unlock(ms, fd);
         return MAILSTORE_OK;
     }
@@ -900,33 +1400,29 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
     struct mailstore_msg *list = NULL;
     size_t n = 0;
     r = mailstore_sync(ms, fd, &list, &n, error_r);
-    mailstore_unlock(ms, fd);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         /* The index was rebuilt: the UIDs a session holds mean nothing now. */
-        free(list);
+        mailstore_gen_unref(mailstore_publish(ms, list, n)); /* for the sessions that open anew */
+        mailstore_unlock(ms, fd);
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         return MAILSTORE_GONE;
     }
-    if (r == MAILSTORE_OK) {
-        free(ms->msgs);
-        ms->msgs = list;
-        ms->nmsgs = n;
-    }
+    if (r == MAILSTORE_OK)
+        mailstore_adopt(ms, mailstore_publish(ms, list, n));
+    mailstore_unlock(ms, fd);
     return r;
 }
 
 bool mailstore_changed(struct mailstore *ms)
 {
-    struct stat st;
-    if (stat(ms->mbox_path, &st) < 0)
-        return ms->seen_ino != 0;
-    if ((unsigned long long)st.st_size != ms->seen_size || (unsigned long long)st.st_ino != ms->seen_ino ||
-        (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_mtime_ns)
-        return true;
-    if (stat(ms->index_path, &st) < 0)
-        return true;
-    return (unsigned long long)st.st_ino != ms->seen_index_ino ||
-           (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != ms->seen_index_mtime_ns;
+    struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    if (cur != ms->gen || !ms->gen)
+        return true; /* another session of this process saw or made a change */
+    /* another program's change: the files are not as the generation was read from them */
+    struct mailstore_stamp mbox, index, journal;
+    mailstore_stamps_now(ms, &mbox, &index, &journal);
+    return !mailstore_stamp_eq(&mbox, &ms->gen->mbox) || !mailstore_stamp_eq(&index, &ms->gen->index) ||
+           !mailstore_stamp_eq(&journal, &ms->gen->journal);
 }
 
 static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore_msg *b)
@@ -935,9 +1431,16 @@ static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore
     return memcmp(a->hash, b->hash, MAILSTORE_HASH_LEN) == 0;
 }
 
-enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_msg *m, struct buf *raw,
+enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mailstore_msg *orig, struct buf *raw,
                                          const char **error_r)
 {
+    /* m: where the message is believed to be; the newest generation knows best */
+    struct mailstore_msg at = *orig, *m = &at;
+    const struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
+    const struct mailstore_msg *newer = cur && cur != ms->gen && cur->uidvalidity == ms->uidvalidity
+                                            ? mailstore_gen_find(cur, m->uid) : NULL;
+    if (newer && mailstore_same(newer, m))
+        at = *newer;
     if (m->content_len > MAILSTORE_MESSAGE_MAX) {
         *error_r = "message too large to read";
         return MAILSTORE_ERROR;
@@ -972,6 +1475,11 @@ enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_
                     m->lines = list[k].lines;
                     found = m;
                 }
+        if (r == MAILSTORE_OK) {
+            /* the scan becomes the current generation: the session's next refresh takes it */
+            mailstore_gen_unref(mailstore_publish(ms, list, n));
+            list = NULL;
+        }
         ms->uidvalidity = validity; /* the session keeps its view */
         ms->seen_mtime_ns = -1;     /* ms->msgs is older than this scan: changed says so */
         if (r == MAILSTORE_OK && !found) {
@@ -1019,8 +1527,24 @@ static int mailstore_uid_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * Copies len bytes at off in from to to's file position: in the kernel (copy_file_range, no
+ * trip through user space), or with pread/write where the kernel cannot (another file
+ * system, an old kernel).
+ */
 static int mailstore_copy(int from, int to, unsigned long long off, unsigned long long len, char *chunk)
 {
+    while (len) {
+        loff_t in = (loff_t)off;
+        size_t want = len < (1UL << 30) ? (size_t)len : (1UL << 30);
+        ssize_t n = copy_file_range(from, &in, to, NULL, want, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* EXDEV, ENOSYS, EINVAL...; or 0 at an unexpected end: the plain copy decides */
+        off += (unsigned long long)n;
+        len -= (unsigned long long)n;
+    }
     while (len) {
         size_t want = len < MAILSTORE_READ_CHUNK ? (size_t)len : MAILSTORE_READ_CHUNK;
         ssize_t n = pread(from, chunk, want, (off_t)off);
@@ -1182,9 +1706,15 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     unlink(ms->tmp_path); /* a leftover of a crash: we hold the lock, nobody else writes it */
     int out = open(ms->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     int ok = out >= 0 && fstat(fd, &st) == 0 && fchmod(out, st.st_mode & 07777) == 0;
-    /* Bytes before the first message are kept as they are. */
-    if (ok && nlist)
-        ok = mailstore_copy(fd, out, 0, list[0].offset, chunk) == 0;
+    /*
+     * Bytes before the first message are kept as they are. Unchanged messages next to each
+     * other are copied as one stretch (one copy_file_range, not three calls a message).
+     */
+    unsigned long long pos = 0, run_from = 0, run_len = 0;
+    if (nlist) {
+        run_len = list[0].offset;
+        pos = run_len;
+    }
     size_t kept = 0;
     /* where each kept message lands, so that the new file need not be scanned again */
     newoff = xreallocarray(NULL, nlist ? nlist : 1, sizeof *newoff);
@@ -1192,18 +1722,30 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     for (size_t i = 0; ok && i < nlist; i++) {
         if (gone[i])
             continue;
-        off_t at = lseek(out, 0, SEEK_CUR);
-        ok = at >= 0;
-        newoff[kept] = (unsigned long long)at;
+        newoff[kept] = pos;
         rewritten[kept] = (list[i].flags & MAILSTORE_DIRTY) != 0;
-        if (ok && rewritten[kept])
-            ok = mailstore_copy_flagged(ms, fd, out, &list[i], chunk) == 0;
-        else if (ok)
-            ok = mailstore_copy(fd, out, list[i].offset, list[i].span, chunk) == 0;
+        if (rewritten[kept]) {
+            ok = mailstore_copy(fd, out, run_from, run_len, chunk) == 0;
+            run_len = 0;
+            ok = ok && mailstore_copy_flagged(ms, fd, out, &list[i], chunk) == 0;
+            off_t at = ok ? lseek(out, 0, SEEK_CUR) : -1;
+            ok = ok && at >= 0;
+            pos = (unsigned long long)at;
+        } else {
+            if (run_len && run_from + run_len != list[i].offset) {
+                ok = mailstore_copy(fd, out, run_from, run_len, chunk) == 0;
+                run_len = 0;
+            }
+            if (!run_len)
+                run_from = list[i].offset;
+            run_len += list[i].span;
+            pos += list[i].span;
+        }
         list[kept++] = list[i];
     }
-    off_t end = out >= 0 ? lseek(out, 0, SEEK_CUR) : -1;
-    ok = ok && end >= 0;
+    ok = ok && mailstore_copy(fd, out, run_from, run_len, chunk) == 0;
+    off_t end = out >= 0 && ok ? lseek(out, 0, SEEK_CUR) : -1;
+    ok = ok && end >= 0 && (unsigned long long)end == pos;
     ok = ok && fsync(out) == 0;
     if (out >= 0)
         close(out);
@@ -1230,7 +1772,10 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
             fresh[i].uid = list[i].uid;
             fresh[i].flags = list[i].flags & ~MAILSTORE_DIRTY;
             fresh[i].keywords = list[i].keywords;
+            fresh[i].modseq = list[i].modseq;
         }
+        if (ngone)
+            ms->highestmodseq++; /* RFC 7162 3.2: an expunge raises HIGHESTMODSEQ too */
         mailstore_note_mbox(ms, nfd);
         mailstore_index_write(ms, fresh, nfresh);
         free(list);
@@ -1245,9 +1790,7 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     if (nfd >= 0)
         close(nfd);
 refresh:
-    free(ms->msgs);
-    ms->msgs = list;
-    ms->nmsgs = nlist;
+    mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(newoff);
@@ -1275,14 +1818,62 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
 
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r)
 {
+    /* nothing to write when the newest generation, read from the files as they are, has no
+     * flag waiting for the mbox headers (the common LOGOUT): no lock, no read */
+    if (mailstore_take_current(ms, false)) {
+        bool dirty = false;
+        for (size_t i = 0; i < ms->nmsgs && !dirty; i++)
+            dirty = (ms->msgs[i].flags & MAILSTORE_DIRTY) != 0;
+        if (!dirty)
+            return MAILSTORE_OK;
+    }
     size_t removed = 0;
     return mailstore_rewrite(ms, NULL, 0, true, &removed, error_r);
+}
+
+/*
+ * A change made durable: the flags of the messages marked and the messages from first_new on
+ * (new ones) appended to the journal, or, once the journal has grown past its bound
+ * (MAILSTORE_JOURNAL_MIN, or a quarter of the index when that is more), folded with
+ * everything into a new index.
+ */
+static int mailstore_index_update(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
+                                  size_t first_new, size_t n, size_t nkeywords_before)
+{
+    struct mailstore_stamp index, journal;
+    mailstore_stat_stamp(ms->index_path, &index);
+    mailstore_stat_stamp(ms->journal_path, &journal);
+    unsigned long long bound = index.size / 4 > MAILSTORE_JOURNAL_MIN ? index.size / 4 : MAILSTORE_JOURNAL_MIN;
+    if (mailstore_journal_max_test)
+        bound = mailstore_journal_max_test;
+    if (journal.size >= bound)
+        return mailstore_index_write(ms, list, n);
+    if (mailstore_journal_append(ms, list, marked, first_new, n, nkeywords_before) < 0) {
+        log_warn("mailstore: cannot append to %s; writing the whole index", ms->journal_path);
+        return mailstore_index_write(ms, list, n);
+    }
+    mailstore_cache_index_from(ms, list, n);
+    mailstore_note_index(ms);
+    return 0;
 }
 
 enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids, size_t n,
                                       enum mailstore_store_mode mode, unsigned flags,
                                       const char *const *keywords, size_t nkeywords, const char **error_r)
 {
+    return mailstore_store_if(ms, uids, n, mode, flags, keywords, nkeywords, 0, NULL, NULL, error_r);
+}
+
+enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                         enum mailstore_store_mode mode, unsigned flags,
+                                         const char *const *keywords, size_t nkeywords,
+                                         unsigned long long unchangedsince, uint32_t **modified_r,
+                                         size_t *nmodified_r, const char **error_r)
+{
+    if (modified_r) {
+        *modified_r = NULL;
+        *nmodified_r = 0;
+    }
     int fd;
     enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -1290,20 +1881,14 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
     uint32_t validity = ms->uidvalidity;
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
-    if (mailstore_refresh_flags(ms, fd)) {
-        /* the mbox is as ms->msgs has it: no scan */
-        nlist = ms->nmsgs;
-        list = xreallocarray(NULL, nlist ? nlist : 1, sizeof *list);
-        if (nlist)
-            memcpy(list, ms->msgs, nlist * sizeof *list);
-    } else {
+    if (!mailstore_refresh_flags(ms, fd, &list, &nlist)) /* else the mbox is as ms->msgs has it: no scan */
         r = mailstore_sync(ms, fd, &list, &nlist, error_r);
-    }
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         r = MAILSTORE_GONE;
     }
     uint32_t kw = 0;
+    size_t nkeywords_before = ms->nkeywords;
     for (size_t k = 0; r == MAILSTORE_OK && k < nkeywords; k++) {
         int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k])
                                            : mailstore_keyword_add(ms, keywords[k]);
@@ -1320,11 +1905,23 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
             memcpy(sorted, uids, n * sizeof *sorted);
         qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
         bool changed = false;
+        bool *marked = xcalloc(nlist ? nlist : 1, sizeof *marked);
+        uint32_t *modified = NULL;
+        size_t nmodified = 0;
+        unsigned long long modseq = ms->highestmodseq + 1; /* one for every message this call changes */
         flags &= MBOX_FLAGS_IMAP;
         for (size_t i = 0; i < nlist; i++) {
             if (!n || !bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp))
                 continue;
             struct mailstore_msg *m = &list[i];
+            if (unchangedsince && m->modseq > unchangedsince) {
+                /* RFC 7162 3.1.3: changed since the client looked; left alone, reported */
+                if (!modified)
+                    modified = xreallocarray(NULL, n, sizeof *modified);
+                if (nmodified < n)
+                    modified[nmodified++] = m->uid;
+                continue;
+            }
             unsigned f = m->flags & MBOX_FLAGS_IMAP;
             uint32_t k = m->keywords;
             if (mode == MAILSTORE_SET) {
@@ -1340,23 +1937,31 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
             if (f != (m->flags & MBOX_FLAGS_IMAP) || k != m->keywords) {
                 m->flags = f | MAILSTORE_DIRTY;
                 m->keywords = k;
+                m->modseq = modseq;
                 changed = true;
+                marked[i] = true;
             }
         }
         free(sorted);
-        if (changed && mailstore_index_write(ms, list, nlist) < 0) {
+        if (changed)
+            ms->highestmodseq = modseq;
+        if (modified_r) {
+            *modified_r = modified;
+            *nmodified_r = nmodified;
+        } else {
+            free(modified);
+        }
+        if (changed && mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before) < 0) {
             *error_r = "cannot write the mailbox index";
             r = MAILSTORE_ERROR;
         }
+        free(marked);
     }
-    mailstore_unlock(ms, fd);
-    if (r == MAILSTORE_OK) {
-        free(ms->msgs);
-        ms->msgs = list;
-        ms->nmsgs = nlist;
-    } else {
+    if (r == MAILSTORE_OK)
+        mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
+    else
         free(list);
-    }
+    mailstore_unlock(ms, fd);
     return r;
 }
 
@@ -1438,6 +2043,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     }
     *uid_r = m->uid;
     uint32_t kw = 0;
+    size_t nkeywords_before = ms->nkeywords;
     for (size_t k = 0; k < nkeywords; k++) {
         int bit = mailstore_keyword_add(ms, keywords[k]);
         if (bit >= 0)
@@ -1447,16 +2053,22 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     if (flags || kw) {
         m->flags = flags | MAILSTORE_DIRTY;
         m->keywords = kw;
-        mailstore_index_write(ms, list, nlist);
+        bool *marked = xcalloc(nlist, sizeof *marked);
+        marked[m - list] = true;
+        int rc = mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before);
+        free(marked);
+        if (rc < 0) {
+            *error_r = "cannot write the mailbox index";
+            r = MAILSTORE_ERROR;
+            goto out;
+        }
     }
     if (ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         r = MAILSTORE_GONE;
         goto out;
     }
-    free(ms->msgs);
-    ms->msgs = list;
-    ms->nmsgs = nlist;
+    mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(list);
@@ -1474,7 +2086,8 @@ void mailstore_close(struct mailstore *ms)
     free(ms->tmp_path);
     free(ms->index_dir);
     free(ms->index_path);
-    free(ms->msgs);
+    free(ms->journal_path);
+    mailstore_gen_unref(ms->gen);
     mailstore_keywords_clear(ms);
     memset(ms, 0, sizeof *ms);
 }

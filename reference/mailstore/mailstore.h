@@ -26,18 +26,53 @@
  *   unchanged index is not parsed again. After an expunge the new file's scan comes from what
  *   was written (only messages whose flag headers were rewritten are scanned).
  *
- *   A session keeps the message list of its open call (the maildrop as at login). Reading a
- *   message checks that the bytes at its recorded offset still hash the same; if not, the
- *   mailbox is scanned again and the message found by UID (or reported gone).
+ *   Message lists are shared, immutable generations (generation.h): every call that reads the
+ *   mailbox under the lock publishes what it found as the mailbox's current generation (or
+ *   shares the current one when it is the same), and ms->gen holds a reference to the newest
+ *   this mailstore has taken (ms->msgs and ms->nmsgs are its list). A session costs two
+ *   pointers, not a copy: an IMAP session points at the generation it last reported, a POP3
+ *   session at its login generation (the maildrop as at login). mailstore_open and
+ *   mailstore_refresh take the current generation without the lock and without reading when
+ *   the spool file, the index and its journal still carry the stamps it was read at (so does
+ *   mailstore_write_flags, which then has nothing to write when no flag is waiting for the
+ *   mbox headers); mailstore_changed says so when another session published one.
+ *   Changes made in this process reach the sessions in IDLE at once: publishing a new
+ *   generation calls the mailbox's watchers, and local delivery calls
+ *   mailstore_notify_changed after appending (generation.h).
+ *
+ *   MODSEQ (RFC 7162): every message has one; a STORE gives the messages it changes
+ *   HIGHESTMODSEQ + 1 (one value per call), messages found new get one, an expunge raises
+ *   HIGHESTMODSEQ. They live in the index (format 3: HIGHESTMODSEQ in the first line, a
+ *   MODSEQ a message; formats 1 and 2 are read with MODSEQ 1) and in the journal's records.
+ *   mailstore_store_if leaves messages changed since UNCHANGEDSINCE alone.
+ *
+ *   \Recent: the process keeps per mailbox the first UID no session has claimed
+ *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", written to a new file
+ *   and renamed, not fsynced: after a crash messages may be \Recent once more, never lost).
+ *   Under a new UIDVALIDITY every message is \Recent again.
+ *   Reading a message looks its place up in the current generation, then checks that the
+ *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
+ *   generation) and the message found by UID (or reported gone).
  *
  *   Expunge rewrites the mailbox under the delivery lock: scan again (a message delivered
  *   meanwhile is in the scan and keeps its place), copy every message that is not expunged
- *   into .USER.new beside the spool file, fsync, rename over the spool file, fsync the
- *   folder, then write the index. A crash before the rename leaves the old mailbox; after
+ *   into .USER.new beside the spool file (unchanged neighbours as one stretch, in the kernel
+ *   with copy_file_range; only messages whose flags changed go through user space to have
+ *   their Status/X-Status/X-Keywords rewritten), fsync, rename over the spool file, fsync
+ *   the folder, then write the index. A crash before the rename leaves the old mailbox; after
  *   it, the new one (the index is rebuilt from the file if it is behind).
  *
  *   Flags (IMAP's \Seen \Answered \Flagged \Deleted \Draft and up to MAILSTORE_KEYWORDS_MAX
- *   keywords per mailbox) live in the index, changed under the lock by mailstore_store. The
+ *   keywords per mailbox) live in the index, changed under the lock by mailstore_store, which
+ *   appends the changed messages' flags (absolute values, so replaying is idempotent) to a
+ *   journal beside the index (INDEX.journal, bound to the index file's inode and mtime by
+ *   its first line) and fsyncs it before returning, instead of rewriting the index. Any index
+ *   write (an expunge, an append, the journal passing 64 KiB or a quarter of the index) folds
+ *   the journal in: new index (tmp, fsync, rename, fsync the folder), then the journal is
+ *   removed. Messages found appended to the mbox (the index's list is a prefix of the scan)
+ *   get their UIDs the same way: journal records, not a new index. A crash between any two
+ *   steps keeps every change a call returned OK for; a torn last journal line is ignored
+ *   and cut off by the next append. The
  *   mbox itself carries them as mutt does (mbox_flags.h: Status, X-Status, X-Keywords); they
  *   are written there whenever the mailbox is rewritten (mailstore_expunge, and
  *   mailstore_write_flags when only flags changed), so mutt sees what IMAP set. Flags are
@@ -63,9 +98,12 @@
  *   that grows the file in place while its first and last known messages stay byte for byte
  *   where they were is taken for an append (mutt's in-place sync moves or changes one of them).
  *   The cache is not freed before exit (mailstore_cache_clear is for tests).
- *   Each session still holds its own copy of the message list (88 bytes a message); a STORE
- *   still rewrites and fsyncs the whole index (no flag journal yet); an expunge rewrites the
- *   whole mbox. Maildir INBOXes are not handled yet.
+ *   A generation is a whole copy of the list (88 bytes a message) per change, shared by every
+ *   session that reads it; a session held on an old one (RFC 2180) keeps that copy alive.
+ *   Messages appended to the mbox (APPEND, delivery) are journalled too ("A" records with
+ *   UID, place and hash); any other change of the message list (an expunge, mutt's rewrite)
+ *   rewrites and fsyncs the whole index; an expunge rewrites the whole mbox.
+ *   Maildir INBOXes are not handled yet.
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H
@@ -77,6 +115,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "generation.h"
 
 #define MAILSTORE_MESSAGES_MAX 1000000
 #define MAILSTORE_MESSAGE_MAX (256UL * 1024 * 1024)
@@ -103,6 +142,7 @@ struct mailstore_msg {
     unsigned flags;                 /* MBOX_FLAG_* system flags, | MAILSTORE_DIRTY */
     uint32_t keywords;              /* bit i: mailstore.keyword[i] */
     time_t internaldate;            /* from the From_ line (0: unknown) */
+    unsigned long long modseq;      /* RFC 7162: raised with every change of its flags */
 };
 
 enum mailstore_store_mode { MAILSTORE_SET, MAILSTORE_ADD, MAILSTORE_REMOVE };
@@ -115,12 +155,15 @@ struct mailstore {
     char *tmp_path;
     char *index_dir;
     char *index_path;
+    char *journal_path;               /* index_path.journal: STORE's appended flag changes */
     uint32_t uidvalidity;
     uint32_t uidnext;
-    struct mailstore_msg *msgs;  /* as at open, or at the last call that refreshes */
-    size_t nmsgs;
+    struct mailstore_gen *gen;        /* as at open, or at the last call that refreshes (a reference) */
+    const struct mailstore_msg *msgs; /* gen->msgs: shared, never written through */
+    size_t nmsgs;                     /* gen->nmsgs */
     char *keyword[MAILSTORE_KEYWORDS_MAX]; /* the mailbox's keyword names */
     size_t nkeywords;
+    unsigned long long highestmodseq; /* RFC 7162 HIGHESTMODSEQ, as the index said last */
     /* what the last scan saw, for mailstore_changed */
     unsigned long long seen_size, seen_ino, seen_index_ino;
     long long seen_mtime_ns, seen_index_mtime_ns;
@@ -177,15 +220,39 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
 enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
                                        unsigned flags, const char *const *keywords, size_t nkeywords,
                                        uint32_t *uid_r, const char **error_r);
+/*
+ * mailstore_store with RFC 7162's UNCHANGEDSINCE (0: none): a message whose MODSEQ is above
+ * unchangedsince is left alone and its UID returned in *modified_r (*nmodified_r of them,
+ * freed by the caller).
+ */
+enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                         enum mailstore_store_mode mode, unsigned flags,
+                                         const char *const *keywords, size_t nkeywords,
+                                         unsigned long long unchangedsince, uint32_t **modified_r,
+                                         size_t *nmodified_r, const char **error_r);
 /* Writes flags changed by mailstore_store into the mbox headers (a rewrite, when any). */
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r);
 /* Like mailstore_read, for a message the caller keeps (found by UID and hash if it moved). */
-enum mailstore_result mailstore_read_msg(struct mailstore *ms, struct mailstore_msg *m, struct buf *raw,
+enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mailstore_msg *m, struct buf *raw,
                                          const char **error_r);
+/*
+ * \Recent (RFC 3501 2.3.2): the first session to hear of a message gets it. Claims every
+ * message from the first unclaimed UID up to (not including) upto for the caller and returns
+ * that first UID (== upto: none). mailstore_recent_first only looks (EXAMINE, STATUS).
+ */
+uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto);
+uint32_t mailstore_recent_first(struct mailstore *ms);
 /* Index of a keyword name (case-insensitive), or -1. */
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
 
 void mailstore_close(struct mailstore *ms);
+/*
+ * Tests only: step(name) is called at each step of a durable change ("journal-open",
+ * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed")
+ * so that a test can crash the process there; journal_max (bytes, 0: the default) is the
+ * journal size that makes the next STORE fold it into the index.
+ */
+void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max);
 /* Frees the process cache of scans and indexes (see mailstore.c); for tests and shutdown. */
 void mailstore_cache_clear(void);
 

@@ -24,6 +24,8 @@
  */
 #include "session.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +77,7 @@ struct pop3d_session {
     struct auth_request *auth_req; /* the password check under way */
     struct mailstore store;
     bool store_open;
-    bool *deleted;             /* per message of the login view */
+    unsigned char *deleted;    /* a bit per message of the login view (the store's generation) */
     unsigned long retrieved;
     struct event *close_timer; /* waits for the TLS filter's socket to drain before closing */
     unsigned close_polls;
@@ -185,7 +187,7 @@ static void pop3d_login_checked(struct pop3d_session *ss, const char *user, bool
         return;
     }
     ss->store_open = true;
-    ss->deleted = xcalloc(ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *ss->deleted);
+    ss->deleted = xcalloc(ss->store.nmsgs / 8 + 1, 1);
     unsigned long long total = 0;
     for (size_t i = 0; i < ss->store.nmsgs; i++)
         total += ss->store.msgs[i].size;
@@ -349,14 +351,19 @@ static void pop3d_cmd_stls(struct pop3d_session *ss, const struct pop3_cmd *cmd)
 
 /* ---- TRANSACTION -------------------------------------------------------------------------- */
 
+static bool pop3d_deleted(const struct pop3d_session *ss, size_t i)
+{
+    return (ss->deleted[i / 8] >> (i % 8)) & 1;
+}
+
 /* Message n of the login view, not deleted; NULL (and -ERR sent) otherwise. */
-static struct mailstore_msg *pop3d_msg(struct pop3d_session *ss, unsigned long n)
+static const struct mailstore_msg *pop3d_msg(struct pop3d_session *ss, unsigned long n)
 {
     if (n == 0 || n > ss->store.nmsgs) {
         pop3d_error(ss, "There is no message %lu.", n);
         return NULL;
     }
-    if (ss->deleted[n - 1]) {
+    if (pop3d_deleted(ss, n - 1)) {
         pop3d_error(ss, "Message %lu is deleted.", n);
         return NULL;
     }
@@ -368,7 +375,7 @@ static void pop3d_cmd_stat(struct pop3d_session *ss, const struct pop3_cmd *cmd)
     (void)cmd;
     unsigned long long count = 0, size = 0;
     for (size_t i = 0; i < ss->store.nmsgs; i++)
-        if (!ss->deleted[i]) {
+        if (!pop3d_deleted(ss, i)) {
             count++;
             size += ss->store.msgs[i].size;
         }
@@ -400,7 +407,7 @@ static void pop3d_cmd_list_uidl(struct pop3d_session *ss, const struct pop3_cmd 
     }
     pop3d_reply(ss, "+OK");
     for (size_t i = 0; i < ss->store.nmsgs; i++) {
-        if (ss->deleted[i])
+        if (pop3d_deleted(ss, i))
             continue;
         if (uidl) {
             pop3d_uid_text(ss, &ss->store.msgs[i], uid, sizeof uid);
@@ -414,7 +421,7 @@ static void pop3d_cmd_list_uidl(struct pop3d_session *ss, const struct pop3_cmd 
 
 static void pop3d_cmd_retr_top(struct pop3d_session *ss, const struct pop3_cmd *cmd)
 {
-    struct mailstore_msg *m = pop3d_msg(ss, cmd->msg);
+    const struct mailstore_msg *m = pop3d_msg(ss, cmd->msg);
     if (!m)
         return;
     struct buf raw, wire;
@@ -448,7 +455,7 @@ static void pop3d_cmd_dele(struct pop3d_session *ss, const struct pop3_cmd *cmd)
 {
     if (!pop3d_msg(ss, cmd->msg))
         return;
-    ss->deleted[cmd->msg - 1] = true;
+    ss->deleted[(cmd->msg - 1) / 8] |= (unsigned char)(1u << ((cmd->msg - 1) % 8));
     pop3d_reply(ss, "+OK Marked to be deleted.");
 }
 
@@ -461,7 +468,7 @@ static void pop3d_cmd_noop(struct pop3d_session *ss, const struct pop3_cmd *cmd)
 static void pop3d_cmd_rset(struct pop3d_session *ss, const struct pop3_cmd *cmd)
 {
     (void)cmd;
-    memset(ss->deleted, 0, (ss->store.nmsgs ? ss->store.nmsgs : 1) * sizeof *ss->deleted);
+    memset(ss->deleted, 0, ss->store.nmsgs / 8 + 1);
     pop3d_reply(ss, "+OK");
 }
 
@@ -477,7 +484,7 @@ static void pop3d_cmd_quit(struct pop3d_session *ss, const struct pop3_cmd *cmd)
     uint32_t *uids = xreallocarray(NULL, ss->store.nmsgs ? ss->store.nmsgs : 1, sizeof *uids);
     size_t n = 0, removed = 0;
     for (size_t i = 0; i < ss->store.nmsgs; i++)
-        if (ss->deleted[i])
+        if (pop3d_deleted(ss, i))
             uids[n++] = ss->store.msgs[i].uid;
     const char *error = NULL;
     enum mailstore_result r = mailstore_expunge(&ss->store, uids, n, &removed, &error);
@@ -679,6 +686,11 @@ void pop3d_session_new(struct pop3d *p, evutil_socket_t fd, const struct sockadd
     netaddr_unmap_v4(&ss->addr);
     netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
     evutil_make_socket_nonblocking(fd);
+    /* Responses are whole in the output buffer when written: without Nagle their last
+     * segment does not wait for the client's delayed ACK (up to 40 ms a command). */
+    int nodelay = 1;
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
     if (implicit_tls) {
         SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
         ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,

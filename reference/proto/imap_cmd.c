@@ -675,6 +675,7 @@ static bool imap_fetch_att(struct imap_p *p, struct imap_cmd *cmd, bool macros)
         {"RFC822", IMAP_FETCH_RFC822},
         {"RFC822.HEADER", IMAP_FETCH_RFC822_HEADER},
         {"RFC822.TEXT", IMAP_FETCH_RFC822_TEXT},
+        {"MODSEQ", IMAP_FETCH_MODSEQ},
     };
     const char *s;
     size_t len;
@@ -714,19 +715,42 @@ static bool imap_fetch_att(struct imap_p *p, struct imap_cmd *cmd, bool macros)
     return imap_fail(p, "Unknown fetch item.");
 }
 
+/* RFC 7162 mod-sequence-value: 1 to 2^63 - 1 (zero: mod-sequence-valzer). */
+static bool imap_modseq(struct imap_p *p, bool zero_ok, unsigned long long *n_r)
+{
+    if (!imap_number64(p, 0x7fffffffffffffffULL, n_r))
+        return false;
+    return zero_ok || *n_r > 0 || imap_fail(p, "MODSEQ 0 is not allowed here.");
+}
+
+/* [SP "(" CHANGEDSINCE n ")"] after the fetch items (RFC 7162 3.1.4.1) */
+static bool imap_fetch_modifiers(struct imap_p *p, struct imap_cmd *cmd)
+{
+    if (imap_at_end(p))
+        return true;
+    if (!imap_sp(p) || !imap_char(p, '(', "Fetch modifiers expected."))
+        return false;
+    const char *s;
+    size_t len;
+    imap_name(p, &s, &len);
+    if (!imap_word_is(s, len, "CHANGEDSINCE"))
+        return imap_fail(p, "Unknown fetch modifier.");
+    return imap_sp(p) && imap_modseq(p, false, &cmd->changedsince) && imap_char(p, ')', "')' expected.");
+}
+
 static bool imap_fetch_args(struct imap_p *p, struct imap_cmd *cmd)
 {
     if (!imap_sp(p) || !imap_seqset(p, &cmd->set) || !imap_sp(p))
         return false;
     if (imap_peek(p) != '(')
-        return imap_fetch_att(p, cmd, true);
+        return imap_fetch_att(p, cmd, true) && imap_fetch_modifiers(p, cmd);
     p->pos++;
     for (;;) {
         if (!imap_fetch_att(p, cmd, false))
             return false;
         if (imap_peek(p) == ')') {
             p->pos++;
-            return true;
+            return imap_fetch_modifiers(p, cmd);
         }
         if (!imap_sp(p))
             return false;
@@ -739,6 +763,19 @@ static bool imap_store_args(struct imap_p *p, struct imap_cmd *cmd)
 {
     if (!imap_sp(p) || !imap_seqset(p, &cmd->set) || !imap_sp(p))
         return false;
+    if (imap_peek(p) == '(') {
+        /* RFC 7162 3.1.3: "(UNCHANGEDSINCE n)" before the item */
+        p->pos++;
+        const char *m;
+        size_t mlen;
+        imap_name(p, &m, &mlen);
+        if (!imap_word_is(m, mlen, "UNCHANGEDSINCE"))
+            return imap_fail(p, "Unknown store modifier.");
+        if (!imap_sp(p) || !imap_modseq(p, true, &cmd->unchangedsince) || !imap_char(p, ')', "')' expected.") ||
+            !imap_sp(p))
+            return false;
+        cmd->has_unchangedsince = true;
+    }
     cmd->store_mode = IMAP_STORE_REPLACE;
     if (imap_peek(p) == '+' || imap_peek(p) == '-') {
         cmd->store_mode = imap_peek(p) == '+' ? IMAP_STORE_ADD : IMAP_STORE_REMOVE;
@@ -825,6 +862,7 @@ static bool imap_search_key(struct imap_p *p, struct imap_cmd *cmd, unsigned dep
         {"LARGER", IMAP_SK_LARGER, NULL, NULL, 'n'},
         {"SMALLER", IMAP_SK_SMALLER, NULL, NULL, 'n'},
         {"UID", IMAP_SK_UID, NULL, NULL, 'u'},
+        {"MODSEQ", IMAP_SK_MODSEQ, NULL, NULL, 'm'},
         {"NOT", IMAP_SK_NOT, NULL, NULL, '1'},
         {"OR", IMAP_SK_OR, NULL, NULL, '2'},
     };
@@ -911,6 +949,25 @@ static bool imap_search_key(struct imap_p *p, struct imap_cmd *cmd, unsigned dep
             return true;
         case 'u':
             return imap_seqset(p, &cmd->keys[at].set);
+        case 'm':
+            if (imap_peek(p) == '"') {
+                /* entry-name SP entry-type-req (RFC 7162 3.1.5): per-flag MODSEQs are not kept */
+                char *entry = NULL;
+                size_t elen;
+                const char *type;
+                size_t tlen;
+                if (!imap_string(p, &entry, &elen))
+                    return false;
+                free(entry);
+                if (!imap_sp(p) || !imap_atom(p, NULL, &type, &tlen))
+                    return false;
+                if (!imap_word_is(type, tlen, "priv") && !imap_word_is(type, tlen, "shared") &&
+                    !imap_word_is(type, tlen, "all"))
+                    return imap_fail(p, "Entry type priv, shared or all expected.");
+                if (!imap_sp(p))
+                    return false;
+            }
+            return imap_modseq(p, true, &cmd->keys[at].modseq);
         case '1':
             return imap_search_key(p, cmd, depth + 1);
         case '2':
@@ -1167,6 +1224,20 @@ static bool imap_args(struct imap_p *p, struct imap_cmd *cmd)
                imap_astring(p, &cmd->arg2, &cmd->arg2_len);
     case IMAP_VERB_SELECT:
     case IMAP_VERB_EXAMINE:
+        if (!imap_mailbox_arg(p, &cmd->arg1, &cmd->arg1_len))
+            return false;
+        if (!imap_at_end(p)) {
+            /* RFC 4466 select-params; RFC 7162's CONDSTORE is the one known */
+            const char *s;
+            size_t len;
+            if (!imap_sp(p) || !imap_char(p, '(', "Select parameters expected.") || !imap_atom(p, NULL, &s, &len))
+                return false;
+            if (!imap_word_is(s, len, "CONDSTORE"))
+                return imap_fail(p, "Unknown select parameter.");
+            cmd->condstore = true;
+            return imap_char(p, ')', "')' expected.");
+        }
+        return true;
     case IMAP_VERB_CREATE:
     case IMAP_VERB_DELETE:
     case IMAP_VERB_SUBSCRIBE:

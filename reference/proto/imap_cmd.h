@@ -151,6 +151,7 @@ enum imap_fetch_kind {
     IMAP_FETCH_RFC822_HEADER, /* = BODY.PEEK[HEADER] */
     IMAP_FETCH_RFC822_TEXT,   /* = BODY[TEXT] (sets \Seen) */
     IMAP_FETCH_SECTION,       /* BODY[...] or BODY.PEEK[...] */
+    IMAP_FETCH_MODSEQ,        /* RFC 7162 */
 };
 
 enum imap_section_text {
@@ -187,6 +188,7 @@ enum imap_search_type {
     IMAP_SK_BEFORE, IMAP_SK_ON, IMAP_SK_SINCE,            /* INTERNALDATE, date only */
     IMAP_SK_SENTBEFORE, IMAP_SK_SENTON, IMAP_SK_SENTSINCE, /* Date: header */
     IMAP_SK_LARGER, IMAP_SK_SMALLER,
+    IMAP_SK_MODSEQ,                      /* RFC 7162: modseq (an entry name and type are read, ignored) */
 };
 
 struct imap_search_key {
@@ -196,6 +198,7 @@ struct imap_search_key {
     struct imap_seqset set;
     uint32_t number;
     time_t date;               /* 00:00 UTC of the day given */
+    unsigned long long modseq; /* MODSEQ */
 };
 
 struct imap_cmd {
@@ -221,6 +224,11 @@ struct imap_cmd {
     bool list_extended;        /* a selection or return option, or a pattern list, was given */
     unsigned list_select;      /* IMAP_LIST_SEL_* */
     unsigned list_return;      /* IMAP_LIST_RET_* */
+    /* RFC 7162 CONDSTORE */
+    bool condstore;                 /* SELECT/EXAMINE ... (CONDSTORE) */
+    unsigned long long changedsince; /* FETCH ... (CHANGEDSINCE n); 0: none */
+    bool has_unchangedsince;        /* STORE ... (UNCHANGEDSINCE n) ... */
+    unsigned long long unchangedsince;
 };
 
 /* LIST selection options (RFC 5258 3.1, RFC 6154 3) and return options (RFC 5258 3.2). */

@@ -117,9 +117,20 @@ class ImapTest(ImapCase):
         self.assertEqual(typ, "OK")
         self.assertEqual(data, [b"3"])
         self.assertEqual(m.untagged_responses.get("UIDVALIDITY", [b"0"])[0] != b"0", True)
+        # the first session to see new mail gets \Recent (RFC 3501 2.3.2); the next one does not
+        self.assertEqual(m.untagged_responses.get("RECENT"), [b"3"])
         data = self.ok(m.fetch("1:3", "(UID FLAGS RFC822.SIZE INTERNALDATE)"))
         self.assertEqual(len(data), 3)
-        self.assertRegex(data[0].decode(), r'^1 \(UID 1 FLAGS \(\) RFC822.SIZE \d+ INTERNALDATE "[ 0-9]\d-\w{3}-\d{4} ')
+        self.assertRegex(data[0].decode(), r'^1 \(UID 1 FLAGS \(\\Recent\) RFC822.SIZE \d+ INTERNALDATE "[ 0-9]\d-\w{3}-\d{4} ')
+        self.assertEqual(self.ok(m.search(None, "RECENT")), [b"1 2 3"])
+        self.assertEqual(self.ok(m.search(None, "OLD")), [b""])
+        other = self.imap(select=False)
+        self.assertEqual(self.ok(other.status("INBOX", "(MESSAGES RECENT)")), [b"INBOX (MESSAGES 3 RECENT 0)"])
+        other.select("INBOX")
+        self.assertEqual(other.untagged_responses.get("RECENT"), [b"0"])
+        self.assertEqual(self.ok(other.fetch("1", "FLAGS"))[0], b"1 (FLAGS ())")
+        self.assertEqual(self.ok(other.search(None, "NEW")), [b""])
+        other.logout()
         # RFC822.SIZE is exactly the bytes BODY[] sends
         data = self.ok(m.fetch("2", "(RFC822.SIZE BODY.PEEK[])"))
         size = int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1))
@@ -127,7 +138,8 @@ class ImapTest(ImapCase):
         self.assertIn(b"Subject: bericht 2\r\n", data[0][1])
         self.assertIn(b"\r\nFrom the attic 2\r\n", data[0][1])  # mboxrd quoting undone
         # peek left \Seen alone; BODY[] sets it
-        self.assertEqual(self.ok(m.fetch("2", "FLAGS"))[0], b"2 (FLAGS ())")
+        self.assertEqual(self.ok(m.fetch("2", "FLAGS"))[0], b"2 (FLAGS (\\Recent))")
+        self.assertEqual(self.ok(m.search(None, "NEW")), [b"1 2 3"])
         data = self.ok(m.fetch("2", "BODY[TEXT]"))
         self.assertEqual(data[0][1], b"Regel een van 2\r\nFrom the attic 2\r\n")
         self.assertIn(b"\\Seen", b" ".join(x if isinstance(x, bytes) else b" ".join(x) for x in data))
@@ -213,7 +225,7 @@ class ImapTest(ImapCase):
         # an unchanged message is copied as it is
         self.assertRegex(box, r"Subject: bericht 4\nMessage-ID: <4@zolder.thuis>\nDate: .*\n\nRegel een van 4")
         self.assertEqual(self.ok(m.search(None, "ALL")), [b"1 2"])
-        self.assertEqual(self.ok(m.fetch("1", "(UID FLAGS)"))[0], b"1 (UID 2 FLAGS (\\Seen $Werk))")
+        self.assertEqual(self.ok(m.fetch("1", "(UID FLAGS)"))[0], b"1 (UID 2 FLAGS (\\Seen \\Recent $Werk))")
         m.logout()
         # a new session (and UIDs) after the rewrite
         m = self.imap()
@@ -237,8 +249,8 @@ class ImapTest(ImapCase):
             f.write(box)
         m = self.imap()
         data = self.ok(m.fetch("1:2", "FLAGS"))
-        self.assertEqual(data[0], b"1 (FLAGS ())")
-        self.assertEqual(data[1], b"2 (FLAGS (\\Seen \\Answered \\Flagged klus))")
+        self.assertEqual(data[0], b"1 (FLAGS (\\Recent))")
+        self.assertEqual(data[1], b"2 (FLAGS (\\Seen \\Answered \\Flagged \\Recent klus))")
         m.logout()
 
     def test_idle_sees_a_new_delivery(self):
@@ -251,6 +263,7 @@ class ImapTest(ImapCase):
         m.sock.settimeout(10)
         line = m.readline()
         self.assertEqual(line, b"* 2 EXISTS\r\n")
+        self.assertEqual(m.readline(), b"* 2 RECENT\r\n")
         m.send(b"DONE\r\n")
         self.assertTrue(m.readline().startswith(f"{tag} OK".encode()))
         self.assertEqual(self.ok(m.fetch("2", "(BODY.PEEK[HEADER.FIELDS (Subject)])"))[0][1],
@@ -295,7 +308,7 @@ class ImapTest(ImapCase):
         # the selected session sees it at once
         self.assertEqual(m.untagged_responses.get("EXISTS")[-1], b"2")
         data = self.ok(m.fetch("2", "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"))
-        self.assertIn(b"FLAGS (\\Seen $Concept)", data[0][0])
+        self.assertIn(b"FLAGS (\\Seen \\Recent $Concept)", data[0][0])
         self.assertIn(b'" 5-Jan-2026 ', data[0][0])
         self.assertEqual(data[0][1], msg)
         self.assertIn(f"RFC822.SIZE {len(msg)}".encode(), data[0][0])

@@ -420,6 +420,63 @@ static void test_store(void **state)
     }
 }
 
+/* RFC 7162 CONDSTORE: SELECT parameter, FETCH MODSEQ and CHANGEDSINCE, STORE UNCHANGEDSINCE,
+ * SEARCH MODSEQ (with and without an entry name). */
+static void test_condstore(void **state)
+{
+    (void)state;
+    struct imap_cmd cmd;
+    const char *error;
+    assert_true(parse("a SELECT INBOX (CONDSTORE)", &cmd, &error));
+    assert_true(cmd.condstore);
+    assert_string_equal(cmd.arg1, "INBOX");
+    imap_cmd_free(&cmd);
+    assert_true(parse("a EXAMINE INBOX", &cmd, &error));
+    assert_false(cmd.condstore);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE 12345)", &cmd, &error));
+    assert_int_equal(cmd.natts, 2);
+    assert_int_equal(cmd.atts[1].kind, IMAP_FETCH_MODSEQ);
+    assert_int_equal(cmd.changedsince, 12345);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a UID FETCH 1:* FLAGS (changedsince 9223372036854775807)", &cmd, &error));
+    assert_int_equal(cmd.changedsince, 9223372036854775807ULL);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a STORE 1:3 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)", &cmd, &error));
+    assert_true(cmd.has_unchangedsince);
+    assert_int_equal(cmd.unchangedsince, 320162338);
+    assert_int_equal(cmd.store_mode, IMAP_STORE_ADD);
+    assert_true(cmd.silent);
+    assert_int_equal(cmd.nflags, 1);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a STORE 1 (UNCHANGEDSINCE 0) FLAGS ()", &cmd, &error));
+    assert_true(cmd.has_unchangedsince);
+    assert_int_equal(cmd.unchangedsince, 0);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a SEARCH MODSEQ 620162338", &cmd, &error));
+    assert_int_equal(cmd.keys[1].type, IMAP_SK_MODSEQ);
+    assert_int_equal(cmd.keys[1].modseq, 620162338);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338 UNSEEN", &cmd, &error));
+    assert_int_equal(cmd.keys[1].type, IMAP_SK_MODSEQ);
+    assert_int_equal(cmd.keys[1].modseq, 620162338);
+    assert_int_equal(cmd.keys[2].type, IMAP_SK_UNFLAG);
+    imap_cmd_free(&cmd);
+    static const char *const bad[] = {
+        "a SELECT INBOX (QRESYNC)", "a SELECT INBOX (CONDSTORE", "a SELECT INBOX CONDSTORE",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 0)", "a FETCH 1 FLAGS (CHANGEDSINCE 9223372036854775808)",
+        "a FETCH 1 FLAGS (VANISHED)", "a FETCH 1 FLAGS (CHANGEDSINCE 5", "a FETCH 1 FLAGS CHANGEDSINCE 5",
+        "a STORE 1 (UNCHANGEDSINCE) FLAGS ()", "a STORE 1 (UNCHANGEDSINCE 5 FLAGS ()", "a STORE 1 (FOO 5) FLAGS ()",
+        "a STORE 1 (UNCHANGEDSINCE 5)FLAGS ()", "a SEARCH MODSEQ", "a SEARCH MODSEQ \"/flags/x\" bogus 5",
+        "a SEARCH MODSEQ \"/flags/x\" all",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(bad[i], &cmd, &error))
+            fail_msg("\"%s\" parsed", bad[i]);
+        imap_cmd_free(&cmd);
+    }
+}
+
 static void test_search(void **state)
 {
     (void)state;
@@ -498,7 +555,7 @@ int main(void)
         cmocka_unit_test(test_simple_commands), cmocka_unit_test(test_login_strings),
         cmocka_unit_test(test_seqset),        cmocka_unit_test(test_fetch),
         cmocka_unit_test(test_store),         cmocka_unit_test(test_search),
-        cmocka_unit_test(test_date),
+        cmocka_unit_test(test_date),          cmocka_unit_test(test_condstore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

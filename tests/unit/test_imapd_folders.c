@@ -90,7 +90,7 @@ static void test_copy_keeps_flags_and_dates(void **state)
     const char *kw[] = {"$Belangrijk"};
     assert_int_equal(mailstore_store(&src, &uid, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN | MBOX_FLAG_FLAGGED, kw, 1, &error),
                      MAILSTORE_OK);
-    struct mailstore_msg *msgs[2] = {&src.msgs[0], &src.msgs[1]};
+    const struct mailstore_msg *msgs[2] = {&src.msgs[0], &src.msgs[1]};
     uint32_t uids[2] = {0, 0};
     size_t done = 0;
     assert_int_equal(imapd_folder_copy(&src, msgs, 2, &dst, uids, &done, &error), MAILSTORE_OK);
@@ -127,7 +127,7 @@ static void test_copy_is_all_or_nothing(void **state)
     struct mailstore_msg gone = src.msgs[1];
     gone.uid = 99; /* removed by another program meanwhile */
     gone.hash[0] ^= 0xff;
-    struct mailstore_msg *msgs[2] = {&src.msgs[0], &gone};
+    const struct mailstore_msg *msgs[2] = {&src.msgs[0], &gone};
     uint32_t uids[2] = {0, 0};
     size_t done = 7;
     assert_int_not_equal(imapd_folder_copy(&src, msgs, 2, &dst, uids, &done, &error), MAILSTORE_OK);

@@ -295,6 +295,59 @@ static void test_flags(void **state)
     mailstore_close(&a);
 }
 
+
+/*
+ * Generations: sessions of one process share one message list; a change by one is taken by
+ * the other without a read (not even the lock: here a live process holds it), and the
+ * first session's old list stays whole while it holds it.
+ */
+static void test_sessions_share_generations(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->mbox, M1 M2 M3, false);
+    struct mailstore a, b;
+    open_ok(f, &a, 3);
+    open_ok(f, &b, 3);
+    assert_ptr_equal(a.gen, b.gen);
+    assert_ptr_equal(a.msgs, b.msgs);
+    assert_false(mailstore_changed(&b));
+    struct mailstore_gen *old = mailstore_gen_ref(b.gen);
+    const char *error = NULL;
+    uint32_t two = 2;
+    assert_int_equal(mailstore_store(&a, &two, 1, MAILSTORE_ADD, MBOX_FLAG_FLAGGED, NULL, 0, &error), MAILSTORE_OK);
+    assert_ptr_not_equal(a.gen, old);
+    assert_true(mailstore_changed(&b));
+    char lock[160], pid[32];
+    snprintf(lock, sizeof lock, "%s.lock", f->mbox);
+    snprintf(pid, sizeof pid, "%ld\n", (long)getppid()); /* alive, not us */
+    write_file(lock, pid, false);
+    assert_int_equal(mailstore_refresh(&b, &error), MAILSTORE_OK);
+    assert_ptr_equal(b.gen, a.gen);
+    assert_int_equal(b.msgs[1].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED);
+    assert_int_equal(old->msgs[1].flags, 0);
+    assert_int_equal(old->nmsgs, 3);
+    /* an open (SELECT) shares it too, lock or no lock; so does a LOGOUT with nothing dirty */
+    struct mailstore c;
+    assert_int_equal(mailstore_open(&c, f->dir, "sjoerd", &error), MAILSTORE_OK);
+    assert_ptr_equal(c.gen, a.gen);
+    assert_int_equal(c.uidvalidity, a.uidvalidity);
+    mailstore_close(&c);
+    unlink(lock);
+    /* a delivery behind our back: not taken from the shared generation, read anew */
+    write_file(f->mbox, M4, true);
+    assert_true(mailstore_changed(&b));
+    assert_int_equal(mailstore_refresh(&b, &error), MAILSTORE_OK);
+    assert_int_equal(b.nmsgs, 4);
+    assert_ptr_not_equal(b.gen, a.gen);
+    assert_true(mailstore_changed(&a));
+    assert_int_equal(mailstore_refresh(&a, &error), MAILSTORE_OK);
+    assert_ptr_equal(a.gen, b.gen);
+    mailstore_gen_unref(old);
+    mailstore_close(&a);
+    mailstore_close(&b);
+    mailstore_cache_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +357,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_index_new_validity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_mailbox_is_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sessions_share_generations, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,188 @@
+/*
+ * view: the generation an IMAP session last reported, and the merge to a newer one
+ * (see view.h).
+ *
+ * STANDARDS
+ *   RFC 3501 7.3.1 (EXISTS), 7.4.1 (EXPUNGE: sequence numbers of the later ones already
+ *   account for the earlier; not during FETCH, STORE, SEARCH), 7.4.2 (unsolicited FETCH);
+ *   RFC 2180 4.1.
+ */
+#include "view.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mbox_flags.h"
+#include "xalloc.h"
+
+void imapd_view_open(struct imapd_view *v, struct mailstore_gen *g)
+{
+    imapd_view_close(v);
+    v->shown = mailstore_gen_ref(g);
+}
+
+void imapd_view_close(struct imapd_view *v)
+{
+    mailstore_gen_unref(v->shown);
+    free(v->ahead);
+    memset(v, 0, sizeof *v);
+}
+
+static const struct imapd_ahead *imapd_view_ahead(const struct imapd_view *v, uint32_t uid)
+{
+    for (size_t k = 0; k < v->nahead; k++)
+        if (v->ahead[k].uid == uid)
+            return &v->ahead[k];
+    return NULL;
+}
+
+void imapd_view_flags(const struct imapd_view *v, size_t i, unsigned *flags_r, uint32_t *keywords_r)
+{
+    const struct mailstore_msg *m = &v->shown->msgs[i];
+    const struct imapd_ahead *a = v->nahead ? imapd_view_ahead(v, m->uid) : NULL;
+    *flags_r = a ? a->flags : m->flags;
+    *keywords_r = a ? a->keywords : m->keywords;
+}
+
+void imapd_view_told(struct imapd_view *v, uint32_t uid, unsigned flags, uint32_t keywords)
+{
+    struct imapd_ahead *a = (struct imapd_ahead *)imapd_view_ahead(v, uid);
+    if (!a) {
+        if (v->nahead >= IMAPD_AHEAD_MAX)
+            return; /* told again by the next merge (view.h LIMITS) */
+        if (!v->ahead)
+            v->ahead = xreallocarray(NULL, IMAPD_AHEAD_MAX, sizeof *v->ahead);
+        a = &v->ahead[v->nahead++];
+        a->uid = uid;
+    }
+    a->flags = flags;
+    a->keywords = keywords;
+}
+
+void imapd_view_add_recent(struct imapd_view *v, uint32_t lo, uint32_t hi)
+{
+    if (lo >= hi)
+        return;
+    if (v->nrecent && v->recent_hi[v->nrecent - 1] == lo) {
+        v->recent_hi[v->nrecent - 1] = hi; /* claims follow each other: one range */
+        return;
+    }
+    if (v->nrecent == IMAPD_RECENT_RANGES) {
+        memmove(v->recent_lo, v->recent_lo + 1, (IMAPD_RECENT_RANGES - 1) * sizeof *v->recent_lo);
+        memmove(v->recent_hi, v->recent_hi + 1, (IMAPD_RECENT_RANGES - 1) * sizeof *v->recent_hi);
+        v->nrecent--;
+    }
+    v->recent_lo[v->nrecent] = lo;
+    v->recent_hi[v->nrecent++] = hi;
+}
+
+bool imapd_view_is_recent(const struct imapd_view *v, uint32_t uid)
+{
+    for (size_t k = 0; k < v->nrecent; k++)
+        if (uid >= v->recent_lo[k] && uid < v->recent_hi[k])
+            return true;
+    return false;
+}
+
+size_t imapd_view_recent_count(const struct imapd_view *v)
+{
+    size_t count = 0;
+    for (size_t k = 0; k < v->nrecent && v->shown; k++) {
+        /* the view's messages in [lo, hi): by position, the UIDs ascend */
+        size_t lo = 0, hi = v->shown->nmsgs;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (v->shown->msgs[mid].uid < v->recent_lo[k])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (size_t i = lo; i < v->shown->nmsgs && v->shown->msgs[i].uid < v->recent_hi[k]; i++)
+            count++;
+    }
+    return count;
+}
+
+static int imapd_view_uid_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywords, struct buf *b)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } sys[] = {{MBOX_FLAG_SEEN, "\\Seen"},       {MBOX_FLAG_ANSWERED, "\\Answered"}, {MBOX_FLAG_FLAGGED, "\\Flagged"},
+               {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"},       {IMAPD_FLAG_RECENT, "\\Recent"}};
+    size_t start = b->len;
+    buf_append_char(b, '(');
+    for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
+        if (flags & sys[i].bit)
+            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", sys[i].name);
+    for (size_t k = 0; k < ms->nkeywords; k++)
+        if (keywords & (1u << k))
+            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", ms->keyword[k]);
+    buf_append_char(b, ')');
+}
+
+bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool allow_expunge,
+                      const struct mailstore *ms, const uint32_t *skip, size_t nskip, bool with_modseq,
+                      struct buf *out)
+{
+    if (!latest || latest == v->shown)
+        return false;
+    const struct mailstore_gen *old = v->shown;
+    const struct mailstore_msg *cur = latest->msgs;
+    size_t nold = old ? old->nmsgs : 0, ncur = latest->nmsgs;
+    if (!allow_expunge) {
+        /* RFC 2180 4.1: when the client may not hear of an expunge yet, stay where we are */
+        for (size_t i = 0, j = 0; i < nold; i++) {
+            while (j < ncur && cur[j].uid < old->msgs[i].uid)
+                j++;
+            if (j == ncur || cur[j].uid != old->msgs[i].uid)
+                return false;
+        }
+    }
+    size_t nn = 0, j = 0;
+    uint32_t maxold = nold ? old->msgs[nold - 1].uid : 0;
+    for (size_t i = 0; i < nold; i++) {
+        uint32_t uid = old->msgs[i].uid;
+        while (j < ncur && cur[j].uid < uid)
+            j++;
+        if (j == ncur || cur[j].uid != uid) {
+            buf_printf(out, "* %zu EXPUNGE\r\n", nn + 1);
+            continue;
+        }
+        unsigned told;
+        uint32_t told_kw;
+        imapd_view_flags(v, i, &told, &told_kw);
+        bool skipped = nskip && bsearch(&uid, skip, nskip, sizeof *skip, imapd_view_uid_cmp);
+        if (!skipped && ((cur[j].flags & MBOX_FLAGS_IMAP) != (told & MBOX_FLAGS_IMAP) || cur[j].keywords != told_kw)) {
+            buf_printf(out, "* %zu FETCH (UID %u FLAGS ", nn + 1, uid);
+            imapd_flag_list(ms, cur[j].flags | (imapd_view_is_recent(v, uid) ? IMAPD_FLAG_RECENT : 0), cur[j].keywords,
+                            out);
+            if (with_modseq)
+                buf_printf(out, " MODSEQ (%llu)", cur[j].modseq);
+            buf_append_str(out, ")\r\n");
+        }
+        nn++;
+        j++;
+    }
+    size_t before = nn;
+    for (; j < ncur; j++)
+        if (cur[j].uid > maxold)
+            nn++;
+    bool exists = nn > before || nn != nold;
+    if (exists)
+        buf_printf(out, "* %zu EXISTS\r\n", nn);
+    mailstore_gen_unref(v->shown);
+    v->shown = mailstore_gen_ref(latest);
+    if (exists)
+        buf_printf(out, "* %zu RECENT\r\n", imapd_view_recent_count(v));
+    free(v->ahead);
+    v->ahead = NULL;
+    v->nahead = 0;
+    return true;
+}
