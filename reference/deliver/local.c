@@ -317,6 +317,7 @@ static enum local_result local_deliver_maildir(const struct local_target *t,
         goto out;
     }
     result = LOCAL_OK;
+    mailstore_notify_changed(box); /* the key the Maildir INBOX's store watches by (mailstore.h) */
 out:
     buf_free(&body);
     free(box);

@@ -59,7 +59,11 @@ static bool folders_locate(const struct imapd_folders_ctx *ctx, const char *name
     if (strcmp(name, "INBOX") == 0) {
         f->inbox = true;
         folders_mail_dir(ctx, f->mail_dir, sizeof f->mail_dir);
-        snprintf(f->mbox_path, sizeof f->mbox_path, "%s/spool/mail/%s", state_dir, ctx->user);
+        /* the path the INBOX's store keys its generations and watchers by (mailstore.h) */
+        if (strcmp(ctx->srv->conf->mailbox_format, "maildir") == 0)
+            snprintf(f->mbox_path, sizeof f->mbox_path, "%s/maildir/%s", state_dir, ctx->user);
+        else
+            snprintf(f->mbox_path, sizeof f->mbox_path, "%s/spool/mail/%s", state_dir, ctx->user);
         snprintf(f->index_path, sizeof f->index_path, "%s/index/%s/INBOX", state_dir, ctx->user);
         return true;
     }
@@ -157,7 +161,8 @@ enum mailstore_result imapd_folder_open(const struct imapd_folders_ctx *ctx, con
                                         struct mailstore *ms, const char **error_r)
 {
     if (f->inbox)
-        return mailstore_open(ms, ctx->srv->conf->state_dir, ctx->user, error_r);
+        return mailstore_open_inbox(ms, ctx->srv->conf->state_dir, ctx->user,
+                                    strcmp(ctx->srv->conf->mailbox_format, "maildir") == 0, error_r);
     struct mailstore_location loc = {.mbox_path = f->mbox_path, .index_path = f->index_path, .user = ctx->user};
     return mailstore_open_at(ms, &loc, error_r);
 }

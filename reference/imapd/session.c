@@ -623,6 +623,9 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
         imapd_store_error(ss, cmd->tag, r, error);
         return;
     }
+    if (cmd->verb != IMAP_VERB_EXAMINE && mailstore_settle(&ss->store, &error) != MAILSTORE_OK)
+        log_warnx("imapd %llx: user=%s select %s: new mail not moved to cur/: %s", ss->id, ss->user, folder.name,
+                  error); /* not fatal: the messages are listed from new/ as well */
     ss->store_open = true;
     ss->readonly = cmd->verb == IMAP_VERB_EXAMINE;
     ss->state = IMAPD_S_SELECTED;

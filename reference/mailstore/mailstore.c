@@ -23,6 +23,7 @@
 #include "deliver/local.h"
 #include "fsutil.h"
 #include "log.h"
+#include "maildir.h"
 #include "mbox.h"
 #include "mbox_flags.h"
 #include "mbox_read.h"
@@ -356,6 +357,7 @@ static struct mailstore_cache *mailstore_cache_get(const char *mbox_path)
 
 void mailstore_cache_clear(void)
 {
+    maildir_store_cache_clear();
     while (mailstore_caches) {
         struct mailstore_cache *c = mailstore_caches;
         mailstore_caches = c->next;
@@ -1379,6 +1381,8 @@ static bool mailstore_take_current(struct mailstore *ms, bool fresh)
 
 enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error_r)
 {
+    if (ms->maildir)
+        return maildir_store_refresh(ms, error_r);
     /*
      * Another session of this process read or changed the mailbox last, and both files are
      * as it saw them: share its generation, no lock, no read.
@@ -1415,6 +1419,8 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
 
 bool mailstore_changed(struct mailstore *ms)
 {
+    if (ms->maildir)
+        return maildir_store_changed(ms);
     struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
     if (cur != ms->gen || !ms->gen)
         return true; /* another session of this process saw or made a change */
@@ -1434,6 +1440,8 @@ static bool mailstore_same(const struct mailstore_msg *a, const struct mailstore
 enum mailstore_result mailstore_read_msg(struct mailstore *ms, const struct mailstore_msg *orig, struct buf *raw,
                                          const char **error_r)
 {
+    if (ms->maildir)
+        return maildir_store_read_msg(ms, orig, raw, error_r);
     /* m: where the message is believed to be; the newest generation knows best */
     struct mailstore_msg at = *orig, *m = &at;
     const struct mailstore_gen *cur = mailstore_gen_current(ms->mbox_path);
@@ -1805,6 +1813,8 @@ out:
 enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *uids, size_t n,
                                         size_t *removed_r, const char **error_r)
 {
+    if (ms->maildir)
+        return maildir_store_expunge(ms, uids, n, removed_r, error_r);
     *removed_r = 0;
     if (n == 0)
         return MAILSTORE_OK;
@@ -1818,6 +1828,8 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
 
 enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **error_r)
 {
+    if (ms->maildir)
+        return MAILSTORE_OK /* flags are in the file names already */;
     /* nothing to write when the newest generation, read from the files as they are, has no
      * flag waiting for the mbox headers (the common LOGOUT): no lock, no read */
     if (mailstore_take_current(ms, false)) {
@@ -1870,6 +1882,9 @@ enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *u
                                          unsigned long long unchangedsince, uint32_t **modified_r,
                                          size_t *nmodified_r, const char **error_r)
 {
+    if (ms->maildir)
+        return maildir_store_store_if(ms, uids, n, mode, flags, keywords, nkeywords, unchangedsince, modified_r,
+                                      nmodified_r, error_r);
     if (modified_r) {
         *modified_r = NULL;
         *nmodified_r = 0;
@@ -1969,6 +1984,8 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
                                        unsigned flags, const char *const *keywords, size_t nkeywords,
                                        uint32_t *uid_r, const char **error_r)
 {
+    if (ms->maildir)
+        return maildir_store_append(ms, data, len, when, flags, keywords, nkeywords, uid_r, error_r);
     *uid_r = 0;
     if (len > MAILSTORE_MESSAGE_MAX) {
         *error_r = "message too large";
@@ -2090,4 +2107,35 @@ void mailstore_close(struct mailstore *ms)
     mailstore_gen_unref(ms->gen);
     mailstore_keywords_clear(ms);
     memset(ms, 0, sizeof *ms);
+}
+
+enum mailstore_result mailstore_open_maildir(struct mailstore *ms, const char *maildir_path, const char *index_path,
+                                             const char *user, const char **error_r)
+{
+    return maildir_store_open(ms, maildir_path, index_path, user, error_r);
+}
+
+enum mailstore_result mailstore_open_inbox(struct mailstore *ms, const char *state_dir, const char *user, bool maildir,
+                                           const char **error_r)
+{
+    if (!maildir)
+        return mailstore_open(ms, state_dir, user, error_r);
+    memset(ms, 0, sizeof *ms);
+    if (!user[0] || user[0] == '.' || strchr(user, '/') || strlen(user) > 64) {
+        *error_r = "invalid mailbox name";
+        return MAILSTORE_ERROR;
+    }
+    char *maildir_path = mailstore_path(state_dir, "/maildir/", user);
+    char *index_root = mailstore_path(state_dir, "/index/", user);
+    char *index_path = mailstore_path(index_root, "/INBOX", "");
+    enum mailstore_result r = maildir_store_open(ms, maildir_path, index_path, user, error_r);
+    free(maildir_path);
+    free(index_root);
+    free(index_path);
+    return r;
+}
+
+enum mailstore_result mailstore_settle(struct mailstore *ms, const char **error_r)
+{
+    return ms->maildir ? maildir_store_settle(ms, error_r) : MAILSTORE_OK;
 }

@@ -167,6 +167,9 @@ struct mailstore {
     /* what the last scan saw, for mailstore_changed */
     unsigned long long seen_size, seen_ino, seen_index_ino;
     long long seen_mtime_ns, seen_index_mtime_ns;
+    /* Maildir INBOX (maildir.h): mbox_path is the Maildir folder, spool_dir the same,
+     * tmp_path its tmp/, lock_path INDEX.lock (index updates only) */
+    bool maildir;
 };
 
 /* Where a mailbox lives (absolute paths; see mailstore_open_at). */
@@ -186,6 +189,21 @@ enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mails
 /* Opens user's INBOX (STATE_DIR/spool/mail/USER, index STATE_DIR/index/USER/INBOX). */
 enum mailstore_result mailstore_open(struct mailstore *ms, const char *state_dir, const char *user,
                                      const char **error_r);
+/*
+ * Opens user's INBOX in the configured format: maildir false as mailstore_open; true the
+ * Maildir STATE_DIR/maildir/USER (what local delivery writes with mailbox_format = maildir),
+ * index STATE_DIR/index/USER/INBOX.
+ */
+enum mailstore_result mailstore_open_inbox(struct mailstore *ms, const char *state_dir, const char *user, bool maildir,
+                                           const char **error_r);
+/* Opens the Maildir at maildir_path (tmp/ new/ cur/ made when missing) with its index. */
+enum mailstore_result mailstore_open_maildir(struct mailstore *ms, const char *maildir_path, const char *index_path,
+                                             const char *user, const char **error_r);
+/*
+ * SELECT (not EXAMINE): a Maildir's files in new/ move to cur/ (as Dovecot and mutt do);
+ * UIDs and flags stay. Nothing for an mbox.
+ */
+enum mailstore_result mailstore_settle(struct mailstore *ms, const char **error_r);
 /*
  * Appends message i's raw content (the bytes between its From_ line and the separator, as
  * stored: mboxrd-quoted, LF line ends) to raw; mbox_export() makes the wire form.

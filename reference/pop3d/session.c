@@ -174,7 +174,8 @@ static void pop3d_login_checked(struct pop3d_session *ss, const char *user, bool
     }
     ss->user_locked = true;
     const char *error = NULL;
-    enum mailstore_result r = mailstore_open(&ss->store, ss->srv->conf->state_dir, ss->user, &error);
+    enum mailstore_result r = mailstore_open_inbox(&ss->store, ss->srv->conf->state_dir, ss->user,
+                                                   strcmp(ss->srv->conf->mailbox_format, "maildir") == 0, &error);
     if (r != MAILSTORE_OK) {
         mailstore_close(&ss->store);
         pop3d_user_unlock(ss->srv, ss->user);

@@ -588,16 +588,8 @@ bool zconf_validate(const struct zconf *conf, struct cfg_error *err)
         cfg_error_set(err, file, 0, "pop3s needs tls_cert and tls_key");
         return false;
     }
-    if ((conf->npop3 || conf->npop3s) && strcmp(conf->mailbox_format, "mbox") != 0) {
-        cfg_error_set(err, file, 0, "pop3 and pop3s serve mbox spools only (mailbox_format = mbox)");
-        return false;
-    }
     if (conf->nimaps && !conf->tls_cert[0]) {
         cfg_error_set(err, file, 0, "imaps needs tls_cert and tls_key");
-        return false;
-    }
-    if ((conf->nimap || conf->nimaps) && strcmp(conf->mailbox_format, "mbox") != 0) {
-        cfg_error_set(err, file, 0, "imap and imaps serve mbox spools only (mailbox_format = mbox)");
         return false;
     }
     if (strcmp(conf->smarthost_tls, "verify") == 0 && !conf->tls_ca_file[0]) {

@@ -140,6 +140,11 @@ static void test_zconf_validate(void **state)
     assert_false(zconf_validate(&c, &err));
     assert_non_null(strstr(err.text, "tls_cert and tls_key must be set together"));
     zconf_free(&c);
+    /* a Maildir INBOX is served by POP3 and IMAP (mailstore.h) */
+    assert_true(parse(&c, "mailbox_format = maildir\nimap = 127.0.0.1:1143\npop3 = 127.0.0.1:1110\n", &err));
+    if (!zconf_validate(&c, &err))
+        fail_msg("maildir with imap and pop3 refused: %s", err.text);
+    zconf_free(&c);
 }
 
 int main(void)

@@ -1,0 +1,1188 @@
+/*
+ * maildir: the mail store's Maildir back-end (see maildir.h and mailstore.h, "Maildir").
+ *
+ * STANDARDS
+ *   Maildir (cr.yp.to/proto/maildir.html) with the ":2," flag info mutt and Dovecot write;
+ *   RFC 3501 2.3.1.1 (UIDs strictly ascending, UIDVALIDITY); RFC 1939 7 (UIDL persistent);
+ *   RFC 7162 (MODSEQ).
+ */
+#include "maildir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "maildir_name.h"
+#include "mbox.h"
+#include "mbox_flags.h"
+#include "mbox_read.h"
+#include "xalloc.h"
+
+#define MAILDIR_INDEX_MAGIC "zolder-maildir-index 1"
+#define MAILDIR_INDEX_MAX (256UL * 1024 * 1024)
+#define MAILDIR_CACHES_MAX 64
+
+/* One message as the last scan found it: the list entry and where its file is. */
+struct md_msg {
+    struct mailstore_msg m;
+    char *key;           /* the file name without ":2,..." (the index's key) */
+    char *name;          /* the file name now */
+    bool in_new;         /* in new/ (else cur/) */
+    char other[32];      /* info letters IMAP does not show (P, Dovecot's keywords): kept on rename */
+};
+
+/*
+ * The process's last scan of each Maildir (file names are not in the shared generations):
+ * reading finds a message's file here by UID; STORE and EXPUNGE start from a fresh scan.
+ */
+struct md_cache {
+    struct md_cache *next;
+    char *path;
+    uint32_t validity;
+    struct md_msg *v;    /* UID order */
+    size_t n;
+    char *keyword[MAILSTORE_KEYWORDS_MAX];
+    size_t nkeywords;
+};
+
+static struct md_cache *md_caches;
+
+static char *md_join(const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s%s%s", a, b, c);
+    return p;
+}
+
+static void md_msgs_free(struct md_msg *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].name);
+    }
+    free(v);
+}
+
+static void md_cache_free(struct md_cache *c)
+{
+    md_msgs_free(c->v, c->n);
+    for (size_t i = 0; i < c->nkeywords; i++)
+        free(c->keyword[i]);
+    free(c->path);
+    free(c);
+}
+
+static struct md_cache *md_cache_find(const char *path)
+{
+    for (struct md_cache *c = md_caches; c; c = c->next)
+        if (strcmp(c->path, path) == 0)
+            return c;
+    return NULL;
+}
+
+/* Replaces the cache of ms's Maildir with v (taken over). */
+static void md_cache_set(struct mailstore *ms, struct md_msg *v, size_t n)
+{
+    struct md_cache **pp = &md_caches, *c;
+    size_t count = 0;
+    for (; (c = *pp) != NULL; pp = &c->next, count++)
+        if (strcmp(c->path, ms->mbox_path) == 0) {
+            *pp = c->next;
+            md_cache_free(c);
+            break;
+        }
+    if (!c && count >= MAILDIR_CACHES_MAX) {
+        for (pp = &md_caches; (*pp)->next; pp = &(*pp)->next)
+            ;
+        md_cache_free(*pp);
+        *pp = NULL;
+    }
+    c = xcalloc(1, sizeof *c);
+    c->path = xstrdup(ms->mbox_path);
+    c->validity = ms->uidvalidity;
+    c->v = v;
+    c->n = n;
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        c->keyword[i] = xstrdup(ms->keyword[i]);
+    c->nkeywords = ms->nkeywords;
+    c->next = md_caches;
+    md_caches = c;
+}
+
+void maildir_store_cache_clear(void)
+{
+    while (md_caches) {
+        struct md_cache *c = md_caches;
+        md_caches = c->next;
+        md_cache_free(c);
+    }
+}
+
+static void md_keywords_clear(struct mailstore *ms)
+{
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        free(ms->keyword[i]);
+    ms->nkeywords = 0;
+}
+
+/* The keyword's bit, adding the name to the table; -1 when the table is full or it is invalid. */
+static int md_keyword_add(struct mailstore *ms, const char *name)
+{
+    int k = mailstore_keyword_index(ms, name);
+    if (k >= 0)
+        return k;
+    if (ms->nkeywords >= MAILSTORE_KEYWORDS_MAX || !mbox_keyword_valid(name, strlen(name)))
+        return -1;
+    ms->keyword[ms->nkeywords] = xstrdup(name);
+    return (int)ms->nkeywords++;
+}
+
+/* ---- stamps and generations ------------------------------------------------------------------ */
+
+static void md_stamp(const char *path, struct mailstore_stamp *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof *s);
+    if (stat(path, &st) == 0) {
+        s->ino = (unsigned long long)st.st_ino;
+        s->size = (unsigned long long)st.st_size;
+        s->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+}
+
+static bool md_stamp_eq(const struct mailstore_stamp *a, const struct mailstore_stamp *b)
+{
+    return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+/* A generation's three stamps for a Maildir: cur/ (as "mbox"), the index, new/ (as "journal"). */
+static void md_stamps_now(const struct mailstore *ms, struct mailstore_stamp *cur, struct mailstore_stamp *index,
+                          struct mailstore_stamp *newdir)
+{
+    char *c = md_join(ms->mbox_path, "/cur", ""), *n = md_join(ms->mbox_path, "/new", "");
+    md_stamp(c, cur);
+    md_stamp(ms->index_path, index);
+    md_stamp(n, newdir);
+    free(c);
+    free(n);
+}
+
+/* Publishes v's list (v stays the caller's; the cache takes it) and returns the generation. */
+static struct mailstore_gen *md_publish(struct mailstore *ms, struct md_msg *v, size_t n)
+{
+    struct mailstore_msg *list = xreallocarray(NULL, n ? n : 1, sizeof *list);
+    for (size_t i = 0; i < n; i++)
+        list[i] = v[i].m;
+    struct mailstore_stamp cur, index, newdir;
+    md_stamps_now(ms, &cur, &index, &newdir);
+    md_cache_set(ms, v, n);
+    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, ms->highestmodseq, list, n, &cur, &index,
+                                 &newdir);
+}
+
+static void md_adopt(struct mailstore *ms, struct mailstore_gen *g)
+{
+    mailstore_gen_unref(ms->gen);
+    ms->gen = g;
+    ms->msgs = g->msgs;
+    ms->nmsgs = g->nmsgs;
+    ms->uidnext = g->uidnext;
+    ms->highestmodseq = g->highestmodseq;
+}
+
+/* Without the lock: the current generation was read from the folders as they are now. */
+static bool md_take_current(struct mailstore *ms, bool fresh)
+{
+    struct mailstore_gen *g = mailstore_gen_current(ms->mbox_path);
+    const struct md_cache *c = md_cache_find(ms->mbox_path);
+    if (!g || !c || c->validity != g->uidvalidity || (!fresh && g->uidvalidity != ms->uidvalidity))
+        return false;
+    struct mailstore_stamp cur, index, newdir;
+    md_stamps_now(ms, &cur, &index, &newdir);
+    if (!md_stamp_eq(&cur, &g->mbox) || !md_stamp_eq(&index, &g->index) || !md_stamp_eq(&newdir, &g->journal))
+        return false;
+    ms->uidvalidity = g->uidvalidity;
+    for (size_t i = ms->nkeywords; i < c->nkeywords; i++)
+        ms->keyword[i] = xstrdup(c->keyword[i]);
+    if (c->nkeywords > ms->nkeywords)
+        ms->nkeywords = c->nkeywords;
+    if (g != ms->gen)
+        md_adopt(ms, mailstore_gen_ref(g));
+    return true;
+}
+
+/* ---- the lock (index updates only; readers of the files take none) --------------------------- */
+
+static int md_lock(struct mailstore *ms, const char **error_r)
+{
+    int fd = open(ms->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fd < 0 || fcntl(fd, F_SETLKW, &fl) < 0) {
+        if (fd >= 0)
+            close(fd);
+        *error_r = "cannot lock the mailbox index";
+        return -1;
+    }
+    return fd;
+}
+
+static void md_unlock(int fd)
+{
+    close(fd); /* releases the fcntl lock; the file stays */
+}
+
+/* ---- sizes --------------------------------------------------------------------------------- */
+
+/* The file's bytes as the mail store's "raw" form: mboxrd-quoted, LF line ends (mailstore_read). */
+static void md_quote(const char *data, size_t len, struct buf *raw)
+{
+    struct mbox_quoter q;
+    size_t before = raw->len;
+    mbox_quoter_init(&q);
+    mbox_quoter_feed(&q, data, len, raw);
+    mbox_quoter_finish(&q, raw);
+    if (raw->len > before) { /* the quoter ends with the blank line that separates mbox messages */
+        raw->len--;
+        raw->data[raw->len] = '\0';
+    }
+}
+
+static int md_read_file(int dirfd_unused, const char *path, struct buf *out, unsigned long long *len_r)
+{
+    (void)dirfd_unused;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (unsigned long long)st.st_size > MAILSTORE_MESSAGE_MAX) {
+        close(fd);
+        errno = EFBIG;
+        return -1;
+    }
+    size_t want = (size_t)st.st_size, got = 0;
+    char *p = xmalloc(want + 1);
+    while (got < want) {
+        ssize_t k = read(fd, p + got, want - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    md_quote(p, got, out);
+    free(p);
+    *len_r = got;
+    return 0;
+}
+
+/* RFC822.SIZE (exact: the CRLF wire form mbox_export makes of the raw form) and lines. */
+static void md_measure(const char *path, struct mailstore_msg *m)
+{
+    struct buf raw, wire;
+    unsigned long long len = 0;
+    buf_init(&raw, 0);
+    buf_init(&wire, 0);
+    if (md_read_file(-1, path, &raw, &len) == 0) {
+        m->size = mbox_export(raw.data ? raw.data : "", raw.len, 0, -1, &wire);
+        m->lines = 0;
+        for (size_t i = 0; i < raw.len; i++)
+            m->lines += raw.data[i] == '\n';
+    }
+    buf_free(&raw);
+    buf_free(&wire);
+}
+
+static void md_key_hash(const char *key, unsigned char *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_Digest(key, strlen(key), md, &mdlen, EVP_sha256(), NULL);
+    memcpy(out, md, MAILSTORE_HASH_LEN);
+}
+
+/* ---- the index ----------------------------------------------------------------------------- */
+
+static bool md_num(const char **p, unsigned long long *v, unsigned base)
+{
+    char *end;
+    errno = 0;
+    *v = strtoull(*p, &end, (int)base);
+    if (end == *p || errno || *end != ' ')
+        return false;
+    *p = end + 1;
+    return true;
+}
+
+/*
+ * Loads the index: "zolder-maildir-index 1 UIDVALIDITY UIDNEXT HIGHESTMODSEQ", "keywords
+ * NAME...", then a line a message: "UID MODSEQ FLAGS KEYWORDS CONTENTLEN SIZE LINES MTIME KEY"
+ * (FLAGS and KEYWORDS hex; KEY last). -1 when missing or unreadable (a new UIDVALIDITY).
+ */
+static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
+{
+    char *data = NULL;
+    size_t len = 0;
+    *v_r = NULL;
+    *n_r = 0;
+    if (fs_read_file(ms->index_path, MAILDIR_INDEX_MAX, &data, &len) < 0)
+        return -1;
+    struct md_msg *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -1;
+    char *line = data, *nl;
+    unsigned validity = 0, next = 0;
+    unsigned long long hms = 0;
+    int used = 0;
+    if (!(nl = strchr(line, '\n')) || sscanf(line, MAILDIR_INDEX_MAGIC " %u %u %llu%n", &validity, &next, &hms, &used) != 3 ||
+        line + used != nl || validity == 0 || next == 0)
+        goto out;
+    line = nl + 1;
+    if (!(nl = strchr(line, '\n')) || strncmp(line, "keywords", 8) != 0)
+        goto out;
+    *nl = '\0';
+    md_keywords_clear(ms);
+    for (char *save = NULL, *w = strtok_r(line + 8, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        if (md_keyword_add(ms, w) < 0)
+            goto out;
+    for (line = nl + 1; *line; line = nl + 1) {
+        if (!(nl = strchr(line, '\n')))
+            goto out;
+        *nl = '\0';
+        unsigned long long f[8];
+        const char *p = line;
+        static const unsigned bases[8] = {10, 10, 16, 16, 10, 10, 10, 10};
+        for (size_t k = 0; k < 8; k++)
+            if (!md_num(&p, &f[k], bases[k]))
+                goto out;
+        struct maildir_name mn;
+        size_t klen = strlen(p);
+        if (!maildir_name_parse(p, klen, &mn) || mn.key_len != klen || f[0] == 0 || f[0] >= next ||
+            (n && f[0] <= v[n - 1].m.uid) || n >= MAILSTORE_MESSAGES_MAX)
+            goto out;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = xreallocarray(v, cap, sizeof *v);
+        }
+        struct md_msg *x = &v[n++];
+        memset(x, 0, sizeof *x);
+        x->m.uid = (uint32_t)f[0];
+        x->m.modseq = f[1];
+        x->m.flags = (unsigned)f[2] & MBOX_FLAGS_IMAP;
+        x->m.keywords = (uint32_t)f[3];
+        x->m.content_len = f[4];
+        x->m.size = f[5];
+        x->m.lines = f[6];
+        x->m.internaldate = (time_t)f[7];
+        x->key = xstrdup(p);
+    }
+    ms->uidvalidity = validity;
+    ms->uidnext = next;
+    ms->highestmodseq = hms ? hms : 1;
+    rc = 0;
+out:
+    free(data);
+    if (rc < 0) {
+        md_msgs_free(v, n);
+        md_keywords_clear(ms);
+        return -1;
+    }
+    *v_r = v;
+    *n_r = n;
+    return 0;
+}
+
+static int md_index_write(struct mailstore *ms, const struct md_msg *v, size_t n)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_printf(&b, MAILDIR_INDEX_MAGIC " %u %u %llu\nkeywords", ms->uidvalidity, ms->uidnext, ms->highestmodseq);
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        buf_printf(&b, " %s", ms->keyword[i]);
+    buf_append_char(&b, '\n');
+    for (size_t i = 0; i < n; i++)
+        buf_printf(&b, "%u %llu %x %x %llu %llu %llu %lld %s\n", v[i].m.uid, v[i].m.modseq ? v[i].m.modseq : 1,
+                   v[i].m.flags & MBOX_FLAGS_IMAP, (unsigned)v[i].m.keywords, v[i].m.content_len, v[i].m.size,
+                   v[i].m.lines, (long long)v[i].m.internaldate, v[i].key);
+    char *tmp = md_join(ms->index_path, ".tmp", "");
+    int rc = -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        if (fs_write_all(fd, b.data ? b.data : "", b.len) == 0 && fsync(fd) == 0 && rename(tmp, ms->index_path) == 0 &&
+            fs_fsync_dir(ms->index_dir) == 0)
+            rc = 0;
+        close(fd);
+    }
+    if (rc < 0) {
+        log_warn("mailstore: cannot write %s", ms->index_path);
+        unlink(tmp);
+    }
+    free(tmp);
+    buf_free(&b);
+    return rc;
+}
+
+/* ---- scanning ------------------------------------------------------------------------------ */
+
+struct md_found {
+    char *key, *name;
+    bool in_new;
+    unsigned flags;
+    char other[32];
+    unsigned long long size;
+    time_t mtime;
+};
+
+static int md_found_key_cmp(const void *a, const void *b)
+{
+    const struct md_found *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    return (int)x->in_new - (int)y->in_new; /* cur/ first: it wins over a leftover copy in new/ */
+}
+
+static int md_found_new_cmp(const void *a, const void *b)
+{
+    const struct md_found *const *x = a, *const *y = b;
+    if ((*x)->mtime != (*y)->mtime)
+        return (*x)->mtime < (*y)->mtime ? -1 : 1;
+    return strcmp((*x)->key, (*y)->key);
+}
+
+static int md_msg_key_cmp(const void *a, const void *b)
+{
+    const struct md_msg *const *x = a, *const *y = b;
+    return strcmp((*x)->key, (*y)->key);
+}
+
+static int md_msg_uid_cmp(const void *a, const void *b)
+{
+    const struct md_msg *x = a, *y = b;
+    return x->m.uid < y->m.uid ? -1 : x->m.uid > y->m.uid;
+}
+
+/*
+ * Lists one of new/ and cur/ into *v. move: files in new/ are renamed into cur/ (":2,"
+ * added), as SELECT does. *moved_r counts the renames.
+ */
+static int md_scan_dir(struct mailstore *ms, bool in_new, bool move, struct md_found **v, size_t *n, size_t *cap,
+                       size_t *moved_r)
+{
+    char *dir = md_join(ms->mbox_path, in_new ? "/new" : "/cur", "");
+    char *cur = md_join(ms->mbox_path, "/cur", "");
+    DIR *d = opendir(dir);
+    int rc = 0;
+    if (!d) {
+        rc = errno == ENOENT ? 0 : -1;
+        goto out;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t len = strlen(de->d_name);
+        struct maildir_name mn;
+        if (!maildir_name_parse(de->d_name, len, &mn))
+            continue; /* ".", "..", dot files, names we refuse */
+        char *path = md_join(dir, "/", de->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+            free(path);
+            continue; /* gone meanwhile, or not a message */
+        }
+        char *name = xstrdup(de->d_name);
+        bool file_in_new = in_new;
+        if (in_new && move) {
+            char newname[MAILDIR_NAME_MAX + 1];
+            if (!mn.has_info && maildir_name_make(name, mn.key_len, mn.flags, mn.other, newname, sizeof newname) == 0)
+                snprintf(newname, sizeof newname, "%s", name);
+            else if (mn.has_info)
+                snprintf(newname, sizeof newname, "%s", name);
+            char *to = md_join(cur, "/", newname);
+            if (rename(path, to) == 0) {
+                free(name);
+                name = xstrdup(newname);
+                file_in_new = false;
+                (*moved_r)++;
+            } else if (errno == ENOENT) {
+                free(to);
+                free(path);
+                free(name);
+                continue; /* moved by another program: the cur/ listing has it */
+            }
+            free(to);
+        }
+        free(path);
+        if (*n >= MAILSTORE_MESSAGES_MAX) {
+            free(name);
+            rc = -1;
+            break;
+        }
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *v = xreallocarray(*v, *cap, sizeof **v);
+        }
+        struct md_found *f = &(*v)[(*n)++];
+        memset(f, 0, sizeof *f);
+        f->key = xstrndup(name, mn.key_len);
+        f->name = name;
+        f->in_new = file_in_new;
+        f->flags = mn.flags;
+        snprintf(f->other, sizeof f->other, "%s", mn.other);
+        f->size = (unsigned long long)st.st_size;
+        f->mtime = st.st_mtim.tv_sec;
+    }
+    closedir(d);
+out:
+    free(dir);
+    free(cur);
+    return rc;
+}
+
+/*
+ * Under the lock: the Maildir as it is now, with UIDs from the index (new files get new ones,
+ * vanished ones leave it), the index written when anything changed. *v_r in UID order.
+ */
+static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct md_msg **v_r, size_t *n_r,
+                                     const char **error_r)
+{
+    *v_r = NULL;
+    *n_r = 0;
+    struct md_msg *idx = NULL;
+    size_t nidx = 0;
+    bool write = false;
+    if (md_index_load(ms, &idx, &nidx) < 0) {
+        /* lost or unreadable: every UID starts again under a new UIDVALIDITY */
+        uint32_t validity = (uint32_t)time(NULL);
+        if (validity == ms->uidvalidity)
+            validity++;
+        ms->uidvalidity = validity;
+        ms->uidnext = 1;
+        ms->highestmodseq = 1;
+        write = true;
+    }
+    struct md_found *found = NULL;
+    size_t nfound = 0, cap = 0, moved = 0;
+    if (md_scan_dir(ms, true, move_new, &found, &nfound, &cap, &moved) < 0 ||
+        md_scan_dir(ms, false, false, &found, &nfound, &cap, &moved) < 0) {
+        for (size_t i = 0; i < nfound; i++) {
+            free(found[i].key);
+            free(found[i].name);
+        }
+        free(found);
+        md_msgs_free(idx, nidx);
+        *error_r = "cannot read the Maildir (or too many messages)";
+        return MAILSTORE_ERROR;
+    }
+    if (moved) {
+        char *cur = md_join(ms->mbox_path, "/cur", ""), *newd = md_join(ms->mbox_path, "/new", "");
+        if (fs_fsync_dir(cur) < 0 || fs_fsync_dir(newd) < 0)
+            log_warn("mailstore: cannot sync %s", ms->mbox_path);
+        free(cur);
+        free(newd);
+    }
+    if (nfound)
+        qsort(found, nfound, sizeof *found, md_found_key_cmp);
+    /* the index by key */
+    struct md_msg **bykey = xreallocarray(NULL, nidx ? nidx : 1, sizeof *bykey);
+    for (size_t i = 0; i < nidx; i++)
+        bykey[i] = &idx[i];
+    if (nidx)
+        qsort(bykey, nidx, sizeof *bykey, md_msg_key_cmp);
+    bool *matched = xcalloc(nidx ? nidx : 1, sizeof *matched);
+    struct md_msg *v = xreallocarray(NULL, nfound ? nfound : 1, sizeof *v);
+    struct md_found **fresh = xreallocarray(NULL, nfound ? nfound : 1, sizeof *fresh);
+    size_t n = 0, nfresh = 0;
+    unsigned long long modseq = ms->highestmodseq + 1;
+    bool bump = false;
+    for (size_t i = 0; i < nfound; i++) {
+        struct md_found *f = &found[i];
+        if (i > 0 && strcmp(found[i - 1].key, f->key) == 0) {
+            free(f->name); /* the same message in new/ and cur/ (a move cut short): cur/ counts */
+            f->name = NULL;
+            continue;
+        }
+        struct md_msg key = {.key = f->key}, *kp = &key;
+        struct md_msg **hit = nidx ? bsearch(&kp, bykey, nidx, sizeof *bykey, md_msg_key_cmp) : NULL;
+        if (!hit) {
+            fresh[nfresh++] = f;
+            continue;
+        }
+        struct md_msg *x = &v[n++];
+        *x = **hit;
+        x->key = xstrdup((*hit)->key); /* the index's copy stays for the other lookups */
+        matched[*hit - idx] = true;
+        x->name = f->name;
+        x->in_new = f->in_new;
+        snprintf(x->other, sizeof x->other, "%s", f->other);
+        char *path = md_join(ms->mbox_path, f->in_new ? "/new/" : "/cur/", f->name);
+        if (x->m.content_len != f->size || x->m.internaldate != f->mtime) {
+            /* rewritten in place (an editor), or touched: measure again, same UID */
+            x->m.content_len = f->size;
+            x->m.internaldate = f->mtime;
+            md_measure(path, &x->m);
+            write = true;
+        }
+        free(path);
+        if ((f->flags & MBOX_FLAGS_IMAP) != (x->m.flags & MBOX_FLAGS_IMAP)) {
+            /* renamed by another program (mutt): its flags count, with a new MODSEQ */
+            x->m.flags = f->flags & MBOX_FLAGS_IMAP;
+            x->m.modseq = modseq;
+            bump = true;
+            write = true;
+        }
+    }
+    for (size_t i = 0; i < nidx; i++)
+        if (!matched[i]) {
+            write = true; /* vanished: removed by another program */
+            bump = true;
+        }
+    if (nfresh) {
+        qsort(fresh, nfresh, sizeof *fresh, md_found_new_cmp);
+        for (size_t i = 0; i < nfresh; i++) {
+            struct md_found *f = fresh[i];
+            struct md_msg *x = &v[n++];
+            memset(x, 0, sizeof *x);
+            x->key = f->key;
+            f->key = NULL;
+            x->name = f->name;
+            x->in_new = f->in_new;
+            snprintf(x->other, sizeof x->other, "%s", f->other);
+            x->m.uid = ms->uidnext++;
+            x->m.flags = f->flags & MBOX_FLAGS_IMAP;
+            x->m.modseq = modseq;
+            x->m.content_len = f->size;
+            x->m.internaldate = f->mtime;
+            char *path = md_join(ms->mbox_path, f->in_new ? "/new/" : "/cur/", f->name);
+            md_measure(path, &x->m);
+            free(path);
+        }
+        bump = true;
+        write = true;
+    }
+    for (size_t i = 0; i < n; i++)
+        md_key_hash(v[i].key, v[i].m.hash);
+    if (n)
+        qsort(v, n, sizeof *v, md_msg_uid_cmp);
+    if (bump)
+        ms->highestmodseq = modseq;
+    free(fresh);
+    for (size_t i = 0; i < nfound; i++)
+        free(found[i].key); /* names went to v (or were freed); keys of fresh ones too */
+    free(found);
+    free(matched);
+    free(bykey);
+    md_msgs_free(idx, nidx);
+    if (write && md_index_write(ms, v, n) < 0) {
+        md_msgs_free(v, n);
+        *error_r = "cannot write the mailbox index";
+        return MAILSTORE_ERROR;
+    }
+    *v_r = v;
+    *n_r = n;
+    return MAILSTORE_OK;
+}
+
+static enum mailstore_result md_sync_publish(struct mailstore *ms, bool move_new, const char **error_r)
+{
+    int lock = md_lock(ms, error_r);
+    if (lock < 0)
+        return MAILSTORE_ERROR;
+    struct md_msg *v = NULL;
+    size_t n = 0;
+    enum mailstore_result r = md_sync(ms, move_new, &v, &n, error_r);
+    if (r == MAILSTORE_OK)
+        md_adopt(ms, md_publish(ms, v, n));
+    md_unlock(lock);
+    return r;
+}
+
+/* ---- the API ------------------------------------------------------------------------------- */
+
+enum mailstore_result maildir_store_open(struct mailstore *ms, const char *maildir_path, const char *index_path,
+                                         const char *user, const char **error_r)
+{
+    memset(ms, 0, sizeof *ms);
+    const char *index_base = strrchr(index_path, '/');
+    if (maildir_path[0] != '/' || !index_base || index_base == index_path || !index_base[1] || !user[0]) {
+        *error_r = "invalid mailbox location";
+        return MAILSTORE_ERROR;
+    }
+    ms->maildir = true;
+    ms->user = xstrdup(user);
+    ms->mbox_path = xstrdup(maildir_path);
+    ms->spool_dir = xstrdup(maildir_path);
+    ms->index_path = xstrdup(index_path);
+    ms->index_dir = xstrndup(index_path, (size_t)(index_base - index_path));
+    ms->lock_path = md_join(index_path, ".lock", "");
+    ms->journal_path = md_join(index_path, ".journal", "");
+    ms->tmp_path = md_join(maildir_path, "/tmp", "");
+    char *cur = md_join(maildir_path, "/cur", ""), *newd = md_join(maildir_path, "/new", "");
+    bool ok = fs_mkdir_p(ms->tmp_path, 0700) == 0 && fs_mkdir_p(cur, 0700) == 0 && fs_mkdir_p(newd, 0700) == 0 &&
+              fs_mkdir_p(ms->index_dir, 0700) == 0;
+    free(cur);
+    free(newd);
+    if (!ok) {
+        *error_r = "cannot create the Maildir or the index folder";
+        return MAILSTORE_ERROR;
+    }
+    if (md_take_current(ms, true))
+        return MAILSTORE_OK;
+    return md_sync_publish(ms, false, error_r);
+}
+
+enum mailstore_result maildir_store_settle(struct mailstore *ms, const char **error_r)
+{
+    char *newd = md_join(ms->mbox_path, "/new", "");
+    DIR *d = opendir(newd);
+    bool any = false;
+    struct dirent *de;
+    while (d && !any && (de = readdir(d)) != NULL)
+        any = de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    free(newd);
+    if (!any)
+        return MAILSTORE_OK;
+    uint32_t validity = ms->uidvalidity;
+    enum mailstore_result r = md_sync_publish(ms, true, error_r);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        return MAILSTORE_GONE;
+    }
+    return r;
+}
+
+enum mailstore_result maildir_store_refresh(struct mailstore *ms, const char **error_r)
+{
+    if (md_take_current(ms, false))
+        return MAILSTORE_OK;
+    uint32_t validity = ms->uidvalidity;
+    int lock = md_lock(ms, error_r);
+    if (lock < 0)
+        return MAILSTORE_ERROR;
+    struct md_msg *v = NULL;
+    size_t n = 0;
+    enum mailstore_result r = md_sync(ms, false, &v, &n, error_r);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        mailstore_gen_unref(md_publish(ms, v, n)); /* for the sessions that open anew */
+        md_unlock(lock);
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        return MAILSTORE_GONE;
+    }
+    if (r == MAILSTORE_OK)
+        md_adopt(ms, md_publish(ms, v, n));
+    md_unlock(lock);
+    return r;
+}
+
+bool maildir_store_changed(struct mailstore *ms)
+{
+    struct mailstore_gen *g = mailstore_gen_current(ms->mbox_path);
+    if (g != ms->gen || !ms->gen)
+        return true;
+    struct mailstore_stamp cur, index, newdir;
+    md_stamps_now(ms, &cur, &index, &newdir);
+    return !md_stamp_eq(&cur, &g->mbox) || !md_stamp_eq(&index, &g->index) || !md_stamp_eq(&newdir, &g->journal);
+}
+
+/* The file of message uid in the process's last scan (its path), or NULL. */
+static char *md_file_of(const struct mailstore *ms, const struct mailstore_msg *m)
+{
+    const struct md_cache *c = md_cache_find(ms->mbox_path);
+    if (!c || c->validity != ms->uidvalidity)
+        return NULL;
+    struct md_msg key = {.m.uid = m->uid};
+    const struct md_msg *x = c->n ? bsearch(&key, c->v, c->n, sizeof *c->v, md_msg_uid_cmp) : NULL;
+    if (!x || memcmp(x->m.hash, m->hash, MAILSTORE_HASH_LEN) != 0)
+        return NULL;
+    return md_join(ms->mbox_path, x->in_new ? "/new/" : "/cur/", x->name);
+}
+
+enum mailstore_result maildir_store_read_msg(struct mailstore *ms, const struct mailstore_msg *m, struct buf *raw,
+                                             const char **error_r)
+{
+    unsigned long long len = 0;
+    char *path = md_file_of(ms, m);
+    if (path && md_read_file(-1, path, raw, &len) == 0) {
+        free(path);
+        return MAILSTORE_OK;
+    }
+    if (path && errno == EFBIG) {
+        free(path);
+        *error_r = "message too large to read";
+        return MAILSTORE_ERROR;
+    }
+    free(path);
+    /* renamed (mutt set a flag) or removed since the last scan: scan again, find it by UID */
+    int lock = md_lock(ms, error_r);
+    if (lock < 0)
+        return MAILSTORE_ERROR;
+    uint32_t validity = ms->uidvalidity;
+    struct md_msg *v = NULL;
+    size_t n = 0;
+    unsigned long long hms = ms->highestmodseq;
+    uint32_t next = ms->uidnext;
+    enum mailstore_result r = md_sync(ms, false, &v, &n, error_r);
+    if (r == MAILSTORE_OK) {
+        bool same = ms->uidvalidity == validity;
+        mailstore_gen_unref(md_publish(ms, v, n)); /* the session's next refresh takes it */
+        ms->uidvalidity = validity;                /* the session keeps its view */
+        ms->highestmodseq = hms;
+        ms->uidnext = next;
+        path = same ? md_file_of(ms, m) : NULL;
+        if (!path) {
+            *error_r = "the message was removed by another program";
+            r = MAILSTORE_GONE;
+        } else if (md_read_file(-1, path, raw, &len) < 0) {
+            *error_r = errno == EFBIG ? "message too large to read" : "the message was removed by another program";
+            r = errno == EFBIG ? MAILSTORE_ERROR : MAILSTORE_GONE;
+        }
+        free(path);
+    }
+    md_unlock(lock);
+    return r;
+}
+
+static int md_uid_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t *md_sorted(const uint32_t *uids, size_t n)
+{
+    uint32_t *s = xreallocarray(NULL, n ? n : 1, sizeof *s);
+    if (n)
+        memcpy(s, uids, n * sizeof *s);
+    qsort(s, n, sizeof *s, md_uid_cmp);
+    return s;
+}
+
+static int md_fsync_dirs(const struct mailstore *ms, bool cur, bool newd)
+{
+    int rc = 0;
+    if (cur) {
+        char *p = md_join(ms->mbox_path, "/cur", "");
+        rc |= fs_fsync_dir(p);
+        free(p);
+    }
+    if (newd) {
+        char *p = md_join(ms->mbox_path, "/new", "");
+        rc |= fs_fsync_dir(p);
+        free(p);
+    }
+    return rc;
+}
+
+enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t *uids, size_t n, size_t *removed_r,
+                                            const char **error_r)
+{
+    *removed_r = 0;
+    int lock = md_lock(ms, error_r);
+    if (lock < 0)
+        return MAILSTORE_ERROR;
+    uint32_t validity = ms->uidvalidity;
+    struct md_msg *v = NULL;
+    size_t nv = 0;
+    enum mailstore_result r = md_sync(ms, false, &v, &nv, error_r);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        mailstore_gen_unref(md_publish(ms, v, nv));
+        md_unlock(lock);
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        return MAILSTORE_GONE;
+    }
+    if (r != MAILSTORE_OK) {
+        md_unlock(lock);
+        return r;
+    }
+    uint32_t *sorted = md_sorted(uids, n);
+    size_t kept = 0;
+    bool cur = false, newd = false, failed = false;
+    for (size_t i = 0; i < nv; i++) {
+        if (n && bsearch(&v[i].m.uid, sorted, n, sizeof *sorted, md_uid_cmp)) {
+            char *path = md_join(ms->mbox_path, v[i].in_new ? "/new/" : "/cur/", v[i].name);
+            int rc = unlink(path);
+            free(path);
+            if (rc == 0 || errno == ENOENT) {
+                if (rc == 0)
+                    (*removed_r)++;
+                cur |= !v[i].in_new;
+                newd |= v[i].in_new;
+                free(v[i].key);
+                free(v[i].name);
+                continue;
+            }
+            failed = true;
+        }
+        v[kept++] = v[i];
+    }
+    free(sorted);
+    if ((cur || newd) && md_fsync_dirs(ms, cur, newd) < 0) {
+        *error_r = "cannot sync the Maildir";
+        r = MAILSTORE_ERROR;
+    }
+    if (cur || newd) {
+        ms->highestmodseq++;
+        if (md_index_write(ms, v, kept) < 0 && r == MAILSTORE_OK) {
+            /* the files are gone for good; the next scan brings the index in step */
+            log_warnx("mailstore: %s: index not written after expunge", ms->index_path);
+        }
+    }
+    if (failed && r == MAILSTORE_OK) {
+        *error_r = "cannot remove a message file";
+        r = MAILSTORE_ERROR;
+    }
+    md_adopt(ms, md_publish(ms, v, kept));
+    md_unlock(lock);
+    return r;
+}
+
+enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_t *uids, size_t n,
+                                             enum mailstore_store_mode mode, unsigned flags,
+                                             const char *const *keywords, size_t nkeywords,
+                                             unsigned long long unchangedsince, uint32_t **modified_r,
+                                             size_t *nmodified_r, const char **error_r)
+{
+    if (modified_r) {
+        *modified_r = NULL;
+        *nmodified_r = 0;
+    }
+    int lock = md_lock(ms, error_r);
+    if (lock < 0)
+        return MAILSTORE_ERROR;
+    uint32_t validity = ms->uidvalidity;
+    struct md_msg *v = NULL;
+    size_t nv = 0;
+    enum mailstore_result r = md_sync(ms, false, &v, &nv, error_r);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        mailstore_gen_unref(md_publish(ms, v, nv));
+        md_unlock(lock);
+        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
+        return MAILSTORE_GONE;
+    }
+    if (r != MAILSTORE_OK) {
+        md_unlock(lock);
+        return r;
+    }
+    uint32_t kw = 0;
+    for (size_t k = 0; k < nkeywords; k++) {
+        int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k]) : md_keyword_add(ms, keywords[k]);
+        if (bit >= 0)
+            kw |= 1u << bit;
+        else if (mode != MAILSTORE_REMOVE) {
+            *error_r = "too many keywords in this mailbox";
+            r = MAILSTORE_ERROR;
+        }
+    }
+    bool changed = false, renamed_cur = false, renamed_new = false;
+    if (r == MAILSTORE_OK) {
+        uint32_t *sorted = md_sorted(uids, n);
+        uint32_t *modified = NULL;
+        size_t nmodified = 0;
+        unsigned long long modseq = ms->highestmodseq + 1;
+        flags &= MBOX_FLAGS_IMAP;
+        for (size_t i = 0; i < nv && r == MAILSTORE_OK; i++) {
+            struct md_msg *x = &v[i];
+            if (!n || !bsearch(&x->m.uid, sorted, n, sizeof *sorted, md_uid_cmp))
+                continue;
+            if (unchangedsince && x->m.modseq > unchangedsince) {
+                if (!modified)
+                    modified = xreallocarray(NULL, n, sizeof *modified);
+                if (nmodified < n)
+                    modified[nmodified++] = x->m.uid;
+                continue;
+            }
+            unsigned f = x->m.flags & MBOX_FLAGS_IMAP;
+            uint32_t k = x->m.keywords;
+            if (mode == MAILSTORE_SET) {
+                f = flags;
+                k = kw;
+            } else if (mode == MAILSTORE_ADD) {
+                f |= flags;
+                k |= kw;
+            } else {
+                f &= ~flags;
+                k &= ~kw;
+            }
+            if (f == (x->m.flags & MBOX_FLAGS_IMAP) && k == x->m.keywords)
+                continue;
+            if (f != (x->m.flags & MBOX_FLAGS_IMAP) || x->in_new) {
+                /* the flags are in the name: rename into cur/ with the new info (atomic) */
+                char name[MAILDIR_NAME_MAX + 1];
+                if (maildir_name_make(x->key, strlen(x->key), f, x->other, name, sizeof name) == 0) {
+                    *error_r = "message file name too long for its flags";
+                    r = MAILSTORE_ERROR;
+                    break;
+                }
+                char *from = md_join(ms->mbox_path, x->in_new ? "/new/" : "/cur/", x->name);
+                char *to = md_join(ms->mbox_path, "/cur/", name);
+                int rc = strcmp(from, to) == 0 ? 0 : rename(from, to);
+                free(from);
+                free(to);
+                if (rc < 0 && errno == ENOENT)
+                    continue; /* removed or renamed by another program just now: the next scan tells */
+                if (rc < 0) {
+                    *error_r = "cannot rename a message file";
+                    r = MAILSTORE_ERROR;
+                    break;
+                }
+                renamed_new |= x->in_new;
+                renamed_cur = true;
+                free(x->name);
+                x->name = xstrdup(name);
+                x->in_new = false;
+            }
+            x->m.flags = f;
+            x->m.keywords = k;
+            x->m.modseq = modseq;
+            changed = true;
+        }
+        free(sorted);
+        if (changed)
+            ms->highestmodseq = modseq;
+        if (modified_r) {
+            *modified_r = modified;
+            *nmodified_r = nmodified;
+        } else {
+            free(modified);
+        }
+    }
+    /* the renames are durable before the index says so, and both before OK */
+    if (renamed_cur && md_fsync_dirs(ms, true, renamed_new) < 0 && r == MAILSTORE_OK) {
+        *error_r = "cannot sync the Maildir";
+        r = MAILSTORE_ERROR;
+    }
+    if (changed && md_index_write(ms, v, nv) < 0 && r == MAILSTORE_OK) {
+        *error_r = "cannot write the mailbox index";
+        r = MAILSTORE_ERROR;
+    }
+    md_adopt(ms, md_publish(ms, v, nv));
+    md_unlock(lock);
+    return r;
+}
+
+enum mailstore_result maildir_store_append(struct mailstore *ms, const char *data, size_t len, time_t when,
+                                           unsigned flags, const char *const *keywords, size_t nkeywords,
+                                           uint32_t *uid_r, const char **error_r)
+{
+    static unsigned counter;
+    *uid_r = 0;
+    if (len > MAILSTORE_MESSAGE_MAX) {
+        *error_r = "message too large";
+        return MAILSTORE_ERROR;
+    }
+    /* LF line ends, as delivery writes Maildir files (for mail readers that open them) */
+    struct buf body, raw, wire;
+    buf_init(&body, 0);
+    buf_init(&raw, 0);
+    buf_init(&wire, 0);
+    for (size_t i = 0; i < len; i++)
+        if (!(data[i] == '\r' && i + 1 < len && data[i + 1] == '\n'))
+            buf_append_char(&body, data[i]);
+    md_quote(body.data ? body.data : "", body.len, &raw);
+    size_t wsize = mbox_export(raw.data ? raw.data : "", raw.len, 0, -1, &wire);
+    buf_free(&raw);
+    buf_free(&wire);
+    char host[128];
+    if (gethostname(host, sizeof host) < 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (*p == '/' || *p == ':' || *p == ',' || (unsigned char)*p < 0x21)
+            *p = '_';
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char key[MAILDIR_NAME_MAX + 1], name[MAILDIR_NAME_MAX + 1];
+    snprintf(key, sizeof key, "%lld.M%ldP%dQ%u.%s,S=%zu,W=%zu", (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+             ++counter, host, body.len, wsize);
+    uint32_t kw = 0;
+    for (size_t k = 0; k < nkeywords; k++) {
+        int bit = md_keyword_add(ms, keywords[k]);
+        if (bit < 0) {
+            buf_free(&body);
+            *error_r = "too many keywords in this mailbox";
+            return MAILSTORE_ERROR;
+        }
+        kw |= 1u << bit;
+    }
+    if (maildir_name_make(key, strlen(key), flags & MBOX_FLAGS_IMAP, NULL, name, sizeof name) == 0) {
+        buf_free(&body);
+        *error_r = "message file name too long";
+        return MAILSTORE_ERROR;
+    }
+    char *tmp = md_join(ms->tmp_path, "/", key), *to = md_join(ms->mbox_path, "/cur/", name);
+    enum mailstore_result r = MAILSTORE_ERROR;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct timespec times[2] = {{.tv_sec = when}, {.tv_sec = when}};
+    if (fd < 0) {
+        *error_r = "cannot create a Maildir file";
+    } else if (fs_write_all(fd, body.data ? body.data : "", body.len) < 0 || fsync(fd) < 0 ||
+               (when > 0 && futimens(fd, times) < 0)) {
+        *error_r = "Maildir write failed";
+    } else if (rename(tmp, to) < 0) {
+        *error_r = "cannot move the Maildir file into cur/";
+    } else if (md_fsync_dirs(ms, true, false) < 0) {
+        *error_r = "cannot sync the Maildir";
+    } else {
+        r = MAILSTORE_OK;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (r != MAILSTORE_OK)
+        unlink(tmp);
+    free(tmp);
+    free(to);
+    buf_free(&body);
+    if (r != MAILSTORE_OK)
+        return r;
+    /* the file is in cur/ for good: now its UID (and its keywords, which only the index has) */
+    int lock = md_lock(ms, error_r);
+    if (lock < 0)
+        return MAILSTORE_ERROR;
+    struct md_msg *v = NULL;
+    size_t nv = 0;
+    r = md_sync(ms, false, &v, &nv, error_r);
+    if (r != MAILSTORE_OK) {
+        md_unlock(lock);
+        return r;
+    }
+    for (size_t i = 0; i < nv; i++)
+        if (strcmp(v[i].key, key) == 0) {
+            *uid_r = v[i].m.uid;
+            if (kw) {
+                for (size_t k = 0; k < nkeywords; k++)
+                    (void)md_keyword_add(ms, keywords[k]); /* the sync reloaded the table */
+                kw = 0;
+                for (size_t k = 0; k < nkeywords; k++) {
+                    int bit = mailstore_keyword_index(ms, keywords[k]);
+                    if (bit >= 0)
+                        kw |= 1u << bit;
+                }
+                v[i].m.keywords = kw;
+                if (md_index_write(ms, v, nv) < 0) {
+                    *error_r = "cannot write the mailbox index";
+                    r = MAILSTORE_ERROR;
+                }
+            }
+        }
+    if (r == MAILSTORE_OK && *uid_r == 0) {
+        *error_r = "the appended message was removed by another program";
+        r = MAILSTORE_GONE;
+    }
+    md_adopt(ms, md_publish(ms, v, nv));
+    md_unlock(lock);
+    return r;
+}
