@@ -1,0 +1,431 @@
+"""Integration tests for a Maildir INBOX (mailbox_format = maildir, issue 7 section 1): a real
+zolderd delivers over SMTP into state_dir/maildir/USER/new and serves it over IMAP (imaplib:
+SELECT moves new/ to cur/, FETCH BODY[] with RFC822.SIZE exact, STORE renames to ":2,FLAGS",
+EXPUNGE unlinks, APPEND into cur/, IDLE hears a delivery at once, CONDSTORE) and POP3 (poplib:
+STAT, RETR, DELE, UIDL stable across sessions); mutt reading the Maildir on disk and zolder
+agree on flags; mbsync syncs INBOX both ways; kill -9 in a stream of STOREs keeps every
+acknowledged change."""
+
+import email.utils
+import imaplib
+import os
+import poplib
+import re
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
+from zolderd_instance import Zolderd, crypt_hash, test_port  # noqa: E402
+
+ADDRESS = "127.0.1.71"
+SMTP_PORT = 2525
+IMAP_PORT = test_port(2143)
+POP3_PORT = test_port(2110)
+LAN_HOST = "127.0.1.5"
+PASSWORD = "geheim wachtwoord"
+FAST = 0.5
+
+
+def message(n, extra=""):
+    return (f"From: Sjoerd de Vries <sjoerd@zolder.thuis>\r\nTo: bouke@zolder.thuis\r\n"
+            f"Subject: bericht {n}\r\nMessage-ID: <{n}@zolder.thuis>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0100\r\n"
+            f"\r\nRegel een van {n}\r\nFrom the attic {n}\r\n>From quoted {n}\r\n.punt\r\n{extra}")
+
+
+class SourceIMAP(imaplib.IMAP4):
+    def __init__(self, host, port, source):
+        self.source = source
+        super().__init__(host, port, timeout=10)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))
+
+
+class MaildirCase(unittest.TestCase):
+    def setUp(self):
+        conf = {"imap": f"{ADDRESS}:{IMAP_PORT}", "pop3": f"{ADDRESS}:{POP3_PORT}", "imap_timeout": "60",
+                "pop3_timeout": "30", "filter": "no", "mailbox_format": "maildir"}
+        self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, conf=conf,
+                         users={"bouke": crypt_hash(PASSWORD), "sjoerd": crypt_hash("ander"), "admin": "*"})
+        self.addCleanup(lambda: self.z.cleanup())
+        self.z.start()
+        self.md = self.z.inst.path("var", "maildir", "bouke")
+
+    def files(self, sub):
+        try:
+            return sorted(os.listdir(os.path.join(self.md, sub)))
+        except FileNotFoundError:
+            return []
+
+    def all_files(self):
+        return self.files("new") + self.files("cur")
+
+    def deliver(self, *numbers):
+        want = len(self.all_files()) + len(numbers)
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+            for n in numbers:
+                s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], message(n))
+        self.z.wait_for(lambda: len(self.all_files()) >= want, what="delivery")
+
+    def imap(self, select=True):
+        m = SourceIMAP(ADDRESS, IMAP_PORT, "127.0.0.1")
+        self.addCleanup(self.close_quietly, m)
+        m.login("bouke", PASSWORD)
+        if select:
+            self.ok(m.select("INBOX"))
+        return m
+
+    def pop3(self):
+        p = poplib.POP3(ADDRESS, POP3_PORT, timeout=10)
+        self.addCleanup(self.close_quietly, p)
+        p.user("bouke")
+        p.pass_(PASSWORD)
+        return p
+
+    @staticmethod
+    def close_quietly(c):
+        try:
+            if isinstance(c, poplib.POP3):
+                c.close()
+            else:
+                c.shutdown()
+        except OSError:
+            pass
+
+    def ok(self, result):
+        typ, data = result
+        self.assertEqual(typ, "OK", data)
+        return data
+
+    def body_of(self, name):
+        sub = "cur" if os.path.exists(os.path.join(self.md, "cur", name)) else "new"
+        with open(os.path.join(self.md, sub, name), "rb") as f:
+            return f.read()
+
+    def file_with(self, subject):
+        for sub in ("cur", "new"):
+            for n in self.files(sub):
+                if f"Subject: {subject}\n".encode() in self.body_of(n):
+                    return n
+        return None
+
+    @staticmethod
+    def info(name):
+        return name.split(":2,")[1] if ":2," in name else None
+
+
+class MaildirImapTest(MaildirCase):
+    def test_select_fetch_store_expunge_append(self):
+        self.deliver(1, 2, 3)
+        self.assertEqual(len(self.files("new")), 3)
+        self.assertIn(b"\nFrom the attic 1\n", self.body_of(self.files("new")[0]))  # LF, no quoting on disk
+        m = self.imap(select=False)
+        typ, data = m.select("INBOX", readonly=True)
+        self.assertEqual(data, [b"3"])
+        self.assertEqual(len(self.files("new")), 3)            # EXAMINE moves nothing
+        m.close()
+        self.assertEqual(self.ok(m.select("INBOX")), [b"3"])
+        self.assertEqual(self.files("new"), [])                 # SELECT moved them to cur/
+        self.assertEqual([self.info(n) for n in self.files("cur")], ["", "", ""])
+        validity = m.untagged_responses["UIDVALIDITY"][0]
+        data = self.ok(m.fetch("1:3", "(UID RFC822.SIZE BODY.PEEK[])"))
+        bodies = [d for d in data if isinstance(d, tuple)]
+        self.assertEqual(len(bodies), 3)
+        for i, (head, body) in enumerate(bodies, 1):
+            size = int(re.search(rb"RFC822.SIZE (\d+)", head).group(1))
+            self.assertEqual(len(body), size, head)
+            self.assertIn(f"Subject: bericht {i}\r\n".encode(), body)
+            self.assertIn(f"\r\nFrom the attic {i}\r\n>From quoted {i}\r\n.punt\r\n".encode(), body)
+            self.assertNotIn(b"\n\n", body.replace(b"\r\n", b""))
+        # BODY[] sets \Seen: renamed to :2,S
+        self.ok(m.fetch("1", "(BODY[])"))
+        self.assertEqual(self.info(self.file_with("bericht 1")), "S")
+        self.ok(m.store("2", "+FLAGS", "(\\Flagged \\Answered)"))
+        self.assertEqual(self.info(self.file_with("bericht 2")), "FR")
+        self.ok(m.store("3", "+FLAGS", "(\\Deleted klus)"))
+        self.assertEqual(self.info(self.file_with("bericht 3")), "T")  # keywords live in the index
+        self.assertEqual(self.ok(m.expunge()), [b"3"])
+        self.assertIsNone(self.file_with("bericht 3"))
+        self.assertEqual(len(self.files("cur")), 2)
+        # APPEND: into cur/ with its flags, INTERNALDATE as the file's mtime
+        when = time.mktime((2020, 5, 17, 12, 0, 0, 0, 0, -1))
+        self.ok(m.append("INBOX", "(\\Seen \\Draft)", imaplib.Time2Internaldate(when),
+                         message(9).encode()))
+        name = self.file_with("bericht 9")
+        self.assertIsNotNone(name)
+        self.assertEqual(self.info(name), "DS")
+        self.assertEqual(int(os.stat(os.path.join(self.md, "cur", name)).st_mtime), int(when))
+        self.assertEqual(self.files("tmp"), [])
+        data = self.ok(m.fetch("3", "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"))
+        self.assertIn(b"UID 4 ", data[0][0])
+        self.assertIn(b"17-May-2020", data[0][0])
+        size = int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1))
+        self.assertEqual(data[0][1], message(9).encode())
+        self.assertEqual(size, len(message(9)))
+        m.logout()
+        # another session: UIDs, flags and keywords kept
+        m = self.imap()
+        self.assertEqual(m.untagged_responses["UIDVALIDITY"][0], validity)
+        data = self.ok(m.fetch("1:*", "(UID FLAGS)"))
+        self.assertEqual(data[0], b"1 (UID 1 FLAGS (\\Seen))")
+        self.assertRegex(data[1].decode(), r"^2 \(UID 2 FLAGS \((\\Answered \\Flagged|\\Flagged \\Answered)\)\)$")
+        self.assertIn(b"UID 4 FLAGS (", data[2])
+        m.logout()
+
+    def test_idle_hears_delivery_at_once(self):
+        self.deliver(1)
+        m = self.imap()
+        tag = m._new_tag().decode()
+        m.send(f"{tag} IDLE\r\n".encode())
+        self.assertTrue(m.readline().startswith(b"+ "))
+        time.sleep(0.3)
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], message(2))
+        deadline = time.time() + 5
+        seen = []
+        while time.time() < deadline:
+            m.sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                line = m.readline()
+            except TimeoutError:
+                continue
+            seen.append(line)
+            if line == b"* 2 EXISTS\r\n":
+                break
+        self.assertIn(b"* 2 EXISTS\r\n", seen)
+        arrived = time.time()
+        new = self.files("new")
+        self.assertEqual(len(new), 1)
+        written = os.stat(os.path.join(self.md, "new", new[0])).st_mtime_ns / 1e9
+        self.assertLess(arrived - written, FAST, "delivery not pushed to IDLE")
+        m.send(b"DONE\r\n")
+        while not m.readline().startswith(tag.encode()):
+            pass
+        m.logout()
+
+    def test_condstore(self):
+        self.deliver(1, 2)
+        m = self.imap(select=False)
+        typ, data = m._simple_command("SELECT", "INBOX", "(CONDSTORE)")
+        self.assertEqual(typ, "OK", data)
+        m.state = "SELECTED"
+        hms = int(m.untagged_responses["HIGHESTMODSEQ"][0])
+        self.ok(m.store("1", "+FLAGS", "(\\Flagged)"))
+        data = self.ok(m.fetch("1:2", "(MODSEQ)"))
+        m1 = int(re.search(rb"MODSEQ \((\d+)\)", data[0]).group(1))
+        m2 = int(re.search(rb"MODSEQ \((\d+)\)", data[1]).group(1))
+        self.assertGreater(m1, hms)
+        self.assertLessEqual(m2, hms)
+        # UNCHANGEDSINCE below message 1's MODSEQ: refused for it, done for 2
+        typ, data = m._simple_command("STORE", "1:2", f"(UNCHANGEDSINCE {m1 - 1})", "+FLAGS", "(\\Seen)")
+        self.assertEqual(typ, "OK", data)
+        self.assertIn(b"MODIFIED 1", b" ".join(x for x in data if isinstance(x, bytes)))
+        self.assertEqual(self.info(self.file_with("bericht 1")), "F")
+        self.assertEqual(self.info(self.file_with("bericht 2")), "S")
+        m.logout()
+
+
+class MaildirPop3Test(MaildirCase):
+    def test_stat_retr_dele_uidl_stable(self):
+        self.deliver(1, 2, 3)
+        p = self.pop3()
+        count, size = p.stat()
+        self.assertEqual(count, 3)
+        uidl = p.uidl()[1]
+        listing = p.list()[1]
+        total = 0
+        for i in (1, 2, 3):
+            resp, lines, octets = p.retr(i)
+            text = b"\r\n".join(lines) + b"\r\n"
+            self.assertIn(f"Subject: bericht {i}".encode(), text)
+            self.assertIn(b".punt", text)  # dot-stuffing undone by poplib
+            listed = int(listing[i - 1].split()[1])
+            self.assertEqual(listed, octets)  # poplib counts without the stuffed dots
+            total += listed
+        self.assertEqual(total, size)
+        # delivery during the session: not in this maildrop
+        self.deliver(4)
+        self.assertEqual(p.stat()[0], 3)
+        p.dele(2)
+        p.quit()
+        self.assertIsNone(self.file_with("bericht 2"))
+        self.assertEqual(len(self.all_files()), 3)
+        p = self.pop3()
+        self.assertEqual(p.stat()[0], 3)
+        again = p.uidl()[1]
+        old = {line.split()[1] for line in uidl}
+        kept = [line.split()[1] for line in again]
+        self.assertEqual(kept[:2], [uidl[0].split()[1], uidl[2].split()[1]])  # "leave on server" clients
+        self.assertNotIn(kept[2], old)
+        p.quit()
+
+    def test_pop3_and_imap_share_the_store(self):
+        self.deliver(1, 2)
+        m = self.imap()
+        self.ok(m.store("1", "+FLAGS", "(\\Deleted)"))
+        p = self.pop3()
+        self.assertEqual(p.stat()[0], 2)
+        p.dele(2)
+        p.quit()
+        self.ok(m.noop())
+        data = self.ok(m.fetch("1:*", "(UID)"))
+        self.assertEqual(data, [b"1 (UID 1)"])
+        m.logout()
+
+
+class MaildirClientsTest(MaildirCase):
+    def run_tool(self, args, home, **kw):
+        r = subprocess.run(args, env={**os.environ, "HOME": home, "TERM": "vt100"}, capture_output=True,
+                           timeout=120, stdin=subprocess.DEVNULL, **kw)
+        self.assertEqual(r.returncode, 0, str(r.stdout)[-2000:] + str(r.stderr)[-2000:] + self.z.log()[-3000:])
+        return r
+
+    @unittest.skipUnless(shutil.which("mutt") and shutil.which("script"), "mutt or script not installed")
+    def test_mutt_on_disk_and_zolder_agree_on_flags(self):
+        self.deliver(1, 2, 3)
+        m = self.imap()
+        self.ok(m.store("2", "+FLAGS", "(\\Flagged)"))
+        m.logout()
+        home = self.z.inst.path("mutt")
+        os.makedirs(os.path.join(home, "Mail"))
+        out = os.path.join(home, "flagged.txt")
+        rc = os.path.join(home, "muttrc")
+        with open(rc, "w") as f:
+            f.write("set mbox_type=Maildir\nset wait_key=no\nset pipe_decode=no\nset quit=yes\nset move=no\n"
+                    "set confirmappend=no\nset delete=yes\nset sort=mailbox-order\nset auto_tag=yes\n"
+                    "set mark_old=no\n"
+                    f'push "<tag-pattern>~F<enter><pipe-message>cat >> {out}<enter>'
+                    '<untag-pattern>~A<enter><search>~s bericht.3<enter><flag-message><sync-mailbox><quit>"\n')
+        self.run_tool(["script", "-qec", f"mutt -n -F {rc} -f {self.md}", "/dev/null"], home)
+        with open(out) as f:
+            flagged = f.read()
+        self.assertIn("Subject: bericht 2", flagged)       # mutt read zolder's ":2,F"
+        self.assertNotIn("Subject: bericht 1", flagged)
+        self.assertIn("F", self.info(self.file_with("bericht 3")))
+        m = self.imap()
+        data = self.ok(m.fetch("1:3", "(UID FLAGS)"))
+        self.assertEqual(data[0], b"1 (UID 1 FLAGS ())")
+        self.assertIn(b"UID 2 FLAGS (\\Flagged", data[1])
+        self.assertIn(b"UID 3 FLAGS (\\Flagged", data[2])  # zolder read mutt's rename
+        m.logout()
+
+    @unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) not installed")
+    def test_mbsync_both_ways(self):
+        self.deliver(1, 2, 3)
+        home = self.z.inst.path("mbsync")
+        near = os.path.join(home, "Mail")
+        os.makedirs(near)
+        rc = os.path.join(home, "mbsyncrc")
+        with open(rc, "w") as f:
+            f.write(f"IMAPAccount zolder\nHost {ADDRESS}\nPort {IMAP_PORT}\nUser bouke\nPass \"{PASSWORD}\"\n"
+                    "SSLType None\nAuthMechs LOGIN PLAIN\n\n"
+                    "IMAPStore far\nAccount zolder\n\n"
+                    f"MaildirStore near\nPath {near}/\nInbox {near}/INBOX\n\n"
+                    "Channel inbox\nFar :far:INBOX\nNear :near:INBOX\nSync All\nCreate Near\n"
+                    "Expunge Both\nSyncState *\n")
+        cmd = ["mbsync", "-c", rc, "inbox"]
+        self.run_tool(cmd, home)
+        box = os.path.join(near, "INBOX")
+        local = lambda: {n: s for s in ("cur", "new") for n in os.listdir(os.path.join(box, s))}  # noqa: E731
+        names = local()
+        self.assertEqual(len(names), 3)
+
+        def read(n):
+            with open(os.path.join(box, names[n], n)) as f:
+                return f.read()
+        two = next(n for n in names if "Subject: bericht 2" in read(n))
+        three = next(n for n in names if "Subject: bericht 3" in read(n))
+        base = lambda n: n.split(":2,")[0]  # noqa: E731
+        os.rename(os.path.join(box, names[two], two), os.path.join(box, "cur", base(two) + ":2,S"))
+        os.rename(os.path.join(box, names[three], three), os.path.join(box, "cur", base(three) + ":2,T"))
+        with open(os.path.join(box, "new", "1.local.zolder"), "w") as f:
+            f.write("From: bouke@zolder.thuis\nSubject: lokaal\n\nGeschreven op de laptop.\n")
+        self.deliver(4)
+        m = self.imap()
+        self.ok(m.store("1", "+FLAGS", "(\\Flagged)"))
+        m.logout()
+        self.run_tool(cmd, home)
+        self.assertIsNone(self.file_with("bericht 3"))            # deleted near, expunged far
+        self.assertIsNotNone(self.file_with("lokaal"))             # uploaded with APPEND
+        self.assertEqual(self.info(self.file_with("bericht 2")), "S")
+        names = local()
+        self.assertEqual(len(names), 4)
+        self.assertTrue(any("F" in (self.info(n) or "") for n in names), names)  # \Flagged came near
+        self.run_tool(cmd, home)
+        self.assertEqual(local(), names)                            # a third run changes nothing
+
+
+NMSG = 6
+PATTERNS = ["(\\Seen)", "(\\Flagged)", "(\\Seen \\Answered)", "()", "(\\Draft)", "(\\Flagged \\Seen)", "(klus)"]
+
+
+def norm(flags):
+    return "(" + " ".join(sorted(flags.strip("()").split())) + ")"
+
+
+class MaildirDurabilityTest(MaildirCase):
+    def flags_by_uid(self, m):
+        out = {}
+        for line in self.ok(m.fetch("1:*", "(UID FLAGS)")):
+            text = line.decode()
+            uid = int(text.split("UID ")[1].split()[0].rstrip(")"))
+            out[uid] = norm(text.split("FLAGS ")[1].rstrip(")").replace("\\Recent", ""))
+        return out
+
+    def test_kill9_during_stores_and_expunge_keeps_every_acknowledged_change(self):
+        self.deliver(*range(1, NMSG + 1))
+        m = self.imap()
+        acked = []
+        stop = threading.Event()
+
+        def storer():
+            j = 0
+            try:
+                while not stop.is_set() and j < 5000:
+                    typ, _ = m.uid("STORE", str(j % NMSG + 1), "FLAGS.SILENT", PATTERNS[j % len(PATTERNS)])
+                    if typ != "OK":
+                        return
+                    acked.append(j)
+                    j += 1
+            except (OSError, EOFError, m.abort):
+                pass
+
+        t = threading.Thread(target=storer)
+        t.start()
+        deadline = time.time() + 10
+        while len(acked) < 40 and time.time() < deadline:
+            time.sleep(0.01)
+        self.z.kill9()
+        stop.set()
+        t.join(10)
+        last = acked[-1] if acked else -1
+        self.assertGreater(last, 20)
+        self.z.start()
+        c = self.imap()
+        got = self.flags_by_uid(c)
+        self.assertEqual(sorted(got), list(range(1, NMSG + 1)))  # UIDs kept
+        for uid in range(1, NMSG + 1):
+            done = [j for j in range(last + 1) if j % NMSG + 1 == uid]
+            want = {norm(PATTERNS[done[-1] % len(PATTERNS)]) if done else "()"}
+            if (last + 1) % NMSG + 1 == uid:  # the one in flight may or may not be there
+                want.add(norm(PATTERNS[(last + 1) % len(PATTERNS)]))
+            self.assertIn(got[uid], want, f"uid {uid} after {last}")
+        # an acknowledged EXPUNGE is kept through kill -9
+        self.ok(c.uid("STORE", "1:2", "+FLAGS.SILENT", "(\\Deleted)"))
+        self.ok(c.expunge())
+        self.z.kill9()
+        self.z.start()
+        c = self.imap()
+        self.assertEqual(sorted(self.flags_by_uid(c)), list(range(3, NMSG + 1)))
+        self.assertEqual(len(self.all_files()), NMSG - 2)
+        c.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
