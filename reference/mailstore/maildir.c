@@ -505,10 +505,9 @@ static int md_scan_dir(struct mailstore *ms, bool in_new, bool move, struct md_f
         char *name = xstrdup(de->d_name);
         bool file_in_new = in_new;
         if (in_new && move) {
+            /* a name without info gets ":2," (flags none), as mutt and Dovecot move them */
             char newname[MAILDIR_NAME_MAX + 1];
-            if (!mn.has_info && maildir_name_make(name, mn.key_len, mn.flags, mn.other, newname, sizeof newname) == 0)
-                snprintf(newname, sizeof newname, "%s", name);
-            else if (mn.has_info)
+            if (mn.has_info || maildir_name_make(name, mn.key_len, mn.flags, mn.other, newname, sizeof newname) == 0)
                 snprintf(newname, sizeof newname, "%s", name);
             char *to = md_join(cur, "/", newname);
             if (rename(path, to) == 0) {
@@ -596,14 +595,14 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
     if (nfound)
         qsort(found, nfound, sizeof *found, md_found_key_cmp);
     /* the index by key */
-    struct md_msg **bykey = xreallocarray(NULL, nidx ? nidx : 1, sizeof *bykey);
+    struct md_msg **bykey = xreallocarray(NULL, nidx ? nidx : 1, sizeof(struct md_msg *));
     for (size_t i = 0; i < nidx; i++)
         bykey[i] = &idx[i];
     if (nidx)
-        qsort(bykey, nidx, sizeof *bykey, md_msg_key_cmp);
+        qsort(bykey, nidx, sizeof(struct md_msg *), md_msg_key_cmp);
     bool *matched = xcalloc(nidx ? nidx : 1, sizeof *matched);
     struct md_msg *v = xreallocarray(NULL, nfound ? nfound : 1, sizeof *v);
-    struct md_found **fresh = xreallocarray(NULL, nfound ? nfound : 1, sizeof *fresh);
+    struct md_found **fresh = xreallocarray(NULL, nfound ? nfound : 1, sizeof(struct md_found *));
     size_t n = 0, nfresh = 0;
     unsigned long long modseq = ms->highestmodseq + 1;
     bool bump = false;
@@ -615,7 +614,7 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
             continue;
         }
         struct md_msg key = {.key = f->key}, *kp = &key;
-        struct md_msg **hit = nidx ? bsearch(&kp, bykey, nidx, sizeof *bykey, md_msg_key_cmp) : NULL;
+        struct md_msg **hit = nidx ? bsearch(&kp, bykey, nidx, sizeof(struct md_msg *), md_msg_key_cmp) : NULL;
         if (!hit) {
             fresh[nfresh++] = f;
             continue;
@@ -650,7 +649,7 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
             bump = true;
         }
     if (nfresh) {
-        qsort(fresh, nfresh, sizeof *fresh, md_found_new_cmp);
+        qsort(fresh, nfresh, sizeof(struct md_found *), md_found_new_cmp);
         for (size_t i = 0; i < nfresh; i++) {
             struct md_found *f = fresh[i];
             struct md_msg *x = &v[n++];

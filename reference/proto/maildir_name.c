@@ -109,8 +109,6 @@ size_t maildir_name_make(const char *key, size_t key_len, unsigned flags, const 
     size_t n = strlen(set), total = key_len + 3 + n;
     if (key_len == 0 || total > MAILDIR_NAME_MAX || total + 1 > outsize)
         return 0;
-    memcpy(out, key, key_len);
-    memcpy(out + key_len, ":2,", 3);
-    memcpy(out + key_len + 3, set, n + 1);
+    snprintf(out, outsize, "%.*s:2,%s", (int)key_len, key, set);
     return total;
 }
