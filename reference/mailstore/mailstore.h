@@ -1,8 +1,9 @@
 /*
  * mailstore: a mailbox as POP3 and IMAP see it: the user's INBOX, the mbox spool file that
- * local delivery writes (STATE_DIR/spool/mail/USER), or an IMAP folder (an mbox file under
- * the user's mail_dir, reference/imapd/folders.h), with stable UIDs kept in an index file
- * (STATE_DIR/index/USER/INBOX for INBOX; folders.h names the others).
+ * local delivery writes (STATE_DIR/spool/mail/USER) or, with mailbox_format = maildir, its
+ * Maildir (STATE_DIR/maildir/USER, see "Maildir" below), or an IMAP folder (an mbox file
+ * under the user's mail_dir, reference/imapd/folders.h), with stable UIDs kept in an index
+ * file (STATE_DIR/index/USER/INBOX for INBOX; folders.h names the others).
  *
  * DESCRIPTION
  *   Locks are the ones delivery takes (deliver/local.h: dotlock USER.lock with our PID, then
@@ -81,6 +82,31 @@
  *   mutt sets is seen too. Those fields are not part of a message's hash: rewriting them
  *   keeps its UID.
  *
+ *   Maildir (maildir.c; mailstore_open_inbox with maildir true, or mailstore_open_maildir;
+ *   every call below dispatches on ms->maildir). Everything above about mbox files, dotlocks,
+ *   hashes of bytes, the journal and rewrites is the mbox back-end's; a Maildir works so:
+ *   messages are the files of new/ and cur/; a message's key is its file name without the
+ *   ":2,..." info (proto/maildir_name.h) and the index (its own format, same path) maps keys
+ *   to UIDs, so UIDs survive rescans, sessions and renames by mutt; only a lost index gives
+ *   a new UIDVALIDITY. Flags are the name's info letters (D F R S T; P and others are kept),
+ *   so mutt on the server and IMAP agree; keywords are in the index only. A scan (under an
+ *   fcntl lock on INDEX.lock, for index updates only: reading a file takes no lock) reads
+ *   both folders, gives new files UIDs in arrival (mtime) order, takes flags from the names
+ *   (a change by another program gets a new MODSEQ), drops vanished files (an expunge by
+ *   another program), measures each new file once (RFC822.SIZE of the CRLF form, kept in the
+ *   index) and rewrites the index (tmp, fsync, rename, fsync) when anything changed.
+ *   mailstore_store renames into cur/ with the new info and fsyncs cur/, then writes the
+ *   index, before it returns; mailstore_expunge unlinks and fsyncs the folders;
+ *   mailstore_append writes tmp/KEY, fsyncs, sets the mtime (INTERNALDATE), renames into
+ *   cur/KEY:2,FLAGS, fsyncs cur/, then gives it its UID. mailstore_settle (IMAP SELECT)
+ *   moves new/ into cur/. mailstore_read gives the file in the same raw form as an mbox's
+ *   (mboxrd-quoted, LF line ends), so mbox_export makes its wire form; a file renamed since
+ *   the last scan is found again by a new scan, one removed is GONE. Generations and
+ *   watchers are keyed by the Maildir's path (local delivery notifies it); their stamps are
+ *   cur/ (as "mbox"), the index and new/ (as "journal"). The process keeps each Maildir's
+ *   last scan (file names by UID) beside the generations. mailstore_write_flags has nothing
+ *   to do (flags are in the names already).
+ *
  * SECURITY
  *   Mailbox bytes are untrusted: the scanner is bounded (mbox_read.h), at most
  *   MAILSTORE_MESSAGES_MAX messages are listed and a single read is at most
@@ -103,7 +129,11 @@
  *   Messages appended to the mbox (APPEND, delivery) are journalled too ("A" records with
  *   UID, place and hash); any other change of the message list (an expunge, mutt's rewrite)
  *   rewrites and fsyncs the whole index; an expunge rewrites the whole mbox.
- *   Maildir INBOXes are not handled yet.
+ *   Maildir: every change (STORE, EXPUNGE, APPEND, new files) rewrites the whole index (no
+ *   journal) after a rescan of new/ and cur/ (one lstat a file); Dovecot's ",W=" size is
+ *   written but not trusted when read. A rename by another program within the file
+ *   system's clock tick of our own last change of cur/ is seen at the next change. Maildir
+ *   folders other than INBOX are not served (IMAP folders are mbox files).
  */
 #ifndef ZOLDER_MAILSTORE_H
 #define ZOLDER_MAILSTORE_H
