@@ -231,6 +231,44 @@ class MaildirImapTest(MaildirCase):
         m.logout()
 
 
+class MaildirFoldersTest(MaildirCase):
+    def test_copy_move_between_maildir_inbox_and_mbox_folders(self):
+        self.deliver(1, 2, 3)
+        m = self.imap()
+        self.ok(m.create("Archief"))
+        self.ok(m.store("1", "+FLAGS", "(\\Flagged)"))
+        self.ok(m.copy("1", "Archief"))
+        typ, data = m._simple_command("MOVE", "2", "Archief")
+        self.assertEqual(typ, "OK", data)
+        self.assertIsNone(self.file_with("bericht 2"))
+        self.assertEqual(len(self.all_files()), 2)
+        archief = self.z.inst.path("var", "home", "bouke", "Mail", "Archief")
+        with open(archief, "rb") as f:
+            box = f.read()
+        self.assertIn(b"Subject: bericht 1\n", box)
+        self.assertIn(b"Subject: bericht 2\n", box)
+        self.assertIn(b"\n>From the attic 1\n", box)          # mboxrd-quoted in the mbox folder
+        self.assertEqual(self.ok(m.select("Archief")), [b"2"])
+        data = self.ok(m.fetch("1:2", "(FLAGS RFC822.SIZE BODY.PEEK[])"))
+        self.assertIn(b"\\Flagged", data[0][0])
+        self.assertTrue(data[0][1].endswith(message(1).split("\r\n\r\n", 1)[1].encode()), data[0][1])
+        self.assertEqual(len(data[0][1]), int(re.search(rb"RFC822.SIZE (\d+)", data[0][0]).group(1)))
+        # and back into the Maildir INBOX
+        self.ok(m.copy("2", "INBOX"))
+        self.ok(m.select("INBOX"))
+        self.assertEqual(len(self.all_files()), 3)
+        data = self.ok(m.fetch("3", "(UID BODY.PEEK[])"))
+        self.assertIn(b"UID 4 ", data[0][0])
+        self.assertIn(b"\r\nFrom the attic 2\r\n>From quoted 2\r\n", data[0][1])
+        # RENAME INBOX moves its messages into a new folder; INBOX stays, empty
+        self.ok(m._simple_command("UNSELECT"))
+        m.state = "AUTH"
+        self.ok(m.rename("INBOX", "Oud"))
+        self.assertEqual(self.all_files(), [])
+        self.assertEqual(self.ok(m.select("Oud")), [b"3"])
+        m.logout()
+
+
 class MaildirPop3Test(MaildirCase):
     def test_stat_retr_dele_uidl_stable(self):
         self.deliver(1, 2, 3)
