@@ -694,6 +694,91 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
     return MAILSTORE_OK;
 }
 
+static int md_uid_cmp(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t *md_sorted(const uint32_t *uids, size_t n)
+{
+    uint32_t *s = xreallocarray(NULL, n ? n : 1, sizeof *s);
+    if (n)
+        memcpy(s, uids, n * sizeof *s);
+    qsort(s, n, sizeof *s, md_uid_cmp);
+    return s;
+}
+
+/*
+ * Under the lock, for STORE and EXPUNGE: the process's last scan when the folders and the
+ * index still carry the stamps of the current generation (nothing changed since: no readdir,
+ * no index read), else a scan. A stale answer (a rename by another program within the
+ * clock tick) shows as a file that is not there; the caller then scans (md_sync).
+ */
+static enum mailstore_result md_current(struct mailstore *ms, struct md_msg **v_r, size_t *n_r, const char **error_r)
+{
+    struct mailstore_gen *g = mailstore_gen_current(ms->mbox_path);
+    const struct md_cache *c = md_cache_find(ms->mbox_path);
+    if (g && c && c->validity == g->uidvalidity && g->uidvalidity == ms->uidvalidity && c->n == g->nmsgs) {
+        struct mailstore_stamp cur, index, newdir;
+        md_stamps_now(ms, &cur, &index, &newdir);
+        if (md_stamp_eq(&cur, &g->mbox) && md_stamp_eq(&index, &g->index) && md_stamp_eq(&newdir, &g->journal)) {
+            struct md_msg *v = xreallocarray(NULL, c->n ? c->n : 1, sizeof *v);
+            bool same = true;
+            for (size_t i = 0; i < c->n; i++) {
+                v[i] = c->v[i];
+                same &= c->v[i].m.uid == g->msgs[i].uid;
+                v[i].m = g->msgs[i]; /* flags, keywords, MODSEQ as published */
+                v[i].key = xstrdup(c->v[i].key);
+                v[i].name = xstrdup(c->v[i].name);
+            }
+            if (!same) {
+                md_msgs_free(v, c->n);
+                return md_sync(ms, false, v_r, n_r, error_r);
+            }
+            md_keywords_clear(ms);
+            for (size_t i = 0; i < c->nkeywords; i++)
+                ms->keyword[i] = xstrdup(c->keyword[i]);
+            ms->nkeywords = c->nkeywords;
+            ms->uidnext = g->uidnext;
+            ms->highestmodseq = g->highestmodseq;
+            *v_r = v;
+            *n_r = c->n;
+            return MAILSTORE_OK;
+        }
+    }
+    return md_sync(ms, false, v_r, n_r, error_r);
+}
+
+/* Are the files of these UIDs (sorted) where v says? (A cached list may be stale.) */
+static bool md_targets_present(const struct mailstore *ms, const struct md_msg *v, size_t nv, const uint32_t *sorted,
+                               size_t n)
+{
+    for (size_t i = 0; i < nv; i++) {
+        if (!n || !bsearch(&v[i].m.uid, sorted, n, sizeof *sorted, md_uid_cmp))
+            continue;
+        char *path = md_join(ms->mbox_path, v[i].in_new ? "/new/" : "/cur/", v[i].name);
+        struct stat st;
+        int rc = lstat(path, &st);
+        free(path);
+        if (rc < 0)
+            return false;
+    }
+    return true;
+}
+
+/* md_current, then a scan when a target's file is not where the cached list says. */
+static enum mailstore_result md_current_for(struct mailstore *ms, const uint32_t *sorted, size_t n,
+                                            struct md_msg **v_r, size_t *n_r, const char **error_r)
+{
+    enum mailstore_result r = md_current(ms, v_r, n_r, error_r);
+    if (r == MAILSTORE_OK && !md_targets_present(ms, *v_r, *n_r, sorted, n)) {
+        md_msgs_free(*v_r, *n_r);
+        r = md_sync(ms, false, v_r, n_r, error_r);
+    }
+    return r;
+}
+
 static enum mailstore_result md_sync_publish(struct mailstore *ms, bool move_new, const char **error_r)
 {
     int lock = md_lock(ms, error_r);
@@ -855,21 +940,6 @@ enum mailstore_result maildir_store_read_msg(struct mailstore *ms, const struct 
     return r;
 }
 
-static int md_uid_cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint32_t *md_sorted(const uint32_t *uids, size_t n)
-{
-    uint32_t *s = xreallocarray(NULL, n ? n : 1, sizeof *s);
-    if (n)
-        memcpy(s, uids, n * sizeof *s);
-    qsort(s, n, sizeof *s, md_uid_cmp);
-    return s;
-}
-
 static int md_fsync_dirs(const struct mailstore *ms, bool cur, bool newd)
 {
     int rc = 0;
@@ -896,35 +966,38 @@ enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t
     uint32_t validity = ms->uidvalidity;
     struct md_msg *v = NULL;
     size_t nv = 0;
-    enum mailstore_result r = md_sync(ms, false, &v, &nv, error_r);
+    uint32_t *sorted = md_sorted(uids, n);
+    enum mailstore_result r = md_current_for(ms, sorted, n, &v, &nv, error_r);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         mailstore_gen_unref(md_publish(ms, v, nv));
         md_unlock(lock);
+        free(sorted);
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         return MAILSTORE_GONE;
     }
     if (r != MAILSTORE_OK) {
         md_unlock(lock);
+        free(sorted);
         return r;
     }
-    uint32_t *sorted = md_sorted(uids, n);
     size_t kept = 0;
     bool cur = false, newd = false, failed = false;
     for (size_t i = 0; i < nv; i++) {
         if (n && bsearch(&v[i].m.uid, sorted, n, sizeof *sorted, md_uid_cmp)) {
             char *path = md_join(ms->mbox_path, v[i].in_new ? "/new/" : "/cur/", v[i].name);
-            int rc = unlink(path);
+            int rc = unlink(path), err = errno;
             free(path);
-            if (rc == 0 || errno == ENOENT) {
-                if (rc == 0)
-                    (*removed_r)++;
+            /* ENOENT: renamed (or removed) by another program since the scan: kept in the
+             * list, the next scan finds it by key (same UID) or drops it */
+            if (rc == 0) {
+                (*removed_r)++;
                 cur |= !v[i].in_new;
                 newd |= v[i].in_new;
                 free(v[i].key);
                 free(v[i].name);
                 continue;
             }
-            failed = true;
+            failed |= err != ENOENT;
         }
         v[kept++] = v[i];
     }
@@ -965,15 +1038,18 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
     uint32_t validity = ms->uidvalidity;
     struct md_msg *v = NULL;
     size_t nv = 0;
-    enum mailstore_result r = md_sync(ms, false, &v, &nv, error_r);
+    uint32_t *sorted = md_sorted(uids, n);
+    enum mailstore_result r = md_current_for(ms, sorted, n, &v, &nv, error_r);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         mailstore_gen_unref(md_publish(ms, v, nv));
         md_unlock(lock);
+        free(sorted);
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         return MAILSTORE_GONE;
     }
     if (r != MAILSTORE_OK) {
         md_unlock(lock);
+        free(sorted);
         return r;
     }
     uint32_t kw = 0;
@@ -988,7 +1064,6 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
     }
     bool changed = false, renamed_cur = false, renamed_new = false;
     if (r == MAILSTORE_OK) {
-        uint32_t *sorted = md_sorted(uids, n);
         uint32_t *modified = NULL;
         size_t nmodified = 0;
         unsigned long long modseq = ms->highestmodseq + 1;
@@ -1028,10 +1103,10 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
                 }
                 char *from = md_join(ms->mbox_path, x->in_new ? "/new/" : "/cur/", x->name);
                 char *to = md_join(ms->mbox_path, "/cur/", name);
-                int rc = strcmp(from, to) == 0 ? 0 : rename(from, to);
+                int rc = strcmp(from, to) == 0 ? 0 : rename(from, to), err = errno;
                 free(from);
                 free(to);
-                if (rc < 0 && errno == ENOENT)
+                if (rc < 0 && err == ENOENT)
                     continue; /* removed or renamed by another program just now: the next scan tells */
                 if (rc < 0) {
                     *error_r = "cannot rename a message file";
@@ -1049,7 +1124,6 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
             x->m.modseq = modseq;
             changed = true;
         }
-        free(sorted);
         if (changed)
             ms->highestmodseq = modseq;
         if (modified_r) {
@@ -1064,6 +1138,7 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
         *error_r = "cannot sync the Maildir";
         r = MAILSTORE_ERROR;
     }
+    free(sorted);
     if (changed && md_index_write(ms, v, nv) < 0 && r == MAILSTORE_OK) {
         *error_r = "cannot write the mailbox index";
         r = MAILSTORE_ERROR;

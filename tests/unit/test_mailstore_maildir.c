@@ -338,6 +338,46 @@ static void test_lost_index(void **state)
     mailstore_close(&ms);
 }
 
+/* Renames behind our back with cur/'s mtime put back: the stamps say "unchanged" (as when
+ * mutt renames within the clock tick of our last change); STORE and EXPUNGE must still find
+ * the file by key (same UID), not act on the old name. */
+static void rename_unstamped(const struct fixture *f, const char *from, const char *to)
+{
+    char cur[512];
+    snprintf(cur, sizeof cur, "%s/cur", f->md);
+    struct stat st;
+    assert_int_equal(stat(cur, &st), 0);
+    move(f, from, to);
+    struct timespec t[2] = {st.st_atim, st.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, cur, t, 0), 0);
+}
+
+static void test_stale_cache_store_and_expunge(void **state)
+{
+    struct fixture *f = *state;
+    write_at(f, "cur", "1.Q1_0.h:2,", A, 1);
+    write_at(f, "cur", "2.Q2_0.h:2,", B, 2);
+    struct mailstore ms;
+    open_ok(f, &ms, 2);
+    rename_unstamped(f, "cur/1.Q1_0.h:2,", "cur/1.Q1_0.h:2,R");
+    assert_false(mailstore_changed(&ms)); /* the stamps cannot tell */
+    const char *error = NULL;
+    uint32_t one = 1, two = 2;
+    assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_ADD, MBOX_FLAG_FLAGGED, NULL, 0, &error), MAILSTORE_OK);
+    assert_true(exists(f, "cur/1.Q1_0.h:2,FR"));
+    assert_int_equal(count_in(f, "cur"), 2);
+    assert_int_equal(ms.msgs[0].uid, 1);
+    assert_int_equal(ms.msgs[0].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED | MBOX_FLAG_ANSWERED);
+    rename_unstamped(f, "cur/2.Q2_0.h:2,", "cur/2.Q2_0.h:2,S");
+    size_t removed = 0;
+    assert_int_equal(mailstore_expunge(&ms, &two, 1, &removed, &error), MAILSTORE_OK);
+    assert_int_equal(removed, 1);
+    assert_int_equal(count_in(f, "cur"), 1);
+    assert_int_equal(ms.nmsgs, 1);
+    assert_int_equal(ms.msgs[0].uid, 1);
+    mailstore_close(&ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +387,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expunge_and_vanished, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_and_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_cache_store_and_expunge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
