@@ -179,31 +179,33 @@ class MaildirImapTest(MaildirCase):
         m.logout()
 
     def test_idle_hears_delivery_at_once(self):
+        """Three deliveries, each heard well within the 2 s IDLE poll (by polling alone all
+        three inside FAST happen about (FAST/2)^3 = 1.6 % of the time: the test can fail)."""
         self.deliver(1)
         m = self.imap()
         tag = m._new_tag().decode()
         m.send(f"{tag} IDLE\r\n".encode())
         self.assertTrue(m.readline().startswith(b"+ "))
-        time.sleep(0.3)
-        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
-            s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], message(2))
-        deadline = time.time() + 5
-        seen = []
-        while time.time() < deadline:
-            m.sock.settimeout(max(0.01, deadline - time.time()))
-            try:
-                line = m.readline()
-            except TimeoutError:
-                continue
-            seen.append(line)
-            if line == b"* 2 EXISTS\r\n":
-                break
-        self.assertIn(b"* 2 EXISTS\r\n", seen)
-        arrived = time.time()
-        new = self.files("new")
-        self.assertEqual(len(new), 1)
-        written = os.stat(os.path.join(self.md, "new", new[0])).st_mtime_ns / 1e9
-        self.assertLess(arrived - written, FAST, "delivery not pushed to IDLE")
+        for k in (2, 3, 4):
+            time.sleep(0.3)
+            before = set(self.all_files())
+            with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+                s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], message(k))
+            deadline = time.time() + 5
+            seen = []
+            wanted = f"* {k} EXISTS\r\n".encode()
+            while time.time() < deadline and wanted not in seen:
+                m.sock.settimeout(max(0.01, deadline - time.time()))
+                try:
+                    seen.append(m.readline())
+                except TimeoutError:
+                    continue
+            self.assertIn(wanted, seen)
+            arrived = time.time()
+            new = [n for n in self.files("new") if n not in before]
+            self.assertEqual(len(new), 1)
+            written = os.stat(os.path.join(self.md, "new", new[0])).st_mtime_ns / 1e9
+            self.assertLess(arrived - written, FAST, f"delivery {k} not pushed to IDLE")
         m.send(b"DONE\r\n")
         while not m.readline().startswith(tag.encode()):
             pass
