@@ -466,6 +466,59 @@ class MaildirDurabilityTest(MaildirCase):
         self.assertEqual(len(self.all_files()), NMSG - 2)
         c.logout()
 
+    @unittest.skipUnless(shutil.which("strace"), "strace not installed")
+    def test_every_ok_follows_the_fsyncs(self):
+        """kill -9 cannot show a missing fsync (the page cache survives it): the daemon's own
+        system calls must show, before each OK, STORE's rename and the fsync of cur/ then the
+        index's; EXPUNGE's unlink and the fsync of cur/; APPEND's fsync of the file in tmp/,
+        its rename into cur/ and the fsync of cur/."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from test_durability import join_interrupted
+        self.deliver(1, 2, 3)
+        self.z.stop()
+        trace = self.z.inst.path("strace.out")
+        self.z.start(wrapper=["strace", "-f", "-y", "-s", "128", "-qq", "-o", trace, "-e",
+                              "trace=openat,fsync,write,writev,sendto,sendmsg,unlink,rename,renameat,renameat2"],
+                     env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
+        m = self.imap()
+        for j in range(3):
+            self.ok(m.store(str(j + 1), "+FLAGS", "(\\Flagged)"))
+        self.ok(m.store("3", "+FLAGS", "(\\Deleted)"))
+        self.ok(m.expunge())
+        self.ok(m.append("INBOX", "(\\Seen)", None, message(9).encode()))
+        m.logout()
+        self.z.stop()
+        with open(trace) as f:
+            lines = join_interrupted(f.read().splitlines())
+
+        def after(pattern, start, end):
+            hits = [k for k in range(start, end) if re.search(pattern, lines[k])]
+            return hits[-1] if hits else None
+
+        cur = r"</[^>]*/maildir/bouke/cur>"
+        oks = [i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Store completed", line)]
+        self.assertEqual(len(oks), 4, "\n".join(lines[-60:]))
+        prev = 0
+        for i in oks:
+            ren = after(r"rename(at2?)?\(.*maildir/bouke/(new|cur)/.*maildir/bouke/cur/.*:2,", prev, i)
+            self.assertIsNotNone(ren, f"no rename before the STORE OK at line {i}")
+            sync = after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, i)
+            self.assertIsNotNone(sync, f"cur/ not fsynced after the rename, before the OK at line {i}")
+            idx = after(r"rename(at2?)?\(.*index/bouke/INBOX\.tmp", sync, i)
+            self.assertIsNotNone(idx, f"the index not written after the fsync of cur/, before the OK at {i}")
+            self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/index/bouke>\)\s+= 0", idx, i))
+            prev = i
+        ok = next(i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Expunge completed", line))
+        unl = after(r"unlink\(.*maildir/bouke/cur/", prev, ok)
+        self.assertIsNotNone(unl, "no unlink before the EXPUNGE OK")
+        self.assertIsNotNone(after(r"fsync\(\d+" + cur + r"\)\s+= 0", unl, ok), "cur/ not fsynced after the unlink")
+        ok = next(i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Append completed", line))
+        fs = after(r"fsync\(\d+</[^>]*/maildir/bouke/tmp/[^>]+>\)\s+= 0", prev, ok)
+        self.assertIsNotNone(fs, "the appended file not fsynced in tmp/")
+        ren = after(r"rename(at2?)?\(.*maildir/bouke/tmp/.*maildir/bouke/cur/.*:2,S", fs, ok)
+        self.assertIsNotNone(ren, "no rename from tmp/ into cur/ after the fsync")
+        self.assertIsNotNone(after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, ok), "cur/ not fsynced after the rename")
+
 
 if __name__ == "__main__":
     unittest.main()
