@@ -301,6 +301,9 @@ static void md_measure(const char *path, struct mailstore_msg *m)
         m->lines = 0;
         for (size_t i = 0; i < raw.len; i++)
             m->lines += raw.data[i] == '\n';
+    } else {
+        m->size = m->content_len; /* too large to read (or gone): its file size, never read */
+        m->lines = 0;
     }
     buf_free(&raw);
     buf_free(&wire);

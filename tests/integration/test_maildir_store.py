@@ -289,6 +289,9 @@ class MaildirPop3Test(MaildirCase):
             self.assertEqual(listed, octets)  # poplib counts without the stuffed dots
             total += listed
         self.assertEqual(total, size)
+        resp, lines, octets = p.top(1, 1)                  # the header, the empty line, one line
+        self.assertIn(b"Subject: bericht 1", lines)
+        self.assertEqual(lines[-2:], [b"", b"Regel een van 1"])
         # delivery during the session: not in this maildrop
         self.deliver(4)
         self.assertEqual(p.stat()[0], 3)
