@@ -322,6 +322,38 @@ class MaildirPop3Test(MaildirCase):
         m.logout()
 
 
+class MaildirConcurrencyTest(MaildirCase):
+    def test_delivery_while_two_imap_sessions_and_a_pop3_session_are_open(self):
+        """Issue 7 section 5: delivery is never blocked by open sessions; both IMAP sessions
+        see the new message as EXISTS, the POP3 session keeps its maildrop as at login and
+        the next POP3 login sees it."""
+        self.deliver(1, 2)
+        a = self.imap()
+        b = self.imap()
+        p = self.pop3()
+        self.assertEqual(p.stat()[0], 2)
+        self.ok(a.store("1", "+FLAGS", "(\\Seen)"))
+        t0 = time.time()
+        self.deliver(3, 4)
+        self.assertLess(time.time() - t0, 5)
+        for m in (a, b):
+            self.ok(m.noop())
+            self.assertEqual(m.untagged_responses.get("EXISTS", [b"0"])[-1], b"4")
+            # imaplib adds the NOOP's untagged FETCH of the flag change: the last one per number
+            data = {int(d.split()[0]): d for d in self.ok(m.fetch("1:*", "(UID FLAGS)"))}
+            self.assertEqual(sorted(data), [1, 2, 3, 4], data)
+            self.assertIn(b"\\Seen", data[1])
+        self.assertEqual(p.stat()[0], 2)
+        resp, lines, octets = p.retr(2)
+        self.assertIn(b"Subject: bericht 2", lines)
+        p.quit()
+        p = self.pop3()
+        self.assertEqual(p.stat()[0], 4)
+        p.quit()
+        a.logout()
+        b.logout()
+
+
 class MaildirClientsTest(MaildirCase):
     def run_tool(self, args, home, **kw):
         r = subprocess.run(args, env={**os.environ, "HOME": home, "TERM": "vt100"}, capture_output=True,
