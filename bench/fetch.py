@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "helper"))
 from ispsim_client import IspsimClient  # noqa: E402
 import zolder_test  # noqa: E402
 from zolderd_instance import Zolderd  # noqa: E402
+import results_md  # noqa: E402  (bench/, beside this script)
 
 POP3 = "127.0.13.110"
 IMAP = "127.0.13.143"
@@ -140,8 +141,7 @@ def write_results(results, args, json_path):
     lines.append("ispsim's POP3 offers PIPELINING (RFC 2449), so zolder-fetch keeps up to 16 RETR "
                  "commands in flight there; IMAP has up to 16 UID FETCH commands in flight. Both "
                  "hand mail to zolderd over 4 pipelined SMTP sessions.")
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
-        f.write("\n".join(lines) + "\n")
+    results_md.add_section(os.path.join(HERE, "RESULTS.md"), "\n".join(lines) + "\n")
 
 
 def main():
@@ -150,7 +150,7 @@ def main():
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--deadline", type=float, default=600)
     ap.add_argument("--no-fetchmail", action="store_true")
-    ap.add_argument("--record", action="store_true", help="append to bench/RESULTS.md")
+    ap.add_argument("--record", action="store_true", help="add a section at the top of bench/RESULTS.md")
     args = ap.parse_args()
     for b in ("ispsim", "zolderd", "zolder-fetch"):
         if not os.path.exists(zolder_test.binary(b)):

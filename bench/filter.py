@@ -32,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "helper"))
 from zolderd_instance import Zolderd  # noqa: E402
+import results_md  # noqa: E402  (bench/, beside this script)
 
 ADDRESS = "127.0.1.52"
 PORT = 2527
@@ -164,7 +165,7 @@ def main():
         json.dump(results, f, indent=1)
     git = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     sizes = ", ".join(f"{k} {v:,} B" for k, v in on["bytes_per_message"].items())
-    with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
+    with results_md.section_writer(os.path.join(HERE, "RESULTS.md")) as f:
         f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC: content filter, "
                 f"{args.messages} messages over {args.sessions} sessions\n\n"
                 f"Command: `python3 bench/filter.py --messages {args.messages} --sessions {args.sessions}`  \n"

@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "helper"))
 
 import zolder_test  # noqa: E402
 import zolderd_instance  # noqa: E402
+import results_md  # noqa: E402  (bench/, beside this script)
 
 PASSWORD = "geheim"
 USER = "bench"
@@ -663,15 +664,7 @@ def record(report):
     if png:
         section += f"\n![IMAP ops/s and memory per connection]({os.path.relpath(png, os.path.join(ROOT, 'bench'))})\n"
     out = os.path.join(ROOT, "bench", "RESULTS.md")
-    header = "# Benchmarks\n\nWritten by the scripts under bench/; newest first.\n\n"
-    old = ""
-    if os.path.exists(out):
-        with open(out, encoding="utf-8") as f:
-            old = f.read()
-        if old.startswith(header):
-            old = old[len(header):]
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(header + section + "\n" + old)
+    results_md.add_section(out, section)
     return section
 
 

@@ -29,6 +29,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "simulator", "python"))
 from ispsim_client import IspsimClient  # noqa: E402
+import results_md  # noqa: E402  (bench/, beside this script)
 
 ISPSIM_ADDR = "127.0.12.25"
 SINK_ADDR = "127.0.12.26"
@@ -215,14 +216,7 @@ def main():
     lines += [f"- {n}" for n in notes] + [""]
     text = "\n".join(lines) + "\n"
     print(text)
-    header = "# Benchmarks\n\nWritten by the scripts under bench/; newest first.\n\n"
-    old = ""
-    if os.path.exists(args.out):
-        with open(args.out, encoding="utf-8") as f:
-            old = f.read()
-        old = old[len(header):] if old.startswith(header) else old
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(header + text + ("\n" + old if old else ""))
+    results_md.add_section(args.out, text)
     return 0
 
 

@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.join(ROOT, "simulator", "python"))
 import zolder_test  # noqa: E402
 from ispsim_client import IspsimClient  # noqa: E402
 from zolderd_instance import Zolderd  # noqa: E402
+import results_md  # noqa: E402  (bench/, beside this script)
 
 ZOLDER = ("127.0.1.52", 2527)
 LAN_HOST = "127.0.1.5"
@@ -163,7 +164,7 @@ def main():
             raw = os.path.join(HERE, "results", f"outbound-{stamp}.json")
             with open(raw, "w") as f:
                 json.dump(result, f, indent=2)
-            with open(os.path.join(HERE, "RESULTS.md"), "a") as f:
+            with results_md.section_writer(os.path.join(HERE, "RESULTS.md")) as f:
                 f.write(f"\n## {result['when']}: outbound, {args.messages} x {args.size} B flushed to "
                         f"ispsim's smarthost\n\n")
                 f.write(f"Command: `make bench-outbound (python3 bench/outbound.py)`  \n")

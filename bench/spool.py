@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "helper"))
 
 import zolder_test  # noqa: E402
 from zolderd_instance import Zolderd  # noqa: E402
+import results_md  # noqa: E402  (bench/, beside this script)
 
 ZOLDER_ADDR = ("127.0.1.50", 2525)
 POSTFIX_ADDR = ("127.0.1.51", 2526)
@@ -945,7 +946,7 @@ def table(results, markdown):
     return "\n".join([line(header), "-" * (sum(widths) + 2 * (len(widths) - 1))] + [line(r) for r in rows])
 
 
-def write_results(report, results_md, json_path):
+def write_results(report, results_md_path, json_path):
     notes = report["machine"]
     lines = [
         f"## {report['date']}: spool, {report['messages']} x {report['size']} B over "
@@ -983,14 +984,7 @@ def write_results(report, results_md, json_path):
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report["notes"]]
     lines.append("")
     section = "\n".join(lines)
-    if not os.path.exists(results_md):
-        head = ("# Benchmark results\n\nWritten by the benchmarks in bench/ (see bench/README.md); "
-                "newest section last. Numbers are from a shared 2-core VM: compare the two servers "
-                "within one section, not across sections.\n\n")
-    else:
-        head = ""
-    with open(results_md, "a") as f:
-        f.write(head + ("\n" if not head else "") + section)
+    results_md.add_section(results_md_path, section)
 
 
 def plot(report, png):

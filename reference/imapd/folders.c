@@ -807,6 +807,28 @@ static bool folders_create_mbox(const char *path)
     return ok;
 }
 
+/* CREATE and RENAME: may a new mailbox take f's name? false with the NO text. */
+static bool folders_name_free(const struct imapd_folder *f, const char *what, char *text, size_t textlen)
+{
+    if (f->inbox) {
+        snprintf(text, textlen, "[ALREADYEXISTS] INBOX always exists.");
+        return false;
+    }
+    switch (folders_kind(f)) {
+    case FOLDERS_MISSING:
+        return true;
+    case FOLDERS_BLOCKED:
+        snprintf(text, textlen, "[CANNOT] A parent of %s is a mailbox, and an mbox cannot hold folders.", what);
+        return false;
+    case FOLDERS_MBOX:
+    case FOLDERS_DIR:
+    case FOLDERS_OTHER:
+        break;
+    }
+    snprintf(text, textlen, "[ALREADYEXISTS] Mailbox already exists.");
+    return false;
+}
+
 static enum imapd_reply folders_create(const struct imapd_folders_ctx *ctx, const struct imap_cmd *cmd, char *text,
                                        size_t textlen)
 {
@@ -814,22 +836,8 @@ static enum imapd_reply folders_create(const struct imapd_folders_ctx *ctx, cons
     bool trailing = false;
     if (!folders_find(ctx, cmd->arg1, &trailing, &f, text, textlen))
         return IMAPD_REPLY_NO;
-    if (f.inbox) {
-        snprintf(text, textlen, "[ALREADYEXISTS] INBOX always exists.");
+    if (!folders_name_free(&f, "that name", text, textlen))
         return IMAPD_REPLY_NO;
-    }
-    switch (folders_kind(&f)) {
-    case FOLDERS_MISSING:
-        break;
-    case FOLDERS_BLOCKED:
-        snprintf(text, textlen, "[CANNOT] A parent of that name is a mailbox, and an mbox cannot hold folders.");
-        return IMAPD_REPLY_NO;
-    case FOLDERS_MBOX:
-    case FOLDERS_DIR:
-    case FOLDERS_OTHER:
-        snprintf(text, textlen, "[ALREADYEXISTS] Mailbox already exists.");
-        return IMAPD_REPLY_NO;
-    }
     bool ok = folders_make_parents(&f);
     if (ok && trailing) {
         ok = mkdir(f.mbox_path, 0700) == 0;
@@ -1009,22 +1017,8 @@ static enum imapd_reply folders_rename(const struct imapd_folders_ctx *ctx, cons
     bool t1 = false, t2 = false;
     if (!folders_find(ctx, cmd->arg1, &t1, &from, text, textlen) || !folders_find(ctx, cmd->arg2, &t2, &to, text, textlen))
         return IMAPD_REPLY_NO;
-    if (to.inbox) {
-        snprintf(text, textlen, "[ALREADYEXISTS] INBOX always exists.");
+    if (!folders_name_free(&to, "the new name", text, textlen))
         return IMAPD_REPLY_NO;
-    }
-    switch (folders_kind(&to)) {
-    case FOLDERS_MISSING:
-        break;
-    case FOLDERS_BLOCKED:
-        snprintf(text, textlen, "[CANNOT] A parent of the new name is a mailbox, and an mbox cannot hold folders.");
-        return IMAPD_REPLY_NO;
-    case FOLDERS_MBOX:
-    case FOLDERS_DIR:
-    case FOLDERS_OTHER:
-        snprintf(text, textlen, "[ALREADYEXISTS] Mailbox already exists.");
-        return IMAPD_REPLY_NO;
-    }
     if (from.inbox)
         return folders_rename_inbox(ctx, &to, text, textlen);
     enum folders_kind kind = folders_kind(&from);

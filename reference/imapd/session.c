@@ -33,8 +33,6 @@
 #include "session.h"
 
 #include <ctype.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +40,8 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <gmime/gmime.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 
 #include "auth/auth.h"
 #include "fetch.h"
@@ -57,6 +53,7 @@
 #include "mbox_read.h"
 #include "mime_part.h"
 #include "netaddr.h"
+#include "netconn/netconn.h"
 #include "pop3_cmd.h"
 #include "str.h"
 #include "view.h"
@@ -403,22 +400,13 @@ static void imapd_cmd_starttls(struct imapd_session *ss, struct imap_cmd *cmd)
         return;
     }
     imapd_send(ss, "%s OK Begin TLS negotiation now.", cmd->tag);
-    /* Anything the client pipelined after STARTTLS was sent in clear text: drop it. */
-    struct evbuffer *in = bufferevent_get_input(ss->bev);
-    size_t dropped = evbuffer_get_length(in);
-    if (dropped) {
+    size_t dropped;
+    struct bufferevent *tls = netconn_starttls(ss->srv->base, ss->bev, ss->srv->tls, &dropped);
+    if (dropped)
         log_info("imapd %llx: discarded %zu bytes pipelined after STARTTLS from [%s]", ss->id, dropped, ss->ip);
-        evbuffer_drain(in, dropped);
-    }
     imap_reader_free(&ss->reader);
     imap_reader_init(&ss->reader, IMAPD_LITERAL_MAX);
-    SSL *ssl = SSL_new(ss->srv->tls);
-    struct bufferevent *tls = ssl ? bufferevent_openssl_filter_new(ss->srv->base, ss->bev, ssl,
-                                                                   BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
-                                  : NULL;
     if (!tls) {
-        if (ssl)
-            SSL_free(ssl);
         imapd_send(ss, "* BYE TLS not available due to a local problem.");
         ss->state = IMAPD_S_CLOSING;
         return;
@@ -1896,14 +1884,12 @@ static void imapd_close_poll(evutil_socket_t fd, short what, void *arg);
 /* Frees a closing session once its last reply has left (see pop3d's twin for the TLS case). */
 static void imapd_close_when_sent(struct imapd_session *ss)
 {
-    struct bufferevent *under = bufferevent_get_underlying(ss->bev);
-    bool sent = evbuffer_get_length(bufferevent_get_output(ss->bev)) == 0 &&
-                (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
-    if (sent || ss->close_polls >= IMAPD_CLOSE_POLLS) {
+    bool poll;
+    if (netconn_sent(ss->bev, &poll) || ss->close_polls >= IMAPD_CLOSE_POLLS) {
         imapd_session_free(ss);
         return;
     }
-    if (!under)
+    if (!poll)
         return; /* the write callback comes back */
     if (!ss->close_timer)
         ss->close_timer = evtimer_new(ss->srv->base, imapd_close_poll, ss);
@@ -1953,10 +1939,7 @@ static void imapd_session_event(struct bufferevent *bev, short what, void *arg)
     struct imapd_session *ss = arg;
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
-        SSL *ssl = bufferevent_openssl_get_ssl(ss->bev);
-        if (ssl)
-            log_info("imapd %llx: TLS established with [%s]: version=%s cipher=%s", ss->id, ss->ip,
-                     SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+        netconn_log_tls_up("imapd", ss->id, ss->ip, ss->bev);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
@@ -1968,11 +1951,8 @@ static void imapd_session_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if ((what & BEV_EVENT_ERROR) && ss->tls) {
-            unsigned long e = bufferevent_get_openssl_error(ss->bev);
-            if (e)
-                log_info("imapd %llx: TLS error from [%s]: %s", ss->id, ss->ip, ERR_reason_error_string(e));
-        }
+        if ((what & BEV_EVENT_ERROR) && ss->tls)
+            netconn_log_tls_error("imapd", ss->id, ss->ip, ss->bev);
         imapd_session_free(ss);
     }
 }
@@ -1987,25 +1967,9 @@ void imapd_session_new(struct imapd *p, evutil_socket_t fd, const struct sockadd
     netaddr_unmap_v4(&ss->addr);
     netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
     imap_reader_init(&ss->reader, IMAPD_LITERAL_MAX);
-    evutil_make_socket_nonblocking(fd);
-    /* Responses are whole in the output buffer when written: without Nagle their last
-     * segment does not wait for the client's delayed ACK (up to 40 ms a command). */
-    int nodelay = 1;
-    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
-    if (implicit_tls) {
-        SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
-        ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                       BEV_OPT_CLOSE_ON_FREE)
-                      : NULL;
-        if (!ss->bev && ssl)
-            SSL_free(ssl);
-        ss->tls = true;
-    } else {
-        ss->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    }
+    ss->bev = netconn_accept(p->base, fd, sa, p->tls, implicit_tls);
+    ss->tls = implicit_tls;
     if (!ss->bev) {
-        evutil_closesocket(fd);
         imap_reader_free(&ss->reader);
         free(ss);
         return;

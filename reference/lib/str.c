@@ -82,3 +82,18 @@ bool str_to_ulong(const char *s, unsigned long max, unsigned long *value_r)
     *value_r = v;
     return true;
 }
+
+int str_b64_digit(unsigned char c, char digit63)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == (unsigned char)digit63)
+        return 63;
+    return -1;
+}

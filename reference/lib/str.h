@@ -20,5 +20,10 @@ void str_lower(char *s);
 int str_split(char *s, const char *separators, char **fields, int max);
 /* Parses a non-negative decimal integer with an upper bound; false on junk or overflow. */
 bool str_to_ulong(const char *s, unsigned long max, unsigned long *value_r);
+/*
+ * The value 0-63 of a base64 digit, or -1. digit63 is the last digit: '/' in RFC 4648
+ * base64 (MIME, SASL), ',' in IMAP's modified UTF-7 (RFC 3501 5.1.3).
+ */
+int str_b64_digit(unsigned char c, char digit63);
 
 #endif

@@ -24,20 +24,17 @@
  */
 #include "session.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 
 #include "auth/auth.h"
 #include "log.h"
+#include "netconn/netconn.h"
 #include "mailstore/mailstore.h"
 #include "mbox_read.h"
 #include "netaddr.h"
@@ -323,21 +320,11 @@ static void pop3d_cmd_stls(struct pop3d_session *ss, const struct pop3_cmd *cmd)
         return;
     }
     pop3d_reply(ss, "+OK Begin TLS negotiation now.");
-    /* Anything the client pipelined after STLS was sent in clear text: drop it. */
-    struct evbuffer *in = bufferevent_get_input(ss->bev);
-    size_t dropped = evbuffer_get_length(in);
-    if (dropped) {
+    size_t dropped;
+    struct bufferevent *tls = netconn_starttls(ss->srv->base, ss->bev, ss->srv->tls, &dropped);
+    if (dropped)
         log_info("pop3d %llx: discarded %zu bytes pipelined after STLS from [%s]", ss->id, dropped, ss->ip);
-        evbuffer_drain(in, dropped);
-    }
-    SSL *ssl = SSL_new(ss->srv->tls);
-    struct bufferevent *tls = ssl ? bufferevent_openssl_filter_new(ss->srv->base, ss->bev, ssl,
-                                                                   BUFFEREVENT_SSL_ACCEPTING,
-                                                                   BEV_OPT_CLOSE_ON_FREE)
-                                  : NULL;
     if (!tls) {
-        if (ssl)
-            SSL_free(ssl);
         pop3d_reply(ss, "-ERR [SYS/TEMP] TLS not available due to a local problem.");
         ss->state = POP3D_S_CLOSING;
         return;
@@ -607,14 +594,12 @@ static void pop3d_close_poll(evutil_socket_t fd, short what, void *arg);
  */
 static void pop3d_close_when_sent(struct pop3d_session *ss)
 {
-    struct bufferevent *under = bufferevent_get_underlying(ss->bev);
-    bool sent = evbuffer_get_length(bufferevent_get_output(ss->bev)) == 0 &&
-                (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
-    if (sent || ss->close_polls >= POP3D_CLOSE_POLLS) {
+    bool poll;
+    if (netconn_sent(ss->bev, &poll) || ss->close_polls >= POP3D_CLOSE_POLLS) {
         pop3d_session_free(ss);
         return;
     }
-    if (!under)
+    if (!poll)
         return; /* the write callback comes back */
     if (!ss->close_timer)
         ss->close_timer = evtimer_new(ss->srv->base, pop3d_close_poll, ss);
@@ -653,10 +638,7 @@ static void pop3d_session_event(struct bufferevent *bev, short what, void *arg)
     struct pop3d_session *ss = arg;
     (void)bev;
     if (what & BEV_EVENT_CONNECTED) {
-        SSL *ssl = bufferevent_openssl_get_ssl(ss->bev);
-        if (ssl)
-            log_info("pop3d %llx: TLS established with [%s]: version=%s cipher=%s", ss->id, ss->ip,
-                     SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+        netconn_log_tls_up("pop3d", ss->id, ss->ip, ss->bev);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
@@ -668,11 +650,8 @@ static void pop3d_session_event(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        if ((what & BEV_EVENT_ERROR) && ss->tls) {
-            unsigned long e = bufferevent_get_openssl_error(ss->bev);
-            if (e)
-                log_info("pop3d %llx: TLS error from [%s]: %s", ss->id, ss->ip, ERR_reason_error_string(e));
-        }
+        if ((what & BEV_EVENT_ERROR) && ss->tls)
+            netconn_log_tls_error("pop3d", ss->id, ss->ip, ss->bev);
         pop3d_session_free(ss);
     }
 }
@@ -686,25 +665,9 @@ void pop3d_session_new(struct pop3d *p, evutil_socket_t fd, const struct sockadd
     netaddr_from_sockaddr(sa, &ss->addr);
     netaddr_unmap_v4(&ss->addr);
     netaddr_format(&ss->addr, ss->ip, sizeof ss->ip);
-    evutil_make_socket_nonblocking(fd);
-    /* Responses are whole in the output buffer when written: without Nagle their last
-     * segment does not wait for the client's delayed ACK (up to 40 ms a command). */
-    int nodelay = 1;
-    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
-    if (implicit_tls) {
-        SSL *ssl = p->tls ? SSL_new(p->tls) : NULL;
-        ss->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                       BEV_OPT_CLOSE_ON_FREE)
-                      : NULL;
-        if (!ss->bev && ssl)
-            SSL_free(ssl);
-        ss->tls = true;
-    } else {
-        ss->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    }
+    ss->bev = netconn_accept(p->base, fd, sa, p->tls, implicit_tls);
+    ss->tls = implicit_tls;
     if (!ss->bev) {
-        evutil_closesocket(fd);
         free(ss);
         return;
     }

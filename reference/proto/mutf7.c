@@ -9,22 +9,9 @@
 
 #include <stdint.h>
 
-static const char mutf7_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+#include "str.h"
 
-static int mutf7_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == ',')
-        return 63;
-    return -1;
-}
+static const char mutf7_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
 static bool mutf7_fail(const char **why_r, const char *why)
 {
@@ -108,7 +95,7 @@ static bool mutf7_decode_run(const unsigned char *in, size_t len, struct buf *ou
     unsigned nbits = 0;
     unsigned long high = 0; /* a high surrogate waiting for its low half */
     for (size_t i = 0; i < len; i++) {
-        int v = mutf7_b64_value(in[i]);
+        int v = str_b64_digit(in[i], ',');
         if (v < 0)
             return mutf7_fail(why_r, "invalid character in a base64 run");
         bits = (bits << 6 | (uint32_t)v) & 0xffffffu;

@@ -201,21 +201,6 @@ bool pop3_cmd_parse(const char *line, size_t len, struct pop3_cmd *cmd, const ch
     return false;
 }
 
-static int pop3_b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 long pop3_base64_decode(const char *in, size_t len, unsigned char *out, size_t outsize)
 {
     if (len % 4 != 0)
@@ -233,7 +218,7 @@ long pop3_base64_decode(const char *in, size_t len, unsigned char *out, size_t o
             }
             if (pad)
                 return -1; /* data after padding */
-            v[k] = pop3_b64_value(c);
+            v[k] = str_b64_digit(c, '/');
             if (v[k] < 0)
                 return -1;
         }

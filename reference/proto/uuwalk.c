@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "str.h"
+
 #include "xalloc.h"
 
 /* One line: [*pos, end of line), CR stripped; *pos moves past the LF. false at the end. */
@@ -49,21 +51,6 @@ static const char *uuwalk_begin(const char *line, size_t n, bool *base64, size_t
     return line + i;
 }
 
-static int uuwalk_b64(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 enum uuwalk_step { UUWALK_OK, UUWALK_DAMAGED, UUWALK_LIMIT };
 
 /* Decodes one uuencode line into out. */
@@ -104,7 +91,7 @@ static enum uuwalk_step uuwalk_b64_line(const char *line, size_t n, struct buf *
     for (size_t i = 0; i < n; i++) {
         if (line[i] == '=')
             break;
-        int v = uuwalk_b64(line[i]);
+        int v = str_b64_digit((unsigned char)line[i], '/');
         if (v < 0)
             return UUWALK_DAMAGED;
         acc = (acc << 6 | (unsigned)v) & 0xffffff;

@@ -164,6 +164,12 @@ class ParserTest(unittest.TestCase):
         self.assertError("pop3 bouke geheim\n    C: STAT\n    R: raw\n", 3, "'C: command'")
         self.assertError("fetch now\n", 1, "no arguments")
 
+    def test_rules_header(self):
+        sc = parse("rules: bouke\n    if header List-Id exists then folder lists\nqueue run\n")
+        self.assertEqual(sc.rules, {"bouke": "if header List-Id exists then folder lists\n"})
+        self.assertError("rules: ../bouke\n    if always then discard\nqueue run\n", 1, "rules: USER")
+        self.assertError("rules: bouke\n    x\nrules: bouke\n    y\nqueue run\n", 3, "twice")
+
     def test_blocks_keep_inner_blank_lines_and_tabs(self):
         sc = parse("expect mailbox b message 1:\n    A: 1\n    \tfolded\n\n    body\n\n\nqueue run\n")
         self.assertEqual([t for _, t in sc.steps[0].args["text"]], ["A: 1", "\tfolded", "", "body"])

@@ -33,6 +33,19 @@ static void test_buf_limits(void **state)
     buf_free(&b);
 }
 
+static void test_str_b64_digit(void **state)
+{
+    (void)state;
+    static const char rfc4648[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; i++)
+        assert_int_equal(str_b64_digit((unsigned char)rfc4648[i], '/'), i);
+    assert_int_equal(str_b64_digit(',', ','), 63);
+    assert_int_equal(str_b64_digit('/', ','), -1);
+    assert_int_equal(str_b64_digit(',', '/'), -1);
+    assert_int_equal(str_b64_digit('=', '/'), -1);
+    assert_int_equal(str_b64_digit(0xc3, '/'), -1);
+}
+
 static void test_str_split_and_trim(void **state)
 {
     (void)state;
@@ -179,6 +192,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_limits),
+        cmocka_unit_test(test_str_b64_digit),
         cmocka_unit_test(test_str_split_and_trim),
         cmocka_unit_test(test_netaddr_octet_boundaries),
         cmocka_unit_test(test_cfglex_lines),

@@ -14,7 +14,7 @@ CAPABILITIES = ("outbound", "fetch", "imap", "pop3", "filter")
 # that is not pending on it is an error.
 UNBUILT_VERBS = {}
 
-HEADER_KEYS = ("title", "world", "link", "pending", "config", "file", "user", "timeout")
+HEADER_KEYS = ("title", "world", "link", "pending", "config", "file", "rules", "user", "timeout")
 STAGES = ("greeting", "helo", "mail", "rcpt", "data", "dot")
 DNS_FAULTS = ("servfail", "nxdomain", "drop", "delay", "truncate", "none")
 LINK_ACTIONS = ("up", "down", "dial", "hangup", "profile")
@@ -50,6 +50,7 @@ class Scenario:
         self.pending = None        # (capability, reason)
         self.config = []           # [(key, value)] for zolder.conf
         self.files = {}            # name -> text, written into the instance folder
+        self.rules = {}            # user -> text of their delivery rules (MAIL_DIR/rules)
         self.users = None          # None: the helper's default users
         self.timeout = 10.0        # seconds a waiting expectation may take
         self.link_mode = None      # the world's links start in this mode (up, down, demand)
@@ -133,7 +134,7 @@ def parse_text(text, path="<scenario>"):
 
 
 def _header(sc, key, value, block, err):
-    if key not in ("file",) and block:
+    if key not in ("file", "rules") and block:
         err(f"'{key}:' takes no indented block")
     if key == "title":
         if sc.title:
@@ -176,6 +177,12 @@ def _header(sc, key, value, block, err):
         if value in sc.files:
             err(f"file {value} given twice")
         sc.files[value] = "".join(t + "\n" for _, t in (block or []))
+    elif key == "rules":
+        if not re.fullmatch(r"[a-z][a-z0-9_-]*", value):
+            err("rules: USER, then the user's delivery rules indented (docs/filter.md)")
+        if value in sc.rules:
+            err(f"rules for {value} given twice")
+        sc.rules[value] = "".join(t + "\n" for _, t in (block or []))
     elif key == "user":
         if not re.fullmatch(r"[a-z][a-z0-9_-]*(\s+\S+)?", value):
             err("user: NAME [PASSWORD]")

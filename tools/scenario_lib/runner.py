@@ -148,6 +148,12 @@ class Run:
                                           aliases=aliases, files=files, keep=True,
                                           name=f"scenario-{self.sc.name}", tls=tls)
         self.inst = self.z.inst
+        if self.sc.rules:
+            # MAIL_DIR/rules under the default mail_dir of a user without a home, handed to
+            # zolderd's user as an admin would (it files mail into folders beside it)
+            for user, text in self.sc.rules.items():
+                self.inst.write(f"var/home/{user}/Mail/rules", self.shift.out(text))
+            self.z.give_to_daemon("var")
         wp = self.world_path()
         if wp:
             self.start_ispsim(wp)
