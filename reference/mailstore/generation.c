@@ -261,3 +261,13 @@ void mailstore_notify_changed(const char *mbox_path)
     if (b)
         generation_call_watchers(b);
 }
+
+void mailstore_gen_adopt(struct mailstore *ms, struct mailstore_gen *g)
+{
+    mailstore_gen_unref(ms->gen);
+    ms->gen = g;
+    ms->msgs = g->msgs;
+    ms->nmsgs = g->nmsgs;
+    ms->uidnext = g->uidnext;
+    ms->highestmodseq = g->highestmodseq;
+}

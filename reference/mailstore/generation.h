@@ -74,6 +74,9 @@ struct mailstore_gen *mailstore_gen_publish(const char *mbox_path, uint32_t uidv
                                             const struct mailstore_stamp *journal);
 /* The mailbox's current generation (no reference taken), or NULL. */
 struct mailstore_gen *mailstore_gen_current(const char *mbox_path);
+struct mailstore;
+/* ms takes g (and its reference) as its message list, dropping the one it held. */
+void mailstore_gen_adopt(struct mailstore *ms, struct mailstore_gen *g);
 /*
  * The mailbox's \Recent boundary (RFC 3501 2.3.2): the lowest UID no session has claimed
  * yet; 0 when this process does not know it (mailstore.c reads it from its file then).

@@ -193,16 +193,6 @@ static struct mailstore_gen *md_publish(struct mailstore *ms, struct md_msg *v, 
                                  &newdir);
 }
 
-static void md_adopt(struct mailstore *ms, struct mailstore_gen *g)
-{
-    mailstore_gen_unref(ms->gen);
-    ms->gen = g;
-    ms->msgs = g->msgs;
-    ms->nmsgs = g->nmsgs;
-    ms->uidnext = g->uidnext;
-    ms->highestmodseq = g->highestmodseq;
-}
-
 /* Without the lock: the current generation was read from the folders as they are now. */
 static bool md_take_current(struct mailstore *ms, bool fresh)
 {
@@ -220,7 +210,7 @@ static bool md_take_current(struct mailstore *ms, bool fresh)
     if (c->nkeywords > ms->nkeywords)
         ms->nkeywords = c->nkeywords;
     if (g != ms->gen)
-        md_adopt(ms, mailstore_gen_ref(g));
+        mailstore_gen_adopt(ms, mailstore_gen_ref(g));
     return true;
 }
 
@@ -791,7 +781,7 @@ static enum mailstore_result md_sync_publish(struct mailstore *ms, bool move_new
     size_t n = 0;
     enum mailstore_result r = md_sync(ms, move_new, &v, &n, error_r);
     if (r == MAILSTORE_OK)
-        md_adopt(ms, md_publish(ms, v, n));
+        mailstore_gen_adopt(ms, md_publish(ms, v, n));
     md_unlock(lock);
     return r;
 }
@@ -870,7 +860,7 @@ enum mailstore_result maildir_store_refresh(struct mailstore *ms, const char **e
         return MAILSTORE_GONE;
     }
     if (r == MAILSTORE_OK)
-        md_adopt(ms, md_publish(ms, v, n));
+        mailstore_gen_adopt(ms, md_publish(ms, v, n));
     md_unlock(lock);
     return r;
 }
@@ -959,30 +949,50 @@ static int md_fsync_dirs(const struct mailstore *ms, bool cur, bool newd)
     return rc;
 }
 
-enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t *uids, size_t n, size_t *removed_r,
-                                            const char **error_r)
+/*
+ * The start of a STORE or an EXPUNGE: the index lock, uids sorted, and the message list as
+ * it is now. Anything but MAILSTORE_OK leaves nothing held (GONE: the index was rebuilt
+ * under us, so the client's UIDs mean nothing any more).
+ */
+static enum mailstore_result md_change_begin(struct mailstore *ms, const uint32_t *uids, size_t n, int *lock_r,
+                                             uint32_t **sorted_r, struct md_msg **v_r, size_t *nv_r,
+                                             const char **error_r)
 {
-    *removed_r = 0;
+    *v_r = NULL;
+    *nv_r = 0;
+    *sorted_r = NULL;
     int lock = md_lock(ms, error_r);
     if (lock < 0)
         return MAILSTORE_ERROR;
     uint32_t validity = ms->uidvalidity;
-    struct md_msg *v = NULL;
-    size_t nv = 0;
     uint32_t *sorted = md_sorted(uids, n);
-    enum mailstore_result r = md_current_for(ms, sorted, n, &v, &nv, error_r);
+    enum mailstore_result r = md_current_for(ms, sorted, n, v_r, nv_r, error_r);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
-        mailstore_gen_unref(md_publish(ms, v, nv));
-        md_unlock(lock);
-        free(sorted);
+        mailstore_gen_unref(md_publish(ms, *v_r, *nv_r));
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
-        return MAILSTORE_GONE;
+        r = MAILSTORE_GONE;
     }
     if (r != MAILSTORE_OK) {
         md_unlock(lock);
         free(sorted);
         return r;
     }
+    *lock_r = lock;
+    *sorted_r = sorted;
+    return MAILSTORE_OK;
+}
+
+enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t *uids, size_t n, size_t *removed_r,
+                                            const char **error_r)
+{
+    *removed_r = 0;
+    int lock;
+    struct md_msg *v;
+    size_t nv;
+    uint32_t *sorted;
+    enum mailstore_result r = md_change_begin(ms, uids, n, &lock, &sorted, &v, &nv, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
     size_t kept = 0;
     bool cur = false, newd = false, failed = false;
     for (size_t i = 0; i < nv; i++) {
@@ -1020,7 +1030,7 @@ enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t
         *error_r = "cannot remove a message file";
         r = MAILSTORE_ERROR;
     }
-    md_adopt(ms, md_publish(ms, v, kept));
+    mailstore_gen_adopt(ms, md_publish(ms, v, kept));
     md_unlock(lock);
     return r;
 }
@@ -1035,26 +1045,13 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
         *modified_r = NULL;
         *nmodified_r = 0;
     }
-    int lock = md_lock(ms, error_r);
-    if (lock < 0)
-        return MAILSTORE_ERROR;
-    uint32_t validity = ms->uidvalidity;
-    struct md_msg *v = NULL;
-    size_t nv = 0;
-    uint32_t *sorted = md_sorted(uids, n);
-    enum mailstore_result r = md_current_for(ms, sorted, n, &v, &nv, error_r);
-    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
-        mailstore_gen_unref(md_publish(ms, v, nv));
-        md_unlock(lock);
-        free(sorted);
-        *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
-        return MAILSTORE_GONE;
-    }
-    if (r != MAILSTORE_OK) {
-        md_unlock(lock);
-        free(sorted);
+    int lock;
+    struct md_msg *v;
+    size_t nv;
+    uint32_t *sorted;
+    enum mailstore_result r = md_change_begin(ms, uids, n, &lock, &sorted, &v, &nv, error_r);
+    if (r != MAILSTORE_OK)
         return r;
-    }
     uint32_t kw = 0;
     for (size_t k = 0; k < nkeywords; k++) {
         int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k]) : md_keyword_add(ms, keywords[k]);
@@ -1146,7 +1143,7 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
         *error_r = "cannot write the mailbox index";
         r = MAILSTORE_ERROR;
     }
-    md_adopt(ms, md_publish(ms, v, nv));
+    mailstore_gen_adopt(ms, md_publish(ms, v, nv));
     md_unlock(lock);
     return r;
 }
@@ -1259,7 +1256,7 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
         *error_r = "the appended message was removed by another program";
         r = MAILSTORE_GONE;
     }
-    md_adopt(ms, md_publish(ms, v, nv));
+    mailstore_gen_adopt(ms, md_publish(ms, v, nv));
     md_unlock(lock);
     return r;
 }

@@ -291,17 +291,6 @@ static struct mailstore_gen *mailstore_publish(struct mailstore *ms, struct mail
                                  &journal);
 }
 
-/* ms takes g (and its reference) as its message list. */
-static void mailstore_adopt(struct mailstore *ms, struct mailstore_gen *g)
-{
-    mailstore_gen_unref(ms->gen);
-    ms->gen = g;
-    ms->msgs = g->msgs;
-    ms->nmsgs = g->nmsgs;
-    ms->uidnext = g->uidnext;
-    ms->highestmodseq = g->highestmodseq;
-}
-
 static void *mailstore_dup(const void *p, size_t n, size_t size)
 {
     void *q = xreallocarray(NULL, n ? n : 1, size);
@@ -1262,7 +1251,7 @@ enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mails
     size_t n = 0;
     r = mailstore_sync(ms, fd, &list, &n, error_r);
     if (r == MAILSTORE_OK)
-        mailstore_adopt(ms, mailstore_publish(ms, list, n));
+        mailstore_gen_adopt(ms, mailstore_publish(ms, list, n));
     mailstore_unlock(ms, fd);
     return r;
 }
@@ -1370,7 +1359,7 @@ static bool mailstore_take_current(struct mailstore *ms, bool fresh)
         ms->uidvalidity = cur->uidvalidity;
     mailstore_keywords_from_cache(ms);
     if (cur != ms->gen)
-        mailstore_adopt(ms, mailstore_gen_ref(cur));
+        mailstore_gen_adopt(ms, mailstore_gen_ref(cur));
     ms->seen_size = mbox.size;
     ms->seen_ino = mbox.ino;
     ms->seen_mtime_ns = mbox.mtime_ns;
@@ -1396,7 +1385,7 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
     struct mailstore_msg *flagged = NULL;
     size_t nflagged = 0;
     if (mailstore_refresh_flags(ms, fd, &flagged, &nflagged)) {
-        mailstore_adopt(ms, mailstore_publish(ms, flagged, nflagged));
+        mailstore_gen_adopt(ms, mailstore_publish(ms, flagged, nflagged));
         mailstore_unlock(ms, fd);
         return MAILSTORE_OK;
     }
@@ -1412,7 +1401,7 @@ enum mailstore_result mailstore_refresh(struct mailstore *ms, const char **error
         return MAILSTORE_GONE;
     }
     if (r == MAILSTORE_OK)
-        mailstore_adopt(ms, mailstore_publish(ms, list, n));
+        mailstore_gen_adopt(ms, mailstore_publish(ms, list, n));
     mailstore_unlock(ms, fd);
     return r;
 }
@@ -1798,7 +1787,7 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     if (nfd >= 0)
         close(nfd);
 refresh:
-    mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
+    mailstore_gen_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(newoff);
@@ -1973,7 +1962,7 @@ enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *u
         free(marked);
     }
     if (r == MAILSTORE_OK)
-        mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
+        mailstore_gen_adopt(ms, mailstore_publish(ms, list, nlist));
     else
         free(list);
     mailstore_unlock(ms, fd);
@@ -2085,7 +2074,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
         r = MAILSTORE_GONE;
         goto out;
     }
-    mailstore_adopt(ms, mailstore_publish(ms, list, nlist));
+    mailstore_gen_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(list);
