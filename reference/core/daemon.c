@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -68,6 +69,9 @@ struct daemon {
     bool queue_run_flush;       /* the scheduled run is a flush (SIGUSR1, ETRN) */
     bool flush_after_scans;     /* a flush came while messages were being scanned: flush again
                                    when the last verdict is in, so they go out on this dial too */
+    char *etrn_after_scans[8];  /* the same for ETRN DOMAIN: its domains, run again then */
+    size_t netrn_after_scans;
+    bool etrn_run_scheduled;
     struct event *retry_timer;  /* a queue run soon after a local delivery was deferred */
     struct event *backlog_event;
     char **backlog;             /* committed ids waiting for the next delivery batch */
@@ -297,6 +301,8 @@ static size_t daemon_filter(struct daemon *d, char *const *ids, size_t n, char *
  * batch (DAEMON_BACKLOG_USEC, or with the next SMTP commit round), not waiting for the others
  * being scanned; the backlog's filter_submit finds it marked and passes it.
  */
+static void daemon_etrn_after_scans_cb(evutil_socket_t fd, short what, void *arg);
+
 static void daemon_filter_done(void *ctx, const char *id, enum filter_action action, bool notice)
 {
     struct daemon *d = ctx;
@@ -309,6 +315,10 @@ static void daemon_filter_done(void *ctx, const char *id, enum filter_action act
     if (d->flush_after_scans && filter_async_in_flight(&d->filter) == 0) {
         d->flush_after_scans = false;
         daemon_schedule_queue_run(d, true);
+    }
+    if (d->netrn_after_scans && !d->etrn_run_scheduled && filter_async_in_flight(&d->filter) == 0) {
+        d->etrn_run_scheduled = true; /* after the verdicts' messages reach the relay */
+        event_base_once(d->base, -1, EV_TIMEOUT, daemon_etrn_after_scans_cb, d, &(struct timeval){0, 0});
     }
 }
 
@@ -475,6 +485,32 @@ static void daemon_on_etrn(const char *domain, void *ctx)
      * run first hands every queued message to the relay (after a restart it knows none). */
     daemon_run_queue(d, false);
     relay_run_domain(d->relay, domain);
+    /* messages still in the content filter missed this run: run the domain again after */
+    if (filter_async_in_flight(&d->filter) == 0)
+        return;
+    for (size_t i = 0; i < d->netrn_after_scans; i++)
+        if (strcasecmp(d->etrn_after_scans[i], domain) == 0)
+            return;
+    if (d->netrn_after_scans == sizeof d->etrn_after_scans / sizeof d->etrn_after_scans[0]) {
+        log_warnx("ETRN %s: too many ETRN domains waiting for scans; it is not run again after them", domain);
+        return;
+    }
+    d->etrn_after_scans[d->netrn_after_scans++] = xstrdup(domain);
+}
+
+static void daemon_etrn_after_scans_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    (void)fd;
+    (void)what;
+    d->etrn_run_scheduled = false;
+    size_t n = d->netrn_after_scans;
+    d->netrn_after_scans = 0;
+    daemon_run_queue(d, false); /* hands the scanned messages to the relay */
+    for (size_t i = 0; i < n; i++) {
+        relay_run_domain(d->relay, d->etrn_after_scans[i]);
+        free(d->etrn_after_scans[i]);
+    }
 }
 
 static void daemon_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1024,6 +1060,8 @@ int daemon_run(const char *path)
     relay_free(d.relay); /* open sessions end; their recipients stay pending */
     deliver_free(&d.deliver);
     filter_free(&d.filter); /* content filter */
+    for (size_t i = 0; i < d.netrn_after_scans; i++)
+        free(d.etrn_after_scans[i]);
     launcher_free(d.filter_launcher); /* content filter: filter_user's launcher */
     free(d.filter_launcher_user);
     queue_close(&d.queue);

@@ -236,6 +236,22 @@ class FlushDuringScanTest(OutboundCase):
         self.wait_queue_empty()
         self.assertEqual(len(self.sessions()), 1)
 
+    def test_etrn_domain_waits_for_the_verdict(self):
+        """ETRN DOMAIN (RFC 1985) while the message is being scanned: that domain's mail goes
+        once its verdict is in; another domain's stays held."""
+        self.send(["jan@paprika", "mac@appel"], subject="via ETRN")
+        self.assertTrue(self.clamd.held.acquire(timeout=10), "the scan reached the clamd stand-in")
+        with smtplib.SMTP(ZOLDER, PORT, source_address=(LAN_HOST, 0), timeout=10) as s:
+            s.ehlo("ecs.thuis")
+            self.assertEqual(s.docmd("ETRN", "paprika")[0], 250)
+        time.sleep(0.3)
+        self.assertEqual(self.sessions(), set(), "nothing is sent before its verdict")
+        self.clamd.release()
+        self.wait_stored("paprika", "jan", 1)
+        time.sleep(0.5)
+        self.assertEqual(self.isp.messages("appel", "mac"), [], "ETRN paprika sends nothing for appel")
+        self.assertEqual(len(self.z.queue_ids()), 1)
+
 
 class DirectMxTest(OutboundCase):
     conf = {}
