@@ -138,18 +138,6 @@ static void md_keywords_clear(struct mailstore *ms)
     ms->nkeywords = 0;
 }
 
-/* The keyword's bit, adding the name to the table; -1 when the table is full or it is invalid. */
-static int md_keyword_add(struct mailstore *ms, const char *name)
-{
-    int k = mailstore_keyword_index(ms, name);
-    if (k >= 0)
-        return k;
-    if (ms->nkeywords >= MAILSTORE_KEYWORDS_MAX || !mbox_keyword_valid(name, strlen(name)))
-        return -1;
-    ms->keyword[ms->nkeywords] = xstrdup(name);
-    return (int)ms->nkeywords++;
-}
-
 /* ---- stamps and generations ------------------------------------------------------------------ */
 
 static void md_stamp(const char *path, struct mailstore_stamp *s)
@@ -349,7 +337,7 @@ static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
     *nl = '\0';
     md_keywords_clear(ms);
     for (char *save = NULL, *w = strtok_r(line + 8, " ", &save); w; w = strtok_r(NULL, " ", &save))
-        if (md_keyword_add(ms, w) < 0)
+        if (mailstore_keyword_add(ms, w) < 0)
             goto out;
     for (line = nl + 1; *line; line = nl + 1) {
         if (!(nl = strchr(line, '\n')))
@@ -1054,7 +1042,7 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
         return r;
     uint32_t kw = 0;
     for (size_t k = 0; k < nkeywords; k++) {
-        int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k]) : md_keyword_add(ms, keywords[k]);
+        int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k]) : mailstore_keyword_add(ms, keywords[k]);
         if (bit >= 0)
             kw |= 1u << bit;
         else if (mode != MAILSTORE_REMOVE) {
@@ -1184,7 +1172,7 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
              ++counter, host, body.len, wsize);
     uint32_t kw = 0;
     for (size_t k = 0; k < nkeywords; k++) {
-        int bit = md_keyword_add(ms, keywords[k]);
+        int bit = mailstore_keyword_add(ms, keywords[k]);
         if (bit < 0) {
             buf_free(&body);
             *error_r = "too many keywords in this mailbox";
@@ -1238,7 +1226,7 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
             *uid_r = v[i].m.uid;
             if (kw) {
                 for (size_t k = 0; k < nkeywords; k++)
-                    (void)md_keyword_add(ms, keywords[k]); /* the sync reloaded the table */
+                    (void)mailstore_keyword_add(ms, keywords[k]); /* the sync reloaded the table */
                 kw = 0;
                 for (size_t k = 0; k < nkeywords; k++) {
                     int bit = mailstore_keyword_index(ms, keywords[k]);

@@ -500,8 +500,7 @@ int mailstore_keyword_index(const struct mailstore *ms, const char *name)
     return -1;
 }
 
-/* The keyword's bit, adding the name to the table; -1 when the table is full or it is invalid. */
-static int mailstore_keyword_add(struct mailstore *ms, const char *name)
+int mailstore_keyword_add(struct mailstore *ms, const char *name)
 {
     int k = mailstore_keyword_index(ms, name);
     if (k >= 0)

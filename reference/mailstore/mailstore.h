@@ -292,6 +292,8 @@ uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto);
 uint32_t mailstore_recent_first(struct mailstore *ms);
 /* Index of a keyword name (case-insensitive), or -1. */
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
+/* The keyword's bit, adding the name to the table; -1 when the table is full or it is invalid. */
+int mailstore_keyword_add(struct mailstore *ms, const char *name);
 
 void mailstore_close(struct mailstore *ms);
 /*

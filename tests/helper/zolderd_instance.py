@@ -1,6 +1,7 @@
 """A zolderd test instance: config, users, aliases and maps in a temp folder, started through
 zolder_test.Instance and stopped by PID. Used by the integration tests and tools/demo."""
 
+import imaplib
 import os
 import shutil
 import pwd
@@ -223,3 +224,15 @@ class SMTPTalk:
 
     def close(self):
         self.sock.close()
+
+
+class SourceIMAP(imaplib.IMAP4):
+    """imaplib's client from a chosen source address (a LAN host, or 127.0.0.1 for plain-text
+    logins), as the tests of zolder's IMAP service need."""
+
+    def __init__(self, host, port, source):
+        self.source = source
+        super().__init__(host, port, timeout=10)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))

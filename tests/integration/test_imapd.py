@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import Zolderd, crypt_hash, test_port  # noqa: E402
+from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
 
 ADDRESS = "127.0.1.43"
 SMTP_PORT = 2525
@@ -41,17 +41,6 @@ MULTIPART = ("From: sjoerd@zolder.thuis\r\nTo: bouke@zolder.thuis\r\nSubject: me
              "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\n\r\n"
              "AAECAw==\r\n--grens\r\nContent-Type: message/rfc822\r\n\r\nSubject: binnen\r\nFrom: x@y.z\r\n\r\n"
              "innerlijk\r\n--grens--\r\n")
-
-
-class SourceIMAP(imaplib.IMAP4):
-    """imaplib.IMAP4 from a chosen source address (a LAN host, or 127.0.0.1)."""
-
-    def __init__(self, host, port, source):
-        self.source = source
-        super().__init__(host, port, timeout=10)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))
 
 
 def tls_context():

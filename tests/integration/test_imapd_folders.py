@@ -10,14 +10,13 @@ import os
 import re
 import shutil
 import smtplib
-import socket
 import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import Zolderd, crypt_hash, test_port  # noqa: E402
+from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
 
 ADDRESS = "127.0.1.47"
 SMTP_PORT = 2525
@@ -32,15 +31,6 @@ def message(n, extra_headers=""):
     return (f"From: Sjoerd de Vries <sjoerd@zolder.thuis>\r\nTo: bouke@zolder.thuis\r\n"
             f"Subject: bericht {n}\r\nMessage-ID: <{n}@zolder.thuis>\r\n{extra_headers}"
             f"Date: Sat, 28 Nov 2026 10:00:00 +0100\r\n\r\nRegel een van {n}\r\n")
-
-
-class SourceIMAP(imaplib.IMAP4):
-    def __init__(self, host, port, source):
-        self.source = source
-        super().__init__(host, port, timeout=10)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))
 
 
 class FoldersCase(unittest.TestCase):

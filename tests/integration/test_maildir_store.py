@@ -13,7 +13,6 @@ import poplib
 import re
 import shutil
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import Zolderd, crypt_hash, test_port  # noqa: E402
+from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
 
 ADDRESS = "127.0.1.71"
 SMTP_PORT = 2525
@@ -36,15 +35,6 @@ def message(n, extra=""):
     return (f"From: Sjoerd de Vries <sjoerd@zolder.thuis>\r\nTo: bouke@zolder.thuis\r\n"
             f"Subject: bericht {n}\r\nMessage-ID: <{n}@zolder.thuis>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0100\r\n"
             f"\r\nRegel een van {n}\r\nFrom the attic {n}\r\n>From quoted {n}\r\n.punt\r\n{extra}")
-
-
-class SourceIMAP(imaplib.IMAP4):
-    def __init__(self, host, port, source):
-        self.source = source
-        super().__init__(host, port, timeout=10)
-
-    def _create_socket(self, timeout):
-        return socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))
 
 
 class MaildirCase(unittest.TestCase):
