@@ -1069,16 +1069,7 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
             }
             unsigned f = x->m.flags & MBOX_FLAGS_IMAP;
             uint32_t k = x->m.keywords;
-            if (mode == MAILSTORE_SET) {
-                f = flags;
-                k = kw;
-            } else if (mode == MAILSTORE_ADD) {
-                f |= flags;
-                k |= kw;
-            } else {
-                f &= ~flags;
-                k &= ~kw;
-            }
+            mailstore_flags_apply(mode, flags, kw, &f, &k);
             if (f == (x->m.flags & MBOX_FLAGS_IMAP) && k == x->m.keywords)
                 continue;
             if (f != (x->m.flags & MBOX_FLAGS_IMAP) || x->in_new) {

@@ -500,6 +500,21 @@ int mailstore_keyword_index(const struct mailstore *ms, const char *name)
     return -1;
 }
 
+void mailstore_flags_apply(enum mailstore_store_mode mode, unsigned flags, uint32_t keywords, unsigned *f,
+                           uint32_t *k)
+{
+    if (mode == MAILSTORE_SET) {
+        *f = flags;
+        *k = keywords;
+    } else if (mode == MAILSTORE_ADD) {
+        *f |= flags;
+        *k |= keywords;
+    } else {
+        *f &= ~flags;
+        *k &= ~keywords;
+    }
+}
+
 int mailstore_keyword_add(struct mailstore *ms, const char *name)
 {
     int k = mailstore_keyword_index(ms, name);
@@ -1927,16 +1942,7 @@ enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *u
             }
             unsigned f = m->flags & MBOX_FLAGS_IMAP;
             uint32_t k = m->keywords;
-            if (mode == MAILSTORE_SET) {
-                f = flags;
-                k = kw;
-            } else if (mode == MAILSTORE_ADD) {
-                f |= flags;
-                k |= kw;
-            } else {
-                f &= ~flags;
-                k &= ~kw;
-            }
+            mailstore_flags_apply(mode, flags, kw, &f, &k);
             if (f != (m->flags & MBOX_FLAGS_IMAP) || k != m->keywords) {
                 m->flags = f | MAILSTORE_DIRTY;
                 m->keywords = k;

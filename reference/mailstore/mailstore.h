@@ -292,6 +292,9 @@ uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto);
 uint32_t mailstore_recent_first(struct mailstore *ms);
 /* Index of a keyword name (case-insensitive), or -1. */
 int mailstore_keyword_index(const struct mailstore *ms, const char *name);
+/* A STORE's mode applied to one message's flags *f and keyword bits *k. */
+void mailstore_flags_apply(enum mailstore_store_mode mode, unsigned flags, uint32_t keywords, unsigned *f,
+                           uint32_t *k);
 /* The keyword's bit, adding the name to the table; -1 when the table is full or it is invalid. */
 int mailstore_keyword_add(struct mailstore *ms, const char *name);
 
