@@ -470,7 +470,9 @@ class ScannerConfinement(FilterCase):
 class FilterUser(FilterCase):
     """filter_user: the scanner processes run as a user of their own (tools/deps creates
     zolder-scan), started by the launcher zolderd forked while it was root."""
-    conf = {"filter_user": "zolder-scan", "filter_scanners": "2"}
+    # a message handed to the scanner just killed is deferred (by design) and retried after
+    # local_retry_delay: keep that well inside the test's wait
+    conf = {"filter_user": "zolder-scan", "filter_scanners": "2", "local_retry_delay": "1"}
 
     def setUp(self):
         import pwd
