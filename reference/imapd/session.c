@@ -848,7 +848,8 @@ static void imapd_cmd_check(struct imapd_session *ss, struct imap_cmd *cmd)
 {
     if (!ss->readonly) {
         const char *error = NULL;
-        enum mailstore_result r = mailstore_write_flags(&ss->store, &error);
+        /* a checkpoint: flags into the mbox headers, deferred expunges out of it, now */
+        enum mailstore_result r = mailstore_compact(&ss->store, &error);
         if (r != MAILSTORE_OK) {
             imapd_store_error(ss, cmd->tag, r, error);
             return;

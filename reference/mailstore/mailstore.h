@@ -55,6 +55,18 @@
  *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
  *   generation) and the message found by UID (or reported gone).
  *
+ *   Deferred expunge (mailstore_compact_setup with a delay; zolderd's mbox_compact_delay):
+ *   mailstore_expunge only gives the messages MAILSTORE_EXPUNGED in the index (an "F" journal
+ *   record, fsync'd before it returns) and leaves their bytes. Publishing leaves them out of
+ *   every generation, so IMAP and POP3 never show them again; the scan keeps them (the
+ *   index must), matched by hash like any message: found again after another program
+ *   rewrote the file they stay expunged (a copy found out of order gets a UID of its own,
+ *   expunged too). The rewrite below (compaction) drops every expunged message and writes
+ *   waiting flags; it runs on the event loop after the delay, when the last mailstore with
+ *   the mailbox open is closed, at once past the size threshold, at mailstore_compact
+ *   (IMAP CHECK) and mailstore_compact_flush (shutdown). A crash keeps the record: the
+ *   journal or index says expunged until the rewrite has renamed the new file.
+ *
  *   Expunge rewrites the mailbox under the delivery lock: scan again (a message delivered
  *   meanwhile is in the scan and keeps its place), copy every message that is not expunged
  *   into .USER.new beside the spool file (unchanged neighbours as one stretch, in the kernel
@@ -128,7 +140,14 @@
  *   session that reads it; a session held on an old one (RFC 2180) keeps that copy alive.
  *   Messages appended to the mbox (APPEND, delivery) are journalled too ("A" records with
  *   UID, place and hash); any other change of the message list (an expunge, mutt's rewrite)
- *   rewrites and fsyncs the whole index; an expunge rewrites the whole mbox.
+ *   rewrites and fsyncs the whole index; a compaction (or, with no delay, an expunge)
+ *   rewrites the whole mbox.
+ *   Deferred expunge: until the compaction, programs that read the mbox itself (mutt)
+ *   still see the expunged messages and miss flags set since the last rewrite (the
+ *   documented trade-off, docs/imap.md); an index lost or damaged meanwhile brings them
+ *   back under a new UIDVALIDITY; an older zolder reading the index ignores the mark (the
+ *   index format keeps its number). While expunges wait, refreshes take the scan-and-index
+ *   path instead of the flags-only one (the session's list is no longer the index's).
  *   Maildir: every change (STORE, EXPUNGE, APPEND, new files) rewrites the whole index (no
  *   journal) after a rescan of new/ and cur/ (one lstat a file); Dovecot's ",W=" size is
  *   written but not trusted when read. A rename by another program within the file
@@ -152,6 +171,13 @@
 #define MAILSTORE_HASH_LEN 16
 #define MAILSTORE_KEYWORDS_MAX 32
 #define MAILSTORE_DIRTY 0x100u  /* flags changed in the index, not yet in the mbox headers */
+/* expunged (durably, in the index or its journal) but still in the mbox until compaction;
+ * such a message is in no generation: sessions never see it */
+#define MAILSTORE_EXPUNGED 0x200u
+#define MAILSTORE_KEPT_FLAGS (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY | MAILSTORE_EXPUNGED) /* what the index keeps */
+/* compaction at once when the pending expunged bytes pass a quarter of the mbox or this */
+#define MAILSTORE_COMPACT_FRACTION 4
+#define MAILSTORE_COMPACT_BYTES (64ULL * 1024 * 1024)
 
 enum mailstore_result {
     MAILSTORE_OK,
@@ -200,6 +226,7 @@ struct mailstore {
     /* Maildir INBOX (maildir.h): mbox_path is the Maildir folder, spool_dir the same,
      * tmp_path its tmp/, lock_path INDEX.lock (index updates only) */
     bool maildir;
+    bool counted;     /* counted among the sessions that have the mailbox open (compaction) */
 };
 
 /* Where a mailbox lives (absolute paths; see mailstore_open_at). */
@@ -301,14 +328,36 @@ int mailstore_keyword_add(struct mailstore *ms, const char *name);
 void mailstore_close(struct mailstore *ms);
 /*
  * Tests only: step(name) is called at each step of a durable change ("journal-open",
- * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed")
+ * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed",
+ * and a rewrite's "mbox-written", "mbox-renamed"; a deferred expunge's "expunge-marked")
  * so that a test can crash the process there; journal_max (bytes, 0: the default) is the
  * journal size that makes the next STORE fold it into the index.
  */
 void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max);
-/* Frees the process cache of scans and indexes (see mailstore.c); for tests and shutdown. */
+/* Frees the process cache of scans and indexes (see mailstore.c) and forgets the compaction
+ * jobs without running them (mailstore_compact_flush runs them); for tests and shutdown. */
 void mailstore_cache_clear(void);
 
 const char *mailstore_result_name(enum mailstore_result r);
+
+/*
+ * Deferred compaction of mbox mailboxes (issue 7). delay_s 0 (the default, and always
+ * without an event base): mailstore_expunge rewrites the mbox at once, as mailstore_write_flags
+ * does for flags. Otherwise mailstore_expunge only records the expunged messages
+ * (MAILSTORE_EXPUNGED, a journal record fsync'd before it returns) and leaves their bytes in
+ * the mbox; mailstore_write_flags leaves flags waiting for the headers; the rewrite that
+ * drops those bytes and writes those flags (compaction) runs on base's loop delay_s seconds
+ * after the first change that needs it, when the last mailstore with the mailbox open is
+ * closed, at once when the pending bytes pass MAILSTORE_COMPACT_FRACTION of the file or
+ * MAILSTORE_COMPACT_BYTES, and at mailstore_compact_flush (shutdown).
+ */
+struct event_base;
+void mailstore_compact_setup(struct event_base *base, unsigned long delay_s);
+/* The rewrite now, when expunged messages or unwritten flags wait for one. */
+enum mailstore_result mailstore_compact(struct mailstore *ms, const char **error_r);
+/* Runs every scheduled compaction now and forgets the event base (shutdown, tests). */
+void mailstore_compact_flush(void);
+/* Messages expunged but still in the mbox (*bytes_r their bytes), as ms last read it. */
+size_t mailstore_pending(const struct mailstore *ms, unsigned long long *bytes_r);
 
 #endif
