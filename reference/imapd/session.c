@@ -339,7 +339,23 @@ static const struct mailstore_msg *imapd_msg(const struct imapd_session *ss, siz
 {
     if (ss->view.shown == ss->store.gen)
         return &ss->store.gen->msgs[idx]; /* the view is the newest: same positions */
-    return imapd_store_find(ss, imapd_view_uid(&ss->view, idx));
+    uint32_t uid = imapd_view_uid(&ss->view, idx);
+    const struct mailstore_gen *g = ss->store.gen;
+    if (g && idx < g->nmsgs && g->msgs[idx].uid == uid)
+        return &g->msgs[idx]; /* flags changed, nothing expunged before it: same position */
+    return imapd_store_find(ss, uid);
+}
+
+/* Appends v in decimal: a FETCH 1:* formats numbers for every message, printf is slow. */
+static void imapd_put_num(struct buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - i);
 }
 
 /* The message in wire form (CRLF). */
@@ -1468,10 +1484,14 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     struct mime_entity top;
     if (need_text)
         mime_entity_parse(msg, 0, wire.len, false, 0, &top);
-    buf_printf(&b, "* %zu FETCH (", idx + 1);
+    buf_append_str(&b, "* ");
+    imapd_put_num(&b, idx + 1);
+    buf_append_str(&b, " FETCH (");
     size_t start = b.len;
-    if (cmd->uid)
-        buf_printf(&b, "UID %u", uid);
+    if (cmd->uid) {
+        buf_append_str(&b, "UID ");
+        imapd_put_num(&b, uid);
+    }
     for (size_t i = 0; i < cmd->natts; i++) {
         const struct imap_fetch_att *a = &cmd->atts[i];
         if (a->kind == IMAP_FETCH_UID && cmd->uid)
@@ -1485,7 +1505,8 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
             imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
             break;
         case IMAP_FETCH_UID:
-            buf_printf(&b, "UID %u", uid);
+            buf_append_str(&b, "UID ");
+            imapd_put_num(&b, uid);
             break;
         case IMAP_FETCH_MODSEQ:
             buf_printf(&b, "MODSEQ (%llu)", modseq);
@@ -1495,7 +1516,8 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
             buf_printf(&b, "INTERNALDATE \"%s\"", date);
             break;
         case IMAP_FETCH_RFC822_SIZE:
-            buf_printf(&b, "RFC822.SIZE %llu", size);
+            buf_append_str(&b, "RFC822.SIZE ");
+            imapd_put_num(&b, size);
             break;
         case IMAP_FETCH_ENVELOPE:
             buf_append_str(&b, "ENVELOPE ");
