@@ -1935,16 +1935,13 @@ static void mailstore_job_schedule(struct mailstore_job *j, unsigned long delay_
         return;
     if (!j->timer)
         j->timer = evtimer_new(mailstore_compact_base, mailstore_job_run, j);
-    struct timeval left;
-    if (evtimer_pending(j->timer, &left)) {
-        struct timeval now;
+    struct timeval due, now, want, tv = {(time_t)delay_s, 0};
+    if (evtimer_pending(j->timer, &due)) {
         event_base_gettimeofday_cached(mailstore_compact_base, &now);
-        if (delay_s && timercmp(&left, &now, >))
-            return; /* already due within the delay */
-        if (!delay_s && !timercmp(&left, &now, >))
-            return;
+        timeradd(&now, &tv, &want);
+        if (!timercmp(&due, &want, >))
+            return; /* already due by then */
     }
-    struct timeval tv = {(time_t)delay_s, 0};
     evtimer_add(j->timer, &tv);
 }
 
@@ -2404,9 +2401,10 @@ void mailstore_close(struct mailstore *ms)
     struct mailstore_job *j = ms->counted ? mailstore_job_get(ms, false) : NULL;
     if (j) {
         j->opens--;
-        /* the last one with the mailbox open: compact now (at the loop's next turn) */
+        /* the last one with the mailbox open: compact within a second (not at once: clients
+         * that log in and out in turn would otherwise cause a rewrite per session) */
         if (!j->opens && !j->running && (j->pending || j->dirty) && mailstore_deferred())
-            mailstore_job_schedule(j, 0);
+            mailstore_job_schedule(j, MAILSTORE_COMPACT_CLOSE_DELAY);
         mailstore_job_free_if_idle(j);
     }
     free(ms->user);

@@ -63,7 +63,7 @@
  *   rewrote the file they stay expunged (a copy found out of order gets a UID of its own,
  *   expunged too). The rewrite below (compaction) drops every expunged message and writes
  *   waiting flags; it runs on the event loop after the delay, when the last mailstore with
- *   the mailbox open is closed, at once past the size threshold, at mailstore_compact
+ *   the mailbox open is closed (a second later), at once past the size threshold, at mailstore_compact
  *   (IMAP CHECK) and mailstore_compact_flush (shutdown). A crash keeps the record: the
  *   journal or index says expunged until the rewrite has renamed the new file.
  *
@@ -178,6 +178,8 @@
 /* compaction at once when the pending expunged bytes pass a quarter of the mbox or this */
 #define MAILSTORE_COMPACT_FRACTION 4
 #define MAILSTORE_COMPACT_BYTES (64ULL * 1024 * 1024)
+/* seconds from the last close of a mailbox to its compaction (at most one a second) */
+#define MAILSTORE_COMPACT_CLOSE_DELAY 1
 
 enum mailstore_result {
     MAILSTORE_OK,
@@ -347,8 +349,8 @@ const char *mailstore_result_name(enum mailstore_result r);
  * (MAILSTORE_EXPUNGED, a journal record fsync'd before it returns) and leaves their bytes in
  * the mbox; mailstore_write_flags leaves flags waiting for the headers; the rewrite that
  * drops those bytes and writes those flags (compaction) runs on base's loop delay_s seconds
- * after the first change that needs it, when the last mailstore with the mailbox open is
- * closed, at once when the pending bytes pass MAILSTORE_COMPACT_FRACTION of the file or
+ * after the first change that needs it, MAILSTORE_COMPACT_CLOSE_DELAY seconds after the last
+ * mailstore with the mailbox open is closed, at once when the pending bytes pass MAILSTORE_COMPACT_FRACTION of the file or
  * MAILSTORE_COMPACT_BYTES, and at mailstore_compact_flush (shutdown).
  */
 struct event_base;
