@@ -341,8 +341,12 @@ static const struct mailstore_msg *imapd_msg(const struct imapd_session *ss, siz
         return &ss->store.gen->msgs[idx]; /* the view is the newest: same positions */
     uint32_t uid = imapd_view_uid(&ss->view, idx);
     const struct mailstore_gen *g = ss->store.gen;
-    if (g && idx < g->nmsgs && g->msgs[idx].uid == uid)
-        return &g->msgs[idx]; /* flags changed, nothing expunged before it: same position */
+    /* where it was, or a few places before (other sessions expunged some): UIDs ascend, so a
+     * message is never after its place in the view; a binary search beyond that */
+    size_t at = g && idx < g->nmsgs ? idx : g && g->nmsgs ? g->nmsgs - 1 : 0;
+    for (size_t k = 0; g && g->nmsgs && k < 16 && k <= at && g->msgs[at - k].uid >= uid; k++)
+        if (g->msgs[at - k].uid == uid)
+            return &g->msgs[at - k];
     return imapd_store_find(ss, uid);
 }
 
