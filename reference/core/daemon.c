@@ -564,6 +564,7 @@ static void daemon_reload(struct daemon *d)
     zmaps_set_conf(d->maps, &d->conf); /* loaded from `fresh`, a local that is gone now */
     zmaps_smtpd(d->maps, &d->smtpd_maps);
     auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
+    auth_service_set_cache(d->auth, d->conf.auth_cache_size, d->conf.auth_cache_ttl); /* issue 7 */
     struct deliver_resolver resolver;
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
@@ -974,6 +975,7 @@ int daemon_run(const char *path)
     d.auth = auth_service_new(d.base, (unsigned)d.conf.auth_failure_delay * 1000, &auth_error);
     if (!d.auth)
         log_fatalx("password checks: %s", auth_error);
+    auth_service_set_cache(d.auth, d.conf.auth_cache_size, d.conf.auth_cache_ttl); /* issue 7 */
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
     d.smtpd.auth = d.auth;
