@@ -1401,10 +1401,8 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
         if (imapd_search_eval(ss, cmd, &k, i, &t)) {
             if (modseq > highest)
                 highest = modseq;
-            if (cmd->uid)
-                buf_printf(&b, " %u", imapd_view_uid(&ss->view, i));
-            else
-                buf_printf(&b, " %zu", i + 1);
+            buf_append_char(&b, ' '); /* no printf: UNSEEN can list every message */
+            imapd_put_num(&b, cmd->uid ? imapd_view_uid(&ss->view, i) : i + 1);
         }
         buf_free(&t.wire);
     }

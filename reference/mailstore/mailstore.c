@@ -551,6 +551,25 @@ int mailstore_keyword_add(struct mailstore *ms, const char *name)
     return (int)ms->nkeywords++;
 }
 
+/* As mailstore_cache_index_set, taking e over (no copy). */
+static void mailstore_cache_index_take(const struct mailstore *ms, struct mailstore_cache *c,
+                                       const struct mailstore_stamp *stamp, const struct mailstore_stamp *journal,
+                                       uint32_t validity, uint32_t next, struct mailstore_entry *e, size_t n)
+{
+    mailstore_cache_index_drop(c);
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        c->keyword[i] = xstrdup(ms->keyword[i]);
+    c->nkeywords = ms->nkeywords;
+    c->validity = validity;
+    c->uidnext = next;
+    c->highestmodseq = ms->highestmodseq;
+    c->e = e;
+    c->ne = n;
+    c->index = *stamp;
+    c->journal = *journal;
+    c->index_valid = true;
+}
+
 static void mailstore_cache_index_set(const struct mailstore *ms, struct mailstore_cache *c,
                                       const struct mailstore_stamp *stamp, const struct mailstore_stamp *journal,
                                       uint32_t validity, uint32_t next, const struct mailstore_entry *e, size_t n)
@@ -1061,8 +1080,7 @@ static void mailstore_cache_index_from(struct mailstore *ms, const struct mailst
             e[i].keywords = msgs[i].keywords & kwmask;
             e[i].modseq = msgs[i].modseq ? msgs[i].modseq : 1;
         }
-        mailstore_cache_index_set(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
-        free(e);
+        mailstore_cache_index_take(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
     } else {
         mailstore_cache_index_drop(c);
     }
@@ -1353,21 +1371,40 @@ static bool mailstore_refresh_flags(struct mailstore *ms, int fd, struct mailsto
     size_t ne = 0;
     if (mailstore_index_load(ms, &validity, &next, &e, &ne) < 0)
         return false;
-    bool same = validity == ms->uidvalidity && ne == ms->nmsgs;
-    for (size_t i = 0; same && i < ne; i++)
-        same = e[i].has_flags && e[i].uid == ms->msgs[i].uid && e[i].offset == ms->msgs[i].offset &&
-               e[i].span == ms->msgs[i].span && memcmp(e[i].hash, ms->msgs[i].hash, MAILSTORE_HASH_LEN) == 0;
-    if (same) {
-        struct mailstore_msg *list = mailstore_dup(ms->msgs, ne, sizeof *list);
-        for (size_t i = 0; i < ne; i++) {
-            list[i].flags = e[i].flags;
-            list[i].keywords = e[i].keywords;
-            list[i].modseq = e[i].modseq;
+    /*
+     * The index's entries are ms->msgs with, between them, the messages expunged and not yet
+     * compacted (in no generation): those are made from their entries (what the index and the
+     * journal need of them; they are never read or shown).
+     */
+    bool same = validity == ms->uidvalidity && ne >= ms->nmsgs;
+    struct mailstore_msg *list = same ? xreallocarray(NULL, ne ? ne : 1, sizeof *list) : NULL;
+    size_t j = 0;
+    for (size_t i = 0; same && i < ne; i++) {
+        if (e[i].flags & MAILSTORE_EXPUNGED) {
+            memset(&list[i], 0, sizeof list[i]);
+            list[i].uid = e[i].uid;
+            list[i].offset = e[i].offset;
+            list[i].span = e[i].span;
+            memcpy(list[i].hash, e[i].hash, MAILSTORE_HASH_LEN);
+        } else {
+            same = j < ms->nmsgs && e[i].has_flags && e[i].uid == ms->msgs[j].uid &&
+                   e[i].offset == ms->msgs[j].offset && e[i].span == ms->msgs[j].span &&
+                   memcmp(e[i].hash, ms->msgs[j].hash, MAILSTORE_HASH_LEN) == 0;
+            if (same)
+                list[i] = ms->msgs[j++];
         }
+        list[i].flags = e[i].flags;
+        list[i].keywords = e[i].keywords;
+        list[i].modseq = e[i].modseq;
+    }
+    same = same && j == ms->nmsgs;
+    if (same) {
         ms->uidnext = next;
         mailstore_note_index(ms);
         *list_r = list;
         *n_r = ne;
+    } else {
+        free(list);
     }
     free(e);
     return same;

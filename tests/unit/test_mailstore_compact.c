@@ -154,6 +154,14 @@ static void test_expunge_is_recorded_and_bytes_stay(void **state)
     uint32_t two = 2;
     assert_int_equal(mailstore_store(&other, &two, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error), MAILSTORE_OK);
     assert_uids(&other, "1 3 4 5");
+    /* a STORE of another message, folded into a new index at once (journal bound 1): the
+     * index is written from the flags-only refresh, the expunged entry must stay in it */
+    mailstore_test_hooks(NULL, 1);
+    uint32_t four = 4;
+    assert_int_equal(mailstore_store(&other, &four, 1, MAILSTORE_ADD, MBOX_FLAG_FLAGGED, NULL, 0, &error),
+                     MAILSTORE_OK);
+    assert_int_equal(mailstore_store(&ms, &four, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error), MAILSTORE_OK);
+    mailstore_test_hooks(NULL, 0);
     mailstore_close(&other);
     mailstore_close(&ms);
     /* a new process: the index and journal say expunged */
@@ -162,6 +170,7 @@ static void test_expunge_is_recorded_and_bytes_stay(void **state)
     open_box(f, &ms);
     assert_uids(&ms, "1 3 4 5");
     assert_int_equal(ms.uidnext, NMSG + 1);
+    assert_int_equal(ms.msgs[2].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED | MBOX_FLAG_SEEN);
     mailstore_close(&ms);
 }
 
