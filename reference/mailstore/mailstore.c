@@ -2325,11 +2325,35 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
 {
     if (ms->maildir)
         return maildir_store_append(ms, data, len, when, flags, keywords, nkeywords, uid_r, error_r);
-    *uid_r = 0;
-    if (len > MAILSTORE_MESSAGE_MAX) {
-        *error_r = "message too large";
-        return MAILSTORE_ERROR;
+    struct mailstore_new one = {.data = data, .len = len, .when = when, .flags = flags, .keywords = keywords,
+                                .nkeywords = nkeywords};
+    return mailstore_append_many(ms, &one, 1, uid_r, error_r);
+}
+
+enum mailstore_result mailstore_append_many(struct mailstore *ms, const struct mailstore_new *msgs, size_t n,
+                                            uint32_t *uids_r, const char **error_r)
+{
+    for (size_t i = 0; i < n; i++)
+        uids_r[i] = 0;
+    if (ms->maildir) {
+        for (size_t i = 0; i < n; i++) {
+            enum mailstore_result r = maildir_store_append(ms, msgs[i].data, msgs[i].len, msgs[i].when, msgs[i].flags,
+                                                           msgs[i].keywords, msgs[i].nkeywords, &uids_r[i], error_r);
+            if (r != MAILSTORE_OK)
+                return r; /* the caller takes out what was added (uids_r says) */
+        }
+        return MAILSTORE_OK;
     }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += msgs[i].len;
+        if (msgs[i].len > MAILSTORE_MESSAGE_MAX || total > MAILSTORE_MESSAGE_MAX) {
+            *error_r = "message too large";
+            return MAILSTORE_ERROR;
+        }
+    }
+    if (n == 0)
+        return MAILSTORE_OK;
     int fd;
     enum mailstore_result r = mailstore_lock(ms, true, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -2352,6 +2376,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     buf_init(&entry, 0);
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
+    unsigned long long *at = xreallocarray(NULL, n, sizeof *at);
     if (fstat(fd, &st) < 0) {
         *error_r = "cannot stat mailbox";
         r = MAILSTORE_ERROR;
@@ -2367,16 +2392,24 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     }
     if (size == 1)
         tail[0] = '\0';
-    if (size > 0 && tail[1] != '\n')
-        buf_append_str(&entry, "\n\n");
-    else if (size > 0 && tail[0] != '\n')
-        buf_append_char(&entry, '\n');
-    size_t from_at = entry.len;
-    mbox_from_line(&entry, ms->user, when);
-    struct mbox_quoter q;
-    mbox_quoter_init(&q);
-    mbox_quoter_feed(&q, data, len, &entry);
-    mbox_quoter_finish(&q, &entry);
+    unsigned long long have = (unsigned long long)size; /* bytes before entry's end */
+    for (size_t i = 0; i < n; i++) {
+        if (have > 0 && tail[1] != '\n')
+            buf_append_str(&entry, "\n\n");
+        else if (have > 0 && tail[0] != '\n')
+            buf_append_char(&entry, '\n');
+        at[i] = (unsigned long long)size + entry.len;
+        mbox_from_line(&entry, ms->user, msgs[i].when);
+        struct mbox_quoter q;
+        mbox_quoter_init(&q);
+        mbox_quoter_feed(&q, msgs[i].data, msgs[i].len, &entry);
+        mbox_quoter_finish(&q, &entry);
+        have = (unsigned long long)size + entry.len;
+        if (entry.len >= 2)
+            tail[0] = entry.data[entry.len - 2];
+        tail[1] = entry.data[entry.len - 1];
+    }
+    /* one write and one fsync for all of them */
     if (lseek(fd, size, SEEK_SET) != size || fs_write_all(fd, entry.data, entry.len) < 0 || fsync(fd) < 0) {
         if (ftruncate(fd, size) < 0 || fsync(fd) < 0)
             log_warn("mailstore: cannot truncate %s back to %lld", ms->mbox_path, (long long)size);
@@ -2387,47 +2420,50 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     r = mailstore_sync(ms, fd, &list, &nlist, error_r);
     if (r != MAILSTORE_OK)
         goto out;
-    unsigned long long at = (unsigned long long)size + from_at;
-    struct mailstore_msg *m = NULL;
-    for (size_t i = nlist; i-- > 0;)
-        if (list[i].offset == at)
-            m = &list[i];
-    if (!m) {
-        *error_r = "the appended message is not where it was written";
-        r = MAILSTORE_ERROR;
-        goto out;
-    }
-    *uid_r = m->uid;
-    uint32_t kw = 0;
-    size_t nkeywords_before = ms->nkeywords;
-    for (size_t k = 0; k < nkeywords; k++) {
-        int bit = mailstore_keyword_add(ms, keywords[k]);
-        if (bit >= 0)
-            kw |= 1u << bit;
-    }
-    flags &= MBOX_FLAGS_IMAP;
-    if (flags || kw) {
-        m->flags = flags | MAILSTORE_DIRTY;
-        m->keywords = kw;
-        bool *marked = xcalloc(nlist, sizeof *marked);
-        marked[m - list] = true;
-        int rc = mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before);
-        free(marked);
-        if (rc < 0) {
-            *error_r = "cannot write the mailbox index";
-            r = MAILSTORE_ERROR;
-            goto out;
-        }
-    }
     if (ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         r = MAILSTORE_GONE;
         goto out;
     }
+    size_t nkeywords_before = ms->nkeywords;
+    bool *marked = xcalloc(nlist ? nlist : 1, sizeof *marked), any = false;
+    size_t k = nlist; /* the new messages are at the end, in order: search backwards once */
+    for (size_t i = n; r == MAILSTORE_OK && i-- > 0;) {
+        while (k > 0 && list[k - 1].offset > at[i])
+            k--;
+        if (k == 0 || list[k - 1].offset != at[i]) {
+            *error_r = "the appended message is not where it was written";
+            r = MAILSTORE_ERROR;
+            break;
+        }
+        struct mailstore_msg *m = &list[--k];
+        uids_r[i] = m->uid;
+        uint32_t kw = 0;
+        for (size_t j = 0; j < msgs[i].nkeywords; j++) {
+            int bit = mailstore_keyword_add(ms, msgs[i].keywords[j]);
+            if (bit >= 0)
+                kw |= 1u << bit;
+        }
+        unsigned flags = msgs[i].flags & MBOX_FLAGS_IMAP;
+        if (flags || kw) {
+            m->flags = flags | MAILSTORE_DIRTY;
+            m->keywords = kw;
+            marked[m - list] = true;
+            any = true;
+        }
+    }
+    if (r == MAILSTORE_OK && any && mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before) < 0) {
+        *error_r = "cannot write the mailbox index";
+        r = MAILSTORE_ERROR;
+    }
+    free(marked);
+    if (r != MAILSTORE_OK)
+        goto out;
     mailstore_gen_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(list);
+    free(at);
     buf_free(&entry);
     mailstore_unlock(ms, fd);
     return r;

@@ -297,6 +297,23 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
 enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
                                        unsigned flags, const char *const *keywords, size_t nkeywords,
                                        uint32_t *uid_r, const char **error_r);
+/* One message for mailstore_append_many: as mailstore_append's arguments. */
+struct mailstore_new {
+    const char *data;
+    size_t len;
+    time_t when;
+    unsigned flags;
+    const char *const *keywords;
+    size_t nkeywords;
+};
+/*
+ * mailstore_append for n messages (COPY, MOVE): mbox: one lock, one write, one fsync of the
+ * mbox, one journal record for their UIDs (and one for their flags, when any), at most
+ * MAILSTORE_MESSAGE_MAX bytes in all (a failed write is cut off again). Maildir: one after another (on
+ * an error, uids_r holds the UIDs of those added, 0 for the rest). uids_r[i] is message i's.
+ */
+enum mailstore_result mailstore_append_many(struct mailstore *ms, const struct mailstore_new *msgs, size_t n,
+                                            uint32_t *uids_r, const char **error_r);
 /*
  * mailstore_store with RFC 7162's UNCHANGEDSINCE (0: none): a message whose MODSEQ is above
  * unchangedsince is left alone and its UID returned in *modified_r (*nmodified_r of them,
