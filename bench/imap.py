@@ -710,8 +710,9 @@ def main():
                 log(f"   {load['ops_per_s']:.0f} ops/s, server CPU "
                     f"{1000 * load['server_cpu_s'] / max(load['ops_total'], 1):.2f} ms/op, client CPU "
                     f"{1000 * load['client_cpu_s'] / max(load['ops_total'], 1):.3f} ms/op, "
-                    f"errors {load['errors']}" + (f" (last: {load['last_error']})"
-                                                  if load.get("last_error") else ""))
+                    f"errors {load['errors']}"
+                    + "".join(f" ({k}: {load[k]})" for k in ("last_error", "last_refusal")
+                              if load.get(k)))
                 res["pop3"] = pop3_retrieve(s)
                 log(f"   pop3: {res['pop3']['messages_per_s']:.0f} messages/s")
             finally:

@@ -12,8 +12,8 @@
  *   (the FETCH n / STORE / EXPUNGE steps only when SELECT reported more than 20 messages).
  *   One command is one op. Every client has its own deterministic random generator
  *   (--seed + its index), which picks the messages and the APPENDed words. At the end it
- *   prints one JSON object on stdout: ops and mean latency per op, NO/BAD per op,
- *   connection errors, elapsed seconds, ops/s, and its own CPU seconds (getrusage), so the
+ *   prints one JSON object on stdout: ops and mean latency per op, NO/BAD per op (and the
+ *   last such line), connection errors (and the last one), elapsed seconds, ops/s, and its own CPU seconds (getrusage), so the
  *   caller can tell the client's cost from the server's.
  *   Responses are parsed only as far as the cycle needs: the tagged line's status, `+` before
  *   the APPEND literal, `* N EXISTS` in SELECT's answer; a {N} literal is skipped by its count
@@ -140,6 +140,7 @@ struct totals {
     uint64_t connections;
     uint64_t cycles;
     char last_error[256];
+    char last_refusal[256]; /* the last tagged NO/BAD line, for finding out why */
 };
 
 static struct options opt;
@@ -602,6 +603,9 @@ static int handle_line(struct client *c, const char *line, size_t len, int64_t n
     }
     if (len > c->tag_len && memcmp(line, c->tag, c->tag_len) == 0 && line[c->tag_len] == ' ') {
         bool ok = starts_with(line + c->tag_len + 1, len - c->tag_len - 1, "OK");
+        if (!ok)
+            snprintf(tot.last_refusal, sizeof tot.last_refusal, "%s: %.*s",
+                     op_name[op_of(c->step)], (int)(len < 200 ? len : 200), line);
         return next_command(c, ok, now) != 0;
     }
     return 0; /* anything else (a stray continuation, an untagged line of another kind) */
@@ -745,6 +749,11 @@ static void report(double elapsed, double cpu)
     if (tot.last_error[0]) {
         printf("\"last_error\": ");
         json_string(tot.last_error);
+        printf(", ");
+    }
+    if (tot.last_refusal[0]) {
+        printf("\"last_refusal\": ");
+        json_string(tot.last_refusal);
         printf(", ");
     }
     printf("\"elapsed\": %.6f, \"ops_total\": %llu, \"ops_per_s\": %.3f, "

@@ -191,6 +191,8 @@ def case_cycle(imapload, pieces, password=PASSWORD):
     errors = check_counts(fake, out)
     if password == PASSWORD and fake.counts["LOGIN"] and fake.nos["LOGIN"]:
         errors.append("LOGIN refused with the right password")
+    if sum(fake.nos.values()) and not re.search(r"^[A-Z :*]+: b\d+ NO done$", out.get("last_refusal", "")):
+        errors.append(f"last_refusal is {out.get('last_refusal')!r}, not the last NO line")
     if password != PASSWORD and out["errors"].get("LOGIN") != out["ops"].get("LOGIN"):
         errors.append("a wrong password was not counted as LOGIN errors")
     return errors, f"{out['ops_total']} ops, {out['cycles']} cycles"
