@@ -7,6 +7,7 @@
 #   simulator/*.c          -> libzsim.a, simulator/main/ispsim.c -> bin/ispsim
 #   tests/unit/test_X.c    -> tests/test_X  (cmocka)
 #   tests/fuzz/fuzz_X.c    -> fuzz/fuzz_X   (libFuzzer, clang)
+#   bench/X.c              -> bench/X       (bench tools: libc only, never installed)
 # Variants: BUILD=build (default), `make SAN=1 BUILD=build/asan` for ASan+UBSan.
 
 BUILD    ?= build
@@ -40,6 +41,7 @@ SIM_SRC   := $(wildcard simulator/*.c)
 SIM_MAIN  := $(wildcard simulator/main/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
 
 # Quiet by default (one short line per file); `make V=1` shows every command.
 ifeq ($(V),1)
@@ -60,6 +62,7 @@ BINS      := $(patsubst reference/cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC)) \
              $(patsubst simulator/main/%.c,$(BUILD)/bin/%,$(SIM_MAIN))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all tests check unit integration scenarios valgrind asan fuzz fuzz-build demo deps clean \
         bench-spool bench-sink bench-imap bench-outbound tidy certs
@@ -67,7 +70,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 # Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
 .SECONDARY:
 
-all: $(BINS)
+# The bench tools are built with everything else so they cannot rot; they stay out of bin/.
+all: $(BINS) $(BENCH_BINS)
 
 tests: $(UNIT_BINS)
 
@@ -111,6 +115,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(REF_LIBS) $(LIBZSIM)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $(call obj,$<)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(LIBZSIM) $(REF_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# bench/imapload.c: the IMAP load generator of bench/imap.py (libc only)
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@) $(dir $(call obj,$<))
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $(call obj,$<)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<)
 
 # --- tests --------------------------------------------------------------------------------
 unit: tests
@@ -201,7 +212,7 @@ bench-outbound: deps
 
 tidy:
 	clang-tidy --quiet -warnings-as-errors='*' -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
-	  $(LIB_SRC) $(PROTO_SRC) $(SVC_SRC) $(CMD_SRC) $(SIM_SRC) -- $(ALL_CFLAGS:-MMD=)
+	  $(LIB_SRC) $(PROTO_SRC) $(SVC_SRC) $(CMD_SRC) $(SIM_SRC) $(BENCH_SRC) -- $(ALL_CFLAGS:-MMD=)
 
 clean:
 	rm -rf build
