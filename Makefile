@@ -64,7 +64,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all tests check unit integration scenarios valgrind asan fuzz fuzz-build demo deps clean \
+.PHONY: all tests check unit integration scenarios bench-tools-check valgrind asan fuzz fuzz-build demo deps clean \
         bench-spool bench-sink bench-imap bench-outbound tidy certs
 .DEFAULT_GOAL := all
 # Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
@@ -146,6 +146,10 @@ integration: all
 	ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -p 'test_*.py' -v
 
 # Every scenario under scenarios/ (docs/scenarios.md); pending ones are listed, not run.
+# The bench's own tools (bench/imapload against a hostile fake server; no fixed ports).
+bench-tools-check: all
+	$(PYTHON) bench/imapload_check.py --imapload $(BUILD)/bench/imapload
+
 scenarios: all
 	ZOLDER_BUILD=$(BUILD) $(PYTHON) tools/scenario --junit $(BUILD)/scenarios.xml
 
@@ -180,6 +184,7 @@ check: deps
 	$(MAKE) tidy
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) bench-tools-check
 	$(MAKE) scenarios
 	$(MAKE) valgrind
 	$(MAKE) asan
