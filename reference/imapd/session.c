@@ -943,11 +943,13 @@ static enum mailstore_result imapd_expunge_uids(struct imapd_session *ss, const 
     return MAILSTORE_OK;
 }
 
-static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell)
+static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell,
+                          size_t *removed_r)
 {
     const char *error = NULL;
     uint32_t *uids = NULL;
     size_t n = 0, removed = 0;
+    *removed_r = 0;
     enum mailstore_result r = imapd_expunge_uids(ss, set, &uids, &n, &error);
     if (r == MAILSTORE_OK)
         r = mailstore_expunge(&ss->store, uids, n, &removed, &error);
@@ -960,9 +962,22 @@ static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struc
         return false;
     }
     log_info("imapd %llx: user=%s expunge removed=%zu", ss->id, ss->user, removed);
+    *removed_r = removed;
     if (tell)
         return imapd_sync(ss, true, false);
     return true;
+}
+
+/*
+ * The tagged OK of EXPUNGE and UID EXPUNGE: with QRESYNC on, one that removed messages carries
+ * the new HIGHESTMODSEQ (RFC 7162 3.2.7, 3.2.9).
+ */
+static void imapd_expunge_ok(struct imapd_session *ss, const char *tag, bool removed)
+{
+    if (ss->qresync && removed)
+        imapd_send(ss, "%s OK [HIGHESTMODSEQ %llu] Expunge completed.", tag, ss->store.highestmodseq);
+    else
+        imapd_send(ss, "%s OK Expunge completed.", tag);
 }
 
 static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
@@ -991,15 +1006,20 @@ static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_close(struct imapd_session *ss, struct imap_cmd *cmd)
 {
+    size_t removed = 0;
     if (!ss->readonly) {
         if (cmd->verb == IMAP_VERB_CLOSE)
-            imapd_expunge(ss, NULL, NULL, false);
+            imapd_expunge(ss, NULL, NULL, false, &removed);
         const char *error = NULL;
         if (mailstore_write_flags(&ss->store, &error) != MAILSTORE_OK)
             log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
     }
+    unsigned long long highest = ss->store.highestmodseq;
     imapd_close_mailbox(ss);
-    imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
+    if (ss->qresync && removed) /* RFC 7162 3.2.8: the HIGHESTMODSEQ after the CLOSE's expunge */
+        imapd_send(ss, "%s OK [HIGHESTMODSEQ %llu] Close completed.", cmd->tag, highest);
+    else
+        imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
 }
 
 /* COPY, MOVE (RFC 6851) and their UID forms, answered with COPYUID (RFC 4315). */
@@ -1879,7 +1899,7 @@ static void imapd_expunge_run(evutil_socket_t fd, short what, void *arg)
             if (r != MAILSTORE_OK)
                 imapd_store_error(ss, ss->expunge_tag, r, error);
             else if (imapd_sync(ss, true, false))
-                imapd_send(ss, "%s OK Expunge completed.", ss->expunge_tag);
+                imapd_expunge_ok(ss, ss->expunge_tag, removed > 0);
             if (ss->state != IMAPD_S_CLOSING)
                 bufferevent_enable(ss->bev, EV_READ);
             imapd_process(ss); /* commands that came meanwhile */

@@ -179,6 +179,17 @@ class ImapQresyncTest(ImapCase):
         caps = c.ok(self, "CAPABILITY")[0].split()
         self.assertIn("QRESYNC", caps)
         self.assertIn("CONDSTORE", caps)
+        # a CLOSE that expunged says the new HIGHESTMODSEQ (RFC 7162 3.2.8); UNSELECT does not
+        c.ok(self, "SELECT INBOX")
+        self.assertEqual(c.cmd("UNSELECT"), ([], "OK UNSELECT completed."))
+        lines = c.ok(self, "SELECT INBOX")
+        before = code(lines, "HIGHESTMODSEQ")
+        c.ok(self, "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        untagged, tagged = c.cmd("CLOSE")
+        self.assertEqual(untagged, [])
+        self.assertGreater(int(re.match(r"OK \[HIGHESTMODSEQ (\d+)\] Close completed\.$", tagged).group(1)),
+                           before + 1)
+        self.assertIn("* 0 EXISTS", c.ok(self, "SELECT INBOX"))
 
     def test_vanished_instead_of_expunge(self):
         self.deliver(1, 2, 3, 4, 5, 6, 7, 8)
@@ -197,10 +208,14 @@ class ImapQresyncTest(ImapCase):
         self.assertEqual(plain.untagged_responses.pop("EXPUNGE", []), [b"2", b"3", b"3"])
         # its own EXPUNGE and UID EXPUNGE
         a.ok(self, "STORE 1,2 +FLAGS.SILENT (\\Deleted)")  # UIDs 1 and 3
-        lines = a.ok(self, "UID EXPUNGE 3")
+        # (their tagged OK carries the new HIGHESTMODSEQ: RFC 7162 3.2.7, 3.2.9)
+        lines, tagged = a.cmd("UID EXPUNGE 3")
         self.assertEqual([x for x in lines if "VANISHED" in x or "EXPUNGE" in x], ["* VANISHED 3"])
-        lines = a.ok(self, "EXPUNGE")
+        first = int(re.match(r"OK \[HIGHESTMODSEQ (\d+)\] ", tagged).group(1))
+        lines, tagged = a.cmd("EXPUNGE")
         self.assertEqual([x for x in lines if "VANISHED" in x or "EXPUNGE" in x], ["* VANISHED 1"])
+        self.assertGreater(int(re.match(r"OK \[HIGHESTMODSEQ (\d+)\] ", tagged).group(1)), first)
+        self.assertEqual(a.cmd("EXPUNGE"), ([], "OK Expunge completed."))  # nothing removed
         # MOVE (RFC 6851 with QRESYNC: VANISHED after the COPYUID)
         a.ok(self, "CREATE Archief")
         lines = a.ok(self, "UID MOVE 6:7 Archief")
