@@ -170,7 +170,8 @@ static void test_vanished_merge(void **state)
     buf_reset(&out);
     /* nothing gone: no VANISHED line */
     static const uint32_t c[] = {1, 5, 10, 11, 12};
-    struct mailstore_gen *g3 = gen_of(c, fb, 5);
+    static const unsigned fc[] = {0, MBOX_FLAG_SEEN, 0, 0, 0};
+    struct mailstore_gen *g3 = gen_of(c, fc, 5);
     assert_true(imapd_view_merge(&v, g3, true, &ms, NULL, 0, false, true, &out));
     buf_append_char(&out, '\0');
     assert_string_equal(out.data, "* 5 EXISTS\r\n* 0 RECENT\r\n");
