@@ -7,13 +7,15 @@ VANISHED), and the BAD answers. A small socket client keeps every response line 
 
 import os
 import re
+import smtplib
 import socket
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_imapd import ADDRESS, IMAP_PORT, PASSWORD, ImapCase  # noqa: E402
+from test_imapd import (ADDRESS, IMAP_PORT, LAN_HOST, PASSWORD, SMTP_PORT, ImapCase, Zolderd,  # noqa: E402
+                        crypt_hash, message)
 
 
 class Raw:
@@ -303,6 +305,59 @@ class ImapQresyncTest(ImapCase):
         lines = a.ok(self, f"SELECT INBOX (QRESYNC ({validity} 1 {ok_many}))")
         self.assertEqual(lines[0], "* OK [CLOSED] Previous mailbox closed.")
         self.assertIn("* 2 EXISTS", lines)
+
+
+class ImapQresyncMaildirTest(ImapQresyncTest):
+    """The same with a Maildir INBOX (mailbox_format = maildir: an expunge unlinks files)."""
+
+    def setUp(self):
+        conf = {"imap": f"{ADDRESS}:{IMAP_PORT}", "imap_timeout": "60", "filter": "no", "mailbox_format": "maildir"}
+        self.z = Zolderd(address=ADDRESS, port=SMTP_PORT, conf=conf,
+                         users={"bouke": crypt_hash(PASSWORD), "sjoerd": crypt_hash("ander"), "admin": "*"})
+        self.addCleanup(lambda: self.z.cleanup())
+        self.z.start()
+        self.md = self.z.inst.path("var", "maildir", "bouke")
+
+    def files(self):
+        found = []
+        for sub in ("new", "cur"):
+            try:
+                found += os.listdir(os.path.join(self.md, sub))
+            except FileNotFoundError:
+                pass
+        return found
+
+    def deliver(self, *numbers, raw=None):
+        want = len(self.files()) + len(numbers)
+        with smtplib.SMTP(ADDRESS, self.z.port, source_address=(LAN_HOST, 0), timeout=10) as s:
+            for n in numbers:
+                s.sendmail("sjoerd@zolder.thuis", ["bouke@zolder.thuis"], message(n))
+                time.sleep(0.01)  # UIDs follow the files' mtimes: keep them in sending order
+        self.z.wait_for(lambda: len(self.files()) >= want, what="delivery")
+
+    def test_removed_by_another_program(self):
+        """A file removed behind zolderd's back (mutt, rm) is told as VANISHED too, and as
+        VANISHED (EARLIER) to a client that comes back: nothing of the expunge is recorded."""
+        self.deliver(1, 2, 3)
+        a = Raw(self)
+        a.login(self)
+        lines = a.ok(self, "SELECT INBOX")  # moves new/ to cur/
+        validity, seen = code(lines, "UIDVALIDITY"), code(lines, "HIGHESTMODSEQ")
+        cur = os.path.join(self.md, "cur")
+        victim = []
+        for name in os.listdir(cur):
+            with open(os.path.join(cur, name), "rb") as f:
+                if b"Subject: bericht 2\n" in f.read():
+                    victim.append(name)
+        self.assertEqual(len(victim), 1)
+        os.unlink(os.path.join(cur, victim[0]))
+        lines = a.ok(self, "NOOP")
+        self.assertEqual([x for x in lines if "VANISHED" in x or "EXPUNGE" in x], ["* VANISHED 2"])
+        a.ok(self, "LOGOUT")
+        b = Raw(self)
+        b.login(self)
+        self.assertEqual(news(b.ok(self, f"SELECT INBOX (QRESYNC ({validity} {seen} 1:3))")),
+                         ["* VANISHED (EARLIER) 2"])
 
 
 if __name__ == "__main__":
