@@ -142,10 +142,11 @@ static void imapd_uid_run(struct buf *out, bool *any, uint32_t lo, uint32_t hi)
  */
 static void imapd_view_vanished(const struct mailstore_gen *old, const struct mailstore_gen *latest, struct buf *out)
 {
-    size_t nold = old ? old->nmsgs : 0, ncur = latest->nmsgs, start = out->len;
+    size_t nold = old ? old->nmsgs : 0, ncur = latest->nmsgs;
     bool any = false;
     uint32_t run_lo = 0, run_hi = 0;
-    buf_append_str(out, "* VANISHED ");
+    struct buf set;
+    buf_init(&set, 0);
     for (size_t i = 0, j = 0; i < nold; i++) {
         uint32_t uid = old->msgs[i].uid;
         while (j < ncur && latest->msgs[j].uid < uid)
@@ -157,15 +158,14 @@ static void imapd_view_vanished(const struct mailstore_gen *old, const struct ma
             continue;
         }
         if (run_hi)
-            imapd_uid_run(out, &any, run_lo, run_hi);
+            imapd_uid_run(&set, &any, run_lo, run_hi);
         run_lo = run_hi = uid;
     }
     if (run_hi)
-        imapd_uid_run(out, &any, run_lo, run_hi);
+        imapd_uid_run(&set, &any, run_lo, run_hi);
     if (any)
-        buf_append_str(out, "\r\n");
-    else
-        out->len = start; /* nothing vanished: no line */
+        buf_printf(out, "* VANISHED %s\r\n", set.data);
+    buf_free(&set);
 }
 
 bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool allow_expunge,

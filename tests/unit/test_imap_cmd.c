@@ -1,7 +1,8 @@
 /*
  * Unit tests for reference/proto/imap_cmd: framing (whole, byte by byte, random splits,
  * continuation requests, limits) and the command grammar (every command, fetch items,
- * sections, partials, sequence sets, STORE, SEARCH trees, errors).
+ * sections, partials, sequence sets, STORE, SEARCH trees, errors; RFC 7162 CONDSTORE and
+ * QRESYNC parameters, framed whole and byte by byte).
  */
 #include <setjmp.h>
 #include <stdarg.h>
