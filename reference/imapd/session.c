@@ -648,9 +648,10 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
                 log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
         }
         imapd_close_mailbox(ss);
-        /* RFC 7162 CLOSED: the boundary between the old mailbox's responses and the new one's */
-        if (ss->condstore || ss->qresync)
-            imapd_send(ss, "* OK [CLOSED] Previous mailbox closed.");
+        /* RFC 7162 CLOSED, from every server that advertises QRESYNC (as Dovecot does, whether
+         * or not the session enabled it): the boundary between the old mailbox's responses
+         * and the new one's */
+        imapd_send(ss, "* OK [CLOSED] Previous mailbox closed.");
     }
     struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
     struct imapd_folder folder;

@@ -164,12 +164,14 @@ class ImapQresyncTest(ImapCase):
         # QRESYNC implies CONDSTORE: FLAGS come with MODSEQ
         self.assertEqual(a.ok(self, "FETCH 2 (FLAGS)"), [f"* 2 FETCH (FLAGS (\\Flagged) MODSEQ ({now[2]}))"])
 
-    def test_closed_only_when_enabled(self):
+    def test_closed_without_enable(self):
         self.deliver(1)
         a = Raw(self)
         a.login(self, qresync=False)
-        a.ok(self, "SELECT INBOX")
-        self.assertNotIn("[CLOSED]", " ".join(a.ok(self, "EXAMINE INBOX")))
+        self.assertNotIn("[CLOSED]", " ".join(a.ok(self, "SELECT INBOX")))
+        self.assertEqual(a.ok(self, "EXAMINE INBOX")[0], "* OK [CLOSED] Previous mailbox closed.")
+        a.ok(self, "UNSELECT")
+        self.assertNotIn("[CLOSED]", " ".join(a.ok(self, "SELECT INBOX")))
         self.assertEqual(a.ok(self, "ENABLE CONDSTORE"), ["* ENABLED CONDSTORE"])
         self.assertEqual(a.ok(self, "SELECT INBOX")[0], "* OK [CLOSED] Previous mailbox closed.")
         # ENABLE lists only what it newly enabled; QRESYNC after CONDSTORE
