@@ -7,6 +7,7 @@
 #   simulator/*.c          -> libzsim.a, simulator/main/ispsim.c -> bin/ispsim
 #   tests/unit/test_X.c    -> tests/test_X  (cmocka)
 #   tests/fuzz/fuzz_X.c    -> fuzz/fuzz_X   (libFuzzer, clang)
+#   bench/X.c              -> bench/X       (bench tools: libc only, never installed)
 # Variants: BUILD=build (default), `make SAN=1 BUILD=build/asan` for ASan+UBSan.
 
 BUILD    ?= build
@@ -40,6 +41,7 @@ SIM_SRC   := $(wildcard simulator/*.c)
 SIM_MAIN  := $(wildcard simulator/main/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
 
 # Quiet by default (one short line per file); `make V=1` shows every command.
 ifeq ($(V),1)
@@ -60,14 +62,16 @@ BINS      := $(patsubst reference/cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC)) \
              $(patsubst simulator/main/%.c,$(BUILD)/bin/%,$(SIM_MAIN))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all tests check unit integration scenarios valgrind asan fuzz fuzz-build demo deps clean \
+.PHONY: all tests check unit integration scenarios bench-tools-check valgrind asan fuzz fuzz-build demo deps clean \
         bench-spool bench-sink bench-imap bench-outbound tidy certs
 .DEFAULT_GOAL := all
 # Fuzz objects are intermediate to make; keep them so a second `make fuzz` does not rebuild.
 .SECONDARY:
 
-all: $(BINS)
+# The bench tools are built with everything else so they cannot rot; they stay out of bin/.
+all: $(BINS) $(BENCH_BINS)
 
 tests: $(UNIT_BINS)
 
@@ -112,6 +116,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(REF_LIBS) $(LIBZSIM)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -c $< -o $(call obj,$<)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<) $(LIBZSIM) $(REF_LIBS) $(PKG_LIBS) $(CMOCKA_LIBS)
 
+# bench/imapload.c: the IMAP load generator of bench/imap.py (libc only)
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(dir $@) $(dir $(call obj,$<))
+	$(call say,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $(call obj,$<)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(call obj,$<)
+
 # --- tests --------------------------------------------------------------------------------
 unit: tests
 	@tools/run-unit $(BUILD)/tests
@@ -135,6 +146,10 @@ integration: all
 	ZOLDER_BUILD=$(BUILD) $(PYTHON) -m unittest discover -s tests/integration -p 'test_*.py' -v
 
 # Every scenario under scenarios/ (docs/scenarios.md); pending ones are listed, not run.
+# The bench's own tools (bench/imapload against a hostile fake server; no fixed ports).
+bench-tools-check: all
+	$(PYTHON) bench/imapload_check.py --imapload $(BUILD)/bench/imapload
+
 scenarios: all
 	ZOLDER_BUILD=$(BUILD) $(PYTHON) tools/scenario --junit $(BUILD)/scenarios.xml
 
@@ -169,6 +184,7 @@ check: deps
 	$(MAKE) tidy
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) bench-tools-check
 	$(MAKE) scenarios
 	$(MAKE) valgrind
 	$(MAKE) asan
@@ -201,7 +217,7 @@ bench-outbound: deps
 
 tidy:
 	clang-tidy --quiet -warnings-as-errors='*' -checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
-	  $(LIB_SRC) $(PROTO_SRC) $(SVC_SRC) $(CMD_SRC) $(SIM_SRC) -- $(ALL_CFLAGS:-MMD=)
+	  $(LIB_SRC) $(PROTO_SRC) $(SVC_SRC) $(CMD_SRC) $(SIM_SRC) $(BENCH_SRC) -- $(ALL_CFLAGS:-MMD=)
 
 clean:
 	rm -rf build

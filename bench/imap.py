@@ -12,12 +12,17 @@ the mailbox imported into mdbox, its fastest format) on its own loopback address
    cycle: LOGIN, SELECT INBOX, FETCH 1:* (FLAGS UID RFC822.SIZE), FETCH BODY.PEEK[] and
    ENVELOPE of a random message, UID SEARCH UNSEEN, STORE +FLAGS (\\Seen) (half the cycles),
    STORE +FLAGS (\\Deleted) of a random message and EXPUNGE, APPEND of a new message, LOGOUT.
-   Each command is one op; the mailbox stays at about --messages messages.
+   Each command is one op; the mailbox stays at about --messages messages. The clients are
+   build/bench/imapload (bench/imapload.c: C, one process, epoll), which reports its own CPU
+   time, so the client's cost stays small and visible next to the server's.
 2. idle: --idle clients logged in with INBOX selected, doing nothing: the server's memory
    (PSS of its processes) per connection, over the same server without them (measured first,
    on the fresh server after one SELECT of INBOX has warmed its per-mailbox cache).
 3. pop3: one POP3 client retrieves every message (RETR 1..N): messages/s and MB/s.
 4. first SELECT of a --big message mbox that the server has never seen (no index): seconds.
+
+Both servers verify the same SHA-512 crypt hash at LOGIN (zolderd's users file; Dovecot's
+passwd-file with the {CRYPT} scheme). The Python client below only does parts 2 to 4.
 
 Writes bench/results/imap-DATE.json, a section at the top of bench/RESULTS.md and
 bench/plots/imap.png (gnuplot), unless --no-record.
@@ -29,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import functools
 import random
 import re
 import shutil
@@ -54,6 +60,18 @@ DOVECOT_ADDR = "127.0.13.30"
 IMAP_PORT = 1143
 POP3_PORT = 1110
 LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+IMAPLOAD_GRACE = 120   # seconds imapload may run past --seconds to finish its cycles
+
+
+@functools.lru_cache(maxsize=None)
+def password_hash():
+    """The SHA-512 crypt hash ($6$) both servers verify at LOGIN."""
+    return zolderd_instance.crypt_hash(PASSWORD)
+
+
+def imapload_path():
+    build = zolder_test.BUILD if os.path.isabs(zolder_test.BUILD) else os.path.join(ROOT, zolder_test.BUILD)
+    return os.path.join(build, "bench", "imapload")
 
 
 def log(msg):
@@ -64,6 +82,7 @@ def log(msg):
 
 def message(i, size, rng):
     """One message of about size bytes, mbox-safe (no line starts with 'From ')."""
+    # bench/imapload.c makes its APPENDed messages in the same shape (keep the two alike)
     head = (f"From: Sender {i % 97} <sender{i % 97}@example.net>\n"
             f"To: {USER}@zolder.thuis\n"
             f"Subject: bench message {i}\n"
@@ -185,7 +204,7 @@ class Zolder(Server):
                 "imap_connection_limit": "1000", "pop3_connection_limit": "1000",
                 "local_domains": "zolder.thuis", "auth_failure_delay": "0"}
         self.z = zolderd_instance.Zolderd(address=ZOLDER_ADDR, port=2525, conf=conf,
-                                          users={USER: zolderd_instance.crypt_hash(PASSWORD)},
+                                          users={USER: password_hash()},
                                           name="bench-imap-zolder")
         spool = self.z.inst.path("var", "spool", "mail")
         os.makedirs(spool, exist_ok=True)
@@ -212,7 +231,8 @@ class Zolder(Server):
 
     def describe(self):
         return (f"zolderd, INBOX = the mbox spool file (STATE_DIR/spool/mail/{USER}) with its UID "
-                "index, one process for all connections, plain IMAP")
+                "index, one process for all connections, plain IMAP, LOGIN against a SHA-512 "
+                "crypt hash in its users file")
 
 
 DOVECOT_CONF = """base_dir = {d}/run
@@ -225,7 +245,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/passwd
+  args = scheme=CRYPT username_format=%u {d}/passwd
 }}
 userdb {{
   driver = static
@@ -296,7 +316,8 @@ class Dovecot(Server):
             f.write(DOVECOT_CONF.format(d=d, addr=DOVECOT_ADDR, uid=pw.pw_uid, gid=pw.pw_gid,
                                         location=location, imap=IMAP_PORT, pop3=POP3_PORT))
         with open(os.path.join(d, "passwd"), "w", encoding="ascii") as f:
-            f.write(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+            # the hash zolderd gets: crypt(3) (libxcrypt) checks it for both
+            f.write(f"{USER}:{{CRYPT}}{password_hash()}\n")
         home = os.path.join(d, "home", USER)
         os.makedirs(home, exist_ok=True)
         inbox = os.path.join(d, "spool", USER)
@@ -360,7 +381,9 @@ class Dovecot(Server):
         v = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
         where = (f"INBOX = the same mbox file" if self.fmt == "mbox"
                  else "INBOX imported into mdbox (doveadm import)")
-        return f"Dovecot {v}, {where}, a process per connection, ssl off, Debian defaults otherwise"
+        return (f"Dovecot {v}, {where}, a process per connection, ssl off, LOGIN against the same "
+                "SHA-512 crypt hash as zolderd's (passwd-file, {CRYPT} scheme), Debian defaults "
+                "otherwise")
 
 
 # ---------------------------------------------------------------- IMAP client
@@ -403,17 +426,6 @@ class Imap:
         self.w.write(tag + b" " + text + b"\r\n")
         return await self.response(tag)
 
-    async def append(self, msg):
-        self.n += 1
-        tag = b"b%d" % self.n
-        data = msg.replace("\n", "\r\n").encode()
-        self.w.write(tag + b" APPEND INBOX {%d}\r\n" % len(data))
-        cont = await self.r.readline()
-        if not cont.startswith(b"+"):
-            return cont.split(b" ", 2)[1] if b" " in cont else b"BAD", []
-        self.w.write(data + b"\r\n")
-        return await self.response(tag)
-
     async def close(self):
         try:
             self.w.close()
@@ -430,63 +442,20 @@ def exists_of(lines):
     return 0
 
 
-async def client_cycle(server, stop_at, stats, rng, size):
-    ops = stats["ops"]
-    while time.monotonic() < stop_at:
-        c = await Imap.connect(server.addr, IMAP_PORT)
-        try:
-            steps = []
-
-            async def op(name, coro):
-                t0 = time.monotonic()
-                status, lines = await coro
-                ops[name] = ops.get(name, 0) + 1
-                stats["latency"][name] = stats["latency"].get(name, 0.0) + time.monotonic() - t0
-                if status != b"OK":
-                    stats["errors"][name] = stats["errors"].get(name, 0) + 1
-                steps.append(name)
-                return lines
-
-            await op("LOGIN", c.cmd(f'LOGIN {USER} {PASSWORD}'.encode()))
-            exists = exists_of(await op("SELECT", c.cmd(b"SELECT INBOX")))
-            await op("FETCH 1:*", c.cmd(b"FETCH 1:* (FLAGS UID RFC822.SIZE)"))
-            if exists > 20:
-                n = rng.randint(1, exists - 10)
-                await op("FETCH BODY", c.cmd(b"FETCH %d BODY.PEEK[]" % n))
-                await op("FETCH ENVELOPE", c.cmd(b"FETCH %d ENVELOPE" % n))
-            await op("UID SEARCH", c.cmd(b"UID SEARCH UNSEEN"))
-            if exists > 20 and rng.random() < 0.5:
-                await op("STORE", c.cmd(b"STORE %d +FLAGS (\\Seen)" % rng.randint(1, exists - 10)))
-            if exists > 20:
-                await op("STORE", c.cmd(b"STORE %d +FLAGS (\\Deleted)" % rng.randint(1, exists - 10)))
-                await op("EXPUNGE", c.cmd(b"EXPUNGE"))
-            i = rng.randint(10 ** 6, 10 ** 7)
-            await op("APPEND", c.append(message(i, size, rng)))
-            await op("LOGOUT", c.cmd(b"LOGOUT"))
-        except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
-            stats["errors"]["connection"] = stats["errors"].get("connection", 0) + 1
-            stats["last_error"] = str(e)
-            await asyncio.sleep(0.05)
-        finally:
-            await c.close()
-
-
-async def run_load(server, clients, seconds, size):
-    stats = {"ops": {}, "latency": {}, "errors": {}}
-    stop_at = time.monotonic() + seconds
-    rngs = [random.Random(1000 + i) for i in range(clients)]
+def run_load(server, clients, seconds, size):
+    """The load phase: build/bench/imapload runs imaptest's cycle with --clients clients for
+    --seconds (see bench/imapload.c); it prints the op counts, latencies, errors and its own
+    CPU seconds as JSON. The server's CPU is read from /proc around it."""
+    cmd = [imapload_path(), "--host", server.addr, "--port", str(IMAP_PORT), "--bind", CLIENT_ADDR,
+           "--user", USER, "--password", PASSWORD, "--clients", str(clients),
+           "--seconds", str(seconds), "--size", str(size), "--seed", "1000",
+           "--grace", str(IMAPLOAD_GRACE)]
     cpu0 = cpu_seconds(server.pids())
-    t0 = time.monotonic()
-    await asyncio.wait_for(asyncio.gather(*(client_cycle(server, stop_at, stats, rngs[i], size)
-                                           for i in range(clients))), seconds + 120)
-    elapsed = time.monotonic() - t0
-    total = sum(stats["ops"].values())
-    stats["elapsed"] = elapsed
-    stats["ops_total"] = total
-    stats["ops_per_s"] = total / elapsed
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + IMAPLOAD_GRACE + 30)
+    if r.returncode != 0:
+        raise RuntimeError(f"imapload exited {r.returncode}: {r.stderr.strip()}")
+    stats = json.loads(r.stdout)
     stats["server_cpu_s"] = cpu_seconds(server.pids()) - cpu0
-    stats["latency_ms"] = {k: 1000 * v / stats["ops"][k] for k, v in stats["latency"].items()}
-    del stats["latency"]
     return stats
 
 
@@ -582,7 +551,9 @@ def report_section(report):
              f"Load: {report['clients']} clients for {report['seconds']} s each, imaptest's cycle "
              "(LOGIN, SELECT, FETCH 1:* (FLAGS UID RFC822.SIZE), FETCH BODY.PEEK[] and ENVELOPE, "
              "UID SEARCH UNSEEN, STORE \\Seen (half), STORE \\Deleted + EXPUNGE, APPEND, LOGOUT); "
-             "one op per command. Client: Python asyncio on the same machine.", "",
+             "one op per command. Client: imapload (bench/imapload.c), a C program, one process "
+             "with non-blocking sockets on epoll, on the same machine; its own CPU per op is in "
+             "the table.", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
     def row(title, get, nd=0):
@@ -591,6 +562,8 @@ def report_section(report):
     row("IMAP ops/s", lambda r: r.get("load", {}).get("ops_per_s"))
     row("server CPU ms per op", lambda r: (1000 * r["load"]["server_cpu_s"] / r["load"]["ops_total"])
         if r.get("load", {}).get("ops_total") else None, 2)
+    row("client (imapload) CPU ms per op", lambda r: (1000 * r["load"]["client_cpu_s"] / r["load"]["ops_total"])
+        if r.get("load", {}).get("ops_total") and "client_cpu_s" in r["load"] else None, 3)
     for op in ("SELECT", "FETCH 1:*", "FETCH BODY", "EXPUNGE", "APPEND"):
         row(f"{op} mean ms", lambda r, op=op: r.get("load", {}).get("latency_ms", {}).get(op), 1)
     row("errors (NO/BAD/connection)", lambda r: sum(r.get("load", {}).get("errors", {}).values())
@@ -688,6 +661,8 @@ def main():
         if not 0 <= v <= top or (name != "big" and v == 0):
             ap.error(f"--{name} out of range")
     wanted = args.only or ["zolder", "dovecot-mbox", "dovecot-mdbox"]
+    if not os.access(imapload_path(), os.X_OK):
+        ap.error(f"{imapload_path()} is missing: run make all")
     now = datetime.datetime.now(datetime.timezone.utc)
     report = {"date": now.strftime("%Y-%m-%d %H:%M UTC"), "stamp": now.strftime("%Y%m%d-%H%M%S"),
               "command": "python3 bench/imap.py " + " ".join(sys.argv[1:]),
@@ -730,8 +705,14 @@ def main():
                 res["idle"] = asyncio.run(idle_memory(s, args.idle))
                 log(f"   idle: {res['idle']['kib_per_connection']:.0f} KiB per connection")
                 log(f"   load: {args.clients} clients for {args.seconds} s ...")
-                res["load"] = asyncio.run(run_load(s, args.clients, args.seconds, args.size))
-                log(f"   {res['load']['ops_per_s']:.0f} ops/s, errors {res['load']['errors']}")
+                res["load"] = run_load(s, args.clients, args.seconds, args.size)
+                load = res["load"]
+                log(f"   {load['ops_per_s']:.0f} ops/s, server CPU "
+                    f"{1000 * load['server_cpu_s'] / max(load['ops_total'], 1):.2f} ms/op, client CPU "
+                    f"{1000 * load['client_cpu_s'] / max(load['ops_total'], 1):.3f} ms/op, "
+                    f"errors {load['errors']}"
+                    + "".join(f" ({k}: {load[k]})" for k in ("last_error", "last_refusal")
+                              if load.get(k)))
                 res["pop3"] = pop3_retrieve(s)
                 log(f"   pop3: {res['pop3']['messages_per_s']:.0f} messages/s")
             finally:

@@ -7,8 +7,8 @@
  *   RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 3691
  *   (UNSELECT), RFC 4315 (UID EXPUNGE), RFC 5530 (response codes), RFC 2180 4.1 (messages
  *   expunged by another session are reported only where EXPUNGE is allowed), RFC 6851 (MOVE),
- *   RFC 4315 (COPYUID), RFC 7162 section 3.1 (CONDSTORE; not QRESYNC); folders, LIST and
- *   friends: folders.h.
+ *   RFC 4315 (COPYUID), RFC 7162 sections 3.1 (CONDSTORE) and 3.2 (QRESYNC: SELECT/EXAMINE
+ *   QRESYNC, VANISHED, UID FETCH VANISHED, [CLOSED]); folders, LIST and friends: folders.h.
  *
  * DESCRIPTION
  *   The session keeps a view of the selected mailbox: the messages the client knows, in
@@ -98,6 +98,7 @@ struct imapd_session {
     bool readonly;
     struct imapd_view view;           /* the generation the client was last told of (view.h) */
     bool condstore;                   /* RFC 7162 enabled: FETCH responses carry MODSEQ */
+    bool qresync;                     /* ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED, not EXPUNGE */
     size_t nkeywords_sent;
     bool auth_wait;                   /* AUTHENTICATE PLAIN: the response line comes next */
     char auth_tag[IMAP_TAG_MAX + 1];
@@ -170,7 +171,7 @@ static bool imapd_plaintext_ok(const struct imapd_session *ss)
 static void imapd_capabilities(const struct imapd_session *ss, struct buf *b)
 {
     buf_append_str(b, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT CHILDREN SPECIAL-USE MOVE "
-                      "CONDSTORE");
+                      "CONDSTORE QRESYNC");
     if (ss->state == IMAPD_S_NOTAUTH) {
         if (ss->srv->tls && !ss->tls)
             buf_append_str(b, " STARTTLS");
@@ -234,7 +235,8 @@ static void imapd_merge(struct imapd_session *ss, bool allow_expunge, const uint
         imapd_claim_recent(ss);
     struct buf b;
     buf_init(&b, 0);
-    imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, ss->condstore, &b);
+    imapd_view_merge(&ss->view, ss->store.gen, allow_expunge, &ss->store, skip, nskip, ss->condstore, ss->qresync,
+                     &b);
     imapd_send_buf(ss, &b);
     buf_free(&b);
 }
@@ -607,8 +609,58 @@ static void imapd_cmd_id(struct imapd_session *ss, struct imap_cmd *cmd)
 
 /* ---- authenticated ------------------------------------------------------------------------ */
 
+/*
+ * RFC 7162 3.2.5.1: after SELECT/EXAMINE ... (QRESYNC (v m known (seqs uids)))) with the
+ * mailbox's UIDVALIDITY: "* VANISHED (EARLIER)" with the known UIDs that are gone, then
+ * "FETCH (UID FLAGS MODSEQ)" for the known messages changed since m. Known UIDs not given
+ * mean 1:UIDNEXT-1. The mail store keeps no MODSEQ of an expunged message, so every known
+ * UID (up to UIDNEXT-1, above what the sequence match data shows the client knows) that does
+ * not exist now is told, whatever m (RFC 7162 5.1 allows this). Ranges all the way: a known
+ * set of 1:4294967295 costs no more than 1:10.
+ */
+static void imapd_qresync_select(struct imapd_session *ss, const struct imap_cmd *cmd)
+{
+    const struct mailstore_gen *g = ss->view.shown;
+    uint32_t maxuid = g->uidnext > 1 ? g->uidnext - 1 : 0;
+    struct imap_seq_range all = {1, UINT32_MAX};
+    struct imap_seqset whole = {&all, 1, false};
+    const struct imap_seqset *known_set = cmd->qresync_known_uids.n ? &cmd->qresync_known_uids : &whole;
+    uint32_t floor = imapd_seq_match_floor(&cmd->qresync_match_seqs, &cmd->qresync_match_uids, g);
+    struct imapd_uidset known, vanish;
+    imapd_uidset_make(&known, known_set, 0, 1, maxuid);
+    imapd_uidset_make(&vanish, known_set, 0, floor, maxuid);
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append_str(&b, "* VANISHED (EARLIER) ");
+    if (imapd_uidset_missing(&vanish, g, &b))
+        buf_append_str(&b, "\r\n");
+    else
+        buf_reset(&b);
+    size_t changed = 0;
+    for (size_t i = 0; i < g->nmsgs; i++) {
+        const struct mailstore_msg *m = &g->msgs[i];
+        if (m->modseq <= cmd->qresync_modseq || !imapd_uidset_has(&known, m->uid))
+            continue;
+        buf_printf(&b, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+        imapd_flag_list(&ss->store, imapd_flags_of(ss, m->uid, m->flags), m->keywords, &b);
+        buf_printf(&b, " MODSEQ (%llu))\r\n", m->modseq);
+        changed++;
+    }
+    imapd_send_buf(ss, &b);
+    log_info("imapd %llx: user=%s qresync known-ranges=%zu floor=%u changed=%zu", ss->id, ss->user, known.n, floor,
+             changed);
+    buf_free(&b);
+    imapd_uidset_free(&known);
+    imapd_uidset_free(&vanish);
+}
+
 static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
 {
+    if (cmd->qresync && !ss->qresync) {
+        /* RFC 7162 3.2.3: the QRESYNC parameter without ENABLE QRESYNC first is a BAD */
+        imapd_bad(ss, cmd->tag, "QRESYNC needs ENABLE QRESYNC first.");
+        return;
+    }
     if (ss->state == IMAPD_S_SELECTED) {
         if (!ss->readonly) {
             const char *error = NULL;
@@ -616,6 +668,10 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
                 log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
         }
         imapd_close_mailbox(ss);
+        /* RFC 7162 CLOSED, from every server that advertises QRESYNC (as Dovecot does, whether
+         * or not the session enabled it): the boundary between the old mailbox's responses
+         * and the new one's */
+        imapd_send(ss, "* OK [CLOSED] Previous mailbox closed.");
     }
     struct imapd_folders_ctx fctx = {ss->srv, ss->user, ss->id};
     struct imapd_folder folder;
@@ -656,6 +712,9 @@ static void imapd_cmd_select(struct imapd_session *ss, struct imap_cmd *cmd)
     imapd_send(ss, "* OK [UIDNEXT %u] Predicted next UID", ss->store.uidnext);
     ss->condstore |= cmd->condstore;
     imapd_send(ss, "* OK [HIGHESTMODSEQ %llu] Highest", ss->store.highestmodseq);
+    /* a UIDVALIDITY that differs: the rest is ignored, nothing more is told (RFC 7162 3.2.5.1) */
+    if (cmd->qresync && cmd->qresync_uidvalidity == ss->store.uidvalidity)
+        imapd_qresync_select(ss, cmd);
     log_info("imapd %llx: user=%s %s %s messages=%zu", ss->id, ss->user, ss->readonly ? "examine" : "select",
              folder.name, ss->store.nmsgs);
     imapd_send(ss, "%s OK [%s] %s completed.", cmd->tag, ss->readonly ? "READ-ONLY" : "READ-WRITE",
@@ -756,12 +815,19 @@ static void imapd_cmd_namespace(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_enable(struct imapd_session *ss, struct imap_cmd *cmd)
 {
-    bool condstore = false;
-    for (size_t i = 0; i < cmd->nitems; i++)
+    bool condstore = false, qresync = false;
+    for (size_t i = 0; i < cmd->nitems; i++) {
         condstore |= strcmp(cmd->items[i], "CONDSTORE") == 0;
-    /* RFC 5161 3.1: only what was not enabled before is listed */
-    imapd_send(ss, "* ENABLED%s", condstore && !ss->condstore ? " CONDSTORE" : "");
-    ss->condstore |= condstore;
+        qresync |= strcmp(cmd->items[i], "QRESYNC") == 0;
+    }
+    /*
+     * RFC 5161 3.1: only what was asked for and not enabled before is listed; RFC 7162 3.2.3:
+     * QRESYNC enables CONDSTORE too (listed only when asked for by name).
+     */
+    imapd_send(ss, "* ENABLED%s%s", condstore && !ss->condstore ? " CONDSTORE" : "",
+               qresync && !ss->qresync ? " QRESYNC" : "");
+    ss->condstore |= condstore || qresync;
+    ss->qresync |= qresync;
     imapd_ok(ss, cmd->tag, true, "Enable completed.");
 }
 
@@ -899,11 +965,13 @@ static enum mailstore_result imapd_expunge_uids(struct imapd_session *ss, const 
     return MAILSTORE_OK;
 }
 
-static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell)
+static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struct imap_seqset *set, bool tell,
+                          size_t *removed_r)
 {
     const char *error = NULL;
     uint32_t *uids = NULL;
     size_t n = 0, removed = 0;
+    *removed_r = 0;
     enum mailstore_result r = imapd_expunge_uids(ss, set, &uids, &n, &error);
     if (r == MAILSTORE_OK)
         r = mailstore_expunge(&ss->store, uids, n, &removed, &error);
@@ -916,9 +984,22 @@ static bool imapd_expunge(struct imapd_session *ss, const char *tag, const struc
         return false;
     }
     log_info("imapd %llx: user=%s expunge removed=%zu", ss->id, ss->user, removed);
+    *removed_r = removed;
     if (tell)
         return imapd_sync(ss, true, false);
     return true;
+}
+
+/*
+ * The tagged OK of EXPUNGE and UID EXPUNGE: with QRESYNC on, one that removed messages carries
+ * the new HIGHESTMODSEQ (RFC 7162 3.2.7, 3.2.9).
+ */
+static void imapd_expunge_ok(struct imapd_session *ss, const char *tag, bool removed)
+{
+    if (ss->qresync && removed)
+        imapd_send(ss, "%s OK [HIGHESTMODSEQ %llu] Expunge completed.", tag, ss->store.highestmodseq);
+    else
+        imapd_send(ss, "%s OK Expunge completed.", tag);
 }
 
 static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
@@ -947,15 +1028,20 @@ static void imapd_cmd_expunge(struct imapd_session *ss, struct imap_cmd *cmd)
 
 static void imapd_cmd_close(struct imapd_session *ss, struct imap_cmd *cmd)
 {
+    size_t removed = 0;
     if (!ss->readonly) {
         if (cmd->verb == IMAP_VERB_CLOSE)
-            imapd_expunge(ss, NULL, NULL, false);
+            imapd_expunge(ss, NULL, NULL, false, &removed);
         const char *error = NULL;
         if (mailstore_write_flags(&ss->store, &error) != MAILSTORE_OK)
             log_warnx("imapd %llx: user=%s flags not written to the mbox: %s", ss->id, ss->user, error);
     }
+    unsigned long long highest = ss->store.highestmodseq;
     imapd_close_mailbox(ss);
-    imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
+    if (ss->qresync && removed) /* RFC 7162 3.2.8: the HIGHESTMODSEQ after the CLOSE's expunge */
+        imapd_send(ss, "%s OK [HIGHESTMODSEQ %llu] Close completed.", cmd->tag, highest);
+    else
+        imapd_send(ss, "%s OK %s completed.", cmd->tag, imap_verb_name(cmd->verb));
 }
 
 /* COPY, MOVE (RFC 6851) and their UID forms, answered with COPYUID (RFC 4315). */
@@ -1133,7 +1219,8 @@ static void imapd_cmd_store(struct imapd_session *ss, struct imap_cmd *cmd)
      */
     struct buf b;
     buf_init(&b, 0);
-    bool moved = imapd_view_merge(&ss->view, ss->store.gen, cmd->uid, &ss->store, uids, nuids, ss->condstore, &b);
+    bool moved = imapd_view_merge(&ss->view, ss->store.gen, cmd->uid, &ss->store, uids, nuids, ss->condstore,
+                                  ss->qresync, &b);
     for (size_t i = 0; i < nuids; i++) {
         const struct mailstore_msg *now = imapd_store_find(ss, uids[i]);
         size_t idx = mailstore_gen_index(ss->view.shown, uids[i]);
@@ -1614,10 +1701,34 @@ static void imapd_fetch_run(struct imapd_session *ss)
 /* Takes over cmd (the FETCH may outlive this call). */
 static void imapd_cmd_fetch(struct imapd_session *ss, struct imap_cmd *cmd)
 {
+    if (cmd->vanished && !ss->qresync) {
+        imapd_bad(ss, cmd->tag, "VANISHED needs ENABLE QRESYNC first."); /* RFC 7162 3.2.3 */
+        return;
+    }
     size_t *list, n;
     if (!imapd_resolve(ss, &cmd->set, cmd->uid, &list, &n)) {
         imapd_bad(ss, cmd->tag, "Invalid message sequence number.");
         return;
+    }
+    if (cmd->vanished) {
+        /*
+         * RFC 7162 3.2.6: the UIDs of the set (up to UIDNEXT-1) that the client's view lacks,
+         * before the FETCHes; no MODSEQ is kept for an expunge, so all of them (RFC 7162 5.1).
+         */
+        const struct mailstore_gen *g = ss->view.shown;
+        uint32_t maxuid = g && g->uidnext > 1 ? g->uidnext - 1 : 0;
+        struct imapd_uidset set;
+        /* '*' as UIDNEXT-1 here: "n:*" asks about everything from n on, gone or not */
+        imapd_uidset_make(&set, &cmd->set, maxuid, 1, maxuid);
+        struct buf b;
+        buf_init(&b, 0);
+        buf_append_str(&b, "* VANISHED (EARLIER) ");
+        if (imapd_uidset_missing(&set, g, &b)) {
+            buf_append_str(&b, "\r\n");
+            imapd_send_buf(ss, &b);
+        }
+        buf_free(&b);
+        imapd_uidset_free(&set);
     }
     bool modseq = cmd->changedsince > 0;
     for (size_t i = 0; i < cmd->natts; i++)
@@ -1814,7 +1925,7 @@ static void imapd_expunge_run(evutil_socket_t fd, short what, void *arg)
             if (r != MAILSTORE_OK)
                 imapd_store_error(ss, ss->expunge_tag, r, error);
             else if (imapd_sync(ss, true, false))
-                imapd_send(ss, "%s OK Expunge completed.", ss->expunge_tag);
+                imapd_expunge_ok(ss, ss->expunge_tag, removed > 0);
             if (ss->state != IMAPD_S_CLOSING)
                 bufferevent_enable(ss->bev, EV_READ);
             imapd_process(ss); /* commands that came meanwhile */

@@ -5,7 +5,7 @@
  * STANDARDS
  *   RFC 3501 7.3.1 (EXISTS), 7.4.1 (EXPUNGE: sequence numbers of the later ones already
  *   account for the earlier; not during FETCH, STORE, SEARCH), 7.4.2 (unsolicited FETCH);
- *   RFC 2180 4.1.
+ *   RFC 2180 4.1; RFC 7162 3.2.10 (VANISHED), 3.2.5.2 (message sequence match data).
  */
 #include "view.h"
 
@@ -134,9 +134,50 @@ void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywor
     buf_append_char(b, ')');
 }
 
+/* Appends the run [lo, hi] to a uid-set being written ("" before the first, "," after). */
+static void imapd_uid_run(struct buf *out, bool *any, uint32_t lo, uint32_t hi)
+{
+    buf_printf(out, "%s%u", *any ? "," : "", lo);
+    if (hi != lo)
+        buf_printf(out, ":%u", hi);
+    *any = true;
+}
+
+/*
+ * RFC 7162 3.2.10: the UIDs of the view that latest lacks, as one "* VANISHED uid-set" line
+ * (runs of consecutive UIDs, all of them in the view, become lo:hi). Nothing when none.
+ */
+static void imapd_view_vanished(const struct mailstore_gen *old, const struct mailstore_gen *latest, struct buf *out)
+{
+    size_t nold = old ? old->nmsgs : 0, ncur = latest->nmsgs;
+    bool any = false;
+    uint32_t run_lo = 0, run_hi = 0;
+    struct buf set;
+    buf_init(&set, 0);
+    for (size_t i = 0, j = 0; i < nold; i++) {
+        uint32_t uid = old->msgs[i].uid;
+        while (j < ncur && latest->msgs[j].uid < uid)
+            j++;
+        if (j < ncur && latest->msgs[j].uid == uid)
+            continue;
+        if (run_hi && uid == run_hi + 1) {
+            run_hi = uid;
+            continue;
+        }
+        if (run_hi)
+            imapd_uid_run(&set, &any, run_lo, run_hi);
+        run_lo = run_hi = uid;
+    }
+    if (run_hi)
+        imapd_uid_run(&set, &any, run_lo, run_hi);
+    if (any)
+        buf_printf(out, "* VANISHED %s\r\n", set.data);
+    buf_free(&set);
+}
+
 bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool allow_expunge,
                       const struct mailstore *ms, const uint32_t *skip, size_t nskip, bool with_modseq,
-                      struct buf *out)
+                      bool vanished, struct buf *out)
 {
     if (!latest || latest == v->shown)
         return false;
@@ -152,6 +193,8 @@ bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool a
                 return false;
         }
     }
+    if (vanished)
+        imapd_view_vanished(old, latest, out); /* first: the FETCHes below use the numbers after it */
     size_t nn = 0, j = 0;
     uint32_t maxold = nold ? old->msgs[nold - 1].uid : 0;
     for (size_t i = 0; i < nold; i++) {
@@ -159,7 +202,8 @@ bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool a
         while (j < ncur && cur[j].uid < uid)
             j++;
         if (j == ncur || cur[j].uid != uid) {
-            buf_printf(out, "* %zu EXPUNGE\r\n", nn + 1);
+            if (!vanished)
+                buf_printf(out, "* %zu EXPUNGE\r\n", nn + 1);
             continue;
         }
         unsigned told;
@@ -192,4 +236,137 @@ bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool a
     v->ahead = NULL;
     v->nahead = 0;
     return true;
+}
+
+/* ---- QRESYNC: UID sets as ranges -------------------------------------------------------------- */
+
+static int imapd_range_cmp(const void *a, const void *b)
+{
+    const uint32_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+void imapd_uidset_make(struct imapd_uidset *u, const struct imap_seqset *set, uint32_t star, uint32_t min,
+                       uint32_t max)
+{
+    memset(u, 0, sizeof *u);
+    if (set->n == 0 || min > max)
+        return;
+    uint32_t(*r)[2] = xreallocarray(NULL, set->n, sizeof *r);
+    size_t n = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        uint32_t lo = set->ranges[i].lo == IMAP_SEQ_STAR ? star : set->ranges[i].lo;
+        uint32_t hi = set->ranges[i].hi == IMAP_SEQ_STAR ? star : set->ranges[i].hi;
+        if (lo > hi) {
+            uint32_t t = lo;
+            lo = hi;
+            hi = t;
+        }
+        if (lo < min)
+            lo = min;
+        if (hi > max)
+            hi = max;
+        if (lo > hi)
+            continue;
+        r[n][0] = lo;
+        r[n][1] = hi;
+        n++;
+    }
+    qsort(r, n, sizeof *r, imapd_range_cmp);
+    u->lo = xreallocarray(NULL, n ? n : 1, sizeof *u->lo);
+    u->hi = xreallocarray(NULL, n ? n : 1, sizeof *u->hi);
+    for (size_t i = 0; i < n; i++) {
+        /* overlapping or adjacent: one range (64-bit: hi + 1 may pass UINT32_MAX) */
+        if (u->n && (uint64_t)r[i][0] <= (uint64_t)u->hi[u->n - 1] + 1) {
+            if (r[i][1] > u->hi[u->n - 1])
+                u->hi[u->n - 1] = r[i][1];
+            continue;
+        }
+        u->lo[u->n] = r[i][0];
+        u->hi[u->n++] = r[i][1];
+    }
+    free(r);
+}
+
+void imapd_uidset_free(struct imapd_uidset *u)
+{
+    free(u->lo);
+    free(u->hi);
+    memset(u, 0, sizeof *u);
+}
+
+bool imapd_uidset_has(const struct imapd_uidset *u, uint32_t uid)
+{
+    size_t lo = 0, hi = u->n; /* the first range ending at or after uid */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (u->hi[mid] < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < u->n && u->lo[lo] <= uid;
+}
+
+bool imapd_uidset_missing(const struct imapd_uidset *u, const struct mailstore_gen *g, struct buf *out)
+{
+    bool any = false;
+    size_t n = g ? g->nmsgs : 0;
+    for (size_t k = 0; k < u->n; k++) {
+        /* the first message at or after the range's start */
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (g->msgs[mid].uid < u->lo[k])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        uint64_t next = u->lo[k]; /* the first UID of the range not yet accounted for */
+        for (size_t i = lo; i < n && g->msgs[i].uid <= u->hi[k]; i++) {
+            if (g->msgs[i].uid > next)
+                imapd_uid_run(out, &any, (uint32_t)next, g->msgs[i].uid - 1);
+            next = (uint64_t)g->msgs[i].uid + 1;
+        }
+        if (next <= u->hi[k])
+            imapd_uid_run(out, &any, (uint32_t)next, u->hi[k]);
+    }
+    return any;
+}
+
+/* Walks a parsed (ascending, '*'-free) set value by value: *at is the current value. */
+struct imapd_set_walk {
+    const struct imap_seqset *set;
+    size_t k;
+    uint64_t at;
+};
+
+static bool imapd_walk_next(struct imapd_set_walk *w)
+{
+    if (w->k >= w->set->n)
+        return false;
+    if (w->at < w->set->ranges[w->k].hi) {
+        w->at++;
+        return true;
+    }
+    if (++w->k >= w->set->n)
+        return false;
+    w->at = w->set->ranges[w->k].lo;
+    return true;
+}
+
+uint32_t imapd_seq_match_floor(const struct imap_seqset *seqs, const struct imap_seqset *uids,
+                               const struct mailstore_gen *g)
+{
+    if (seqs->n == 0 || uids->n == 0 || !g)
+        return 1;
+    struct imapd_set_walk s = {seqs, 0, seqs->ranges[0].lo}, u = {uids, 0, uids->ranges[0].lo};
+    uint32_t floor = 1;
+    do {
+        /* sequence numbers ascend: past the mailbox's end, none can match any more */
+        if (s.at == 0 || s.at > g->nmsgs || g->msgs[s.at - 1].uid != u.at)
+            break;
+        floor = u.at >= UINT32_MAX ? UINT32_MAX : (uint32_t)u.at + 1;
+    } while (imapd_walk_next(&s) && imapd_walk_next(&u));
+    return floor;
 }

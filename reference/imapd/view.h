@@ -17,6 +17,11 @@
  *   Per session this is one reference and at most IMAPD_AHEAD_MAX ahead entries, freed at
  *   each merge: an idle selected session costs O(1) memory whatever the mailbox's size.
  *
+ *   With QRESYNC enabled (RFC 7162 3.2.10) the merge tells expunges as one "VANISHED uid-set"
+ *   before the FETCHes instead of an EXPUNGE each. The imapd_uidset functions serve QRESYNC's
+ *   VANISHED (EARLIER): a client's UID set made into sorted, merged ranges (never one entry a
+ *   UID: "1:4294967295" is one range) and the UIDs of it a generation lacks, as ranges.
+ *
  *   \Recent: the UIDs this session claimed (mailstore_recent_claim) at SELECT and when it
  *   was told of new messages, as at most IMAPD_RECENT_RANGES ranges; "* n RECENT" follows
  *   every EXISTS.
@@ -36,6 +41,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "imap_cmd.h"
 #include "mailstore/mailstore.h"
 
 #define IMAPD_AHEAD_MAX 256
@@ -90,12 +96,42 @@ void imapd_view_told(struct imapd_view *v, uint32_t uid, unsigned flags, uint32_
 /*
  * Brings the view to latest, appending the untagged responses to out (see DESCRIPTION).
  * FETCH (FLAGS) is not written for the UIDs in skip (sorted; the caller tells those itself);
- * with_modseq: it carries MODSEQ (RFC 7162, once the client enabled CONDSTORE).
+ * with_modseq: it carries MODSEQ (RFC 7162, once the client enabled CONDSTORE); vanished:
+ * expunges are told as "* VANISHED uid-set" (RFC 7162 3.2.10, once it enabled QRESYNC).
  * False when the view stayed where it was.
  */
 bool imapd_view_merge(struct imapd_view *v, struct mailstore_gen *latest, bool allow_expunge,
                       const struct mailstore *ms, const uint32_t *skip, size_t nskip, bool with_modseq,
-                      struct buf *out);
+                      bool vanished, struct buf *out);
+
+/* A set of UIDs as ascending, disjoint, non-adjacent [lo[k], hi[k]] ranges (QRESYNC). */
+struct imapd_uidset {
+    uint32_t *lo, *hi;
+    size_t n;
+};
+
+/*
+ * The UIDs of set ('*' is star, a range may be written backwards) within [min, max]: at most
+ * set->n ranges, whatever the numbers. min > max gives the empty set.
+ */
+void imapd_uidset_make(struct imapd_uidset *u, const struct imap_seqset *set, uint32_t star, uint32_t min,
+                       uint32_t max);
+void imapd_uidset_free(struct imapd_uidset *u);
+bool imapd_uidset_has(const struct imapd_uidset *u, uint32_t uid);
+/*
+ * Appends the UIDs of u that g (NULL: none) does not hold as a uid-set ("3:5,9"); false when
+ * there are none. O(u->n log g->nmsgs + the messages of g inside u).
+ */
+bool imapd_uidset_missing(const struct imapd_uidset *u, const struct mailstore_gen *g, struct buf *out);
+/*
+ * RFC 7162 3.2.5.2 (message sequence match data): pairs of a sequence number and a UID,
+ * taken in order (both sets ascending and of one size, as imap_cmd parses them), are checked
+ * against g until the first that does not match (or names no message of g); the client then
+ * knows every expunge up to the last matching UID. Returns that UID + 1 (1 when none matched):
+ * the lowest UID a VANISHED (EARLIER) needs to name. At most g->nmsgs + 1 pairs are looked at.
+ */
+uint32_t imapd_seq_match_floor(const struct imap_seqset *seqs, const struct imap_seqset *uids,
+                               const struct mailstore_gen *g);
 
 /* "(\Seen \Flagged kw...)" with ms's keyword names. */
 void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywords, struct buf *b);

@@ -4,7 +4,9 @@
  * STANDARDS
  *   RFC 3501 9 (formal syntax: tag, astring, literal, sequence-set, fetch-att, section,
  *   search-key, store-att-flags, flag-list, date), 7.5 (continuation); RFC 7888 (literal+);
- *   RFC 4959 (AUTHENTICATE initial response); RFC 4315 (UID EXPUNGE); RFC 6851 (MOVE).
+ *   RFC 4959 (AUTHENTICATE initial response); RFC 4315 (UID EXPUNGE); RFC 6851 (MOVE);
+ *   RFC 7162 7 (modifiers: CHANGEDSINCE, UNCHANGEDSINCE, VANISHED; select-param CONDSTORE
+ *   and QRESYNC; mod-sequence-value).
  */
 #include "imap_cmd.h"
 
@@ -723,19 +725,40 @@ static bool imap_modseq(struct imap_p *p, bool zero_ok, unsigned long long *n_r)
     return zero_ok || *n_r > 0 || imap_fail(p, "MODSEQ 0 is not allowed here.");
 }
 
-/* [SP "(" CHANGEDSINCE n ")"] after the fetch items (RFC 7162 3.1.4.1) */
+/*
+ * [SP "(" modifier *(SP modifier) ")"] after the fetch items: CHANGEDSINCE n (RFC 7162
+ * 3.1.4.1) and VANISHED (3.2.6: UID FETCH only, and only with CHANGEDSINCE), each once.
+ */
 static bool imap_fetch_modifiers(struct imap_p *p, struct imap_cmd *cmd)
 {
     if (imap_at_end(p))
         return true;
     if (!imap_sp(p) || !imap_char(p, '(', "Fetch modifiers expected."))
         return false;
-    const char *s;
-    size_t len;
-    imap_name(p, &s, &len);
-    if (!imap_word_is(s, len, "CHANGEDSINCE"))
-        return imap_fail(p, "Unknown fetch modifier.");
-    return imap_sp(p) && imap_modseq(p, false, &cmd->changedsince) && imap_char(p, ')', "')' expected.");
+    for (unsigned n = 0;; n++) {
+        const char *s;
+        size_t len;
+        if (n > 0 && !imap_sp(p))
+            return false;
+        imap_name(p, &s, &len);
+        if (imap_word_is(s, len, "CHANGEDSINCE") && !cmd->changedsince) {
+            if (!imap_sp(p) || !imap_modseq(p, false, &cmd->changedsince))
+                return false;
+        } else if (imap_word_is(s, len, "VANISHED") && !cmd->vanished) {
+            cmd->vanished = true;
+        } else {
+            return imap_fail(p, "Unknown or repeated fetch modifier.");
+        }
+        if (imap_peek(p) == ')') {
+            p->pos++;
+            break;
+        }
+    }
+    if (cmd->vanished && !cmd->uid)
+        return imap_fail(p, "VANISHED is a UID FETCH modifier.");
+    if (cmd->vanished && !cmd->changedsince)
+        return imap_fail(p, "VANISHED needs CHANGEDSINCE.");
+    return true;
 }
 
 static bool imap_fetch_args(struct imap_p *p, struct imap_cmd *cmd)
@@ -1016,6 +1039,94 @@ static bool imap_search_args(struct imap_p *p, struct imap_cmd *cmd)
     return true;
 }
 
+/* ---- SELECT parameters (RFC 4466 select-params, RFC 7162) ----------------------------------- */
+
+/* A QRESYNC set (known-uids, known-sequence-set, known-uid-set): '*' is not allowed. */
+static bool imap_qresync_set(struct imap_p *p, struct imap_seqset *set)
+{
+    if (!imap_seqset(p, set))
+        return false;
+    for (size_t i = 0; i < set->n; i++)
+        if (set->ranges[i].lo == IMAP_SEQ_STAR || set->ranges[i].hi == IMAP_SEQ_STAR)
+            return imap_fail(p, "'*' is not allowed in QRESYNC parameters.");
+    return true;
+}
+
+/*
+ * A sequence match set must ascend (RFC 7162 3.2.5.2): each range is made lo <= hi and must
+ * start above the previous one's end. *count_r is how many values it holds (at most
+ * IMAP_SEQ_RANGES_MAX * 2^32: no overflow).
+ */
+static bool imap_match_set(struct imap_p *p, struct imap_seqset *set, unsigned long long *count_r)
+{
+    unsigned long long count = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        struct imap_seq_range *r = &set->ranges[i];
+        if (r->lo > r->hi) {
+            uint32_t t = r->lo;
+            r->lo = r->hi;
+            r->hi = t;
+        }
+        if (i > 0 && r->lo <= set->ranges[i - 1].hi)
+            return imap_fail(p, "QRESYNC sequence match data must ascend.");
+        count += (unsigned long long)r->hi - r->lo + 1;
+    }
+    *count_r = count;
+    return true;
+}
+
+/* QRESYNC SP "(" uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data] ")" */
+static bool imap_qresync_param(struct imap_p *p, struct imap_cmd *cmd)
+{
+    cmd->qresync = true;
+    if (!imap_sp(p) || !imap_char(p, '(', "QRESYNC parameters expected.") ||
+        !imap_number(p, true, &cmd->qresync_uidvalidity) || !imap_sp(p) ||
+        !imap_number64(p, 0x7fffffffffffffffULL, &cmd->qresync_modseq))
+        return imap_fail(p, "Invalid QRESYNC parameters.");
+    if (imap_peek(p) == ' ' && p->pos + 1 < p->len && p->s[p->pos + 1] != '(') {
+        p->pos++;
+        if (!imap_qresync_set(p, &cmd->qresync_known_uids))
+            return false;
+    }
+    if (imap_peek(p) == ' ') {
+        p->pos++;
+        unsigned long long nseqs, nuids;
+        if (!imap_char(p, '(', "Sequence match data expected.") || !imap_qresync_set(p, &cmd->qresync_match_seqs) ||
+            !imap_sp(p) || !imap_qresync_set(p, &cmd->qresync_match_uids) ||
+            !imap_char(p, ')', "')' expected after the sequence match data."))
+            return false;
+        if (!imap_match_set(p, &cmd->qresync_match_seqs, &nseqs) || !imap_match_set(p, &cmd->qresync_match_uids, &nuids))
+            return false;
+        if (nseqs != nuids)
+            return imap_fail(p, "QRESYNC sequence match sets differ in size.");
+    }
+    return imap_char(p, ')', "')' expected after the QRESYNC parameters.");
+}
+
+/* SP "(" select-param *(SP select-param) ")": CONDSTORE and QRESYNC (...), each once. */
+static bool imap_select_params(struct imap_p *p, struct imap_cmd *cmd)
+{
+    if (!imap_sp(p) || !imap_char(p, '(', "Select parameters expected."))
+        return false;
+    for (unsigned n = 0;; n++) {
+        const char *s;
+        size_t len;
+        if ((n > 0 && !imap_sp(p)) || !imap_atom(p, NULL, &s, &len))
+            return false;
+        if (imap_word_is(s, len, "CONDSTORE") && !cmd->condstore)
+            cmd->condstore = true;
+        else if (imap_word_is(s, len, "QRESYNC") && !cmd->qresync) {
+            if (!imap_qresync_param(p, cmd))
+                return false;
+        } else
+            return imap_fail(p, "Unknown or repeated select parameter.");
+        if (imap_peek(p) == ')') {
+            p->pos++;
+            return true;
+        }
+    }
+}
+
 /* ---- the commands -------------------------------------------------------------------------- */
 
 static const char *const imap_verb_names[IMAP_VERB_COUNT_] = {
@@ -1226,18 +1337,7 @@ static bool imap_args(struct imap_p *p, struct imap_cmd *cmd)
     case IMAP_VERB_EXAMINE:
         if (!imap_mailbox_arg(p, &cmd->arg1, &cmd->arg1_len))
             return false;
-        if (!imap_at_end(p)) {
-            /* RFC 4466 select-params; RFC 7162's CONDSTORE is the one known */
-            const char *s;
-            size_t len;
-            if (!imap_sp(p) || !imap_char(p, '(', "Select parameters expected.") || !imap_atom(p, NULL, &s, &len))
-                return false;
-            if (!imap_word_is(s, len, "CONDSTORE"))
-                return imap_fail(p, "Unknown select parameter.");
-            cmd->condstore = true;
-            return imap_char(p, ')', "')' expected.");
-        }
-        return true;
+        return imap_at_end(p) || imap_select_params(p, cmd);
     case IMAP_VERB_CREATE:
     case IMAP_VERB_DELETE:
     case IMAP_VERB_SUBSCRIBE:
@@ -1367,6 +1467,9 @@ void imap_cmd_free(struct imap_cmd *cmd)
     free(cmd->arg1);
     free(cmd->arg2);
     free(cmd->set.ranges);
+    free(cmd->qresync_known_uids.ranges);
+    free(cmd->qresync_match_seqs.ranges);
+    free(cmd->qresync_match_uids.ranges);
     for (size_t i = 0; i < cmd->natts; i++) {
         for (size_t k = 0; k < cmd->atts[i].nfields; k++)
             free(cmd->atts[i].fields[k]);

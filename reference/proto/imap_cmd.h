@@ -2,7 +2,7 @@
  * imap_cmd: IMAP4rev1 client commands (RFC 3501 9 grammar, RFC 7888 LITERAL+, RFC 4959
  * SASL-IR, RFC 4315 UID EXPUNGE, RFC 2177 IDLE, RFC 2971 ID, RFC 5161 ENABLE, RFC 5258 LIST
  * selection/return options SUBSCRIBED REMOTE RECURSIVEMATCH CHILDREN and RFC 6154 SPECIAL-USE;
- * other LIST options are refused), pure.
+ * other LIST options are refused; RFC 7162 CONDSTORE and QRESYNC parameters), pure.
  *
  * DESCRIPTION
  *   Two stages, both free of sockets and globals:
@@ -34,6 +34,9 @@
  *   IMAP_SEARCH_KEYS_MAX search keys nested at most IMAP_SEARCH_DEPTH_MAX deep,
  *   IMAP_FLAGS_MAX flags, IMAP_SECTION_DEPTH_MAX section numbers. Numbers are 32-bit
  *   non-zero where RFC 3501 says nz-number; anything larger is refused, not wrapped.
+ *   QRESYNC's known-uids and sequence match sets are kept as ranges (IMAP_SEQ_RANGES_MAX
+ *   each), never expanded: "1:4294967295" costs one range; the match sets' element counts
+ *   are compared by arithmetic on the ranges.
  */
 #ifndef ZOLDER_IMAP_CMD_H
 #define ZOLDER_IMAP_CMD_H
@@ -229,6 +232,17 @@ struct imap_cmd {
     unsigned long long changedsince; /* FETCH ... (CHANGEDSINCE n); 0: none */
     bool has_unchangedsince;        /* STORE ... (UNCHANGEDSINCE n) ... */
     unsigned long long unchangedsince;
+    /*
+     * RFC 7162 QRESYNC: SELECT/EXAMINE ... (QRESYNC (uidvalidity modseq [known-uids]
+     * [(known-sequence-set known-uid-set)])). No '*' in any of the sets; the two match sets
+     * hold the same number of values, each strictly ascending. A set not given has n == 0.
+     */
+    bool qresync;
+    uint32_t qresync_uidvalidity;
+    unsigned long long qresync_modseq;   /* 0 is accepted (everything changed) */
+    struct imap_seqset qresync_known_uids;
+    struct imap_seqset qresync_match_seqs, qresync_match_uids;
+    bool vanished;                  /* UID FETCH ... (CHANGEDSINCE n VANISHED); only with both */
 };
 
 /* LIST selection options (RFC 5258 3.1, RFC 6154 3) and return options (RFC 5258 3.2). */

@@ -2,7 +2,8 @@
  * Fuzz target for reference/proto/imap_cmd. The first byte picks a chunk size; the rest is a
  * client's byte stream, framed by imap_reader in chunks of that size and each framed command
  * parsed. Invariants: framing takes every byte and the same commands come out whatever the
- * chunk size; a failure has an error text; parsed commands are within the header's limits.
+ * chunk size; a failure has an error text; parsed commands are within the header's limits
+ * (QRESYNC's sets too, without '*').
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +31,18 @@ static void fuzz_parse(const char *cmdtext, size_t len)
         fuzz_check(cmd.nflags <= IMAP_FLAGS_MAX && cmd.nkeys <= IMAP_SEARCH_KEYS_MAX);
         for (size_t i = 0; i < cmd.natts; i++)
             fuzz_check(cmd.atts[i].nparts <= IMAP_SECTION_DEPTH_MAX);
+        /* QRESYNC (RFC 7162): bounded sets without '*'; VANISHED only in UID FETCH with CHANGEDSINCE */
+        fuzz_check(cmd.qresync_known_uids.n <= IMAP_SEQ_RANGES_MAX && cmd.qresync_match_seqs.n <= IMAP_SEQ_RANGES_MAX &&
+                   cmd.qresync_match_uids.n <= IMAP_SEQ_RANGES_MAX);
+        fuzz_check(!cmd.qresync || cmd.qresync_uidvalidity != 0);
+        fuzz_check((cmd.qresync_match_seqs.n == 0) == (cmd.qresync_match_uids.n == 0));
+        for (size_t i = 0; i < cmd.qresync_match_seqs.n; i++)
+            fuzz_check(cmd.qresync_match_seqs.ranges[i].lo <= cmd.qresync_match_seqs.ranges[i].hi &&
+                       cmd.qresync_match_seqs.ranges[i].lo != IMAP_SEQ_STAR);
+        for (size_t i = 0; i < cmd.qresync_known_uids.n; i++)
+            fuzz_check(cmd.qresync_known_uids.ranges[i].lo != IMAP_SEQ_STAR &&
+                       cmd.qresync_known_uids.ranges[i].hi != IMAP_SEQ_STAR);
+        fuzz_check(!cmd.vanished || (cmd.uid && cmd.verb == IMAP_VERB_FETCH && cmd.changedsince > 0));
         if (cmd.verb == IMAP_VERB_SEARCH)
             fuzz_check(cmd.nkeys >= 2 && cmd.keys[0].type == IMAP_SK_AND && cmd.keys[0].nchildren >= 1);
     }

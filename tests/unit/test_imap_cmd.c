@@ -1,7 +1,8 @@
 /*
  * Unit tests for reference/proto/imap_cmd: framing (whole, byte by byte, random splits,
  * continuation requests, limits) and the command grammar (every command, fetch items,
- * sections, partials, sequence sets, STORE, SEARCH trees, errors).
+ * sections, partials, sequence sets, STORE, SEARCH trees, errors; RFC 7162 CONDSTORE and
+ * QRESYNC parameters, framed whole and byte by byte).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -477,6 +478,160 @@ static void test_condstore(void **state)
     }
 }
 
+/* RFC 7162 QRESYNC: SELECT/EXAMINE (QRESYNC ...) and UID FETCH (CHANGEDSINCE n VANISHED). */
+static void test_qresync(void **state)
+{
+    (void)state;
+    struct imap_cmd cmd;
+    const char *error;
+    /* RFC 7162 3.2.5's first example */
+    assert_true(parse("A03 SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))", &cmd, &error));
+    assert_true(cmd.qresync);
+    assert_false(cmd.condstore);
+    assert_int_equal(cmd.qresync_uidvalidity, 67890007);
+    assert_int_equal(cmd.qresync_modseq, 20050715194045000ULL);
+    assert_int_equal(cmd.qresync_known_uids.n, 3);
+    assert_int_equal(cmd.qresync_known_uids.ranges[1].lo, 43);
+    assert_int_equal(cmd.qresync_known_uids.ranges[1].hi, 211);
+    assert_int_equal(cmd.qresync_match_seqs.n, 0);
+    imap_cmd_free(&cmd);
+    /* and the one with sequence match data (13 numbers, 13 UIDs) */
+    assert_true(parse("B04 EXAMINE INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 "
+                      "15000,22500,27000,29970,29973,29976,29979,29982,29985,29988,29991,29994,29997)))",
+                      &cmd, &error));
+    assert_int_equal(cmd.verb, IMAP_VERB_EXAMINE);
+    assert_int_equal(cmd.qresync_known_uids.n, 1);
+    assert_int_equal(cmd.qresync_known_uids.ranges[0].hi, 29997);
+    assert_int_equal(cmd.qresync_match_seqs.n, 4);
+    assert_int_equal(cmd.qresync_match_uids.n, 13);
+    assert_int_equal(cmd.qresync_match_seqs.ranges[3].lo, 9990);
+    assert_int_equal(cmd.qresync_match_seqs.ranges[3].hi, 9999);
+    imap_cmd_free(&cmd);
+    /* without known-uids, with match data; a reversed range is made ascending */
+    assert_true(parse("a SELECT INBOX (QRESYNC (1 5 (2:1 10:11)))", &cmd, &error));
+    assert_int_equal(cmd.qresync_known_uids.n, 0);
+    assert_int_equal(cmd.qresync_match_seqs.ranges[0].lo, 1);
+    assert_int_equal(cmd.qresync_match_seqs.ranges[0].hi, 2);
+    imap_cmd_free(&cmd);
+    /* MODSEQ 0 (a client that never saw one) and the widest set: kept as one range */
+    assert_true(parse("a select inbox (condstore qresync (4294967295 0 1:4294967295))", &cmd, &error));
+    assert_true(cmd.condstore);
+    assert_true(cmd.qresync);
+    assert_int_equal(cmd.qresync_uidvalidity, 4294967295U);
+    assert_int_equal(cmd.qresync_modseq, 0);
+    assert_int_equal(cmd.qresync_known_uids.n, 1);
+    assert_int_equal(cmd.qresync_known_uids.ranges[0].hi, 4294967295U);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a SELECT INBOX (QRESYNC (7 9223372036854775807) CONDSTORE)", &cmd, &error));
+    assert_int_equal(cmd.qresync_modseq, 9223372036854775807ULL);
+    assert_true(cmd.condstore);
+    imap_cmd_free(&cmd);
+    /* RFC 7162 3.2.6's example, and the modifiers the other way round */
+    assert_true(parse("s100 UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)", &cmd, &error));
+    assert_true(cmd.uid);
+    assert_true(cmd.vanished);
+    assert_int_equal(cmd.changedsince, 12345);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a UID FETCH 1:* FLAGS (vanished changedsince 1)", &cmd, &error));
+    assert_true(cmd.vanished);
+    assert_int_equal(cmd.changedsince, 1);
+    imap_cmd_free(&cmd);
+    assert_true(parse("a UID FETCH 1:* FLAGS (CHANGEDSINCE 1)", &cmd, &error));
+    assert_false(cmd.vanished);
+    imap_cmd_free(&cmd);
+    static const char *const bad[] = {
+        "a SELECT INBOX (QRESYNC)",
+        "a SELECT INBOX (QRESYNC ())",
+        "a SELECT INBOX (QRESYNC (0 5))",
+        "a SELECT INBOX (QRESYNC (4294967296 5))",
+        "a SELECT INBOX (QRESYNC (1))",
+        "a SELECT INBOX (QRESYNC (1 x))",
+        "a SELECT INBOX (QRESYNC (1 9223372036854775808))",
+        "a SELECT INBOX (QRESYNC (1 5 ))",
+        "a SELECT INBOX (QRESYNC  (1 5))",
+        "a SELECT INBOX (QRESYNC (1 5 1:*))",
+        "a SELECT INBOX (QRESYNC (1 5 *))",
+        "a SELECT INBOX (QRESYNC (1 5 0))",
+        "a SELECT INBOX (QRESYNC (1 5 1,,2))",
+        "a SELECT INBOX (QRESYNC (1 5 1,2 (1,2 3)))",
+        "a SELECT INBOX (QRESYNC (1 5 (1:* 1:2)))",
+        "a SELECT INBOX (QRESYNC (1 5 (3,1 5,6)))",
+        "a SELECT INBOX (QRESYNC (1 5 (1,2 6,5)))",
+        "a SELECT INBOX (QRESYNC (1 5 (1:3,3 4:7)))",
+        "a SELECT INBOX (QRESYNC (1 5 (1 2))",
+        "a SELECT INBOX (QRESYNC (1 5 (1 2)(3 4)))",
+        "a SELECT INBOX (QRESYNC (1 5 (1 2) (3 4)))",
+        "a SELECT INBOX (QRESYNC (1 5 1,2 (1 2) x))",
+        "a SELECT INBOX (QRESYNC (1 5 (1)))",
+        "a SELECT INBOX (QRESYNC (1 5) QRESYNC (1 5))",
+        "a SELECT INBOX (CONDSTORE CONDSTORE)",
+        "a SELECT INBOX (CONDSTORE QRESYNC)",
+        "a SELECT INBOX (QRESYNC (1 5)",
+        "a SELECT INBOX (QRESYNC (1 5)) x",
+        "a SELECT INBOX ()",
+        "a FETCH 1 FLAGS (CHANGEDSINCE 5 VANISHED)",
+        "a UID FETCH 1 FLAGS (VANISHED)",
+        "a UID FETCH 1 FLAGS (CHANGEDSINCE 5 VANISHED VANISHED)",
+        "a UID FETCH 1 FLAGS (CHANGEDSINCE 5 CHANGEDSINCE 6)",
+        "a UID FETCH 1 FLAGS (CHANGEDSINCE 5 )",
+        "a UID FETCH 1 FLAGS (CHANGEDSINCE 5  VANISHED)",
+        "a UID FETCH 1 FLAGS ()",
+        "a UID FETCH 1 FLAGS (VANISHED CHANGEDSINCE 0)",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (parse(bad[i], &cmd, &error))
+            fail_msg("\"%s\" parsed", bad[i]);
+        assert_non_null(error);
+        assert_string_equal(cmd.tag, "a");
+        imap_cmd_free(&cmd);
+    }
+    /* more ranges than IMAP_SEQ_RANGES_MAX in known-uids: refused, not grown */
+    size_t cap = 64 + (IMAP_SEQ_RANGES_MAX + 1) * 12;
+    char *line = malloc(cap);
+    size_t len = (size_t)snprintf(line, cap, "a SELECT INBOX (QRESYNC (1 5 ");
+    for (unsigned i = 0; i <= IMAP_SEQ_RANGES_MAX; i++)
+        len += (size_t)snprintf(line + len, cap - len, "%s%u", i ? "," : "", 2 * i + 1);
+    snprintf(line + len, cap - len, "))");
+    assert_false(parse(line, &cmd, &error));
+    assert_string_equal(error, "Sequence set has too many ranges.");
+    imap_cmd_free(&cmd);
+    free(line);
+}
+
+/* QRESYNC commands framed whole and byte by byte parse the same. */
+static void test_qresync_framed(void **state)
+{
+    (void)state;
+    static const char qstream[] = "q1 ENABLE QRESYNC\r\n"
+                                  "q2 SELECT {5}\r\nINBOX (QRESYNC (3 42 1:9,12 (2,4 2,5)))\r\n"
+                                  "q3 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 40 VANISHED)\r\n";
+    static const char expected[] = "q1 ENABLE QRESYNC|"
+                                   "[+]q2 SELECT {5}INBOX (QRESYNC (3 42 1:9,12 (2,4 2,5)))|"
+                                   "q3 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 40 VANISHED)|";
+    size_t ones[sizeof qstream];
+    for (size_t i = 0; i < sizeof qstream; i++)
+        ones[i] = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        struct frame_log log;
+        frame(qstream, sizeof qstream - 1, pass ? ones : NULL, 0, &log);
+        assert_int_equal(log.commands, 3);
+        assert_int_equal(log.len, sizeof expected - 1);
+        assert_memory_equal(log.out, expected, log.len);
+    }
+    /* the framed SELECT (the literal's bytes follow its announcement) parses */
+    struct imap_cmd cmd;
+    const char *error;
+    static const char framed[] = "q2 SELECT {5}INBOX (QRESYNC (3 42 1:9,12 (2,4 2,5)))";
+    assert_true(imap_cmd_parse(framed, sizeof framed - 1, &cmd, &error));
+    assert_true(cmd.qresync);
+    assert_string_equal(cmd.arg1, "INBOX");
+    assert_int_equal(cmd.qresync_uidvalidity, 3);
+    assert_int_equal(cmd.qresync_modseq, 42);
+    assert_int_equal(cmd.qresync_known_uids.n, 2);
+    assert_int_equal(cmd.qresync_match_uids.ranges[1].lo, 5);
+    imap_cmd_free(&cmd);
+}
+
 static void test_search(void **state)
 {
     (void)state;
@@ -556,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_seqset),        cmocka_unit_test(test_fetch),
         cmocka_unit_test(test_store),         cmocka_unit_test(test_search),
         cmocka_unit_test(test_date),          cmocka_unit_test(test_condstore),
+        cmocka_unit_test(test_qresync),       cmocka_unit_test(test_qresync_framed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
