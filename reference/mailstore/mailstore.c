@@ -2013,6 +2013,16 @@ static void mailstore_job_run(evutil_socket_t fd, short what, void *arg)
     struct mailstore ms;
     struct mailstore_location loc = {.mbox_path = j->mbox_path, .index_path = j->index_path, .user = j->user};
     const char *error = NULL;
+    struct stat st;
+    if (lstat(j->mbox_path, &st) < 0) {
+        /* the folder was deleted or renamed meanwhile (its index moved with it: the
+         * expunges wait there for the next session): nothing here to compact, and no index
+         * to make again at the old place */
+        j->pending = 0;
+        j->dirty = false;
+        mailstore_job_free_if_idle(j);
+        return;
+    }
     j->running = true;
     enum mailstore_result r = mailstore_open_at(&ms, &loc, &error);
     if (r == MAILSTORE_OK)

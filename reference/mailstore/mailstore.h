@@ -146,8 +146,9 @@
  *   still see the expunged messages and miss flags set since the last rewrite (the
  *   documented trade-off, docs/imap.md); an index lost or damaged meanwhile brings them
  *   back under a new UIDVALIDITY; an older zolder reading the index ignores the mark (the
- *   index format keeps its number). While expunges wait, refreshes take the scan-and-index
- *   path instead of the flags-only one (the session's list is no longer the index's).
+ *   index format keeps its number). Their bytes count towards mailbox_size_limit until
+ *   the compaction. A folder renamed while expunges wait is compacted under its new name
+ *   once a session opens it (the job at the old name finds no file and ends).
  *   Maildir: every change (STORE, EXPUNGE, APPEND, new files) rewrites the whole index (no
  *   journal) after a rescan of new/ and cur/ (one lstat a file); Dovecot's ",W=" size is
  *   written but not trusted when read. A rename by another program within the file

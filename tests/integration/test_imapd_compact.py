@@ -8,6 +8,7 @@ import os
 import poplib
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -113,6 +114,37 @@ class ImapCompactTest(CompactCase):
         self.z.start()
         c = self.imap()
         self.assertEqual([u for u, _ in self.subjects(c)], [1, 2, 3, 4, 6])
+
+
+    def test_folder_deleted_or_renamed_while_expunges_wait(self):
+        m = self.imap()
+        for name in ("weg", "oud"):
+            self.ok(m.create(name))
+            for n in range(1, 9):  # one of 8 expunged: under the size threshold (a quarter)
+                self.ok(m.append(name, None, None, f"Subject: {name} {n}\r\n\r\nbody\r\n".encode()))
+            self.ok(m.select(name))
+            self.ok(m.uid("STORE", "2", "+FLAGS.SILENT", "(\\Deleted)"))
+            self.ok(m.expunge())
+            self.ok(m.select("INBOX"))  # the last session leaves the folder: compaction in a second
+        index_dir = os.path.join(self.z.inst.path("var"), "index", "bouke")
+        self.assertIn("oud 2", open(self.z.inst.path("var", "home", "bouke", "Mail", "oud")).read())  # waits
+        before = sorted(os.listdir(index_dir))
+        self.ok(m.delete("weg"))
+        self.ok(m.rename("oud", "nieuw"))
+        time.sleep(2)  # past the compaction that was due
+        self.assertNotIn("compaction error", self.z.log())
+        # nothing was made again at the old names
+        self.assertEqual([n for n in os.listdir(index_dir) if "weg" in n or "oud" in n], [], before)
+        self.assertNotIn(b"weg", b" ".join(self.ok(m.list())))
+        # the renamed folder kept its expunge, and is compacted under its new name
+        self.ok(m.select("nieuw"))
+        got = self.ok(m.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+        subjects = [x[1].decode().strip() for x in got if isinstance(x, tuple)]
+        self.assertEqual(subjects, ["Subject: oud 1"] + [f"Subject: oud {n}" for n in range(3, 9)])
+        self.ok(m.select("INBOX"))
+        box = self.z.inst.path("var", "home", "bouke", "Mail", "nieuw")  # mail_dir ~/Mail, no home
+        self.assertIn("oud 1", open(box).read())
+        self.z.wait_for(lambda: "oud 2" not in open(box).read(), what="compaction of the renamed folder")
 
 
 class ImapCompactTimerTest(CompactCase):
