@@ -1521,6 +1521,30 @@ static void imapd_literal(struct buf *b, const char *data, size_t len)
     buf_append(b, data, len);
 }
 
+/*
+ * The FETCH line's buffer, kept from line to line (a FETCH 1:* formats 10,000 of them): no
+ * allocation per line. One that a literal grew past IMAPD_FETCH_SCRATCH_KEEP is freed.
+ */
+#define IMAPD_FETCH_SCRATCH_KEEP 65536
+static struct buf imapd_fetch_scratch;
+
+static void imapd_fetch_scratch_take(struct buf *b)
+{
+    *b = imapd_fetch_scratch;
+    memset(&imapd_fetch_scratch, 0, sizeof imapd_fetch_scratch);
+    buf_reset(b);
+}
+
+static void imapd_fetch_scratch_give(struct buf *b)
+{
+    if (b->cap > IMAPD_FETCH_SCRATCH_KEEP || imapd_fetch_scratch.data) {
+        buf_free(b);
+        return;
+    }
+    imapd_fetch_scratch = *b;
+    memset(b, 0, sizeof *b);
+}
+
 /* One message's FETCH response; false when the message is gone. */
 static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
 {
@@ -1543,7 +1567,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     }
     struct buf wire, b, part;
     buf_init(&wire, 0);
-    buf_init(&b, 0);
+    imapd_fetch_scratch_take(&b);
     buf_init(&part, 0);
     const char *error = NULL;
     if (need_text) {
@@ -1551,6 +1575,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         if (r != MAILSTORE_OK) {
             log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, uid, error);
             buf_free(&wire);
+            imapd_fetch_scratch_give(&b);
             return false;
         }
     }
@@ -1660,7 +1685,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         buf_printf(&b, "%sMODSEQ (%llu)", b.len > start ? " " : "", modseq);
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);
-    buf_free(&b);
+    imapd_fetch_scratch_give(&b);
     buf_free(&part);
     buf_free(&wire);
     ss->fetched++;
