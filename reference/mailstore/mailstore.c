@@ -500,19 +500,20 @@ uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto)
     if (upto <= first)
         return upto;
     mailstore_gen_set_recent(ms->mbox_path, upto);
-    /* advisory: not fsynced (see mailstore.h) */
-    char *path = mailstore_path(ms->index_path, ".recent", ""), *tmp = mailstore_path(path, ".tmp", "");
+    /*
+     * advisory: not fsynced (see mailstore.h). Written in place, one fixed-width line that
+     * covers any earlier one (a SELECT per new message made a new file and a rename each
+     * time); kill -9 cannot tear a write; after a power loss see mailstore.h.
+     */
+    char *path = mailstore_path(ms->index_path, ".recent", "");
     char text[32];
-    int n = snprintf(text, sizeof text, "%u %u\n", ms->uidvalidity, upto);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool ok = fd >= 0 && fs_write_all(fd, text, (size_t)n) == 0;
+    int n = snprintf(text, sizeof text, "%10u %10u\n", ms->uidvalidity, upto);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && pwrite(fd, text, (size_t)n, 0) == n;
     if (fd >= 0 && close(fd) < 0)
         ok = false;
-    if (!ok || rename(tmp, path) < 0) {
+    if (!ok)
         log_warn("mailstore: cannot write %s", path);
-        unlink(tmp);
-    }
-    free(tmp);
     free(path);
     return first;
 }

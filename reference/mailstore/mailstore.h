@@ -48,8 +48,10 @@
  *   mailstore_store_if leaves messages changed since UNCHANGEDSINCE alone.
  *
  *   \Recent: the process keeps per mailbox the first UID no session has claimed
- *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", written to a new file
- *   and renamed, not fsynced: after a crash messages may be \Recent once more, never lost).
+ *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", one fixed-width line
+ *   rewritten in place, not fsynced: after kill -9 it is as last written; after a power loss
+ *   messages may be \Recent once more, or, from a torn line, some not \Recent at all; the
+ *   messages themselves are never lost).
  *   Under a new UIDVALIDITY every message is \Recent again.
  *   Reading a message looks its place up in the current generation, then checks that the
  *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
