@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "maildir_name.h"
 #include "mbox.h"
@@ -31,6 +32,7 @@
 #include "xalloc.h"
 
 #define MAILDIR_INDEX_MAGIC "zolder-maildir-index 1"
+#define MAILDIR_JOURNAL_MAGIC "zolder-maildir-journal 1"
 #define MAILDIR_INDEX_MAX (256UL * 1024 * 1024)
 #define MAILDIR_CACHES_MAX 64
 
@@ -41,6 +43,7 @@ struct md_msg {
     char *name;          /* the file name now */
     bool in_new;         /* in new/ (else cur/) */
     char other[32];      /* info letters IMAP does not show (P, Dovecot's keywords): kept on rename */
+    bool gone;           /* journal replay: removed ("X"), dropped at the end */
 };
 
 /*
@@ -55,6 +58,19 @@ struct md_cache {
     size_t n;
     char *keyword[MAILSTORE_KEYWORDS_MAX];
     size_t nkeywords;
+    bool stale;          /* the last change was not made durable: scan and read the index again */
+};
+
+/*
+ * The index as it was last made durable (index file plus journal), for the next change's
+ * journal records (md_index_update): UID order.
+ */
+struct md_base {
+    struct mailstore_msg *m;
+    size_t n;
+    size_t nkeywords;    /* the keyword table's length then */
+    bool full;           /* no usable index: write it whole */
+    bool dirty;          /* md_sync found changes not yet made durable */
 };
 
 static struct md_cache *md_caches;
@@ -122,6 +138,14 @@ static void md_cache_set(struct mailstore *ms, struct md_msg *v, size_t n)
     md_caches = c;
 }
 
+/* The last change was not made durable: the next call scans and reads the index again. */
+static void md_cache_stale(const struct mailstore *ms)
+{
+    struct md_cache *c = (struct md_cache *)md_cache_find(ms->mbox_path);
+    if (c)
+        c->stale = true;
+}
+
 void maildir_store_cache_clear(void)
 {
     while (md_caches) {
@@ -156,13 +180,21 @@ static bool md_stamp_eq(const struct mailstore_stamp *a, const struct mailstore_
     return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
 }
 
-/* A generation's three stamps for a Maildir: cur/ (as "mbox"), the index, new/ (as "journal"). */
+/*
+ * A generation's three stamps for a Maildir: cur/ (as "mbox"), the index with its journal
+ * (a journal append changes its size and mtime, a fold the index's inode), new/ (as "journal").
+ */
 static void md_stamps_now(const struct mailstore *ms, struct mailstore_stamp *cur, struct mailstore_stamp *index,
                           struct mailstore_stamp *newdir)
 {
     char *c = md_join(ms->mbox_path, "/cur", ""), *n = md_join(ms->mbox_path, "/new", "");
+    struct mailstore_stamp journal;
     md_stamp(c, cur);
     md_stamp(ms->index_path, index);
+    md_stamp(ms->journal_path, &journal);
+    index->ino = index->ino * 1000003ULL ^ journal.ino;
+    index->size += journal.size;
+    index->mtime_ns += journal.mtime_ns;
     md_stamp(n, newdir);
     free(c);
     free(n);
@@ -186,7 +218,7 @@ static bool md_take_current(struct mailstore *ms, bool fresh)
 {
     struct mailstore_gen *g = mailstore_gen_current(ms->mbox_path);
     const struct md_cache *c = md_cache_find(ms->mbox_path);
-    if (!g || !c || c->validity != g->uidvalidity || (!fresh && g->uidvalidity != ms->uidvalidity))
+    if (!g || !c || c->stale || c->validity != g->uidvalidity || (!fresh && g->uidvalidity != ms->uidvalidity))
         return false;
     struct mailstore_stamp cur, index, newdir;
     md_stamps_now(ms, &cur, &index, &newdir);
@@ -295,7 +327,7 @@ static void md_key_hash(const char *key, unsigned char *out)
     memcpy(out, md, MAILSTORE_HASH_LEN);
 }
 
-/* ---- the index ----------------------------------------------------------------------------- */
+/* ---- the index and its journal --------------------------------------------------------------- */
 
 static bool md_num(const char **p, unsigned long long *v, unsigned base)
 {
@@ -309,9 +341,153 @@ static bool md_num(const char **p, unsigned long long *v, unsigned base)
 }
 
 /*
+ * One message's entry, "UID MODSEQ FLAGS KEYWORDS CONTENTLEN SIZE LINES MTIME KEY" (FLAGS and
+ * KEYWORDS hex; KEY last, to the end of the line), into *x (x->key allocated).
+ */
+static bool md_entry_parse(const char *p, const struct mailstore *ms, struct md_msg *x)
+{
+    unsigned long long f[8];
+    static const unsigned bases[8] = {10, 10, 16, 16, 10, 10, 10, 10};
+    for (size_t k = 0; k < 8; k++)
+        if (!md_num(&p, &f[k], bases[k]))
+            return false;
+    struct maildir_name mn;
+    size_t klen = strlen(p);
+    if (!maildir_name_parse(p, klen, &mn) || mn.key_len != klen || f[0] == 0 || f[0] >= UINT32_MAX)
+        return false;
+    memset(x, 0, sizeof *x);
+    x->m.uid = (uint32_t)f[0];
+    x->m.modseq = f[1];
+    x->m.flags = (unsigned)f[2] & MBOX_FLAGS_IMAP;
+    x->m.keywords = ms->nkeywords < 32 ? (uint32_t)f[3] & ((1u << ms->nkeywords) - 1) : (uint32_t)f[3];
+    x->m.content_len = f[4];
+    x->m.size = f[5];
+    x->m.lines = f[6];
+    x->m.internaldate = (time_t)f[7];
+    x->key = xstrdup(p);
+    return true;
+}
+
+static void md_entry_put(struct buf *b, const struct md_msg *x)
+{
+    buf_printf(b, "%u %llu %x %x %llu %llu %llu %lld %s\n", x->m.uid, x->m.modseq ? x->m.modseq : 1,
+               x->m.flags & MBOX_FLAGS_IMAP, (unsigned)x->m.keywords, x->m.content_len, x->m.size, x->m.lines,
+               (long long)x->m.internaldate, x->key);
+}
+
+static size_t md_lower_bound(const struct md_msg *v, size_t n, uint32_t uid)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].m.uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * The journal (INDEX.journal, journal.h) over the index just loaded (*vp, UID order; stamp
+ * index). Records, absolute values so replaying is idempotent: "K NAME" a keyword added to
+ * the table (in table order), "E ENTRY" a message's whole entry (new, or measured again),
+ * "F UID MODSEQ FLAGS KEYWORDS" its flags, "X UID" it is gone, "H UIDNEXT HIGHESTMODSEQ".
+ */
+static void md_journal_apply(struct mailstore *ms, const struct mailstore_stamp *index, struct md_msg **vp,
+                             size_t *np, size_t *capp)
+{
+    char *data = NULL, *body = NULL;
+    size_t blen = 0;
+    if (index_journal_read(ms->journal_path, MAILDIR_JOURNAL_MAGIC, ms->uidvalidity, index, MAILDIR_INDEX_MAX, &data,
+                           &body, &blen) < 0) {
+        log_warn("mailstore: cannot read %s; the changes in it are lost", ms->journal_path);
+        return;
+    }
+    struct md_msg *v = *vp;
+    size_t n = *np, cap = *capp, applied = 0;
+    bool any_gone = false;
+    for (char *line = body, *nl; line && line < body + blen; line = nl + 1) {
+        nl = strchr(line, '\n');
+        *nl = '\0';
+        unsigned uid = 0, flags = 0, kw = 0, next = 0;
+        unsigned long long modseq = 0;
+        int used = 0;
+        struct md_msg e;
+        bool ok = true;
+        if (line[0] == 'K' && line[1] == ' ') {
+            ok = mailstore_keyword_add(ms, line + 2) >= 0;
+        } else if (line[0] == 'E' && line[1] == ' ' && md_entry_parse(line + 2, ms, &e)) {
+            size_t at = md_lower_bound(v, n, e.m.uid);
+            if (at < n && v[at].m.uid == e.m.uid) {
+                free(v[at].key);
+                v[at] = e;
+            } else if (n >= MAILSTORE_MESSAGES_MAX) {
+                free(e.key);
+                ok = false;
+            } else {
+                if (n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    v = xreallocarray(v, cap, sizeof *v);
+                }
+                memmove(v + at + 1, v + at, (n - at) * sizeof *v);
+                v[at] = e;
+                n++;
+            }
+            if (ok && e.m.uid >= ms->uidnext)
+                ms->uidnext = e.m.uid + 1;
+            if (ok && e.m.modseq > ms->highestmodseq)
+                ms->highestmodseq = e.m.modseq;
+        } else if (sscanf(line, "F %u %llu %x %x%n", &uid, &modseq, &flags, &kw, &used) == 4 && line[used] == '\0') {
+            size_t at = md_lower_bound(v, n, uid);
+            if (at < n && v[at].m.uid == uid) {
+                v[at].m.flags = flags & MBOX_FLAGS_IMAP;
+                v[at].m.keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
+                v[at].m.modseq = modseq;
+            }
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
+        } else if (sscanf(line, "X %u%n", &uid, &used) == 1 && line[used] == '\0') {
+            size_t at = md_lower_bound(v, n, uid);
+            if (at < n && v[at].m.uid == uid) {
+                v[at].gone = true;
+                any_gone = true;
+            }
+        } else if (sscanf(line, "H %u %llu%n", &next, &modseq, &used) == 2 && line[used] == '\0' && next > 0) {
+            if (next > ms->uidnext)
+                ms->uidnext = next;
+            if (modseq > ms->highestmodseq)
+                ms->highestmodseq = modseq;
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            log_warnx("mailstore: %s is damaged after %zu records; the rest is ignored", ms->journal_path, applied);
+            break;
+        }
+        applied++;
+    }
+    if (any_gone) {
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].gone) {
+                free(v[i].key);
+                continue;
+            }
+            v[kept++] = v[i];
+        }
+        n = kept;
+    }
+    free(data);
+    *vp = v;
+    *np = n;
+    *capp = cap;
+}
+
+/*
  * Loads the index: "zolder-maildir-index 1 UIDVALIDITY UIDNEXT HIGHESTMODSEQ", "keywords
- * NAME...", then a line a message: "UID MODSEQ FLAGS KEYWORDS CONTENTLEN SIZE LINES MTIME KEY"
- * (FLAGS and KEYWORDS hex; KEY last). -1 when missing or unreadable (a new UIDVALIDITY).
+ * NAME...", then a line a message (md_entry_parse), then applies its journal. -1 when
+ * missing or unreadable (a new UIDVALIDITY).
  */
 static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
 {
@@ -319,6 +495,8 @@ static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
     size_t len = 0;
     *v_r = NULL;
     *n_r = 0;
+    struct mailstore_stamp stamp;
+    md_stamp(ms->index_path, &stamp);
     if (fs_read_file(ms->index_path, MAILDIR_INDEX_MAX, &data, &len) < 0)
         return -1;
     struct md_msg *v = NULL;
@@ -343,36 +521,23 @@ static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
         if (!(nl = strchr(line, '\n')))
             goto out;
         *nl = '\0';
-        unsigned long long f[8];
-        const char *p = line;
-        static const unsigned bases[8] = {10, 10, 16, 16, 10, 10, 10, 10};
-        for (size_t k = 0; k < 8; k++)
-            if (!md_num(&p, &f[k], bases[k]))
-                goto out;
-        struct maildir_name mn;
-        size_t klen = strlen(p);
-        if (!maildir_name_parse(p, klen, &mn) || mn.key_len != klen || f[0] == 0 || f[0] >= next ||
-            (n && f[0] <= v[n - 1].m.uid) || n >= MAILSTORE_MESSAGES_MAX)
+        struct md_msg x;
+        if (n >= MAILSTORE_MESSAGES_MAX || !md_entry_parse(line, ms, &x))
             goto out;
+        if (x.m.uid >= next || (n && x.m.uid <= v[n - 1].m.uid)) {
+            free(x.key);
+            goto out;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             v = xreallocarray(v, cap, sizeof *v);
         }
-        struct md_msg *x = &v[n++];
-        memset(x, 0, sizeof *x);
-        x->m.uid = (uint32_t)f[0];
-        x->m.modseq = f[1];
-        x->m.flags = (unsigned)f[2] & MBOX_FLAGS_IMAP;
-        x->m.keywords = (uint32_t)f[3];
-        x->m.content_len = f[4];
-        x->m.size = f[5];
-        x->m.lines = f[6];
-        x->m.internaldate = (time_t)f[7];
-        x->key = xstrdup(p);
+        v[n++] = x;
     }
     ms->uidvalidity = validity;
     ms->uidnext = next;
     ms->highestmodseq = hms ? hms : 1;
+    md_journal_apply(ms, &stamp, &v, &n, &cap);
     rc = 0;
 out:
     free(data);
@@ -386,6 +551,7 @@ out:
     return 0;
 }
 
+/* The whole index (tmp, fsync, rename, fsync the folder), then its journal removed. */
 static int md_index_write(struct mailstore *ms, const struct md_msg *v, size_t n)
 {
     struct buf b;
@@ -395,25 +561,98 @@ static int md_index_write(struct mailstore *ms, const struct md_msg *v, size_t n
         buf_printf(&b, " %s", ms->keyword[i]);
     buf_append_char(&b, '\n');
     for (size_t i = 0; i < n; i++)
-        buf_printf(&b, "%u %llu %x %x %llu %llu %llu %lld %s\n", v[i].m.uid, v[i].m.modseq ? v[i].m.modseq : 1,
-                   v[i].m.flags & MBOX_FLAGS_IMAP, (unsigned)v[i].m.keywords, v[i].m.content_len, v[i].m.size,
-                   v[i].m.lines, (long long)v[i].m.internaldate, v[i].key);
+        md_entry_put(&b, &v[i]);
     char *tmp = md_join(ms->index_path, ".tmp", "");
     int rc = -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
-        if (fs_write_all(fd, b.data ? b.data : "", b.len) == 0 && fsync(fd) == 0 && rename(tmp, ms->index_path) == 0 &&
-            fs_fsync_dir(ms->index_dir) == 0)
+        bool written = fs_write_all(fd, b.data ? b.data : "", b.len) == 0;
+        mailstore_step("index-written");
+        if (written && fsync(fd) == 0 && rename(tmp, ms->index_path) == 0 && fs_fsync_dir(ms->index_dir) == 0)
             rc = 0;
         close(fd);
     }
-    if (rc < 0) {
+    if (rc == 0) {
+        /* the journal names the old index's inode: ignored from now on; removed to save the read */
+        mailstore_step("index-renamed");
+        if (unlink(ms->journal_path) < 0 && errno != ENOENT)
+            log_warn("mailstore: cannot remove %s", ms->journal_path);
+        mailstore_step("journal-removed");
+    } else {
         log_warn("mailstore: cannot write %s", ms->index_path);
         unlink(tmp);
     }
     free(tmp);
     buf_free(&b);
     return rc;
+}
+
+static void md_base_take(struct md_base *base, const struct mailstore *ms, const struct md_msg *v, size_t n, bool full)
+{
+    base->m = xreallocarray(NULL, n ? n : 1, sizeof *base->m);
+    for (size_t i = 0; i < n; i++)
+        base->m[i] = v[i].m;
+    base->n = n;
+    base->nkeywords = ms->nkeywords;
+    base->full = full;
+}
+
+static void md_base_free(struct md_base *base)
+{
+    free(base->m);
+    base->m = NULL;
+    base->n = 0;
+}
+
+/*
+ * Makes v (UID order) the durable state, base being the last one: what changed appended to
+ * the journal as records (fsynced), or, when there is no usable index or the journal has
+ * passed its bound, everything written as a new index. 0: durable.
+ */
+static int md_index_update(struct mailstore *ms, const struct md_base *base, const struct md_msg *v, size_t n)
+{
+    struct mailstore_stamp index, journal;
+    md_stamp(ms->index_path, &index);
+    md_stamp(ms->journal_path, &journal);
+    if (base->full || index.ino == 0 || journal.size >= index_journal_bound(index.size))
+        return md_index_write(ms, v, n);
+    struct buf b;
+    buf_init(&b, 0);
+    for (size_t k = base->nkeywords; k < ms->nkeywords; k++)
+        buf_printf(&b, "K %s\n", ms->keyword[k]);
+    size_t i = 0, j = 0;
+    while (i < base->n || j < n) {
+        const struct mailstore_msg *o = i < base->n ? &base->m[i] : NULL;
+        const struct md_msg *x = j < n ? &v[j] : NULL;
+        if (o && (!x || o->uid < x->m.uid)) {
+            buf_printf(&b, "X %u\n", o->uid);
+            i++;
+            continue;
+        }
+        if (!o || x->m.uid < o->uid || o->content_len != x->m.content_len || o->size != x->m.size ||
+            o->lines != x->m.lines || o->internaldate != x->m.internaldate) {
+            buf_append_str(&b, "E ");
+            md_entry_put(&b, x);
+        } else if ((o->flags & MBOX_FLAGS_IMAP) != (x->m.flags & MBOX_FLAGS_IMAP) || o->keywords != x->m.keywords ||
+                   o->modseq != x->m.modseq) {
+            buf_printf(&b, "F %u %llu %x %x\n", x->m.uid, x->m.modseq, x->m.flags & MBOX_FLAGS_IMAP,
+                       (unsigned)x->m.keywords);
+        }
+        if (o && x->m.uid == o->uid)
+            i++;
+        j++;
+    }
+    buf_printf(&b, "H %u %llu\n", ms->uidnext, ms->highestmodseq);
+    struct index_journal jr;
+    int rc = index_journal_open(&jr, ms->journal_path, MAILDIR_JOURNAL_MAGIC, ms->uidvalidity, ms->index_path);
+    if (rc == 0)
+        rc = index_journal_commit(&jr, ms->journal_path, ms->index_dir, b.data, b.len);
+    buf_free(&b);
+    if (rc < 0) {
+        log_warn("mailstore: cannot append to %s; writing the whole index", ms->journal_path);
+        return md_index_write(ms, v, n);
+    }
+    return 0;
 }
 
 /* ---- scanning ------------------------------------------------------------------------------ */
@@ -533,17 +772,20 @@ out:
 
 /*
  * Under the lock: the Maildir as it is now, with UIDs from the index (new files get new ones,
- * vanished ones leave it), the index written when anything changed. *v_r in UID order.
+ * vanished ones leave it), made durable (md_index_update) when anything changed. *v_r in UID
+ * order. defer: nothing written; *defer is the durable state to update from (the caller
+ * changes more, then calls md_index_update and md_base_free).
  */
 static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct md_msg **v_r, size_t *n_r,
-                                     const char **error_r)
+                                     struct md_base *defer, const char **error_r)
 {
     *v_r = NULL;
     *n_r = 0;
     struct md_msg *idx = NULL;
     size_t nidx = 0;
-    bool write = false;
+    bool write = false, full = false;
     if (md_index_load(ms, &idx, &nidx) < 0) {
+        full = true;
         /* lost or unreadable: every UID starts again under a new UIDVALIDITY */
         uint32_t validity = (uint32_t)time(NULL);
         if (validity == ms->uidvalidity)
@@ -553,6 +795,7 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
         ms->highestmodseq = 1;
         write = true;
     }
+    size_t nkeywords_loaded = ms->nkeywords;
     struct md_found *found = NULL;
     size_t nfound = 0, cap = 0, moved = 0;
     if (md_scan_dir(ms, true, move_new, &found, &nfound, &cap, &moved) < 0 ||
@@ -664,11 +907,21 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
     free(found);
     free(matched);
     free(bykey);
+    struct md_base base;
+    md_base_take(&base, ms, idx, nidx, full);
+    base.nkeywords = nkeywords_loaded;
+    base.dirty = write || ms->nkeywords != nkeywords_loaded;
     md_msgs_free(idx, nidx);
-    if (write && md_index_write(ms, v, n) < 0) {
-        md_msgs_free(v, n);
-        *error_r = "cannot write the mailbox index";
-        return MAILSTORE_ERROR;
+    if (defer) {
+        *defer = base;
+    } else {
+        int rc = base.dirty ? md_index_update(ms, &base, v, n) : 0;
+        md_base_free(&base);
+        if (rc < 0) {
+            md_msgs_free(v, n);
+            *error_r = "cannot write the mailbox index";
+            return MAILSTORE_ERROR;
+        }
     }
     *v_r = v;
     *n_r = n;
@@ -700,7 +953,8 @@ static enum mailstore_result md_current(struct mailstore *ms, struct md_msg **v_
 {
     struct mailstore_gen *g = mailstore_gen_current(ms->mbox_path);
     const struct md_cache *c = md_cache_find(ms->mbox_path);
-    if (g && c && c->validity == g->uidvalidity && g->uidvalidity == ms->uidvalidity && c->n == g->nmsgs) {
+    if (g && c && !c->stale && c->validity == g->uidvalidity && g->uidvalidity == ms->uidvalidity &&
+        c->n == g->nmsgs) {
         struct mailstore_stamp cur, index, newdir;
         md_stamps_now(ms, &cur, &index, &newdir);
         if (md_stamp_eq(&cur, &g->mbox) && md_stamp_eq(&index, &g->index) && md_stamp_eq(&newdir, &g->journal)) {
@@ -715,7 +969,7 @@ static enum mailstore_result md_current(struct mailstore *ms, struct md_msg **v_
             }
             if (!same) {
                 md_msgs_free(v, c->n);
-                return md_sync(ms, false, v_r, n_r, error_r);
+                return md_sync(ms, false, v_r, n_r, NULL, error_r);
             }
             md_keywords_clear(ms);
             for (size_t i = 0; i < c->nkeywords; i++)
@@ -728,7 +982,7 @@ static enum mailstore_result md_current(struct mailstore *ms, struct md_msg **v_
             return MAILSTORE_OK;
         }
     }
-    return md_sync(ms, false, v_r, n_r, error_r);
+    return md_sync(ms, false, v_r, n_r, NULL, error_r);
 }
 
 /* Are the files of these UIDs (sorted) where v says? (A cached list may be stale.) */
@@ -755,7 +1009,7 @@ static enum mailstore_result md_current_for(struct mailstore *ms, const uint32_t
     enum mailstore_result r = md_current(ms, v_r, n_r, error_r);
     if (r == MAILSTORE_OK && !md_targets_present(ms, *v_r, *n_r, sorted, n)) {
         md_msgs_free(*v_r, *n_r);
-        r = md_sync(ms, false, v_r, n_r, error_r);
+        r = md_sync(ms, false, v_r, n_r, NULL, error_r);
     }
     return r;
 }
@@ -767,7 +1021,7 @@ static enum mailstore_result md_sync_publish(struct mailstore *ms, bool move_new
         return MAILSTORE_ERROR;
     struct md_msg *v = NULL;
     size_t n = 0;
-    enum mailstore_result r = md_sync(ms, move_new, &v, &n, error_r);
+    enum mailstore_result r = md_sync(ms, move_new, &v, &n, NULL, error_r);
     if (r == MAILSTORE_OK)
         mailstore_gen_adopt(ms, md_publish(ms, v, n));
     md_unlock(lock);
@@ -840,7 +1094,7 @@ enum mailstore_result maildir_store_refresh(struct mailstore *ms, const char **e
         return MAILSTORE_ERROR;
     struct md_msg *v = NULL;
     size_t n = 0;
-    enum mailstore_result r = md_sync(ms, false, &v, &n, error_r);
+    enum mailstore_result r = md_sync(ms, false, &v, &n, NULL, error_r);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         mailstore_gen_unref(md_publish(ms, v, n)); /* for the sessions that open anew */
         md_unlock(lock);
@@ -900,7 +1154,7 @@ enum mailstore_result maildir_store_read_msg(struct mailstore *ms, const struct 
     size_t n = 0;
     unsigned long long hms = ms->highestmodseq;
     uint32_t next = ms->uidnext;
-    enum mailstore_result r = md_sync(ms, false, &v, &n, error_r);
+    enum mailstore_result r = md_sync(ms, false, &v, &n, NULL, error_r);
     if (r == MAILSTORE_OK) {
         bool same = ms->uidvalidity == validity;
         mailstore_gen_unref(md_publish(ms, v, n)); /* the session's next refresh takes it */
@@ -981,13 +1235,17 @@ enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t
     enum mailstore_result r = md_change_begin(ms, uids, n, &lock, &sorted, &v, &nv, error_r);
     if (r != MAILSTORE_OK)
         return r;
+    struct md_base base;
+    md_base_take(&base, ms, v, nv, false);
     size_t kept = 0;
-    bool cur = false, newd = false, failed = false;
+    bool cur = false, newd = false, failed = false, durable = true;
     for (size_t i = 0; i < nv; i++) {
         if (n && bsearch(&v[i].m.uid, sorted, n, sizeof *sorted, md_uid_cmp)) {
             char *path = md_join(ms->mbox_path, v[i].in_new ? "/new/" : "/cur/", v[i].name);
             int rc = unlink(path), err = errno;
             free(path);
+            if (rc == 0)
+                mailstore_step("maildir-unlinked");
             /* ENOENT: renamed (or removed) by another program since the scan: kept in the
              * list, the next scan finds it by key (same UID) or drops it */
             if (rc == 0) {
@@ -1008,17 +1266,22 @@ enum mailstore_result maildir_store_expunge(struct mailstore *ms, const uint32_t
         r = MAILSTORE_ERROR;
     }
     if (cur || newd) {
+        mailstore_step("maildir-synced");
         ms->highestmodseq++;
-        if (md_index_write(ms, v, kept) < 0 && r == MAILSTORE_OK) {
+        if (md_index_update(ms, &base, v, kept) < 0) {
             /* the files are gone for good; the next scan brings the index in step */
             log_warnx("mailstore: %s: index not written after expunge", ms->index_path);
+            durable = false;
         }
     }
+    md_base_free(&base);
     if (failed && r == MAILSTORE_OK) {
         *error_r = "cannot remove a message file";
         r = MAILSTORE_ERROR;
     }
     mailstore_gen_adopt(ms, md_publish(ms, v, kept));
+    if (!durable)
+        md_cache_stale(ms);
     md_unlock(lock);
     return r;
 }
@@ -1040,6 +1303,8 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
     enum mailstore_result r = md_change_begin(ms, uids, n, &lock, &sorted, &v, &nv, error_r);
     if (r != MAILSTORE_OK)
         return r;
+    struct md_base base;
+    md_base_take(&base, ms, v, nv, false);
     uint32_t kw = 0;
     for (size_t k = 0; k < nkeywords; k++) {
         int bit = mode == MAILSTORE_REMOVE ? mailstore_keyword_index(ms, keywords[k]) : mailstore_keyword_add(ms, keywords[k]);
@@ -1092,6 +1357,7 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
                     r = MAILSTORE_ERROR;
                     break;
                 }
+                mailstore_step("maildir-renamed");
                 renamed_new |= x->in_new;
                 renamed_cur = true;
                 free(x->name);
@@ -1117,12 +1383,18 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
         *error_r = "cannot sync the Maildir";
         r = MAILSTORE_ERROR;
     }
+    if (renamed_cur)
+        mailstore_step("maildir-synced");
     free(sorted);
-    if (changed && md_index_write(ms, v, nv) < 0 && r == MAILSTORE_OK) {
+    bool durable = !changed || md_index_update(ms, &base, v, nv) == 0;
+    md_base_free(&base);
+    if (!durable && r == MAILSTORE_OK) {
         *error_r = "cannot write the mailbox index";
         r = MAILSTORE_ERROR;
     }
     mailstore_gen_adopt(ms, md_publish(ms, v, nv));
+    if (!durable)
+        md_cache_stale(ms);
     md_unlock(lock);
     return r;
 }
@@ -1185,11 +1457,12 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
     } else if (fs_write_all(fd, body.data ? body.data : "", body.len) < 0 || fsync(fd) < 0 ||
                (when > 0 && futimens(fd, times) < 0)) {
         *error_r = "Maildir write failed";
-    } else if (rename(tmp, to) < 0) {
+    } else if (mailstore_step("maildir-tmp-synced"), rename(tmp, to) < 0) {
         *error_r = "cannot move the Maildir file into cur/";
-    } else if (md_fsync_dirs(ms, true, false) < 0) {
+    } else if (mailstore_step("maildir-appended"), md_fsync_dirs(ms, true, false) < 0) {
         *error_r = "cannot sync the Maildir";
     } else {
+        mailstore_step("maildir-synced");
         r = MAILSTORE_OK;
     }
     if (fd >= 0)
@@ -1207,7 +1480,8 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
         return MAILSTORE_ERROR;
     struct md_msg *v = NULL;
     size_t nv = 0;
-    r = md_sync(ms, false, &v, &nv, error_r);
+    struct md_base base;
+    r = md_sync(ms, false, &v, &nv, &base, error_r);
     if (r != MAILSTORE_OK) {
         md_unlock(lock);
         return r;
@@ -1225,17 +1499,23 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
                         kw |= 1u << bit;
                 }
                 v[i].m.keywords = kw;
-                if (md_index_write(ms, v, nv) < 0) {
-                    *error_r = "cannot write the mailbox index";
-                    r = MAILSTORE_ERROR;
-                }
+                base.dirty = true;
             }
         }
+    /* its UID (found new by the scan) and its keywords: one journal append */
+    bool durable = !base.dirty || md_index_update(ms, &base, v, nv) == 0;
+    md_base_free(&base);
+    if (!durable) {
+        *error_r = "cannot write the mailbox index";
+        r = MAILSTORE_ERROR;
+    }
     if (r == MAILSTORE_OK && *uid_r == 0) {
         *error_r = "the appended message was removed by another program";
         r = MAILSTORE_GONE;
     }
     mailstore_gen_adopt(ms, md_publish(ms, v, nv));
+    if (!durable)
+        md_cache_stale(ms);
     md_unlock(lock);
     return r;
 }

@@ -22,6 +22,7 @@
 
 #include "deliver/local.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "maildir.h"
 #include "mbox.h"
@@ -562,23 +563,6 @@ static void mailstore_put_num(struct buf *b, unsigned long long v, unsigned base
 static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n);
 static int mailstore_index_update(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
                                   size_t first_new, size_t n, size_t nkeywords_before);
-#define MAILSTORE_JOURNAL_MIN (64UL * 1024)
-
-static void (*mailstore_step_hook)(const char *step);
-static unsigned long mailstore_journal_max_test;
-
-void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max)
-{
-    mailstore_step_hook = step;
-    mailstore_journal_max_test = journal_max;
-}
-
-/* A step of a durable change: tests crash the process here (mailstore_test_hooks). */
-static void mailstore_step(const char *step)
-{
-    if (mailstore_step_hook)
-        mailstore_step_hook(step);
-}
 
 static int mailstore_entry_uid_cmp(const void *key, const void *elem)
 {
@@ -1858,10 +1842,7 @@ static int mailstore_index_update(struct mailstore *ms, const struct mailstore_m
     struct mailstore_stamp index, journal;
     mailstore_stat_stamp(ms->index_path, &index);
     mailstore_stat_stamp(ms->journal_path, &journal);
-    unsigned long long bound = index.size / 4 > MAILSTORE_JOURNAL_MIN ? index.size / 4 : MAILSTORE_JOURNAL_MIN;
-    if (mailstore_journal_max_test)
-        bound = mailstore_journal_max_test;
-    if (journal.size >= bound)
+    if (journal.size >= index_journal_bound(index.size))
         return mailstore_index_write(ms, list, n);
     if (mailstore_journal_append(ms, list, marked, first_new, n, nkeywords_before) < 0) {
         log_warn("mailstore: cannot append to %s; writing the whole index", ms->journal_path);

@@ -94,11 +94,15 @@
  *   both folders, gives new files UIDs in arrival (mtime) order, takes flags from the names
  *   (a change by another program gets a new MODSEQ), drops vanished files (an expunge by
  *   another program), measures each new file once (RFC822.SIZE of the CRLF form, kept in the
- *   index) and rewrites the index (tmp, fsync, rename, fsync) when anything changed.
- *   mailstore_store renames into cur/ with the new info and fsyncs cur/, then writes the
- *   index, before it returns; mailstore_expunge unlinks and fsyncs the folders;
- *   mailstore_append writes tmp/KEY, fsyncs, sets the mtime (INTERNALDATE), renames into
- *   cur/KEY:2,FLAGS, fsyncs cur/, then gives it its UID. mailstore_settle (IMAP SELECT)
+ *   index) and, when anything changed, appends what changed to the index's journal
+ *   (INDEX.journal, journal.h: "E" a message's whole entry, "F" its flags, "X" gone, "K" a
+ *   keyword, "H" UIDNEXT and HIGHESTMODSEQ; absolute values, bound to the index file's inode
+ *   and mtime, fsynced), as the mbox back-end does; past the same bound (64 KiB or a quarter
+ *   of the index) the journal is folded into a new index (tmp, fsync, rename, fsync, journal
+ *   removed). mailstore_store renames into cur/ with the new info and fsyncs cur/, then
+ *   appends one journal record, before it returns; mailstore_expunge unlinks and fsyncs the
+ *   folders, then journals "X"; mailstore_append writes tmp/KEY, fsyncs, sets the mtime
+ *   (INTERNALDATE), renames into cur/KEY:2,FLAGS, fsyncs cur/, then journals its UID. mailstore_settle (IMAP SELECT)
  *   moves new/ into cur/. mailstore_read gives the file in the same raw form as an mbox's
  *   (mboxrd-quoted, LF line ends), so mbox_export makes its wire form; a file renamed since
  *   the last scan is found again by a new scan, one removed is GONE. Generations and
@@ -129,8 +133,10 @@
  *   Messages appended to the mbox (APPEND, delivery) are journalled too ("A" records with
  *   UID, place and hash); any other change of the message list (an expunge, mutt's rewrite)
  *   rewrites and fsyncs the whole index; an expunge rewrites the whole mbox.
- *   Maildir: every change (STORE, EXPUNGE, APPEND, new files) rewrites the whole index (no
- *   journal) after a rescan of new/ and cur/ (one lstat a file); Dovecot's ",W=" size is
+ *   Maildir: a change (STORE, EXPUNGE, APPEND, new files) starts from the process's last
+ *   scan when neither folder nor the index changed since, else from a rescan of new/ and
+ *   cur/ (one lstat a file); each costs a whole copy of the list (generations, above) and a
+ *   compare with the last durable one to find the journal records. Dovecot's ",W=" size is
  *   written but not trusted when read. A rename by another program within the file
  *   system's clock tick of our own last change of cur/ is seen at the next change. Maildir
  *   folders other than INBOX are not served (IMAP folders are mbox files).
