@@ -31,10 +31,14 @@
 #include "mbox_read.h"
 #include "xalloc.h"
 
-#define MAILDIR_INDEX_MAGIC "zolder-maildir-index 1"
+#define MAILDIR_INDEX_MAGIC_V1 "zolder-maildir-index 1"
+#define MAILDIR_INDEX_MAGIC "zolder-maildir-index 2" /* 1 + the name's keyword letters a message */
 #define MAILDIR_JOURNAL_MAGIC "zolder-maildir-journal 1"
 #define MAILDIR_INDEX_MAX (256UL * 1024 * 1024)
 #define MAILDIR_CACHES_MAX 64
+#define MAILDIR_KEYWORDS_FILE "dovecot-keywords"
+#define MAILDIR_KEYWORDS_FILE_MAX (64UL * 1024)
+#define MAILDIR_LETTERS 26
 
 /* One message as the last scan found it: the list entry and where its file is. */
 struct md_msg {
@@ -42,7 +46,8 @@ struct md_msg {
     char *key;           /* the file name without ":2,..." (the index's key) */
     char *name;          /* the file name now */
     bool in_new;         /* in new/ (else cur/) */
-    char other[32];      /* info letters IMAP does not show (P, Dovecot's keywords): kept on rename */
+    char other[32];      /* uppercase info letters IMAP does not show (P): kept on rename */
+    unsigned letters;    /* the name's keyword letters (bit N: 'a' + N), as the index last saw them */
     bool gone;           /* journal replay: removed ("X"), dropped at the end */
 };
 
@@ -67,6 +72,7 @@ struct md_cache {
  */
 struct md_base {
     struct mailstore_msg *m;
+    unsigned *letters;
     size_t n;
     size_t nkeywords;    /* the keyword table's length then */
     bool full;           /* no usable index: write it whole */
@@ -74,6 +80,22 @@ struct md_base {
 };
 
 static struct md_cache *md_caches;
+
+/*
+ * A Maildir's keyword letters (its dovecot-keywords file, line "N NAME": letter 'a' + N is
+ * keyword NAME), as bits of the mailbox's keyword table. Kept per Maildir in the process,
+ * read again at every scan.
+ */
+struct md_letters {
+    struct md_letters *next;
+    char *path;
+    signed char bit_of[MAILDIR_LETTERS];             /* keyword bit of letter N, -1: not ours */
+    signed char letter_of[MAILSTORE_KEYWORDS_MAX];   /* letter N of keyword bit, -1: none */
+    unsigned named;                                  /* letters the file names (ours or not) */
+    bool loaded;
+};
+
+static struct md_letters *md_letter_maps;
 
 static char *md_join(const char *a, const char *b, const char *c)
 {
@@ -152,6 +174,12 @@ void maildir_store_cache_clear(void)
         struct md_cache *c = md_caches;
         md_caches = c->next;
         md_cache_free(c);
+    }
+    while (md_letter_maps) {
+        struct md_letters *l = md_letter_maps;
+        md_letter_maps = l->next;
+        free(l->path);
+        free(l);
     }
 }
 
@@ -341,16 +369,20 @@ static bool md_num(const char **p, unsigned long long *v, unsigned base)
 }
 
 /*
- * One message's entry, "UID MODSEQ FLAGS KEYWORDS CONTENTLEN SIZE LINES MTIME KEY" (FLAGS and
- * KEYWORDS hex; KEY last, to the end of the line), into *x (x->key allocated).
+ * One message's entry, "UID MODSEQ FLAGS KEYWORDS LETTERS CONTENTLEN SIZE LINES MTIME KEY"
+ * (FLAGS, KEYWORDS and LETTERS hex; KEY last, to the end of the line; index format 1 has no
+ * LETTERS), into *x (x->key allocated).
  */
-static bool md_entry_parse(const char *p, const struct mailstore *ms, struct md_msg *x)
+static bool md_entry_parse(const char *p, const struct mailstore *ms, bool v1, struct md_msg *x)
 {
-    unsigned long long f[8];
+    unsigned long long f[8], letters = 0;
     static const unsigned bases[8] = {10, 10, 16, 16, 10, 10, 10, 10};
-    for (size_t k = 0; k < 8; k++)
+    for (size_t k = 0; k < 8; k++) {
         if (!md_num(&p, &f[k], bases[k]))
             return false;
+        if (k == 3 && !v1 && (!md_num(&p, &letters, 16) || letters >= (1u << MAILDIR_LETTERS)))
+            return false;
+    }
     struct maildir_name mn;
     size_t klen = strlen(p);
     if (!maildir_name_parse(p, klen, &mn) || mn.key_len != klen || f[0] == 0 || f[0] >= UINT32_MAX)
@@ -364,15 +396,16 @@ static bool md_entry_parse(const char *p, const struct mailstore *ms, struct md_
     x->m.size = f[5];
     x->m.lines = f[6];
     x->m.internaldate = (time_t)f[7];
+    x->letters = (unsigned)letters;
     x->key = xstrdup(p);
     return true;
 }
 
 static void md_entry_put(struct buf *b, const struct md_msg *x)
 {
-    buf_printf(b, "%u %llu %x %x %llu %llu %llu %lld %s\n", x->m.uid, x->m.modseq ? x->m.modseq : 1,
-               x->m.flags & MBOX_FLAGS_IMAP, (unsigned)x->m.keywords, x->m.content_len, x->m.size, x->m.lines,
-               (long long)x->m.internaldate, x->key);
+    buf_printf(b, "%u %llu %x %x %x %llu %llu %llu %lld %s\n", x->m.uid, x->m.modseq ? x->m.modseq : 1,
+               x->m.flags & MBOX_FLAGS_IMAP, (unsigned)x->m.keywords, x->letters, x->m.content_len, x->m.size,
+               x->m.lines, (long long)x->m.internaldate, x->key);
 }
 
 static size_t md_lower_bound(const struct md_msg *v, size_t n, uint32_t uid)
@@ -392,7 +425,8 @@ static size_t md_lower_bound(const struct md_msg *v, size_t n, uint32_t uid)
  * The journal (INDEX.journal, journal.h) over the index just loaded (*vp, UID order; stamp
  * index). Records, absolute values so replaying is idempotent: "K NAME" a keyword added to
  * the table (in table order), "E ENTRY" a message's whole entry (new, or measured again),
- * "F UID MODSEQ FLAGS KEYWORDS" its flags, "X UID" it is gone, "H UIDNEXT HIGHESTMODSEQ".
+ * "F UID MODSEQ FLAGS KEYWORDS LETTERS" its flags, "X UID" it is gone, "H UIDNEXT
+ * HIGHESTMODSEQ".
  */
 static void md_journal_apply(struct mailstore *ms, const struct mailstore_stamp *index, struct md_msg **vp,
                              size_t *np, size_t *capp)
@@ -410,14 +444,14 @@ static void md_journal_apply(struct mailstore *ms, const struct mailstore_stamp 
     for (char *line = body, *nl; line && line < body + blen; line = nl + 1) {
         nl = strchr(line, '\n');
         *nl = '\0';
-        unsigned uid = 0, flags = 0, kw = 0, next = 0;
+        unsigned uid = 0, flags = 0, kw = 0, next = 0, letters = 0;
         unsigned long long modseq = 0;
         int used = 0;
         struct md_msg e;
         bool ok = true;
         if (line[0] == 'K' && line[1] == ' ') {
             ok = mailstore_keyword_add(ms, line + 2) >= 0;
-        } else if (line[0] == 'E' && line[1] == ' ' && md_entry_parse(line + 2, ms, &e)) {
+        } else if (line[0] == 'E' && line[1] == ' ' && md_entry_parse(line + 2, ms, false, &e)) {
             size_t at = md_lower_bound(v, n, e.m.uid);
             if (at < n && v[at].m.uid == e.m.uid) {
                 free(v[at].key);
@@ -438,9 +472,11 @@ static void md_journal_apply(struct mailstore *ms, const struct mailstore_stamp 
                 ms->uidnext = e.m.uid + 1;
             if (ok && e.m.modseq > ms->highestmodseq)
                 ms->highestmodseq = e.m.modseq;
-        } else if (sscanf(line, "F %u %llu %x %x%n", &uid, &modseq, &flags, &kw, &used) == 4 && line[used] == '\0') {
+        } else if (sscanf(line, "F %u %llu %x %x %x%n", &uid, &modseq, &flags, &kw, &letters, &used) == 5 &&
+                   line[used] == '\0') {
             size_t at = md_lower_bound(v, n, uid);
             if (at < n && v[at].m.uid == uid) {
+                v[at].letters = letters & ((1u << MAILDIR_LETTERS) - 1);
                 v[at].m.flags = flags & MBOX_FLAGS_IMAP;
                 v[at].m.keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
                 v[at].m.modseq = modseq;
@@ -485,7 +521,7 @@ static void md_journal_apply(struct mailstore *ms, const struct mailstore_stamp 
 }
 
 /*
- * Loads the index: "zolder-maildir-index 1 UIDVALIDITY UIDNEXT HIGHESTMODSEQ", "keywords
+ * Loads the index: "zolder-maildir-index 2 UIDVALIDITY UIDNEXT HIGHESTMODSEQ" (or 1), "keywords
  * NAME...", then a line a message (md_entry_parse), then applies its journal. -1 when
  * missing or unreadable (a new UIDVALIDITY).
  */
@@ -506,8 +542,11 @@ static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
     unsigned validity = 0, next = 0;
     unsigned long long hms = 0;
     int used = 0;
-    if (!(nl = strchr(line, '\n')) || sscanf(line, MAILDIR_INDEX_MAGIC " %u %u %llu%n", &validity, &next, &hms, &used) != 3 ||
-        line + used != nl || validity == 0 || next == 0)
+    bool v1 = strncmp(line, MAILDIR_INDEX_MAGIC_V1 " ", strlen(MAILDIR_INDEX_MAGIC_V1) + 1) == 0;
+    if (!(nl = strchr(line, '\n')) ||
+        sscanf(line + strlen(MAILDIR_INDEX_MAGIC), " %u %u %llu%n", &validity, &next, &hms, &used) != 3 ||
+        (!v1 && strncmp(line, MAILDIR_INDEX_MAGIC " ", strlen(MAILDIR_INDEX_MAGIC) + 1) != 0) ||
+        line + strlen(MAILDIR_INDEX_MAGIC) + used != nl || validity == 0 || next == 0)
         goto out;
     line = nl + 1;
     if (!(nl = strchr(line, '\n')) || strncmp(line, "keywords", 8) != 0)
@@ -522,7 +561,7 @@ static int md_index_load(struct mailstore *ms, struct md_msg **v_r, size_t *n_r)
             goto out;
         *nl = '\0';
         struct md_msg x;
-        if (n >= MAILSTORE_MESSAGES_MAX || !md_entry_parse(line, ms, &x))
+        if (n >= MAILSTORE_MESSAGES_MAX || !md_entry_parse(line, ms, v1, &x))
             goto out;
         if (x.m.uid >= next || (n && x.m.uid <= v[n - 1].m.uid)) {
             free(x.key);
@@ -590,8 +629,11 @@ static int md_index_write(struct mailstore *ms, const struct md_msg *v, size_t n
 static void md_base_take(struct md_base *base, const struct mailstore *ms, const struct md_msg *v, size_t n, bool full)
 {
     base->m = xreallocarray(NULL, n ? n : 1, sizeof *base->m);
-    for (size_t i = 0; i < n; i++)
+    base->letters = xreallocarray(NULL, n ? n : 1, sizeof *base->letters);
+    for (size_t i = 0; i < n; i++) {
         base->m[i] = v[i].m;
+        base->letters[i] = v[i].letters;
+    }
     base->n = n;
     base->nkeywords = ms->nkeywords;
     base->full = full;
@@ -600,7 +642,9 @@ static void md_base_take(struct md_base *base, const struct mailstore *ms, const
 static void md_base_free(struct md_base *base)
 {
     free(base->m);
+    free(base->letters);
     base->m = NULL;
+    base->letters = NULL;
     base->n = 0;
 }
 
@@ -634,9 +678,9 @@ static int md_index_update(struct mailstore *ms, const struct md_base *base, con
             buf_append_str(&b, "E ");
             md_entry_put(&b, x);
         } else if ((o->flags & MBOX_FLAGS_IMAP) != (x->m.flags & MBOX_FLAGS_IMAP) || o->keywords != x->m.keywords ||
-                   o->modseq != x->m.modseq) {
-            buf_printf(&b, "F %u %llu %x %x\n", x->m.uid, x->m.modseq, x->m.flags & MBOX_FLAGS_IMAP,
-                       (unsigned)x->m.keywords);
+                   o->modseq != x->m.modseq || base->letters[i] != x->letters) {
+            buf_printf(&b, "F %u %llu %x %x %x\n", x->m.uid, x->m.modseq, x->m.flags & MBOX_FLAGS_IMAP,
+                       (unsigned)x->m.keywords, x->letters);
         }
         if (o && x->m.uid == o->uid)
             i++;
@@ -655,12 +699,213 @@ static int md_index_update(struct mailstore *ms, const struct md_base *base, con
     return 0;
 }
 
+/* ---- keyword letters (dovecot-keywords) ------------------------------------------------------ */
+
+static struct md_letters *md_letters_of(const struct mailstore *ms)
+{
+    struct md_letters **pp = &md_letter_maps, *l;
+    size_t count = 0;
+    for (; (l = *pp) != NULL; pp = &l->next, count++)
+        if (strcmp(l->path, ms->mbox_path) == 0)
+            return l;
+    if (count >= MAILDIR_CACHES_MAX) {
+        l = md_letter_maps;
+        md_letter_maps = l->next;
+        free(l->path);
+        free(l);
+    }
+    l = xcalloc(1, sizeof *l);
+    l->path = xstrdup(ms->mbox_path);
+    memset(l->bit_of, -1, sizeof l->bit_of);
+    memset(l->letter_of, -1, sizeof l->letter_of);
+    l->next = md_letter_maps;
+    md_letter_maps = l;
+    return l;
+}
+
+/* Keyword bits of the letters in a name (letters not ours count for nothing). */
+static uint32_t md_letters_bits(const struct md_letters *l, unsigned letters)
+{
+    uint32_t bits = 0;
+    for (unsigned n = 0; n < MAILDIR_LETTERS; n++)
+        if ((letters & (1u << n)) && l->bit_of[n] >= 0)
+            bits |= 1u << l->bit_of[n];
+    return bits;
+}
+
+/* The letters of these keyword bits (bits without a letter are index-only). */
+static unsigned md_bits_letters(const struct md_letters *l, uint32_t bits)
+{
+    unsigned letters = 0;
+    for (unsigned b = 0; b < MAILSTORE_KEYWORDS_MAX; b++)
+        if ((bits & (1u << b)) && l->letter_of[b] >= 0)
+            letters |= 1u << l->letter_of[b];
+    return letters;
+}
+
+static uint32_t md_lettered_bits(const struct md_letters *l)
+{
+    uint32_t bits = 0;
+    for (unsigned b = 0; b < MAILSTORE_KEYWORDS_MAX; b++)
+        if (l->letter_of[b] >= 0)
+            bits |= 1u << b;
+    return bits;
+}
+
+static unsigned md_mapped_letters(const struct md_letters *l)
+{
+    unsigned letters = 0;
+    for (unsigned n = 0; n < MAILDIR_LETTERS; n++)
+        if (l->bit_of[n] >= 0)
+            letters |= 1u << n;
+    return letters;
+}
+
+/*
+ * Reads dovecot-keywords' text into l: "N NAME" lines, N 0..25; each name joins ms's keyword
+ * table (mailstore_keyword_add). A malformed line, a repeated letter or name, or a name the
+ * table cannot take leaves that letter not ours (kept in names as it is).
+ */
+static void md_letters_parse(struct mailstore *ms, char *text, struct md_letters *l)
+{
+    memset(l->bit_of, -1, sizeof l->bit_of);
+    memset(l->letter_of, -1, sizeof l->letter_of);
+    l->named = 0;
+    for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(line, &end, 10);
+        if (end == line || *end != ' ' || errno || n >= MAILDIR_LETTERS || line[0] < '0' || line[0] > '9')
+            continue;
+        l->named |= 1u << n;
+        int bit = mailstore_keyword_add(ms, end + 1);
+        if (bit < 0 || l->bit_of[n] >= 0 || l->letter_of[bit] >= 0)
+            continue;
+        l->bit_of[n] = (signed char)bit;
+        l->letter_of[bit] = (signed char)n;
+    }
+}
+
+static char *md_keywords_path(const struct mailstore *ms, const char *suffix)
+{
+    return md_join(ms->mbox_path, "/" MAILDIR_KEYWORDS_FILE, suffix);
+}
+
+/* Reads the Maildir's dovecot-keywords (none: no letters) into ms's letter map. */
+static struct md_letters *md_letters_load(struct mailstore *ms)
+{
+    struct md_letters *l = md_letters_of(ms);
+    char *path = md_keywords_path(ms, ""), *data = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, MAILDIR_KEYWORDS_FILE_MAX, &data, &len) < 0) {
+        if (errno != ENOENT)
+            log_warn("mailstore: cannot read %s; keyword letters are not read", path);
+        data = NULL;
+    }
+    md_letters_parse(ms, data, l);
+    l->loaded = true;
+    free(data);
+    free(path);
+    return l;
+}
+
+/*
+ * Gives the keyword bits in want that have no letter one each, in dovecot-keywords, as
+ * Dovecot does: under its dotlock (dovecot-keywords.lock, made with O_EXCL, written, fsynced
+ * and renamed over the file; the Maildir fsynced), the file read again first (Dovecot may have
+ * added names meanwhile), the lowest letter neither named there nor in used (letters found in
+ * names). Before any name carries the letter, so a crash leaves at most a letter no message
+ * has. Bits that get none (26 letters taken, the lock held elsewhere) stay index-only.
+ */
+static void md_letters_assign(struct mailstore *ms, struct md_letters *l, uint32_t want, unsigned used)
+{
+    want &= ~md_lettered_bits(l);
+    if (!want || ((l->named | used) & ((1u << MAILDIR_LETTERS) - 1)) == (1u << MAILDIR_LETTERS) - 1)
+        return; /* nothing new, or all 26 letters taken */
+    char *path = md_keywords_path(ms, ""), *lock = md_keywords_path(ms, ".lock");
+    int fd = -1;
+    for (int tries = 0; tries < 100 && fd < 0; tries++) {
+        fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            break;
+        struct stat st;
+        if (stat(lock, &st) == 0 && st.st_mtime < time(NULL) - 120) {
+            (void)unlink(lock); /* left by a crash: Dovecot's stale dotlock rule */
+            continue;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 10000000L};
+        nanosleep(&pause, NULL);
+    }
+    if (fd < 0) {
+        log_warn("mailstore: cannot lock %s; new keywords stay in the index only", path);
+        free(path);
+        free(lock);
+        return;
+    }
+    char *data = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, MAILDIR_KEYWORDS_FILE_MAX, &data, &len) < 0) {
+        data = NULL;
+        len = 0;
+    }
+    struct buf b;
+    buf_init(&b, 0);
+    buf_append(&b, data ? data : "", len);
+    if (b.len && b.data[b.len - 1] != '\n')
+        buf_append_char(&b, '\n');
+    md_letters_parse(ms, data, l);
+    free(data);
+    want &= ~md_lettered_bits(l);
+    bool added = false;
+    for (unsigned bit = 0; bit < MAILSTORE_KEYWORDS_MAX && bit < ms->nkeywords; bit++) {
+        if (!(want & (1u << bit)))
+            continue;
+        unsigned n = 0;
+        while (n < MAILDIR_LETTERS && ((l->named | used) & (1u << n)))
+            n++;
+        if (n == MAILDIR_LETTERS)
+            break; /* all 26 taken: the rest stay index-only */
+        buf_printf(&b, "%u %s\n", n, ms->keyword[bit]);
+        l->named |= 1u << n;
+        l->bit_of[n] = (signed char)bit;
+        l->letter_of[bit] = (signed char)n;
+        added = true;
+    }
+    bool ok = !added || (fs_write_all(fd, b.data, b.len) == 0 && fsync(fd) == 0 && rename(lock, path) == 0 &&
+                         fs_fsync_dir(ms->mbox_path) == 0);
+    close(fd);
+    if (!added || !ok) {
+        (void)unlink(lock);
+        if (!ok) {
+            log_warn("mailstore: cannot write %s; new keywords stay in the index only", path);
+            (void)md_letters_load(ms);
+        }
+    } else {
+        mailstore_step("keywords-written");
+    }
+    buf_free(&b);
+    free(path);
+    free(lock);
+}
+
+/*
+ * The name's letters for keyword bits k, keeping the letters that are not ours (another
+ * program's keywords, unknown here).
+ */
+static unsigned md_letters_for(const struct md_letters *l, const struct md_msg *x, uint32_t k)
+{
+    return (x->letters & ~md_mapped_letters(l)) | md_bits_letters(l, k);
+}
+
 /* ---- scanning ------------------------------------------------------------------------------ */
 
 struct md_found {
     char *key, *name;
     bool in_new;
-    unsigned flags;
+    unsigned flags, letters;
     char other[32];
     unsigned long long size;
     time_t mtime;
@@ -727,7 +972,8 @@ static int md_scan_dir(struct mailstore *ms, bool in_new, bool move, struct md_f
         if (in_new && move) {
             /* a name without info gets ":2," (flags none), as mutt and Dovecot move them */
             char newname[MAILDIR_NAME_MAX + 1];
-            if (mn.has_info || maildir_name_make(name, mn.key_len, mn.flags, mn.other, newname, sizeof newname) == 0)
+            if (mn.has_info ||
+                maildir_name_make(name, mn.key_len, mn.flags, mn.letters, mn.other, newname, sizeof newname) == 0)
                 snprintf(newname, sizeof newname, "%s", name);
             char *to = md_join(cur, "/", newname);
             if (rename(path, to) == 0) {
@@ -759,6 +1005,7 @@ static int md_scan_dir(struct mailstore *ms, bool in_new, bool move, struct md_f
         f->name = name;
         f->in_new = file_in_new;
         f->flags = mn.flags;
+        f->letters = mn.letters;
         snprintf(f->other, sizeof f->other, "%s", mn.other);
         f->size = (unsigned long long)st.st_size;
         f->mtime = st.st_mtim.tv_sec;
@@ -768,6 +1015,55 @@ out:
     free(dir);
     free(cur);
     return rc;
+}
+
+static int md_fsync_dirs(const struct mailstore *ms, bool cur, bool newd);
+
+/* Renames x in cur/ to carry flags f and letters (with its other letters); 0, or -1 (errno). */
+static int md_rename_to(const struct mailstore *ms, struct md_msg *x, unsigned f, unsigned letters)
+{
+    char name[MAILDIR_NAME_MAX + 1];
+    if (maildir_name_make(x->key, strlen(x->key), f, letters, x->other, name, sizeof name) == 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    char *from = md_join(ms->mbox_path, x->in_new ? "/new/" : "/cur/", x->name);
+    char *to = md_join(ms->mbox_path, "/cur/", name);
+    int rc = strcmp(from, to) == 0 ? 0 : rename(from, to);
+    int err = errno;
+    free(from);
+    free(to);
+    if (rc < 0) {
+        errno = err;
+        return -1;
+    }
+    mailstore_step("maildir-renamed");
+    free(x->name);
+    x->name = xstrdup(name);
+    x->in_new = false;
+    x->letters = letters;
+    return 0;
+}
+
+/*
+ * Names in cur/ that lack the letter of a keyword the index gives them (set while the keyword
+ * had no letter: before dovecot-keywords named it, or by an older zolder) are renamed to carry
+ * it, so other programs see it; cur/ fsynced. True when any was.
+ */
+static bool md_letters_settle(const struct mailstore *ms, const struct md_letters *l, struct md_msg *v, size_t n)
+{
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        struct md_msg *x = &v[i];
+        unsigned want = md_letters_for(l, x, x->m.keywords);
+        if (x->in_new || want == x->letters)
+            continue;
+        if (md_rename_to(ms, x, x->m.flags & MBOX_FLAGS_IMAP, want) == 0)
+            any = true;
+    }
+    if (any && md_fsync_dirs(ms, true, false) < 0)
+        log_warn("mailstore: cannot sync %s/cur", ms->mbox_path);
+    return any;
 }
 
 /*
@@ -796,6 +1092,8 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
         write = true;
     }
     size_t nkeywords_loaded = ms->nkeywords;
+    struct md_letters *letters = md_letters_load(ms); /* may add names to the keyword table */
+    uint32_t lettered = md_lettered_bits(letters);
     struct md_found *found = NULL;
     size_t nfound = 0, cap = 0, moved = 0;
     if (md_scan_dir(ms, true, move_new, &found, &nfound, &cap, &moved) < 0 ||
@@ -859,9 +1157,21 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
             write = true;
         }
         free(path);
-        if ((f->flags & MBOX_FLAGS_IMAP) != (x->m.flags & MBOX_FLAGS_IMAP)) {
-            /* renamed by another program (mutt): its flags count, with a new MODSEQ */
+        /*
+         * Keywords with a letter: a name whose letters changed since the index saw it (renamed
+         * by Dovecot, or by our STORE cut short after its rename) says which it has; one whose
+         * letters did not keeps the index's, plus any letter newly defined in dovecot-keywords.
+         */
+        uint32_t k = f->letters != x->letters
+                         ? (x->m.keywords & ~lettered) | md_letters_bits(letters, f->letters)
+                         : x->m.keywords | md_letters_bits(letters, f->letters);
+        if (f->letters != x->letters)
+            write = true;
+        x->letters = f->letters;
+        if ((f->flags & MBOX_FLAGS_IMAP) != (x->m.flags & MBOX_FLAGS_IMAP) || k != x->m.keywords) {
+            /* renamed by another program (mutt, Dovecot): its flags count, with a new MODSEQ */
             x->m.flags = f->flags & MBOX_FLAGS_IMAP;
+            x->m.keywords = k;
             x->m.modseq = modseq;
             bump = true;
             write = true;
@@ -885,6 +1195,8 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
             snprintf(x->other, sizeof x->other, "%s", f->other);
             x->m.uid = ms->uidnext++;
             x->m.flags = f->flags & MBOX_FLAGS_IMAP;
+            x->letters = f->letters;
+            x->m.keywords = md_letters_bits(letters, f->letters);
             x->m.modseq = modseq;
             x->m.content_len = f->size;
             x->m.internaldate = f->mtime;
@@ -901,6 +1213,16 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
         qsort(v, n, sizeof *v, md_msg_uid_cmp);
     if (bump)
         ms->highestmodseq = modseq;
+    uint32_t carried = 0;
+    unsigned used = 0;
+    for (size_t i = 0; i < n; i++) {
+        carried |= v[i].m.keywords;
+        used |= v[i].letters;
+    }
+    if (carried & ~lettered)
+        md_letters_assign(ms, letters, carried, used); /* keywords an older index kept alone */
+    if (md_letters_settle(ms, letters, v, n))
+        write = true;
     free(fresh);
     for (size_t i = 0; i < nfound; i++)
         free(found[i].key); /* names went to v (or were freed); keys of fresh ones too */
@@ -1316,6 +1638,16 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
         }
     }
     bool changed = false, renamed_cur = false, renamed_new = false;
+    struct md_letters *letters = md_letters_of(ms); /* as the last scan read it */
+    if (!letters->loaded)
+        letters = md_letters_load(ms);
+    if (r == MAILSTORE_OK && mode != MAILSTORE_REMOVE && (kw & ~md_lettered_bits(letters))) {
+        /* new keywords get their letters before any name carries them */
+        unsigned used = 0;
+        for (size_t i = 0; i < nv; i++)
+            used |= v[i].letters;
+        md_letters_assign(ms, letters, kw, used);
+    }
     if (r == MAILSTORE_OK) {
         uint32_t *modified = NULL;
         size_t nmodified = 0;
@@ -1337,32 +1669,21 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
             mailstore_flags_apply(mode, flags, kw, &f, &k);
             if (f == (x->m.flags & MBOX_FLAGS_IMAP) && k == x->m.keywords)
                 continue;
-            if (f != (x->m.flags & MBOX_FLAGS_IMAP) || x->in_new) {
-                /* the flags are in the name: rename into cur/ with the new info (atomic) */
-                char name[MAILDIR_NAME_MAX + 1];
-                if (maildir_name_make(x->key, strlen(x->key), f, x->other, name, sizeof name) == 0) {
-                    *error_r = "message file name too long for its flags";
+            unsigned nl = md_letters_for(letters, x, k);
+            if (f != (x->m.flags & MBOX_FLAGS_IMAP) || nl != x->letters || x->in_new) {
+                /* flags and keyword letters are in the name: one rename into cur/ carries the
+                 * whole change (atomic); keywords without a letter are the journal's alone */
+                bool was_new = x->in_new;
+                if (md_rename_to(ms, x, f, nl) < 0) {
+                    if (errno == ENOENT)
+                        continue; /* removed or renamed by another program just now: the next scan tells */
+                    *error_r = errno == ENAMETOOLONG ? "message file name too long for its flags"
+                                                     : "cannot rename a message file";
                     r = MAILSTORE_ERROR;
                     break;
                 }
-                char *from = md_join(ms->mbox_path, x->in_new ? "/new/" : "/cur/", x->name);
-                char *to = md_join(ms->mbox_path, "/cur/", name);
-                int rc = strcmp(from, to) == 0 ? 0 : rename(from, to), err = errno;
-                free(from);
-                free(to);
-                if (rc < 0 && err == ENOENT)
-                    continue; /* removed or renamed by another program just now: the next scan tells */
-                if (rc < 0) {
-                    *error_r = "cannot rename a message file";
-                    r = MAILSTORE_ERROR;
-                    break;
-                }
-                mailstore_step("maildir-renamed");
-                renamed_new |= x->in_new;
+                renamed_new |= was_new;
                 renamed_cur = true;
-                free(x->name);
-                x->name = xstrdup(name);
-                x->in_new = false;
             }
             x->m.flags = f;
             x->m.keywords = k;
@@ -1443,7 +1764,18 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
         }
         kw |= 1u << bit;
     }
-    if (maildir_name_make(key, strlen(key), flags & MBOX_FLAGS_IMAP, NULL, name, sizeof name) == 0) {
+    /* keywords with a letter go into the name (new ones get one first): the file carries them
+     * from the start; the rest the journal gives it with its UID */
+    struct md_letters *letters = md_letters_load(ms);
+    if (kw & ~md_lettered_bits(letters)) {
+        const struct md_cache *c = md_cache_find(ms->mbox_path);
+        unsigned used = 0;
+        for (size_t i = 0; c && i < c->n; i++)
+            used |= c->v[i].letters;
+        md_letters_assign(ms, letters, kw, used);
+    }
+    if (maildir_name_make(key, strlen(key), flags & MBOX_FLAGS_IMAP, md_bits_letters(letters, kw), NULL, name,
+                          sizeof name) == 0) {
         buf_free(&body);
         *error_r = "message file name too long";
         return MAILSTORE_ERROR;
