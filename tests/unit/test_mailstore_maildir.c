@@ -313,7 +313,7 @@ static void test_keyword_letters_run_out(void **state)
     write_at(f, "cur", "1.Q1_0.h:2,", A, 1);
     struct mailstore ms;
     open_ok(f, &ms, 1);
-    char names[30][8];
+    char names[30][16];
     const char *kw[30];
     for (int i = 0; i < 30; i++) {
         snprintf(names[i], sizeof names[i], "kw%02d", i);
