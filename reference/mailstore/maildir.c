@@ -76,7 +76,7 @@ struct md_base {
     size_t n;
     size_t nkeywords;    /* the keyword table's length then */
     bool full;           /* no usable index: write it whole */
-    bool dirty;          /* md_sync found changes not yet made durable */
+    bool dirty;          /* md_sync: changes not yet made durable */
 };
 
 static struct md_cache *md_caches;
@@ -1069,11 +1069,10 @@ static bool md_letters_settle(const struct mailstore *ms, const struct md_letter
 /*
  * Under the lock: the Maildir as it is now, with UIDs from the index (new files get new ones,
  * vanished ones leave it), made durable (md_index_update) when anything changed. *v_r in UID
- * order. defer: nothing written; *defer is the durable state to update from (the caller
- * changes more, then calls md_index_update and md_base_free).
+ * order.
  */
 static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct md_msg **v_r, size_t *n_r,
-                                     struct md_base *defer, const char **error_r)
+                                     const char **error_r)
 {
     *v_r = NULL;
     *n_r = 0;
@@ -1234,16 +1233,12 @@ static enum mailstore_result md_sync(struct mailstore *ms, bool move_new, struct
     base.nkeywords = nkeywords_loaded;
     base.dirty = write || ms->nkeywords != nkeywords_loaded;
     md_msgs_free(idx, nidx);
-    if (defer) {
-        *defer = base;
-    } else {
-        int rc = base.dirty ? md_index_update(ms, &base, v, n) : 0;
-        md_base_free(&base);
-        if (rc < 0) {
-            md_msgs_free(v, n);
-            *error_r = "cannot write the mailbox index";
-            return MAILSTORE_ERROR;
-        }
+    int rc = base.dirty ? md_index_update(ms, &base, v, n) : 0;
+    md_base_free(&base);
+    if (rc < 0) {
+        md_msgs_free(v, n);
+        *error_r = "cannot write the mailbox index";
+        return MAILSTORE_ERROR;
     }
     *v_r = v;
     *n_r = n;
@@ -1266,7 +1261,7 @@ static uint32_t *md_sorted(const uint32_t *uids, size_t n)
 }
 
 /*
- * Under the lock, for STORE and EXPUNGE: the process's last scan when the folders and the
+ * Under the lock, for STORE, EXPUNGE and APPEND: the process's last scan when the folders and the
  * index still carry the stamps of the current generation (nothing changed since: no readdir,
  * no index read), else a scan. A stale answer (a rename by another program within the
  * clock tick) shows as a file that is not there; the caller then scans (md_sync).
@@ -1295,7 +1290,7 @@ static enum mailstore_result md_current(struct mailstore *ms, struct md_msg **v_
             }
             if (!same) {
                 md_msgs_free(v, n);
-                return md_sync(ms, false, v_r, n_r, NULL, error_r);
+                return md_sync(ms, false, v_r, n_r, error_r);
             }
             md_keywords_clear(ms);
             for (size_t i = 0; i < c->nkeywords; i++)
@@ -1308,7 +1303,7 @@ static enum mailstore_result md_current(struct mailstore *ms, struct md_msg **v_
             return MAILSTORE_OK;
         }
     }
-    return md_sync(ms, false, v_r, n_r, NULL, error_r);
+    return md_sync(ms, false, v_r, n_r, error_r);
 }
 
 /* Are the files of these UIDs (sorted) where v says? (A cached list may be stale.) */
@@ -1335,7 +1330,7 @@ static enum mailstore_result md_current_for(struct mailstore *ms, const uint32_t
     enum mailstore_result r = md_current(ms, v_r, n_r, error_r);
     if (r == MAILSTORE_OK && !md_targets_present(ms, *v_r, *n_r, sorted, n)) {
         md_msgs_free(*v_r, *n_r);
-        r = md_sync(ms, false, v_r, n_r, NULL, error_r);
+        r = md_sync(ms, false, v_r, n_r, error_r);
     }
     return r;
 }
@@ -1347,7 +1342,7 @@ static enum mailstore_result md_sync_publish(struct mailstore *ms, bool move_new
         return MAILSTORE_ERROR;
     struct md_msg *v = NULL;
     size_t n = 0;
-    enum mailstore_result r = md_sync(ms, move_new, &v, &n, NULL, error_r);
+    enum mailstore_result r = md_sync(ms, move_new, &v, &n, error_r);
     if (r == MAILSTORE_OK)
         mailstore_gen_adopt(ms, md_publish(ms, v, n));
     md_unlock(lock);
@@ -1420,7 +1415,7 @@ enum mailstore_result maildir_store_refresh(struct mailstore *ms, const char **e
         return MAILSTORE_ERROR;
     struct md_msg *v = NULL;
     size_t n = 0;
-    enum mailstore_result r = md_sync(ms, false, &v, &n, NULL, error_r);
+    enum mailstore_result r = md_sync(ms, false, &v, &n, error_r);
     if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
         mailstore_gen_unref(md_publish(ms, v, n)); /* for the sessions that open anew */
         md_unlock(lock);
@@ -1480,7 +1475,7 @@ enum mailstore_result maildir_store_read_msg(struct mailstore *ms, const struct 
     size_t n = 0;
     unsigned long long hms = ms->highestmodseq;
     uint32_t next = ms->uidnext;
-    enum mailstore_result r = md_sync(ms, false, &v, &n, NULL, error_r);
+    enum mailstore_result r = md_sync(ms, false, &v, &n, error_r);
     if (r == MAILSTORE_OK) {
         bool same = ms->uidvalidity == validity;
         mailstore_gen_unref(md_publish(ms, v, n)); /* the session's next refresh takes it */
@@ -1711,7 +1706,7 @@ enum mailstore_result maildir_store_store_if(struct mailstore *ms, const uint32_
     if (renamed_cur)
         mailstore_step("maildir-synced");
     free(sorted);
-    bool durable = !changed || md_index_update(ms, &base, v, nv) == 0;
+    bool durable = (!changed && ms->nkeywords == base.nkeywords) || md_index_update(ms, &base, v, nv) == 0;
     md_base_free(&base);
     if (!durable && r == MAILSTORE_OK) {
         *error_r = "cannot write the mailbox index";
@@ -1758,97 +1753,107 @@ enum mailstore_result maildir_store_append(struct mailstore *ms, const char *dat
     char key[MAILDIR_NAME_MAX + 1], name[MAILDIR_NAME_MAX + 1];
     snprintf(key, sizeof key, "%lld.M%ldP%dQ%u.%s,S=%zu,W=%zu", (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
              ++counter, host, body.len, wsize);
+    /*
+     * Under the index lock from the start: the list as it is now (the process's last scan when
+     * nothing changed since, else a scan), then the file, then its entry added to that list
+     * and journalled. No scan after the rename: the new file is known.
+     */
+    int lock = md_lock(ms, error_r);
+    if (lock < 0) {
+        buf_free(&body);
+        return MAILSTORE_ERROR;
+    }
+    struct md_msg *v = NULL;
+    size_t nv = 0;
+    enum mailstore_result r = md_current(ms, &v, &nv, error_r);
+    if (r != MAILSTORE_OK) {
+        md_unlock(lock);
+        buf_free(&body);
+        return r;
+    }
+    struct md_base base;
+    md_base_take(&base, ms, v, nv, false);
     uint32_t kw = 0;
-    for (size_t k = 0; k < nkeywords; k++) {
+    for (size_t k = 0; k < nkeywords && r == MAILSTORE_OK; k++) {
         int bit = mailstore_keyword_add(ms, keywords[k]);
         if (bit < 0) {
-            buf_free(&body);
             *error_r = "too many keywords in this mailbox";
-            return MAILSTORE_ERROR;
+            r = MAILSTORE_ERROR;
         }
-        kw |= 1u << bit;
+        kw |= bit >= 0 ? 1u << bit : 0;
     }
     /* keywords with a letter go into the name (new ones get one first): the file carries them
      * from the start; the rest the journal gives it with its UID */
-    struct md_letters *letters = md_letters_load(ms);
-    if (kw & ~md_lettered_bits(letters)) {
-        const struct md_cache *c = md_cache_find(ms->mbox_path);
+    struct md_letters *letters = md_letters_of(ms);
+    if (!letters->loaded)
+        letters = md_letters_load(ms);
+    if (r == MAILSTORE_OK && (kw & ~md_lettered_bits(letters))) {
         unsigned used = 0;
-        for (size_t i = 0; c && i < c->n; i++)
-            used |= c->v[i].letters;
+        for (size_t i = 0; i < nv; i++)
+            used |= v[i].letters;
         md_letters_assign(ms, letters, kw, used);
     }
-    if (maildir_name_make(key, strlen(key), flags & MBOX_FLAGS_IMAP, md_bits_letters(letters, kw), NULL, name,
-                          sizeof name) == 0) {
-        buf_free(&body);
+    unsigned name_letters = md_bits_letters(letters, kw);
+    if (r == MAILSTORE_OK && maildir_name_make(key, strlen(key), flags & MBOX_FLAGS_IMAP, name_letters, NULL, name,
+                                               sizeof name) == 0) {
         *error_r = "message file name too long";
-        return MAILSTORE_ERROR;
-    }
-    char *tmp = md_join(ms->tmp_path, "/", key), *to = md_join(ms->mbox_path, "/cur/", name);
-    enum mailstore_result r = MAILSTORE_ERROR;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    struct timespec times[2] = {{.tv_sec = when}, {.tv_sec = when}};
-    if (fd < 0) {
-        *error_r = "cannot create a Maildir file";
-    } else if (fs_write_all(fd, body.data ? body.data : "", body.len) < 0 || fsync(fd) < 0 ||
-               (when > 0 && futimens(fd, times) < 0)) {
-        *error_r = "Maildir write failed";
-    } else if (mailstore_step("maildir-tmp-synced"), rename(tmp, to) < 0) {
-        *error_r = "cannot move the Maildir file into cur/";
-    } else if (mailstore_step("maildir-appended"), md_fsync_dirs(ms, true, false) < 0) {
-        *error_r = "cannot sync the Maildir";
-    } else {
-        mailstore_step("maildir-synced");
-        r = MAILSTORE_OK;
-    }
-    if (fd >= 0)
-        close(fd);
-    if (r != MAILSTORE_OK)
-        unlink(tmp);
-    free(tmp);
-    free(to);
-    buf_free(&body);
-    if (r != MAILSTORE_OK)
-        return r;
-    /* the file is in cur/ for good: now its UID (and its keywords, which only the index has) */
-    int lock = md_lock(ms, error_r);
-    if (lock < 0)
-        return MAILSTORE_ERROR;
-    struct md_msg *v = NULL;
-    size_t nv = 0;
-    struct md_base base;
-    r = md_sync(ms, false, &v, &nv, &base, error_r);
-    if (r != MAILSTORE_OK) {
-        md_unlock(lock);
-        return r;
-    }
-    for (size_t i = 0; i < nv; i++)
-        if (strcmp(v[i].key, key) == 0) {
-            *uid_r = v[i].m.uid;
-            if (kw) {
-                for (size_t k = 0; k < nkeywords; k++)
-                    (void)mailstore_keyword_add(ms, keywords[k]); /* the sync reloaded the table */
-                kw = 0;
-                for (size_t k = 0; k < nkeywords; k++) {
-                    int bit = mailstore_keyword_index(ms, keywords[k]);
-                    if (bit >= 0)
-                        kw |= 1u << bit;
-                }
-                v[i].m.keywords = kw;
-                base.dirty = true;
-            }
-        }
-    /* its UID (found new by the scan) and its keywords: one journal append */
-    bool durable = !base.dirty || md_index_update(ms, &base, v, nv) == 0;
-    md_base_free(&base);
-    if (!durable) {
-        *error_r = "cannot write the mailbox index";
         r = MAILSTORE_ERROR;
     }
-    if (r == MAILSTORE_OK && *uid_r == 0) {
-        *error_r = "the appended message was removed by another program";
-        r = MAILSTORE_GONE;
+    char *tmp = md_join(ms->tmp_path, "/", key), *to = md_join(ms->mbox_path, "/cur/", name);
+    struct stat st;
+    if (r == MAILSTORE_OK) {
+        r = MAILSTORE_ERROR;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct timespec times[2] = {{.tv_sec = when}, {.tv_sec = when}};
+        if (fd < 0) {
+            *error_r = "cannot create a Maildir file";
+        } else if (fs_write_all(fd, body.data ? body.data : "", body.len) < 0 || fsync(fd) < 0 ||
+                   (when > 0 && futimens(fd, times) < 0) || fstat(fd, &st) < 0) {
+            *error_r = "Maildir write failed";
+        } else if (mailstore_step("maildir-tmp-synced"), rename(tmp, to) < 0) {
+            *error_r = "cannot move the Maildir file into cur/";
+        } else if (mailstore_step("maildir-appended"), md_fsync_dirs(ms, true, false) < 0) {
+            *error_r = "cannot sync the Maildir";
+        } else {
+            mailstore_step("maildir-synced");
+            r = MAILSTORE_OK;
+        }
+        if (fd >= 0)
+            close(fd);
+        if (r != MAILSTORE_OK)
+            unlink(tmp);
     }
+    buf_free(&body);
+    free(tmp);
+    bool durable = true;
+    if (r == MAILSTORE_OK) {
+        /* the file is in cur/ for good: now its UID, as a scan would list it */
+        v = xreallocarray(v, nv + 1, sizeof *v);
+        struct md_msg *x = &v[nv++];
+        memset(x, 0, sizeof *x);
+        x->key = xstrdup(key);
+        x->name = xstrdup(name);
+        x->letters = name_letters;
+        x->m.uid = ms->uidnext++;
+        x->m.flags = flags & MBOX_FLAGS_IMAP;
+        x->m.keywords = kw;
+        x->m.modseq = ++ms->highestmodseq;
+        x->m.content_len = (unsigned long long)st.st_size;
+        x->m.internaldate = st.st_mtim.tv_sec;
+        md_measure(to, &x->m);
+        md_key_hash(key, x->m.hash);
+        *uid_r = x->m.uid;
+    }
+    free(to);
+    /* its UID and keywords (or a keyword added to the table before a failure): one journal append */
+    if (r == MAILSTORE_OK || ms->nkeywords != base.nkeywords) {
+        durable = md_index_update(ms, &base, v, nv) == 0;
+        if (!durable && r == MAILSTORE_OK) {
+            *error_r = "cannot write the mailbox index";
+            r = MAILSTORE_ERROR;
+        }
+    }
+    md_base_free(&base);
     mailstore_gen_adopt(ms, md_publish(ms, v, nv));
     if (!durable)
         md_cache_stale(ms);

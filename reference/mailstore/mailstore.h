@@ -111,9 +111,9 @@
  *   removed). mailstore_store renames into cur/ with the new info (system flags and keyword
  *   letters: one rename carries the whole change) and fsyncs cur/, then appends one journal
  *   record, before it returns; mailstore_expunge unlinks and fsyncs the folders, then
- *   journals "X"; mailstore_append writes tmp/KEY, fsyncs, sets the mtime (INTERNALDATE),
- *   renames into cur/KEY:2,FLAGS (keyword letters included), fsyncs cur/, then journals its
- *   UID. mailstore_settle (IMAP SELECT) moves new/ into cur/. mailstore_read gives the file in the same raw form as an mbox's
+ *   journals "X"; mailstore_append takes the index lock and the list first, writes tmp/KEY,
+ *   fsyncs, sets the mtime (INTERNALDATE), renames into cur/KEY:2,FLAGS (keyword letters
+ *   included), fsyncs cur/, then adds its entry (no rescan) and journals its UID. mailstore_settle (IMAP SELECT) moves new/ into cur/. mailstore_read gives the file in the same raw form as an mbox's
  *   (mboxrd-quoted, LF line ends), so mbox_export makes its wire form; a file renamed since
  *   the last scan is found again by a new scan, one removed is GONE. Generations and
  *   watchers are keyed by the Maildir's path (local delivery notifies it); their stamps are
