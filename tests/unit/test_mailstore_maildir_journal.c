@@ -300,6 +300,35 @@ static void test_torn_and_foreign_journal(void **state)
     mailstore_close(&ms);
 }
 
+/* A STORE refused for too many keywords still added names to the table: journalled, so a
+ * later STORE of one of them (no new name, no "K" record of its own) survives a restart. */
+static void test_keywords_of_a_refused_store(void **state)
+{
+    struct fixture *f = *state;
+    struct mailstore ms;
+    open_ok(f, &ms);
+    char names[40][16];
+    const char *kw[40];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof names[i], "naam%02d", i);
+        kw[i] = names[i];
+    }
+    const char *error = NULL;
+    uint32_t one = 1, two = 2;
+    /* all 26 letters taken first: naam30 will live in the index alone */
+    assert_int_equal(mailstore_store(&ms, &two, 1, MAILSTORE_ADD, 0, kw, 26, &error), MAILSTORE_OK);
+    assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_ADD, 0, kw, 40, &error), MAILSTORE_ERROR);
+    assert_int_equal(ms.nkeywords, MAILSTORE_KEYWORDS_MAX);
+    assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_ADD, 0, kw + 30, 1, &error), MAILSTORE_OK);
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    open_ok(f, &ms);
+    int b = mailstore_keyword_index(&ms, "naam30");
+    assert_true(b >= 0);
+    assert_int_equal(ms.msgs[0].keywords, 1u << b);
+    mailstore_close(&ms);
+}
+
 /* ---- kill -9 between any two steps ---- */
 
 static int crash_at, steps_seen;
@@ -417,6 +446,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_changes_append_to_the_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_and_foreign_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keywords_of_a_refused_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_any_two_steps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
