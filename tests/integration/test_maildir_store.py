@@ -538,12 +538,13 @@ class MaildirDurabilityTest(MaildirCase):
         self.deliver(1, 2, 3)
         self.z.stop()
         trace = self.z.inst.path("strace.out")
-        self.z.start(wrapper=["strace", "-f", "-y", "-s", "128", "-qq", "-o", trace, "-e",
+        self.z.start(wrapper=["strace", "-f", "-y", "-s", "512", "-qq", "-o", trace, "-e",
                               "trace=openat,fsync,write,writev,sendto,sendmsg,unlink,rename,renameat,renameat2"],
                      env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
         m = self.imap()
         for j in range(3):
             self.ok(m.store(str(j + 1), "+FLAGS", "(\\Flagged)"))
+        self.ok(m.store("1", "+FLAGS", "(werk)"))  # a new keyword: dovecot-keywords first
         self.ok(m.store("3", "+FLAGS", "(\\Deleted)"))
         self.ok(m.expunge())
         self.ok(m.append("INBOX", "(\\Seen)", None, message(9).encode()))
@@ -558,7 +559,7 @@ class MaildirDurabilityTest(MaildirCase):
 
         cur = r"</[^>]*/maildir/bouke/cur>"
         oks = [i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Store completed", line)]
-        self.assertEqual(len(oks), 4, "\n".join(lines[-60:]))
+        self.assertEqual(len(oks), 5, "\n".join(lines[-60:]))
         prev = 0
         for i in oks:
             ren = after(r"rename(at2?)?\(.*maildir/bouke/(new|cur)/.*maildir/bouke/cur/.*:2,", prev, i)
@@ -570,6 +571,16 @@ class MaildirDurabilityTest(MaildirCase):
             self.assertIsNotNone(jr, f"the journal not fsynced after the fsync of cur/, before the OK at {i}")
             self.assertIsNone(after(r"rename(at2?)?\(.*index/bouke/INBOX\.tmp", ren, i), "the index was rewritten")
             prev = i
+        # the keyword's letter is named in dovecot-keywords (under Dovecot's dotlock, fsynced,
+        # renamed, the Maildir fsynced) before the message's name carries it
+        kren = after(r"rename(at2?)?\(.*maildir/bouke/cur/.*:2,Fa\b", oks[2], oks[3])
+        self.assertIsNotNone(kren, "no rename to :2,Fa for the keyword")
+        kw = after(r"rename(at2?)?\(.*maildir/bouke/dovecot-keywords\.lock.*maildir/bouke/dovecot-keywords\b", oks[2], kren)
+        self.assertIsNotNone(kw, "dovecot-keywords not renamed into place before the message")
+        self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/maildir/bouke/dovecot-keywords\.lock>\)\s+= 0", oks[2], kw),
+                             "dovecot-keywords not fsynced before its rename")
+        self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/maildir/bouke>\)\s+= 0", kw, kren),
+                             "the Maildir not fsynced after dovecot-keywords' rename")
         ok = next(i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Expunge completed", line))
         unl = after(r"unlink\(.*maildir/bouke/cur/", prev, ok)
         self.assertIsNotNone(unl, "no unlink before the EXPUNGE OK")
@@ -579,7 +590,10 @@ class MaildirDurabilityTest(MaildirCase):
         self.assertIsNotNone(fs, "the appended file not fsynced in tmp/")
         ren = after(r"rename(at2?)?\(.*maildir/bouke/tmp/.*maildir/bouke/cur/.*:2,S", fs, ok)
         self.assertIsNotNone(ren, "no rename from tmp/ into cur/ after the fsync")
-        self.assertIsNotNone(after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, ok), "cur/ not fsynced after the rename")
+        sync = after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, ok)
+        self.assertIsNotNone(sync, "cur/ not fsynced after the rename")
+        self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/index/bouke/INBOX\.journal>\)\s+= 0", sync, ok),
+                             "the appended message's UID not journalled before the OK")
 
 
 DOVECOT = "127.0.14.7"
