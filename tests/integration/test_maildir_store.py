@@ -575,7 +575,8 @@ class MaildirDurabilityTest(MaildirCase):
         # renamed, the Maildir fsynced) before the message's name carries it
         kren = after(r"rename(at2?)?\(.*maildir/bouke/cur/.*:2,Fa\b", oks[2], oks[3])
         self.assertIsNotNone(kren, "no rename to :2,Fa for the keyword")
-        kw = after(r"rename(at2?)?\(.*maildir/bouke/dovecot-keywords\.lock.*maildir/bouke/dovecot-keywords\b", oks[2], kren)
+        kw = after(r"rename(at2?)?\(.*maildir/bouke/dovecot-keywords\.lock.*maildir/bouke/dovecot-keywords\b",
+                   oks[2], kren)
         self.assertIsNotNone(kw, "dovecot-keywords not renamed into place before the message")
         self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/maildir/bouke/dovecot-keywords\.lock>\)\s+= 0", oks[2], kw),
                              "dovecot-keywords not fsynced before its rename")
