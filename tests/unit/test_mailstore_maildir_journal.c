@@ -441,6 +441,74 @@ static void test_crash_between_any_two_steps(void **state)
     assert_true(crashes > NOPS * 3);
 }
 
+/* An index of format 1 (keywords in the index only) opened by a process killed at every step
+ * of moving the keywords into the names (dovecot-keywords, renames, journal): never lost. */
+static void write_v1_index(const struct fixture *f)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/index/sjoerd", f->dir);
+    assert_int_equal(fs_mkdir_p(path, 0700), 0);
+    FILE *fp = fopen(f->index, "w");
+    assert_non_null(fp);
+    fputs("zolder-maildir-index 1 1234 5 9\nkeywords Oud Klus\n", fp);
+    for (int i = 1; i <= NMSG; i++) /* message i: keywords bits i & 3 */
+        fprintf(fp, "%d 2 0 %x 20 22 3 %d %d.Q%d_0.h\n", i, i & 3, i, i, i);
+    fclose(fp);
+}
+
+static void test_crash_while_keywords_move_into_names(void **state)
+{
+    struct fixture *f = *state;
+    bool finished = false;
+    int crashes = 0;
+    for (int at = 1; !finished && at < 200; at++) {
+        reset(f);
+        write_v1_index(f);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            crash_at = at;
+            steps_seen = 0;
+            mailstore_cache_clear();
+            mailstore_test_hooks(crash_step, 0);
+            struct mailstore ms;
+            const char *error = NULL;
+            if (mailstore_open_inbox(&ms, f->dir, "sjoerd", true, &error) != MAILSTORE_OK)
+                _exit(2);
+            _exit(0);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        finished = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        assert_true(finished || (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+        mailstore_test_hooks(NULL, 0);
+        mailstore_cache_clear();
+        struct mailstore ms;
+        open_ok(f, &ms);
+        assert_int_equal(ms.uidvalidity, 1234);
+        assert_int_equal(ms.nmsgs, NMSG);
+        int oud = mailstore_keyword_index(&ms, "Oud"), klus = mailstore_keyword_index(&ms, "Klus");
+        assert_true(oud >= 0 && klus >= 0);
+        for (size_t i = 0; i < ms.nmsgs; i++) {
+            uint32_t uid = ms.msgs[i].uid, want = 0;
+            want |= (uid & 1) ? 1u << oud : 0;
+            want |= (uid & 2) ? 1u << klus : 0;
+            if (ms.msgs[i].keywords != want)
+                fail_msg("crash at step %d: message %u has keywords %x, not %x", at, uid, ms.msgs[i].keywords, want);
+        }
+        mailstore_close(&ms);
+        crashes += !finished;
+    }
+    assert_true(finished);
+    /* the names carry them now: another process (Dovecot) sees them */
+    assert_true(access(f->md, F_OK) == 0);
+    char p[512];
+    snprintf(p, sizeof p, "%s/cur/3.Q3_0.h:2,ab", f->md);
+    assert_int_equal(access(p, F_OK), 0);
+    print_message("crashed at %d steps\n", crashes);
+    assert_true(crashes >= 5); /* dovecot-keywords, three renames, the journal */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +516,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_and_foreign_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keywords_of_a_refused_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_any_two_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_while_keywords_move_into_names, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
