@@ -4,7 +4,10 @@
  * until the journal passes its bound, then it is folded into a new index; a new process reads
  * index plus journal; a torn last line is ignored and cut off; and a crash (the process ends
  * at once, as with kill -9) between any two steps of a run of STOREs, APPENDs and an
- * EXPUNGE keeps every acknowledged change, the one in flight whole or absent.
+ * EXPUNGE keeps every acknowledged change, the one in flight whole or absent (flags and
+ * keyword letters travel in one rename); keywords added to the table by a refused STORE are
+ * journalled; a crash at every step of moving an older index's keywords into the names
+ * loses none.
  */
 #include <setjmp.h>
 #include <stdarg.h>
