@@ -23,6 +23,7 @@
 
 #include "deliver/local.h"
 #include "fsutil.h"
+#include "journal.h"
 #include "log.h"
 #include "maildir.h"
 #include "mbox.h"
@@ -607,23 +608,6 @@ static void mailstore_put_num(struct buf *b, unsigned long long v, unsigned base
 static void mailstore_cache_index_from(struct mailstore *ms, const struct mailstore_msg *msgs, size_t n);
 static int mailstore_index_update(struct mailstore *ms, const struct mailstore_msg *list, const bool *marked,
                                   size_t first_new, size_t n, size_t nkeywords_before);
-#define MAILSTORE_JOURNAL_MIN (64UL * 1024)
-
-static void (*mailstore_step_hook)(const char *step);
-static unsigned long mailstore_journal_max_test;
-
-void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max)
-{
-    mailstore_step_hook = step;
-    mailstore_journal_max_test = journal_max;
-}
-
-/* A step of a durable change: tests crash the process here (mailstore_test_hooks). */
-static void mailstore_step(const char *step)
-{
-    if (mailstore_step_hook)
-        mailstore_step_hook(step);
-}
 
 static int mailstore_entry_uid_cmp(const void *key, const void *elem)
 {
@@ -640,33 +624,16 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
 {
     struct mailstore_entry *e = *ep;
     size_t n = *np, cap = n;
-    char *data;
+    char *data, *body;
     size_t len;
-    if (fs_read_file(ms->journal_path, MAILSTORE_INDEX_MAX, &data, &len) < 0) {
-        if (errno != ENOENT)
-            log_warn("mailstore: cannot read %s; flag changes in it are lost", ms->journal_path);
+    if (index_journal_read(ms->journal_path, MAILSTORE_JOURNAL_MAGIC, validity, index, MAILSTORE_INDEX_MAX, &data,
+                           &body, &len) < 0) {
+        log_warn("mailstore: cannot read %s; flag changes in it are lost", ms->journal_path);
         return;
     }
-    char *line = data, *nl = memchr(data, '\n', len);
-    unsigned v = 0;
-    unsigned long long ino = 0;
-    long long mtime = 0;
-    char end;
-    if (!nl) {
-        free(data);
-        return; /* torn before its first line was whole: it held no acknowledged change */
-    }
-    *nl = '\0';
-    if (sscanf(line, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld%c", &v, &ino, &mtime, &end) != 3 || v != validity ||
-        ino != index->ino || mtime != index->mtime_ns) {
-        free(data);
-        return; /* another index's (see above): folded already */
-    }
     size_t applied = 0;
-    for (line = nl + 1; line < data + len; line = nl + 1) {
-        nl = memchr(line, '\n', (size_t)(data + len - line));
-        if (!nl)
-            break; /* torn last line: never acknowledged */
+    for (char *line = body, *nl; line && line < body + len; line = nl + 1) {
+        nl = strchr(line, '\n'); /* whole lines only (a torn last one was left out) */
         *nl = '\0';
         unsigned uid = 0, flags = 0, kw = 0;
         unsigned long long off = 0, span = 0;
@@ -741,73 +708,11 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
 static int mailstore_journal_append(struct mailstore *ms, const struct mailstore_msg *list, const bool *changed,
                                     size_t first_new, size_t n, size_t nkeywords_before)
 {
-    int fd = open(ms->journal_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    struct stat st, ist;
-    if (fd < 0 || fstat(fd, &st) < 0 || stat(ms->index_path, &ist) < 0) {
-        if (fd >= 0)
-            close(fd);
+    struct index_journal j;
+    if (index_journal_open(&j, ms->journal_path, MAILSTORE_JOURNAL_MAGIC, ms->uidvalidity, ms->index_path) < 0)
         return -1;
-    }
-    mailstore_step("journal-open");
     struct buf b;
     buf_init(&b, 0);
-    off_t size = st.st_size;
-    struct mailstore_stamp index;
-    mailstore_stamp_of(&ist, &index);
-    bool fresh = size == 0;
-    if (size > 0) {
-        /* the journal must belong to this index, and end with a whole line */
-        char head[160];
-        ssize_t got = pread(fd, head, sizeof head - 1, 0);
-        head[got > 0 ? got : 0] = '\0';
-        unsigned v = 0;
-        unsigned long long ino = 0;
-        long long mtime = 0;
-        char end;
-        char *nl = strchr(head, '\n');
-        if (nl)
-            *nl = '\0';
-        if (!nl || sscanf(head, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld%c", &v, &ino, &mtime, &end) != 3 ||
-            v != ms->uidvalidity || ino != index.ino || mtime != index.mtime_ns) {
-            fresh = true; /* another index's: its changes are in the index already */
-        } else {
-            char last = '\n';
-            if (pread(fd, &last, 1, size - 1) != 1)
-                last = 0;
-            if (last != '\n') {
-                /* a torn record: cut back to the last whole line */
-                off_t cut = size;
-                char tail[512];
-                while (cut > 0) {
-                    off_t from = cut > (off_t)sizeof tail ? cut - (off_t)sizeof tail : 0;
-                    ssize_t k = pread(fd, tail, (size_t)(cut - from), from);
-                    if (k <= 0)
-                        break;
-                    char *p = memrchr(tail, '\n', (size_t)k);
-                    if (p) {
-                        cut = from + (p - tail) + 1;
-                        break;
-                    }
-                    cut = from;
-                }
-                fresh = cut == 0;
-                if (!fresh && ftruncate(fd, cut) < 0) {
-                    close(fd);
-                    return -1;
-                }
-                size = cut;
-            }
-        }
-        if (fresh) {
-            if (ftruncate(fd, 0) < 0) {
-                close(fd);
-                return -1;
-            }
-            size = 0;
-        }
-    }
-    if (fresh)
-        buf_printf(&b, MAILSTORE_JOURNAL_MAGIC " %u %llu %lld\n", ms->uidvalidity, index.ino, index.mtime_ns);
     for (size_t k = nkeywords_before; k < ms->nkeywords; k++)
         buf_printf(&b, "K %s\n", ms->keyword[k]);
     for (size_t i = first_new; i < n; i++) {
@@ -846,15 +751,8 @@ static int mailstore_journal_append(struct mailstore *ms, const struct mailstore
         mailstore_put_num(&b, list[i].modseq, 10);
         buf_append_char(&b, '\n');
     }
-    int rc = fs_write_all(fd, b.data ? b.data : "", b.len);
-    mailstore_step("journal-written");
-    rc = rc == 0 && fsync(fd) == 0 && (!fresh || fs_fsync_dir(ms->index_dir) == 0) ? 0 : -1;
-    if (rc < 0 && (ftruncate(fd, size) < 0 || fsync(fd) < 0))
-        log_warn("mailstore: cannot cut %s back to %lld", ms->journal_path, (long long)size);
-    close(fd);
+    int rc = index_journal_commit(&j, ms->journal_path, ms->index_dir, b.data ? b.data : "", b.len);
     buf_free(&b);
-    if (rc == 0)
-        mailstore_step("journal-synced");
     return rc;
 }
 
@@ -2213,10 +2111,7 @@ static int mailstore_index_update(struct mailstore *ms, const struct mailstore_m
     struct mailstore_stamp index, journal;
     mailstore_stat_stamp(ms->index_path, &index);
     mailstore_stat_stamp(ms->journal_path, &journal);
-    unsigned long long bound = index.size / 4 > MAILSTORE_JOURNAL_MIN ? index.size / 4 : MAILSTORE_JOURNAL_MIN;
-    if (mailstore_journal_max_test)
-        bound = mailstore_journal_max_test;
-    if (journal.size >= bound)
+    if (journal.size >= index_journal_bound(index.size))
         return mailstore_index_write(ms, list, n);
     if (mailstore_journal_append(ms, list, marked, first_new, n, nkeywords_before) < 0) {
         log_warn("mailstore: cannot append to %s; writing the whole index", ms->journal_path);

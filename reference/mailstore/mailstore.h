@@ -103,17 +103,31 @@
  *   ":2,..." info (proto/maildir_name.h) and the index (its own format, same path) maps keys
  *   to UIDs, so UIDs survive rescans, sessions and renames by mutt; only a lost index gives
  *   a new UIDVALIDITY. Flags are the name's info letters (D F R S T; P and others are kept),
- *   so mutt on the server and IMAP agree; keywords are in the index only. A scan (under an
+ *   so mutt on the server and IMAP agree. Keywords are lowercase letters there too, as
+ *   Dovecot keeps them: letter 'a' + N is line "N NAME" of the Maildir's dovecot-keywords
+ *   file (a new keyword gets the lowest letter neither named there nor found in a name,
+ *   written under Dovecot's dotlock dovecot-keywords.lock, fsynced and renamed over the
+ *   file before any name carries it); the first 26 keywords have letters, the rest live in
+ *   the index only. The index keeps each name's letters as it last saw them: a name whose
+ *   letters changed since (Dovecot, or our own STORE cut short after its rename) says which
+ *   lettered keywords the message has; one whose letters did not keeps the index's. Names
+ *   that lack the letter of a keyword the index gives them (an index of format 1, from
+ *   before letters) are renamed at the next scan. A scan (under an
  *   fcntl lock on INDEX.lock, for index updates only: reading a file takes no lock) reads
  *   both folders, gives new files UIDs in arrival (mtime) order, takes flags from the names
  *   (a change by another program gets a new MODSEQ), drops vanished files (an expunge by
  *   another program), measures each new file once (RFC822.SIZE of the CRLF form, kept in the
- *   index) and rewrites the index (tmp, fsync, rename, fsync) when anything changed.
- *   mailstore_store renames into cur/ with the new info and fsyncs cur/, then writes the
- *   index, before it returns; mailstore_expunge unlinks and fsyncs the folders;
- *   mailstore_append writes tmp/KEY, fsyncs, sets the mtime (INTERNALDATE), renames into
- *   cur/KEY:2,FLAGS, fsyncs cur/, then gives it its UID. mailstore_settle (IMAP SELECT)
- *   moves new/ into cur/. mailstore_read gives the file in the same raw form as an mbox's
+ *   index) and, when anything changed, appends what changed to the index's journal
+ *   (INDEX.journal, journal.h: "E" a message's whole entry, "F" its flags, "X" gone, "K" a
+ *   keyword, "H" UIDNEXT and HIGHESTMODSEQ; absolute values, bound to the index file's inode
+ *   and mtime, fsynced), as the mbox back-end does; past the same bound (64 KiB or a quarter
+ *   of the index) the journal is folded into a new index (tmp, fsync, rename, fsync, journal
+ *   removed). mailstore_store renames into cur/ with the new info (system flags and keyword
+ *   letters: one rename carries the whole change) and fsyncs cur/, then appends one journal
+ *   record, before it returns; mailstore_expunge unlinks and fsyncs the folders, then
+ *   journals "X"; mailstore_append takes the index lock and the list first, writes tmp/KEY,
+ *   fsyncs, sets the mtime (INTERNALDATE), renames into cur/KEY:2,FLAGS (keyword letters
+ *   included), fsyncs cur/, then adds its entry (no rescan) and journals its UID. mailstore_settle (IMAP SELECT) moves new/ into cur/. mailstore_read gives the file in the same raw form as an mbox's
  *   (mboxrd-quoted, LF line ends), so mbox_export makes its wire form; a file renamed since
  *   the last scan is found again by a new scan, one removed is GONE. Generations and
  *   watchers are keyed by the Maildir's path (local delivery notifies it); their stamps are
@@ -151,8 +165,13 @@
  *   index format keeps its number). Their bytes count towards mailbox_size_limit until
  *   the compaction. A folder renamed while expunges wait is compacted under its new name
  *   once a session opens it (the job at the old name finds no file and ends).
- *   Maildir: every change (STORE, EXPUNGE, APPEND, new files) rewrites the whole index (no
- *   journal) after a rescan of new/ and cur/ (one lstat a file); Dovecot's ",W=" size is
+ *   Maildir: a change (STORE, EXPUNGE, APPEND, new files) starts from the process's last
+ *   scan when neither folder nor the index changed since, else from a rescan of new/ and
+ *   cur/ (one lstat a file); each costs a whole copy of the list (generations, above) and a
+ *   compare with the last durable one to find the journal records. Keywords past the 26th
+ *   have no letter: a STORE of them is the journal's alone (a crash after the rename and
+ *   before the journal keeps the flags and the lettered keywords, not those), and other
+ *   programs do not see them. Dovecot's ",W=" size is
  *   written but not trusted when read. A rename by another program within the file
  *   system's clock tick of our own last change of cur/ is seen at the next change. Maildir
  *   folders other than INBOX are not served (IMAP folders are mbox files).
@@ -350,9 +369,11 @@ int mailstore_keyword_add(struct mailstore *ms, const char *name);
 void mailstore_close(struct mailstore *ms);
 /*
  * Tests only: step(name) is called at each step of a durable change ("journal-open",
- * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed",
- * and a rewrite's "mbox-written", "mbox-renamed"; a deferred expunge's "expunge-marked")
- * so that a test can crash the process there; journal_max (bytes, 0: the default) is the
+ * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed";
+ * a Maildir's "maildir-renamed", "maildir-unlinked", "maildir-synced", "maildir-tmp-synced",
+ * "maildir-appended", "keywords-written"; an mbox rewrite's "mbox-written", "mbox-renamed";
+ * a deferred expunge's "expunge-marked") so that a test can crash the process there;
+ * journal_max (bytes, 0: the default) is the
  * journal size that makes the next STORE fold it into the index.
  */
 void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max);

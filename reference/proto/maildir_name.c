@@ -87,19 +87,24 @@ bool maildir_name_parse(const char *name, size_t len, struct maildir_name *out)
         unsigned f = maildir_letter_flag(c);
         if (f)
             out->flags |= f;
-        else if (((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
-            (void)maildir_set_add(out->other, sizeof out->other, c); /* more than 31: the rest dropped */
+        else if (c >= 'a' && c <= 'z')
+            out->letters |= 1u << (c - 'a');
+        else if (c >= 'A' && c <= 'Z')
+            (void)maildir_set_add(out->other, sizeof out->other, c); /* 26 at most: always fits */
     }
     return true;
 }
 
-size_t maildir_name_make(const char *key, size_t key_len, unsigned flags, const char *other, char *out,
-                         size_t outsize)
+size_t maildir_name_make(const char *key, size_t key_len, unsigned flags, unsigned letters, const char *other,
+                         char *out, size_t outsize)
 {
     char set[64] = "";
     for (size_t i = 0; i < sizeof maildir_letters / sizeof maildir_letters[0]; i++)
         if (flags & maildir_letters[i].flag)
             (void)maildir_set_add(set, sizeof set, maildir_letters[i].letter);
+    for (unsigned n = 0; n < 26; n++)
+        if (letters & (1u << n))
+            (void)maildir_set_add(set, sizeof set, (char)('a' + n)); /* 5 + 26 + 26 letters fit in 64 */
     for (size_t i = 0; other && other[i]; i++) {
         char c = other[i];
         if (!maildir_letter_flag(c) && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) &&

@@ -20,6 +20,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
+import zolder_test  # noqa: E402
 from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
 
 ADDRESS = "127.0.1.71"
@@ -139,7 +140,7 @@ class MaildirImapTest(MaildirCase):
         self.ok(m.store("2", "+FLAGS", "(\\Flagged \\Answered)"))
         self.assertEqual(self.info(self.file_with("bericht 2")), "FR")
         self.ok(m.store("3", "+FLAGS", "(\\Deleted klus)"))
-        self.assertEqual(self.info(self.file_with("bericht 3")), "T")  # keywords live in the index
+        self.assertEqual(self.info(self.file_with("bericht 3")), "Ta")  # klus: letter a (dovecot-keywords)
         self.assertEqual(self.ok(m.expunge()), [b"3"])
         self.assertIsNone(self.file_with("bericht 3"))
         self.assertEqual(len(self.files("cur")), 2)
@@ -166,6 +167,31 @@ class MaildirImapTest(MaildirCase):
         self.assertEqual(data[0], b"1 (UID 1 FLAGS (\\Seen))")
         self.assertRegex(data[1].decode(), r"^2 \(UID 2 FLAGS \((\\Answered \\Flagged|\\Flagged \\Answered)\)\)$")
         self.assertIn(b"UID 4 FLAGS (", data[2])
+        m.logout()
+
+    def test_keywords_are_letters_in_the_names(self):
+        """Keywords as Dovecot keeps them in a Maildir: letter N of the name's info is line
+        "N keyword" of dovecot-keywords, so one rename carries a STORE's flags and keywords."""
+        self.deliver(1, 2)
+        m = self.imap()
+        self.ok(m.store("1", "+FLAGS", "(\\Seen Werk $Label1)"))
+        self.assertEqual(self.info(self.file_with("bericht 1")), "Sab")
+        with open(os.path.join(self.md, "dovecot-keywords")) as f:
+            self.assertEqual(f.read(), "0 Werk\n1 $Label1\n")
+        self.ok(m.store("2", "FLAGS", "(\\Flagged $Label1)"))
+        self.assertEqual(self.info(self.file_with("bericht 2")), "Fb")
+        self.ok(m.store("1", "-FLAGS", "(Werk)"))
+        self.assertEqual(self.info(self.file_with("bericht 1")), "Sb")
+        # another program (Dovecot, a script) sets Werk on message 2 by renaming it
+        name = self.file_with("bericht 2")
+        os.rename(os.path.join(self.md, "cur", name), os.path.join(self.md, "cur", name.split(":2,")[0] + ":2,Fab"))
+        self.ok(m.noop())
+        data = {int(x.split()[0]): x for x in self.ok(m.fetch("1:2", "(FLAGS)"))}  # the last per number
+        self.assertEqual(flags_of(data[1]), norm("(\\Seen $Label1)"))
+        self.assertEqual(flags_of(data[2]), norm("(\\Flagged Werk $Label1)"))
+        # APPEND with a keyword: in the name from the start
+        self.ok(m.append("INBOX", "(\\Draft Werk Nieuw)", None, message(9).encode()))
+        self.assertEqual(self.info(self.file_with("bericht 9")), "Dac")
         m.logout()
 
     def test_idle_hears_delivery_at_once(self):
@@ -356,6 +382,7 @@ class MaildirClientsTest(MaildirCase):
         self.deliver(1, 2, 3)
         m = self.imap()
         self.ok(m.store("2", "+FLAGS", "(\\Flagged)"))
+        self.ok(m.store("3", "+FLAGS", "(klus)"))   # letter a: mutt must keep it when it renames
         m.logout()
         home = self.z.inst.path("mutt")
         os.makedirs(os.path.join(home, "Mail"))
@@ -372,12 +399,13 @@ class MaildirClientsTest(MaildirCase):
             flagged = f.read()
         self.assertIn("Subject: bericht 2", flagged)       # mutt read zolder's ":2,F"
         self.assertNotIn("Subject: bericht 1", flagged)
-        self.assertIn("F", self.info(self.file_with("bericht 3")))
+        self.assertEqual(self.info(self.file_with("bericht 3")), "Fa")  # mutt kept the keyword letter
         m = self.imap()
         data = self.ok(m.fetch("1:3", "(UID FLAGS)"))
         self.assertEqual(data[0], b"1 (UID 1 FLAGS ())")
         self.assertIn(b"UID 2 FLAGS (\\Flagged", data[1])
-        self.assertIn(b"UID 3 FLAGS (\\Flagged", data[2])  # zolder read mutt's rename
+        self.assertIn(b"UID 3 FLAGS (", data[2])
+        self.assertEqual(flags_of(data[2]), "(\\Flagged klus)")  # mutt's rename
         m.logout()
 
     @unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) not installed")
@@ -427,11 +455,17 @@ class MaildirClientsTest(MaildirCase):
 
 
 NMSG = 6
-PATTERNS = ["(\\Seen)", "(\\Flagged)", "(\\Seen \\Answered)", "()", "(\\Draft)", "(\\Flagged \\Seen)", "(klus)"]
+PATTERNS = ["(\\Seen)", "(\\Flagged klus)", "(\\Seen \\Answered)", "()", "(\\Draft werk)", "(\\Flagged \\Seen)",
+            "(klus)", "(\\Seen werk klus)"]
 
 
 def norm(flags):
     return "(" + " ".join(sorted(flags.strip("()").split())) + ")"
+
+
+def flags_of(line):
+    """The FLAGS of a FETCH response line, sorted, without \\Recent."""
+    return norm(line.decode().split("FLAGS ")[1].split(")")[0].replace("\\Recent", ""))
 
 
 class MaildirDurabilityTest(MaildirCase):
@@ -478,15 +512,9 @@ class MaildirDurabilityTest(MaildirCase):
         for uid in range(1, NMSG + 1):
             done = [j for j in range(last + 1) if j % NMSG + 1 == uid]
             want = {norm(PATTERNS[done[-1] % len(PATTERNS)]) if done else "()"}
-            if (last + 1) % NMSG + 1 == uid:  # the one in flight may or may not be there
-                new = PATTERNS[(last + 1) % len(PATTERNS)]
-                want.add(norm(new))
-                # ... or half: its system flags are in the file name (renamed first), its
-                # keywords in the index (written next); a crash between leaves the mix
-                old = PATTERNS[done[-1] % len(PATTERNS)] if done else "()"
-                sysf = [f for f in new.strip("()").split() if f.startswith("\\")]
-                kws = [f for f in old.strip("()").split() if not f.startswith("\\")]
-                want.add(norm("(" + " ".join(sysf + kws) + ")"))
+            if (last + 1) % NMSG + 1 == uid:  # the one in flight may or may not be there, whole:
+                # flags and keyword letters are in the name, one rename carries them
+                want.add(norm(PATTERNS[(last + 1) % len(PATTERNS)]))
             self.assertIn(got[uid], want, f"uid {uid} after {last}")
         # an acknowledged EXPUNGE is kept through kill -9
         self.ok(c.uid("STORE", "1:2", "+FLAGS.SILENT", "(\\Deleted)"))
@@ -502,19 +530,21 @@ class MaildirDurabilityTest(MaildirCase):
     def test_every_ok_follows_the_fsyncs(self):
         """kill -9 cannot show a missing fsync (the page cache survives it): the daemon's own
         system calls must show, before each OK, STORE's rename and the fsync of cur/ then the
-        index's; EXPUNGE's unlink and the fsync of cur/; APPEND's fsync of the file in tmp/,
-        its rename into cur/ and the fsync of cur/."""
+        journal's; EXPUNGE's unlink and the fsync of cur/; APPEND's fsync of the file in tmp/,
+        its rename into cur/ and the fsync of cur/; and the index's journal fsynced after
+        them (STORE: no index rewrite)."""
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from test_durability import join_interrupted
         self.deliver(1, 2, 3)
         self.z.stop()
         trace = self.z.inst.path("strace.out")
-        self.z.start(wrapper=["strace", "-f", "-y", "-s", "128", "-qq", "-o", trace, "-e",
+        self.z.start(wrapper=["strace", "-f", "-y", "-s", "512", "-qq", "-o", trace, "-e",
                               "trace=openat,fsync,write,writev,sendto,sendmsg,unlink,rename,renameat,renameat2"],
                      env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0"))
         m = self.imap()
         for j in range(3):
             self.ok(m.store(str(j + 1), "+FLAGS", "(\\Flagged)"))
+        self.ok(m.store("1", "+FLAGS", "(werk)"))  # a new keyword: dovecot-keywords first
         self.ok(m.store("3", "+FLAGS", "(\\Deleted)"))
         self.ok(m.expunge())
         self.ok(m.append("INBOX", "(\\Seen)", None, message(9).encode()))
@@ -529,17 +559,29 @@ class MaildirDurabilityTest(MaildirCase):
 
         cur = r"</[^>]*/maildir/bouke/cur>"
         oks = [i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Store completed", line)]
-        self.assertEqual(len(oks), 4, "\n".join(lines[-60:]))
+        self.assertEqual(len(oks), 5, "\n".join(lines[-60:]))
         prev = 0
         for i in oks:
             ren = after(r"rename(at2?)?\(.*maildir/bouke/(new|cur)/.*maildir/bouke/cur/.*:2,", prev, i)
             self.assertIsNotNone(ren, f"no rename before the STORE OK at line {i}")
             sync = after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, i)
             self.assertIsNotNone(sync, f"cur/ not fsynced after the rename, before the OK at line {i}")
-            idx = after(r"rename(at2?)?\(.*index/bouke/INBOX\.tmp", sync, i)
-            self.assertIsNotNone(idx, f"the index not written after the fsync of cur/, before the OK at {i}")
-            self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/index/bouke>\)\s+= 0", idx, i))
+            # one journal record, fsynced; no index rewrite (the journal is folded past its bound)
+            jr = after(r"fsync\(\d+</[^>]*/index/bouke/INBOX\.journal>\)\s+= 0", sync, i)
+            self.assertIsNotNone(jr, f"the journal not fsynced after the fsync of cur/, before the OK at {i}")
+            self.assertIsNone(after(r"rename(at2?)?\(.*index/bouke/INBOX\.tmp", ren, i), "the index was rewritten")
             prev = i
+        # the keyword's letter is named in dovecot-keywords (under Dovecot's dotlock, fsynced,
+        # renamed, the Maildir fsynced) before the message's name carries it
+        kren = after(r"rename(at2?)?\(.*maildir/bouke/cur/.*:2,Fa\b", oks[2], oks[3])
+        self.assertIsNotNone(kren, "no rename to :2,Fa for the keyword")
+        kw = after(r"rename(at2?)?\(.*maildir/bouke/dovecot-keywords\.lock.*maildir/bouke/dovecot-keywords\b",
+                   oks[2], kren)
+        self.assertIsNotNone(kw, "dovecot-keywords not renamed into place before the message")
+        self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/maildir/bouke/dovecot-keywords\.lock>\)\s+= 0", oks[2], kw),
+                             "dovecot-keywords not fsynced before its rename")
+        self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/maildir/bouke>\)\s+= 0", kw, kren),
+                             "the Maildir not fsynced after dovecot-keywords' rename")
         ok = next(i for i, line in enumerate(lines) if re.search(r"OK (\[[^]]*\] )?Expunge completed", line))
         unl = after(r"unlink\(.*maildir/bouke/cur/", prev, ok)
         self.assertIsNotNone(unl, "no unlink before the EXPUNGE OK")
@@ -549,7 +591,106 @@ class MaildirDurabilityTest(MaildirCase):
         self.assertIsNotNone(fs, "the appended file not fsynced in tmp/")
         ren = after(r"rename(at2?)?\(.*maildir/bouke/tmp/.*maildir/bouke/cur/.*:2,S", fs, ok)
         self.assertIsNotNone(ren, "no rename from tmp/ into cur/ after the fsync")
-        self.assertIsNotNone(after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, ok), "cur/ not fsynced after the rename")
+        sync = after(r"fsync\(\d+" + cur + r"\)\s+= 0", ren, ok)
+        self.assertIsNotNone(sync, "cur/ not fsynced after the rename")
+        self.assertIsNotNone(after(r"fsync\(\d+</[^>]*/index/bouke/INBOX\.journal>\)\s+= 0", sync, ok),
+                             "the appended message's UID not journalled before the OK")
+
+
+DOVECOT = "127.0.14.7"
+DOVECOT_IMAP = 10143
+DOVECOT_CONF = """base_dir = {dir}/run
+state_dir = {dir}/state
+log_path = /dev/stderr
+info_log_path = /dev/stderr
+listen = {addr}
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+first_valid_uid = {uid}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {dir}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={dir}/home/%u
+}}
+mail_location = maildir:{maildirs}/%u:INDEX=MEMORY
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"""
+
+
+@unittest.skipUnless(shutil.which("dovecot") and os.geteuid() == 0, "needs Debian's dovecot and root")
+class MaildirDovecotTest(MaildirCase):
+    """Debian's Dovecot (a private instance on loopback, its indexes in memory) serving the
+    same Maildir: it reads the keywords zolder wrote (letters in the names, dovecot-keywords)
+    and zolder reads the ones Dovecot writes."""
+
+    def start_dovecot(self):
+        import pwd
+        if not zolder_test.address_free(DOVECOT, DOVECOT_IMAP):
+            self.skipTest("dovecot test address in use")
+        dv = zolder_test.Instance(name="maildir-dovecot")
+        self.addCleanup(dv.cleanup)
+        self.addCleanup(dv.stop)
+        pw = pwd.getpwnam(self.z.conf_lines["run_as"])
+        os.chmod(dv.dir, 0o755)
+        dv.write("dovecot.conf", DOVECOT_CONF.format(dir=dv.dir, addr=DOVECOT, uid=pw.pw_uid, gid=pw.pw_gid,
+                                                     maildirs=os.path.dirname(self.md), port=DOVECOT_IMAP))
+        dv.write("passwd", "bouke:{PLAIN}dovecot\n")
+        dv.start(["dovecot", "-F", "-c", dv.path("dovecot.conf")], ready="starting up", timeout=30)
+        self.dv = dv
+
+    def dovecot_imap(self):
+        d = imaplib.IMAP4(DOVECOT, DOVECOT_IMAP, timeout=20)
+        self.addCleanup(self.close_quietly, d)
+        d.login("bouke", "dovecot")
+        self.ok(d.select("INBOX"))
+        return d
+
+    def test_dovecot_reads_zolders_keywords_and_zolder_dovecots(self):
+        self.deliver(1, 2, 3)
+        m = self.imap()
+        self.ok(m.store("1", "+FLAGS", "(\\Flagged Werk $Label1)"))
+        self.ok(m.store("2", "+FLAGS", "($Label1)"))
+        self.ok(m.store("3", "+FLAGS", "(\\Seen Prive)"))
+        self.start_dovecot()
+        d = self.dovecot_imap()
+        got = {}
+        for line in self.ok(d.fetch("1:3", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")):
+            if isinstance(line, tuple):
+                got[line[1].decode().strip()] = flags_of(line[0])
+        self.assertEqual(got, {"Subject: bericht 1": norm("(\\Flagged Werk $Label1)"),
+                               "Subject: bericht 2": norm("($Label1)"),
+                               "Subject: bericht 3": norm("(\\Seen Prive)")}, self.dv.log()[-2000:])
+        # Dovecot changes keywords (one of its own, one of ours); zolder sees both
+        self.ok(d.store("2", "+FLAGS", "(Junk)"))
+        self.ok(d.store("1", "-FLAGS", "(Werk)"))
+        d.logout()
+        self.ok(m.noop())
+        data = {int(x.split()[0]): x for x in self.ok(m.fetch("1:3", "(FLAGS)"))}
+        self.assertEqual(flags_of(data[1]), norm("(\\Flagged $Label1)"))
+        self.assertEqual(flags_of(data[2]), norm("($Label1 Junk)"))
+        # ... and zolder's next new keyword takes a letter Dovecot did not
+        self.ok(m.store("3", "+FLAGS", "(Nog)"))
+        with open(os.path.join(self.md, "dovecot-keywords")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len({line.split()[0] for line in lines}), len(lines), lines)
+        self.assertIn("Nog", [line.split()[1] for line in lines])
+        d = self.dovecot_imap()
+        data = self.ok(d.fetch("1:3", "(FLAGS)"))
+        self.assertIn("Nog", flags_of(data[2]))
+        d.logout()
+        m.logout()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
  * Unit tests for reference/mailstore's Maildir back-end: scan of new/ and cur/, UIDs kept
  * across rescans, sessions and mutt-style renames, flags from the ":2," info, STORE renames,
  * expunge unlinks, append into cur/ with flags and mtime, SELECT moving new/ to cur/, a file
- * vanishing before it is read, a lost index (new UIDVALIDITY), RFC822.SIZE in CRLF.
+ * vanishing before it is read, a lost index (new UIDVALIDITY), RFC822.SIZE in CRLF; keywords
+ * as Dovecot's letters (dovecot-keywords), more keywords than letters, an older index's
+ * keywords moved into the names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,9 +204,9 @@ static void test_store_renames(void **state)
     const char *kw[] = {"$Label1"};
     assert_int_equal(mailstore_store(&ms, uids, 2, MAILSTORE_ADD, MBOX_FLAG_SEEN | MBOX_FLAG_DELETED, kw, 1, &error),
                      MAILSTORE_OK);
-    /* P (passed) kept; the new/ one moved into cur/ */
-    assert_true(exists(f, "cur/1.Q1_0.h:2,PST"));
-    assert_true(exists(f, "cur/2.Q2_0.h:2,ST"));
+    /* P (passed) kept; the new/ one moved into cur/; $Label1 got letter a (dovecot-keywords) */
+    assert_true(exists(f, "cur/1.Q1_0.h:2,PSTa"));
+    assert_true(exists(f, "cur/2.Q2_0.h:2,STa"));
     assert_int_equal(count_in(f, "new"), 0);
     assert_int_equal(ms.msgs[0].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_SEEN | MBOX_FLAG_DELETED);
     int k = mailstore_keyword_index(&ms, "$Label1");
@@ -212,10 +214,10 @@ static void test_store_renames(void **state)
     assert_true(ms.msgs[1].keywords & (1u << k));
     uint32_t one = 1;
     assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_REMOVE, MBOX_FLAG_DELETED, NULL, 0, &error), MAILSTORE_OK);
-    assert_true(exists(f, "cur/1.Q1_0.h:2,PS"));
+    assert_true(exists(f, "cur/1.Q1_0.h:2,PSa"));
     mailstore_close(&ms);
     mailstore_cache_clear();
-    /* keywords survive in the index; flags in the names */
+    /* keywords and flags in the names (and the index) */
     open_ok(f, &ms, 2);
     k = mailstore_keyword_index(&ms, "$Label1");
     assert_true(k >= 0);
@@ -229,7 +231,144 @@ static void test_store_renames(void **state)
                      MAILSTORE_OK);
     assert_int_equal(nmod, 2);
     free(modified);
-    assert_true(exists(f, "cur/1.Q1_0.h:2,PS"));
+    assert_true(exists(f, "cur/1.Q1_0.h:2,PSa"));
+    mailstore_close(&ms);
+}
+
+static char *read_text(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (fs_read_file(path, 1 << 20, &data, &len) < 0)
+        return NULL;
+    return data;
+}
+
+static uint32_t kw_bits(const struct mailstore *ms, const char *const *names, size_t n)
+{
+    uint32_t bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int b = mailstore_keyword_index(ms, names[i]);
+        assert_true(b >= 0);
+        bits |= 1u << b;
+    }
+    return bits;
+}
+
+/* Dovecot's keyword letters: read from names through dovecot-keywords, written the same way. */
+static void test_keyword_letters(void **state)
+{
+    struct fixture *f = *state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/dovecot-keywords", f->md);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("0 Junk\n1 $Forwarded\n", fp);
+    fclose(fp);
+    write_at(f, "cur", "1.Q1_0.h:2,Sa", A, 1);
+    write_at(f, "cur", "2.Q2_0.h:2,b", B, 2);
+    write_at(f, "cur", "3.Q3_0.h:2,c", C, 3); /* c: a letter dovecot-keywords does not name */
+    struct mailstore ms;
+    open_ok(f, &ms, 3);
+    const char *junk[] = {"Junk"}, *fwd[] = {"$Forwarded"}, *work[] = {"Work"};
+    assert_int_equal(ms.msgs[0].keywords, kw_bits(&ms, junk, 1));
+    assert_int_equal(ms.msgs[0].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_SEEN);
+    assert_int_equal(ms.msgs[1].keywords, kw_bits(&ms, fwd, 1));
+    assert_int_equal(ms.msgs[2].keywords, 0);
+    /* a new keyword: the lowest letter neither named nor found in a name (not c) */
+    const char *error = NULL;
+    uint32_t three = 3, one = 1;
+    assert_int_equal(mailstore_store(&ms, &three, 1, MAILSTORE_ADD, MBOX_FLAG_FLAGGED, work, 1, &error), MAILSTORE_OK);
+    assert_true(exists(f, "cur/3.Q3_0.h:2,Fcd")); /* c kept as it was */
+    char *text = read_text(path);
+    assert_string_equal(text, "0 Junk\n1 $Forwarded\n3 Work\n");
+    free(text);
+    /* keyword removal and a system flag: one rename */
+    assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_SET, MBOX_FLAG_ANSWERED, fwd, 1, &error), MAILSTORE_OK);
+    assert_true(exists(f, "cur/1.Q1_0.h:2,Rb"));
+    /* Dovecot (another program) takes $Forwarded off and sets Junk: seen at the next refresh */
+    unsigned long long hms = ms.highestmodseq;
+    move(f, "cur/1.Q1_0.h:2,Rb", "cur/1.Q1_0.h:2,Ra");
+    assert_int_equal(mailstore_refresh(&ms, &error), MAILSTORE_OK);
+    assert_int_equal(ms.msgs[0].keywords, kw_bits(&ms, junk, 1));
+    assert_true(ms.msgs[0].modseq > hms);
+    mailstore_close(&ms);
+    /* a lost index: keywords come back from the names */
+    snprintf(path, sizeof path, "%s/index/sjoerd/INBOX", f->dir);
+    assert_int_equal(unlink(path), 0);
+    char jpath[600];
+    snprintf(jpath, sizeof jpath, "%s.journal", path);
+    (void)unlink(jpath);
+    mailstore_cache_clear();
+    open_ok(f, &ms, 3);
+    assert_int_equal(ms.msgs[0].keywords, kw_bits(&ms, junk, 1));
+    assert_int_equal(ms.msgs[2].keywords, kw_bits(&ms, work, 1));
+    mailstore_close(&ms);
+}
+
+/* More keywords than letters: the first 26 in names, the rest in the index alone. */
+static void test_keyword_letters_run_out(void **state)
+{
+    struct fixture *f = *state;
+    write_at(f, "cur", "1.Q1_0.h:2,", A, 1);
+    struct mailstore ms;
+    open_ok(f, &ms, 1);
+    char names[30][16];
+    const char *kw[30];
+    for (int i = 0; i < 30; i++) {
+        snprintf(names[i], sizeof names[i], "kw%02d", i);
+        kw[i] = names[i];
+    }
+    const char *error = NULL;
+    uint32_t one = 1;
+    assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_ADD, 0, kw, 30, &error), MAILSTORE_OK);
+    assert_true(exists(f, "cur/1.Q1_0.h:2,abcdefghijklmnopqrstuvwxyz"));
+    uint32_t all = ms.msgs[0].keywords;
+    assert_int_equal(all, kw_bits(&ms, kw, 30));
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    open_ok(f, &ms, 1);
+    assert_int_equal(ms.msgs[0].keywords, kw_bits(&ms, kw, 30));
+    /* taking one with a letter and one without off: the letter goes, the journal has the other */
+    const char *off[] = {"kw00", "kw29"};
+    assert_int_equal(mailstore_store(&ms, &one, 1, MAILSTORE_REMOVE, 0, off, 2, &error), MAILSTORE_OK);
+    assert_true(exists(f, "cur/1.Q1_0.h:2,bcdefghijklmnopqrstuvwxyz"));
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    open_ok(f, &ms, 1);
+    assert_int_equal(ms.msgs[0].keywords, kw_bits(&ms, kw + 1, 28));
+    mailstore_close(&ms);
+}
+
+/* An index of format 1 (keywords only there): read, and the keywords move into the names. */
+static void test_keywords_from_an_older_index(void **state)
+{
+    struct fixture *f = *state;
+    write_at(f, "cur", "1.Q1_0.h:2,S", A, 1);
+    write_at(f, "cur", "2.Q2_0.h:2,", B, 2);
+    char path[512];
+    snprintf(path, sizeof path, "%s/index/sjoerd", f->dir);
+    assert_int_equal(fs_mkdir_p(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/index/sjoerd/INBOX", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "zolder-maildir-index 1 1234 3 7\nkeywords Oud Klus\n"
+                "1 5 8 1 %zu 99 4 1 1.Q1_0.h\n2 6 0 3 %zu 98 3 2 2.Q2_0.h\n",
+            strlen(A), strlen(B));
+    fclose(fp);
+    struct mailstore ms;
+    open_ok(f, &ms, 2);
+    assert_int_equal(ms.uidvalidity, 1234);
+    assert_int_equal(ms.msgs[0].size, 99); /* as the index has it: not measured again */
+    const char *oud[] = {"Oud"}, *both[] = {"Oud", "Klus"};
+    assert_int_equal(ms.msgs[0].keywords, kw_bits(&ms, oud, 1));
+    assert_int_equal(ms.msgs[1].keywords, kw_bits(&ms, both, 2));
+    assert_true(exists(f, "cur/1.Q1_0.h:2,Sa"));
+    assert_true(exists(f, "cur/2.Q2_0.h:2,ab"));
+    mailstore_close(&ms);
+    mailstore_cache_clear();
+    open_ok(f, &ms, 2);
+    assert_int_equal(ms.msgs[1].keywords, kw_bits(&ms, both, 2));
     mailstore_close(&ms);
 }
 
@@ -388,6 +527,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_and_settle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_cache_store_and_expunge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyword_letters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyword_letters_run_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keywords_from_an_older_index, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
