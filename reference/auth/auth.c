@@ -13,7 +13,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "log.h"
 #include "str.h"
@@ -30,6 +35,15 @@ struct auth_request {
     bool cancelled;
     bool delaying;
     struct event *delay;
+    bool cacheable;                        /* a real hash: an OK verdict goes into the cache */
+    unsigned char digest[AUTH_DIGEST_LEN]; /* its cache key (see auth_cache_key) */
+};
+
+/* One remembered success: the key of (hash string, password) and when it stops counting. */
+struct auth_cache_entry {
+    unsigned char digest[AUTH_DIGEST_LEN];
+    long long expires;                     /* CLOCK_MONOTONIC seconds */
+    bool used;
 };
 
 struct auth_service {
@@ -46,7 +60,82 @@ struct auth_service {
     size_t nworkers;
     int notify[2];                   /* workers write a byte, the loop reads */
     struct event *notify_ev;
+    /* the cache of successful checks (loop thread only) */
+    unsigned char cache_key[32];     /* random per process: digests mean nothing elsewhere */
+    struct auth_cache_entry *cache;
+    size_t cache_size;
+    unsigned long cache_ttl;
+    unsigned long long hashed;       /* checks that ran a hash (tests, statistics) */
 };
+
+static long long auth_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec;
+}
+
+/* HMAC-SHA256 under the process's key of the user's hash string, a NUL, and the password. */
+static void auth_cache_key(const struct auth_service *svc, const struct users_check *chk, const char *password,
+                           unsigned char *out)
+{
+    size_t hl = strnlen(chk->hash, sizeof chk->hash), pl = strlen(password);
+    unsigned char buf[USERS_HASH_MAX + 1 + USERS_PASSWORD_MAX + 2];
+    memcpy(buf, chk->hash, hl);
+    buf[hl] = '\0';
+    memcpy(buf + hl + 1, password, pl);
+    unsigned len = 0;
+    if (!HMAC(EVP_sha256(), svc->cache_key, sizeof svc->cache_key, buf, hl + 1 + pl, out, &len) ||
+        len != AUTH_DIGEST_LEN)
+        memset(out, 0, AUTH_DIGEST_LEN); /* cannot happen; an all-zero key is never stored */
+    explicit_bzero(buf, sizeof buf);
+}
+
+static bool auth_digest_zero(const unsigned char *d)
+{
+    unsigned char acc = 0;
+    for (size_t i = 0; i < AUTH_DIGEST_LEN; i++)
+        acc |= d[i];
+    return acc == 0;
+}
+
+static bool auth_cache_hit(struct auth_service *svc, const unsigned char *digest)
+{
+    long long now = auth_now();
+    for (size_t i = 0; i < svc->cache_size; i++) {
+        struct auth_cache_entry *e = &svc->cache[i];
+        if (!e->used)
+            continue;
+        if (e->expires <= now) {
+            explicit_bzero(e, sizeof *e);
+            continue;
+        }
+        if (CRYPTO_memcmp(e->digest, digest, AUTH_DIGEST_LEN) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void auth_cache_put(struct auth_service *svc, const unsigned char *digest)
+{
+    if (!svc->cache_size || auth_digest_zero(digest))
+        return;
+    long long now = auth_now();
+    struct auth_cache_entry *slot = NULL;
+    for (size_t i = 0; i < svc->cache_size; i++) {
+        struct auth_cache_entry *e = &svc->cache[i];
+        if (e->used && CRYPTO_memcmp(e->digest, digest, AUTH_DIGEST_LEN) == 0) {
+            slot = e; /* the same again: a new lifetime */
+            break;
+        }
+        /* a free or expired place, else the one that expires first */
+        if (!slot || (slot->used && (!e->used || e->expires <= now || e->expires < slot->expires)))
+            slot = e;
+    }
+    memcpy(slot->digest, digest, AUTH_DIGEST_LEN);
+    slot->expires = now + (long long)svc->cache_ttl;
+    slot->used = true;
+}
 
 static void auth_push(struct auth_request **head, struct auth_request **tail, struct auth_request *r)
 {
@@ -144,6 +233,9 @@ static void auth_notified(evutil_socket_t fd, short what, void *arg)
         pthread_mutex_unlock(&svc->lock);
         if (!r)
             return;
+        svc->hashed++;
+        if (r->result == USERS_AUTH_OK && r->cacheable)
+            auth_cache_put(svc, r->digest); /* failures are never cached */
         if (r->result != USERS_AUTH_OK && svc->failure_delay_ms > 0) {
             r->delaying = true;
             r->delay = evtimer_new(svc->base, auth_delay_done, r);
@@ -190,6 +282,15 @@ struct auth_service *auth_service_new(struct event_base *base, unsigned failure_
         free(svc);
         return NULL;
     }
+    if (RAND_bytes(svc->cache_key, sizeof svc->cache_key) != 1) {
+        *error_r = "cannot make the password cache's key";
+        close(svc->notify[0]);
+        close(svc->notify[1]);
+        pthread_mutex_destroy(&svc->lock);
+        pthread_cond_destroy(&svc->wake);
+        free(svc);
+        return NULL;
+    }
     svc->notify_ev = event_new(base, svc->notify[0], EV_READ | EV_PERSIST, auth_notified, svc);
     event_add(svc->notify_ev, NULL);
     for (size_t i = 0; i < AUTH_WORKERS; i++) {
@@ -223,6 +324,11 @@ void auth_service_free(struct auth_service *svc)
         auth_request_free(r);
     }
     event_free(svc->notify_ev);
+    if (svc->cache) {
+        explicit_bzero(svc->cache, svc->cache_size * sizeof *svc->cache);
+        free(svc->cache);
+    }
+    explicit_bzero(svc->cache_key, sizeof svc->cache_key);
     close(svc->notify[0]);
     close(svc->notify[1]);
     pthread_mutex_destroy(&svc->lock);
@@ -235,6 +341,26 @@ void auth_service_set_failure_delay(struct auth_service *svc, unsigned failure_d
     svc->failure_delay_ms = failure_delay_ms;
 }
 
+void auth_service_set_cache(struct auth_service *svc, size_t size, unsigned long ttl_s)
+{
+    if (size > AUTH_CACHE_MAX)
+        size = AUTH_CACHE_MAX;
+    if (svc->cache) {
+        explicit_bzero(svc->cache, svc->cache_size * sizeof *svc->cache);
+        free(svc->cache);
+    }
+    svc->cache = NULL;
+    svc->cache_size = ttl_s ? size : 0;
+    svc->cache_ttl = ttl_s;
+    if (svc->cache_size)
+        svc->cache = xcalloc(svc->cache_size, sizeof *svc->cache);
+}
+
+unsigned long long auth_service_hashed(const struct auth_service *svc)
+{
+    return svc->hashed;
+}
+
 struct auth_request *auth_submit(struct auth_service *svc, const struct users_check *chk,
                                  const char *password, auth_done_fn done, void *arg)
 {
@@ -244,6 +370,22 @@ struct auth_request *auth_submit(struct auth_service *svc, const struct users_ch
     r->done = done;
     r->arg = arg;
     bool too_long = !str_copy(r->password, sizeof r->password, password);
+    if (svc->cache_size && !too_long && chk->if_unusable == USERS_AUTH_OK) {
+        auth_cache_key(svc, chk, password, r->digest);
+        r->cacheable = true;
+        if (auth_cache_hit(svc, r->digest)) {
+            /* this password passed against this very hash string within the TTL */
+            explicit_bzero(r->password, sizeof r->password);
+            r->result = USERS_AUTH_OK;
+            r->delaying = true;
+            r->delay = evtimer_new(svc->base, auth_delay_done, r);
+            r->next = svc->delaying;
+            svc->delaying = r;
+            struct timeval now = {0, 0};
+            evtimer_add(r->delay, &now); /* answered on the next loop turn, as always */
+            return r;
+        }
+    }
     pthread_mutex_lock(&svc->lock);
     bool full = svc->queued >= AUTH_QUEUE_MAX;
     if (!full && !too_long) {

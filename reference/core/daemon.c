@@ -38,6 +38,7 @@
 #include "log.h"
 #include "pop3d/pop3d.h"
 #include "imapd/imapd.h"
+#include "mailstore/mailstore.h"
 #include "queue/queue.h"
 #include "relay/relay.h"
 #include "smtpd/smtpd.h"
@@ -563,6 +564,7 @@ static void daemon_reload(struct daemon *d)
     zmaps_set_conf(d->maps, &d->conf); /* loaded from `fresh`, a local that is gone now */
     zmaps_smtpd(d->maps, &d->smtpd_maps);
     auth_service_set_failure_delay(d->auth, (unsigned)d->conf.auth_failure_delay * 1000);
+    auth_service_set_cache(d->auth, d->conf.auth_cache_size, d->conf.auth_cache_ttl); /* issue 7 */
     struct deliver_resolver resolver;
     zmaps_resolver(d->maps, &resolver);
     deliver_free(&d->deliver);
@@ -591,6 +593,7 @@ static void daemon_reload(struct daemon *d)
         relay_dns_set_hosts(d->fetch_dns, zmaps_hosts(d->maps));
     }
     log_set_level(daemon_log_level(d->conf.log_level));
+    mailstore_compact_setup(d->base, d->conf.mbox_compact_delay); /* mbox expunges (issue 7) */
     log_info("reloaded %s", d->config_path);
 }
 
@@ -972,6 +975,7 @@ int daemon_run(const char *path)
     d.auth = auth_service_new(d.base, (unsigned)d.conf.auth_failure_delay * 1000, &auth_error);
     if (!d.auth)
         log_fatalx("password checks: %s", auth_error);
+    auth_service_set_cache(d.auth, d.conf.auth_cache_size, d.conf.auth_cache_ttl); /* issue 7 */
     zmaps_smtpd(d.maps, &d.smtpd_maps);
     d.smtpd.conf = &d.conf;
     d.smtpd.auth = d.auth;
@@ -1007,6 +1011,8 @@ int daemon_run(const char *path)
     d.imapd.tls = tls;
     if (imapd_start(&d.imapd, imap_fds, d.conf.nimap, d.conf.nimaps) < 0)
         log_fatalx("cannot start IMAP listeners");
+    /* mbox expunges: deferred compaction (issue 7, mailstore.h) */
+    mailstore_compact_setup(d.base, d.conf.mbox_compact_delay);
     daemon_open_control(&d);
 
     d.sig_term = evsignal_new(d.base, SIGTERM, daemon_signal_cb, &d);
@@ -1045,6 +1051,7 @@ int daemon_run(const char *path)
     smtpd_stop(&d.smtpd);
     pop3d_stop(&d.pop3d);
     imapd_stop(&d.imapd);
+    mailstore_compact_flush(); /* mbox expunges: what waits for its compaction, now */
     auth_service_free(d.auth); /* after the sessions: they cancel their checks */
     evconnlistener_free(d.control);
     unlink(d.control_path);

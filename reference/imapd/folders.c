@@ -169,31 +169,51 @@ enum mailstore_result imapd_folder_open(const struct imapd_folders_ctx *ctx, con
 
 /* ---- COPY ----------------------------------------------------------------------------------- */
 
+/* What one COPY batch holds at most: the target is written once and fsync'd once per batch. */
+#define IMAPD_COPY_BATCH 256
+#define IMAPD_COPY_BATCH_BYTES (8UL * 1024 * 1024)
+
 enum mailstore_result imapd_folder_copy(struct mailstore *src, const struct mailstore_msg *const *msgs, size_t n,
                                         struct mailstore *dst, uint32_t *dst_uids, size_t *done_r,
                                         const char **error_r)
 {
     *done_r = 0;
-    struct buf raw, fixed, wire, kwtext;
+    struct buf raw, fixed, kwtext;
     buf_init(&raw, 0);
     buf_init(&fixed, 0);
-    buf_init(&wire, 0);
     buf_init(&kwtext, 0);
+    struct buf *wire = xcalloc(IMAPD_COPY_BATCH, sizeof *wire);
+    struct mailstore_new *batch = xcalloc(IMAPD_COPY_BATCH, sizeof *batch);
+    const char *(*kw)[MAILSTORE_KEYWORDS_MAX] = xcalloc(IMAPD_COPY_BATCH, sizeof *kw);
+    size_t nbatch = 0, bytes = 0;
     enum mailstore_result r = MAILSTORE_OK;
-    for (size_t i = 0; i < n && r == MAILSTORE_OK; i++) {
+    for (size_t i = 0; i <= n && r == MAILSTORE_OK; i++) {
+        /* the batch goes when full, when the next message would make it too big, at the end */
+        size_t next_len = i < n ? (size_t)msgs[i]->size : 0;
+        if (nbatch && (i == n || nbatch == IMAPD_COPY_BATCH || bytes + next_len > IMAPD_COPY_BATCH_BYTES)) {
+            r = mailstore_append_many(dst, batch, nbatch, dst_uids + *done_r, error_r);
+            if (r == MAILSTORE_OK)
+                *done_r += nbatch;
+            else if (dst->maildir)
+                for (size_t k = 0; k < nbatch && dst_uids[*done_r]; k++)
+                    (*done_r)++; /* those added before the error, to be taken out */
+            nbatch = 0;
+            bytes = 0;
+        }
+        if (i == n || r != MAILSTORE_OK)
+            break;
         const struct mailstore_msg *m = msgs[i];
         buf_reset(&raw);
         buf_reset(&fixed);
-        buf_reset(&wire);
+        buf_reset(&wire[nbatch]);
         buf_reset(&kwtext);
         r = mailstore_read_msg(src, m, &raw, error_r);
         if (r != MAILSTORE_OK)
             break;
-        const char *kw[MAILSTORE_KEYWORDS_MAX];
         size_t nkw = 0;
         for (size_t k = 0; k < src->nkeywords; k++)
             if (m->keywords & (1u << k)) {
-                kw[nkw++] = src->keyword[k];
+                kw[nbatch][nkw++] = src->keyword[k];
                 buf_printf(&kwtext, "%s%s", kwtext.len ? " " : "", src->keyword[k]);
             }
         /* the copy's flag fields say what the source's index says (mutt reads them) */
@@ -202,11 +222,15 @@ enum mailstore_result imapd_folder_copy(struct mailstore *src, const struct mail
         unsigned flags = m->flags & MBOX_FLAGS_IMAP;
         mbox_flags_rewrite(data, hdr, flags | MBOX_FLAG_OLD, kwtext.len ? kwtext.data : NULL, &fixed);
         buf_append(&fixed, data + hdr, raw.len - hdr);
-        mbox_export(fixed.data ? fixed.data : "", fixed.len, 0, -1, &wire);
-        time_t when = m->internaldate ? m->internaldate : time(NULL);
-        r = mailstore_append(dst, wire.data ? wire.data : "", wire.len, when, flags, kw, nkw, &dst_uids[i], error_r);
-        if (r == MAILSTORE_OK)
-            (*done_r)++;
+        mbox_export(fixed.data ? fixed.data : "", fixed.len, 0, -1, &wire[nbatch]);
+        batch[nbatch] = (struct mailstore_new){.data = wire[nbatch].data ? wire[nbatch].data : "",
+                                               .len = wire[nbatch].len,
+                                               .when = m->internaldate ? m->internaldate : time(NULL),
+                                               .flags = flags,
+                                               .keywords = kw[nbatch],
+                                               .nkeywords = nkw};
+        bytes += wire[nbatch].len;
+        nbatch++;
     }
     if (r != MAILSTORE_OK && *done_r) {
         /* all or nothing (RFC 3501 6.4.7): take the copies made so far out again */
@@ -217,9 +241,13 @@ enum mailstore_result imapd_folder_copy(struct mailstore *src, const struct mail
         else
             log_warnx("imapd: %zu copies left in %s after a failed copy: %s", *done_r, dst->mbox_path, why);
     }
+    for (size_t k = 0; k < IMAPD_COPY_BATCH; k++)
+        buf_free(&wire[k]);
+    free(wire);
+    free(batch);
+    free(kw);
     buf_free(&raw);
     buf_free(&fixed);
-    buf_free(&wire);
     buf_free(&kwtext);
     return r;
 }

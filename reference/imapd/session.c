@@ -341,7 +341,27 @@ static const struct mailstore_msg *imapd_msg(const struct imapd_session *ss, siz
 {
     if (ss->view.shown == ss->store.gen)
         return &ss->store.gen->msgs[idx]; /* the view is the newest: same positions */
-    return imapd_store_find(ss, imapd_view_uid(&ss->view, idx));
+    uint32_t uid = imapd_view_uid(&ss->view, idx);
+    const struct mailstore_gen *g = ss->store.gen;
+    /* where it was, or a few places before (other sessions expunged some): UIDs ascend, so a
+     * message is never after its place in the view; a binary search beyond that */
+    size_t at = g && idx < g->nmsgs ? idx : g && g->nmsgs ? g->nmsgs - 1 : 0;
+    for (size_t k = 0; g && g->nmsgs && k < 16 && k <= at && g->msgs[at - k].uid >= uid; k++)
+        if (g->msgs[at - k].uid == uid)
+            return &g->msgs[at - k];
+    return imapd_store_find(ss, uid);
+}
+
+/* Appends v in decimal: a FETCH 1:* formats numbers for every message, printf is slow. */
+static void imapd_put_num(struct buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof tmp - i);
 }
 
 /* The message in wire form (CRLF). */
@@ -914,7 +934,8 @@ static void imapd_cmd_check(struct imapd_session *ss, struct imap_cmd *cmd)
 {
     if (!ss->readonly) {
         const char *error = NULL;
-        enum mailstore_result r = mailstore_write_flags(&ss->store, &error);
+        /* a checkpoint: flags into the mbox headers, deferred expunges out of it, now */
+        enum mailstore_result r = mailstore_compact(&ss->store, &error);
         if (r != MAILSTORE_OK) {
             imapd_store_error(ss, cmd->tag, r, error);
             return;
@@ -1467,10 +1488,8 @@ static void imapd_cmd_search(struct imapd_session *ss, struct imap_cmd *cmd)
         if (imapd_search_eval(ss, cmd, &k, i, &t)) {
             if (modseq > highest)
                 highest = modseq;
-            if (cmd->uid)
-                buf_printf(&b, " %u", imapd_view_uid(&ss->view, i));
-            else
-                buf_printf(&b, " %zu", i + 1);
+            buf_append_char(&b, ' '); /* no printf: UNSEEN can list every message */
+            imapd_put_num(&b, cmd->uid ? imapd_view_uid(&ss->view, i) : i + 1);
         }
         buf_free(&t.wire);
     }
@@ -1502,6 +1521,30 @@ static void imapd_literal(struct buf *b, const char *data, size_t len)
     buf_append(b, data, len);
 }
 
+/*
+ * The FETCH line's buffer, kept from line to line (a FETCH 1:* formats 10,000 of them): no
+ * allocation per line. One that a literal grew past IMAPD_FETCH_SCRATCH_KEEP is freed.
+ */
+#define IMAPD_FETCH_SCRATCH_KEEP 65536
+static struct buf imapd_fetch_scratch;
+
+static void imapd_fetch_scratch_take(struct buf *b)
+{
+    *b = imapd_fetch_scratch;
+    memset(&imapd_fetch_scratch, 0, sizeof imapd_fetch_scratch);
+    buf_reset(b);
+}
+
+static void imapd_fetch_scratch_give(struct buf *b)
+{
+    if (b->cap > IMAPD_FETCH_SCRATCH_KEEP || imapd_fetch_scratch.data) {
+        buf_free(b);
+        return;
+    }
+    imapd_fetch_scratch = *b;
+    memset(b, 0, sizeof *b);
+}
+
 /* One message's FETCH response; false when the message is gone. */
 static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
 {
@@ -1524,7 +1567,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     }
     struct buf wire, b, part;
     buf_init(&wire, 0);
-    buf_init(&b, 0);
+    imapd_fetch_scratch_take(&b);
     buf_init(&part, 0);
     const char *error = NULL;
     if (need_text) {
@@ -1532,6 +1575,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         if (r != MAILSTORE_OK) {
             log_info("imapd %llx: user=%s uid=%u not fetched: %s", ss->id, ss->user, uid, error);
             buf_free(&wire);
+            imapd_fetch_scratch_give(&b);
             return false;
         }
     }
@@ -1554,10 +1598,14 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
     struct mime_entity top;
     if (need_text)
         mime_entity_parse(msg, 0, wire.len, false, 0, &top);
-    buf_printf(&b, "* %zu FETCH (", idx + 1);
+    buf_append_str(&b, "* ");
+    imapd_put_num(&b, idx + 1);
+    buf_append_str(&b, " FETCH (");
     size_t start = b.len;
-    if (cmd->uid)
-        buf_printf(&b, "UID %u", uid);
+    if (cmd->uid) {
+        buf_append_str(&b, "UID ");
+        imapd_put_num(&b, uid);
+    }
     for (size_t i = 0; i < cmd->natts; i++) {
         const struct imap_fetch_att *a = &cmd->atts[i];
         if (a->kind == IMAP_FETCH_UID && cmd->uid)
@@ -1571,7 +1619,8 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
             imapd_flag_list(&ss->store, imapd_flags_of(ss, uid, flags), keywords, &b);
             break;
         case IMAP_FETCH_UID:
-            buf_printf(&b, "UID %u", uid);
+            buf_append_str(&b, "UID ");
+            imapd_put_num(&b, uid);
             break;
         case IMAP_FETCH_MODSEQ:
             buf_printf(&b, "MODSEQ (%llu)", modseq);
@@ -1581,7 +1630,8 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
             buf_printf(&b, "INTERNALDATE \"%s\"", date);
             break;
         case IMAP_FETCH_RFC822_SIZE:
-            buf_printf(&b, "RFC822.SIZE %llu", size);
+            buf_append_str(&b, "RFC822.SIZE ");
+            imapd_put_num(&b, size);
             break;
         case IMAP_FETCH_ENVELOPE:
             buf_append_str(&b, "ENVELOPE ");
@@ -1635,7 +1685,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         buf_printf(&b, "%sMODSEQ (%llu)", b.len > start ? " " : "", modseq);
     buf_append_str(&b, ")\r\n");
     imapd_send_buf(ss, &b);
-    buf_free(&b);
+    imapd_fetch_scratch_give(&b);
     buf_free(&part);
     buf_free(&wire);
     ss->fetched++;

@@ -118,12 +118,19 @@ void imapd_flag_list(const struct mailstore *ms, unsigned flags, uint32_t keywor
                {MBOX_FLAG_DELETED, "\\Deleted"}, {MBOX_FLAG_DRAFT, "\\Draft"},       {IMAPD_FLAG_RECENT, "\\Recent"}};
     size_t start = b->len;
     buf_append_char(b, '(');
+    /* no printf: FETCH 1:* (FLAGS) lists every message's */
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++)
-        if (flags & sys[i].bit)
-            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", sys[i].name);
+        if (flags & sys[i].bit) {
+            if (b->len > start + 1)
+                buf_append_char(b, ' ');
+            buf_append_str(b, sys[i].name);
+        }
     for (size_t k = 0; k < ms->nkeywords; k++)
-        if (keywords & (1u << k))
-            buf_printf(b, "%s%s", b->len > start + 1 ? " " : "", ms->keyword[k]);
+        if (keywords & (1u << k)) {
+            if (b->len > start + 1)
+                buf_append_char(b, ' ');
+            buf_append_str(b, ms->keyword[k]);
+        }
     buf_append_char(b, ')');
 }
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <openssl/evp.h>
 
 #include "deliver/local.h"
@@ -284,12 +285,33 @@ static void mailstore_stamps_now(const struct mailstore *ms, struct mailstore_st
  * Under the lock: list (taken over) becomes the mailbox's current generation (or the equal
  * current one is shared); a reference for the caller.
  */
+static void mailstore_job_note(const struct mailstore *ms, size_t pending, unsigned long long bytes, bool dirty,
+                               unsigned long long file_size);
+static struct mailstore_job *mailstore_job_get(const struct mailstore *ms, bool create);
+static void mailstore_job_opened(struct mailstore *ms);
+
 static struct mailstore_gen *mailstore_publish(struct mailstore *ms, struct mailstore_msg *list, size_t n)
 {
     struct mailstore_stamp mbox, index, journal;
     mailstore_stamps_now(ms, &mbox, &index, &journal);
-    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, ms->highestmodseq, list, n, &mbox, &index,
-                                 &journal);
+    /* messages expunged but still in the mbox are in no generation: no session sees them */
+    size_t kept = 0, pending = 0;
+    unsigned long long bytes = 0;
+    bool dirty = false;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].flags & MAILSTORE_EXPUNGED) {
+            pending++;
+            bytes += list[i].span;
+            continue;
+        }
+        dirty = dirty || (list[i].flags & MAILSTORE_DIRTY);
+        if (kept != i)
+            list[kept] = list[i];
+        kept++;
+    }
+    mailstore_job_note(ms, pending, bytes, dirty, mbox.size);
+    return mailstore_gen_publish(ms->mbox_path, ms->uidvalidity, ms->uidnext, ms->highestmodseq, list, kept, &mbox,
+                                 &index, &journal);
 }
 
 static void *mailstore_dup(const void *p, size_t n, size_t size)
@@ -345,8 +367,11 @@ static struct mailstore_cache *mailstore_cache_get(const char *mbox_path)
     return c;
 }
 
+static void mailstore_jobs_drop(void);
+
 void mailstore_cache_clear(void)
 {
+    mailstore_jobs_drop();
     maildir_store_cache_clear();
     while (mailstore_caches) {
         struct mailstore_cache *c = mailstore_caches;
@@ -476,19 +501,20 @@ uint32_t mailstore_recent_claim(struct mailstore *ms, uint32_t upto)
     if (upto <= first)
         return upto;
     mailstore_gen_set_recent(ms->mbox_path, upto);
-    /* advisory: not fsynced (see mailstore.h) */
-    char *path = mailstore_path(ms->index_path, ".recent", ""), *tmp = mailstore_path(path, ".tmp", "");
+    /*
+     * advisory: not fsynced (see mailstore.h). Written in place, one fixed-width line that
+     * covers any earlier one (a SELECT per new message made a new file and a rename each
+     * time); kill -9 cannot tear a write; after a power loss see mailstore.h.
+     */
+    char *path = mailstore_path(ms->index_path, ".recent", "");
     char text[32];
-    int n = snprintf(text, sizeof text, "%u %u\n", ms->uidvalidity, upto);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    bool ok = fd >= 0 && fs_write_all(fd, text, (size_t)n) == 0;
+    int n = snprintf(text, sizeof text, "%10u %10u\n", ms->uidvalidity, upto);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    bool ok = fd >= 0 && pwrite(fd, text, (size_t)n, 0) == n;
     if (fd >= 0 && close(fd) < 0)
         ok = false;
-    if (!ok || rename(tmp, path) < 0) {
+    if (!ok)
         log_warn("mailstore: cannot write %s", path);
-        unlink(tmp);
-    }
-    free(tmp);
     free(path);
     return first;
 }
@@ -525,6 +551,25 @@ int mailstore_keyword_add(struct mailstore *ms, const char *name)
         return -1;
     ms->keyword[ms->nkeywords] = xstrdup(name);
     return (int)ms->nkeywords++;
+}
+
+/* As mailstore_cache_index_set, taking e over (no copy). */
+static void mailstore_cache_index_take(const struct mailstore *ms, struct mailstore_cache *c,
+                                       const struct mailstore_stamp *stamp, const struct mailstore_stamp *journal,
+                                       uint32_t validity, uint32_t next, struct mailstore_entry *e, size_t n)
+{
+    mailstore_cache_index_drop(c);
+    for (size_t i = 0; i < ms->nkeywords; i++)
+        c->keyword[i] = xstrdup(ms->keyword[i]);
+    c->nkeywords = ms->nkeywords;
+    c->validity = validity;
+    c->uidnext = next;
+    c->highestmodseq = ms->highestmodseq;
+    c->e = e;
+    c->ne = n;
+    c->index = *stamp;
+    c->journal = *journal;
+    c->index_valid = true;
 }
 
 static void mailstore_cache_index_set(const struct mailstore *ms, struct mailstore_cache *c,
@@ -621,7 +666,7 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
                 if (mailstore_hex(hex, x->hash, MAILSTORE_HASH_LEN) < 0)
                     break;
                 x->has_flags = true;
-                x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+                x->flags = flags & MAILSTORE_KEPT_FLAGS;
                 x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
                 x->modseq = modseq;
                 n++;
@@ -634,7 +679,7 @@ static void mailstore_journal_apply(struct mailstore *ms, uint32_t validity, con
         } else if (sscanf(line, "F %u %x %x %llu%n", &uid, &flags, &kw, &modseq, &used) == 4 && line[used] == '\0') {
             struct mailstore_entry *x = bsearch(&uid, e, n, sizeof *e, mailstore_entry_uid_cmp);
             if (x) {
-                x->flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+                x->flags = flags & MAILSTORE_KEPT_FLAGS;
                 x->keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
                 x->has_flags = true;
                 x->modseq = modseq;
@@ -686,7 +731,7 @@ static int mailstore_journal_append(struct mailstore *ms, const struct mailstore
         buf_append_char(&b, ' ');
         buf_append_str(&b, hex);
         buf_append_char(&b, ' ');
-        mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
+        mailstore_put_num(&b, list[i].flags & MAILSTORE_KEPT_FLAGS, 16);
         buf_append_char(&b, ' ');
         mailstore_put_num(&b, list[i].keywords, 16);
         buf_append_char(&b, ' ');
@@ -699,7 +744,7 @@ static int mailstore_journal_append(struct mailstore *ms, const struct mailstore
         buf_append_str(&b, "F ");
         mailstore_put_num(&b, list[i].uid, 10);
         buf_append_char(&b, ' ');
-        mailstore_put_num(&b, list[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY), 16);
+        mailstore_put_num(&b, list[i].flags & MAILSTORE_KEPT_FLAGS, 16);
         buf_append_char(&b, ' ');
         mailstore_put_num(&b, list[i].keywords, 16);
         buf_append_char(&b, ' ');
@@ -802,7 +847,7 @@ static int mailstore_index_load(struct mailstore *ms, uint32_t *validity_r, uint
         e[n].offset = off;
         e[n].span = span;
         e[n].has_flags = v2;
-        e[n].flags = flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+        e[n].flags = flags & MAILSTORE_KEPT_FLAGS;
         e[n].keywords = ms->nkeywords < 32 ? kw & ((1u << ms->nkeywords) - 1) : kw;
         e[n].modseq = modseq;
         if (modseq > ms->highestmodseq)
@@ -930,12 +975,11 @@ static void mailstore_cache_index_from(struct mailstore *ms, const struct mailst
             e[i].span = msgs[i].span;
             memcpy(e[i].hash, msgs[i].hash, MAILSTORE_HASH_LEN);
             e[i].has_flags = true;
-            e[i].flags = msgs[i].flags & (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY);
+            e[i].flags = msgs[i].flags & MAILSTORE_KEPT_FLAGS;
             e[i].keywords = msgs[i].keywords & kwmask;
             e[i].modseq = msgs[i].modseq ? msgs[i].modseq : 1;
         }
-        mailstore_cache_index_set(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
-        free(e);
+        mailstore_cache_index_take(ms, c, &now, &journal, ms->uidvalidity, ms->uidnext, e, n);
     } else {
         mailstore_cache_index_drop(c);
     }
@@ -1057,6 +1101,11 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
                     match = &e[k];
                     break;
                 }
+            /* a copy of a message expunged and not compacted yet (found again out of order):
+             * it stays expunged, under a UID no session is ever shown */
+            bool hidden = false;
+            for (size_t k = lo; !match && k < ne && memcmp(e[k].hash, msgs[i].hash, MAILSTORE_HASH_LEN) == 0; k++)
+                hidden = hidden || (e[k].flags & MAILSTORE_EXPUNGED);
             uint32_t uid = match ? match->uid : 0;
             if (uid == 0) {
                 if (next == UINT32_MAX) {
@@ -1073,7 +1122,12 @@ static void mailstore_assign(struct mailstore *ms, int fd, struct mailstore_msg 
                 uid = next++;
             }
             msgs[i].uid = uid;
-            if (match && match->has_flags && match->span == msgs[i].span) {
+            /* expunged stays expunged, whatever a mail reader did to its flag fields */
+            bool keep = match && ((match->flags & MAILSTORE_EXPUNGED) || (match->has_flags && match->span == msgs[i].span));
+            if (hidden) {
+                msgs[i].flags = MAILSTORE_EXPUNGED;
+                msgs[i].modseq = modseq;
+            } else if (keep) {
                 msgs[i].flags = match->flags;
                 msgs[i].keywords = match->keywords;
                 msgs[i].modseq = match->modseq;
@@ -1152,6 +1206,7 @@ enum mailstore_result mailstore_open_at(struct mailstore *ms, const struct mails
         *error_r = "cannot create the index folder";
         return MAILSTORE_ERROR;
     }
+    mailstore_job_opened(ms);
     /* another session of this process read it as it is now: share that, no lock, no read */
     if (mailstore_take_current(ms, true))
         return MAILSTORE_OK;
@@ -1215,21 +1270,40 @@ static bool mailstore_refresh_flags(struct mailstore *ms, int fd, struct mailsto
     size_t ne = 0;
     if (mailstore_index_load(ms, &validity, &next, &e, &ne) < 0)
         return false;
-    bool same = validity == ms->uidvalidity && ne == ms->nmsgs;
-    for (size_t i = 0; same && i < ne; i++)
-        same = e[i].has_flags && e[i].uid == ms->msgs[i].uid && e[i].offset == ms->msgs[i].offset &&
-               e[i].span == ms->msgs[i].span && memcmp(e[i].hash, ms->msgs[i].hash, MAILSTORE_HASH_LEN) == 0;
-    if (same) {
-        struct mailstore_msg *list = mailstore_dup(ms->msgs, ne, sizeof *list);
-        for (size_t i = 0; i < ne; i++) {
-            list[i].flags = e[i].flags;
-            list[i].keywords = e[i].keywords;
-            list[i].modseq = e[i].modseq;
+    /*
+     * The index's entries are ms->msgs with, between them, the messages expunged and not yet
+     * compacted (in no generation): those are made from their entries (what the index and the
+     * journal need of them; they are never read or shown).
+     */
+    bool same = validity == ms->uidvalidity && ne >= ms->nmsgs;
+    struct mailstore_msg *list = same ? xreallocarray(NULL, ne ? ne : 1, sizeof *list) : NULL;
+    size_t j = 0;
+    for (size_t i = 0; same && i < ne; i++) {
+        if (e[i].flags & MAILSTORE_EXPUNGED) {
+            memset(&list[i], 0, sizeof list[i]);
+            list[i].uid = e[i].uid;
+            list[i].offset = e[i].offset;
+            list[i].span = e[i].span;
+            memcpy(list[i].hash, e[i].hash, MAILSTORE_HASH_LEN);
+        } else {
+            same = j < ms->nmsgs && e[i].has_flags && e[i].uid == ms->msgs[j].uid &&
+                   e[i].offset == ms->msgs[j].offset && e[i].span == ms->msgs[j].span &&
+                   memcmp(e[i].hash, ms->msgs[j].hash, MAILSTORE_HASH_LEN) == 0;
+            if (same)
+                list[i] = ms->msgs[j++];
         }
+        list[i].flags = e[i].flags;
+        list[i].keywords = e[i].keywords;
+        list[i].modseq = e[i].modseq;
+    }
+    same = same && j == ms->nmsgs;
+    if (same) {
         ms->uidnext = next;
         mailstore_note_index(ms);
         *list_r = list;
         *n_r = ne;
+    } else {
+        free(list);
     }
     free(e);
     return same;
@@ -1599,11 +1673,15 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
         goto out;
     }
     gone = xcalloc(nlist ? nlist : 1, sizeof *gone);
-    size_t ngone = 0, ndirty = 0;
+    size_t ngone = 0, ndirty = 0, nasked = 0;
     for (size_t i = 0; i < nlist; i++) {
-        if (n && bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp)) {
+        if (list[i].flags & MAILSTORE_EXPUNGED) {
+            gone[i] = true; /* expunged earlier (deferred): the bytes go now */
+            ngone++;
+        } else if (n && bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp)) {
             gone[i] = true;
             ngone++;
+            nasked++;
         } else if (list[i].flags & MAILSTORE_DIRTY) {
             ndirty++;
         }
@@ -1658,6 +1736,8 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     ok = ok && fsync(out) == 0;
     if (out >= 0)
         close(out);
+    if (ok)
+        mailstore_step("mbox-written");
     ok = ok && rename(ms->tmp_path, ms->mbox_path) == 0;
     if (!ok) {
         unlink(ms->tmp_path);
@@ -1667,7 +1747,8 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
     }
     if (fs_fsync_dir(ms->spool_dir) < 0)
         log_warn("mailstore: cannot sync %s", ms->spool_dir);
-    *removed_r = ngone;
+    mailstore_step("mbox-renamed");
+    *removed_r = nasked;
     /* Where everything is now: scan the new file (we still hold the dotlock). */
     struct mailstore_msg *fresh = NULL;
     size_t nfresh = 0;
@@ -1683,7 +1764,7 @@ static enum mailstore_result mailstore_rewrite(struct mailstore *ms, const uint3
             fresh[i].keywords = list[i].keywords;
             fresh[i].modseq = list[i].modseq;
         }
-        if (ngone)
+        if (nasked)
             ms->highestmodseq++; /* RFC 7162 3.2: an expunge raises HIGHESTMODSEQ too */
         mailstore_note_mbox(ms, nfd);
         mailstore_index_write(ms, fresh, nfresh);
@@ -1711,6 +1792,275 @@ out:
     return r;
 }
 
+/* ---- deferred compaction ------------------------------------------------------------------- */
+
+/*
+ * One job per mbox some mailstore of this process has open or that waits for a compaction:
+ * how many have it open, what its last published list left for the rewrite (expunged
+ * messages' bytes, flags not in the headers) and the timer of the scheduled rewrite. Jobs
+ * live on the event loop thread only; one is freed when nothing has the mailbox open and
+ * nothing waits.
+ */
+struct mailstore_job {
+    struct mailstore_job *next;
+    char *mbox_path, *index_path, *user;
+    unsigned opens;
+    size_t pending;
+    unsigned long long pending_bytes, file_size;
+    bool dirty;
+    bool running;          /* the timer's compaction is under way (its own open/close) */
+    struct event *timer;
+};
+
+static struct mailstore_job *mailstore_jobs;
+static struct event_base *mailstore_compact_base;
+static unsigned long mailstore_compact_delay;
+static bool mailstore_flushing; /* mailstore_compact_flush: one try each, no retry */
+
+static bool mailstore_deferred(void)
+{
+    return mailstore_compact_base && mailstore_compact_delay;
+}
+
+static struct mailstore_job *mailstore_job_get(const struct mailstore *ms, bool create)
+{
+    for (struct mailstore_job *j = mailstore_jobs; j; j = j->next)
+        if (strcmp(j->mbox_path, ms->mbox_path) == 0)
+            return j;
+    if (!create)
+        return NULL;
+    struct mailstore_job *j = xcalloc(1, sizeof *j);
+    j->mbox_path = xstrdup(ms->mbox_path);
+    j->index_path = xstrdup(ms->index_path);
+    j->user = xstrdup(ms->user);
+    j->next = mailstore_jobs;
+    mailstore_jobs = j;
+    return j;
+}
+
+/* ms has the mailbox open (mailstore_close counts it out) */
+static void mailstore_job_opened(struct mailstore *ms)
+{
+    mailstore_job_get(ms, true)->opens++;
+    ms->counted = true;
+}
+
+static void mailstore_job_free_if_idle(struct mailstore_job *j)
+{
+    if (j->opens || j->running || j->pending || j->dirty || (j->timer && evtimer_pending(j->timer, NULL)))
+        return;
+    for (struct mailstore_job **pp = &mailstore_jobs; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    if (j->timer)
+        event_free(j->timer);
+    free(j->mbox_path);
+    free(j->index_path);
+    free(j->user);
+    free(j);
+}
+
+static void mailstore_job_run(evutil_socket_t fd, short what, void *arg);
+
+/* The compaction in delay_s seconds (0: at the loop's next turn), unless one is due sooner. */
+static void mailstore_job_schedule(struct mailstore_job *j, unsigned long delay_s)
+{
+    if (!mailstore_compact_base)
+        return;
+    if (!j->timer)
+        j->timer = evtimer_new(mailstore_compact_base, mailstore_job_run, j);
+    struct timeval due, now, want, tv = {(time_t)delay_s, 0};
+    if (evtimer_pending(j->timer, &due)) {
+        event_base_gettimeofday_cached(mailstore_compact_base, &now);
+        timeradd(&now, &tv, &want);
+        if (!timercmp(&due, &want, >))
+            return; /* already due by then */
+    }
+    evtimer_add(j->timer, &tv);
+}
+
+/* What publish found (under the lock): the job remembers it and schedules the rewrite. */
+static void mailstore_job_note(const struct mailstore *ms, size_t pending, unsigned long long bytes, bool dirty,
+                               unsigned long long file_size)
+{
+    if (ms->maildir)
+        return;
+    struct mailstore_job *j = mailstore_job_get(ms, (pending || dirty) && mailstore_deferred());
+    if (!j)
+        return;
+    j->pending = pending;
+    j->pending_bytes = bytes;
+    j->dirty = dirty;
+    j->file_size = file_size;
+    if ((pending || dirty) && mailstore_deferred() && !j->running)
+        mailstore_job_schedule(j, mailstore_compact_delay);
+}
+
+static bool mailstore_job_over_threshold(const struct mailstore_job *j)
+{
+    return j->pending && (j->pending_bytes >= MAILSTORE_COMPACT_BYTES ||
+                          j->pending_bytes * MAILSTORE_COMPACT_FRACTION >= j->file_size);
+}
+
+static void mailstore_job_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct mailstore_job *j = arg;
+    (void)fd;
+    (void)what;
+    struct mailstore ms;
+    struct mailstore_location loc = {.mbox_path = j->mbox_path, .index_path = j->index_path, .user = j->user};
+    const char *error = NULL;
+    struct stat st;
+    if (lstat(j->mbox_path, &st) < 0) {
+        /* the folder was deleted or renamed meanwhile (its index moved with it: the
+         * expunges wait there for the next session): nothing here to compact, and no index
+         * to make again at the old place */
+        j->pending = 0;
+        j->dirty = false;
+        mailstore_job_free_if_idle(j);
+        return;
+    }
+    j->running = true;
+    enum mailstore_result r = mailstore_open_at(&ms, &loc, &error);
+    if (r == MAILSTORE_OK)
+        r = mailstore_compact(&ms, &error);
+    mailstore_close(&ms);
+    j->running = false;
+    if (r != MAILSTORE_OK && mailstore_flushing) {
+        log_warnx("mailstore: %s: compaction %s: %s; the next start compacts", j->mbox_path, mailstore_result_name(r),
+                  error ? error : "?");
+    } else if (r != MAILSTORE_OK) {
+        log_warnx("mailstore: %s: compaction %s: %s; trying again in %lu s", j->mbox_path, mailstore_result_name(r),
+                  error ? error : "?", mailstore_compact_delay ? mailstore_compact_delay : 1);
+        mailstore_job_schedule(j, mailstore_compact_delay ? mailstore_compact_delay : 1);
+    }
+    mailstore_job_free_if_idle(j);
+}
+
+/* Forgets every job without running it (mailstore_cache_clear: tests, a "new process"). */
+static void mailstore_jobs_drop(void)
+{
+    while (mailstore_jobs) {
+        struct mailstore_job *j = mailstore_jobs;
+        mailstore_jobs = j->next;
+        if (j->timer)
+            event_free(j->timer);
+        free(j->mbox_path);
+        free(j->index_path);
+        free(j->user);
+        free(j);
+    }
+}
+
+void mailstore_compact_setup(struct event_base *base, unsigned long delay_s)
+{
+    if (base != mailstore_compact_base)
+        mailstore_compact_flush();
+    mailstore_compact_base = base;
+    mailstore_compact_delay = delay_s;
+}
+
+void mailstore_compact_flush(void)
+{
+    /* each run may free its job: take them one at a time (a failed one is not retried) */
+    mailstore_flushing = true;
+    for (bool again = true; again;) {
+        again = false;
+        for (struct mailstore_job *j = mailstore_jobs; j; j = j->next)
+            if (j->timer && evtimer_pending(j->timer, NULL)) {
+                evtimer_del(j->timer);
+                mailstore_job_run(-1, 0, j);
+                again = true;
+                break;
+            }
+    }
+    for (struct mailstore_job *j = mailstore_jobs; j; j = j->next)
+        if (j->timer) {
+            event_free(j->timer);
+            j->timer = NULL;
+        }
+    mailstore_flushing = false;
+    mailstore_compact_base = NULL;
+    mailstore_compact_delay = 0;
+}
+
+size_t mailstore_pending(const struct mailstore *ms, unsigned long long *bytes_r)
+{
+    const struct mailstore_job *j = ms->maildir ? NULL : mailstore_job_get(ms, false);
+    *bytes_r = j ? j->pending_bytes : 0;
+    return j ? j->pending : 0;
+}
+
+enum mailstore_result mailstore_compact(struct mailstore *ms, const char **error_r)
+{
+    if (ms->maildir)
+        return MAILSTORE_OK;
+    size_t removed = 0;
+    return mailstore_rewrite(ms, NULL, 0, true, &removed, error_r);
+}
+
+/*
+ * Deferred expunge: the messages are marked MAILSTORE_EXPUNGED in the journal (fsync'd)
+ * under the lock; their bytes stay until the compaction.
+ */
+static enum mailstore_result mailstore_expunge_mark(struct mailstore *ms, const uint32_t *sorted, size_t n,
+                                                    size_t *removed_r, const char **error_r)
+{
+    int fd;
+    enum mailstore_result r = mailstore_lock(ms, false, &fd, error_r);
+    if (r != MAILSTORE_OK)
+        return r;
+    if (fd < 0) {
+        mailstore_unlock(ms, fd);
+        return MAILSTORE_OK;
+    }
+    uint32_t validity = ms->uidvalidity;
+    struct mailstore_msg *list = NULL;
+    size_t nlist = 0, count = 0;
+    r = mailstore_sync(ms, fd, &list, &nlist, error_r);
+    if (r == MAILSTORE_OK && ms->uidvalidity != validity) {
+        *error_r = "the mailbox index was rebuilt meanwhile";
+        r = MAILSTORE_ERROR;
+    }
+    if (r == MAILSTORE_OK) {
+        bool *marked = xcalloc(nlist ? nlist : 1, sizeof *marked);
+        unsigned long long modseq = ms->highestmodseq + 1; /* RFC 7162 3.2: an expunge raises it */
+        for (size_t i = 0; i < nlist; i++)
+            if (!(list[i].flags & MAILSTORE_EXPUNGED) &&
+                bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp)) {
+                list[i].flags |= MAILSTORE_EXPUNGED;
+                list[i].modseq = modseq;
+                marked[i] = true;
+                count++;
+            }
+        if (count) {
+            ms->highestmodseq = modseq;
+            if (mailstore_index_update(ms, list, marked, nlist, nlist, ms->nkeywords) < 0) {
+                *error_r = "cannot write the mailbox index";
+                r = MAILSTORE_ERROR;
+            }
+        }
+        free(marked);
+    }
+    if (r == MAILSTORE_OK) {
+        *removed_r = count;
+        mailstore_gen_adopt(ms, mailstore_publish(ms, list, nlist));
+    } else {
+        free(list);
+    }
+    mailstore_unlock(ms, fd);
+    mailstore_step("expunge-marked");
+    struct mailstore_job *j = mailstore_job_get(ms, false);
+    if (r == MAILSTORE_OK && j && !j->running && mailstore_job_over_threshold(j)) {
+        const char *why = NULL;
+        if (mailstore_compact(ms, &why) != MAILSTORE_OK) /* the expunge stands; the timer tries again */
+            log_warnx("mailstore: %s: compaction: %s", ms->mbox_path, why ? why : "?");
+    }
+    return r;
+}
+
 enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *uids, size_t n,
                                         size_t *removed_r, const char **error_r)
 {
@@ -1722,7 +2072,8 @@ enum mailstore_result mailstore_expunge(struct mailstore *ms, const uint32_t *ui
     uint32_t *sorted = xreallocarray(NULL, n, sizeof *sorted);
     memcpy(sorted, uids, n * sizeof *sorted);
     qsort(sorted, n, sizeof *sorted, mailstore_uid_cmp);
-    enum mailstore_result r = mailstore_rewrite(ms, sorted, n, false, removed_r, error_r);
+    enum mailstore_result r = mailstore_deferred() ? mailstore_expunge_mark(ms, sorted, n, removed_r, error_r)
+                                                   : mailstore_rewrite(ms, sorted, n, false, removed_r, error_r);
     free(sorted);
     return r;
 }
@@ -1731,6 +2082,10 @@ enum mailstore_result mailstore_write_flags(struct mailstore *ms, const char **e
 {
     if (ms->maildir)
         return MAILSTORE_OK /* flags are in the file names already */;
+    /* deferred: the flags reach the headers with the next compaction (scheduled when they
+     * were stored) */
+    if (mailstore_deferred())
+        return MAILSTORE_OK;
     /* nothing to write when the newest generation, read from the files as they are, has no
      * flag waiting for the mbox headers (the common LOGOUT): no lock, no read */
     if (mailstore_take_current(ms, false)) {
@@ -1824,7 +2179,8 @@ enum mailstore_result mailstore_store_if(struct mailstore *ms, const uint32_t *u
         unsigned long long modseq = ms->highestmodseq + 1; /* one for every message this call changes */
         flags &= MBOX_FLAGS_IMAP;
         for (size_t i = 0; i < nlist; i++) {
-            if (!n || !bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp))
+            if (!n || (list[i].flags & MAILSTORE_EXPUNGED) ||
+                !bsearch(&list[i].uid, sorted, n, sizeof *sorted, mailstore_uid_cmp))
                 continue;
             struct mailstore_msg *m = &list[i];
             if (unchangedsince && m->modseq > unchangedsince) {
@@ -1875,11 +2231,35 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
 {
     if (ms->maildir)
         return maildir_store_append(ms, data, len, when, flags, keywords, nkeywords, uid_r, error_r);
-    *uid_r = 0;
-    if (len > MAILSTORE_MESSAGE_MAX) {
-        *error_r = "message too large";
-        return MAILSTORE_ERROR;
+    struct mailstore_new one = {.data = data, .len = len, .when = when, .flags = flags, .keywords = keywords,
+                                .nkeywords = nkeywords};
+    return mailstore_append_many(ms, &one, 1, uid_r, error_r);
+}
+
+enum mailstore_result mailstore_append_many(struct mailstore *ms, const struct mailstore_new *msgs, size_t n,
+                                            uint32_t *uids_r, const char **error_r)
+{
+    for (size_t i = 0; i < n; i++)
+        uids_r[i] = 0;
+    if (ms->maildir) {
+        for (size_t i = 0; i < n; i++) {
+            enum mailstore_result r = maildir_store_append(ms, msgs[i].data, msgs[i].len, msgs[i].when, msgs[i].flags,
+                                                           msgs[i].keywords, msgs[i].nkeywords, &uids_r[i], error_r);
+            if (r != MAILSTORE_OK)
+                return r; /* the caller takes out what was added (uids_r says) */
+        }
+        return MAILSTORE_OK;
     }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += msgs[i].len;
+        if (msgs[i].len > MAILSTORE_MESSAGE_MAX || total > MAILSTORE_MESSAGE_MAX) {
+            *error_r = "message too large";
+            return MAILSTORE_ERROR;
+        }
+    }
+    if (n == 0)
+        return MAILSTORE_OK;
     int fd;
     enum mailstore_result r = mailstore_lock(ms, true, &fd, error_r);
     if (r != MAILSTORE_OK)
@@ -1902,6 +2282,7 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     buf_init(&entry, 0);
     struct mailstore_msg *list = NULL;
     size_t nlist = 0;
+    unsigned long long *at = xreallocarray(NULL, n, sizeof *at);
     if (fstat(fd, &st) < 0) {
         *error_r = "cannot stat mailbox";
         r = MAILSTORE_ERROR;
@@ -1917,16 +2298,24 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     }
     if (size == 1)
         tail[0] = '\0';
-    if (size > 0 && tail[1] != '\n')
-        buf_append_str(&entry, "\n\n");
-    else if (size > 0 && tail[0] != '\n')
-        buf_append_char(&entry, '\n');
-    size_t from_at = entry.len;
-    mbox_from_line(&entry, ms->user, when);
-    struct mbox_quoter q;
-    mbox_quoter_init(&q);
-    mbox_quoter_feed(&q, data, len, &entry);
-    mbox_quoter_finish(&q, &entry);
+    unsigned long long have = (unsigned long long)size; /* bytes before entry's end */
+    for (size_t i = 0; i < n; i++) {
+        if (have > 0 && tail[1] != '\n')
+            buf_append_str(&entry, "\n\n");
+        else if (have > 0 && tail[0] != '\n')
+            buf_append_char(&entry, '\n');
+        at[i] = (unsigned long long)size + entry.len;
+        mbox_from_line(&entry, ms->user, msgs[i].when);
+        struct mbox_quoter q;
+        mbox_quoter_init(&q);
+        mbox_quoter_feed(&q, msgs[i].data, msgs[i].len, &entry);
+        mbox_quoter_finish(&q, &entry);
+        have = (unsigned long long)size + entry.len;
+        if (entry.len >= 2)
+            tail[0] = entry.data[entry.len - 2];
+        tail[1] = entry.data[entry.len - 1];
+    }
+    /* one write and one fsync for all of them */
     if (lseek(fd, size, SEEK_SET) != size || fs_write_all(fd, entry.data, entry.len) < 0 || fsync(fd) < 0) {
         if (ftruncate(fd, size) < 0 || fsync(fd) < 0)
             log_warn("mailstore: cannot truncate %s back to %lld", ms->mbox_path, (long long)size);
@@ -1937,47 +2326,50 @@ enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, s
     r = mailstore_sync(ms, fd, &list, &nlist, error_r);
     if (r != MAILSTORE_OK)
         goto out;
-    unsigned long long at = (unsigned long long)size + from_at;
-    struct mailstore_msg *m = NULL;
-    for (size_t i = nlist; i-- > 0;)
-        if (list[i].offset == at)
-            m = &list[i];
-    if (!m) {
-        *error_r = "the appended message is not where it was written";
-        r = MAILSTORE_ERROR;
-        goto out;
-    }
-    *uid_r = m->uid;
-    uint32_t kw = 0;
-    size_t nkeywords_before = ms->nkeywords;
-    for (size_t k = 0; k < nkeywords; k++) {
-        int bit = mailstore_keyword_add(ms, keywords[k]);
-        if (bit >= 0)
-            kw |= 1u << bit;
-    }
-    flags &= MBOX_FLAGS_IMAP;
-    if (flags || kw) {
-        m->flags = flags | MAILSTORE_DIRTY;
-        m->keywords = kw;
-        bool *marked = xcalloc(nlist, sizeof *marked);
-        marked[m - list] = true;
-        int rc = mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before);
-        free(marked);
-        if (rc < 0) {
-            *error_r = "cannot write the mailbox index";
-            r = MAILSTORE_ERROR;
-            goto out;
-        }
-    }
     if (ms->uidvalidity != validity) {
         *error_r = "the mailbox index was rebuilt (new UIDVALIDITY)";
         r = MAILSTORE_GONE;
         goto out;
     }
+    size_t nkeywords_before = ms->nkeywords;
+    bool *marked = xcalloc(nlist ? nlist : 1, sizeof *marked), any = false;
+    size_t k = nlist; /* the new messages are at the end, in order: search backwards once */
+    for (size_t i = n; r == MAILSTORE_OK && i-- > 0;) {
+        while (k > 0 && list[k - 1].offset > at[i])
+            k--;
+        if (k == 0 || list[k - 1].offset != at[i]) {
+            *error_r = "the appended message is not where it was written";
+            r = MAILSTORE_ERROR;
+            break;
+        }
+        struct mailstore_msg *m = &list[--k];
+        uids_r[i] = m->uid;
+        uint32_t kw = 0;
+        for (size_t j = 0; j < msgs[i].nkeywords; j++) {
+            int bit = mailstore_keyword_add(ms, msgs[i].keywords[j]);
+            if (bit >= 0)
+                kw |= 1u << bit;
+        }
+        unsigned flags = msgs[i].flags & MBOX_FLAGS_IMAP;
+        if (flags || kw) {
+            m->flags = flags | MAILSTORE_DIRTY;
+            m->keywords = kw;
+            marked[m - list] = true;
+            any = true;
+        }
+    }
+    if (r == MAILSTORE_OK && any && mailstore_index_update(ms, list, marked, nlist, nlist, nkeywords_before) < 0) {
+        *error_r = "cannot write the mailbox index";
+        r = MAILSTORE_ERROR;
+    }
+    free(marked);
+    if (r != MAILSTORE_OK)
+        goto out;
     mailstore_gen_adopt(ms, mailstore_publish(ms, list, nlist));
     list = NULL;
 out:
     free(list);
+    free(at);
     buf_free(&entry);
     mailstore_unlock(ms, fd);
     return r;
@@ -1985,6 +2377,15 @@ out:
 
 void mailstore_close(struct mailstore *ms)
 {
+    struct mailstore_job *j = ms->counted ? mailstore_job_get(ms, false) : NULL;
+    if (j) {
+        j->opens--;
+        /* the last one with the mailbox open: compact within a second (not at once: clients
+         * that log in and out in turn would otherwise cause a rewrite per session) */
+        if (!j->opens && !j->running && (j->pending || j->dirty) && mailstore_deferred())
+            mailstore_job_schedule(j, MAILSTORE_COMPACT_CLOSE_DELAY);
+        mailstore_job_free_if_idle(j);
+    }
     free(ms->user);
     free(ms->spool_dir);
     free(ms->mbox_path);

@@ -48,12 +48,26 @@
  *   mailstore_store_if leaves messages changed since UNCHANGEDSINCE alone.
  *
  *   \Recent: the process keeps per mailbox the first UID no session has claimed
- *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", written to a new file
- *   and renamed, not fsynced: after a crash messages may be \Recent once more, never lost).
+ *   (mailstore_recent_claim), saved in INDEX.recent ("UIDVALIDITY UID", one fixed-width line
+ *   rewritten in place, not fsynced: after kill -9 it is as last written; after a power loss
+ *   messages may be \Recent once more, or, from a torn line, some not \Recent at all; the
+ *   messages themselves are never lost).
  *   Under a new UIDVALIDITY every message is \Recent again.
  *   Reading a message looks its place up in the current generation, then checks that the
  *   bytes there still hash the same; if not, the mailbox is scanned again (a new current
  *   generation) and the message found by UID (or reported gone).
+ *
+ *   Deferred expunge (mailstore_compact_setup with a delay; zolderd's mbox_compact_delay):
+ *   mailstore_expunge only gives the messages MAILSTORE_EXPUNGED in the index (an "F" journal
+ *   record, fsync'd before it returns) and leaves their bytes. Publishing leaves them out of
+ *   every generation, so IMAP and POP3 never show them again; the scan keeps them (the
+ *   index must), matched by hash like any message: found again after another program
+ *   rewrote the file they stay expunged (a copy found out of order gets a UID of its own,
+ *   expunged too). The rewrite below (compaction) drops every expunged message and writes
+ *   waiting flags; it runs on the event loop after the delay, when the last mailstore with
+ *   the mailbox open is closed (a second later), at once past the size threshold, at mailstore_compact
+ *   (IMAP CHECK) and mailstore_compact_flush (shutdown). A crash keeps the record: the
+ *   journal or index says expunged until the rewrite has renamed the new file.
  *
  *   Expunge rewrites the mailbox under the delivery lock: scan again (a message delivered
  *   meanwhile is in the scan and keeps its place), copy every message that is not expunged
@@ -142,7 +156,15 @@
  *   session that reads it; a session held on an old one (RFC 2180) keeps that copy alive.
  *   Messages appended to the mbox (APPEND, delivery) are journalled too ("A" records with
  *   UID, place and hash); any other change of the message list (an expunge, mutt's rewrite)
- *   rewrites and fsyncs the whole index; an expunge rewrites the whole mbox.
+ *   rewrites and fsyncs the whole index; a compaction (or, with no delay, an expunge)
+ *   rewrites the whole mbox.
+ *   Deferred expunge: until the compaction, programs that read the mbox itself (mutt)
+ *   still see the expunged messages and miss flags set since the last rewrite (the
+ *   documented trade-off, docs/imap.md); an index lost or damaged meanwhile brings them
+ *   back under a new UIDVALIDITY; an older zolder reading the index ignores the mark (the
+ *   index format keeps its number). Their bytes count towards mailbox_size_limit until
+ *   the compaction. A folder renamed while expunges wait is compacted under its new name
+ *   once a session opens it (the job at the old name finds no file and ends).
  *   Maildir: a change (STORE, EXPUNGE, APPEND, new files) starts from the process's last
  *   scan when neither folder nor the index changed since, else from a rescan of new/ and
  *   cur/ (one lstat a file); each costs a whole copy of the list (generations, above) and a
@@ -171,6 +193,15 @@
 #define MAILSTORE_HASH_LEN 16
 #define MAILSTORE_KEYWORDS_MAX 32
 #define MAILSTORE_DIRTY 0x100u  /* flags changed in the index, not yet in the mbox headers */
+/* expunged (durably, in the index or its journal) but still in the mbox until compaction;
+ * such a message is in no generation: sessions never see it */
+#define MAILSTORE_EXPUNGED 0x200u
+#define MAILSTORE_KEPT_FLAGS (MBOX_FLAGS_IMAP | MAILSTORE_DIRTY | MAILSTORE_EXPUNGED) /* what the index keeps */
+/* compaction at once when the pending expunged bytes pass a quarter of the mbox or this */
+#define MAILSTORE_COMPACT_FRACTION 4
+#define MAILSTORE_COMPACT_BYTES (64ULL * 1024 * 1024)
+/* seconds from the last close of a mailbox to its compaction (at most one a second) */
+#define MAILSTORE_COMPACT_CLOSE_DELAY 1
 
 enum mailstore_result {
     MAILSTORE_OK,
@@ -219,6 +250,7 @@ struct mailstore {
     /* Maildir INBOX (maildir.h): mbox_path is the Maildir folder, spool_dir the same,
      * tmp_path its tmp/, lock_path INDEX.lock (index updates only) */
     bool maildir;
+    bool counted;     /* counted among the sessions that have the mailbox open (compaction) */
 };
 
 /* Where a mailbox lives (absolute paths; see mailstore_open_at). */
@@ -287,6 +319,23 @@ enum mailstore_result mailstore_store(struct mailstore *ms, const uint32_t *uids
 enum mailstore_result mailstore_append(struct mailstore *ms, const char *data, size_t len, time_t when,
                                        unsigned flags, const char *const *keywords, size_t nkeywords,
                                        uint32_t *uid_r, const char **error_r);
+/* One message for mailstore_append_many: as mailstore_append's arguments. */
+struct mailstore_new {
+    const char *data;
+    size_t len;
+    time_t when;
+    unsigned flags;
+    const char *const *keywords;
+    size_t nkeywords;
+};
+/*
+ * mailstore_append for n messages (COPY, MOVE): mbox: one lock, one write, one fsync of the
+ * mbox, one journal record for their UIDs (and one for their flags, when any), at most
+ * MAILSTORE_MESSAGE_MAX bytes in all (a failed write is cut off again). Maildir: one after another (on
+ * an error, uids_r holds the UIDs of those added, 0 for the rest). uids_r[i] is message i's.
+ */
+enum mailstore_result mailstore_append_many(struct mailstore *ms, const struct mailstore_new *msgs, size_t n,
+                                            uint32_t *uids_r, const char **error_r);
 /*
  * mailstore_store with RFC 7162's UNCHANGEDSINCE (0: none): a message whose MODSEQ is above
  * unchangedsince is left alone and its UID returned in *modified_r (*nmodified_r of them,
@@ -322,13 +371,36 @@ void mailstore_close(struct mailstore *ms);
  * Tests only: step(name) is called at each step of a durable change ("journal-open",
  * "journal-written", "journal-synced", "index-written", "index-renamed", "journal-removed";
  * a Maildir's "maildir-renamed", "maildir-unlinked", "maildir-synced", "maildir-tmp-synced",
- * "maildir-appended", "keywords-written") so that a test can crash the process there; journal_max (bytes, 0: the default) is the
+ * "maildir-appended", "keywords-written"; an mbox rewrite's "mbox-written", "mbox-renamed";
+ * a deferred expunge's "expunge-marked") so that a test can crash the process there;
+ * journal_max (bytes, 0: the default) is the
  * journal size that makes the next STORE fold it into the index.
  */
 void mailstore_test_hooks(void (*step)(const char *step), unsigned long journal_max);
-/* Frees the process cache of scans and indexes (see mailstore.c); for tests and shutdown. */
+/* Frees the process cache of scans and indexes (see mailstore.c) and forgets the compaction
+ * jobs without running them (mailstore_compact_flush runs them); for tests and shutdown. */
 void mailstore_cache_clear(void);
 
 const char *mailstore_result_name(enum mailstore_result r);
+
+/*
+ * Deferred compaction of mbox mailboxes (issue 7). delay_s 0 (the default, and always
+ * without an event base): mailstore_expunge rewrites the mbox at once, as mailstore_write_flags
+ * does for flags. Otherwise mailstore_expunge only records the expunged messages
+ * (MAILSTORE_EXPUNGED, a journal record fsync'd before it returns) and leaves their bytes in
+ * the mbox; mailstore_write_flags leaves flags waiting for the headers; the rewrite that
+ * drops those bytes and writes those flags (compaction) runs on base's loop delay_s seconds
+ * after the first change that needs it, MAILSTORE_COMPACT_CLOSE_DELAY seconds after the last
+ * mailstore with the mailbox open is closed, at once when the pending bytes pass MAILSTORE_COMPACT_FRACTION of the file or
+ * MAILSTORE_COMPACT_BYTES, and at mailstore_compact_flush (shutdown).
+ */
+struct event_base;
+void mailstore_compact_setup(struct event_base *base, unsigned long delay_s);
+/* The rewrite now, when expunged messages or unwritten flags wait for one. */
+enum mailstore_result mailstore_compact(struct mailstore *ms, const char **error_r);
+/* Runs every scheduled compaction now and forgets the event base (shutdown, tests). */
+void mailstore_compact_flush(void);
+/* Messages expunged but still in the mbox (*bytes_r their bytes), as ms last read it. */
+size_t mailstore_pending(const struct mailstore *ms, unsigned long long *bytes_r);
 
 #endif

@@ -137,6 +137,10 @@ static const struct zconf_key zconf_keys[] = {
     KU(fetch_idle_renew, "1680", 1, 1740),
     /* content filter: the scanner processes' own user (reference/filter/launcher) */
     K(filter_user, ZCONF_STR, ""),
+    /* IMAP/POP3 throughput (issue 7): deferred compaction of mbox mailboxes */
+    KU(mbox_compact_delay, "5", 0, 3600),
+    KU(auth_cache_size, "100", 0, 100000),
+    KU(auth_cache_ttl, "3600", 0, 86400),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

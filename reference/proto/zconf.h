@@ -143,6 +143,10 @@ struct zconf {
     unsigned long fetch_idle_renew;      /* seconds before an IDLE is ended and sent again */
     /* content filter: the scanner processes' own user (reference/filter/launcher) */
     char *filter_user;                   /* "" = run_as; needs zolderd started as root */
+    /* IMAP/POP3 throughput (issue 7): deferred compaction of mbox mailboxes */
+    unsigned long mbox_compact_delay;    /* seconds an expunge's bytes may stay; 0: at once */
+    unsigned long auth_cache_size;       /* successful password checks remembered; 0: none */
+    unsigned long auth_cache_ttl;        /* seconds one is remembered */
 };
 
 /* The parts of a smarthost value. */

@@ -1,12 +1,16 @@
-/* Unit tests for reference/auth: verdicts come back on the loop, cancel, overload, delay. */
+/* Unit tests for reference/auth: verdicts come back on the loop, cancel, overload, delay, and
+ * the cache of successful checks (hits skip the hash; failures, other passwords, a changed
+ * hash, an expired or evicted entry do not hit). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <crypt.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -179,6 +183,77 @@ static void test_free_with_requests_open(void **state)
     event_base_free(base);
 }
 
+/* One check, run to its verdict. */
+static enum users_auth check_once(struct event_base *base, struct auth_service *svc, const struct users_check *chk,
+                                  const char *password)
+{
+    int pending = 1;
+    struct outcome o = {.base = base, .pending = &pending};
+    auth_submit(svc, chk, password, on_done, &o);
+    assert_int_equal(o.calls, 0); /* a hit too is answered on the loop, not inside submit */
+    run_until_done(base);
+    assert_int_equal(o.calls, 1);
+    return o.result;
+}
+
+static void test_cache_of_successes(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    const char *error = NULL;
+    struct auth_service *svc = auth_service_new(base, 0, &error);
+    assert_non_null(svc);
+    struct users *u = load_users();
+    struct users_check chk, locked;
+    users_check_prepare(u, "bouke", &chk);
+    users_check_prepare(u, "backup", &locked);
+    users_free(u);
+    /* off by default: every check hashes */
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(auth_service_hashed(svc), 2);
+    auth_service_set_cache(svc, 2, 3600);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(auth_service_hashed(svc), 3);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK); /* a hit */
+    assert_int_equal(auth_service_hashed(svc), 3);
+    /* another password, failures (twice), a locked user: hashed each time */
+    assert_int_equal(check_once(base, svc, &chk, "geheim2"), USERS_AUTH_BAD_PASSWORD);
+    assert_int_equal(check_once(base, svc, &chk, "geheim2"), USERS_AUTH_BAD_PASSWORD);
+    assert_int_equal(check_once(base, svc, &locked, "geheim"), USERS_AUTH_LOCKED);
+    assert_int_equal(auth_service_hashed(svc), 6);
+    /* the users file gives the user a new hash (same password, other salt): no hit */
+    struct users_check renewed = chk;
+    const char *h = crypt("geheim", "$6$rounds=1000$anderzout");
+    assert_non_null(h);
+    assert_true(strlen(h) < sizeof renewed.hash);
+    strcpy(renewed.hash, h);
+    assert_int_equal(check_once(base, svc, &renewed, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(auth_service_hashed(svc), 7);
+    /* and a password changed to another: the old one fails against the new hash */
+    const char *h2 = crypt("nieuw", "$6$rounds=1000$nieuwzout");
+    assert_non_null(h2);
+    strcpy(renewed.hash, h2);
+    assert_int_equal(check_once(base, svc, &renewed, "geheim"), USERS_AUTH_BAD_PASSWORD);
+    /* size 2: the first entry was replaced by the third success */
+    assert_int_equal(check_once(base, svc, &renewed, "nieuw"), USERS_AUTH_OK);
+    unsigned long long before = auth_service_hashed(svc);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(auth_service_hashed(svc), before + 1);
+    /* set_cache empties it (a reload) */
+    auth_service_set_cache(svc, 10, 1);
+    before = auth_service_hashed(svc);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(auth_service_hashed(svc), before + 1);
+    /* the TTL: 1 s */
+    sleep(2);
+    assert_int_equal(check_once(base, svc, &chk, "geheim"), USERS_AUTH_OK);
+    assert_int_equal(auth_service_hashed(svc), before + 2);
+    auth_service_free(svc);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_failure_waits_success_does_not),
         cmocka_unit_test(test_overload_and_overlong_are_refused),
         cmocka_unit_test(test_free_with_requests_open),
+        cmocka_unit_test(test_cache_of_successes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

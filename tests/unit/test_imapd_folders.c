@@ -135,12 +135,52 @@ static void test_copy_is_all_or_nothing(void **state)
     mailstore_close(&src);
     mailstore_close(&dst);
     char *box = read_file(f->dst);
-    assert_string_equal(box, ""); /* the first copy was taken out again */
+    assert_string_equal(box, ""); /* one batch: nothing was written, the read failed first */
     free(box);
     struct mailstore_location b = {.mbox_path = f->dst, .index_path = f->dst_index, .user = "bouke"};
     assert_int_equal(mailstore_open_at(&dst, &b, &error), MAILSTORE_OK);
     assert_int_equal(dst.nmsgs, 0);
-    assert_int_equal(dst.uidnext, 2); /* it had been appended as UID 1 */
+    assert_int_equal(dst.uidnext, 1);
+    mailstore_close(&dst);
+}
+
+/* More than one batch (IMAPD_COPY_BATCH, 256): the first is written, the second fails (a
+ * message gone): the copies of the first are taken out again. */
+static void test_copy_is_all_or_nothing_across_batches(void **state)
+{
+    struct fixture *f = *state;
+    struct buf text;
+    buf_init(&text, 0);
+    for (int i = 0; i < 300; i++)
+        buf_printf(&text, "From a@b Sat Nov 16 23:07:13 2002\nSubject: %d\n\nbody %d\n\n", i, i);
+    write_file(f->src, text.data);
+    buf_free(&text);
+    struct mailstore src, dst;
+    open_both(f, &src, &dst);
+    assert_int_equal(src.nmsgs, 300);
+    const struct mailstore_msg *msgs[300];
+    struct mailstore_msg gone = src.msgs[299];
+    gone.uid = 999;
+    gone.hash[0] ^= 0xff;
+    for (int i = 0; i < 299; i++)
+        msgs[i] = &src.msgs[i];
+    msgs[299] = &gone;
+    uint32_t uids[300] = {0};
+    size_t done = 7;
+    const char *error = NULL;
+    assert_int_not_equal(imapd_folder_copy(&src, msgs, 300, &dst, uids, &done, &error), MAILSTORE_OK);
+    assert_int_equal(done, 0);
+    assert_int_equal(uids[0], 1);
+    assert_int_equal(uids[255], 256); /* the first batch had been written */
+    mailstore_close(&src);
+    mailstore_close(&dst);
+    char *box = read_file(f->dst);
+    assert_string_equal(box, ""); /* and was taken out again */
+    free(box);
+    struct mailstore_location b = {.mbox_path = f->dst, .index_path = f->dst_index, .user = "bouke"};
+    assert_int_equal(mailstore_open_at(&dst, &b, &error), MAILSTORE_OK);
+    assert_int_equal(dst.nmsgs, 0);
+    assert_int_equal(dst.uidnext, 257);
     mailstore_close(&dst);
 }
 
@@ -168,6 +208,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_copy_keeps_flags_and_dates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_is_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_copy_is_all_or_nothing_across_batches, setup, teardown),
         cmocka_unit_test(test_uid_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -348,6 +348,53 @@ static void test_sessions_share_generations(void **state)
     mailstore_cache_clear();
 }
 
+/* mailstore_append_many: one write of every message, each with its UID and flags; the file
+ * as n single appends would leave it (a message without its last newline gets one, and the
+ * blank line before the next From_ line) */
+static void test_append_many(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f->mbox, M2, false);
+    struct mailstore ms;
+    open_ok(f, &ms, 1);
+    const char *kws[] = {"$Klus"};
+    struct mailstore_new batch[3] = {
+        {.data = "Subject: a\r\n\r\nFrom the attic\r\n", .len = 30, .when = 1000000000},
+        {.data = "Subject: b\r\n\r\nno newline at the end", .len = 35, .when = 1000000001,
+         .flags = MBOX_FLAG_SEEN, .keywords = kws, .nkeywords = 1},
+        {.data = "Subject: c\n\nc\n", .len = 15, .when = 1000000002, .flags = MBOX_FLAG_FLAGGED},
+    };
+    uint32_t uids[3] = {0, 0, 0};
+    const char *error = NULL;
+    assert_int_equal(mailstore_append_many(&ms, batch, 3, uids, &error), MAILSTORE_OK);
+    assert_int_equal(uids[0], 2);
+    assert_int_equal(uids[1], 3);
+    assert_int_equal(uids[2], 4);
+    assert_int_equal(ms.nmsgs, 4);
+    assert_int_equal(ms.msgs[1].flags & MBOX_FLAGS_IMAP, 0);
+    assert_int_equal(ms.msgs[2].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_SEEN);
+    assert_int_equal(ms.msgs[2].keywords, 1u << mailstore_keyword_index(&ms, "$Klus"));
+    assert_int_equal(ms.msgs[3].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED);
+    mailstore_close(&ms);
+    char *text = read_file(f->mbox);
+    assert_string_equal(text, M2
+                              "From sjoerd Sun Sep  9 01:46:40 2001\nSubject: a\n\n>From the attic\n\n"
+                              "From sjoerd Sun Sep  9 01:46:41 2001\nSubject: b\n\nno newline at the end\n\n"
+                              "From sjoerd Sun Sep  9 01:46:42 2001\nSubject: c\n\nc\n"); /* the next append adds the blank line */
+    free(text);
+    /* a new process reads the same UIDs and flags */
+    mailstore_cache_clear();
+    open_ok(f, &ms, 4);
+    assert_int_equal(ms.msgs[3].uid, 4);
+    assert_int_equal(ms.msgs[3].flags & MBOX_FLAGS_IMAP, MBOX_FLAG_FLAGGED);
+    struct buf raw;
+    buf_init(&raw, 0);
+    assert_int_equal(mailstore_read(&ms, 2, &raw, &error), MAILSTORE_OK);
+    assert_int_equal(raw.len, strlen("Subject: b\n\nno newline at the end\n"));
+    buf_free(&raw);
+    mailstore_close(&ms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -358,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked_mailbox_is_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sessions_share_generations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_many, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
