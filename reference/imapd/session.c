@@ -1549,8 +1549,12 @@ static void imapd_fetch_scratch_give(struct buf *b)
 static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd, size_t idx)
 {
     const struct mailstore_msg *m = imapd_msg(ss, idx);
-    if (!m)
-        return false;
+    /* Expunged by another session since this one was told (RFC 2180 4.1.1): its bytes stay
+     * in the mbox until compaction, so the view's entry may still read them; when they are
+     * gone, mailstore_read_msg says so and the answer is NO [EXPUNGEISSUED]. */
+    bool expunged = m == NULL;
+    if (expunged)
+        m = &ss->view.shown->msgs[idx];
     uint32_t uid = m->uid;
     unsigned flags;
     uint32_t keywords;
@@ -1580,7 +1584,7 @@ static bool imapd_fetch_one(struct imapd_session *ss, const struct imap_cmd *cmd
         }
     }
     bool flags_changed = false;
-    if (sets_seen && !ss->readonly && !(flags & MBOX_FLAG_SEEN)) {
+    if (sets_seen && !expunged && !ss->readonly && !(flags & MBOX_FLAG_SEEN)) {
         if (mailstore_store(&ss->store, &uid, 1, MAILSTORE_ADD, MBOX_FLAG_SEEN, NULL, 0, &error) == MAILSTORE_OK) {
             const struct mailstore_msg *now = imapd_store_find(ss, uid);
             if (now) {

@@ -93,6 +93,31 @@ class ImapCompactTest(CompactCase):
         self.assertEqual([u for u, _ in self.subjects(d)], [1, 2, 4, 5, 6, 7, 8])
         d.logout()
 
+    def test_fetch_of_a_message_another_session_expunged(self):
+        """RFC 2180 4.1.1: a session not yet told of another's EXPUNGE may still FETCH the
+        message while its bytes wait for compaction; once they are gone, NO [EXPUNGEISSUED]."""
+        self.deliver(1, 2, 3, 4, 5, 6, 7, 8)
+        a = self.imap()
+        b = self.imap()
+        self.expunge_uid(b, 2)
+        typ, data = a.fetch("2", "(UID ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "OK", data)
+        self.assertIn(b"Subject: bericht 2", b"".join(x[1] for x in data if isinstance(x, tuple)))
+        self.assertNotIn("EXPUNGE", a.untagged_responses)  # not during a FETCH
+        # FETCH BODY[] sets \Seen, but not on a message that is gone
+        self.assertEqual(a.fetch("2", "(BODY[TEXT])")[0], "OK")
+        self.assertNotIn("\\Seen", str(a.untagged_responses.get("FETCH")))
+        # the bytes go (CHECK compacts at once); the same FETCH is now refused
+        self.ok(b.check())
+        self.assertNotIn("Subject: bericht 2", self.z.mbox("bouke"))
+        typ, data = a.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(typ, "NO", data)
+        a.noop()
+        self.assertEqual(a.untagged_responses.get("EXPUNGE"), [b"2"])
+        self.assertEqual([u for u, _ in self.subjects(a)], [1, 3, 4, 5, 6, 7, 8])
+        a.logout()
+        b.logout()
+
     def test_pop3_dele_is_deferred_and_compacted_at_quit(self):
         self.deliver(1, 2, 3, 4, 5, 6)
         p = poplib.POP3(ADDRESS, POP3_PORT, timeout=10)
