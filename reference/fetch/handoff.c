@@ -35,6 +35,8 @@ struct ho_session {
     struct smtp_reply_parser parser;
     struct smtp_ehlo ehlo;
     struct handoff_item *item;
+    struct handoff_item *next; /* pipelined behind item's final dot: its MAIL, RCPT, DATA are
+                                * sent, their replies follow item's (RFC 2920 3.1) */
     int waiting;               /* replies seen in HO_TXN (MAIL, RCPT, DATA) */
     int fail_code;             /* first refusal in the transaction */
     int accepted;              /* recipients accepted */
@@ -67,6 +69,17 @@ static void ho_finish_item(struct ho_session *s, int code, const char *reply)
     it->done(it, code, reply);
 }
 
+/* The pipelined item never reached zolder's queue: answered like a lost session's. */
+static void ho_finish_next(struct ho_session *s, int code, const char *reply)
+{
+    struct handoff_item *it = s->next;
+    s->next = NULL;
+    if (!it)
+        return;
+    s->h->inflight--;
+    it->done(it, code, reply);
+}
+
 static void ho_session_free(struct ho_session *s, const char *why)
 {
     struct handoff *h = s->h;
@@ -86,12 +99,17 @@ static void ho_session_free(struct ho_session *s, const char *why)
         log_warnx("fetch: hand-off: %s", text);
         ho_finish_item(s, 421, text);
     }
+    if (s->next) {
+        char text[300];
+        snprintf(text, sizeof text, "421 4.4.2 hand-off session lost: %s", why);
+        ho_finish_next(s, 421, text);
+    }
     free(s);
 }
 
-static void ho_send_txn(struct ho_session *s)
+/* MAIL (and with PIPELINING, RCPT and DATA) for it; the transaction's counters start over. */
+static void ho_send_txn_for(struct ho_session *s, struct handoff_item *it)
 {
-    struct handoff_item *it = s->item;
     struct evbuffer *out = bufferevent_get_output(s->bev);
     bool eight = false;
     for (size_t i = 0; i < it->data->len; i++)
@@ -102,7 +120,6 @@ static void ho_send_txn(struct ho_session *s)
     evbuffer_add_printf(out, "MAIL FROM:<%s>%s\r\n", it->sender,
                         eight && (s->ehlo.ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "");
     s->fail_code = 0;
-    s->state = HO_TXN;
     s->waiting = 0; /* replies seen in this transaction */
     s->accepted = 0;
     s->mail_failed = false;
@@ -112,6 +129,26 @@ static void ho_send_txn(struct ho_session *s)
             evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", it->rcpts[i]);
         evbuffer_add_printf(out, "DATA\r\n");
     }
+}
+
+static void ho_send_txn(struct ho_session *s)
+{
+    ho_send_txn_for(s, s->item);
+    s->state = HO_TXN;
+}
+
+/* Takes the first queued item off the queue (NULL when none). */
+static struct handoff_item *ho_take(struct handoff *h)
+{
+    struct handoff_item *it = h->head;
+    if (!it)
+        return NULL;
+    h->head = it->next;
+    if (!h->head)
+        h->tail = NULL;
+    h->queued--;
+    h->inflight++;
+    return it;
 }
 
 static void ho_send_body(struct ho_session *s)
@@ -130,21 +167,27 @@ static void ho_send_body(struct ho_session *s)
     }
     evbuffer_add(out, ".\r\n", 3);
     s->state = HO_DOT;
+    /* RFC 2920 3.1: the next transaction's MAIL, RCPT and DATA may follow the final dot in
+     * the same group, so zolderd answers them with the 250 of its commit round instead of
+     * one round trip (and one turn of its loop) later */
+    if ((s->ehlo.ext & SMTP_EXT_PIPELINING) && !s->next && (s->next = ho_take(s->h)) != NULL)
+        ho_send_txn_for(s, s->next);
 }
 
 static void ho_next(struct ho_session *s)
 {
     struct handoff *h = s->h;
+    if (s->next) { /* its commands are out already: its replies come next */
+        s->item = s->next;
+        s->next = NULL;
+        s->state = HO_TXN;
+        return;
+    }
     if (!h->head) {
         s->state = HO_IDLE;
         return;
     }
-    s->item = h->head;
-    h->head = s->item->next;
-    if (!h->head)
-        h->tail = NULL;
-    h->queued--;
-    h->inflight++;
+    s->item = ho_take(h);
     ho_send_txn(s);
 }
 
@@ -382,6 +425,14 @@ static void ho_pump(struct handoff *h)
         struct ho_session *s = h->sessions[i];
         if (s && s->state == HO_IDLE)
             ho_next(s);
+    }
+    /* then behind the final dot of a session waiting for its 250 (RFC 2920 3.1) */
+    for (unsigned i = 0; i < h->max_sessions && h->head; i++) {
+        struct ho_session *s = h->sessions[i];
+        if (s && s->state == HO_DOT && !s->next && (s->ehlo.ext & SMTP_EXT_PIPELINING)) {
+            s->next = ho_take(h);
+            ho_send_txn_for(s, s->next);
+        }
     }
     size_t opening = 0;
     for (unsigned i = 0; i < h->max_sessions; i++)

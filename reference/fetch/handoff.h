@@ -5,7 +5,9 @@
  * DESCRIPTION
  *   A small pool of SMTP sessions: items queue up and go out on the first idle session; new
  *   sessions open (up to the pool size) while items wait. Each session pipelines MAIL, RCPT
- *   and DATA (RFC 2920) when offered, then the dot-stuffed body. Because zolderd commits
+ *   and DATA (RFC 2920) when offered, then the dot-stuffed body; the next item's MAIL, RCPT
+ *   and DATA follow the final dot without waiting for its 250 (RFC 2920 3.1: one item at
+ *   most rides behind each dot), so zolderd answers them in the same turn as its commit. Because zolderd commits
  *   messages of all sessions that arrive in the same turn with one fsync, several sessions
  *   in flight share syncs. Every item ends with exactly one callback: the reply code of the
  *   final dot (250), the first refusal (4xx/5xx), or 421 when the session was lost (the

@@ -5,8 +5,10 @@ side. Mail goes through the modem (127.9.x.y) and into zolderd's mboxes over SMT
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -90,6 +92,91 @@ class FetchCase(IspsimCase):
         self.z.wait_for(lambda: len(self.subjects(user)) >= n, 20, f"{n} messages for {user}")
         time.sleep(0.2)
         return self.subjects(user)
+
+
+class PipelineSmtp:
+    """An SMTP stand-in for the hand-off that watches RFC 2920 pipelining: after each final
+    dot it waits `wait` s and notes whether the next MAIL FROM came before its reply. mode
+    "accept": 250 for every message; "drop": a session whose next MAIL came behind a dot is
+    closed without a reply to that dot, every other message gets a 451."""
+
+    def __init__(self, addr, port, mode, wait=0.2):
+        self.mode, self.wait = mode, wait
+        self.accepted, self.behind_dot, self.drops = 0, 0, 0
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((addr, port))
+        self.listener.listen(16)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def close(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: the port is free
+        except OSError:
+            pass
+        self.listener.close()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        buf = b""
+
+        def more(timeout):
+            nonlocal buf
+            conn.settimeout(timeout)
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                return True
+            if not data:
+                return False
+            buf += data
+            return True
+
+        with conn:
+            conn.sendall(b"220 fake ESMTP\r\n")
+            while True:
+                while b"\r\n" not in buf:
+                    if not more(30):
+                        return
+                line, buf = buf.split(b"\r\n", 1)
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-fake\r\n250 PIPELINING\r\n")
+                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go\r\n")
+                    while b"\r\n.\r\n" not in buf:
+                        if not more(30):
+                            return
+                    buf = buf.split(b"\r\n.\r\n", 1)[1]
+                    deadline = time.monotonic() + self.wait
+                    while not buf.startswith(b"MAIL FROM") and time.monotonic() < deadline:
+                        if not more(max(0.01, deadline - time.monotonic())):
+                            return
+                    behind = buf.startswith(b"MAIL FROM")
+                    with self.lock:
+                        self.behind_dot += behind
+                        if self.mode == "drop" and behind:
+                            self.drops += 1
+                        elif self.mode == "accept":
+                            self.accepted += 1
+                    if self.mode == "drop" and behind:
+                        return  # the session is lost: no reply to this dot
+                    conn.sendall(b"250 queued\r\n" if self.mode == "accept" else b"451 later\r\n")
+                else:
+                    conn.sendall(b"500 what\r\n")
 
 
 class TestFetchPop3(FetchCase):
@@ -253,6 +340,37 @@ class TestFetchPop3(FetchCase):
         self.z.start()
         self.fetch(seed_pop(), expect=0)
         self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_handoff_pipelines_the_next_transaction_behind_the_dot(self):
+        """RFC 2920 3.1: the next message's MAIL, RCPT and DATA follow a final dot without
+        waiting for its 250 (zolderd answers them in the turn of its commit round)."""
+        smtp = PipelineSmtp("127.0.1.22", 2698, "accept")
+        self.addCleanup(smtp.close)
+        for i in range(20):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"), expect=0)
+        self.assertEqual(smtp.accepted, 20)
+        self.assertGreater(smtp.behind_dot, 0, "no MAIL FROM came behind a final dot")
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_session_lost_with_a_transaction_behind_the_dot_loses_nothing(self):
+        """A session lost after a final dot with the next transaction pipelined behind it:
+        neither message is recorded or deleted; the next poll delivers each once."""
+        smtp = PipelineSmtp("127.0.1.22", 2698, "drop")
+        self.addCleanup(smtp.close)
+        for i in range(20):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        r = self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertGreater(smtp.drops, 0, "no session was lost with a MAIL FROM behind its dot")
+        self.assertIn("hand-off session lost", r.stdout + r.stderr)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 20, "nothing deleted")
+        self.assertEqual(self.uid_record(), [], "nothing recorded as delivered")
+        smtp.close()
+        self.fetch(seed_pop(), expect=0)
+        subjects = self.wait_subjects("sjoerd", 20)
+        self.assertEqual(sorted(subjects), sorted(f"test {i}" for i in range(20)))
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
 
     def test_full_isp_mailbox_drains_in_one_session(self):
