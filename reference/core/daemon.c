@@ -418,7 +418,13 @@ static void daemon_backlog_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    daemon_deliver_backlog(arg, NULL);
+    struct daemon *d = arg;
+    /* An SMTP commit round runs later in this same loop turn (messages wait for it): it
+     * carries the backlog's mailbox syncs and queue file removals (daemon_before_round),
+     * instead of a batch of its own with three more syncs. */
+    if (d->spool_on_queue_fs && d->smtpd.npending > 0)
+        return;
+    daemon_deliver_backlog(d, NULL);
 }
 
 /*
