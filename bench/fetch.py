@@ -176,7 +176,7 @@ def write_results(results, args, json_path):
     lines.append("")
     lines.append("ispsim's POP3 offers PIPELINING (RFC 2449), so zolder-fetch keeps up to 16 RETR "
                  "commands in flight there; IMAP has up to 16 UID FETCH commands in flight. Both "
-                 "hand mail to zolderd over 4 pipelined SMTP sessions.")
+                 "hand mail to zolderd over fetch_smtp_sessions (default 8) pipelined SMTP sessions.")
     results_md.add_section(os.path.join(HERE, "RESULTS.md"), "\n".join(lines) + "\n")
 
 

@@ -693,7 +693,7 @@ static bool daemon_fetch_start(struct daemon *d)
     }
     memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
     cfg.smtp_len = target.salen;
-    cfg.handoff_sessions = 4;
+    cfg.handoff_sessions = (unsigned)d->conf.fetch_smtp_sessions;
     cfg.refused = strcmp(d->conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
                                                              : FETCH_REFUSED_DELETE;
     cfg.invoking_user = d->conf.run_as;

@@ -84,7 +84,7 @@ struct fetch_config {
     const char *state_dir;         /* UID records under STATE_DIR/fetch/ */
     struct sockaddr_storage smtp;  /* zolderd's SMTP listener */
     socklen_t smtp_len;
-    unsigned handoff_sessions;     /* SMTP sessions in parallel (default 4) */
+    unsigned handoff_sessions;     /* SMTP sessions in parallel (fetch_smtp_sessions; 0: 4) */
     enum fetch_refused refused;
     const char *invoking_user;     /* for entries without `user` */
     struct relay_dns *dns;         /* zolder's resolver (hosts file, nameserver); NULL:

@@ -137,6 +137,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(fetch_idle_renew, "1680", 1, 1740),
     /* content filter: the scanner processes' own user (reference/filter/launcher) */
     K(filter_user, ZCONF_STR, ""),
+    /* fetch: hand-off sessions to zolderd's SMTP listener (reference/fetch/handoff) */
+    KU(fetch_smtp_sessions, "8", 1, 16),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

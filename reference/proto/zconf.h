@@ -143,6 +143,8 @@ struct zconf {
     unsigned long fetch_idle_renew;      /* seconds before an IDLE is ended and sent again */
     /* content filter: the scanner processes' own user (reference/filter/launcher) */
     char *filter_user;                   /* "" = run_as; needs zolderd started as root */
+    /* fetch: hand-off sessions to zolderd's SMTP listener (reference/fetch/handoff) */
+    unsigned long fetch_smtp_sessions;   /* SMTP sessions the poller keeps in parallel */
 };
 
 /* The parts of a smarthost value. */
