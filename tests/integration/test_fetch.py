@@ -102,7 +102,7 @@ class PipelineSmtp:
 
     def __init__(self, addr, port, mode, wait=0.2):
         self.mode, self.wait = mode, wait
-        self.accepted, self.behind_dot, self.drops = 0, 0, 0
+        self.accepted, self.behind_dot, self.drops, self.sessions = 0, 0, 0, 0
         self.lock = threading.Lock()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,6 +149,8 @@ class PipelineSmtp:
                 line, buf = buf.split(b"\r\n", 1)
                 verb = line[:4].upper()
                 if verb == b"EHLO":
+                    with self.lock:
+                        self.sessions += 1  # hand-off sessions (the smtphost probe sends none)
                     conn.sendall(b"250-fake\r\n250 PIPELINING\r\n")
                 elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                     conn.sendall(b"250 ok\r\n")
@@ -353,6 +355,23 @@ class TestFetchPop3(FetchCase):
         self.assertEqual(smtp.accepted, 20)
         self.assertGreater(smtp.behind_dot, 0, "no MAIL FROM came behind a final dot")
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_fetch_smtp_sessions_sets_the_hand_off_sessions(self):
+        smtp = PipelineSmtp("127.0.1.22", 2698, "accept")
+        self.addCleanup(smtp.close)
+        for i in range(30):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        with open(self.z.config, "a") as f:
+            f.write("fetch_smtp_sessions = 3\n")
+        self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"), expect=0)
+        self.assertEqual(smtp.accepted, 30)
+        self.assertEqual(smtp.sessions, 3, "the replies wait 0.2 s: every session allowed opens")
+        with open(self.z.config, "a") as f:
+            f.write("fetch_smtp_sessions = 17\n")
+        r = subprocess.run([zolder_test.binary("zolderd"), "-t", "-c", self.z.config],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("fetch_smtp_sessions", r.stdout + r.stderr)
 
     def test_session_lost_with_a_transaction_behind_the_dot_loses_nothing(self):
         """A session lost after a final dot with the next transaction pipelined behind it:
