@@ -73,6 +73,8 @@ struct filter {
     /* filter_user: scanner processes started by the launcher (reference/filter/launcher.h) */
     struct launcher *launcher;  /* NULL: forked by zolderd itself, as run_as */
     bool own_tmp;               /* in such a process: it makes and removes filter-tmp/ID itself */
+    size_t nspare;              /* emptied working folders in STATE_DIR/filter-spare (0..n-1) */
+    bool spare_ready;           /* filter-spare was emptied of what an earlier run left */
     char *sigs_text;            /* the signature file as read, for the launcher's processes */
     size_t sigs_len;
 };

@@ -623,6 +623,36 @@ class FilterAsync(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(tmp).st_mode), 0o700)
         self.assertEqual(os.listdir(tmp), [])
 
+    def test_working_folders_are_recycled(self):
+        """An emptied working folder waits in STATE_DIR/filter-spare (out of the scanners'
+        reach) for the next message: renamed, not made and removed again (each mkdir takes
+        an inode, which ext4 without a journal finds ever more slowly under a stream of
+        deletions)."""
+        self.clamd.release()
+        tmp = self.z.inst.path("var", "filter-tmp")
+        spare = self.z.inst.path("var", "filter-spare")
+        inodes = set()
+        for i in range(3):
+            self.send(f"bericht {i}")
+            self.z.wait_for(lambda: f"Subject: bericht {i}" in self.z.mbox("bouke"), what=f"bericht {i}")
+            self.assertEqual(os.listdir(tmp), [])
+            self.assertEqual(os.listdir(spare), ["0"], "one folder, back among the spares")
+            st = os.stat(os.path.join(spare, "0"))
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+            self.assertEqual(os.listdir(os.path.join(spare, "0")), [])
+            inodes.add(st.st_ino)
+        self.assertEqual(len(inodes), 1, "the same folder served every message")
+        self.assertEqual(stat.S_IMODE(os.stat(spare).st_mode), 0o700)
+        # a folder the scanner left something in is removed, not kept
+        self.z.stop()
+        with open(os.path.join(spare, "0", "left"), "w") as f:
+            f.write("x")
+        self.z.start()
+        self.send("na herstart")
+        self.z.wait_for(lambda: "Subject: na herstart" in self.z.mbox("bouke"), what="after the restart")
+        self.assertEqual(os.listdir(spare), ["0"])
+        self.assertEqual(os.listdir(os.path.join(spare, "0")), [], "the spares are emptied at start")
+
 
 class FilterPipeline(unittest.TestCase):
     """One scanner process gets the next messages on its socket while it scans (up to 8, or
