@@ -100,8 +100,10 @@ class PipelineSmtp:
     "accept": 250 for every message; "drop": a session whose next MAIL came behind a dot is
     closed without a reply to that dot, every other message gets a 451."""
 
-    def __init__(self, addr, port, mode, wait=0.2):
-        self.mode, self.wait = mode, wait
+    def __init__(self, addr, port, mode, wait=0.2, chunking=False):
+        self.mode, self.wait, self.chunking = mode, wait, chunking
+        self.open_txn_refused = 0  # CHUNKING: MAIL while a failed transaction was open
+        self.bodies = []
         self.accepted, self.behind_dot, self.drops, self.sessions = 0, 0, 0, 0
         self.lock = threading.Lock()
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -126,7 +128,14 @@ class PipelineSmtp:
             threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
 
     def serve(self, conn):
+        try:
+            self.dialogue(conn)
+        except OSError:  # the poller went away mid-reply
+            conn.close()
+
+    def dialogue(self, conn):
         buf = b""
+        txn = None
 
         def more(timeout):
             nonlocal buf
@@ -135,6 +144,8 @@ class PipelineSmtp:
                 data = conn.recv(65536)
             except socket.timeout:
                 return True
+            except OSError:  # reset by the poller's end
+                return False
             if not data:
                 return False
             buf += data
@@ -151,8 +162,50 @@ class PipelineSmtp:
                 if verb == b"EHLO":
                     with self.lock:
                         self.sessions += 1  # hand-off sessions (the smtphost probe sends none)
-                    conn.sendall(b"250-fake\r\n250 PIPELINING\r\n")
-                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    conn.sendall(b"250-fake\r\n250-PIPELINING\r\n" +
+                                 (b"250-CHUNKING\r\n" if self.chunking else b"") + b"250 8BITMIME\r\n")
+                elif verb == b"MAIL" and self.chunking:
+                    # as zolderd: a transaction whose RCPTs all failed stays open until RSET
+                    if txn is not None:
+                        self.open_txn_refused += 1
+                        conn.sendall(b"503 nested MAIL\r\n")
+                    else:
+                        txn = {"refuse": b"refuse" in line, "rcpts": 0}
+                        conn.sendall(b"250 ok\r\n")
+                elif verb == b"RCPT" and self.chunking:
+                    if txn is None or txn["refuse"]:
+                        conn.sendall(b"550 no such user\r\n")
+                    else:
+                        txn["rcpts"] += 1
+                        conn.sendall(b"250 ok\r\n")
+                elif verb == b"RSET":
+                    txn = None
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"BDAT" and self.chunking:
+                    size = int(line.split()[1])
+                    while len(buf) < size:
+                        if not more(30):
+                            return
+                    body, buf = buf[:size], buf[size:]
+                    behind = buf.startswith(b"RSET")  # the next transaction came before our reply
+                    ok = txn is not None and txn["rcpts"] > 0
+                    with self.lock:
+                        self.behind_dot += behind
+                        if self.mode == "drop" and behind:
+                            self.drops += 1
+                        elif self.mode == "accept":
+                            self.accepted += ok
+                        self.bodies.append(body)
+                    if self.mode == "drop":
+                        if behind:
+                            return  # the session is lost: no reply to this BDAT
+                        conn.sendall(b"451 later\r\n")
+                    elif ok:
+                        txn = None
+                        conn.sendall(b"250 queued\r\n")
+                    else:
+                        conn.sendall(b"554 no valid recipients\r\n")
+                elif verb in (b"MAIL", b"RCPT", b"NOOP"):
                     conn.sendall(b"250 ok\r\n")
                 elif verb == b"QUIT":
                     conn.sendall(b"221 bye\r\n")
@@ -356,6 +409,30 @@ class TestFetchPop3(FetchCase):
         self.assertGreater(smtp.behind_dot, 0, "no MAIL FROM came behind a final dot")
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
 
+    def test_handoff_pipelines_whole_messages_with_chunking(self):
+        """CHUNKING and PIPELINING offered: whole messages (RSET, MAIL, RCPT, BDAT n LAST and
+        the bytes) follow each other without waiting for the replies; a transaction refused
+        at RCPT (BDAT then only answers 554 and the transaction stays open) does not spoil
+        the next one, thanks to its RSET."""
+        smtp = PipelineSmtp("127.0.1.22", 2698, "accept", wait=0, chunking=True)
+        self.addCleanup(smtp.close)
+        for i in range(24):
+            self.isp.inject("mailstore", "sjoerd", message(i) if i != 5 else
+                            "From: refuse@paprika\nSubject: refused\n\nno\n")
+        with open(self.z.config, "a") as f:
+            f.write("fetch_smtp_sessions = 1\nfetch_refused = keep\n")
+        self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
+        self.assertEqual(smtp.accepted, 23)
+        self.assertEqual(smtp.open_txn_refused, 0, "a MAIL met a transaction left open")
+        self.assertGreater(smtp.behind_dot, 0, "no transaction came before the previous reply")
+        left = self.isp.messages("mailstore", "sjoerd")
+        self.assertEqual(len(left), 1, "the refused one stays on the server")
+        self.assertIn("Subject: refused", self.isp.read("mailstore", "sjoerd", left[0]["uid"]))
+        # the bytes are the message with CRLF line ends, unstuffed, as DATA would carry them
+        one = [b for b in smtp.bodies if b"Subject: test 7\r\n" in b]
+        self.assertEqual(len(one), 1)
+        self.assertTrue(one[0].endswith(b"Message 7.\r\n"), one[0][-40:])
+
     def test_fetch_smtp_sessions_sets_the_hand_off_sessions(self):
         smtp = PipelineSmtp("127.0.1.22", 2698, "accept")
         self.addCleanup(smtp.close)
@@ -376,10 +453,18 @@ class TestFetchPop3(FetchCase):
     def test_session_lost_with_a_transaction_behind_the_dot_loses_nothing(self):
         """A session lost after a final dot with the next transaction pipelined behind it:
         neither message is recorded or deleted; the next poll delivers each once."""
-        smtp = PipelineSmtp("127.0.1.22", 2698, "drop")
-        self.addCleanup(smtp.close)
         for i in range(20):
             self.isp.inject("mailstore", "sjoerd", message(i))
+        # with CHUNKING (whole messages in flight) first, then behind a DATA's final dot
+        smtp = PipelineSmtp("127.0.1.22", 2698, "drop", chunking=True)
+        r = self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
+        smtp.close()
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertGreater(smtp.drops, 0, "no session was lost with a transaction in flight behind")
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 20, "nothing deleted")
+        self.assertEqual(self.uid_record(), [], "nothing recorded as delivered")
+        smtp = PipelineSmtp("127.0.1.22", 2698, "drop")
+        self.addCleanup(smtp.close)
         r = self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertGreater(smtp.drops, 0, "no session was lost with a MAIL FROM behind its dot")
