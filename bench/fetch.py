@@ -7,7 +7,10 @@ into the same zolderd side by side. Bounded: every run has a deadline; only proc
 started are stopped, by PID.
 
     python3 bench/fetch.py [--messages 2000] [--size 4096] [--deadline 600] [--no-fetchmail]
-                           [--record]
+                           [--only pop3|imap] [--record | --no-record]
+
+Besides msg/s it prints the CPU time per message of zolderd (with its scanner processes), of
+the poller and of ispsim: figures that hold on a busy machine, where wall-clock rates swing.
 
 Run it under the integration lock (it binds 127.0.13.x and 127.0.13.20:2725):
     flock /tmp/zolder-itest.lock python3 bench/fetch.py --record
@@ -18,6 +21,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -68,7 +72,30 @@ def count_messages(path):
     return data.count(b"\nSubject: bench ")
 
 
-def run_one(isp, z, tool, proto, user, n, size, deadline, home):
+def tree_cpu_s(root):
+    """CPU seconds (user + system) of root and its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children, cpu = {}, {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(name))
+        cpu[int(name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def run_one(isp, z, tool, proto, user, n, size, deadline, home, ispsim_pid):
     """Fills the mailbox, runs one poller, returns the measurement."""
     isp.reset()
     t0 = time.monotonic()
@@ -89,6 +116,9 @@ def run_one(isp, z, tool, proto, user, n, size, deadline, home):
     else:
         cmd = ["fetchmail", "-f", rc_path, "--nodetach", "--nosyslog", "--idfile",
                os.path.join(home, f"ids-{proto}"), "--pidfile", os.path.join(home, "pid")]
+    z_cpu0, isp_cpu0 = tree_cpu_s(z.inst.proc.pid), tree_cpu_s(ispsim_pid)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    poller_cpu0 = ru.ru_utime + ru.ru_stime
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "HOME": home})
@@ -105,16 +135,22 @@ def run_one(isp, z, tool, proto, user, n, size, deadline, home):
            time.monotonic() - t0 < deadline):
         time.sleep(0.01)
     elapsed = time.monotonic() - t0
+    z_cpu, isp_cpu = tree_cpu_s(z.inst.proc.pid) - z_cpu0, tree_cpu_s(ispsim_pid) - isp_cpu0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # the poller is the child reaped since
+    poller_cpu = ru.ru_utime + ru.ru_stime - poller_cpu0
     got = count_messages(mbox) - before
     left = len(isp.messages("s", "bench"))
     r = {"tool": tool, "proto": proto, "messages": n, "size": size, "delivered": got,
          "left_on_server": left, "exit": status, "poll_s": round(poll_s, 3),
          "elapsed_s": round(elapsed, 3), "msgs_per_s": round(got / elapsed, 1) if elapsed else 0,
-         "inject_s": round(inject_s, 2)}
+         "inject_s": round(inject_s, 2),
+         "cpu_ms_per_msg": {"zolderd": round(1000 * z_cpu / n, 3), "poller": round(1000 * poller_cpu / n, 3),
+                            "ispsim": round(1000 * isp_cpu / n, 3)}}
     if status not in (0, "timeout") or got != n:
         r["output_tail"] = out.decode("utf-8", "replace")[-1500:]
     log(f"  {tool:12} {proto:4}: {got}/{n} in {elapsed:.2f} s = {r['msgs_per_s']} msg/s "
-        f"(exit {status}, {left} left on the server)")
+        f"(exit {status}, {left} left on the server); CPU ms/msg: zolderd {r['cpu_ms_per_msg']['zolderd']}, "
+        f"poller {r['cpu_ms_per_msg']['poller']}, ispsim {r['cpu_ms_per_msg']['ispsim']}")
     return r
 
 
@@ -140,7 +176,7 @@ def write_results(results, args, json_path):
     lines.append("")
     lines.append("ispsim's POP3 offers PIPELINING (RFC 2449), so zolder-fetch keeps up to 16 RETR "
                  "commands in flight there; IMAP has up to 16 UID FETCH commands in flight. Both "
-                 "hand mail to zolderd over 4 pipelined SMTP sessions.")
+                 "hand mail to zolderd over fetch_smtp_sessions (default 8) pipelined SMTP sessions.")
     results_md.add_section(os.path.join(HERE, "RESULTS.md"), "\n".join(lines) + "\n")
 
 
@@ -150,7 +186,9 @@ def main():
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--deadline", type=float, default=600)
     ap.add_argument("--no-fetchmail", action="store_true")
+    ap.add_argument("--only", choices=("pop3", "imap"), help="one protocol only")
     ap.add_argument("--record", action="store_true", help="add a section at the top of bench/RESULTS.md")
+    ap.add_argument("--no-record", dest="record", action="store_false", help="print only (the default)")
     args = ap.parse_args()
     for b in ("ispsim", "zolderd", "zolder-fetch"):
         if not os.path.exists(zolder_test.binary(b)):
@@ -171,11 +209,11 @@ def main():
         tools = ["zolder-fetch"]
         if not args.no_fetchmail and shutil.which("fetchmail"):
             tools.append("fetchmail")
-        for proto in ("pop3", "imap"):
+        for proto in (args.only,) if args.only else ("pop3", "imap"):
             for tool in tools:
                 user = "zf" if tool == "zolder-fetch" else "fm"
                 results.append(run_one(isp, z, tool, proto, user, args.messages, args.size,
-                                       args.deadline, home))
+                                       args.deadline, home, inst.proc.pid))
         isp.close()
     finally:
         z.cleanup()

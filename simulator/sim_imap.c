@@ -547,11 +547,13 @@ static bool sim_imap_expunge(struct sim_imap_session *s, const struct sim_imap_c
             marks[i] = true;
     }
     int i = 0;
+    bool any = false;
     while (i < s->n) {
         if (!marks[i] || !(s->msgs[i].flags & SIM_IMAP_DELETED)) {
             i++;
             continue;
         }
+        any = true;
         s->hooks->expunge(s->hooks->ctx, s->msgs[i].uid);
         if (!silent)
             sim_imap_line(s, "* %d EXPUNGE", i + 1);
@@ -560,6 +562,8 @@ static bool sim_imap_expunge(struct sim_imap_session *s, const struct sim_imap_c
         s->n--;
     }
     free(marks);
+    if (any && s->hooks->expunged)
+        s->hooks->expunged(s->hooks->ctx);
     return true;
 }
 

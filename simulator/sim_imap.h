@@ -79,6 +79,8 @@ struct sim_imap_hooks {
     int (*read)(void *ctx, unsigned uid, char **data_r, size_t *len_r);
     void (*set_flags)(void *ctx, unsigned uid, unsigned flags);
     void (*expunge)(void *ctx, unsigned uid);
+    /* After one command's expunges (at least one), before its reply; may be NULL. */
+    void (*expunged)(void *ctx);
     void (*transcript)(void *ctx, char dir, const char *line, size_t len);
     void (*violation)(void *ctx, const char *kind, const char *detail);
 };

@@ -118,7 +118,7 @@ static void sim_imapd_set_flags(void *ctx, unsigned uid, unsigned flags)
 static void sim_imapd_expunge(void *ctx, unsigned uid)
 {
     struct sim_imapd_conn *c = ctx;
-    if (sim_store_remove(&c->run->store, c->mailbox, uid) < 0) {
+    if (sim_store_remove_nosync(&c->run->store, c->mailbox, uid) < 0) {
         log_warn("imap session=%llu: cannot remove uid %u", c->id, uid);
         return;
     }
@@ -126,6 +126,14 @@ static void sim_imapd_expunge(void *ctx, unsigned uid)
     snprintf(u, sizeof u, "%u", uid);
     sim_imapd_record(c, "imap", "deleted", c->run->world->mailboxes[c->mailbox].user, "uid", u,
                      strlen(u));
+}
+
+/* After an EXPUNGE's removals, before its tagged OK: one folder fsync for them all. */
+static void sim_imapd_expunged(void *ctx)
+{
+    struct sim_imapd_conn *c = ctx;
+    if (sim_store_sync(&c->run->store, c->mailbox) < 0)
+        log_warn("imap session=%llu: cannot sync the mailbox folder", c->id);
 }
 
 static void sim_imapd_free(struct sim_imapd_conn *c)
@@ -260,6 +268,7 @@ static void sim_imapd_accept(struct evconnlistener *l, evutil_socket_t fd, struc
                                        .snapshot = sim_imapd_snapshot, .read = sim_imapd_read,
                                        .set_flags = sim_imapd_set_flags,
                                        .expunge = sim_imapd_expunge,
+                                       .expunged = sim_imapd_expunged,
                                        .transcript = sim_imapd_transcript,
                                        .violation = sim_imapd_violation};
     log_info("imap session=%llu host=%s peer=%s connect%s", c->id, sim_imapd_host(c), c->peer,

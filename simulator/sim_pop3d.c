@@ -111,13 +111,23 @@ static int sim_pop3d_read(void *ctx, unsigned uid, char **data_r, size_t *len_r)
 static void sim_pop3d_commit(void *ctx, const struct sim_pop3_msg *msgs, int n)
 {
     struct sim_pop3d_conn *c = ctx;
+    bool removed = false;
+    for (int i = 0; i < n; i++) {
+        if (!msgs[i].deleted)
+            continue;
+        if (sim_store_remove_nosync(&c->run->store, c->mailbox, msgs[i].uid) < 0)
+            log_warn("pop3 session=%llu: cannot remove uid %u", c->id, msgs[i].uid);
+        else
+            removed = true;
+    }
+    /* one folder fsync for the whole UPDATE state, before the +OK and the records */
+    if (removed && sim_store_sync(&c->run->store, c->mailbox) < 0)
+        log_warn("pop3 session=%llu: cannot sync the mailbox folder", c->id);
     for (int i = 0; i < n; i++) {
         if (!msgs[i].deleted)
             continue;
         char uid[16];
         snprintf(uid, sizeof uid, "%u", msgs[i].uid);
-        if (sim_store_remove(&c->run->store, c->mailbox, msgs[i].uid) < 0)
-            log_warn("pop3 session=%llu: cannot remove uid %u", c->id, msgs[i].uid);
         sim_pop3d_record(c, "pop3", "deleted", c->run->world->mailboxes[c->mailbox].user, "uid",
                          uid, strlen(uid));
     }

@@ -247,6 +247,18 @@ struct sim_store_msg *sim_store_msg(struct sim_store *st, int mailbox, unsigned 
 
 int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid)
 {
+    if (sim_store_remove_nosync(st, mailbox, uid) < 0)
+        return -1;
+    return sim_store_sync(st, mailbox);
+}
+
+int sim_store_sync(struct sim_store *st, int mailbox)
+{
+    return fs_fsync_dir(st->boxes[mailbox].dir);
+}
+
+int sim_store_remove_nosync(struct sim_store *st, int mailbox, unsigned uid)
+{
     struct sim_store_box *b = &st->boxes[mailbox];
     int i = sim_store_index(b, uid);
     if (i < 0) {
@@ -261,7 +273,7 @@ int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid)
     b->used -= b->msgs[i].size;
     memmove(&b->msgs[i], &b->msgs[i + 1], (size_t)(b->n - i - 1) * sizeof *b->msgs);
     b->n--;
-    return fs_fsync_dir(b->dir);
+    return 0;
 }
 
 int sim_store_find(const struct sim_store *st, const char *store, const char *user)

@@ -48,7 +48,12 @@ int sim_store_deliver(struct sim_store *st, int mailbox, const char *data, size_
                       unsigned *uid_r);
 /* The message at uid, allocated. -1 when absent. */
 int sim_store_read(struct sim_store *st, int mailbox, unsigned uid, char **data_r, size_t *len_r);
+/* Removes the message and fsyncs the mailbox folder. */
 int sim_store_remove(struct sim_store *st, int mailbox, unsigned uid);
+/* The same without the fsync: a POP3 UPDATE or an EXPUNGE removes its messages, then one
+ * sim_store_sync makes them all durable (one folder fsync per command, not per message). */
+int sim_store_remove_nosync(struct sim_store *st, int mailbox, unsigned uid);
+int sim_store_sync(struct sim_store *st, int mailbox);
 /* Would a message of len bytes fit under the mailbox's quota? */
 bool sim_store_fits(const struct sim_store *st, int mailbox, unsigned long long len);
 /* The message's entry, or NULL. */

@@ -237,7 +237,7 @@ int main(int argc, char **argv)
     }
     memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
     cfg.smtp_len = target.salen;
-    cfg.handoff_sessions = 4;
+    cfg.handoff_sessions = have_conf ? (unsigned)conf.fetch_smtp_sessions : 8; /* zconf default */
     cfg.refused = have_conf && strcmp(conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
                                                                        : FETCH_REFUSED_DELETE;
     cfg.invoking_user = pw ? pw->pw_name : "";

@@ -419,7 +419,13 @@ static void daemon_backlog_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    daemon_deliver_backlog(arg, NULL);
+    struct daemon *d = arg;
+    /* An SMTP commit round runs later in this same loop turn (messages wait for it): it
+     * carries the backlog's mailbox syncs and queue file removals (daemon_before_round),
+     * instead of a batch of its own with three more syncs. */
+    if (d->spool_on_queue_fs && d->smtpd.npending > 0)
+        return;
+    daemon_deliver_backlog(d, NULL);
 }
 
 /*
@@ -690,7 +696,7 @@ static bool daemon_fetch_start(struct daemon *d)
     }
     memcpy(&cfg.smtp, &target.sa, sizeof cfg.smtp);
     cfg.smtp_len = target.salen;
-    cfg.handoff_sessions = 4;
+    cfg.handoff_sessions = (unsigned)d->conf.fetch_smtp_sessions;
     cfg.refused = strcmp(d->conf.fetch_refused, "keep") == 0 ? FETCH_REFUSED_KEEP
                                                              : FETCH_REFUSED_DELETE;
     cfg.invoking_user = d->conf.run_as;

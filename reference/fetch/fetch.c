@@ -56,6 +56,10 @@
 #define FETCH_BACKLOG_MAX 64         /* messages fetched and not yet answered by zolder */
 #define FETCH_MESSAGE_MAX (256UL * 1024 * 1024)
 #define FETCH_STORE_BATCH 200
+/* One fdatasync of the UID record covers the 250s of up to FETCH_SYNC_BATCH messages or
+ * FETCH_SYNC_DELAY_USEC (acct_sync_soon): the server still hears of none before it */
+#define FETCH_SYNC_BATCH 32
+#define FETCH_SYNC_DELAY_USEC 5000
 #define FETCH_DEFAULT_TIMEOUT 300
 
 enum msg_fate {
@@ -175,6 +179,7 @@ struct fetch_acct {
     struct buf warn_data;           /* the oversized-messages warning, while with zolder */
     struct handoff_item warn_item;
     struct event *sync_ev;
+    size_t unsynced;                /* 250s recorded since the last sync was started */
     struct relay_dns_req *dnsreq;   /* a lookup in flight */
     bool failed;
     bool no_prune;
@@ -437,6 +442,7 @@ static void acct_sync_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct fetch_acct *a = arg;
+    a->unsynced = 0;
     if (uidrec_sync(&a->rec) < 0) {
         /* nothing is promised to the server; the messages may come again (zolder has them) */
         log_error("fetch: %s: cannot sync the UID record %s: %s", a->res->label, a->rec.path,
@@ -451,6 +457,24 @@ static void acct_sync_cb(evutil_socket_t fd, short what, void *arg)
         if (a->msgs[i]->fate == M_RECORDED)
             a->msgs[i]->fate = M_SYNCED;
     acct_pump(a);
+}
+
+/*
+ * A 250 was recorded: the record is synced at once when FETCH_SYNC_BATCH wait or no other
+ * hand-off is in flight (no 250 is coming soon), else within FETCH_SYNC_DELAY_USEC, so one
+ * fdatasync covers the 250s of several sessions and the loop blocks in it less often. The
+ * server is told nothing (DELE, \Deleted) before: only a crash in between costs more, a
+ * message fetched again (a duplicate, never a loss), as it always could.
+ */
+static void acct_sync_soon(struct fetch_acct *a)
+{
+    if (++a->unsynced >= FETCH_SYNC_BATCH || handoff_pending(a->handoff) == 0) {
+        event_del(a->sync_ev);
+        event_active(a->sync_ev, EV_TIMEOUT, 0);
+    } else if (!event_pending(a->sync_ev, EV_TIMEOUT, NULL)) {
+        struct timeval delay = {0, FETCH_SYNC_DELAY_USEC};
+        event_add(a->sync_ev, &delay);
+    }
 }
 
 /* A notice of ours (refusal DSN, size warning) is done with: its text and recipients go. */
@@ -606,7 +630,7 @@ static void acct_handoff_done(struct handoff_item *item, int code, const char *r
             return;
         }
         m->fate = M_RECORDED;
-        event_active(a->sync_ev, EV_TIMEOUT, 0);
+        acct_sync_soon(a);
         fetch_progress(a->run, "reading message %s@%s:%zu of %zu (%lu octets) %s", a->remote,
                        a->srv->name, m->ordinal, a->to_fetch, m->size ? m->size : (unsigned long)size,
                        how);

@@ -23,7 +23,8 @@
  *   delivered; `interval N` polls an entry every Nth cycle (fetch_config.cycle).
  *
  *   Never lost, never twice: a message's UID is written to the account's record (uidrec.h)
- *   after zolder's 250 and synced before the server is told anything (DELE, \Deleted). A
+ *   after zolder's 250 and synced before the server is told anything (DELE, \Deleted); one
+ *   sync covers the 250s of up to 5 ms or 32 messages. A
  *   recorded UID is never handed over again; if it is still on the server (the link was cut
  *   before QUIT or EXPUNGE), it is deleted now without fetching it. A 4xx from zolder leaves
  *   the message on the server for the next poll; a 5xx deletes it once an RFC 3464 DSN
@@ -83,7 +84,7 @@ struct fetch_config {
     const char *state_dir;         /* UID records under STATE_DIR/fetch/ */
     struct sockaddr_storage smtp;  /* zolderd's SMTP listener */
     socklen_t smtp_len;
-    unsigned handoff_sessions;     /* SMTP sessions in parallel (default 4) */
+    unsigned handoff_sessions;     /* SMTP sessions in parallel (fetch_smtp_sessions; 0: 4) */
     enum fetch_refused refused;
     const char *invoking_user;     /* for entries without `user` */
     struct relay_dns *dns;         /* zolder's resolver (hosts file, nameserver); NULL:

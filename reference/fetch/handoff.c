@@ -26,7 +26,12 @@
 #include "smtp_reply.h"
 #include "xalloc.h"
 
-enum ho_state { HO_CONNECT, HO_GREETING, HO_EHLO, HO_IDLE, HO_TXN, HO_DOT, HO_RSET, HO_QUIT };
+enum ho_state { HO_CONNECT, HO_GREETING, HO_EHLO, HO_IDLE, HO_TXN, HO_DOT, HO_RSET, HO_QUIT, HO_CHUNKS };
+
+/* With CHUNKING and PIPELINING: whole messages in flight per session (RSET, MAIL, RCPT...,
+ * BDAT n LAST and the bytes, RFC 3030 4.2), so zolderd never waits for a round trip: it
+ * reads the next message right after answering the previous one's commit. */
+#define HANDOFF_PIPELINE 4
 
 struct ho_session {
     struct handoff *h;
@@ -35,7 +40,12 @@ struct ho_session {
     struct smtp_reply_parser parser;
     struct smtp_ehlo ehlo;
     struct handoff_item *item;
+    struct handoff_item *next; /* pipelined behind item's final dot: its MAIL, RCPT, DATA are
+                                * sent, their replies follow item's (RFC 2920 3.1) */
     int waiting;               /* replies seen in HO_TXN (MAIL, RCPT, DATA) */
+    bool chunking;             /* CHUNKING and PIPELINING offered: HO_CHUNKS mode */
+    struct handoff_item *fifo[HANDOFF_PIPELINE]; /* HO_CHUNKS: in flight, oldest first */
+    size_t fifo_head, fifo_n;
     int fail_code;             /* first refusal in the transaction */
     int accepted;              /* recipients accepted */
     bool mail_failed;
@@ -56,11 +66,23 @@ struct handoff {
 };
 
 static void ho_pump(struct handoff *h);
+static void ho_txn_failed(struct ho_session *s, const struct smtp_reply *r);
 
 static void ho_finish_item(struct ho_session *s, int code, const char *reply)
 {
     struct handoff_item *it = s->item;
     s->item = NULL;
+    if (!it)
+        return;
+    s->h->inflight--;
+    it->done(it, code, reply);
+}
+
+/* The pipelined item never reached zolder's queue: answered like a lost session's. */
+static void ho_finish_next(struct ho_session *s, int code, const char *reply)
+{
+    struct handoff_item *it = s->next;
+    s->next = NULL;
     if (!it)
         return;
     s->h->inflight--;
@@ -86,12 +108,26 @@ static void ho_session_free(struct ho_session *s, const char *why)
         log_warnx("fetch: hand-off: %s", text);
         ho_finish_item(s, 421, text);
     }
+    if (s->next) {
+        char text[300];
+        snprintf(text, sizeof text, "421 4.4.2 hand-off session lost: %s", why);
+        ho_finish_next(s, 421, text);
+    }
+    while (s->fifo_n > 0) {
+        struct handoff_item *it = s->fifo[s->fifo_head];
+        s->fifo_head = (s->fifo_head + 1) % HANDOFF_PIPELINE;
+        s->fifo_n--;
+        char text[300];
+        snprintf(text, sizeof text, "421 4.4.2 hand-off session lost: %s", why);
+        h->inflight--;
+        it->done(it, 421, text);
+    }
     free(s);
 }
 
-static void ho_send_txn(struct ho_session *s)
+/* MAIL (and with PIPELINING, RCPT and DATA) for it; the transaction's counters start over. */
+static void ho_send_txn_for(struct ho_session *s, struct handoff_item *it)
 {
-    struct handoff_item *it = s->item;
     struct evbuffer *out = bufferevent_get_output(s->bev);
     bool eight = false;
     for (size_t i = 0; i < it->data->len; i++)
@@ -102,7 +138,6 @@ static void ho_send_txn(struct ho_session *s)
     evbuffer_add_printf(out, "MAIL FROM:<%s>%s\r\n", it->sender,
                         eight && (s->ehlo.ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "");
     s->fail_code = 0;
-    s->state = HO_TXN;
     s->waiting = 0; /* replies seen in this transaction */
     s->accepted = 0;
     s->mail_failed = false;
@@ -112,6 +147,26 @@ static void ho_send_txn(struct ho_session *s)
             evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", it->rcpts[i]);
         evbuffer_add_printf(out, "DATA\r\n");
     }
+}
+
+static void ho_send_txn(struct ho_session *s)
+{
+    ho_send_txn_for(s, s->item);
+    s->state = HO_TXN;
+}
+
+/* Takes the first queued item off the queue (NULL when none). */
+static struct handoff_item *ho_take(struct handoff *h)
+{
+    struct handoff_item *it = h->head;
+    if (!it)
+        return NULL;
+    h->head = it->next;
+    if (!h->head)
+        h->tail = NULL;
+    h->queued--;
+    h->inflight++;
+    return it;
 }
 
 static void ho_send_body(struct ho_session *s)
@@ -130,21 +185,128 @@ static void ho_send_body(struct ho_session *s)
     }
     evbuffer_add(out, ".\r\n", 3);
     s->state = HO_DOT;
+    /* RFC 2920 3.1: the next transaction's MAIL, RCPT and DATA may follow the final dot in
+     * the same group, so zolderd answers them with the 250 of its commit round instead of
+     * one round trip (and one turn of its loop) later */
+    if ((s->ehlo.ext & SMTP_EXT_PIPELINING) && !s->next && (s->next = ho_take(s->h)) != NULL)
+        ho_send_txn_for(s, s->next);
+}
+
+/* HO_CHUNKS: it's whole transaction, pipelined. RSET first: a transaction before it that
+ * failed at RCPT is still open on the server (RFC 3030: BDAT then only answers the error). */
+static void ho_chunk_send(struct ho_session *s, struct handoff_item *it)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+    const char *d = it->data->data ? it->data->data : "";
+    size_t len = it->data->len;
+    bool eight = false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)d[i] >= 0x80) {
+            eight = true;
+            break;
+        }
+    bool add_crlf = len == 0 || d[len - 1] != '\n'; /* as ho_send_body ends the last line */
+    evbuffer_add_printf(out, "RSET\r\nMAIL FROM:<%s>%s\r\n", it->sender,
+                        eight && (s->ehlo.ext & SMTP_EXT_8BITMIME) ? " BODY=8BITMIME" : "");
+    for (size_t i = 0; i < it->nrcpt; i++)
+        evbuffer_add_printf(out, "RCPT TO:<%s>\r\n", it->rcpts[i]);
+    evbuffer_add_printf(out, "BDAT %zu LAST\r\n", len + (add_crlf ? 2 : 0));
+    evbuffer_add(out, d, len);
+    if (add_crlf)
+        evbuffer_add(out, "\r\n", 2);
+    it->rcpt_refused = 0;
+    if (s->fifo_n == 0) { /* it is the head: its replies come first */
+        s->fail_code = 0;
+        s->waiting = 0;
+        s->accepted = 0;
+        s->mail_failed = false;
+    }
+    s->fifo[(s->fifo_head + s->fifo_n) % HANDOFF_PIPELINE] = it;
+    s->fifo_n++;
+    s->state = HO_CHUNKS;
+}
+
+/* HO_CHUNKS: queued items join the session's pipeline, up to `upto` in flight. */
+static void ho_chunk_fill(struct ho_session *s, size_t upto)
+{
+    while (s->fifo_n < upto && s->h->head)
+        ho_chunk_send(s, ho_take(s->h));
+    if (s->fifo_n == 0)
+        s->state = HO_IDLE;
+}
+
+/* HO_CHUNKS: one reply for the oldest transaction (RSET, MAIL, each RCPT, BDAT). */
+static bool ho_chunk_reply(struct ho_session *s, const struct smtp_reply *r)
+{
+    struct handoff_item *it = s->fifo[s->fifo_head];
+    int cls = smtp_reply_class(r);
+    int which = s->waiting++;
+    int nrcpt = (int)it->nrcpt;
+    if (which == 0)
+        return cls == 2; /* RSET refused: something is wrong with the session */
+    if (which == 1) {
+        if (cls != 2) {
+            ho_txn_failed(s, r);
+            s->mail_failed = true;
+        }
+        return true;
+    }
+    if (which <= nrcpt + 1) {
+        if (cls == 2) {
+            s->accepted++;
+        } else {
+            it->rcpt_refused++;
+            if (!s->mail_failed)
+                log_warnx("fetch: hand-off: <%s> refused: %d", it->rcpts[which - 2], r->code);
+            if (!s->accepted && !s->mail_failed)
+                ho_txn_failed(s, r); /* kept in case no recipient is accepted */
+        }
+        return true;
+    }
+    /* BDAT's reply ends the transaction: it says it, unless MAIL or every RCPT failed */
+    int code;
+    char text[300];
+    if (!s->mail_failed && s->accepted) {
+        struct buf t;
+        buf_init(&t, 0);
+        smtp_reply_format(r, &t);
+        snprintf(text, sizeof text, "%s", t.data ? t.data : "");
+        buf_free(&t);
+        code = r->code;
+    } else {
+        snprintf(text, sizeof text, "%s", s->fail_text);
+        code = s->fail_code ? s->fail_code : r->code;
+    }
+    s->fifo_head = (s->fifo_head + 1) % HANDOFF_PIPELINE;
+    s->fifo_n--;
+    s->fail_code = 0;
+    s->waiting = 0;
+    s->accepted = 0;
+    s->mail_failed = false;
+    s->h->inflight--;
+    it->done(it, code, text);
+    ho_chunk_fill(s, HANDOFF_PIPELINE);
+    return true;
 }
 
 static void ho_next(struct ho_session *s)
 {
+    if (s->chunking) {
+        ho_chunk_fill(s, 1);
+        return;
+    }
     struct handoff *h = s->h;
+    if (s->next) { /* its commands are out already: its replies come next */
+        s->item = s->next;
+        s->next = NULL;
+        s->state = HO_TXN;
+        return;
+    }
     if (!h->head) {
         s->state = HO_IDLE;
         return;
     }
-    s->item = h->head;
-    h->head = s->item->next;
-    if (!h->head)
-        h->tail = NULL;
-    h->queued--;
-    h->inflight++;
+    s->item = ho_take(h);
     ho_send_txn(s);
 }
 
@@ -175,6 +337,7 @@ static bool ho_on_reply(struct ho_session *s, const struct smtp_reply *r)
         if (cls != 2)
             return false;
         smtp_ehlo_parse(r, &s->ehlo);
+        s->chunking = (s->ehlo.ext & SMTP_EXT_CHUNKING) && (s->ehlo.ext & SMTP_EXT_PIPELINING);
         ho_next(s);
         return true;
     case HO_TXN: {
@@ -246,6 +409,8 @@ static bool ho_on_reply(struct ho_session *s, const struct smtp_reply *r)
         ho_next(s);
         return true;
     }
+    case HO_CHUNKS:
+        return ho_chunk_reply(s, r);
     case HO_RSET: {
         char text[300];
         snprintf(text, sizeof text, "%s", s->fail_text);
@@ -382,6 +547,21 @@ static void ho_pump(struct handoff *h)
         struct ho_session *s = h->sessions[i];
         if (s && s->state == HO_IDLE)
             ho_next(s);
+    }
+    /* CHUNKING: one more in flight per session and pass, so the sessions share the load */
+    for (size_t depth = 2; depth <= HANDOFF_PIPELINE && h->head; depth++)
+        for (unsigned i = 0; i < h->max_sessions && h->head; i++) {
+            struct ho_session *s = h->sessions[i];
+            if (s && s->state == HO_CHUNKS)
+                ho_chunk_fill(s, depth);
+        }
+    /* then behind the final dot of a session waiting for its 250 (RFC 2920 3.1) */
+    for (unsigned i = 0; i < h->max_sessions && h->head; i++) {
+        struct ho_session *s = h->sessions[i];
+        if (s && s->state == HO_DOT && !s->next && (s->ehlo.ext & SMTP_EXT_PIPELINING)) {
+            s->next = ho_take(h);
+            ho_send_txn_for(s, s->next);
+        }
     }
     size_t opening = 0;
     for (unsigned i = 0; i < h->max_sessions; i++)

@@ -5,7 +5,14 @@
  * DESCRIPTION
  *   A small pool of SMTP sessions: items queue up and go out on the first idle session; new
  *   sessions open (up to the pool size) while items wait. Each session pipelines MAIL, RCPT
- *   and DATA (RFC 2920) when offered, then the dot-stuffed body. Because zolderd commits
+ *   and DATA (RFC 2920) when offered, then the dot-stuffed body; the next item's MAIL, RCPT
+ *   and DATA follow the final dot without waiting for its 250 (RFC 2920 3.1: one item at
+ *   most rides behind each dot), so zolderd answers them in the same turn as its commit.
+ *   When the server offers CHUNKING too (zolderd does), whole messages are pipelined
+ *   instead, up to 4 per session: RSET, MAIL, RCPT..., BDAT n LAST and the bytes (RFC 3030,
+ *   no stuffing), so zolderd reads the next message right after answering a commit and
+ *   never waits for a round trip; the RSET closes a transaction the server kept open after
+ *   refusing every recipient. A lost session answers 421 for every item in flight. Because zolderd commits
  *   messages of all sessions that arrive in the same turn with one fsync, several sessions
  *   in flight share syncs. Every item ends with exactly one callback: the reply code of the
  *   final dot (250), the first refusal (4xx/5xx), or 421 when the session was lost (the
@@ -14,7 +21,8 @@
  *   program (as `sendmail` does).
  *
  * LIMITS
- *   No TLS or AUTH to zolderd (it is on loopback or the LAN); CHUNKING is not used.
+ *   No TLS or AUTH to zolderd (it is on loopback or the LAN); BDAT only as one LAST chunk
+ *   per message.
  */
 #ifndef ZOLDER_FETCH_HANDOFF_H
 #define ZOLDER_FETCH_HANDOFF_H

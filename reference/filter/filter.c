@@ -518,15 +518,86 @@ static char *filter_tmp_root(const struct filter *f)
     return filter_join(f->conf->state_dir, "filter-tmp", "");
 }
 
-/* Makes STATE_DIR/filter-tmp/ID (0700, empty). 0, or -1 with errno. With filter_user the
- * scanner process makes it itself (the folder is its user's): nothing to do here. */
-static int filter_tmp_make(const struct filter *f, const char *id)
+/*
+ * STATE_DIR/filter-spare/N: emptied working folders kept for the next messages (when zolderd
+ * makes them, not with filter_user), so a scan costs two renames instead of a mkdir and an
+ * rmdir. Each new folder takes an inode and a block, and ext4 without a journal skips the
+ * inodes freed in the last seconds when it allocates one (ialloc.c, recently_deleted): under
+ * a stream of messages every allocation (the queue files' too) scanned further past them.
+ * Out of the scanners' reach (Landlock: filter-tmp only); emptied at the first use after a
+ * start or reload. A folder is kept only when empty, 0700 and ours.
+ */
+#define FILTER_SPARE_MAX 64
+
+static char *filter_spare_path(const struct filter *f, size_t i)
+{
+    size_t n = strlen(f->conf->state_dir) + sizeof "/filter-spare/" + 24;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/filter-spare/%zu", f->conf->state_dir, i);
+    return p;
+}
+
+/* Moves the (scanned) folder dir to the spares: true, or false to remove it as before. */
+static bool filter_tmp_recycle(struct filter *f, const char *dir)
+{
+    if (f->nspare >= FILTER_SPARE_MAX)
+        return false;
+    if (!f->spare_ready) {
+        char *root = filter_join(f->conf->state_dir, "filter-spare", "");
+        nftw(root, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS); /* an earlier run's */
+        bool made = mkdir(root, 0700) == 0 || errno == EEXIST;
+        free(root);
+        if (!made)
+            return false;
+        f->spare_ready = true;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (st.st_mode & 07777) != 0700 || st.st_uid != geteuid()) {
+        close(fd);
+        return false;
+    }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return false;
+    }
+    bool empty = true;
+    const struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    if (!empty)
+        return false;
+    char *spare = filter_spare_path(f, f->nspare);
+    bool moved = rename(dir, spare) == 0;
+    free(spare);
+    f->nspare += moved;
+    return moved;
+}
+
+/* Makes STATE_DIR/filter-tmp/ID (0700, empty): a spare folder renamed, else a new one. 0,
+ * or -1 with errno. With filter_user the scanner process makes it itself (the folder is
+ * its user's): nothing to do here. */
+static int filter_tmp_make(struct filter *f, const char *id)
 {
     if (f->launcher)
         return 0;
     char *root = filter_tmp_root(f);
     char *dir = filter_join(root, id, "");
     int rc = fs_mkdir_p(root, 0700);
+    if (rc == 0 && f->nspare > 0) {
+        char *spare = filter_spare_path(f, --f->nspare);
+        bool taken = rename(spare, dir) == 0; /* fails when dir exists (left by a crash) */
+        free(spare);
+        if (taken) {
+            free(root);
+            free(dir);
+            return 0;
+        }
+    }
     if (rc == 0 && mkdir(dir, 0700) < 0) {
         if (errno == EEXIST) { /* left by a crash: start empty */
             nftw(dir, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS);
@@ -540,13 +611,19 @@ static int filter_tmp_make(const struct filter *f, const char *id)
     return rc;
 }
 
-/* Removes STATE_DIR/filter-tmp/ID and whatever the scanner left in it. */
-static void filter_tmp_remove(const struct filter *f, const char *id)
+/* Removes STATE_DIR/filter-tmp/ID and whatever the scanner left in it (an empty one becomes
+ * a spare). */
+static void filter_tmp_remove(struct filter *f, const char *id)
 {
     if (!queue_id_valid(id) || f->launcher)
         return; /* filter_user: the scanner process removes it, the launcher after a crash */
     char *root = filter_tmp_root(f);
     char *dir = filter_join(root, id, "");
+    if (filter_tmp_recycle(f, dir)) {
+        free(root);
+        free(dir);
+        return;
+    }
     if (nftw(dir, filter_tmp_unlink_cb, 8, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
         log_warn("%s: cannot remove the scanner's temporary folder %s", id, dir);
     free(root);
@@ -1301,16 +1378,37 @@ enum filter_action filter_message(struct filter *f, const char *id, bool *notice
 
 /* ---- asynchronous scanning on zolderd's event loop ------------------------------------------ */
 
-/* One scanner process of the pool and the message it is scanning. */
+/*
+ * One scanner process of the pool and the messages queued at it. The process reads one
+ * request at a time and answers in order, so zolderd may write the next messages to its
+ * socket while it scans (FILTER_PIPELINE_MAX, FILTER_PIPELINE_BYTES): the process never
+ * waits for zolderd's loop between two messages, and each verdict belongs to the oldest
+ * message without one. When the process fails, that oldest one is the message it was
+ * scanning (it gets the failure's verdict); the others were not scanned and wait again,
+ * first in line, for the next process.
+ */
+#define FILTER_PIPELINE_MAX 8
+#define FILTER_PIPELINE_BYTES ((size_t)4 * 1024 * 1024) /* queued bytes beyond the first message */
+
+struct filter_inflight {
+    char id[QUEUE_ID_LEN + 1];
+    struct filter_job job;    /* job.id points at id: entries never move */
+};
+
 struct filter_slot {
     struct filter_async *pool;
     pid_t pid;                /* 0: not started (or died; started again on the next message) */
     struct bufferevent *bev;  /* its socket */
-    struct event *timer;      /* clamd_timeout + 30 s per message */
-    bool busy;
-    char id[QUEUE_ID_LEN + 1];
-    struct filter_job job;
+    struct event *timer;      /* clamd_timeout + 30 s for the oldest message's scan */
+    struct filter_inflight jobs[FILTER_PIPELINE_MAX]; /* a ring: head is being scanned */
+    size_t head, count;
+    size_t bytes;             /* message bytes queued at the process */
 };
+
+static struct filter_inflight *filter_slot_job(struct filter_slot *slot, size_t i)
+{
+    return &slot->jobs[(slot->head + i) % FILTER_PIPELINE_MAX];
+}
 
 struct filter_async {
     struct filter *f;
@@ -1358,6 +1456,25 @@ static void filter_async_report(struct filter_async *a)
     }
 }
 
+/* Puts ids[0..n) back at the front of the waiting line, in their order (they were first). */
+static void filter_async_wait_first(struct filter_async *a, char **ids, size_t n)
+{
+    if (n == 0)
+        return;
+    if (a->waiting_head < n) {
+        size_t left = a->nwaiting - a->waiting_head;
+        if (left + n > a->waiting_cap) {
+            a->waiting_cap = left + n + 16;
+            a->waiting = xreallocarray(a->waiting, a->waiting_cap, sizeof *a->waiting);
+        }
+        memmove(a->waiting + n, a->waiting + a->waiting_head, left * sizeof *a->waiting);
+        a->waiting_head = n;
+        a->nwaiting = n + left;
+    }
+    a->waiting_head -= n;
+    memcpy(a->waiting + a->waiting_head, ids, n * sizeof *ids);
+}
+
 static void filter_slot_close(struct filter_slot *slot)
 {
     if (slot->bev)
@@ -1367,48 +1484,79 @@ static void filter_slot_close(struct filter_slot *slot)
         evtimer_del(slot->timer);
 }
 
-/* The scan of slot's message is over (verdict, or the process failed): act, report, go on. */
+static void filter_slot_arm(struct filter_slot *slot)
+{
+    struct timeval limit = {(time_t)slot->pool->f->conf->clamd_timeout + 30, 0};
+    evtimer_add(slot->timer, &limit);
+}
+
+/* The scan of slot's oldest message is over (its verdict, or the process failed): act,
+ * report, go on. */
 static void filter_slot_finish(struct filter_slot *slot, struct filter_verdict *v)
 {
     struct filter_async *a = slot->pool;
+    struct filter_inflight *e = filter_slot_job(slot, 0);
     evtimer_del(slot->timer);
-    filter_tmp_remove(a->f, slot->id);
+    slot->head = (slot->head + 1) % FILTER_PIPELINE_MAX;
+    slot->count--;
+    slot->bytes -= e->job.data.len;
+    if (slot->count > 0)
+        filter_slot_arm(slot); /* the next one's scan starts now */
+    filter_tmp_remove(a->f, e->id);
     struct stat st;
     bool notice = false;
     enum filter_action action = FILTER_GONE;
-    if (stat(slot->job.path, &st) == 0) /* held or deleted meanwhile: nothing to act on */
-        action = filter_act(a->f, &slot->job, v, &notice);
-    if (action == FILTER_PASS && (stat(slot->job.path, &st) < 0 || !(st.st_mode & S_IXUSR))) {
+    if (stat(e->job.path, &st) == 0) /* held or deleted meanwhile: nothing to act on */
+        action = filter_act(a->f, &e->job, v, &notice);
+    if (action == FILTER_PASS && (stat(e->job.path, &st) < 0 || !(st.st_mode & S_IXUSR))) {
         /* delivered unscanned (fail open) or the mark failed: passed without a rescan */
         a->unmarked_pass = xreallocarray(a->unmarked_pass, a->nunmarked_pass + 1, sizeof *a->unmarked_pass);
-        a->unmarked_pass[a->nunmarked_pass++] = xstrdup(slot->id);
+        a->unmarked_pass[a->nunmarked_pass++] = xstrdup(e->id);
     }
-    filter_job_free(&slot->job);
-    slot->busy = false;
-    filter_async_result(a, slot->id, action, notice);
+    filter_job_free(&e->job);
+    filter_async_result(a, e->id, action, notice);
     filter_async_pump(a);
 }
 
 static void filter_slot_failed(struct filter_slot *slot, bool timeout)
 {
+    struct filter_async *a = slot->pool;
     pid_t pid = slot->pid;
-    filter_slot_close(slot);
+    filter_slot_close(slot); /* drops the queued bytes (references into the jobs) first */
     slot->pid = 0;
+    /* the others were never scanned: they wait again, first in line */
+    char *again[FILTER_PIPELINE_MAX];
+    size_t nagain = 0;
+    while (slot->count > 1) {
+        struct filter_inflight *e = filter_slot_job(slot, slot->count - 1);
+        filter_tmp_remove(a->f, e->id);
+        slot->bytes -= e->job.data.len;
+        filter_job_free(&e->job);
+        again[FILTER_PIPELINE_MAX - 1 - nagain++] = xstrdup(e->id);
+        slot->count--;
+    }
+    filter_async_wait_first(a, again + FILTER_PIPELINE_MAX - nagain, nagain);
     struct filter_verdict v;
-    filter_worker_failed(slot->pool->f, pid, timeout, &v);
+    filter_worker_failed(a->f, pid, timeout, &v);
     filter_slot_finish(slot, &v);
+}
+
+/* Every complete verdict in the input: each belongs to the oldest message without one. */
+static void filter_slot_verdicts(struct filter_slot *slot)
+{
+    struct evbuffer *in = bufferevent_get_input(slot->bev);
+    struct filter_verdict v;
+    while (slot->bev && slot->count > 0 && evbuffer_get_length(in) >= sizeof v) {
+        evbuffer_remove(in, &v, sizeof v);
+        filter_verdict_terminate(&v);
+        filter_slot_finish(slot, &v); /* may fail the slot (bev gone) via the pump: checked */
+    }
 }
 
 static void filter_slot_read_cb(struct bufferevent *bev, void *arg)
 {
-    struct filter_slot *slot = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct filter_verdict v;
-    if (!slot->busy || evbuffer_get_length(in) < sizeof v)
-        return;
-    evbuffer_remove(in, &v, sizeof v);
-    filter_verdict_terminate(&v);
-    filter_slot_finish(slot, &v);
+    (void)bev;
+    filter_slot_verdicts(arg);
 }
 
 static void filter_slot_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -1417,7 +1565,10 @@ static void filter_slot_event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
         return;
-    if (slot->busy) {
+    filter_slot_verdicts(slot); /* verdicts read before the end count */
+    if (!slot->bev)
+        return;
+    if (slot->count > 0) {
         filter_slot_failed(slot, false);
         return;
     }
@@ -1432,12 +1583,12 @@ static void filter_slot_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct filter_slot *slot = arg;
-    if (slot->busy)
+    if (slot->count > 0)
         filter_slot_failed(slot, true);
 }
 
-/* Hands the loaded job to slot's scanner process (started when needed). false: it failed. */
-static bool filter_slot_send(struct filter_async *a, struct filter_slot *slot)
+/* Hands the loaded job e to slot's scanner process (started when needed). false: it failed. */
+static bool filter_slot_send(struct filter_async *a, struct filter_slot *slot, struct filter_inflight *e)
 {
     struct filter *f = a->f;
     if (slot->pid <= 0) {
@@ -1450,44 +1601,55 @@ static bool filter_slot_send(struct filter_async *a, struct filter_slot *slot)
         bufferevent_setwatermark(slot->bev, EV_READ, sizeof(struct filter_verdict), 0);
         bufferevent_enable(slot->bev, EV_READ | EV_WRITE);
     }
-    struct filter_request req = {.len = slot->job.data.len};
-    if (filter_tmp_make(f, slot->id) == 0)
-        snprintf(req.id, sizeof req.id, "%s", slot->id);
+    struct filter_request req = {.len = e->job.data.len};
+    if (filter_tmp_make(f, e->id) == 0)
+        snprintf(req.id, sizeof req.id, "%s", e->id);
     struct evbuffer *out = bufferevent_get_output(slot->bev);
     evbuffer_add(out, &req, sizeof req);
     /* the job's bytes stay in place until the verdict: no copy */
-    evbuffer_add_reference(out, slot->job.data.data, slot->job.data.len, NULL, NULL);
-    struct timeval limit = {(time_t)f->conf->clamd_timeout + 30, 0};
-    evtimer_add(slot->timer, &limit);
-    slot->busy = true;
+    evbuffer_add_reference(out, e->job.data.data, e->job.data.len, NULL, NULL);
+    if (slot->count == 0)
+        filter_slot_arm(slot);
+    slot->count++;
+    slot->bytes += e->job.data.len;
     return true;
 }
 
-/* Starts scans while a scanner process is free and ids wait. */
+/* The process for the next message: an idle one, else the least loaded that has room. */
+static struct filter_slot *filter_async_pick(struct filter_async *a)
+{
+    struct filter_slot *best = NULL;
+    for (size_t i = 0; i < a->nslots; i++) {
+        struct filter_slot *slot = &a->slots[i];
+        if (slot->count == 0)
+            return slot;
+        if (slot->count < FILTER_PIPELINE_MAX && slot->bytes < FILTER_PIPELINE_BYTES &&
+            (!best || slot->count < best->count))
+            best = slot;
+    }
+    return best;
+}
+
+/* Starts scans while a scanner process has room and ids wait. */
 static void filter_async_pump(struct filter_async *a)
 {
     if (a->pumping)
         return;
     a->pumping = true;
-    for (size_t i = 0; i < a->nslots && a->waiting_head < a->nwaiting; i++) {
-        struct filter_slot *slot = &a->slots[i];
-        if (slot->busy)
-            continue;
+    struct filter_slot *slot;
+    while (a->waiting_head < a->nwaiting && (slot = filter_async_pick(a)) != NULL) {
+        struct filter_inflight *e = filter_slot_job(slot, slot->count);
         char *id = a->waiting[a->waiting_head++];
-        snprintf(slot->id, sizeof slot->id, "%s", id);
+        snprintf(e->id, sizeof e->id, "%s", id);
         free(id);
         enum filter_action now = FILTER_GONE;
-        if (!filter_job_load(a->f, slot->id, &slot->job, &now)) {
-            filter_async_result(a, slot->id, now, false);
-        } else {
-            slot->job.id = slot->id;
-            if (!filter_slot_send(a, slot)) {
-                log_warn("%s: filter=deferred (cannot start the scanner process)", slot->id);
-                filter_job_free(&slot->job);
-                filter_async_result(a, slot->id, FILTER_DEFERRED, false);
-            }
+        if (!filter_job_load(a->f, e->id, &e->job, &now)) {
+            filter_async_result(a, e->id, now, false);
+        } else if (!filter_slot_send(a, slot, e)) {
+            log_warn("%s: filter=deferred (cannot start the scanner process)", e->id);
+            filter_job_free(&e->job);
+            filter_async_result(a, e->id, FILTER_DEFERRED, false);
         }
-        i = (size_t)-1; /* look at every slot again: this one may be free still */
     }
     if (a->waiting_head == a->nwaiting) {
         a->waiting_head = a->nwaiting = 0;
@@ -1524,9 +1686,10 @@ static void filter_async_stop(struct filter *f)
             filter_proc_kill(f, slot->pid);
             filter_proc_wait(f, slot->pid);
         }
-        if (slot->busy) { /* stays queued unscanned: the next queue run scans it */
-            filter_tmp_remove(f, slot->id);
-            filter_job_free(&slot->job);
+        for (size_t k = 0; k < slot->count; k++) { /* stays queued unscanned: the next queue run scans it */
+            struct filter_inflight *e = filter_slot_job(slot, k);
+            filter_tmp_remove(f, e->id);
+            filter_job_free(&e->job);
         }
         event_free(slot->timer);
     }
@@ -1551,15 +1714,18 @@ size_t filter_async_in_flight(const struct filter *f)
         return 0;
     size_t n = a->nwaiting - a->waiting_head;
     for (size_t i = 0; i < a->nslots; i++)
-        n += a->slots[i].busy;
+        n += a->slots[i].count;
     return n;
 }
 
-static bool filter_async_has(const struct filter_async *a, const char *id)
+static bool filter_async_has(struct filter_async *a, const char *id)
 {
-    for (size_t i = 0; i < a->nslots; i++)
-        if (a->slots[i].busy && strcmp(a->slots[i].id, id) == 0)
-            return true;
+    for (size_t i = 0; i < a->nslots; i++) {
+        struct filter_slot *slot = &a->slots[i];
+        for (size_t k = 0; k < slot->count; k++)
+            if (strcmp(filter_slot_job(slot, k)->id, id) == 0)
+                return true;
+    }
     for (size_t i = a->waiting_head; i < a->nwaiting; i++)
         if (strcmp(a->waiting[i], id) == 0)
             return true;

@@ -73,6 +73,8 @@ struct filter {
     /* filter_user: scanner processes started by the launcher (reference/filter/launcher.h) */
     struct launcher *launcher;  /* NULL: forked by zolderd itself, as run_as */
     bool own_tmp;               /* in such a process: it makes and removes filter-tmp/ID itself */
+    size_t nspare;              /* emptied working folders in STATE_DIR/filter-spare (0..n-1) */
+    bool spare_ready;           /* filter-spare was emptied of what an earlier run left */
     char *sigs_text;            /* the signature file as read, for the launcher's processes */
     size_t sigs_len;
 };
@@ -132,12 +134,16 @@ enum filter_action filter_message(struct filter *f, const char *id, bool *notice
 
 /*
  * Asynchronous filtering on zolderd's event loop (what zolderd uses). A pool of `scanners`
- * scanner processes, each scanning one message at a time: zolderd writes the message to a
- * free one's socket and goes on serving; the verdict arrives as a read event and is acted on
- * exactly as filter_messages does (mark, notice then quarantine, or deferred), then done() is
- * called with the message's fate. Ids beyond the pool's size wait in order (their bytes are
- * read from the queue only when a process is free). A scan that takes longer than
- * clamd_timeout + 30 s is killed and deferred; a crash quarantines the message as doubtful.
+ * scanner processes, each scanning one message at a time: zolderd writes the message to an
+ * idle one's socket (else it queues it at the least loaded one: up to 8 messages, or 4 MiB
+ * beyond the first, so a process never waits for zolderd's loop between two scans) and goes
+ * on serving; each verdict arrives as a read event, belongs to that process's oldest
+ * message and is acted on exactly as filter_messages does (mark, notice then quarantine, or
+ * deferred), then done() is called with the message's fate. Ids beyond that wait in order
+ * (their bytes are read from the queue only when a process has room). A scan that takes
+ * longer than clamd_timeout + 30 s is killed and deferred; a crash quarantines the message
+ * being scanned as doubtful, and the ones queued behind it are scanned again by the next
+ * process.
  */
 struct event_base;
 struct filter_async;

@@ -141,6 +141,8 @@ static const struct zconf_key zconf_keys[] = {
     KU(mbox_compact_delay, "5", 0, 3600),
     KU(auth_cache_size, "100", 0, 100000),
     KU(auth_cache_ttl, "3600", 0, 86400),
+    /* fetch: hand-off sessions to zolderd's SMTP listener (reference/fetch/handoff) */
+    KU(fetch_smtp_sessions, "8", 1, 16),
 };
 
 #define ZCONF_NKEYS (sizeof zconf_keys / sizeof zconf_keys[0])

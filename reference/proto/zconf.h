@@ -147,6 +147,8 @@ struct zconf {
     unsigned long mbox_compact_delay;    /* seconds an expunge's bytes may stay; 0: at once */
     unsigned long auth_cache_size;       /* successful password checks remembered; 0: none */
     unsigned long auth_cache_ttl;        /* seconds one is remembered */
+    /* fetch: hand-off sessions to zolderd's SMTP listener (reference/fetch/handoff) */
+    unsigned long fetch_smtp_sessions;   /* SMTP sessions the poller keeps in parallel */
 };
 
 /* The parts of a smarthost value. */

@@ -5,8 +5,10 @@ side. Mail goes through the modem (127.9.x.y) and into zolderd's mboxes over SMT
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -90,6 +92,146 @@ class FetchCase(IspsimCase):
         self.z.wait_for(lambda: len(self.subjects(user)) >= n, 20, f"{n} messages for {user}")
         time.sleep(0.2)
         return self.subjects(user)
+
+
+class PipelineSmtp:
+    """An SMTP stand-in for the hand-off that watches RFC 2920 pipelining: after each final
+    dot it waits `wait` s and notes whether the next MAIL FROM came before its reply. mode
+    "accept": 250 for every message; "drop": a session whose next MAIL came behind a dot is
+    closed without a reply to that dot, every other message gets a 451."""
+
+    def __init__(self, addr, port, mode, wait=0.2, chunking=False):
+        self.mode, self.wait, self.chunking = mode, wait, chunking
+        self.open_txn_refused = 0  # CHUNKING: MAIL while a failed transaction was open
+        self.bodies = []
+        self.accepted, self.behind_dot, self.drops, self.sessions = 0, 0, 0, 0
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((addr, port))
+        self.listener.listen(16)
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def close(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept: the port is free
+        except OSError:
+            pass
+        self.listener.close()
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        try:
+            self.dialogue(conn)
+        except OSError:  # the poller went away mid-reply
+            conn.close()
+
+    def dialogue(self, conn):
+        buf = b""
+        txn = None
+
+        def more(timeout):
+            nonlocal buf
+            conn.settimeout(timeout)
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                return True
+            except OSError:  # reset by the poller's end
+                return False
+            if not data:
+                return False
+            buf += data
+            return True
+
+        with conn:
+            conn.sendall(b"220 fake ESMTP\r\n")
+            while True:
+                while b"\r\n" not in buf:
+                    if not more(30):
+                        return
+                line, buf = buf.split(b"\r\n", 1)
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    with self.lock:
+                        self.sessions += 1  # hand-off sessions (the smtphost probe sends none)
+                    conn.sendall(b"250-fake\r\n250-PIPELINING\r\n" +
+                                 (b"250-CHUNKING\r\n" if self.chunking else b"") + b"250 8BITMIME\r\n")
+                elif verb == b"MAIL" and self.chunking:
+                    # as zolderd: a transaction whose RCPTs all failed stays open until RSET
+                    if txn is not None:
+                        self.open_txn_refused += 1
+                        conn.sendall(b"503 nested MAIL\r\n")
+                    else:
+                        txn = {"refuse": b"refuse" in line, "rcpts": 0}
+                        conn.sendall(b"250 ok\r\n")
+                elif verb == b"RCPT" and self.chunking:
+                    if txn is None or txn["refuse"]:
+                        conn.sendall(b"550 no such user\r\n")
+                    else:
+                        txn["rcpts"] += 1
+                        conn.sendall(b"250 ok\r\n")
+                elif verb == b"RSET":
+                    txn = None
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"BDAT" and self.chunking:
+                    size = int(line.split()[1])
+                    while len(buf) < size:
+                        if not more(30):
+                            return
+                    body, buf = buf[:size], buf[size:]
+                    behind = buf.startswith(b"RSET")  # the next transaction came before our reply
+                    ok = txn is not None and txn["rcpts"] > 0
+                    with self.lock:
+                        self.behind_dot += behind
+                        if self.mode == "drop" and behind:
+                            self.drops += 1
+                        elif self.mode == "accept":
+                            self.accepted += ok
+                        self.bodies.append(body)
+                    if self.mode == "drop":
+                        if behind:
+                            return  # the session is lost: no reply to this BDAT
+                        conn.sendall(b"451 later\r\n")
+                    elif ok:
+                        txn = None
+                        conn.sendall(b"250 queued\r\n")
+                    else:
+                        conn.sendall(b"554 no valid recipients\r\n")
+                elif verb in (b"MAIL", b"RCPT", b"NOOP"):
+                    conn.sendall(b"250 ok\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go\r\n")
+                    while b"\r\n.\r\n" not in buf:
+                        if not more(30):
+                            return
+                    buf = buf.split(b"\r\n.\r\n", 1)[1]
+                    deadline = time.monotonic() + self.wait
+                    while not buf.startswith(b"MAIL FROM") and time.monotonic() < deadline:
+                        if not more(max(0.01, deadline - time.monotonic())):
+                            return
+                    behind = buf.startswith(b"MAIL FROM")
+                    with self.lock:
+                        self.behind_dot += behind
+                        if self.mode == "drop" and behind:
+                            self.drops += 1
+                        elif self.mode == "accept":
+                            self.accepted += 1
+                    if self.mode == "drop" and behind:
+                        return  # the session is lost: no reply to this dot
+                    conn.sendall(b"250 queued\r\n" if self.mode == "accept" else b"451 later\r\n")
+                else:
+                    conn.sendall(b"500 what\r\n")
 
 
 class TestFetchPop3(FetchCase):
@@ -253,6 +395,86 @@ class TestFetchPop3(FetchCase):
         self.z.start()
         self.fetch(seed_pop(), expect=0)
         self.assertEqual(self.wait_subjects("sjoerd", 1), ["test 1"])
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_handoff_pipelines_the_next_transaction_behind_the_dot(self):
+        """RFC 2920 3.1: the next message's MAIL, RCPT and DATA follow a final dot without
+        waiting for its 250 (zolderd answers them in the turn of its commit round)."""
+        smtp = PipelineSmtp("127.0.1.22", 2698, "accept")
+        self.addCleanup(smtp.close)
+        for i in range(20):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"), expect=0)
+        self.assertEqual(smtp.accepted, 20)
+        self.assertGreater(smtp.behind_dot, 0, "no MAIL FROM came behind a final dot")
+        self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
+
+    def test_handoff_pipelines_whole_messages_with_chunking(self):
+        """CHUNKING and PIPELINING offered: whole messages (RSET, MAIL, RCPT, BDAT n LAST and
+        the bytes) follow each other without waiting for the replies; a transaction refused
+        at RCPT (BDAT then only answers 554 and the transaction stays open) does not spoil
+        the next one, thanks to its RSET."""
+        smtp = PipelineSmtp("127.0.1.22", 2698, "accept", wait=0, chunking=True)
+        self.addCleanup(smtp.close)
+        for i in range(24):
+            self.isp.inject("mailstore", "sjoerd", message(i) if i != 5 else
+                            "From: refuse@paprika\nSubject: refused\n\nno\n")
+        with open(self.z.config, "a") as f:
+            f.write("fetch_smtp_sessions = 1\nfetch_refused = keep\n")
+        self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
+        self.assertEqual(smtp.accepted, 23)
+        self.assertEqual(smtp.open_txn_refused, 0, "a MAIL met a transaction left open")
+        self.assertGreater(smtp.behind_dot, 0, "no transaction came before the previous reply")
+        left = self.isp.messages("mailstore", "sjoerd")
+        self.assertEqual(len(left), 1, "the refused one stays on the server")
+        self.assertIn("Subject: refused", self.isp.read("mailstore", "sjoerd", left[0]["uid"]))
+        # the bytes are the message with CRLF line ends, unstuffed, as DATA would carry them
+        one = [b for b in smtp.bodies if b"Subject: test 7\r\n" in b]
+        self.assertEqual(len(one), 1)
+        self.assertTrue(one[0].endswith(b"Message 7.\r\n"), one[0][-40:])
+
+    def test_fetch_smtp_sessions_sets_the_hand_off_sessions(self):
+        smtp = PipelineSmtp("127.0.1.22", 2698, "accept")
+        self.addCleanup(smtp.close)
+        for i in range(30):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        with open(self.z.config, "a") as f:
+            f.write("fetch_smtp_sessions = 3\n")
+        self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"), expect=0)
+        self.assertEqual(smtp.accepted, 30)
+        self.assertEqual(smtp.sessions, 3, "the replies wait 0.2 s: every session allowed opens")
+        with open(self.z.config, "a") as f:
+            f.write("fetch_smtp_sessions = 17\n")
+        r = subprocess.run([zolder_test.binary("zolderd"), "-t", "-c", self.z.config],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("fetch_smtp_sessions", r.stdout + r.stderr)
+
+    def test_session_lost_with_a_transaction_behind_the_dot_loses_nothing(self):
+        """A session lost after a final dot with the next transaction pipelined behind it:
+        neither message is recorded or deleted; the next poll delivers each once."""
+        for i in range(20):
+            self.isp.inject("mailstore", "sjoerd", message(i))
+        # with CHUNKING (whole messages in flight) first, then behind a DATA's final dot
+        smtp = PipelineSmtp("127.0.1.22", 2698, "drop", chunking=True)
+        r = self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
+        smtp.close()
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertGreater(smtp.drops, 0, "no session was lost with a transaction in flight behind")
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 20, "nothing deleted")
+        self.assertEqual(self.uid_record(), [], "nothing recorded as delivered")
+        smtp = PipelineSmtp("127.0.1.22", 2698, "drop")
+        self.addCleanup(smtp.close)
+        r = self.fetch(seed_pop(extra="smtphost 127.0.1.22/2698"))
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertGreater(smtp.drops, 0, "no session was lost with a MAIL FROM behind its dot")
+        self.assertIn("hand-off session lost", r.stdout + r.stderr)
+        self.assertEqual(len(self.isp.messages("mailstore", "sjoerd")), 20, "nothing deleted")
+        self.assertEqual(self.uid_record(), [], "nothing recorded as delivered")
+        smtp.close()
+        self.fetch(seed_pop(), expect=0)
+        subjects = self.wait_subjects("sjoerd", 20)
+        self.assertEqual(sorted(subjects), sorted(f"test {i}" for i in range(20)))
         self.assertEqual(self.isp.messages("mailstore", "sjoerd"), [])
 
     def test_full_isp_mailbox_drains_in_one_session(self):

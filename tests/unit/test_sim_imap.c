@@ -112,6 +112,7 @@ struct fake {
     unsigned next;
     struct buf violations;
     struct buf expunged;
+    int syncs; /* expunged hook calls: one per command that removed something */
 };
 static struct fake fk;
 
@@ -155,6 +156,12 @@ static void fake_set_flags(void *ctx, unsigned uid, unsigned flags)
             fk.msgs[i].flags = flags;
 }
 
+static void fake_expunged(void *ctx)
+{
+    (void)ctx;
+    fk.syncs++;
+}
+
 static void fake_expunge(void *ctx, unsigned uid)
 {
     (void)ctx;
@@ -176,7 +183,8 @@ static void fake_violation(void *ctx, const char *kind, const char *detail)
 
 static const struct sim_imap_hooks hooks = {
     .login = fake_login, .snapshot = fake_snapshot, .read = fake_read,
-    .set_flags = fake_set_flags, .expunge = fake_expunge, .violation = fake_violation};
+    .set_flags = fake_set_flags, .expunge = fake_expunge, .expunged = fake_expunged,
+    .violation = fake_violation};
 
 static int setup(void **state)
 {
@@ -252,14 +260,17 @@ static void test_imap_fetch_store_expunge(void **state)
                         "i OK UID STORE completed\r\n");
     /* UID EXPUNGE takes only the set's deleted messages */
     assert_string_equal(say(&s, "j UID EXPUNGE 1:2\r\n", NULL), "j OK UID EXPUNGE completed\r\n");
+    assert_int_equal(fk.syncs, 0); /* nothing removed: nothing to sync */
     assert_string_equal(say(&s, "k UID EXPUNGE 3\r\n", NULL),
                         "* 3 EXPUNGE\r\nk OK UID EXPUNGE completed\r\n");
     assert_string_equal(fk.expunged.data, "3;");
+    assert_int_equal(fk.syncs, 1);
     assert_string_equal(say(&s, "l STORE 1:* FLAGS (\\Deleted \\Seen)\r\n", NULL),
                         "* 1 FETCH (FLAGS (\\Deleted \\Seen))\r\n* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\n"
                         "l OK STORE completed\r\n");
     assert_string_equal(say(&s, "m EXPUNGE\r\n", NULL),
                         "* 1 EXPUNGE\r\n* 1 EXPUNGE\r\nm OK EXPUNGE completed\r\n");
+    assert_int_equal(fk.syncs, 2); /* two removals, one sync */
     assert_string_equal(say(&s, "n SEARCH ALL\r\n", NULL), "* SEARCH\r\nn OK SEARCH completed\r\n");
     bool open;
     assert_string_equal(say(&s, "o LOGOUT\r\n", &open), "* BYE ispsim logging out\r\no OK LOGOUT completed\r\n");
