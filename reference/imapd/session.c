@@ -290,13 +290,8 @@ static void imapd_store_error(struct imapd_session *ss, const char *tag, enum ma
 static bool imapd_in_set(const struct imap_seqset *set, uint32_t n, uint32_t star)
 {
     for (size_t i = 0; i < set->n; i++) {
-        uint32_t lo = set->ranges[i].lo == IMAP_SEQ_STAR ? star : set->ranges[i].lo;
-        uint32_t hi = set->ranges[i].hi == IMAP_SEQ_STAR ? star : set->ranges[i].hi;
-        if (lo > hi) {
-            uint32_t t = lo;
-            lo = hi;
-            hi = t;
-        }
+        uint32_t lo, hi;
+        imap_seq_range_bounds(&set->ranges[i], star, &lo, &hi);
         if (n >= lo && n <= hi)
             return true;
     }

@@ -255,13 +255,8 @@ void imapd_uidset_make(struct imapd_uidset *u, const struct imap_seqset *set, ui
     uint32_t(*r)[2] = xreallocarray(NULL, set->n, sizeof *r);
     size_t n = 0;
     for (size_t i = 0; i < set->n; i++) {
-        uint32_t lo = set->ranges[i].lo == IMAP_SEQ_STAR ? star : set->ranges[i].lo;
-        uint32_t hi = set->ranges[i].hi == IMAP_SEQ_STAR ? star : set->ranges[i].hi;
-        if (lo > hi) {
-            uint32_t t = lo;
-            lo = hi;
-            hi = t;
-        }
+        uint32_t lo, hi;
+        imap_seq_range_bounds(&set->ranges[i], star, &lo, &hi);
         if (lo < min)
             lo = min;
         if (hi > max)

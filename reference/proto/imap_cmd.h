@@ -142,6 +142,15 @@ struct imap_seqset {
     bool saved;        /* "$" (RFC 5182): not supported, never set */
 };
 
+/* A range's bounds with '*' as star, low first ("5:2" is 2:5, RFC 3501 9 seq-range). */
+static inline void imap_seq_range_bounds(const struct imap_seq_range *r, uint32_t star, uint32_t *lo_r,
+                                         uint32_t *hi_r)
+{
+    uint32_t lo = r->lo == IMAP_SEQ_STAR ? star : r->lo, hi = r->hi == IMAP_SEQ_STAR ? star : r->hi;
+    *lo_r = lo < hi ? lo : hi;
+    *hi_r = lo < hi ? hi : lo;
+}
+
 enum imap_fetch_kind {
     IMAP_FETCH_FLAGS,
     IMAP_FETCH_UID,
