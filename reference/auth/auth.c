@@ -361,6 +361,20 @@ unsigned long long auth_service_hashed(const struct auth_service *svc)
     return svc->hashed;
 }
 
+/* A verdict known without a hash (a cache hit, overload, a password too long): answered on
+ * the next loop turn, never from inside auth_submit. */
+static void auth_answer_next_turn(struct auth_service *svc, struct auth_request *r, enum users_auth result)
+{
+    explicit_bzero(r->password, sizeof r->password);
+    r->result = result;
+    r->delaying = true;
+    r->delay = evtimer_new(svc->base, auth_delay_done, r);
+    r->next = svc->delaying;
+    svc->delaying = r;
+    struct timeval now = {0, 0};
+    evtimer_add(r->delay, &now);
+}
+
 struct auth_request *auth_submit(struct auth_service *svc, const struct users_check *chk,
                                  const char *password, auth_done_fn done, void *arg)
 {
@@ -375,14 +389,7 @@ struct auth_request *auth_submit(struct auth_service *svc, const struct users_ch
         r->cacheable = true;
         if (auth_cache_hit(svc, r->digest)) {
             /* this password passed against this very hash string within the TTL */
-            explicit_bzero(r->password, sizeof r->password);
-            r->result = USERS_AUTH_OK;
-            r->delaying = true;
-            r->delay = evtimer_new(svc->base, auth_delay_done, r);
-            r->next = svc->delaying;
-            svc->delaying = r;
-            struct timeval now = {0, 0};
-            evtimer_add(r->delay, &now); /* answered on the next loop turn, as always */
+            auth_answer_next_turn(svc, r, USERS_AUTH_OK);
             return r;
         }
     }
@@ -397,15 +404,7 @@ struct auth_request *auth_submit(struct auth_service *svc, const struct users_ch
     if (full || too_long) {
         if (full)
             log_warnx("auth: %d checks waiting: refusing a login as overload", AUTH_QUEUE_MAX);
-        explicit_bzero(r->password, sizeof r->password);
-        r->result = USERS_AUTH_ERROR;
-        r->delaying = true;
-        /* answered on the next loop turn, never from inside auth_submit */
-        r->delay = evtimer_new(svc->base, auth_delay_done, r);
-        r->next = svc->delaying;
-        svc->delaying = r;
-        struct timeval now = {0, 0};
-        evtimer_add(r->delay, &now);
+        auth_answer_next_turn(svc, r, USERS_AUTH_ERROR);
     }
     return r;
 }
