@@ -226,6 +226,24 @@ class SMTPTalk:
         self.sock.close()
 
 
+# mbsync's channel for INBOX alone, both ways, deletions too
+MBSYNC_INBOX_CHANNEL = ("Channel inbox\nFar :far:INBOX\nNear :near:INBOX\nSync All\nCreate Near\n"
+                        "Expunge Both\nSyncState *\n")
+
+
+def write_mbsyncrc(home, address, port, user, password, near, channel, near_extra=""):
+    """An mbsyncrc in home: the IMAP server at address:port as "far", the Maildir tree near
+    as "near", and the channel text given. Returns its path."""
+    rc = os.path.join(home, "mbsyncrc")
+    with open(rc, "w") as f:
+        f.write(f"IMAPAccount zolder\nHost {address}\nPort {port}\nUser {user}\nPass \"{password}\"\n"
+                "SSLType None\nAuthMechs LOGIN PLAIN\n\n"
+                "IMAPStore far\nAccount zolder\n\n"
+                f"MaildirStore near\nPath {near}/\nInbox {near}/INBOX\n{near_extra}\n"
+                + channel)
+    return rc
+
+
 class SourceIMAP(imaplib.IMAP4):
     """imaplib's client from a chosen source address (a LAN host, or 127.0.0.1 for plain-text
     logins), as the tests of zolder's IMAP service need."""

@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
+from zolderd_instance import MBSYNC_INBOX_CHANNEL, SourceIMAP, Zolderd, crypt_hash, test_port, write_mbsyncrc  # noqa: E402,E501
 
 ADDRESS = "127.0.1.43"
 SMTP_PORT = 2525
@@ -524,14 +524,7 @@ class ImapClientsTest(ImapCase):
         home = self.z.inst.path("mbsync")
         maildir = os.path.join(home, "Mail")
         os.makedirs(maildir)
-        rc = os.path.join(home, "mbsyncrc")
-        with open(rc, "w") as f:
-            f.write(f"IMAPAccount zolder\nHost {ADDRESS}\nPort {IMAP_PORT}\nUser bouke\nPass \"{PASSWORD}\"\n"
-                    "SSLType None\nAuthMechs LOGIN PLAIN\n\n"
-                    "IMAPStore far\nAccount zolder\n\n"
-                    f"MaildirStore near\nPath {maildir}/\nInbox {maildir}/INBOX\n\n"
-                    "Channel inbox\nFar :far:INBOX\nNear :near:INBOX\nSync All\nCreate Near\n"
-                    "Expunge Both\nSyncState *\n")
+        rc = write_mbsyncrc(home, ADDRESS, IMAP_PORT, "bouke", PASSWORD, maildir, MBSYNC_INBOX_CHANNEL)
         cmd = ["mbsync", "-c", rc, "inbox"]
         self.run_tool(cmd, home)
         cur = lambda: sorted(os.listdir(os.path.join(maildir, "INBOX", "cur")) +  # noqa: E731

@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
-from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
+from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port, write_mbsyncrc  # noqa: E402
 
 ADDRESS = "127.0.1.47"
 SMTP_PORT = 2525
@@ -374,14 +374,10 @@ class MbsyncFoldersTest(FoldersCase):
         home = self.z.inst.path("mbsync")
         near = os.path.join(home, "Mail")
         os.makedirs(near)
-        rc = os.path.join(home, "mbsyncrc")
-        with open(rc, "w") as f:
-            f.write(f"IMAPAccount zolder\nHost {ADDRESS}\nPort {IMAP_PORT}\nUser bouke\nPass \"{PASSWORD}\"\n"
-                    "SSLType None\nAuthMechs LOGIN PLAIN\n\n"
-                    "IMAPStore far\nAccount zolder\n\n"
-                    f"MaildirStore near\nPath {near}/\nInbox {near}/INBOX\nSubFolders Verbatim\n\n"
-                    "Channel all\nFar :far:\nNear :near:\nPatterns *\nSync All\nCreate Both\n"
-                    "Expunge Both\nSyncState *\n")
+        rc = write_mbsyncrc(home, ADDRESS, IMAP_PORT, "bouke", PASSWORD, near,
+                            "Channel all\nFar :far:\nNear :near:\nPatterns *\nSync All\nCreate Both\n"
+                            "Expunge Both\nSyncState *\n",
+                            near_extra="SubFolders Verbatim\n")
 
         def run():
             r = subprocess.run(["mbsync", "-c", rc, "all"], env={**os.environ, "HOME": home},

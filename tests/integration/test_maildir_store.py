@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "helper"))
 import zolder_test  # noqa: E402
-from zolderd_instance import SourceIMAP, Zolderd, crypt_hash, test_port  # noqa: E402
+from zolderd_instance import MBSYNC_INBOX_CHANNEL, SourceIMAP, Zolderd, crypt_hash, test_port, write_mbsyncrc  # noqa: E402,E501
 
 ADDRESS = "127.0.1.71"
 SMTP_PORT = 2525
@@ -414,14 +414,7 @@ class MaildirClientsTest(MaildirCase):
         home = self.z.inst.path("mbsync")
         near = os.path.join(home, "Mail")
         os.makedirs(near)
-        rc = os.path.join(home, "mbsyncrc")
-        with open(rc, "w") as f:
-            f.write(f"IMAPAccount zolder\nHost {ADDRESS}\nPort {IMAP_PORT}\nUser bouke\nPass \"{PASSWORD}\"\n"
-                    "SSLType None\nAuthMechs LOGIN PLAIN\n\n"
-                    "IMAPStore far\nAccount zolder\n\n"
-                    f"MaildirStore near\nPath {near}/\nInbox {near}/INBOX\n\n"
-                    "Channel inbox\nFar :far:INBOX\nNear :near:INBOX\nSync All\nCreate Near\n"
-                    "Expunge Both\nSyncState *\n")
+        rc = write_mbsyncrc(home, ADDRESS, IMAP_PORT, "bouke", PASSWORD, near, MBSYNC_INBOX_CHANNEL)
         cmd = ["mbsync", "-c", rc, "inbox"]
         self.run_tool(cmd, home)
         box = os.path.join(near, "INBOX")
